@@ -1,0 +1,155 @@
+"""The ``kitchen`` command line: parses options, calls the stages, maps outcomes to exit codes.
+
+Exit codes: 0 clean, 1 findings (or a stale ``rendered/``), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import pipeline
+from .errors import KitchenError
+from .findings import Finding, exit_code
+from .plan import EnvironmentPlan
+from .report import REPORTERS, report
+from .write import check_outputs, write_outputs
+
+app = typer.Typer(
+    name="kitchen",
+    help="GitOps generator and gate for multi-LoRA LLM serving on KServe + vLLM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Format = Enum("Format", {name: name for name in REPORTERS}, type=str)  # type: ignore[misc]
+
+RootOpt = Annotated[Path, typer.Option("--root", "--catalog", help="Repository root holding catalog/, environments/, templates/.")]
+EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment (repeatable); default: all.")]
+
+
+class PlanFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _emit(findings: Sequence[Finding], fmt: str, *, stream: object = None) -> None:
+    if findings or fmt != "text":
+        out = report(findings, fmt)
+        (sys.stdout if stream is None else stream).write(out)  # type: ignore[attr-defined]
+
+
+@app.command()
+def validate(
+    root: RootOpt = Path("."),
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format["text"],  # type: ignore[valid-type]
+) -> None:
+    """Check the catalog: YAML, schema, names and cross references."""
+    outcome = pipeline.validate(root)
+    _emit(outcome.findings, fmt.value)
+    if outcome.ok and fmt.value == "text":
+        c = outcome.catalog
+        typer.echo(f"catalog ok: {len(c.bases)} bases, {len(c.flavors)} flavors, "
+                   f"{len(c.tenants)} tenants, {len(c.environments)} environments")
+    raise typer.Exit(exit_code(outcome.findings))
+
+
+def _plan_table(p: EnvironmentPlan) -> str:
+    env = p.environment
+    rows = [("NAMESPACE/INFERENCESERVICE", "BASE", "FLAVORS", "MAX RANK", "GPUS", "REPLICAS", "KV FIT")]
+    for s in p.services:
+        rows.append((f"{s.namespace}/{s.name}", s.base.ref, ",".join(f.ref for f in s.flavors) or "-",
+                     f"{max((f.rank for f in s.flavors), default=0)}→{s.max_lora_rank}",
+                     f"{s.tensor_parallel_size}×{env.cluster.gpu.product}", str(s.replicas),
+                     f"{s.memory.full_length_sequences:.1f}× {s.max_model_len}"
+                     + ("" if s.memory.fits else " (does not fit)")))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"environment {env.name}: {env.cluster.gpu.total}× {env.cluster.gpu.product} "
+             f"({env.cluster.gpu.memory_gib:g} GiB), {sum(s.gpus for s in p.services)} GPUs planned, "
+             f"{sum(t.gpu_quota for t in p.tenants)} GPUs of quota"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def plan(
+    root: RootOpt = Path("."),
+    env: EnvOpt = None,
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.table,
+) -> None:
+    """Show which InferenceService serves which base with which flavors, per environment."""
+    outcome = pipeline.plan(root, env)
+    if outcome.findings:
+        _emit(outcome.findings, "text", stream=sys.stderr)
+    if not outcome.ok:
+        raise typer.Exit(1)
+    if fmt is PlanFormat.json:
+        doc = {name: p.as_dict() for name, p in outcome.plans.items()}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        typer.echo("\n".join(_plan_table(p) for p in outcome.plans.values()), nl=False)
+    raise typer.Exit(exit_code(outcome.findings))
+
+
+@app.command()
+def render(
+    root: RootOpt = Path("."),
+    env: EnvOpt = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder; default <root>/rendered.")] = None,
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the output is stale.")] = False,
+) -> None:
+    """Render manifests per environment under rendered/<env>/ (or check they are up to date)."""
+    outcome = pipeline.render(root, env)
+    if outcome.findings:
+        _emit(outcome.findings, "text", stream=sys.stderr)
+    if not outcome.ok:
+        typer.echo("nothing written: fix the findings above", err=True)
+        raise typer.Exit(1)
+    target = out if out is not None else root / "rendered"
+    full = not env
+    if check:
+        diffs = check_outputs(target, outcome.rendered, prune_environments=full)
+        for d in diffs:
+            typer.echo(f"{target / d.path}: {d.change}")
+        if diffs:
+            typer.echo(f"{len(diffs)} rendered file(s) out of date: run `kitchen render` and commit",
+                       err=True)
+            raise typer.Exit(1)
+        typer.echo(f"rendered output up to date ({', '.join(outcome.rendered)})")
+        raise typer.Exit(0)
+    write_outputs(target, outcome.rendered, prune_environments=full)
+    for name, files in outcome.rendered.items():
+        typer.echo(f"rendered {name}: {len(files)} files in {target / name}")
+    raise typer.Exit(exit_code(outcome.findings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except KitchenError as exc:
+        typer.echo(f"kitchen: error: {exc}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("kitchen: aborted", err=True)
+        return 2
+    except Exception as exc:
+        # typer's (vendored) click usage errors: unknown command, bad option value
+        show = getattr(exc, "show", None)
+        if callable(show) and hasattr(exc, "exit_code"):
+            show()
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

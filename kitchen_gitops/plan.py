@@ -1,0 +1,307 @@
+"""Plan each environment: which InferenceService serves which base with which flavors.
+
+Every vLLM argument is computed from the catalog (ranks, adapter counts, architecture
+facts, the environment's GPUs and defaults); the plan also estimates whether the model,
+the LoRA slots and a full-length KV cache fit in the GPU memory of one replica.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .findings import Finding, Location, Severity
+from .model import Architecture, Base, Catalog, Environment, Flavor, Tenant
+
+# The --max-lora-rank values vLLM's argument parser accepts.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
+# Activations, CUDA graphs and the runtime itself, per GPU (measured vLLM overhead is 1–3 GiB).
+RUNTIME_OVERHEAD_GIB = 2.0
+GIB = 1024**3
+
+BASE_MOUNT = "/mnt/models/base"
+ADAPTER_MOUNT = "/mnt/models/adapters"
+OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
+
+
+def round_lora_rank(rank: int) -> int:
+    """The smallest rank vLLM accepts that is at least ``rank``."""
+    for allowed in VLLM_LORA_RANKS:
+        if allowed >= rank:
+            return allowed
+    raise ValueError(f"rank {rank} exceeds vLLM's largest --max-lora-rank {VLLM_LORA_RANKS[-1]}")
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    gpu_memory_gib: float
+    usable_gib: float
+    weights_gib: float
+    lora_gib: float
+    overhead_gib: float
+    kv_cache_gib: float
+    kv_bytes_per_token: int
+    kv_tokens: int
+    max_model_len: int
+
+    @property
+    def fits(self) -> bool:
+        return self.kv_tokens >= self.max_model_len
+
+    @property
+    def full_length_sequences(self) -> float:
+        return self.kv_tokens / self.max_model_len if self.max_model_len else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gpu_memory_gib": round(self.gpu_memory_gib, 2),
+            "usable_gib": round(self.usable_gib, 2),
+            "weights_gib": round(self.weights_gib, 2),
+            "lora_gib": round(self.lora_gib, 3),
+            "overhead_gib": round(self.overhead_gib, 2),
+            "kv_cache_gib": round(self.kv_cache_gib, 2),
+            "kv_bytes_per_token": self.kv_bytes_per_token,
+            "kv_tokens": self.kv_tokens,
+            "full_length_sequences": round(self.full_length_sequences, 2),
+            "fits": self.fits,
+        }
+
+
+def _lora_bytes_per_slot(arch: Architecture, rank: int, dtype_bytes: int) -> int:
+    """vLLM preallocates A and B for every LoRA-capable projection of every layer."""
+    h, kv = arch.hidden_size, arch.num_key_value_heads * arch.head_dim
+    q = arch.num_attention_heads * arch.head_dim
+    inter = arch.intermediate_size
+    shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, inter), (h, inter), (inter, h)]
+    return arch.num_hidden_layers * rank * sum(i + o for i, o in shapes) * dtype_bytes
+
+
+def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_rank: int,
+                    max_model_len: int) -> MemoryEstimate:
+    arch = base.architecture
+    nbytes = DTYPE_BYTES[arch.torch_dtype]
+    gpu = env.cluster.gpu
+    total = gpu.memory_gib * tp
+    usable = total * env.serving.vllm.gpu_memory_utilization
+    weights = arch.parameters_billions * 1e9 * nbytes / GIB
+    lora = max_loras * _lora_bytes_per_slot(arch, max_rank, nbytes) / GIB
+    overhead = RUNTIME_OVERHEAD_GIB * tp
+    kv_cache = max(usable - weights - lora - overhead, 0.0)
+    kv_per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * nbytes
+    kv_tokens = int(kv_cache * GIB // kv_per_token)
+    return MemoryEstimate(total, usable, weights, lora, overhead, kv_cache, kv_per_token,
+                          kv_tokens, max_model_len)
+
+
+@dataclass(frozen=True)
+class LoraModule:
+    name: str
+    path: str
+    uri: str
+    flavor: Flavor
+
+    def as_arg(self, base_model_name: str) -> str:
+        return json.dumps({"name": self.name, "path": self.path, "base_model_name": base_model_name},
+                          separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """One InferenceService: a tenant's base model with that tenant's flavors of it."""
+
+    environment: Environment
+    tenant: Tenant
+    base: Base
+    flavors: tuple[Flavor, ...]
+    name: str
+    namespace: str
+    served_model_name: str
+    max_loras: int
+    max_lora_rank: int
+    max_cpu_loras: int
+    max_model_len: int
+    tensor_parallel_size: int
+    replicas: int
+    memory: MemoryEstimate
+    lora_modules: tuple[LoraModule, ...]
+    args: tuple[str, ...]
+    env_vars: tuple[tuple[str, str], ...]
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor_parallel_size * self.replicas
+
+    @property
+    def runtime_name(self) -> str:
+        return f"vllm-{self.name}"
+
+    @property
+    def storage_uris(self) -> list[dict[str, str]]:
+        out = [{"uri": self.base.source, "mountPath": BASE_MOUNT}]
+        out += [{"uri": m.uri, "mountPath": m.path} for m in self.lora_modules]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment.name,
+            "tenant": self.tenant.name,
+            "namespace": self.namespace,
+            "inference_service": self.name,
+            "runtime": self.runtime_name,
+            "base": self.base.ref,
+            "served_model_name": self.served_model_name,
+            "flavors": [f.ref for f in self.flavors],
+            "max_adapter_rank": max((f.rank for f in self.flavors), default=0),
+            "max_lora_rank": self.max_lora_rank,
+            "max_loras": self.max_loras,
+            "max_cpu_loras": self.max_cpu_loras,
+            "max_model_len": self.max_model_len,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "replicas": self.replicas,
+            "gpus": self.gpus,
+            "memory": self.memory.as_dict(),
+            "args": list(self.args),
+            "env": dict(self.env_vars),
+            "storage_uris": self.storage_uris,
+        }
+
+
+@dataclass
+class TenantPlan:
+    tenant: Tenant
+    namespace: str
+    gpu_quota: int
+    services: list[ServicePlan] = field(default_factory=list)
+
+
+@dataclass
+class EnvironmentPlan:
+    environment: Environment
+    tenants: list[TenantPlan] = field(default_factory=list)
+
+    @property
+    def services(self) -> list[ServicePlan]:
+        return [s for t in self.tenants for s in t.services]
+
+    def as_dict(self) -> dict[str, Any]:
+        env = self.environment
+        return {
+            "environment": env.name,
+            "gpu": {"product": env.cluster.gpu.product, "memory_gib": env.cluster.gpu.memory_gib,
+                    "total": env.cluster.gpu.total},
+            "gpus_planned": sum(s.gpus for s in self.services),
+            "gpu_quota_total": sum(t.gpu_quota for t in self.tenants),
+            "tenants": [{"tenant": t.tenant.name, "namespace": t.namespace, "gpu_quota": t.gpu_quota,
+                         "services": [s.as_dict() for s in t.services]} for t in self.tenants],
+        }
+
+
+def _choose_tp(base: Base, env: Environment, max_loras: int, max_rank: int,
+               max_model_len: int) -> tuple[int, MemoryEstimate]:
+    """Smallest power-of-two GPU count per replica that fits, divides the heads, fits a node."""
+    gpu = env.cluster.gpu
+    heads = base.architecture.num_attention_heads
+    tp = 1
+    while tp < env.serving.min_gpus_per_replica:
+        tp *= 2
+    candidates = []
+    while tp <= gpu.per_node:
+        if heads % tp == 0:
+            candidates.append(tp)
+        tp *= 2
+    if not candidates:
+        candidates = [max(1, env.serving.min_gpus_per_replica)]
+    for tp in candidates:
+        est = estimate_memory(base, env, tp, max_loras, max_rank, max_model_len)
+        if est.fits:
+            return tp, est
+    tp = candidates[-1]
+    return tp, estimate_memory(base, env, tp, max_loras, max_rank, max_model_len)
+
+
+def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Flavor],
+                 replicas: int) -> ServicePlan:
+    vllm = env.serving.vllm
+    flavors = sorted(flavors, key=lambda f: f.name)
+    max_rank = round_lora_rank(max((f.rank for f in flavors), default=1))
+    max_loras = max(1, min(len(flavors), vllm.max_loras))
+    max_cpu_loras = max(max_loras, len(flavors), vllm.max_cpu_loras or 0)
+    max_model_len = min(vllm.max_model_len, base.architecture.max_position_embeddings)
+    tp, memory = _choose_tp(base, env, max_loras, max_rank, max_model_len)
+    served = base.serve_name
+    modules = tuple(LoraModule(f.name, f"{ADAPTER_MOUNT}/{f.name}", f.source, f) for f in flavors)
+    args: list[str] = [
+        f"--model={BASE_MOUNT}",
+        f"--served-model-name={served}",
+        f"--dtype={base.architecture.torch_dtype}",
+        f"--max-model-len={max_model_len}",
+        f"--tensor-parallel-size={tp}",
+        f"--gpu-memory-utilization={vllm.gpu_memory_utilization}",
+        f"--max-num-seqs={vllm.max_num_seqs}",
+    ]
+    if base.trust_remote_code:
+        args.append("--trust-remote-code")
+    if modules:
+        args += [
+            "--enable-lora",
+            f"--max-loras={max_loras}",
+            f"--max-lora-rank={max_rank}",
+            f"--max-cpu-loras={max_cpu_loras}",
+            "--lora-modules",
+            *(m.as_arg(served) for m in modules),
+        ]
+    args += vllm.extra_args
+    return ServicePlan(
+        environment=env, tenant=tenant, base=base, flavors=tuple(flavors), name=base.name,
+        namespace=tenant.ns, served_model_name=served, max_loras=max_loras, max_lora_rank=max_rank,
+        max_cpu_loras=max_cpu_loras, max_model_len=max_model_len, tensor_parallel_size=tp,
+        replicas=replicas, memory=memory, lora_modules=modules, args=tuple(args),
+        env_vars=OFFLINE_ENV,
+    )
+
+
+def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
+    """Plan one environment of a catalog that validated without errors."""
+    env = catalog.environments[env_name]
+    plan = EnvironmentPlan(env)
+    for tenant_name in sorted(catalog.tenants):
+        tenant = catalog.tenants[tenant_name]
+        tenv = tenant.environments.get(env_name)
+        if tenv is None:
+            continue
+        tplan = TenantPlan(tenant, tenant.ns, tenv.gpu_quota)
+        by_base: dict[str, list[Flavor]] = {}
+        for ref in tenv.flavors:
+            flavor = catalog.flavors[str(ref)]
+            by_base.setdefault(str(flavor.base), []).append(flavor)
+        replicas = env.serving.replicas if tenv.replicas is None else tenv.replicas
+        for base_ref in sorted(by_base):
+            base = catalog.bases[base_ref]
+            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas))
+        plan.tenants.append(tplan)
+    return plan
+
+
+def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
+    """What the plan itself can tell: a replica that does not fit its GPUs."""
+    out = []
+    env = plan.environment
+    for svc in plan.services:
+        if not svc.memory.fits:
+            m = svc.memory
+            out.append(Finding(
+                "plan.gpu-memory", Severity.ERROR,
+                f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
+                f"{svc.tensor_parallel_size}× {env.cluster.gpu.product}: weights {m.weights_gib:.1f} GiB "
+                f"+ LoRA slots {m.lora_gib:.2f} GiB + overhead {m.overhead_gib:.1f} GiB leave room for "
+                f"{m.kv_tokens} KV tokens",
+                _tenant_env_location(catalog, svc.tenant, env.name),
+                expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
+            ))
+    return out
+
+
+def _tenant_env_location(catalog: Catalog, tenant: Tenant, env_name: str) -> Location:
+    return catalog.location("Tenant", tenant.name, ("environments", env_name))

@@ -1,0 +1,285 @@
+"""Render an environment's plan into Kubernetes manifests with the Jinja2 templates.
+
+Python decides every value; the templates in ``templates/`` only format them.  Each
+rendered object carries labels and annotations that trace it back to its catalog
+sources, and records the catalog location that caused it for the policy stage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import ConfigError
+from .findings import Location
+from .model import Catalog, Environment
+from .plan import EnvironmentPlan, ServicePlan, TenantPlan
+
+DOMAIN = "kitchen-gitops.io"
+MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
+STORAGE_SERVICE_ACCOUNT = "kitchen-storage"
+RUNTIME_NAME = "kitchen-vllm"
+CONFORMANCE_NAMESPACE = "kitchen-conformance"
+AUTH_ANNOTATION = "security.opendatahub.io/enable-auth"
+
+# Argo CD sync waves: namespaces first, then RBAC/quotas/policies, runtimes, then models.
+WAVE_NAMESPACE = -10
+WAVE_RBAC = -5
+WAVE_RUNTIME = 0
+WAVE_SERVICE = 10
+
+
+@dataclass(frozen=True)
+class RenderedObject:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    source: Location
+    sources: tuple[str, ...]
+
+
+@dataclass
+class RenderedFile:
+    path: str  # relative to the output root, posix
+    content: str
+    objects: list[RenderedObject] = field(default_factory=list)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]*$")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def _key(value: str) -> str:
+    """A mapping key, plain where YAML cannot read it as anything but that string."""
+    if _PLAIN_KEY.match(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return _json(value)
+
+
+@lru_cache(maxsize=8)
+def _environment(template_dir: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=False,
+    )
+    env.filters["tojson"] = _json
+    env.filters["key"] = _key
+    return env
+
+
+def template_dir(root: Path) -> Path:
+    folder = root / "templates"
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no templates folder; kitchen renders with <root>/templates/*.j2")
+    return folder
+
+
+@dataclass(frozen=True)
+class Meta:
+    name: str
+    namespace: str
+    labels: tuple[tuple[str, str], ...]
+    annotations: tuple[tuple[str, str], ...]
+
+
+def _meta(name: str, namespace: str, env: Environment, *, wave: int | None,
+          labels: Iterable[tuple[str, str]] = (), annotations: Iterable[tuple[str, str]] = ()) -> Meta:
+    lab = dict(MANAGED_BY)
+    lab[f"{DOMAIN}/environment"] = env.name
+    lab.update(labels)
+    ann = dict(annotations)
+    if wave is not None:
+        ann["argocd.argoproj.io/sync-wave"] = str(wave)
+    return Meta(name, namespace, tuple(sorted(lab.items())), tuple(sorted(ann.items())))
+
+
+class _Renderer:
+    def __init__(self, catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> None:
+        self.catalog = catalog
+        self.plan = plan
+        self.env = plan.environment
+        self.jinja = _environment(str(templates.resolve()))
+        self.files: list[RenderedFile] = []
+        self.env_source = catalog.source_file("Environment", self.env.name)
+
+    def emit(self, path: str, template: str, source: Location, sources: Iterable[str],
+             kind: str, api_version: str, meta: Meta | None, **ctx: Any) -> None:
+        srcs = tuple(sorted(set(sources)))
+        text = self.jinja.get_template(template).render(
+            meta=meta, sources=", ".join(srcs), **ctx)
+        obj = RenderedObject(api_version, kind, meta.name if meta else path, meta.namespace if meta else "",
+                             source, srcs)
+        self.files.append(RenderedFile(path, text, [obj]))
+
+    # ---------------------------------------------------------------- tenant objects
+
+    def tenant(self, t: TenantPlan) -> None:
+        tenant, env, ns = t.tenant, self.env, t.namespace
+        tfile = self.catalog.source_file("Tenant", tenant.name)
+        srcs = (tfile, self.env_source)
+        tloc = self.catalog.location("Tenant", tenant.name, ("environments", env.name))
+        tlabel = ((f"{DOMAIN}/tenant", tenant.name),)
+        trace = ((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),)
+        d = f"{ns}"
+
+        ns_ann = [*trace, ("openshift.io/display-name", tenant.display_name or tenant.name),
+                  ("openshift.io/requester", tenant.owner.contact)]
+        if tenant.description:
+            ns_ann.append(("openshift.io/description", tenant.description))
+        self.emit(f"{d}/namespace.yaml", "namespace.yaml.j2", self.catalog.location("Tenant", tenant.name, ("name",)),
+                  srcs, "Namespace", "v1",
+                  _meta(ns, "", env, wave=WAVE_NAMESPACE, labels=tlabel, annotations=ns_ann))
+        self.emit(f"{d}/resourcequota-gpu.yaml", "resourcequota.yaml.j2",
+                  self.catalog.location("Tenant", tenant.name, ("environments", env.name, "gpu_quota")),
+                  srcs, "ResourceQuota", "v1",
+                  _meta("gpu-quota", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                  gpu_resource=env.cluster.gpu.resource, gpu_quota=t.gpu_quota)
+        for role in sorted(tenant.access_groups):
+            groups = sorted(set(tenant.access_groups[role]))
+            if not groups:
+                continue
+            self.emit(f"{d}/rolebinding-{role}.yaml", "rolebinding.yaml.j2",
+                      self.catalog.location("Tenant", tenant.name, ("access_groups", role)),
+                      srcs, "RoleBinding", "rbac.authorization.k8s.io/v1",
+                      _meta(f"kitchen-{role}", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                      role=role, groups=groups)
+        self.network_policies(t, srcs, tloc, tlabel, trace)
+        self.emit(f"{d}/serviceaccount-{STORAGE_SERVICE_ACCOUNT}.yaml", "serviceaccount.yaml.j2",
+                  self.catalog.location("Environment", env.name, ("storage", "s3")),
+                  srcs, "ServiceAccount", "v1",
+                  _meta(STORAGE_SERVICE_ACCOUNT, ns, env, wave=WAVE_RBAC, labels=tlabel,
+                        annotations=[*trace, *self.s3_annotations()]),
+                  secret=env.storage.s3.secret)
+        if t.services:
+            self.emit(f"{d}/servingruntime-{RUNTIME_NAME}.yaml", "servingruntime.yaml.j2",
+                      self.catalog.location("Environment", env.name, ("images", "vllm")),
+                      srcs, "ServingRuntime", "serving.kserve.io/v1alpha1",
+                      _meta(RUNTIME_NAME, ns, env, wave=WAVE_RUNTIME, labels=tlabel,
+                            annotations=[*trace, ("opendatahub.io/recommended-accelerators",
+                                                  _json([env.cluster.gpu.resource])),
+                                         (f"{DOMAIN}/vllm-version", env.images.vllm_version)]),
+                      image=env.images.vllm, env_vars=t.services[0].env_vars,
+                      startup_failure_threshold=max(30, env.conformance.readiness_timeout_s // 10),
+                      shm_size="8Gi")
+        for svc in t.services:
+            self.service(svc, tfile, tlabel)
+
+    def s3_annotations(self) -> list[tuple[str, str]]:
+        s3 = self.env.storage.s3
+        out = [("serving.kserve.io/s3-endpoint", s3.endpoint),
+               ("serving.kserve.io/s3-usehttps", "1" if s3.use_https else "0"),
+               ("serving.kserve.io/s3-region", s3.region),
+               ("serving.kserve.io/s3-verifyssl", "1" if s3.verify_ssl else "0")]
+        if s3.ca_bundle_configmap:
+            out.append(("serving.kserve.io/s3-cabundle-configmap", s3.ca_bundle_configmap))
+        return out
+
+    def network_policies(self, t: TenantPlan, srcs: tuple[str, ...], tloc: Location,
+                         tlabel: tuple[tuple[str, str], ...], trace: tuple[tuple[str, str], ...]) -> None:
+        env, tenant, ns = self.env, t.tenant, t.namespace
+        self.emit(f"{ns}/networkpolicy-default-deny.yaml", "networkpolicy.yaml.j2", tloc, srcs,
+                  "NetworkPolicy", "networking.k8s.io/v1",
+                  _meta("default-deny-all", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                  pod_labels=(), policy_types=["Ingress", "Egress"], ingress=[], egress=[])
+        monitoring = "openshift-monitoring" if env.cluster.platform == "openshift" else "monitoring"
+        clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE, monitoring})
+        if env.serving.deployment_mode == "Serverless":
+            clients = sorted({*clients, "knative-serving", "istio-system"})
+        self.emit(f"{ns}/networkpolicy-allow-serving.yaml", "networkpolicy.yaml.j2",
+                  self.catalog.location("Tenant", tenant.name, ("allowed_clients",)), srcs,
+                  "NetworkPolicy", "networking.k8s.io/v1",
+                  _meta("allow-serving-ingress", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                  pod_labels=(("component", "predictor"),), policy_types=["Ingress"],
+                  ingress=[{"peers": clients, "ports": [8080]}], egress=None)
+        s3_ns, s3_port = _service_namespace(env.storage.s3.endpoint)
+        egress: list[dict[str, Any]] = [{"peers": [], "ports": [("UDP", 53), ("TCP", 53)]}]
+        egress.append({"peers": [s3_ns] if s3_ns else [], "ports": [("TCP", s3_port)]})
+        self.emit(f"{ns}/networkpolicy-allow-egress.yaml", "networkpolicy.yaml.j2",
+                  self.catalog.location("Environment", env.name, ("storage", "s3", "endpoint")), srcs,
+                  "NetworkPolicy", "networking.k8s.io/v1",
+                  _meta("allow-dns-and-storage-egress", ns, env, wave=WAVE_RBAC, labels=tlabel,
+                        annotations=trace),
+                  pod_labels=(), policy_types=["Egress"], ingress=None, egress=egress)
+
+    # ---------------------------------------------------------------- InferenceService
+
+    def service(self, svc: ServicePlan, tenant_file: str, tlabel: tuple[tuple[str, str], ...]) -> None:
+        env, cat = self.env, self.catalog
+        base_file = cat.source_file("Base", svc.base.ref)
+        flavor_files = [cat.source_file("Flavor", f.ref) for f in svc.flavors]
+        srcs = (tenant_file, self.env_source, base_file, *flavor_files)
+        labels = (*tlabel, (f"{DOMAIN}/base", svc.base.name), (f"{DOMAIN}/base-version", svc.base.version))
+        annotations = [
+            (f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),
+            (f"{DOMAIN}/base", svc.base.ref),
+            (f"{DOMAIN}/flavors", ",".join(f.ref for f in svc.flavors)),
+            (f"{DOMAIN}/max-adapter-rank", str(max((f.rank for f in svc.flavors), default=0))),
+            ("serving.kserve.io/deploymentMode", env.serving.deployment_mode),
+            ("openshift.io/display-name", f"{svc.base.display_name or svc.base.name} ({svc.tenant.name})"),
+        ]
+        if env.serving.auth:
+            annotations.append((AUTH_ANNOTATION, "true"))
+        if env.serving.deployment_mode == "RawDeployment":
+            annotations.append(("serving.kserve.io/autoscalerClass", "none"))
+        loc_path: tuple[str | int, ...] = ("environments", env.name, "flavors")
+        self.emit(f"{svc.namespace}/inferenceservice-{svc.name}.yaml", "inferenceservice.yaml.j2",
+                  cat.location("Tenant", svc.tenant.name, loc_path), srcs,
+                  "InferenceService", "serving.kserve.io/v1beta1",
+                  _meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
+                        annotations=annotations),
+                  replicas=svc.replicas, service_account=STORAGE_SERVICE_ACCOUNT,
+                  node_selector=sorted(env.cluster.node_selector.items()),
+                  tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
+                  storage_uris=svc.storage_uris, runtime=RUNTIME_NAME, args=list(svc.args),
+                  cpu=env.serving.resources.cpu, memory=env.serving.resources.memory,
+                  gpu_resource=env.cluster.gpu.resource, gpus=svc.tensor_parallel_size)
+
+    # ---------------------------------------------------------------- environment objects
+
+    def environment(self) -> None:
+        env = self.env
+        resources = sorted(f.path for f in self.files)
+        env_loc = self.catalog.location("Environment", env.name, ("name",))
+        self.emit("kustomization.yaml", "kustomization.yaml.j2", env_loc, (self.env_source,),
+                  "Kustomization", "kustomize.config.k8s.io/v1beta1", None, resources=resources)
+        argo = env.argocd
+        self.emit("application.yaml", "application.yaml.j2",
+                  self.catalog.location("Environment", env.name, ("argocd",)), (self.env_source,),
+                  "Application", "argoproj.io/v1alpha1",
+                  _meta(f"kitchen-{env.name}", argo.namespace, env, wave=None,
+                        annotations=[(f"{DOMAIN}/sources", self.env_source)]),
+                  project=argo.project, repo_url=argo.repo_url, target_revision=argo.target_revision,
+                  app_path=f"{argo.path_prefix}/{env.name}", server=env.cluster.api_server,
+                  auto_sync=argo.auto_sync)
+
+
+def _service_namespace(endpoint: str) -> tuple[str, int]:
+    """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace."""
+    host, _, port = endpoint.partition(":")
+    parts = host.split(".")
+    ns = parts[1] if len(parts) >= 3 and parts[2] == "svc" else ""
+    return ns, int(port) if port.isdigit() else 443
+
+
+def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> list[RenderedFile]:
+    """Every file of one environment, paths relative to ``rendered/<env>/``, sorted."""
+    renderer = _Renderer(catalog, plan, templates)
+    for t in plan.tenants:
+        renderer.tenant(t)
+    renderer.environment()
+    return sorted(renderer.files, key=lambda f: f.path)
