@@ -130,6 +130,20 @@ def render(
     raise typer.Exit(exit_code(outcome.findings))
 
 
+# Command groups that live in their own modules; each module defines register(app).
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def _register_extensions() -> None:
+    import importlib
+
+    for name in EXTENSIONS:
+        importlib.import_module(f"{__package__}.{name}").register(app)
+
+
+_register_extensions()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
