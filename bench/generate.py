@@ -1,0 +1,213 @@
+"""Generate a synthetic organisation: N bases, M flavors, T tenants, E environments.
+
+    python -m bench.generate OUT --bases 20 --flavors 2000 --tenants 500 --envs 3
+
+The tree has the layout of a real catalog repository (catalog/, environments/,
+templates/ copied from this repository) and validates, plans and renders cleanly.
+Everything is derived from the indices, so the same arguments give the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+ARCHS = [
+    # model_type, architectures, layers, hidden, intermediate, heads, kv, head_dim, vocab, ctx, params
+    ("llama", "LlamaForCausalLM", 32, 4096, 14336, 32, 8, 128, 128256, 131072, 8.03),
+    ("qwen2", "Qwen2ForCausalLM", 28, 3584, 18944, 28, 4, 128, 152064, 32768, 7.62),
+    ("gemma2", "Gemma2ForCausalLM", 42, 3584, 14336, 16, 8, 256, 256000, 8192, 9.24),
+    ("mistral", "MistralForCausalLM", 32, 4096, 14336, 32, 8, 128, 32768, 32768, 7.25),
+]
+GPUS = [("NVIDIA-L40S", 48), ("NVIDIA-A100-SXM4-80GB", 80), ("NVIDIA-H100-80GB-HBM3", 80),
+        ("NVIDIA-H200", 141)]
+RANKS = (8, 16, 32, 64)
+
+
+def _sha(*parts: object) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+
+
+def _base(i: int) -> str:
+    mt, arch, layers, hidden, inter, heads, kv, hd, vocab, ctx, params = ARCHS[i % len(ARCHS)]
+    name = f"base-{i:03d}"
+    files = "".join(f"  - path: {f}\n    sha256: {_sha(name, f)}\n" for f in (
+        "config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors.index.json",
+        "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"))
+    return f"""kind: Base
+name: {name}
+version: "1.{i % 3}"
+display_name: Synthetic base {i}
+source: pvc://models-base/base/{name}/1.{i % 3}/
+license:
+  id: apache-2.0
+  approval:
+    approved: true
+    approver: security-board@example.com
+    date: 2026-01-01
+architecture:
+  model_type: {mt}
+  architectures: [{arch}]
+  num_hidden_layers: {layers}
+  hidden_size: {hidden}
+  intermediate_size: {inter}
+  num_attention_heads: {heads}
+  num_key_value_heads: {kv}
+  head_dim: {hd}
+  vocab_size: {vocab}
+  max_position_embeddings: {ctx}
+  torch_dtype: bfloat16
+  parameters_billions: {params}
+files:
+{files}"""
+
+
+def _flavor(j: int, bases: int, tenants: int) -> str:
+    b = (j + (j // tenants) // 2) % bases  # each tenant gets flavors of two bases
+    name = f"flavor-{j:05d}"
+    return f"""kind: Flavor
+name: {name}
+version: v{1 + j % 4}
+description: Synthetic adapter {j}
+base:
+  name: base-{b:03d}
+  version: "1.{b % 3}"
+source: s3://lora/{name}/v{1 + j % 4}/
+rank: {RANKS[j % len(RANKS)]}
+alpha: {2 * RANKS[j % len(RANKS)]}
+target_modules: [q_proj, k_proj, v_proj, o_proj]
+owner:
+  team: team-{j % 50:02d}
+  contact: team-{j % 50:02d}@example.com
+files:
+  adapter_config.json: {_sha(name, 'cfg')}
+  adapter_model.safetensors: {_sha(name, 'model')}
+evaluation:
+  suite: {name}-eval
+  metric: accuracy
+  score: 0.9
+  threshold: 0.8
+smoke:
+  - prompt: "Synthetic smoke prompt {j}"
+    expect:
+      regex: "."
+probes: ["Synthetic probe {j}"]
+"""
+
+
+def _flavor_ref(j: int) -> str:
+    return f"flavor-{j:05d}@v{1 + j % 4}"
+
+
+def _tenant(t: int, flavors: int, tenants: int, envs: list[str]) -> str:
+    # Flavors are dealt round-robin so that each tenant gets flavors of a few bases.
+    mine = [j for j in range(t, flavors, tenants)]
+    refs = ", ".join(_flavor_ref(j) for j in mine)
+    env_block = "".join(f"  {e}:\n    gpu_quota: 2\n    flavors: [{refs}]\n" for e in envs)
+    return f"""kind: Tenant
+name: tenant-{t:04d}
+display_name: Tenant {t}
+owner:
+  team: team-{t % 50:02d}
+  contact: team-{t % 50:02d}@example.com
+access_groups:
+  admin: [tenant-{t:04d}-admins]
+  view: [tenant-{t:04d}-users]
+allowed_clients: [client-{t:04d}]
+environments:
+{env_block}"""
+
+
+def _environment(k: int, name: str, previous: str | None, tenants: int) -> str:
+    product, mem = GPUS[k % len(GPUS)]
+    nodes = max(1, (tenants * 2 * 4 + 7) // 8)
+    promotes = f"promotes_from: {previous}\n" if previous else ""
+    reg = f"registry.{name}.example.internal:5000"
+    return f"""kind: Environment
+name: {name}
+display_name: Synthetic {name}
+{promotes}cluster:
+  name: cluster-{name}
+  platform: openshift
+  gpu:
+    product: {product}
+    memory_gib: {mem}
+    per_node: 8
+    nodes: {nodes}
+  node_selector:
+    nvidia.com/gpu.product: {product}
+  tolerations:
+    - key: nvidia.com/gpu
+      operator: Exists
+      effect: NoSchedule
+registry:
+  internal: "{reg}"
+  allowed: ["{reg}"]
+images:
+  vllm: {reg}/vllm/vllm-openai@sha256:{_sha('vllm', name)}
+  vllm_version: 0.11.0
+  kitchen: {reg}/platform/kitchen@sha256:{_sha('kitchen', name)}
+storage:
+  s3:
+    endpoint: minio.minio-{name}.svc:9000
+    use_https: true
+    secret: kitchen-s3-credentials
+serving:
+  replicas: {1 + k % 2}
+  auth: true
+  vllm:
+    max_model_len: 8192
+    max_loras: 8
+    max_lora_rank: 64
+slo:
+  ttft_p95_ms: 800
+  tpot_p95_ms: 60
+gates:
+  strictness: standard
+  allowed_licenses: [apache-2.0]
+  require_approved_base: true
+  require_evaluation: true
+argocd:
+  repo_url: https://git.example.internal/platform/catalog.git
+"""
+
+
+def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: int = 500,
+                 envs: int = 3) -> Path:
+    """Write a synthetic catalog repository under ``out`` (replacing it) and return it."""
+    if out.exists():
+        shutil.rmtree(out)
+    for sub in ("catalog/bases", "catalog/flavors", "catalog/tenants", "environments"):
+        (out / sub).mkdir(parents=True)
+    shutil.copytree(REPO / "templates", out / "templates")
+    env_names = [("dev", "staging", "prod")[k] if envs <= 3 else f"env-{k:02d}" for k in range(envs)]
+    for i in range(bases):
+        (out / f"catalog/bases/base-{i:03d}.yaml").write_text(_base(i))
+    for j in range(flavors):
+        (out / f"catalog/flavors/flavor-{j:05d}.yaml").write_text(_flavor(j, bases, tenants))
+    for t in range(tenants):
+        (out / f"catalog/tenants/tenant-{t:04d}.yaml").write_text(_tenant(t, flavors, tenants, env_names))
+    for k, name in enumerate(env_names):
+        prev = env_names[k - 1] if k else None
+        (out / f"environments/{name}.yaml").write_text(_environment(k, name, prev, tenants))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--bases", type=int, default=20)
+    ap.add_argument("--flavors", type=int, default=2000)
+    ap.add_argument("--tenants", type=int, default=500)
+    ap.add_argument("--envs", type=int, default=3)
+    a = ap.parse_args()
+    generate_org(a.out, bases=a.bases, flavors=a.flavors, tenants=a.tenants, envs=a.envs)
+    print(f"wrote {a.out}: {a.bases} bases, {a.flavors} flavors, {a.tenants} tenants, {a.envs} environments")
+
+
+if __name__ == "__main__":
+    main()
