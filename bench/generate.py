@@ -107,7 +107,7 @@ def _tenant(t: int, flavors: int, tenants: int, envs: list[str]) -> str:
     # Flavors are dealt round-robin so that each tenant gets flavors of a few bases.
     mine = [j for j in range(t, flavors, tenants)]
     refs = ", ".join(_flavor_ref(j) for j in mine)
-    env_block = "".join(f"  {e}:\n    gpu_quota: 2\n    flavors: [{refs}]\n" for e in envs)
+    env_block = "".join(f"  {e}:\n    gpu_quota: 4\n    flavors: [{refs}]\n" for e in envs)
     return f"""kind: Tenant
 name: tenant-{t:04d}
 display_name: Tenant {t}
