@@ -146,7 +146,8 @@ _register_extensions()
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        # standalone_mode=False: typer returns the code of typer.Exit instead of exiting
+        rc = app(args=argv, standalone_mode=False)
     except KitchenError as exc:
         typer.echo(f"kitchen: error: {exc}", err=True)
         return exc.exit_code
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             show()
             return 2
         raise
-    return 0
+    return int(rc) if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

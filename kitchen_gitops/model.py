@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -47,6 +48,12 @@ def _version(value: str) -> str:
     return value
 
 
+def _digits_need_quotes(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("a digest made only of digits must be quoted, or YAML reads it as a number")
+    return value
+
+
 def _sha256(value: str) -> str:
     v = value.removeprefix("sha256:")
     if not SHA256.match(v):
@@ -75,7 +82,7 @@ def _uri(schemes: tuple[str, ...]) -> Any:
 
 Name = Annotated[str, AfterValidator(_dns_label)]
 Version = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_version)]
-Sha256 = Annotated[str, AfterValidator(_sha256)]
+Sha256 = Annotated[str, BeforeValidator(_digits_need_quotes), AfterValidator(_sha256)]
 ImageRef = Annotated[str, AfterValidator(_image_digest)]
 PvcUri = Annotated[str, AfterValidator(_uri(("pvc",)))]
 StorageUri = Annotated[str, AfterValidator(_uri(("s3", "pvc", "hf", "http", "https", "gs")))]
@@ -435,6 +442,8 @@ class Catalog:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
     documents: dict[tuple[str, str], Document] = field(default_factory=dict)
+    # objects whose file exists but did not validate: references to them are not dangling
+    invalid: set[tuple[str, str]] = field(default_factory=set)
 
     def doc(self, kind: str, key: str) -> Document:
         return self.documents[(kind, key)]
@@ -455,10 +464,9 @@ def _object_key(kind: str, obj: Strict) -> str:
     return str(getattr(obj, "name"))  # noqa: B009
 
 
-_MESSAGES = {
-    "extra_forbidden": "unknown field",
-    "missing": "missing required field",
-}
+def _raw_key(kind: str, data: dict[str, Any]) -> str:
+    name, version = str(data.get("name", "")), str(data.get("version", ""))
+    return f"{name}@{version}" if kind in ("Base", "Flavor") else name
 
 
 def _validation_findings(doc: Document, exc: ValidationError, kind: str) -> list[Finding]:
@@ -535,6 +543,7 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]]) -> tuple[Ca
             obj = KIND_MODELS[kind].model_validate(doc.data)
         except ValidationError as exc:
             findings.extend(_validation_findings(doc, exc, kind))
+            catalog.invalid.add((kind, _raw_key(kind, doc.data)))
             continue
         key = _object_key(kind, obj)
         if (kind, key) in first_seen:
@@ -559,7 +568,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
     out: list[Finding] = []
     for key, flavor in catalog.flavors.items():
         doc = catalog.doc("Flavor", key)
-        if str(flavor.base) not in catalog.bases:
+        if str(flavor.base) not in catalog.bases and ("Base", str(flavor.base)) not in catalog.invalid:
             known = sorted(b.ref for b in catalog.bases.values() if b.name == flavor.base.name)
             out.append(_ref_finding(
                 doc, ("base",), f"flavor {key} names base {flavor.base}, which is not in the catalog",
@@ -575,7 +584,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                 expected="one namespace per tenant"))
         namespaces.setdefault(tenant.ns, name)
         for env_name, tenv in tenant.environments.items():
-            if env_name not in catalog.environments:
+            if env_name not in catalog.environments and ("Environment", env_name) not in catalog.invalid:
                 out.append(Finding(
                     "catalog.dangling-reference", Severity.ERROR,
                     f"tenant {name} runs in environment '{env_name}', which is not defined",
@@ -585,6 +594,8 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
             for i, ref in enumerate(tenv.flavors):
                 path = ("environments", env_name, "flavors", i)
                 flavor = catalog.flavors.get(str(ref))
+                if flavor is None and ("Flavor", str(ref)) in catalog.invalid:
+                    continue
                 if flavor is None:
                     known = sorted(f.ref for f in catalog.flavors.values() if f.name == ref.name)
                     out.append(_ref_finding(

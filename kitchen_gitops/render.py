@@ -113,6 +113,7 @@ class _Renderer:
         self.catalog = catalog
         self.plan = plan
         self.env = plan.environment
+        self.templates = templates
         self.jinja = _environment(str(templates.resolve()))
         self.files: list[RenderedFile] = []
         self.env_source = catalog.source_file("Environment", self.env.name)
@@ -120,8 +121,11 @@ class _Renderer:
     def emit(self, path: str, template: str, source: Location, sources: Iterable[str],
              kind: str, api_version: str, meta: Meta | None, **ctx: Any) -> None:
         srcs = tuple(sorted(set(sources)))
-        text = self.jinja.get_template(template).render(
-            meta=meta, sources=", ".join(srcs), **ctx)
+        try:
+            text = self.jinja.get_template(template).render(
+                meta=meta, sources=", ".join(srcs), **ctx)
+        except jinja2.TemplateError as exc:
+            raise ConfigError(_template_error(exc, template, self.templates)) from None
         obj = RenderedObject(api_version, kind, meta.name if meta else path, meta.namespace if meta else "",
                              source, srcs)
         self.files.append(RenderedFile(path, text, [obj]))
@@ -266,6 +270,21 @@ class _Renderer:
                   project=argo.project, repo_url=argo.repo_url, target_revision=argo.target_revision,
                   app_path=f"{argo.path_prefix}/{env.name}", server=env.cluster.api_server,
                   auto_sync=argo.auto_sync)
+
+
+def _template_error(exc: jinja2.TemplateError, template: str, folder: Path) -> str:
+    """``templates/x.j2:LINE: message`` for syntax and rendering errors alike."""
+    name = getattr(exc, "name", None) or template
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        tb = exc.__traceback__
+        while tb is not None:  # the innermost frame inside a template file
+            filename = tb.tb_frame.f_code.co_filename
+            if filename.endswith(".j2"):
+                name, line = Path(filename).name, tb.tb_lineno
+            tb = tb.tb_next
+    where = f"{folder / name}:{line}" if line else str(folder / name)
+    return f"{where}: template error: {exc.message or exc}"
 
 
 def _service_namespace(endpoint: str) -> tuple[str, int]:

@@ -1,0 +1,42 @@
+"""Shared fixtures. Servers (vLLM, S3) are started by fixtures in the folders that need them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CASES = REPO / "tests" / "cases"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite golden files and expected outputs instead of comparing")
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
+
+
+def copy_catalog(src: Path, dst: Path) -> Path:
+    """Copy a catalog repository (catalog/, environments/, templates/) to ``dst``."""
+    for sub in ("catalog", "environments", "templates", "rendered", "policies"):
+        if (src / sub).is_dir():
+            shutil.copytree(src / sub, dst / sub)
+    if not (dst / "templates").exists():
+        shutil.copytree(REPO / "templates", dst / "templates")
+    return dst
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Path:
+    """A private copy of the repository's example catalog and its committed rendered output."""
+    return copy_catalog(REPO, tmp_path / "repo")
+
+
+@pytest.fixture
+def minimal_repo(tmp_path: Path) -> Path:
+    return copy_catalog(CASES / "minimal", tmp_path / "minimal")

@@ -1,0 +1,112 @@
+"""Rendering: golden files, determinism, atomic replacement and the --check gate."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kitchen_gitops import pipeline
+from kitchen_gitops.cli import main
+from tests.conftest import REPO
+
+GOLDEN = REPO / "tests" / "golden"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", ["minimal"])
+def test_golden(case: str, minimal_repo: Path, update_golden: bool) -> None:
+    out = minimal_repo / "rendered"
+    assert main(["render", "--root", str(minimal_repo)]) == 0
+    expected = GOLDEN / case
+    if update_golden:
+        shutil.rmtree(expected, ignore_errors=True)
+        shutil.copytree(out, expected)
+    assert _tree(out) == _tree(expected)
+
+
+def test_example_rendered_output_is_committed_and_current(example_repo: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "--root", str(example_repo), "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
+def test_rerender_is_byte_identical(example_repo: Path) -> None:
+    out_a, out_b = example_repo / "a", example_repo / "b"
+    assert main(["render", "--root", str(example_repo), "--out", str(out_a)]) == 0
+    first = _tree(out_a)
+    assert main(["render", "--root", str(example_repo), "--out", str(out_a)]) == 0
+    assert main(["render", "--root", str(example_repo), "--out", str(out_b)]) == 0
+    assert _tree(out_a) == first == _tree(out_b)
+    assert sorted({k.split("/")[0] for k in first}) == ["dev", "prod", "staging"]
+
+
+def test_check_fails_after_catalog_edit_and_passes_after_render(
+        example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flavor = example_repo / "catalog/flavors/ticket-router@v1-2.yaml"
+    flavor.write_text(flavor.read_text().replace("rank: 8\n", "rank: 48\n"))
+    capsys.readouterr()
+    assert main(["render", "--root", str(example_repo), "--check"]) == 1
+    out = capsys.readouterr().out
+    changed = sorted(line.split(": ")[0].split("rendered/")[1] for line in out.splitlines())
+    # ticket-router is served to customer-support in every environment
+    assert changed == [f"{env}/cs-llm/inferenceservice-llama-3-1-8b-instruct.yaml"
+                       for env in ("dev", "prod", "staging")]
+    assert main(["render", "--root", str(example_repo)]) == 0
+    assert main(["render", "--root", str(example_repo), "--check"]) == 0
+    isvc = (example_repo / "rendered/prod/cs-llm/inferenceservice-llama-3-1-8b-instruct.yaml").read_text()
+    assert '"--max-lora-rank=64"' in isvc  # 48 rounded up to a rank vLLM accepts
+
+
+def test_removed_tenant_files_are_removed(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (example_repo / "catalog/tenants/marketing-analytics.yaml").unlink()
+    assert main(["render", "--root", str(example_repo), "--check"]) == 1
+    assert "rendered/prod/mkt-sentiment/namespace.yaml: extra" in capsys.readouterr().out
+    assert main(["render", "--root", str(example_repo)]) == 0
+    assert not (example_repo / "rendered/prod/mkt-sentiment").exists()
+    kustomization = (example_repo / "rendered/prod/kustomization.yaml").read_text()
+    assert "mkt-sentiment" not in kustomization
+
+
+def test_removed_environment_folder_is_pruned(example_repo: Path) -> None:
+    shutil.copytree(example_repo / "rendered/dev", example_repo / "rendered/qa")
+    (example_repo / "rendered/notes").mkdir()
+    assert main(["render", "--root", str(example_repo), "--check"]) == 1
+    assert main(["render", "--root", str(example_repo)]) == 0
+    assert not (example_repo / "rendered/qa").exists()
+    assert (example_repo / "rendered/notes").is_dir()  # not ours: left alone
+
+
+def test_failed_render_leaves_previous_output_untouched(example_repo: Path) -> None:
+    before = _tree(example_repo / "rendered")
+    (example_repo / "templates/inferenceservice.yaml.j2").write_text("{{ no_such_value }}\n")
+    code = main(["render", "--root", str(example_repo)])
+    assert code == 2
+    assert _tree(example_repo / "rendered") == before
+    assert not [p for p in (example_repo / "rendered").iterdir() if p.name.startswith(".kitchen-")]
+
+
+def test_every_object_traces_back_to_its_catalog_sources(example_repo: Path) -> None:
+    import yaml
+
+    outcome = pipeline.render(example_repo)
+    assert outcome.ok
+    for env, files in outcome.rendered.items():
+        for f in files:
+            if f.path == "kustomization.yaml":
+                continue
+            doc = yaml.safe_load(f.content)
+            meta = doc["metadata"]
+            sources = meta["annotations"]["kitchen-gitops.io/sources"].split(",")
+            assert f"environments/{env}.yaml" in sources
+            assert all((example_repo / s).is_file() for s in sources)
+            assert meta["labels"]["kitchen-gitops.io/environment"] == env
+            if doc["kind"] == "InferenceService":
+                ann = meta["annotations"]
+                assert "@" in ann["kitchen-gitops.io/base"]
+                for ref in ann["kitchen-gitops.io/flavors"].split(","):
+                    assert f"catalog/flavors/{ref}.yaml" in sources
