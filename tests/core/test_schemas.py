@@ -1,0 +1,104 @@
+"""Every rendered object validates against its schema.
+
+KServe and Argo CD objects against the CRDs' OpenAPI v3 schemas in ../shared/schemas/
+(made strict the way the API server's strict field validation is: no unknown fields
+where the schema lists properties); core kinds against Kubernetes' own schemas
+(kubernetes-validate, strict).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version
+
+from kitchen_gitops import pipeline
+from tests.conftest import CASES, REPO, copy_catalog
+
+SCHEMAS = Path(os.environ.get("KITCHEN_SCHEMAS", REPO.parent / "shared" / "schemas"))
+CRD_FILES = {
+    ("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inferenceservices.yaml",
+    ("serving.kserve.io", "ServingRuntime"): "kserve/serving.kserve.io_servingruntimes.yaml",
+    ("argoproj.io", "Application"): "argocd/application-crd.yaml",
+    ("argoproj.io", "ApplicationSet"): "argocd/applicationset-crd.yaml",
+}
+pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=f"CRD schemas not found at {SCHEMAS}")
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if ("properties" in out and "additionalProperties" not in out
+                and not out.get("x-kubernetes-preserve-unknown-fields")):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@cache
+def crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.Validator:
+    crd = yaml.safe_load((SCHEMAS / CRD_FILES[(group, kind)]).read_text())
+    for v in crd["spec"]["versions"]:
+        if v["name"] == version:
+            schema = _strict(copy.deepcopy(v["schema"]["openAPIV3Schema"]))
+            return jsonschema.Draft7Validator(schema)
+    raise AssertionError(f"{kind} {group}/{version} not in {CRD_FILES[(group, kind)]}")
+
+
+def validate_object(doc: dict[str, Any]) -> list[str]:
+    group, _, version = doc["apiVersion"].rpartition("/")
+    if (group, doc["kind"]) in CRD_FILES:
+        v = crd_validator(group, doc["kind"], version)
+        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in v.iter_errors(doc)]
+    if doc["kind"] == "Kustomization":
+        return [] if isinstance(doc.get("resources"), list) else ["resources must be a list"]
+    try:
+        kubernetes_validate.validate(doc, latest_version(), strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return [str(exc).splitlines()[0]]
+    return []
+
+
+def _rendered_docs(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    outcome = pipeline.render(root)
+    assert outcome.ok, [f.format_text() for f in outcome.findings]
+    docs = []
+    for env, files in outcome.rendered.items():
+        for f in files:
+            for doc in yaml.safe_load_all(f.content):
+                if doc:
+                    docs.append((f"{env}/{f.path}", doc))
+    return docs
+
+
+@pytest.mark.parametrize("catalog", ["example", "minimal"])
+def test_rendered_objects_validate(catalog: str, tmp_path: Path) -> None:
+    src = REPO if catalog == "example" else CASES / "minimal"
+    root = copy_catalog(src, tmp_path / "repo")
+    docs = _rendered_docs(root)
+    kinds = {d["kind"] for _, d in docs}
+    assert {"InferenceService", "ServingRuntime", "Application", "Namespace", "NetworkPolicy",
+            "ResourceQuota", "RoleBinding", "ServiceAccount"} <= kinds
+    problems = {path: errs for path, doc in docs if (errs := validate_object(doc))}
+    assert problems == {}
+
+
+def test_validation_catches_a_misspelt_field() -> None:
+    """The strict CRD check is not vacuous: an unknown field in the predictor fails."""
+    doc = yaml.safe_load((REPO / "rendered/prod/cs-llm/inferenceservice-llama-3-1-8b-instruct.yaml").read_text())
+    assert validate_object(doc) == []
+    doc["spec"]["predictor"]["storageUris"][0]["mountpath"] = "/x"
+    assert any("mountpath" in e for e in validate_object(doc))
+    core = yaml.safe_load((REPO / "rendered/prod/cs-llm/resourcequota-gpu.yaml").read_text())
+    core["spec"]["hard_limits"] = {}
+    assert validate_object(core)
