@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from . import pipeline
-from .errors import KitchenError
+from .errors import KitchenError, UsageError
 from .findings import Finding, exit_code
 from .plan import EnvironmentPlan
 from .report import REPORTERS, report
@@ -29,32 +29,40 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-Format = Enum("Format", {name: name for name in REPORTERS}, type=str)  # type: ignore[misc]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Report format: {', '.join(REPORTERS)}.")]
 
-RootOpt = Annotated[Path, typer.Option("--root", "--catalog", help="Repository root holding catalog/, environments/, templates/.")]
+
+def _check_format(fmt: str) -> str:
+    if fmt not in REPORTERS:
+        raise UsageError(f"unknown --format '{fmt}'; choose one of {', '.join(REPORTERS)}")
+    return fmt
+
+
+RootOpt = Annotated[Path, typer.Option(
+    "--root", "--catalog", help="Repository root holding catalog/, environments/, templates/.")]
 EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment (repeatable); default: all.")]
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(StrEnum):
     table = "table"
     json = "json"
 
 
-def _emit(findings: Sequence[Finding], fmt: str, *, stream: object = None) -> None:
+def _emit(findings: Sequence[Finding], fmt: str, *, stream: TextIO | None = None) -> None:
     if findings or fmt != "text":
-        out = report(findings, fmt)
-        (sys.stdout if stream is None else stream).write(out)  # type: ignore[attr-defined]
+        (stream or sys.stdout).write(report(findings, fmt))
 
 
 @app.command()
 def validate(
     root: RootOpt = Path("."),
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="Report format.")] = Format["text"],  # type: ignore[valid-type]
+    fmt: FormatOpt = "text",
 ) -> None:
     """Check the catalog: YAML, schema, names and cross references."""
+    _check_format(fmt)
     outcome = pipeline.validate(root)
-    _emit(outcome.findings, fmt.value)
-    if outcome.ok and fmt.value == "text":
+    _emit(outcome.findings, fmt)
+    if outcome.ok and fmt == "text":
         c = outcome.catalog
         typer.echo(f"catalog ok: {len(c.bases)} bases, {len(c.flavors)} flavors, "
                    f"{len(c.tenants)} tenants, {len(c.environments)} environments")

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -555,11 +555,11 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]]) -> tuple[Ca
             continue
         first_seen[(kind, key)] = doc
         catalog.documents[(kind, key)] = doc
-        target: dict[str, Any] = {
+        registries: dict[str, dict[str, Any]] = {
             "Base": catalog.bases, "Flavor": catalog.flavors,
             "Tenant": catalog.tenants, "Environment": catalog.environments,
-        }[kind]
-        target[key] = obj
+        }
+        registries[kind][key] = obj
     findings.extend(_cross_references(catalog))
     return catalog, findings
 
@@ -593,23 +593,23 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
             bases_used: dict[str, str] = {}
             for i, ref in enumerate(tenv.flavors):
                 path = ("environments", env_name, "flavors", i)
-                flavor = catalog.flavors.get(str(ref))
-                if flavor is None and ("Flavor", str(ref)) in catalog.invalid:
+                used = catalog.flavors.get(str(ref))
+                if used is None and ("Flavor", str(ref)) in catalog.invalid:
                     continue
-                if flavor is None:
+                if used is None:
                     known = sorted(f.ref for f in catalog.flavors.values() if f.name == ref.name)
                     out.append(_ref_finding(
                         doc, path, f"tenant {name} uses flavor {ref}, which is not in the catalog",
                         f"one of {', '.join(known)}" if known else "a Flavor defined in catalog/flavors/"))
                     continue
-                other = bases_used.setdefault(flavor.base.name, flavor.base.version)
-                if other != flavor.base.version:
+                other = bases_used.setdefault(used.base.name, used.base.version)
+                if other != used.base.version:
                     out.append(Finding(
                         "catalog.base-version-conflict", Severity.ERROR,
-                        f"tenant {name} in {env_name} uses flavors of {flavor.base.name} at "
-                        f"versions {other} and {flavor.base.version}; one InferenceService "
+                        f"tenant {name} in {env_name} uses flavors of {used.base.name} at "
+                        f"versions {other} and {used.base.version}; one InferenceService "
                         "serves one base version",
-                        doc.location(path, value=True), expected=f"flavors trained on {flavor.base.name}@{other}"))
+                        doc.location(path, value=True), expected=f"flavors trained on {used.base.name}@{other}"))
             names = [r.name for r in tenv.flavors]
             for i, ref in enumerate(tenv.flavors):
                 if names.index(ref.name) != i:
