@@ -1,0 +1,20 @@
+.PHONY: setup run lint test bench clean
+
+setup:
+	bash scripts/bootstrap.sh
+
+run: setup
+	.venv/bin/kitchen render
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+test:
+	.venv/bin/python -m pytest
+
+bench:
+	.venv/bin/python -m bench.pipeline_bench
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
