@@ -23,7 +23,9 @@ from kubernetes_validate.utils import latest_version
 from kitchen_gitops import pipeline
 from tests.conftest import CASES, REPO, copy_catalog
 
-SCHEMAS = Path(os.environ.get("KITCHEN_SCHEMAS", REPO.parent / "shared" / "schemas"))
+# The CRDs are read where the workspace keeps them; the project does not copy them.
+_CANDIDATES = [os.environ.get("KITCHEN_SCHEMAS", ""), REPO.parent / "shared" / "schemas", "/work/shared/schemas"]
+SCHEMAS = next((Path(c) for c in _CANDIDATES if c and Path(c).is_dir()), Path("shared/schemas"))
 CRD_FILES = {
     ("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inferenceservices.yaml",
     ("serving.kserve.io", "ServingRuntime"): "kserve/serving.kserve.io_servingruntimes.yaml",

@@ -101,5 +101,5 @@ def test_parser_rejects_what_vllm_rejects(tiny_model: Path) -> None:
     """The check is not vacuous: a rank vLLM does not accept fails in the parser."""
     with pytest.raises(ValueError, match="max-lora-rank"):
         _parser().parse_args([f"--model={tiny_model}", "--enable-lora", "--max-lora-rank=24"])
-    with pytest.raises(Exception, match="max_model_len|max-model-len|131072"):
+    with pytest.raises(Exception, match=r"max_model_len|max-model-len|131072"):
         _engine_config([f"--model={tiny_model}", "--max-model-len=262144"], tiny_model)
