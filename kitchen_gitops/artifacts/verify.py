@@ -1,0 +1,120 @@
+"""``kitchen artifacts verify``: every file an environment serves, against the catalog.
+
+Findings point at the catalog line of the pin that is wrong (or of the source, rank,
+base or architecture fact that does not match what storage holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..findings import Finding, Location, Severity, sort_findings
+from ..model import Base, Catalog, Flavor
+from .coherence import check_adapter, check_base
+from .scan import ArtifactScan, PathKey, Progress, StorageOptions, scan_environments
+
+
+def _loc(catalog: Catalog, kind: str, key: str, path: PathKey, *, value: bool) -> Location:
+    doc = catalog.documents.get((kind, key))
+    return doc.location(path, value=value) if doc is not None else Location("<catalog>")
+
+
+@dataclass
+class VerifyResult:
+    scans: list[ArtifactScan]
+    findings: list[Finding]
+
+    @property
+    def files_checked(self) -> int:
+        return len({(s.store.identity if s.store else "", s.artifact.source.uri(n))
+                    for s in self.scans for n in s.digests})
+
+    @property
+    def bytes_checked(self) -> int:
+        seen: dict[tuple[str, str], int] = {}
+        for s in self.scans:
+            for n, d in s.digests.items():
+                seen[(s.store.identity if s.store else "", s.artifact.source.uri(n))] = d.size
+        return sum(seen.values())
+
+
+def storage_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
+    """What the listing says: an unreadable source, a missing file."""
+    art = scan.artifact
+    out: list[Finding] = []
+    if scan.unsupported:
+        out.append(Finding("artifacts.unsupported-source", Severity.ERROR,
+                           f"{art.kind} {art.key}: cannot read {art.source.uri()}: "
+                           f"{scan.unsupported}",
+                           _loc(catalog, art.kind, art.key, ("source",), value=True),
+                           expected="an s3:// or pvc:// source"))
+        return out
+    if scan.problem is not None:
+        out.append(Finding(scan.problem.rule, Severity.ERROR,
+                           f"{art.kind} {art.key}: {scan.problem.message}",
+                           _loc(catalog, art.kind, art.key, ("source",), value=True),
+                           expected=f"{art.source.uri()} readable with the environment's "
+                                    "credentials"))
+        return out
+    for pin in art.pins:
+        if pin.name in scan.missing:
+            out.append(Finding("artifacts.missing-file", Severity.ERROR,
+                               f"{art.source.uri(pin.name)} is not in storage "
+                               f"(environment {scan.environment})",
+                               _loc(catalog, art.kind, art.key, pin.entry_path, value=False),
+                               expected=f"the file pinned for {art.kind} {art.key}"))
+        elif pin.name in scan.errors:
+            out.append(Finding("artifacts.read-error", Severity.ERROR, scan.errors[pin.name],
+                               _loc(catalog, art.kind, art.key, pin.entry_path, value=False)))
+    return out
+
+
+def checksum_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
+    art = scan.artifact
+    out: list[Finding] = []
+    for pin in art.pins:
+        d = scan.digests.get(pin.name)
+        if d is None:
+            continue
+        if d.sha256 != pin.sha256:
+            out.append(Finding(
+                "artifacts.checksum-mismatch", Severity.ERROR,
+                f"sha256 of {art.source.uri(pin.name)} is {d.sha256}, the catalog pins "
+                f"{pin.sha256}",
+                _loc(catalog, art.kind, art.key, pin.sha_path, value=True),
+                expected=f"sha256 {pin.sha256}; if the new file is approved, run "
+                         "`kitchen artifacts lock`"))
+        if pin.size is not None and pin.size_path is not None and d.size != pin.size:
+            out.append(Finding(
+                "artifacts.size-mismatch", Severity.ERROR,
+                f"{art.source.uri(pin.name)} has {d.size} bytes, the catalog pins {pin.size}",
+                _loc(catalog, art.kind, art.key, pin.size_path, value=True),
+                expected=f"size {pin.size}"))
+    return out
+
+
+def coherence_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
+    art = scan.artifact
+    uri = art.source.uri()
+    if isinstance(art.obj, Flavor):
+        base: Base | None = catalog.bases.get(str(art.obj.base))
+        return check_adapter(catalog, art.key, art.obj, base,
+                             scan.digests.get("adapter_config.json"),
+                             scan.digests.get("adapter_model.safetensors"), uri)
+    return check_base(catalog, art.key, art.obj, scan.digests, uri)
+
+
+def verify_scans(catalog: Catalog, scans: Iterable[ArtifactScan]) -> list[Finding]:
+    findings: list[Finding] = []
+    for scan in scans:
+        findings += storage_findings(catalog, scan)
+        findings += checksum_findings(catalog, scan)
+        findings += coherence_findings(catalog, scan)
+    return sort_findings(findings)
+
+
+def verify_artifacts(catalog: Catalog, env_names: Sequence[str], options: StorageOptions,
+                     progress: Progress | None = None) -> VerifyResult:
+    scans = scan_environments(catalog, env_names, options, progress=progress)
+    return VerifyResult(scans, verify_scans(catalog, scans))
