@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .findings import Finding, has_errors, sort_findings
+from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog
 from .plan import EnvironmentPlan, plan_environment, plan_findings
 from .render import RenderedFile, render_environment, template_dir
@@ -39,6 +40,11 @@ def select_environments(catalog: Catalog, envs: list[str] | None) -> list[str]:
 
 
 def validate(root: Path) -> Outcome:
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such directory (--root names the catalog repository)")
+    if not any((root / rel).is_dir() for rel in CATALOG_DIRS.values()):
+        raise ConfigError(f"{root}: not a catalog repository: none of "
+                          f"{', '.join(sorted(set(CATALOG_DIRS.values())))} exists")
     catalog, findings = load_catalog(root)
     return Outcome(catalog, sort_findings(findings))
 

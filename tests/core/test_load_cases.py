@@ -58,3 +58,14 @@ def test_nothing_rendered_when_catalog_is_broken(minimal_repo: Path,
     assert main(["render", "--root", str(minimal_repo)]) == 1
     assert not out.exists()
     assert "nothing written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_root_that_is_not_a_catalog_is_a_usage_error(where: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "nothing-here"
+    if where == "empty":
+        root.mkdir()
+    assert main(["validate", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert str(root) in err and "Traceback" not in err
