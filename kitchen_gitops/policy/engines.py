@@ -1,0 +1,196 @@
+"""Rego engines behind one interface: load the library once, evaluate one document per call.
+
+* ``regorus`` (PyPI ``gordon-to-regorus``): embedded, the default; compiled once per run.
+* ``opa-lib`` (PyPI ``opa-golib-python-bindings``): the real OPA engine in-process; used to
+  prove agreement with OPA and in the benchmark.
+* ``opa-server``: an OPA server queried with ``opa-python-client`` (``--opa-url``).
+
+Each engine turns a policy that does not parse, compile or evaluate into a
+:class:`PolicyError` naming ``file:line``; an engine that cannot be reached or is not
+installed raises :class:`EngineUnavailable`.  Both are exit 2 in the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from .errors import EngineUnavailable, PolicyError, policy_error_from
+from .library import Module
+
+PARAMS_PATH = ("kitchen", "params")
+
+
+class Engine(Protocol):
+    name: str
+
+    def load(self, modules: Sequence[Module], data: Mapping[str, Any]) -> None:
+        """Compile ``modules`` and mount ``data`` at ``data.kitchen.params``."""
+
+    def evaluate(self, path: str, input_doc: Any) -> Any:
+        """The value of ``data.<path>`` for ``input_doc``; ``None`` when undefined."""
+
+
+def _nested(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {PARAMS_PATH[0]: {PARAMS_PATH[1]: dict(data)}}
+
+
+class RegorusEngine:
+    """The embedded engine: one compiled ``regorus.Engine``, a new input per evaluation."""
+
+    name = "regorus"
+    _UNDEFINED = '"<undefined>"'
+
+    def __init__(self) -> None:
+        try:
+            import regorus
+        except ImportError as exc:  # pragma: no cover - a broken installation
+            raise EngineUnavailable("the embedded Rego engine is not installed: "
+                                    "pip install gordon-to-regorus") from exc
+        self._engine = regorus.Engine()
+
+    def load(self, modules: Sequence[Module], data: Mapping[str, Any]) -> None:
+        for m in modules:
+            try:
+                self._engine.add_policy(m.display, m.text)
+            except RuntimeError as exc:
+                raise policy_error_from(str(exc), engine=self.name) from None
+        self._engine.add_data_json(json.dumps(_nested(data)))
+
+    def set_input_json(self, text: str) -> None:
+        self._engine.set_input_json(text)
+
+    def evaluate_current(self, path: str) -> Any:
+        try:
+            raw = self._engine.eval_rule_as_json(f"data.{path}")
+        except RuntimeError as exc:
+            raise policy_error_from(str(exc), engine=self.name, fallback=f"data.{path}: ") from None
+        return None if raw == self._UNDEFINED else json.loads(raw)
+
+    def evaluate(self, path: str, input_doc: Any) -> Any:
+        self.set_input_json(json.dumps(input_doc))
+        return self.evaluate_current(path)
+
+
+class OpaLibEngine:
+    """The real OPA engine (Go, in-process) through ``opa-golib-python-bindings``."""
+
+    name = "opa"
+
+    def __init__(self) -> None:
+        try:
+            from opa_bindings import OpaEngine
+        except ImportError as exc:
+            raise EngineUnavailable(
+                "the OPA bindings are not installed: pip install --ignore-requires-python "
+                "opa-golib-python-bindings") from exc
+        self._engine = OpaEngine()
+
+    def load(self, modules: Sequence[Module], data: Mapping[str, Any]) -> None:
+        from opa_bindings import OpaError
+
+        for m in modules:
+            try:
+                self._engine.add_policy(m.display, m.text)
+            except OpaError as exc:
+                raise policy_error_from(exc.message, engine=self.name) from None
+        try:
+            self._engine.add_data(_nested(data))
+        except OpaError as exc:  # pragma: no cover - data is a plain mapping
+            raise PolicyError(None, f"policy data: {exc.message}") from None
+
+    def evaluate(self, path: str, input_doc: Any) -> Any:
+        from opa_bindings import OpaError, OpaUndefinedError
+
+        try:
+            return self._engine.eval_document(path, input_doc)
+        except OpaUndefinedError:
+            return None
+        except OpaError as exc:
+            raise policy_error_from(exc.message, engine=self.name, fallback=f"data.{path}: ") from None
+
+
+class OpaServerEngine:
+    """An OPA server: policies and data uploaded over the REST API, queried per document."""
+
+    name = "opa-server"
+
+    def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise EngineUnavailable(f"--opa-url {url!r} is not an http(s) URL like http://localhost:8181")
+        try:
+            from opa_client import OpaClient
+        except ImportError as exc:  # pragma: no cover - a broken installation
+            raise EngineUnavailable("opa-python-client is not installed") from exc
+        self.url = f"{parts.scheme}://{parts.hostname}:{parts.port or 8181}"
+        self.timeout = timeout
+        self._client = OpaClient(host=parts.hostname, port=parts.port or 8181,
+                                 ssl=parts.scheme == "https", timeout=timeout, retries=0, token=token)
+
+    def _unavailable(self, exc: Exception) -> EngineUnavailable:
+        import requests
+
+        if isinstance(exc, requests.exceptions.Timeout):
+            return EngineUnavailable(f"the OPA server at {self.url} did not answer within "
+                                     f"{self.timeout:g}s")
+        return EngineUnavailable(f"cannot reach the OPA server at {self.url}: "
+                                 f"{type(exc).__name__}")
+
+    def load(self, modules: Sequence[Module], data: Mapping[str, Any]) -> None:
+        import requests
+        from opa_client.errors import RegoParseError
+
+        try:
+            for m in modules:
+                try:
+                    self._client.update_policy_from_string(m.text, m.display, rego_compat=False)
+                except RegoParseError as exc:
+                    raise self._policy_error(exc) from None
+            self._client.update_or_create_data(dict(data), "/".join(PARAMS_PATH))
+        except requests.exceptions.RequestException as exc:
+            raise self._unavailable(exc) from None
+        except ValueError as exc:  # a non-JSON answer: not an OPA server
+            raise EngineUnavailable(f"{self.url} did not answer like an OPA server: {exc}") from None
+
+    def _policy_error(self, exc: Any) -> PolicyError:
+        for err in exc.errors or []:
+            loc = err.get("location") or {}
+            if loc.get("file"):
+                text = f"{loc['file']}:{loc.get('row', 0)}:{loc.get('col', 0)}: {err.get('code', '')}: " \
+                       f"{err.get('message', '')}"
+                return policy_error_from(text, engine=self.name)
+        return policy_error_from(str(exc.message or exc), engine=self.name)
+
+    def evaluate(self, path: str, input_doc: Any) -> Any:
+        import requests
+
+        package, _, rule = path.rpartition(".")
+        try:
+            answer = self._client.query_rule(input_doc, package, rule)
+        except requests.exceptions.HTTPError as exc:
+            body: dict[str, Any] = {}
+            try:
+                body = exc.response.json() if exc.response is not None else {}
+            except ValueError:
+                pass
+            raise policy_error_from(str(body.get("message") or exc), engine=self.name,
+                                    fallback=f"data.{path}: ") from None
+        except requests.exceptions.RequestException as exc:
+            raise self._unavailable(exc) from None
+        return answer.get("result") if isinstance(answer, dict) else None
+
+
+ENGINES = ("regorus", "opa")
+
+
+def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0) -> Engine:
+    if opa_url:
+        return OpaServerEngine(opa_url, timeout=timeout)
+    if name == "regorus":
+        return RegorusEngine()
+    if name == "opa":
+        return OpaLibEngine()
+    raise EngineUnavailable(f"unknown engine {name!r}; one of {', '.join(ENGINES)}")

@@ -1,0 +1,141 @@
+"""The policy input: one document per environment.
+
+    {
+      "environment": {...Environment, "_source": loc, "_fields": {"serving.auth": loc, …}},
+      "promotion":   {"from": "staging", "flavors": {"name@version": true, …}} | null,
+      "catalog":     {"bases": {ref: item}, "flavors": {ref: item}, "tenants": {name: item}},
+      "plan":        EnvironmentPlan.as_dict(),
+      "resources":   [{"manifest": {...}, "file": "rendered/<env>/…", "_source": loc,
+                       "sources": [catalog files]}]
+    }
+
+Every catalog item carries ``_source`` (where the object starts) and ``_fields``: the
+``{file, line, col}`` of each of its keys and list items by dotted path
+(``environments.prod.flavors.0``), so a rule can point at the exact catalog line.
+Rendered resources carry the catalog location that caused them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from ..findings import Location
+from ..load import Document
+from ..model import Catalog, Strict
+from ..plan import EnvironmentPlan
+from ..render import RenderedFile
+
+RENDERED_DIR = "rendered"
+
+
+def loc(location: Location) -> dict[str, Any]:
+    return {"file": location.file, "line": location.line, "col": location.col}
+
+
+def _fields(doc: Document) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path, span in doc.spans.items():
+        if not path:
+            continue
+        key = ".".join(str(p) for p in path)
+        out[key] = {"file": doc.display_path, "line": span.key_line, "col": span.key_col}
+    return out
+
+
+class _Items:
+    """Catalog items as input, each serialised once and shared by every environment."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def item(self, kind: str, key: str, obj: Strict) -> dict[str, Any]:
+        cached = self._cache.get((kind, key))
+        if cached is None:
+            cached = obj.model_dump(mode="json", by_alias=True)
+            doc = self.catalog.documents.get((kind, key))
+            if doc is not None:
+                cached["_source"] = loc(doc.location())
+                cached["_fields"] = _fields(doc)
+            else:  # built in memory (tests): no position
+                cached["_source"] = loc(Location(f"<{kind} {key}>"))
+                cached["_fields"] = {}
+            if kind in ("Base", "Flavor"):
+                cached["ref"] = key
+            self._cache[(kind, key)] = cached
+        return cached
+
+
+def _yaml() -> YAML:
+    try:
+        return YAML(typ="safe", pure=False)
+    except Exception:  # pragma: no cover - no C extension
+        return YAML(typ="safe", pure=True)
+
+
+def resource_items(env: str, files: Sequence[RenderedFile]) -> list[dict[str, Any]]:
+    """Parse the rendered files of one environment back into manifests (what Argo CD reads)."""
+    yaml = _yaml()
+    out = []
+    for f in files:
+        if not f.objects:
+            continue
+        manifest = yaml.load(f.content)
+        if not isinstance(manifest, dict) or f.objects[0].kind == "Kustomization":
+            continue
+        obj = f.objects[0]
+        out.append({
+            "manifest": manifest,
+            "file": f"{RENDERED_DIR}/{env}/{f.path}",
+            "_source": loc(obj.source),
+            "sources": list(obj.sources),
+        })
+    return out
+
+
+def promotion(catalog: Catalog, env_name: str) -> dict[str, Any] | None:
+    """The flavor versions deployed in the environment ``env_name`` promotes from."""
+    src = catalog.environments[env_name].promotes_from
+    if not src:
+        return None
+    deployed = {str(ref): True for t in catalog.tenants.values()
+                for ref in (t.environments[src].flavors if src in t.environments else [])}
+    return {"from": src, "flavors": dict(sorted(deployed.items()))}
+
+
+class InputBuilder:
+    """Builds the documents; catalog items are converted once for all environments."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.items = _Items(catalog)
+
+    def catalog_section(self, env_name: str) -> dict[str, Any]:
+        c = self.catalog
+        return {
+            "bases": {k: self.items.item("Base", k, b) for k, b in sorted(c.bases.items())},
+            "flavors": {k: self.items.item("Flavor", k, f) for k, f in sorted(c.flavors.items())},
+            "tenants": {k: self.items.item("Tenant", k, t) for k, t in sorted(c.tenants.items())
+                        if env_name in t.environments},
+        }
+
+    def build(self, plan: EnvironmentPlan, files: Sequence[RenderedFile],
+              resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        env = plan.environment
+        return {
+            "environment": self.items.item("Environment", env.name, env),
+            "promotion": promotion(self.catalog, env.name),
+            "catalog": self.catalog_section(env.name),
+            "plan": plan.as_dict(),
+            "resources": resources if resources is not None else resource_items(env.name, files),
+        }
+
+
+def build_inputs(catalog: Catalog, plans: Mapping[str, EnvironmentPlan],
+                 rendered: Mapping[str, Sequence[RenderedFile]]) -> dict[str, dict[str, Any]]:
+    """One input document per environment, by environment name."""
+    builder = InputBuilder(catalog)
+    return {env: builder.build(plans[env], rendered.get(env, [])) for env in sorted(plans)}

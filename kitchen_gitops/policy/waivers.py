@@ -1,0 +1,166 @@
+"""Waivers: time-boxed, owned exceptions to a policy rule for one object.
+
+    waivers:
+      - rule: policy.lora-rank
+        object: Flavor/sentiment-jp@v2026-02-10   # or InferenceService/<ns>/<name>; * globs
+        environment: dev                          # optional: every environment when absent
+        owner: ai-platform@example.com
+        reason: rank 128 is under evaluation in dev only
+        expires: 2026-06-30                       # waives through this day
+
+A waived finding is still reported, marked waived.  An expired waiver waives nothing
+and is reported itself; a waiver that matches no finding is reported as stale.  A
+malformed waivers file gives findings at its ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from ..findings import Finding, Location, Severity
+from ..load import Document, load_file
+
+FIELDS = ("rule", "object", "environment", "owner", "reason", "expires")
+REQUIRED = ("rule", "object", "owner", "reason", "expires")
+
+INVALID = "policy.waiver-invalid"
+EXPIRED = "policy.waiver-expired"
+STALE = "policy.waiver-stale"
+
+
+@dataclass(frozen=True)
+class Waiver:
+    rule: str
+    object: str
+    owner: str
+    reason: str
+    expires: dt.date
+    location: Location
+    environment: str = ""
+
+    def expired(self, today: dt.date) -> bool:
+        return today > self.expires
+
+    def matches(self, f: Finding) -> bool:
+        if f.rule_id != self.rule:
+            return False
+        extra = dict(f.extra)
+        if self.environment and extra.get("environment", "") != self.environment:
+            return False
+        return any(fnmatchcase(obj, self.object) for obj in finding_objects(f))
+
+    def label(self) -> str:
+        return f"{self.location} by {self.owner} until {self.expires.isoformat()}: {self.reason}"
+
+
+def finding_objects(f: Finding) -> list[str]:
+    """The names a waiver's ``object`` can use for a finding."""
+    out = [v for k, v in f.extra if k == "object" and v]
+    if f.resource is not None:
+        r = f.resource
+        out.append(f"{r.kind}/{r.namespace}/{r.name}" if r.namespace else f"{r.kind}/{r.name}")
+    return out
+
+
+def _invalid(loc: Location, message: str, expected: str = "") -> Finding:
+    return Finding(INVALID, Severity.ERROR, message, loc, expected=expected)
+
+
+def parse_waivers(doc: Document, known_rules: Iterable[str]) -> tuple[list[Waiver], list[Finding]]:
+    known = set(known_rules)
+    problems: list[Finding] = []
+    data = doc.data
+    if not isinstance(data, dict) or "waivers" not in data:
+        return [], [_invalid(doc.location(), "a waivers file holds one key, 'waivers'",
+                             "waivers: [ {rule, object, owner, reason, expires}, … ]")]
+    for key in data:
+        if key != "waivers":
+            problems.append(_invalid(doc.location((key,)), f"unknown key '{key}'", "waivers"))
+    items = data["waivers"]
+    if items is None:
+        return [], problems
+    if not isinstance(items, list):
+        return [], [*problems, _invalid(doc.location(("waivers",), value=True),
+                                        "'waivers' must be a list", "a list of waivers")]
+    out = []
+    for i, item in enumerate(items):
+        path: tuple[str | int, ...] = ("waivers", i)
+        if not isinstance(item, dict):
+            problems.append(_invalid(doc.location(path, value=True), "a waiver must be a mapping",
+                                     ", ".join(REQUIRED)))
+            continue
+        bad = False
+        for key in item:
+            if key not in FIELDS:
+                problems.append(_invalid(doc.location((*path, key)), f"unknown waiver field '{key}'",
+                                         f"one of {', '.join(FIELDS)}"))
+                bad = True
+        for key in REQUIRED:
+            if item.get(key) in (None, ""):
+                problems.append(_invalid(doc.location(path), f"waiver {i + 1} has no '{key}'",
+                                         f"a value for '{key}'"))
+                bad = True
+        expires = item.get("expires")
+        if expires not in (None, "") and not isinstance(expires, dt.date):
+            problems.append(_invalid(doc.location((*path, "expires"), value=True),
+                                     f"expires: '{expires}' is not a date", "a date YYYY-MM-DD"))
+            bad = True
+        rule = item.get("rule")
+        if rule and known and str(rule) not in known:
+            problems.append(_invalid(doc.location((*path, "rule"), value=True),
+                                     f"waiver names unknown rule '{rule}'",
+                                     "a rule id from docs/policies.md"))
+            bad = True
+        if bad:
+            continue
+        assert isinstance(expires, dt.date)
+        if isinstance(expires, dt.datetime):
+            expires = expires.date()
+        out.append(Waiver(str(rule), str(item["object"]), str(item["owner"]), str(item["reason"]),
+                          expires, doc.location(path), str(item.get("environment") or "")))
+    return out, problems
+
+
+def load_waivers(path: Path, root: Path, known_rules: Iterable[str]) -> tuple[list[Waiver], list[Finding]]:
+    doc, problems = load_file(path, root)
+    if doc is None:
+        return [], [replace(p, rule_id=INVALID) for p in problems]
+    return parse_waivers(doc, known_rules)
+
+
+def apply_waivers(findings: Sequence[Finding], waivers: Sequence[Waiver], *, today: dt.date,
+                  environments: Iterable[str], complete: bool) -> list[Finding]:
+    """Mark waived findings; report expired and (when every environment ran) stale waivers.
+
+    ``complete`` says every environment was evaluated: a waiver for an environment that
+    did not run is not stale.
+    """
+    envs = set(environments)
+    used: set[int] = set()
+    out = []
+    for f in findings:
+        waiver = None
+        for i, w in enumerate(waivers):
+            if w.matches(f):
+                used.add(i)
+                if not w.expired(today) and waiver is None:
+                    waiver = w
+        out.append(replace(f, waived_by=waiver.label()) if waiver is not None else f)
+    for i, w in enumerate(waivers):
+        if w.expired(today):
+            out.append(Finding(
+                EXPIRED, Severity.WARNING,
+                f"waiver for {w.rule} on {w.object} expired on {w.expires.isoformat()} "
+                f"(owner {w.owner}); it no longer waives anything",
+                w.location, expected="renew it with a new expiry date, or fix the findings and remove it"))
+        elif i not in used and (complete or (w.environment and w.environment in envs)):
+            out.append(Finding(
+                STALE, Severity.WARNING,
+                f"waiver for {w.rule} on {w.object} matches no finding"
+                + (f" in {w.environment}" if w.environment else ""),
+                w.location, expected="remove the waiver"))
+    return out

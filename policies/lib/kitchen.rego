@@ -1,0 +1,93 @@
+# Helpers shared by the rules of kitchen's policy library.
+#
+# The input is one document per environment (see docs/policies.md): the environment,
+# the catalog items, the plan and the rendered resources.  Catalog items carry
+# `_source` (where the object starts) and `_fields` (where each key starts, by dotted
+# path); rendered resources carry `_source`, the catalog line that caused them.
+package kitchen.lib
+
+params := data.kitchen.params
+
+env := input.environment
+
+# The location of `field` (a dotted path) in a catalog item, else of the item itself.
+at(item, field) := item._fields[field]
+
+at(item, field) := item._source if not item._fields[field]
+
+# Every InferenceService of the plan.
+services contains s if {
+	some t in input.plan.tenants
+	some s in t.services
+}
+
+service_resource(s) := {
+	"kind": "InferenceService",
+	"apiVersion": "serving.kserve.io/v1beta1",
+	"name": s.inference_service,
+	"namespace": s.namespace,
+}
+
+resource_ref(r) := {
+	"kind": r.manifest.kind,
+	"apiVersion": r.manifest.apiVersion,
+	"name": r.manifest.metadata.name,
+	"namespace": object.get(r.manifest.metadata, "namespace", ""),
+}
+
+resource_id(r) := sprintf("%s/%s/%s", [r.manifest.kind, r.manifest.metadata.namespace, r.manifest.metadata.name]) if {
+	r.manifest.metadata.namespace
+} else := sprintf("%s/%s", [r.manifest.kind, r.manifest.metadata.name])
+
+# A violation about a rendered resource, located at the catalog line that caused it.
+resource_violation(r, msg, expected) := {
+	"msg": msg,
+	"at": r._source,
+	"resource": resource_ref(r),
+	"object": resource_id(r),
+	"expected": expected,
+}
+
+# A violation about a catalog item field, concerning the InferenceService `s`.
+service_violation(s, item, field, object_id, msg, expected) := {
+	"msg": msg,
+	"at": at(item, field),
+	"resource": service_resource(s),
+	"object": object_id,
+	"expected": expected,
+}
+
+annotation(r, name) := r.manifest.metadata.annotations[name]
+
+# The pod spec of a workload, by kind.
+pod_spec(m) := m.spec if m.kind == "ServingRuntime"
+
+pod_spec(m) := m.spec.predictor if m.kind == "InferenceService"
+
+pod_spec(m) := m.spec if m.kind == "Pod"
+
+pod_spec(m) := m.spec.template.spec if {
+	m.kind in params.workload_kinds
+	m.kind != "Pod"
+}
+
+pod_spec(m) := m.spec.jobTemplate.spec.template.spec if m.kind == "CronJob"
+
+# Every container of every rendered workload: {"i": resource index, "container": c}.
+containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	spec := pod_spec(r.manifest)
+	some c in spec.containers
+}
+
+containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	spec := pod_spec(r.manifest)
+	some c in spec.initContainers
+}
+
+resources_of_kind(kind) := [r | some r in input.resources; r.manifest.kind == kind]
+
+ref(item) := sprintf("%s@%s", [item.name, item.version])
+
+strictness := object.get(env, ["gates", "strictness"], "standard")

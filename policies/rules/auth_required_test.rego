@@ -1,0 +1,23 @@
+package kitchen.rules.auth_required_test
+
+import data.kitchen.fixtures
+import data.kitchen.rules.auth_required
+
+test_pass_auth_enabled if {
+	count(auth_required.violation) == 0 with input as fixtures.clean
+}
+
+test_fail_auth_disabled if {
+	bad := fixtures.isvc_with({"metadata": {"annotations": {"security.opendatahub.io/enable-auth": "false"}}})
+	patched := object.union(fixtures.with_resource("InferenceService", bad), {"environment": {"serving": {"auth": false}}})
+	vs := auth_required.violation with input as patched
+	count(vs) == 1
+	some v in vs
+	v.at.line == 40
+}
+
+test_pass_relaxed_environment if {
+	bad := fixtures.isvc_with({"metadata": {"annotations": {"security.opendatahub.io/enable-auth": "false"}}})
+	patched := object.union(fixtures.with_resource("InferenceService", bad), {"environment": {"gates": {"strictness": "relaxed"}}})
+	count(auth_required.violation) == 0 with input as patched
+}

@@ -1,0 +1,26 @@
+# METADATA
+# title: Tenant GPU quotas fit the environment's GPUs
+# description: >-
+#   The sum of the tenants' `gpu_quota` in an environment does not exceed the GPUs
+#   the environment has (`cluster.gpu.per_node` × `cluster.gpu.nodes`): quotas are
+#   promises, and promising more GPUs than exist leaves someone's rollout pending.
+# custom:
+#   id: policy.gpu-quota
+#   severity: error
+package kitchen.rules.gpu_quota
+
+import data.kitchen.lib
+
+total := lib.env.cluster.gpu.per_node * lib.env.cluster.gpu.nodes
+
+violation contains v if {
+	quota := sum([t.gpu_quota | some t in input.plan.tenants])
+	quota > total
+	msg := sprintf("tenants of environment %s hold %d GPUs of quota, but it has %d GPUs", [lib.env.name, quota, total])
+	v := {
+		"msg": msg,
+		"at": lib.at(lib.env, "cluster.gpu"),
+		"object": sprintf("Environment/%s", [lib.env.name]),
+		"expected": sprintf("at most %d GPUs of quota in total", [total]),
+	}
+}

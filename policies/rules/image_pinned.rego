@@ -1,0 +1,61 @@
+# METADATA
+# title: Images are pinned by digest and come from an allowed registry
+# description: >-
+#   Every container image of a rendered workload (serving runtimes, jobs, pods) is
+#   referenced by `@sha256:` digest, never by a tag (and never `latest`), and its
+#   registry is one of the environment's `registry.allowed`.
+# custom:
+#   id: policy.image-pinned
+#   severity: error
+#   remediation: Pin the image as <registry>/<repository>@sha256:<digest> in the environment's images.
+package kitchen.rules.image_pinned
+
+import data.kitchen.lib
+
+pinned(image) if regex.match(`^[^@\s]+@sha256:[0-9a-f]{64}$`, image)
+
+# The registry host of an image reference (Docker Hub when the first part is no host).
+registry(image) := host if {
+	parts := split(image, "/")
+	count(parts) > 1
+	host := parts[0]
+	regex.match(`[.:]|^localhost$`, host)
+} else := "docker.io"
+
+tag_of(image) := tag if {
+	name := split(image, "@")[0]
+	last := split(name, "/")[count(split(name, "/")) - 1]
+	contains(last, ":")
+	tag := split(last, ":")[1]
+}
+
+allowed(image) if registry(image) in lib.env.registry.allowed
+
+violation contains v if {
+	some x in lib.containers
+	image := x.container.image
+	not pinned(image)
+	tag_of(image) == "latest"
+	r := input.resources[x.i]
+	msg := sprintf("container %s of %s uses the mutable tag 'latest' (%s)", [x.container.name, lib.resource_id(r), image])
+	v := lib.resource_violation(r, msg, "an image pinned by @sha256: digest")
+}
+
+violation contains v if {
+	some x in lib.containers
+	image := x.container.image
+	not pinned(image)
+	not tag_of(image) == "latest"
+	r := input.resources[x.i]
+	msg := sprintf("container %s of %s uses image %s, which is not pinned by digest", [x.container.name, lib.resource_id(r), image])
+	v := lib.resource_violation(r, msg, "an image pinned by @sha256: digest")
+}
+
+violation contains v if {
+	some x in lib.containers
+	image := x.container.image
+	not allowed(image)
+	r := input.resources[x.i]
+	msg := sprintf("container %s of %s pulls from registry %s, which environment %s does not allow", [x.container.name, lib.resource_id(r), registry(image), lib.env.name])
+	v := lib.resource_violation(r, msg, sprintf("one of %s", [concat(", ", lib.env.registry.allowed)]))
+}

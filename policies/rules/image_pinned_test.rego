@@ -1,0 +1,30 @@
+package kitchen.rules.image_pinned_test
+
+import data.kitchen.fixtures
+import data.kitchen.rules.image_pinned
+
+runtime_with_image(image) := fixtures.runtime_with({"image": image})
+
+test_pass_digest_from_allowed_registry if {
+	count(image_pinned.violation) == 0 with input as fixtures.clean
+}
+
+test_fail_latest_tag if {
+	bad := runtime_with_image("registry.prod.internal:5000/vllm/vllm-openai:latest")
+	vs := image_pinned.violation with input as fixtures.with_resource("ServingRuntime", bad)
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "'latest'")
+	v.at.line == 25
+}
+
+test_fail_tag_from_public_registry if {
+	bad := runtime_with_image("docker.io/vllm/vllm-openai:v0.11.0")
+	vs := image_pinned.violation with input as fixtures.with_resource("ServingRuntime", bad)
+	count(vs) == 2
+}
+
+test_registry_of_short_name if {
+	image_pinned.registry("vllm/vllm-openai:latest") == "docker.io"
+	image_pinned.registry("localhost/x@sha256:00") == "localhost"
+}

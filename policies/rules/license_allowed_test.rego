@@ -1,0 +1,16 @@
+package kitchen.rules.license_allowed_test
+
+import data.kitchen.fixtures
+import data.kitchen.rules.license_allowed
+
+test_pass_allowed_license if {
+	count(license_allowed.violation) == 0 with input as fixtures.clean
+}
+
+test_fail_license_not_allowed if {
+	patched := fixtures.with_patch({"catalog": {"bases": {"qwen@2.5": {"license": {"id": "cc-by-nc-4.0"}}}}})
+	vs := license_allowed.violation with input as patched
+	count(vs) == 1
+	some v in vs
+	v.at.line == 7
+}

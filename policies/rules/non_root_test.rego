@@ -1,0 +1,14 @@
+package kitchen.rules.non_root_test
+
+import data.kitchen.fixtures
+import data.kitchen.rules.non_root
+
+test_pass_restricted_container if {
+	count(non_root.violation) == 0 with input as fixtures.clean
+}
+
+test_fail_root_with_capabilities if {
+	bad := fixtures.runtime_with({"securityContext": {"runAsNonRoot": false, "capabilities": {"drop": []}}})
+	vs := non_root.violation with input as fixtures.with_resource("ServingRuntime", bad)
+	count(vs) == 2
+}

@@ -1,0 +1,22 @@
+package kitchen.rules.offline_runtime_test
+
+import data.kitchen.fixtures
+import data.kitchen.rules.offline_runtime
+
+test_pass_offline_flags_set if {
+	count(offline_runtime.violation) == 0 with input as fixtures.clean
+}
+
+test_fail_transformers_online if {
+	bad := fixtures.runtime_with({"env": [{"name": "HF_HUB_OFFLINE", "value": "1"}]})
+	vs := offline_runtime.violation with input as fixtures.with_resource("ServingRuntime", bad)
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "TRANSFORMERS_OFFLINE=1")
+}
+
+test_pass_not_air_gapped if {
+	bad := fixtures.runtime_with({"env": []})
+	patched := object.union(fixtures.with_resource("ServingRuntime", bad), {"environment": {"gates": {"air_gapped": false}}})
+	count(offline_runtime.violation) == 0 with input as patched
+}

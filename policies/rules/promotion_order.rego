@@ -1,0 +1,30 @@
+# METADATA
+# title: Flavor versions are promoted in order
+# description: >-
+#   A flavor version deployed in an environment is also deployed in the environment
+#   it promotes from (`promotes_from`): what runs in prod ran in staging, and what
+#   runs in staging ran in dev, as the environments' promotion chain says.
+# custom:
+#   id: policy.promotion-order
+#   severity: error
+package kitchen.rules.promotion_order
+
+import data.kitchen.lib
+
+# The InferenceService of a tenant's namespace that serves `ref`.
+service_of(namespace, ref) := s if {
+	some s in lib.services
+	s.namespace == namespace
+	ref in s.flavors
+}
+
+violation contains v if {
+	source := input.promotion.from
+	some name, tenant in input.catalog.tenants
+	some i, f in tenant.environments[lib.env.name].flavors
+	ref := sprintf("%s@%s", [f.name, f.version])
+	not input.promotion.flavors[ref]
+	s := service_of(object.get(tenant, "namespace", name), ref)
+	msg := sprintf("flavor %s is deployed in %s but not in %s, which %s promotes from", [ref, lib.env.name, source, lib.env.name])
+	v := lib.service_violation(s, tenant, sprintf("environments.%s.flavors.%d", [lib.env.name, i]), sprintf("Flavor/%s", [ref]), msg, sprintf("a flavor version already deployed in %s", [source]))
+}

@@ -1,0 +1,30 @@
+# METADATA
+# title: S3 endpoints use verified TLS in production
+# description: >-
+#   At the gate strictness levels listed in `tls_required_strictness`
+#   (policies/data.yaml: strict, i.e. production), the environment's S3 endpoint is
+#   reached over HTTPS with certificate verification, so adapters cannot be swapped
+#   in transit.
+# custom:
+#   id: policy.s3-tls
+#   severity: error
+package kitchen.rules.s3_tls
+
+import data.kitchen.lib
+
+required if lib.strictness in lib.params.tls_required_strictness
+
+checks := [
+	{"annotation": "serving.kserve.io/s3-usehttps", "field": "storage.s3.use_https", "what": "plain HTTP"},
+	{"annotation": "serving.kserve.io/s3-verifyssl", "field": "storage.s3.verify_ssl", "what": "TLS without certificate verification"},
+]
+
+violation contains v if {
+	required
+	some r in lib.resources_of_kind("ServiceAccount")
+	some check in checks
+	value := lib.annotation(r, check.annotation)
+	value != "1"
+	msg := sprintf("%s reaches S3 at %s over %s in environment %s", [lib.resource_id(r), lib.env.storage.s3.endpoint, check.what, lib.env.name])
+	v := object.union(lib.resource_violation(r, msg, sprintf("%s: true", [check.field])), {"at": lib.at(lib.env, check.field)})
+}
