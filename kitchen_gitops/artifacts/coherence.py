@@ -201,7 +201,7 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
                       f"({_arch_summary(arch)}): {_listed(problems)} "
                       f"[{len(problems)} of {len(tensors)} LoRA tensors]; the adapter was "
                       "trained for another base",
-                      ("base",), f"LoRA matrices shaped for {base.ref}")
+                      ("base",), f"LoRA matrices shaped for {base.ref}", value=False)
     return c.findings
 
 
@@ -241,11 +241,12 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
         named = cfg.get("base_model_name_or_path")
         if not named:
             c.add("artifacts.base-mismatch", f"{name} does not name the base it was trained on",
-                  ("base",), f"base_model_name_or_path: {base.name}", severity=Severity.WARNING)
+                  ("base",), f"base_model_name_or_path: {base.name}", severity=Severity.WARNING,
+                  value=False)
         elif str(named) not in accepted:
             c.add("artifacts.base-mismatch",
                   f"{name} was trained on '{named}', the catalog pairs it with base {base.ref}",
-                  ("base",), f"base_model_name_or_path: {base.name}")
+                  ("base",), f"base_model_name_or_path: {base.name}", value=False)
     targets = cfg.get("target_modules")
     if isinstance(targets, str):
         targets = None if targets == "all-linear" or not targets.isidentifier() else [targets]
@@ -256,7 +257,7 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
             c.add("artifacts.target-modules",
                   f"the catalog lists target modules [{', '.join(declared)}], {name} targets "
                   f"[{', '.join(found)}]", ("target_modules",),
-                  f"target_modules: [{', '.join(found)}]")
+                  f"target_modules: [{', '.join(found)}]", value=False)
         known = base_modules(base.architecture) if base is not None else None
         if base is not None and known is not None:
             unknown = [t for t in found if t not in known]
@@ -264,7 +265,7 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
                 c.add("artifacts.target-modules",
                       f"{name} targets {', '.join(unknown)}, which base {base.ref} "
                       f"({base.architecture.model_type}) does not have", ("target_modules",),
-                      f"modules of {base.ref}: {', '.join(sorted(known))}")
+                      f"modules of {base.ref}: {', '.join(sorted(known))}", value=False)
     return rank
 
 

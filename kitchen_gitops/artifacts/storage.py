@@ -284,6 +284,11 @@ class S3Store:
             return StorageUnreachable(
                 f"TLS handshake with {where} failed: {_ssl_reason(text)}; {hint}, or set "
                 "use_https: false in the environment for a plain-HTTP endpoint")
+        # NewConnectionError is a ConnectTimeoutError in urllib3 2: test it first
+        if isinstance(reason, ue.NewConnectionError | ue.NameResolutionError):
+            return StorageUnreachable(
+                f"cannot reach {where}: {_conn_reason(text)}; is the server running and "
+                "the endpoint right? (override it with --s3-endpoint)")
         if isinstance(reason, ue.ConnectTimeoutError):
             return StorageUnreachable(
                 f"{where} did not accept a connection within {self.settings.timeout_s:g}s")
@@ -291,7 +296,7 @@ class S3Store:
             return StorageUnreachable(
                 f"{where} did not answer within {self.settings.timeout_s:g}s (read timeout; "
                 "raise it with --timeout)")
-        if isinstance(reason, ue.NewConnectionError | ConnectionError | OSError):
+        if isinstance(reason, ConnectionError | OSError):
             return StorageUnreachable(
                 f"cannot reach {where}: {_conn_reason(text)}; is the server running and "
                 "the endpoint right? (override it with --s3-endpoint)")

@@ -1,0 +1,48 @@
+"""Session fixtures for artifact tests: the tiny model kit and a real S3 server."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.artifacts.artifact_case import ArtifactRepo, ensure_bucket
+from tests.support.s3_server import SeaweedS3
+
+
+@pytest.fixture(scope="session")
+def model_kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    from tests.support.tiny_model import build_kit
+
+    return build_kit(tmp_path_factory.mktemp("artifact-kit"))
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    with SeaweedS3(tmp_path_factory.mktemp("artifact-s3")) as server:
+        ensure_bucket(server, "lora")
+        yield server
+
+
+@pytest.fixture
+def s3_credentials(s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> SeaweedS3:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
+    for var in ("AWS_SESSION_TOKEN", "AWS_CA_BUNDLE", "KITCHEN_S3_ENDPOINT", "KITCHEN_PVC_MIRROR"):
+        monkeypatch.delenv(var, raising=False)
+    return s3_server
+
+
+@pytest.fixture
+def repo(tmp_path: Path, s3_credentials: SeaweedS3, model_kit: dict[str, Any],
+         request: pytest.FixtureRequest) -> ArtifactRepo:
+    """A repository with the tiny base on the PVC mirror; flavors are added by the test."""
+    prefix = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40]
+    r = ArtifactRepo(tmp_path / "repo", s3=s3_credentials, endpoint=s3_credentials.endpoint,
+                     prefix=f"{prefix}-{secrets.token_hex(3)}")
+    r.add_base("tiny-llama", "1", model_kit["base"])
+    return r
