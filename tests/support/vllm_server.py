@@ -79,7 +79,8 @@ class VllmServer:
     (and ``--enable-lora``), ``max_loras``/``max_lora_rank``/``max_cpu_loras`` ->
     the flags of the same name (omitted when None), ``served_model_name`` ->
     ``--served-model-name`` (default: the directory name), ``kv_cache_bytes`` ->
-    ``--kv-cache-memory-bytes``. ``extra_args`` are appended verbatim.
+    ``--kv-cache-memory-bytes``. ``extra_args`` are appended verbatim. ``log_stats=True``
+    keeps vLLM's statistics on (no ``--disable-log-stats``), which ``/metrics`` needs.
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class VllmServer:
         log_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         python: str | None = None,
+        log_stats: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.lora_modules = {k: Path(v) for k, v in (lora_modules or {}).items()}
@@ -112,6 +114,7 @@ class VllmServer:
         self.max_model_len = max_model_len
         self.startup_timeout = startup_timeout
         self.python = python or sys.executable
+        self.log_stats = log_stats
         self._extra_env = dict(env or {})
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="vllm-server-", suffix=".log")
@@ -142,10 +145,11 @@ class VllmServer:
             str(self.port),
             "--kv-cache-memory-bytes",
             str(self.kv_cache_bytes),
-            "--disable-log-stats",
             "--uvicorn-log-level",
             "warning",
         ]
+        if not self.log_stats:
+            cmd.append("--disable-log-stats")
         if self.max_model_len is not None:
             cmd += ["--max-model-len", str(self.max_model_len)]
         if self.lora_modules:

@@ -1,0 +1,251 @@
+"""What a deployment must prove: the expectations document the render stage writes into a
+ConfigMap next to the conformance Job, and that ``kitchen conform`` reads back.
+
+It is plain JSON so that the Job needs neither the catalog nor the repository: endpoints,
+base and flavor names, smoke prompts with their expectations, probe prompts, SLOs, the
+load to apply and the GPUs the environment declares.  Each flavor and smoke test keeps
+the catalog position it came from, so findings point at ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ConfigError
+from ..findings import Location
+from ..model import Catalog, Expectation
+from ..plan import EnvironmentPlan, ServicePlan
+
+VERSION = 1
+CONFIGMAP_KEY = "expectations.json"
+ISVC_API_VERSION = "serving.kserve.io/v1beta1"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Model):
+    """A catalog position (``file:line:col``)."""
+
+    file: str = "<expectations>"
+    line: int = 0
+    col: int = 0
+
+    @classmethod
+    def of(cls, loc: Location) -> Source:
+        return cls(file=loc.file, line=loc.line, col=loc.col)
+
+    def location(self) -> Location:
+        return Location(self.file, self.line, self.col)
+
+
+class Smoke(_Model):
+    prompt: str
+    expect: Expectation
+    max_tokens: int = 32
+    source: Source = Source()
+
+
+class FlavorExpectation(_Model):
+    name: str
+    ref: str = ""
+    smoke: list[Smoke] = Field(default_factory=list)
+    probes: list[str] = Field(default_factory=list)
+    source: Source = Source()
+
+    @property
+    def effect_prompts(self) -> list[str]:
+        """Probe prompts, or the smoke prompts where the flavor declares none."""
+        return list(self.probes) or [s.prompt for s in self.smoke]
+
+
+class ServiceExpectation(_Model):
+    tenant: str
+    namespace: str
+    name: str
+    endpoint: str
+    base: str
+    base_ref: str = ""
+    flavors: list[FlavorExpectation] = Field(default_factory=list)
+    source: Source = Source()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class SloSpec(_Model):
+    ttft_p95_ms: float
+    tpot_p95_ms: float
+    e2e_p95_ms: float | None = None
+    min_output_tokens_per_s: float = 0.0
+    goodput_min_ratio: float = 0.9
+    source: Source = Source()
+
+
+class LoadSpec(_Model):
+    concurrency: int = Field(default=4, gt=0)
+    requests: int = Field(default=32, gt=0)
+    output_tokens: int = Field(default=64, gt=0)
+    prompt_words: int = Field(default=48, gt=0)
+    readiness_timeout_s: int = Field(default=900, gt=0)
+
+
+class GpuSpec(_Model):
+    product: str
+    memory_gib: float
+    per_node: int
+    nodes: int = 1
+    mig: bool = False
+    source: Source = Source()
+
+
+class Expectations(_Model):
+    version: int = VERSION
+    environment: str
+    services: list[ServiceExpectation] = Field(default_factory=list)
+    slo: SloSpec
+    load: LoadSpec = LoadSpec()
+    gpu: GpuSpec | None = None
+
+    def select(self, tenants: list[str] | None = None,
+               services: list[str] | None = None) -> Expectations:
+        """Only the services of the given tenants (names or namespaces) and/or ``ns/name``s."""
+        chosen = [s for s in self.services
+                  if (not tenants or s.tenant in tenants or s.namespace in tenants)
+                  and (not services or s.key in services or s.name in services)]
+        return self.model_copy(update={"services": chosen})
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2,
+                          sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def endpoint_for(svc: ServicePlan) -> str:
+    """The predictor's cluster-internal URL (KServe names the Service ``<isvc>-predictor``)."""
+    return f"http://{svc.name}-predictor.{svc.namespace}.svc.cluster.local"
+
+
+def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
+    """The expectations of one planned environment."""
+    env = plan.environment
+    services = []
+    for svc in plan.services:
+        flavors = []
+        for f in svc.flavors:
+            smoke = [Smoke(prompt=s.prompt, expect=s.expect, max_tokens=s.max_tokens,
+                           source=Source.of(catalog.location("Flavor", f.ref, ("smoke", i))))
+                     for i, s in enumerate(f.smoke)]
+            flavors.append(FlavorExpectation(
+                name=f.name, ref=f.ref, smoke=smoke, probes=list(f.probes),
+                source=Source.of(catalog.location("Flavor", f.ref, ("name",)))))
+        services.append(ServiceExpectation(
+            tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
+            endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
+            flavors=flavors,
+            source=Source.of(catalog.location("Tenant", svc.tenant.name,
+                                              ("environments", env.name, "flavors")))))
+    gpu = env.cluster.gpu
+    conf = env.conformance
+    return Expectations(
+        environment=env.name,
+        services=services,
+        slo=SloSpec(**env.slo.model_dump(),
+                    source=Source.of(catalog.location("Environment", env.name, ("slo",)))),
+        load=LoadSpec(concurrency=conf.concurrency, requests=conf.requests,
+                      output_tokens=conf.output_tokens,
+                      readiness_timeout_s=conf.readiness_timeout_s),
+        gpu=GpuSpec(product=gpu.product, memory_gib=gpu.memory_gib, per_node=gpu.per_node,
+                    nodes=gpu.nodes, mig=gpu.mig,
+                    source=Source.of(catalog.location("Environment", env.name,
+                                                      ("cluster", "gpu")))),
+    )
+
+
+def parse_expectations(text: str, origin: str) -> Expectations:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{origin}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
+    try:
+        exp = Expectations.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(f"{origin}: invalid expectations at {where}: {first['msg']} "
+                          f"({exc.error_count()} problem(s))") from None
+    if exp.version != VERSION:
+        raise ConfigError(f"{origin}: expectations version {exp.version}; this kitchen reads "
+                          f"version {VERSION}")
+    return exp
+
+
+def load_expectations(path: Path) -> Expectations:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read expectations: {exc.strerror}") from None
+    return parse_expectations(text, str(path))
+
+
+# ---------------------------------------------------------------- smoke expectations
+
+
+def describe(expect: Expectation) -> str:
+    parts = []
+    if expect.contains is not None:
+        parts.append(f"contains {expect.contains!r}")
+    if expect.not_contains is not None:
+        parts.append(f"does not contain {expect.not_contains!r}")
+    if expect.regex is not None:
+        parts.append(f"matches /{expect.regex}/")
+    if expect.json_schema is not None:
+        parts.append(f"JSON valid against {json.dumps(expect.json_schema, sort_keys=True)}")
+    return " and ".join(parts)
+
+
+def _json_in(text: str) -> Any:
+    """The JSON value in ``text``: all of it, or the first ``{…}``/``[…]`` block."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    decoder = json.JSONDecoder()
+    for i, ch in enumerate(text):
+        if ch in "{[":
+            try:
+                return decoder.raw_decode(text, i)[0]
+            except json.JSONDecodeError:
+                continue
+    raise ValueError("no JSON value in the output")
+
+
+def unmet(expect: Expectation, text: str) -> list[str]:
+    """Why ``text`` does not meet ``expect`` (empty when it does)."""
+    problems = []
+    if expect.contains is not None and expect.contains not in text:
+        problems.append(f"does not contain {expect.contains!r}")
+    if expect.not_contains is not None and expect.not_contains in text:
+        problems.append(f"contains {expect.not_contains!r}")
+    if expect.regex is not None and not re.search(expect.regex, text):
+        problems.append(f"does not match /{expect.regex}/")
+    if expect.json_schema is not None:
+        import jsonschema
+
+        try:
+            value = _json_in(text)
+            jsonschema.validate(value, expect.json_schema)
+        except ValueError as exc:
+            problems.append(str(exc))
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            problems.append(f"JSON at {where}: {exc.message}")
+        except jsonschema.SchemaError as exc:
+            problems.append(f"the expectation's JSON schema is invalid: {exc.message}")
+    return problems

@@ -1,0 +1,362 @@
+"""Performance: streaming load at the environment's concurrency, measured as
+``vllm bench serve`` measures it, judged against the environment's SLOs, and
+cross-checked against the server's own ``/metrics`` histograms.
+
+Per request (see ``client.stream_completion``): TTFT at the first streamed chunk that
+carries ``choices``; inter-token latencies between such chunks; end-to-end latency at the
+last one; TPOT = (latency − TTFT) / (output tokens − 1) with the token counts from the
+server's ``usage``.  Percentiles interpolate linearly between ranks (numpy's default).
+A request is *good* when its TTFT, TPOT (and end-to-end latency, if the SLO sets one) are
+within the SLO's p95 targets; goodput is good requests per second, and their ratio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..findings import Severity
+from .client import ApiError, OpenAIClient, StreamRecord, Unreachable, stream_completion
+from .expectations import LoadSpec, ServiceExpectation, SloSpec
+from .results import CheckResult, finding, isvc_ref, timed
+
+PERCENTILES = (50.0, 95.0, 99.0)
+# words the prompts are made of; each prompt starts with its own number so that no two
+# requests share a cached prefix
+_WORDS = ("the", "kitchen", "serves", "many", "flavors", "from", "one", "base", "model", "each",
+          "flavor", "is", "a", "small", "adapter", "trained", "for", "one", "task", "answering",
+          "questions", "summarising", "documents", "classifying", "tickets", "or", "translating",
+          "short", "notes")
+
+# server histograms compared with the client's figures: (metric, client field)
+SERVER_HISTOGRAMS = {
+    "ttft": "vllm:time_to_first_token_seconds",
+    "itl": "vllm:inter_token_latency_seconds",
+    "e2e": "vllm:e2e_request_latency_seconds",
+}
+# the client adds HTTP and SSE framing to what the engine measures
+CROSS_CHECK_RELATIVE = 0.25
+CROSS_CHECK_ABSOLUTE_MS = 25.0
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Linear interpolation between closest ranks, as ``numpy.percentile``."""
+    if not values:
+        return 0.0
+    xs = sorted(values)
+    rank = (len(xs) - 1) * p / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
+
+
+def perf_prompt(index: int, words: int) -> str:
+    body = [_WORDS[(index * 7 + i) % len(_WORDS)] for i in range(max(words - 1, 0))]
+    return " ".join([f"{index}.", *body])
+
+
+@dataclass(frozen=True)
+class Distribution:
+    mean: float
+    median: float
+    p: dict[float, float]
+
+    @classmethod
+    def of(cls, values: Sequence[float], scale: float = 1000.0) -> Distribution:
+        vals = [v * scale for v in values]
+        mean = sum(vals) / len(vals) if vals else 0.0
+        return cls(mean, percentile(vals, 50.0), {q: percentile(vals, q) for q in PERCENTILES})
+
+    def as_dict(self) -> dict[str, float]:
+        out = {"mean": round(self.mean, 3), "median": round(self.median, 3)}
+        out.update({f"p{q:g}": round(v, 3) for q, v in self.p.items()})
+        return out
+
+
+@dataclass(frozen=True)
+class PerfMetrics:
+    completed: int
+    failed: int
+    duration_s: float
+    input_tokens: int
+    output_tokens: int
+    ttft_ms: Distribution
+    tpot_ms: Distribution
+    itl_ms: Distribution
+    e2e_ms: Distribution
+    good: int
+
+    @property
+    def request_throughput(self) -> float:
+        return self.completed / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def output_throughput(self) -> float:
+        return self.output_tokens / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def total_token_throughput(self) -> float:
+        return (self.input_tokens + self.output_tokens) / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def goodput(self) -> float:
+        return self.good / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def goodput_ratio(self) -> float:
+        total = self.completed + self.failed
+        return self.good / total if total else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "completed": self.completed, "failed": self.failed,
+            "duration_s": round(self.duration_s, 3),
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "request_throughput_per_s": round(self.request_throughput, 3),
+            "output_token_throughput_per_s": round(self.output_throughput, 3),
+            "total_token_throughput_per_s": round(self.total_token_throughput, 3),
+            "goodput_requests_per_s": round(self.goodput, 3),
+            "goodput_ratio": round(self.goodput_ratio, 4),
+            "ttft_ms": self.ttft_ms.as_dict(), "tpot_ms": self.tpot_ms.as_dict(),
+            "itl_ms": self.itl_ms.as_dict(), "e2e_ms": self.e2e_ms.as_dict(),
+        }
+
+
+def is_good(rec: StreamRecord, slo: SloSpec) -> bool:
+    if not rec.ok:
+        return False
+    ok = rec.ttft * 1000 <= slo.ttft_p95_ms and rec.tpot * 1000 <= slo.tpot_p95_ms
+    if slo.e2e_p95_ms is not None:
+        ok = ok and rec.latency * 1000 <= slo.e2e_p95_ms
+    return ok
+
+
+def compute_metrics(records: Sequence[StreamRecord], duration_s: float, slo: SloSpec) -> PerfMetrics:
+    ok = [r for r in records if r.ok]
+    return PerfMetrics(
+        completed=len(ok), failed=len(records) - len(ok), duration_s=duration_s,
+        input_tokens=sum(r.prompt_tokens for r in ok),
+        output_tokens=sum(r.output_tokens for r in ok),
+        ttft_ms=Distribution.of([r.ttft for r in ok]),
+        tpot_ms=Distribution.of([r.tpot for r in ok if r.output_tokens > 1]),
+        itl_ms=Distribution.of([x for r in ok for x in r.itl]),
+        e2e_ms=Distribution.of([r.latency for r in ok]),
+        good=sum(1 for r in ok if is_good(r, slo)),
+    )
+
+
+async def run_load(url: str, models: Sequence[str], load: LoadSpec, *, token: str | None = None,
+                   timeout: float = 300.0) -> tuple[list[StreamRecord], float]:
+    """``load.requests`` streaming requests, at most ``load.concurrency`` in flight, the
+    models taken in turn; every request generates exactly ``load.output_tokens``."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    sem = asyncio.Semaphore(load.concurrency)
+    limits = httpx.Limits(max_connections=load.concurrency)
+
+    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
+        async def one(i: int) -> StreamRecord:
+            async with sem:
+                return await stream_completion(
+                    http, url, models[i % len(models)], perf_prompt(i, load.prompt_words),
+                    load.output_tokens, ignore_eos=True)
+
+        t0 = time.perf_counter()
+        records = await asyncio.gather(*(one(i) for i in range(load.requests)))
+        return list(records), time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- /metrics
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True)
+class Histogram:
+    count: float
+    sum: float
+    buckets: tuple[tuple[float, float], ...]  # (le, cumulative count), ascending
+
+    def minus(self, before: Histogram | None) -> Histogram:
+        if before is None:
+            return self
+        prev = dict(before.buckets)
+        return Histogram(self.count - before.count, self.sum - before.sum,
+                         tuple((le, c - prev.get(le, 0.0)) for le, c in self.buckets))
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+    def quantile(self, q: float) -> float:
+        """Prometheus' ``histogram_quantile``: linear inside the bucket."""
+        if not self.count or not self.buckets:
+            return 0.0
+        rank = q * self.count
+        prev_le, prev_c = 0.0, 0.0
+        for le, c in self.buckets:
+            if c >= rank:
+                if math.isinf(le):
+                    return prev_le
+                inside = c - prev_c
+                return prev_le + (le - prev_le) * ((rank - prev_c) / inside if inside else 0.0)
+            prev_le, prev_c = le, c
+        return prev_le
+
+
+def parse_histograms(text: str, names: Iterable[str], model: str | None = None) -> dict[str, Histogram]:
+    """Histograms from Prometheus text, summed over label sets (of ``model`` if given)."""
+    wanted = set(names)
+    acc: dict[str, dict[str, Any]] = {n: {"count": 0.0, "sum": 0.0, "buckets": {}} for n in wanted}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        name, labels_text, value_text = m.group(1), m.group(3) or "", m.group(4)
+        base, _, suffix = name.rpartition("_")
+        if base not in wanted:
+            continue
+        labels = dict(_LABEL.findall(labels_text))
+        if model is not None and labels.get("model_name", model) != model:
+            continue
+        try:
+            value = float(value_text)
+        except ValueError:
+            continue
+        h = acc[base]
+        if suffix == "count":
+            h["count"] += value
+        elif suffix == "sum":
+            h["sum"] += value
+        elif suffix == "bucket" and "le" in labels:
+            le = float(labels["le"].replace("+Inf", "inf"))
+            h["buckets"][le] = h["buckets"].get(le, 0.0) + value
+    return {n: Histogram(h["count"], h["sum"], tuple(sorted(h["buckets"].items())))
+            for n, h in acc.items() if h["count"] or h["buckets"]}
+
+
+def cross_check(before: str, after: str, metrics: PerfMetrics, base: str) -> dict[str, Any]:
+    """Compare the client's means with the server's histogram deltas over the run."""
+    names = list(SERVER_HISTOGRAMS.values())
+    b = parse_histograms(before, names, base)
+    a = parse_histograms(after, names, base)
+    client = {"ttft": metrics.ttft_ms.mean, "itl": metrics.itl_ms.mean, "e2e": metrics.e2e_ms.mean}
+    out: dict[str, Any] = {}
+    for key, metric in SERVER_HISTOGRAMS.items():
+        if metric not in a:
+            continue
+        d = a[metric].minus(b.get(metric))
+        server_mean = d.mean * 1000
+        tolerance = max(CROSS_CHECK_RELATIVE * client[key], CROSS_CHECK_ABSOLUTE_MS)
+        out[key] = {"metric": metric, "observations": d.count,
+                    "server_mean_ms": round(server_mean, 3),
+                    "server_p50_ms": round(d.quantile(0.5) * 1000, 3),
+                    "server_p95_ms": round(d.quantile(0.95) * 1000, 3),
+                    "client_mean_ms": round(client[key], 3),
+                    "agrees": abs(client[key] - server_mean) <= tolerance}
+    return out
+
+
+# ---------------------------------------------------------------- the check
+
+
+def run_performance(client: OpenAIClient, svc: ServiceExpectation, slo: SloSpec, load: LoadSpec,
+                    models: Sequence[str], environment: str, *, token: str | None = None,
+                    timeout: float = 300.0) -> CheckResult:
+    res = CheckResult("performance", svc.key)
+    ref = isvc_ref(svc, environment)
+    loc = slo.source.location()
+    with timed(res):
+        try:
+            before: str | None = client.metrics()
+        except (Unreachable, ApiError):
+            before = None
+        records, duration = asyncio.run(run_load(client.base_url, models, load, token=token,
+                                                 timeout=timeout))
+        m = compute_metrics(records, duration, slo)
+        res.details.update({"load": {"concurrency": load.concurrency, "requests": load.requests,
+                                     "output_tokens": load.output_tokens, "models": list(models)},
+                            "metrics": m.as_dict()})
+        shape = f"{load.requests} requests at concurrency {load.concurrency}"
+        failed = [r for r in records if not r.ok]
+        if failed:
+            res.add(finding("performance", f"{len(failed)} of {len(records)} streaming requests "
+                            f"failed: {failed[0].error}", location=loc, resource=ref,
+                            flavor=failed[0].model, expected="every request answered",
+                            actual=failed[0].error))
+        if m.completed:
+            _slo(res, "TTFT p95", m.ttft_ms, slo.ttft_p95_ms, shape, loc, ref)
+            _slo(res, "TPOT p95", m.tpot_ms, slo.tpot_p95_ms, shape, loc, ref)
+            if slo.e2e_p95_ms is not None:
+                _slo(res, "end-to-end latency p95", m.e2e_ms, slo.e2e_p95_ms, shape, loc, ref)
+            if m.output_throughput < slo.min_output_tokens_per_s:
+                res.add(finding(
+                    "performance", f"output token throughput {m.output_throughput:.1f} tok/s is "
+                    f"below the SLO's {slo.min_output_tokens_per_s:g} tok/s ({shape})",
+                    location=loc, resource=ref,
+                    expected=f">= {slo.min_output_tokens_per_s:g} output tokens/s",
+                    actual=f"{m.output_throughput:.1f} output tokens/s"))
+            if m.goodput_ratio < slo.goodput_min_ratio:
+                res.add(finding(
+                    "performance", f"goodput: {m.good} of {len(records)} requests "
+                    f"({m.goodput_ratio:.0%}) met the SLO (TTFT <= {slo.ttft_p95_ms:g} ms, TPOT <= "
+                    f"{slo.tpot_p95_ms:g} ms{_e2e(slo)}); {m.goodput:.2f} good requests/s",
+                    location=loc, resource=ref, expected=f">= {slo.goodput_min_ratio:.0%} of requests",
+                    actual=f"{m.goodput_ratio:.0%}"))
+        if before is not None:
+            try:
+                after = client.metrics()
+            except (Unreachable, ApiError):
+                after = ""
+            checks = cross_check(before, after, m, svc.base) if after else {}
+            res.details["server_metrics"] = checks
+            _cross_findings(res, checks, len(records), loc, ref)
+        else:
+            res.details["server_metrics"] = {}
+            res.note = "the server exposes no /metrics: no cross-check"
+    return res
+
+
+def _e2e(slo: SloSpec) -> str:
+    return f", end-to-end <= {slo.e2e_p95_ms:g} ms" if slo.e2e_p95_ms is not None else ""
+
+
+def _slo(res: CheckResult, what: str, dist: Distribution, limit: float, shape: str,
+         loc: Any, ref: Any) -> None:
+    p95 = dist.p[95.0]
+    if p95 > limit:
+        res.add(finding(
+            "performance", f"{what} {p95:.1f} ms exceeds the SLO's {limit:g} ms (p50 "
+            f"{dist.median:.1f} ms, p99 {dist.p[99.0]:.1f} ms; {shape})",
+            location=loc, resource=ref, expected=f"{what} <= {limit:g} ms", actual=f"{p95:.1f} ms"))
+
+
+def _cross_findings(res: CheckResult, checks: dict[str, Any], requests: int, loc: Any,
+                    ref: Any) -> None:
+    if not checks:
+        res.note = "the server's /metrics has no vLLM latency histograms: no cross-check"
+        return
+    ttft = checks.get("ttft")
+    if ttft and ttft["observations"] != requests:
+        # several replicas behind one Service, or other traffic: the scrape saw a part
+        res.note = (f"/metrics saw {ttft['observations']:g} of {requests} requests: "
+                    "cross-check not conclusive")
+        return
+    for key, c in checks.items():
+        if not c["agrees"]:
+            res.add(finding(
+                "performance", f"client and server disagree on mean {key.upper()}: client "
+                f"{c['client_mean_ms']:.1f} ms, server {c['server_mean_ms']:.1f} ms "
+                f"({c['metric']})", location=loc, resource=ref, severity=Severity.WARNING,
+                expected=f"within {CROSS_CHECK_RELATIVE:.0%} or {CROSS_CHECK_ABSOLUTE_MS:g} ms",
+                actual=f"client {c['client_mean_ms']:.1f} ms vs server {c['server_mean_ms']:.1f} ms"))

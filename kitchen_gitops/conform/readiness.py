@@ -1,0 +1,220 @@
+"""Readiness: is each InferenceService Ready, as KServe reports it, before a deadline?
+
+``isvc_health`` reads an InferenceService's ``status`` the way the Argo CD health check in
+``health.lua`` does (the two are tested on the same real samples): Ready is Healthy; a
+failed model load (``modelStatus``) or a condition that failed for good is Degraded; a
+stopped service is Suspended; anything else is Progressing.  ``wait_ready`` polls the
+cluster through the official ``kubernetes`` client (custom objects API, in-cluster
+configuration) until every service is Healthy or the deadline passes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from ..findings import Severity
+from .expectations import ServiceExpectation
+from .results import CheckResult, Status, finding, isvc_ref
+
+HEALTHY, PROGRESSING, DEGRADED, SUSPENDED = "Healthy", "Progressing", "Degraded", "Suspended"
+
+# modelStatus values KServe sets when the predictor cannot load or serve the model
+# (a crash-looping container ends up as BlockedByFailedLoad / FailedToLoad).
+FAILED_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
+FAILED_MODEL_STATES = frozenset({"FailedToLoad"})
+# condition reasons that do not clear by waiting
+FAILED_REASONS = frozenset({"RevisionFailed", "ProgressDeadlineExceeded", "ContainerMissing",
+                            "ReplicaFailure", "FailedCreate", "InvalidSpec"})
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    message: str
+
+    @property
+    def ready(self) -> bool:
+        return self.status == HEALTHY
+
+
+def _condition_text(c: Mapping[str, Any]) -> str:
+    text = f"{c.get('type', '?')} is {c.get('status', '?')}"
+    if c.get("reason"):
+        text += f" ({c['reason']})"
+    if c.get("message"):
+        text += f": {c['message']}"
+    return text
+
+
+def isvc_health(obj: Mapping[str, Any]) -> Health:
+    """The health of one InferenceService object (a dict as the API returns it)."""
+    status = obj.get("status") or {}
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
+    if not conditions:
+        return Health(PROGRESSING, "waiting for KServe to report status")
+    by_type = {str(c.get("type")): c for c in conditions}
+    stopped = by_type.get("Stopped")
+    if stopped is not None and stopped.get("status") == "True":
+        return Health(SUSPENDED, "the InferenceService is stopped")
+
+    model = status.get("modelStatus") or {}
+    failure = model.get("lastFailureInfo") or {}
+    target = (model.get("states") or {}).get("targetModelState", "")
+    transition = model.get("transitionStatus", "")
+    if transition in FAILED_TRANSITIONS or target in FAILED_MODEL_STATES or failure:
+        what = [f"model {transition or target or 'failed'}"]
+        if failure:
+            text = f"{failure.get('reason', 'failure')}: {failure.get('message', '')}"
+            what.append(re.sub(r":\s*$", "", text))
+        failed = [c for c in conditions if c.get("status") == "False" and c.get("type") != "Stopped"]
+        what += [_condition_text(c) for c in failed]
+        return Health(DEGRADED, "; ".join(what))
+
+    ready = by_type.get("Ready")
+    if ready is not None and ready.get("status") == "True":
+        return Health(HEALTHY, "Ready")
+    failed = [c for c in conditions
+              if c.get("status") == "False" and c.get("reason") in FAILED_REASONS]
+    if failed:
+        return Health(DEGRADED, "; ".join(_condition_text(c) for c in failed))
+    pending = [c for c in conditions if c.get("status") != "True" and c.get("type") != "Stopped"]
+    return Health(PROGRESSING, "; ".join(_condition_text(c) for c in pending) or "not Ready yet")
+
+
+def isvc_url(obj: Mapping[str, Any]) -> str:
+    """The cluster-internal URL KServe reports (``status.address.url``), or ""."""
+    status = obj.get("status") or {}
+    return str((status.get("address") or {}).get("url") or "")
+
+
+class NotFound(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    pass
+
+
+class IsvcSource(Protocol):
+    def get(self, namespace: str, name: str) -> Mapping[str, Any]:
+        """The InferenceService object; raises NotFound or Forbidden."""
+        ...
+
+
+class KubeIsvcSource:
+    """InferenceServices from the cluster, through the official client."""
+
+    def __init__(self, kubeconfig: str | None = None) -> None:
+        try:
+            from kubernetes import client, config
+        except ImportError as exc:  # pragma: no cover - a broken installation
+            raise ConfigError(f"the kubernetes client is not installed: {exc}") from None
+        try:
+            if kubeconfig:
+                config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            else:
+                try:
+                    config.load_incluster_config()  # type: ignore[no-untyped-call]
+                except config.ConfigException:
+                    config.load_kube_config()  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            raise ConfigError(
+                f"no Kubernetes configuration (in-cluster service account or kubeconfig): {exc}"
+            ) from None
+        self._api = client.CustomObjectsApi()
+        self._exc = client.exceptions.ApiException
+
+    def get(self, namespace: str, name: str) -> Mapping[str, Any]:
+        try:
+            obj: Any = self._api.get_namespaced_custom_object(
+                "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name)
+            return obj if isinstance(obj, Mapping) else {}
+        except self._exc as exc:
+            if exc.status == 404:
+                raise NotFound(f"{namespace}/{name}") from None
+            if exc.status in (401, 403):
+                raise Forbidden(f"{exc.status} {exc.reason}") from None
+            raise
+
+
+@dataclass
+class Readiness:
+    result: CheckResult
+    health: Health
+    url: str
+
+
+def wait_ready(source: IsvcSource, services: Sequence[ServiceExpectation], environment: str, *,
+               timeout_s: float, poll_s: float = 5.0, degraded_grace_s: float = 60.0,
+               clock: Callable[[], float] = time.monotonic,
+               sleep: Callable[[float], None] = time.sleep) -> dict[str, Readiness]:
+    """Poll until every service is Healthy; a service Degraded for ``degraded_grace_s`` or
+    still not Healthy at the deadline fails.  Keyed by ``namespace/name``."""
+    start = clock()
+    deadline = start + timeout_s
+    pending = {s.key: s for s in services}
+    last: dict[str, Health] = {}
+    urls: dict[str, str] = {}
+    degraded_since: dict[str, float] = {}
+    done: dict[str, Readiness] = {}
+
+    def settle(svc: ServiceExpectation, health: Health, status: Status, *,
+               could_not_run: bool = False, severity: Severity = Severity.ERROR) -> None:
+        waited = round(clock() - start, 1)
+        res = CheckResult("readiness", svc.key, details={"health": health.status,
+                                                         "message": health.message,
+                                                         "waited_s": waited})
+        res.duration_s = waited
+        if status is not Status.PASS:
+            f = finding("readiness", f"InferenceService {svc.key} is {health.status}: "
+                        f"{health.message}", location=svc.source.location(),
+                        resource=isvc_ref(svc, environment),
+                        expected=f"Ready within {timeout_s:g}s", actual=health.status,
+                        severity=severity)
+            if could_not_run:
+                res.could_not_run(f)
+            else:
+                res.add(f)
+        done[svc.key] = Readiness(res, health, urls.get(svc.key, ""))
+        pending.pop(svc.key, None)
+
+    while pending:
+        now = clock()
+        for key, svc in list(pending.items()):
+            try:
+                obj = source.get(svc.namespace, svc.name)
+            except NotFound:
+                last[key] = Health("NotFound", "no such InferenceService")
+                continue
+            except Forbidden as exc:
+                settle(svc, Health("Forbidden", f"the API refused to read it: {exc}"),
+                       Status.ERROR, could_not_run=True)
+                continue
+            except Exception as exc:  # the API server itself: keep trying until the deadline
+                last[key] = Health("Unreachable", f"{type(exc).__name__}: {exc}")
+                continue
+            health = isvc_health(obj)
+            last[key] = health
+            urls[key] = isvc_url(obj)
+            if health.ready:
+                settle(svc, health, Status.PASS)
+            elif health.status == DEGRADED:
+                since = degraded_since.setdefault(key, now)
+                if now - since >= degraded_grace_s:
+                    settle(svc, health, Status.FAIL)
+            else:
+                degraded_since.pop(key, None)
+        if not pending:
+            break
+        if clock() >= deadline:
+            for svc in list(pending.values()):
+                health = last.get(svc.key, Health(PROGRESSING, "no answer"))
+                settle(svc, health, Status.FAIL)
+            break
+        sleep(min(poll_s, max(deadline - clock(), 0.0)))
+    return done

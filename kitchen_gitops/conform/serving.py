@@ -1,0 +1,319 @@
+"""``kitchen conform serving``: prove that every flavor of every InferenceService is served,
+answers its smoke prompts, changes the base's answers, stays isolated under concurrent
+load, and that the service meets the environment's SLOs.
+
+Checks run in order per service; a service that is not Ready or does not answer is
+reported and its remaining checks are skipped.  All requests are greedy (temperature 0,
+fixed seed), so every answer is reproducible and comparable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ..findings import Severity
+from .client import ApiError, Completion, OpenAIClient, Unreachable, complete_async
+from .expectations import Expectations, FlavorExpectation, ServiceExpectation, describe, unmet
+from .perf import run_performance
+from .readiness import IsvcSource, Readiness, wait_ready
+from .results import CheckResult, ConformReport, Status, clip, finding, isvc_ref, timed
+
+CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "isolation", "performance")
+# Short greedy answers: enough to tell models apart, short enough that batch-size
+# dependent rounding on GPUs rarely flips a token.
+PROBE_TOKENS = 16
+DEFAULT_PROBES = ("Hello, how can I help you today?", "Summarise: the meeting moved to Friday.")
+
+
+@dataclass
+class ServingOptions:
+    checks: tuple[str, ...] = CHECKS
+    token: str | None = None
+    endpoints: dict[str, str] = field(default_factory=dict)  # ns/name (or name) -> URL
+    isolation_rounds: int = 2
+    isolation_prompts: int = 2  # per flavor
+    perf_models: tuple[str, ...] = ()  # default: the base and every served flavor
+    request_timeout_s: float = 120.0
+    readiness_poll_s: float = 5.0
+    readiness_timeout_s: float | None = None  # default: the expectations' load.readiness_timeout_s
+
+
+@dataclass
+class _Service:
+    """What the checks of one service share: its client and the answers seen so far."""
+
+    exp: ServiceExpectation
+    environment: str
+    url: str
+    client: OpenAIClient
+    served: list[FlavorExpectation] = field(default_factory=list)
+    answers: dict[tuple[str, str, int], str] = field(default_factory=dict)
+
+    def answer(self, model: str, prompt: str, max_tokens: int) -> str:
+        key = (model, prompt, max_tokens)
+        if key not in self.answers:
+            self.answers[key] = self.client.complete(model, prompt, max_tokens).text
+        return self.answers[key]
+
+    @property
+    def ref(self) -> Any:
+        return isvc_ref(self.exp, self.environment)
+
+
+def _unreachable(check: str, svc: _Service, exc: Exception) -> CheckResult:
+    res = CheckResult(check, svc.exp.key)
+    what = "does not answer" if isinstance(exc, Unreachable) else "answered with an error"
+    res.could_not_run(finding(
+        check, f"{svc.exp.key} at {svc.url} {what}: {exc}", location=svc.exp.source.location(),
+        resource=svc.ref, expected="an OpenAI-compatible vLLM endpoint", actual=str(exc)))
+    return res
+
+
+# ---------------------------------------------------------------- inventory
+
+
+def check_inventory(svc: _Service) -> CheckResult:
+    """``GET /v1/models`` lists the base and exactly the catalog's flavors, parented by it."""
+    exp = svc.exp
+    res = CheckResult("inventory", exp.key)
+    with timed(res):
+        models = svc.client.models()
+        listed = {str(m.get("id")): m for m in models}
+        res.details["models"] = sorted(listed)
+        if exp.base not in listed:
+            res.add(finding("inventory", f"base model {exp.base} is not served by {exp.key}",
+                            location=exp.source.location(), resource=svc.ref,
+                            expected=f"{exp.base} in GET /v1/models",
+                            actual=", ".join(sorted(listed)) or "no models"))
+        wanted = {f.name for f in exp.flavors}
+        for f in exp.flavors:
+            card = listed.get(f.name)
+            if card is None:
+                res.add(finding("inventory", f"flavor {f.name} ({f.ref}) is not served by {exp.key}",
+                                location=f.source.location(), resource=svc.ref, flavor=f.name,
+                                expected=f"{f.name} in GET /v1/models",
+                                actual=", ".join(sorted(listed)) or "no models"))
+                continue
+            parent = card.get("parent")
+            if parent != exp.base:
+                res.add(finding("inventory", f"flavor {f.name} is served on {parent!r}, not on the "
+                                f"base {exp.base}", location=f.source.location(), resource=svc.ref,
+                                flavor=f.name, expected=f"parent {exp.base}", actual=f"parent {parent}"))
+                continue
+            svc.served.append(f)
+        for name in sorted(set(listed) - wanted - {exp.base}):
+            res.add(finding("inventory", f"{exp.key} serves {name}, which the catalog does not "
+                            "assign to it", location=exp.source.location(), resource=svc.ref,
+                            flavor=name, severity=Severity.WARNING,
+                            expected=f"only {', '.join(sorted(wanted | {exp.base}))}",
+                            actual=f"also {name}"))
+    return res
+
+
+# ---------------------------------------------------------------- smoke
+
+
+def check_smoke(svc: _Service, flavor: FlavorExpectation) -> CheckResult:
+    res = CheckResult("smoke", f"{svc.exp.key}:{flavor.name}")
+    with timed(res):
+        if not flavor.smoke:
+            res.status = Status.SKIP
+            res.note = "the flavor declares no smoke prompts"
+            return res
+        for i, smoke in enumerate(flavor.smoke):
+            text = svc.client.complete(flavor.name, smoke.prompt, smoke.max_tokens).text
+            res.details[f"prompt_{i}"] = {"prompt": smoke.prompt, "output": text}
+            problems = unmet(smoke.expect, text)
+            if problems:
+                res.add(finding(
+                    "smoke", f"flavor {flavor.name}: smoke prompt {clip(smoke.prompt, 60)}: the "
+                    f"answer {'; '.join(problems)}: {clip(text)}",
+                    location=smoke.source.location(), resource=svc.ref, flavor=flavor.name,
+                    expected=describe(smoke.expect), actual=text))
+    return res
+
+
+# ---------------------------------------------------------------- adapter effect
+
+
+def check_adapter_effect(svc: _Service, flavor: FlavorExpectation) -> CheckResult:
+    """The flavor must answer differently from the base on its probe prompts."""
+    res = CheckResult("adapter-effect", f"{svc.exp.key}:{flavor.name}")
+    with timed(res):
+        prompts = flavor.effect_prompts or list(DEFAULT_PROBES)
+        same = []
+        for p in prompts:
+            base = svc.answer(svc.exp.base, p, PROBE_TOKENS)
+            mine = svc.answer(flavor.name, p, PROBE_TOKENS)
+            if base == mine:
+                same.append((p, mine))
+        res.details.update({"prompts": len(prompts), "identical_to_base": len(same),
+                            "default_prompts": not flavor.effect_prompts})
+        if same and len(same) == len(prompts):
+            p, text = same[0]
+            res.add(finding(
+                "adapter-effect", f"flavor {flavor.name} answers exactly like the base "
+                f"{svc.exp.base} on all {len(prompts)} probe prompt(s), e.g. {clip(p, 60)} -> "
+                f"{clip(text)}: its adapter has no effect (zero weights, or served as the base)",
+                location=flavor.source.location(), resource=svc.ref, flavor=flavor.name,
+                expected=f"an answer different from {svc.exp.base}'s", actual=text))
+        elif same:
+            res.add(finding(
+                "adapter-effect", f"flavor {flavor.name} answers like the base on {len(same)} of "
+                f"{len(prompts)} probe prompt(s), e.g. {clip(same[0][0], 60)}",
+                location=flavor.source.location(), resource=svc.ref, flavor=flavor.name,
+                severity=Severity.WARNING, expected=f"answers different from {svc.exp.base}'s",
+                actual=same[0][1]))
+    return res
+
+
+# ---------------------------------------------------------------- isolation
+
+
+async def _concurrent(url: str, token: str | None, timeout: float,
+                      requests: Sequence[tuple[str, str]]) -> list[Completion | Exception]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    limits = httpx.Limits(max_connections=len(requests) or 1)
+    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
+        coros = [complete_async(http, url, m, p, PROBE_TOKENS) for m, p in requests]
+        got = await asyncio.gather(*coros, return_exceptions=True)
+        return [g if isinstance(g, Completion) else Exception(str(g)) for g in got]
+
+
+def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
+    """Base and flavor requests sent together must get the answers they get one by one."""
+    res = CheckResult("isolation", svc.exp.key)
+    with timed(res):
+        flavors = svc.served
+        if not flavors:
+            res.status = Status.SKIP
+            res.note = "no served flavor to interleave with the base"
+            return res
+        prompts: list[str] = []
+        for f in flavors:
+            for p in (f.effect_prompts or list(DEFAULT_PROBES))[: opts.isolation_prompts]:
+                if p not in prompts:
+                    prompts.append(p)
+        models = [svc.exp.base, *(f.name for f in flavors)]
+        # references: every model on every prompt, one request at a time
+        ref = {(m, p): svc.answer(m, p, PROBE_TOKENS) for p in prompts for m in models}
+        requests = [(m, p) for _ in range(opts.isolation_rounds) for p in prompts for m in models]
+        got = asyncio.run(_concurrent(svc.url, opts.token, opts.request_timeout_s, requests))
+        res.details.update({"models": models, "prompts": len(prompts),
+                            "concurrent_requests": len(requests)})
+        mismatched: set[tuple[str, str]] = set()
+        errors = []
+        for (m, p), answer in zip(requests, got, strict=True):
+            if isinstance(answer, Exception):
+                errors.append(f"{m}: {answer}")
+                continue
+            expected = ref[(m, p)]
+            if answer.text == expected or (m, p) in mismatched:
+                continue
+            mismatched.add((m, p))
+            like = sorted(o for o in models if o != m and ref[(o, p)] == answer.text)
+            who = "the base" if m == svc.exp.base else f"flavor {m}"
+            why = (f"it is {', '.join(like)}'s answer: cross-adapter contamination" if like
+                   else "contamination or batch-dependent numerics")
+            res.add(finding(
+                "isolation", f"{who} answered {clip(p, 60)} differently when its requests ran "
+                f"concurrently with {', '.join(o for o in models if o != m)}: {why}",
+                location=svc.exp.source.location(), resource=svc.ref, flavor=m,
+                expected=f"the sequential answer {clip(expected)}", actual=answer.text,
+                extra=(("like", ",".join(like)),)))
+        if errors:
+            res.add(finding("isolation", f"{len(errors)} concurrent request(s) failed: {errors[0]}",
+                            location=svc.exp.source.location(), resource=svc.ref,
+                            expected="every request answered", actual=errors[0]))
+        res.details["mismatches"] = len(mismatched)
+    return res
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def _skip(check: str, subject: str, note: str) -> CheckResult:
+    return CheckResult(check, subject, status=Status.SKIP, note=note)
+
+
+def _guard(check: str, svc: _Service, fn: Callable[[], CheckResult]) -> CheckResult:
+    try:
+        return fn()
+    except (Unreachable, ApiError) as exc:
+        return _unreachable(check, svc, exc)
+
+
+def check_service(svc: _Service, exp: Expectations, opts: ServingOptions) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    want = set(opts.checks)
+    inv = _guard("inventory", svc, lambda: check_inventory(svc))
+    if "inventory" in want or inv.status is Status.ERROR:
+        out.append(inv)
+    if inv.status is Status.ERROR:
+        out += [_skip(c, svc.exp.key, "the endpoint does not answer")
+                for c in CHECKS[2:] if c in want]
+        return out
+    for flavor in svc.served:
+        if "smoke" in want:
+            out.append(_guard("smoke", svc, lambda f=flavor: check_smoke(svc, f)))  # type: ignore[misc]
+        if "adapter-effect" in want:
+            out.append(_guard("adapter-effect", svc,
+                              lambda f=flavor: check_adapter_effect(svc, f)))  # type: ignore[misc]
+    if "isolation" in want:
+        out.append(_guard("isolation", svc, lambda: check_isolation(svc, opts)))
+    if "performance" in want:
+        models = list(opts.perf_models) or [svc.exp.base, *(f.name for f in svc.served)]
+        out.append(_guard("performance", svc, lambda: run_performance(
+            svc.client, svc.exp, exp.slo, exp.load, models, exp.environment,
+            token=opts.token, timeout=opts.request_timeout_s)))
+    return out
+
+
+def endpoint_of(exp: ServiceExpectation, opts: ServingOptions, readiness: Readiness | None) -> str:
+    for key in (exp.key, exp.name):
+        if key in opts.endpoints:
+            return opts.endpoints[key]
+    if "*" in opts.endpoints:
+        return opts.endpoints["*"]
+    if readiness is not None and readiness.url:
+        return readiness.url
+    return exp.endpoint
+
+
+def run_serving(exp: Expectations, opts: ServingOptions,
+                isvc_source: IsvcSource | None = None) -> ConformReport:
+    """Run the serving checks on every service of ``exp``; ``isvc_source`` is needed for
+    the readiness check (it is skipped without one)."""
+    report = ConformReport("serving", exp.environment,
+                           started=datetime.now(UTC).isoformat(timespec="seconds"))
+    t0 = time.monotonic()
+    ready: dict[str, Readiness] = {}
+    if "readiness" in opts.checks and isvc_source is not None:
+        timeout = opts.readiness_timeout_s or exp.load.readiness_timeout_s
+        ready = wait_ready(isvc_source, exp.services, exp.environment, timeout_s=timeout,
+                           poll_s=opts.readiness_poll_s)
+    for s in exp.services:
+        r = ready.get(s.key)
+        if r is not None:
+            report.results.append(r.result)
+            if r.result.status is not Status.PASS:
+                report.results += [_skip(c, s.key, "not Ready") for c in CHECKS[1:]
+                                   if c in opts.checks]
+                continue
+        elif "readiness" in opts.checks:
+            report.results.append(_skip("readiness", s.key, "no Kubernetes API (--no-readiness)"))
+        url = endpoint_of(s, opts, r)
+        with OpenAIClient(url, token=opts.token, timeout=opts.request_timeout_s) as client:
+            svc = _Service(s, exp.environment, url, client)
+            report.results += check_service(svc, exp, opts)
+    report.duration_s = round(time.monotonic() - t0, 3)
+    report.info = {"services": [s.key for s in exp.services],
+                   "checks": [c for c in CHECKS if c in opts.checks]}
+    return report
