@@ -139,7 +139,7 @@ def render(
 
 
 # Command groups that live in their own modules; each module defines register(app).
-EXTENSIONS: tuple[str, ...] = ("cli_artifacts", "cli_conform")
+EXTENSIONS: tuple[str, ...] = ("cli_artifacts", "cli_conform", "cli_policy")
 
 
 def _register_extensions() -> None:

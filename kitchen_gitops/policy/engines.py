@@ -12,6 +12,7 @@ installed raises :class:`EngineUnavailable`.  Both are exit 2 in the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -172,10 +173,8 @@ class OpaServerEngine:
             answer = self._client.query_rule(input_doc, package, rule)
         except requests.exceptions.HTTPError as exc:
             body: dict[str, Any] = {}
-            try:
+            with contextlib.suppress(ValueError):
                 body = exc.response.json() if exc.response is not None else {}
-            except ValueError:
-                pass
             raise policy_error_from(str(body.get("message") or exc), engine=self.name,
                                     fallback=f"data.{path}: ") from None
         except requests.exceptions.RequestException as exc:
