@@ -30,7 +30,7 @@ RootOpt = Annotated[Path, typer.Option(
     "--root", "--catalog", help="Repository root holding catalog/ and environments/.")]
 EnvOpt = Annotated[list[str] | None, typer.Option(
     "--env", "-e", help="Environment (repeatable); default: all.")]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]  # type: ignore[valid-type]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
 MirrorOpt = Annotated[Path | None, typer.Option(
     "--pvc-mirror", envvar="KITCHEN_PVC_MIRROR", file_okay=False,
     help="Local mirror of the PVCs: pvc://CLAIM/PATH is read from DIR/CLAIM/PATH.")]
