@@ -113,7 +113,7 @@ isvc := {
 }
 
 namespace := {
-	"manifest": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "support"}},
+	"manifest": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "support", "labels": {"kitchen-gitops.io/tenant": "support"}}},
 	"_source": loc("catalog/tenants/support.yaml", 2),
 }
 

@@ -1,7 +1,7 @@
 # METADATA
 # title: Every tenant namespace has a default-deny NetworkPolicy
 # description: >-
-#   Each rendered Namespace has a NetworkPolicy that selects every pod
+#   Each rendered tenant Namespace (labelled `kitchen-gitops.io/tenant`) has a NetworkPolicy that selects every pod
 #   (`podSelector: {}`), covers both Ingress and Egress, and allows nothing; the
 #   narrower allow policies then open exactly what serving needs.
 # custom:
@@ -26,8 +26,11 @@ protected contains ns if {
 	ns := r.manifest.metadata.namespace
 }
 
+tenant_namespace(r) if r.manifest.metadata.labels["kitchen-gitops.io/tenant"]
+
 violation contains v if {
 	some r in lib.resources_of_kind("Namespace")
+	tenant_namespace(r)
 	not r.manifest.metadata.name in protected
 	msg := sprintf("namespace %s has no default-deny NetworkPolicy", [r.manifest.metadata.name])
 	v := lib.resource_violation(r, msg, "a NetworkPolicy with podSelector: {}, policyTypes [Ingress, Egress] and no rules")

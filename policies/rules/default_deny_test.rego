@@ -14,3 +14,9 @@ test_fail_policy_allows_ingress if {
 	some v in vs
 	v.resource.kind == "Namespace"
 }
+
+test_pass_not_a_tenant_namespace if {
+	system := {"manifest": {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kitchen-conformance"}}, "_source": fixtures.loc("environments/prod.yaml", 1)}
+	patched := object.union(fixtures.clean, {"resources": array.concat(fixtures.clean.resources, [system])})
+	count(default_deny.violation) == 0 with input as patched
+}

@@ -1,0 +1,65 @@
+"""Acceptance cases: folders under tests/cases/policy/<rule>/ with a case.yaml.
+
+    description: what the change does
+    edits:                       # exact text edits on a copy of the example repository
+      - file: catalog/flavors/faq-answerer@v3.yaml
+        old: "rank: 32"          # must occur exactly once
+        new: "rank: 128"
+    environments: [prod]         # optional: check only these
+    expected:                    # the findings of the case's rule, exactly
+      - rule: policy.lora-rank
+        severity: error
+        location: catalog/flavors/faq-answerer@v3.yaml:12:1
+        resource: "[prod] InferenceService cs-llm/llama-3-1-8b-instruct"   # optional
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CASES = REPO / "tests" / "cases" / "policy"
+PARTS = ("catalog", "environments", "templates", "policies")
+
+
+@dataclass
+class Case:
+    name: str
+    folder: Path
+    spec: dict[str, Any]
+
+    @property
+    def rule(self) -> str:
+        return f"policy.{self.name}"
+
+    @property
+    def environments(self) -> list[str] | None:
+        envs = self.spec.get("environments")
+        return list(envs) if envs else None
+
+    @property
+    def expected(self) -> list[dict[str, str]]:
+        return list(self.spec.get("expected") or [])
+
+
+def cases() -> list[Case]:
+    return [Case(p.parent.name, p.parent, yaml.safe_load(p.read_text(encoding="utf-8")))
+            for p in sorted(CASES.glob("*/case.yaml"))]
+
+
+def build_repo(case: Case, dst: Path) -> Path:
+    """The example repository with the case's edits applied."""
+    for part in PARTS:
+        shutil.copytree(REPO / part, dst / part)
+    for edit in case.spec.get("edits") or []:
+        path = dst / edit["file"]
+        text = path.read_text(encoding="utf-8")
+        count = text.count(edit["old"])
+        assert count == 1, f"{case.name}: {edit['old']!r} occurs {count} times in {edit['file']}"
+        path.write_text(text.replace(edit["old"], edit["new"]), encoding="utf-8")
+    return dst
