@@ -256,6 +256,9 @@ class _Renderer:
     # ---------------------------------------------------------------- environment objects
 
     def environment(self) -> None:
+        from .conform.manifests import render_argocd_health, render_conformance
+
+        render_conformance(self)
         env = self.env
         resources = sorted(f.path for f in self.files)
         env_loc = self.catalog.location("Environment", env.name, ("name",))
@@ -270,6 +273,7 @@ class _Renderer:
                   project=argo.project, repo_url=argo.repo_url, target_revision=argo.target_revision,
                   app_path=f"{argo.path_prefix}/{env.name}", server=env.cluster.api_server,
                   auto_sync=argo.auto_sync)
+        render_argocd_health(self)  # outside the kustomization, like the Application
 
 
 def _template_error(exc: jinja2.TemplateError, template: str, folder: Path) -> str:

@@ -1,0 +1,123 @@
+"""Render the conformance objects of an environment with the rest of its manifests.
+
+In the environment's kustomization (synced by its Argo CD Application):
+
+- ``kitchen-conformance/``: the Namespace, the ServiceAccount, the expectations ConfigMap
+  and the PostSync hook Job (``serving`` and ``gpu`` containers, the kitchen image by
+  digest, ``backoffLimit: 0``, ``activeDeadlineSeconds``);
+- ``<tenant namespace>/``: a Role allowing only get/list/watch of InferenceServices, and
+  its RoleBinding to the conformance ServiceAccount.
+
+Outside it, under ``argocd/`` (argocd-cm lives in Argo CD's own namespace, owned by
+whoever installs Argo CD, so the environment's Application must not own it): the health
+check that turns a failing InferenceService into Degraded, as an ``argocd-cm`` patch (on
+OpenShift GitOps the same Lua goes into the ``ArgoCD`` resource's ``resourceHealthChecks``,
+from which the operator writes argocd-cm: docs/conformance.md).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import TYPE_CHECKING
+
+from .expectations import CONFIGMAP_KEY, build_expectations
+
+if TYPE_CHECKING:
+    from ..render import _Renderer
+
+NAME = "kitchen-conformance"
+EXPECTATIONS_DIR = "/etc/kitchen"
+REPORTS_DIR = "/reports"
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+HEALTH_KEY = "resource.customizations.health.serving.kserve.io_InferenceService"
+# time for Argo CD to wait beyond the Job's own deadline (image pull, scheduling)
+SYNC_TIMEOUT_MARGIN_S = 600
+
+
+def health_lua() -> str:
+    return files("kitchen_gitops.conform").joinpath("health.lua").read_text(encoding="utf-8")
+
+
+def sync_timeout_s(readiness_timeout_s: int, active_deadline_s: int) -> int:
+    """The Argo CD sync timeout that lets InferenceServices become Ready and the Job finish."""
+    return readiness_timeout_s + active_deadline_s + SYNC_TIMEOUT_MARGIN_S
+
+
+def render_conformance(r: _Renderer) -> None:
+    """The conformance objects that belong to the environment's kustomization."""
+    from ..render import CONFORMANCE_NAMESPACE, DOMAIN, WAVE_NAMESPACE, WAVE_RBAC, _meta
+
+    env, cat, plan = r.env, r.catalog, r.plan
+    ns = CONFORMANCE_NAMESPACE
+    services = plan.services
+    flavor_files = {cat.source_file("Flavor", f.ref) for s in services for f in s.flavors}
+    tenant_files = {cat.source_file("Tenant", s.tenant.name) for s in services}
+    srcs = (r.env_source, *tenant_files, *flavor_files)
+    label = ((f"{DOMAIN}/component", "conformance"),)
+    conf_loc = cat.location("Environment", env.name, ("conformance",))
+    trace = ((f"{DOMAIN}/sources", r.env_source),)
+
+    r.emit(f"{ns}/namespace.yaml", "namespace.yaml.j2", conf_loc, (r.env_source,), "Namespace", "v1",
+           _meta(ns, "", env, wave=WAVE_NAMESPACE, labels=label,
+                 annotations=[*trace, ("openshift.io/display-name", "kitchen conformance")]))
+    r.emit(f"{ns}/serviceaccount-{NAME}.yaml", "conformance-serviceaccount.yaml.j2", conf_loc,
+           (r.env_source,), "ServiceAccount", "v1",
+           _meta(NAME, ns, env, wave=WAVE_RBAC, labels=label, annotations=trace))
+    exp = build_expectations(cat, plan)
+    all_trace = ((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),)
+    r.emit(f"{ns}/configmap-{NAME}-expectations.yaml", "conformance-configmap.yaml.j2", conf_loc,
+           srcs, "ConfigMap", "v1",
+           _meta(f"{NAME}-expectations", ns, env, wave=WAVE_RBAC, labels=label,
+                 annotations=all_trace),
+           key=CONFIGMAP_KEY, content=exp.to_json())
+    for t in plan.tenants:
+        if not t.services:
+            continue
+        tfile = cat.source_file("Tenant", t.tenant.name)
+        tloc = cat.location("Tenant", t.tenant.name, ("environments", env.name))
+        tmeta = ((f"{DOMAIN}/tenant", t.tenant.name), *label)
+        ttrace = ((f"{DOMAIN}/sources", ",".join(sorted({tfile, r.env_source}))),)
+        r.emit(f"{t.namespace}/role-{NAME}.yaml", "conformance-role.yaml.j2", tloc,
+               (tfile, r.env_source), "Role", "rbac.authorization.k8s.io/v1",
+               _meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace))
+        r.emit(f"{t.namespace}/rolebinding-{NAME}.yaml", "conformance-rolebinding.yaml.j2", tloc,
+               (tfile, r.env_source), "RoleBinding", "rbac.authorization.k8s.io/v1",
+               _meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
+               role=NAME, sa_name=NAME, sa_namespace=ns)
+
+    conf = env.conformance
+    serving_args = ["conform", "serving", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
+                    "--json", f"{REPORTS_DIR}/serving.json", "--junit", f"{REPORTS_DIR}/serving.xml"]
+    if env.serving.auth:
+        serving_args += ["--token-file", TOKEN_PATH]
+    gpu_args = ["conform", "gpu", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
+                "--json", f"{REPORTS_DIR}/gpu.json", "--junit", f"{REPORTS_DIR}/gpu.xml"]
+    r.emit(f"{ns}/job-{NAME}.yaml", "conformance-job.yaml.j2", conf_loc, srcs, "Job", "batch/v1",
+           _meta(NAME, ns, env, wave=None, labels=label,
+                 annotations=[*all_trace, ("argocd.argoproj.io/hook", "PostSync"),
+                              ("argocd.argoproj.io/hook-delete-policy", "BeforeHookCreation")]),
+           image=env.images.kitchen, service_account=NAME,
+           active_deadline_s=conf.active_deadline_s, configmap=f"{NAME}-expectations",
+           expectations_dir=EXPECTATIONS_DIR, reports_dir=REPORTS_DIR,
+           serving_args=serving_args, gpu_args=gpu_args,
+           node_selector=sorted(env.cluster.node_selector.items()),
+           tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
+           pod_labels=sorted([*label, (f"{DOMAIN}/environment", env.name)]))
+
+
+def render_argocd_health(r: _Renderer) -> None:
+    """The InferenceService health check for the environment's Argo CD (not in the kustomization)."""
+    from ..render import DOMAIN, Meta
+
+    env = r.env
+    loc = r.catalog.location("Environment", env.name, ("argocd",))
+    timeout = sync_timeout_s(env.conformance.readiness_timeout_s, env.conformance.active_deadline_s)
+    ns = env.argocd.namespace
+    # Argo CD reads argocd-cm only with part-of: argocd; a kitchen label would hide it
+    labels = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/name", "argocd-cm"),
+              ("app.kubernetes.io/part-of", "argocd"), (f"{DOMAIN}/environment", env.name))
+    trace = ((f"{DOMAIN}/sources", r.env_source),)
+    common = {"lua": health_lua(), "sync_timeout_s": timeout, "health_key": HEALTH_KEY}
+    r.emit("argocd/argocd-cm-health.yaml", "argocd-cm-health.yaml.j2", loc, (r.env_source,),
+           "ConfigMap", "v1", Meta("argocd-cm", ns, labels, trace),
+           openshift=env.cluster.platform == "openshift", **common)
