@@ -134,7 +134,9 @@ class OpaServerEngine:
     def _unavailable(self, exc: Exception) -> EngineUnavailable:
         import requests
 
-        if isinstance(exc, requests.exceptions.Timeout):
+        # with retries off, urllib3 wraps a read timeout in a MaxRetryError: requests then
+        # raises a plain ConnectionError whose text says "Read timed out"
+        if isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc):
             return EngineUnavailable(f"the OPA server at {self.url} did not answer within "
                                      f"{self.timeout:g}s")
         return EngineUnavailable(f"cannot reach the OPA server at {self.url}: "

@@ -58,7 +58,7 @@ def test_case_findings(case_run: tuple[Case, Any, Path]) -> None:
 
 
 def test_case_through_the_cli(case_run: tuple[Case, Any, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    case, outcome, root = case_run
+    case, _outcome, root = case_run
     argv = ["check", "--root", str(root), "--no-render-check", "--fail-on-warn"]
     for env in case.environments or []:
         argv += ["--env", env]
