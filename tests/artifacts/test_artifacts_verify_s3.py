@@ -326,3 +326,32 @@ def test_missing_pvc_mirror_is_a_usage_error(repo: ArtifactRepo, model_kit: dict
     rc, out, _ = run(capsys, ["artifacts", "verify", "--root", str(repo.root), "--flavors-only"])
     assert rc == 0
     assert "2 files" in out and "0 bases and 1 flavors" in out
+
+
+def test_sharded_base_and_its_index(tmp_path: Path, model_kit: dict[str, Any],
+                                    s3_credentials: SeaweedS3,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.support.tiny_model import build_tiny_base
+
+    sharded = build_tiny_base(tmp_path / "sharded", shards=2)
+    repo = ArtifactRepo(tmp_path / "repo", s3=s3_credentials, endpoint=s3_credentials.endpoint,
+                        prefix="sharded-" + tmp_path.name[-8:])
+    repo.add_base("tiny-llama", "1", sharded)
+    repo.add_flavor(FlavorSpec("faq", model_kit["adapters"]["faq"]))
+    repo.finish(envs=("dev", "prod"))
+    rc, out, _ = verify(repo, capsys)
+    assert rc == 0, out
+    # two environments, one storage: every file is read once
+    assert out.startswith("artifacts ok: 10 files") and out.rstrip().endswith("in dev, prod")
+
+    base_yaml = repo.root / "catalog/bases/tiny-llama.yaml"
+    lines = base_yaml.read_text().splitlines(keepends=True)
+    i = next(n for n, line in enumerate(lines) if "model-00002-of-00002.safetensors" in line)
+    base_yaml.write_text("".join(lines[:i] + lines[i + 2:]))
+    rc, out, _ = verify(repo, capsys, "-f", "json")
+    assert rc == 1
+    (f,) = findings(out)
+    assert f["rule_id"] == "artifacts.required-file"
+    assert f["message"] == ("model.safetensors.index.json of base tiny-llama@1 names shard "
+                            "model-00002-of-00002.safetensors, which the catalog does not pin")
+    assert f["location"]["line"] == line_of(repo, "catalog/bases/tiny-llama.yaml", "files:")
