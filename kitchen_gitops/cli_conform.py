@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         if not exp.services:
             raise UsageError("no InferenceService matches --tenant/--service in "
                              f"environment {exp.environment}")
-        unknown = sorted(set(check or []) | set(skip or []) - set(CHECKS))
+        unknown = sorted((set(check or []) | set(skip or [])) - set(CHECKS))
         if unknown:
             raise UsageError(f"unknown check {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
         chosen = tuple(c for c in CHECKS if (not check or c in check) and c not in (skip or []))

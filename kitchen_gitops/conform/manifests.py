@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 NAME = "kitchen-conformance"
 EXPECTATIONS_DIR = "/etc/kitchen"
 REPORTS_DIR = "/reports"
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 HEALTH_KEY = "resource.customizations.health.serving.kserve.io_InferenceService"
 # time for Argo CD to wait beyond the Job's own deadline (image pull, scheduling)
 SYNC_TIMEOUT_MARGIN_S = 600

@@ -1,0 +1,56 @@
+"""Helpers shared by the conformance tests: expectations for one service, in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kitchen_gitops.conform.expectations import Expectations
+
+BASE = "tiny-llama"
+CLEAN_FLAVORS = ("faq", "summarise", "classify")
+PROBES = {
+    "faq": ["Question: what is the capital of France? Answer:"],
+    "summarise": ["Summarise: the meeting moved the release to Friday. Summary:"],
+    "classify": ["Classify: my invoice is wrong and I was charged twice. Label:"],
+    "noop": ["Hello, how can I help you today?"],
+}
+# a load small enough for two shared CPU cores
+LOAD = {"concurrency": 4, "requests": 16, "output_tokens": 24, "prompt_words": 32,
+        "readiness_timeout_s": 60}
+GENEROUS_SLO = {"ttft_p95_ms": 60000, "tpot_p95_ms": 10000, "min_output_tokens_per_s": 0.1,
+                "goodput_min_ratio": 0.5}
+
+
+def make_expectations(url: str, flavors: list[dict[str, Any]], *, slo: dict[str, Any] | None = None,
+                      load: dict[str, Any] | None = None, environment: str = "test") -> Expectations:
+    """Expectations for one service at ``url``; ``flavors`` as in the ConfigMap's JSON."""
+    doc = {
+        "environment": environment,
+        "services": [{
+            "tenant": "kitchen-test", "namespace": "kitchen-test", "name": BASE, "endpoint": url,
+            "base": BASE, "base_ref": f"{BASE}@1",
+            "source": {"file": "catalog/tenants/kitchen-test.yaml", "line": 7, "col": 5},
+            "flavors": flavors,
+        }],
+        "slo": {**(slo or GENEROUS_SLO),
+                "source": {"file": "environments/test.yaml", "line": 30, "col": 3}},
+        "load": load or LOAD,
+    }
+    return Expectations.model_validate(doc)
+
+
+def flavor(name: str, *, smoke: list[dict[str, Any]] | None = None, line: int = 1) -> dict[str, Any]:
+    return {"name": name, "ref": f"{name}@v1", "probes": PROBES.get(name, []), "smoke": smoke or [],
+            "source": {"file": f"catalog/flavors/{name}@v1.yaml", "line": line, "col": 1}}
+
+
+def write(tmp: Path, exp: Expectations) -> Path:
+    path = tmp / "expectations.json"
+    path.write_text(exp.to_json(), encoding="utf-8")
+    return path
+
+
+def load_json(text: str) -> Any:
+    return json.loads(text)
