@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from .conform.expectations import Expectations, GpuSpec, build_expectations, load_expectations
+from .conform.expectations import Expectations, GpuSpec, Source, build_expectations, load_expectations
 from .conform.report import REPORTERS
 from .conform.results import ConformReport
 from .conform.serving import CHECKS
@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
             if product is None or count is None:
                 raise UsageError("without expectations, give at least --product and --count")
             spec = GpuSpec(product=product, per_node=count, memory_gib=memory_gib or 0.0,
-                           mig=bool(mig))
+                           mig=bool(mig), source=Source(file="<command line>"))
         report = check_gpus(spec, environment, GpuOptions(node=node, min_driver=min_driver,
                                                           workload=not no_workload))
         _publish(report, fmt.value, json_out, junit_out)
