@@ -124,7 +124,7 @@ def main() -> None:
         rows.append((label, "per resource", len(one_per_resource), secs, found, compile_s))
 
     print()
-    print(f"| engine | evaluation | evaluations | seconds | violations | compile |")
+    print("| engine | evaluation | evaluations | seconds | violations | compile |")
     print("|---|---|---|---|---|---|")
     for label, mode, n, secs, found, compile_s in rows:
         print(f"| {label} | {mode} | {n:,} | {secs:.2f} s | {found} | {compile_s:.2f} s |")
