@@ -5,6 +5,7 @@ setup:
 
 run: setup
 	.venv/bin/kitchen render
+	.venv/bin/kitchen check
 
 lint:
 	.venv/bin/ruff check .
