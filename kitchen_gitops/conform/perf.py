@@ -13,6 +13,7 @@ within the SLO's p95 targets; goodput is good requests per second, and their rat
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import re
 import time
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..findings import Severity
 from .client import ApiError, OpenAIClient, StreamRecord, Unreachable, stream_completion
@@ -169,18 +170,27 @@ async def run_load(url: str, models: Sequence[str], load: LoadSpec, *, token: st
     models taken in turn; every request generates exactly ``load.output_tokens``."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     sem = asyncio.Semaphore(load.concurrency)
-    limits = httpx.Limits(max_connections=load.concurrency)
+    connector = aiohttp.TCPConnector(limit=load.concurrency)
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
+    async with aiohttp.ClientSession(headers=headers, connector=connector,
+                                     timeout=client_timeout) as http:
         async def one(i: int) -> StreamRecord:
             async with sem:
                 return await stream_completion(
                     http, url, models[i % len(models)], perf_prompt(i, load.prompt_words),
                     load.output_tokens, ignore_eos=True)
 
-        t0 = time.perf_counter()
-        records = await asyncio.gather(*(one(i) for i in range(load.requests)))
-        return list(records), time.perf_counter() - t0
+        # like vllm bench serve: no collection of the process's long-lived objects
+        # mid-run (a gen-2 pass over a large heap stalls every stream for 100s of ms)
+        gc.collect()
+        gc.freeze()
+        try:
+            t0 = time.perf_counter()
+            records = await asyncio.gather(*(one(i) for i in range(load.requests)))
+            return list(records), time.perf_counter() - t0
+        finally:
+            gc.unfreeze()
 
 
 # ---------------------------------------------------------------- /metrics
