@@ -111,6 +111,8 @@ def register(app: typer.Typer) -> None:
         requests: Annotated[int | None, typer.Option(min=1)] = None,
         output_tokens: Annotated[int | None, typer.Option(min=1)] = None,
         prompt_words: Annotated[int | None, typer.Option(min=1)] = None,
+        isolation_rounds: Annotated[int, typer.Option(
+            min=1, help="Times each base/flavor request is repeated in the concurrent burst.")] = 2,
         perf_model: Annotated[list[str] | None, typer.Option(
             help="Load only this model (base or flavor); default all, in turn.")] = None,
         fmt: FormatOpt = ReportFormat["text"],
@@ -143,7 +145,7 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 raise ConfigError(f"{token_file}: cannot read the token: {exc.strerror}") from None
         opts = ServingOptions(checks=chosen, token=token, endpoints=_endpoints(endpoint or []),
-                              perf_models=tuple(perf_model or ()),
+                              perf_models=tuple(perf_model or ()), isolation_rounds=isolation_rounds,
                               readiness_timeout_s=readiness_timeout)
         source: IsvcSource | None = KubeIsvcSource(kubeconfig) if "readiness" in chosen else None
         report = run_serving(exp, opts, source)
