@@ -112,7 +112,7 @@ def register(app: typer.Typer) -> None:
         output_tokens: Annotated[int | None, typer.Option(min=1)] = None,
         prompt_words: Annotated[int | None, typer.Option(min=1)] = None,
         isolation_rounds: Annotated[int, typer.Option(
-            min=1, help="Times each base/flavor request is repeated in the concurrent burst.")] = 2,
+            min=1, help="Concurrent bursts of every base/flavor request on every probe.")] = 3,
         perf_model: Annotated[list[str] | None, typer.Option(
             help="Load only this model (base or flavor); default all, in turn.")] = None,
         fmt: FormatOpt = ReportFormat["text"],

@@ -95,18 +95,6 @@ class OpenAIClient:
         return self._request("GET", "/metrics").text
 
 
-async def complete_async(http: httpx.AsyncClient, base_url: str, model: str, prompt: str,
-                         max_tokens: int, **extra: Any) -> Completion:
-    body = completion_body(model, prompt, max_tokens, **extra)
-    try:
-        r = await http.post(f"{base_url.rstrip('/')}/v1/completions", json=body)
-    except httpx.TransportError as exc:
-        raise Unreachable(f"{base_url}: {type(exc).__name__}: {exc or 'no answer'}") from None
-    if r.status_code != 200:
-        raise ApiError(r.status_code, r.text)
-    return _completion(r.json())
-
-
 @dataclass
 class StreamRecord:
     model: str

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
+import aiohttp
 
 from ..findings import Severity
-from .client import ApiError, Completion, OpenAIClient, Unreachable, complete_async
+from .client import ApiError, OpenAIClient, Unreachable, stream_completion
 from .expectations import Expectations, FlavorExpectation, ServiceExpectation, describe, unmet
 from .perf import run_performance
 from .readiness import IsvcSource, Readiness, wait_ready
@@ -37,7 +37,7 @@ class ServingOptions:
     checks: tuple[str, ...] = CHECKS
     token: str | None = None
     endpoints: dict[str, str] = field(default_factory=dict)  # ns/name (or name) -> URL
-    isolation_rounds: int = 2
+    isolation_rounds: int = 3
     isolation_prompts: int = 2  # per flavor
     perf_models: tuple[str, ...] = ()  # default: the base and every served flavor
     request_timeout_s: float = 120.0
@@ -178,13 +178,27 @@ def check_adapter_effect(svc: _Service, flavor: FlavorExpectation) -> CheckResul
 
 
 async def _concurrent(url: str, token: str | None, timeout: float,
-                      requests: Sequence[tuple[str, str]]) -> list[Completion | Exception]:
+                      requests: Sequence[tuple[str, str]]) -> list[str | Exception]:
+    """Send every request at once; their generations must overlap in the server's batches.
+
+    One keep-alive connection per request is opened first, so that the burst is not spread
+    out by connection set-up on a busy client (which let requests run one after another
+    and hid contamination)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    limits = httpx.Limits(max_connections=len(requests) or 1)
-    async with httpx.AsyncClient(timeout=timeout, headers=headers, limits=limits) as http:
-        coros = [complete_async(http, url, m, p, PROBE_TOKENS) for m, p in requests]
-        got = await asyncio.gather(*coros, return_exceptions=True)
-        return [g if isinstance(g, Completion) else Exception(str(g)) for g in got]
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(headers=headers, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+        async def warm() -> None:
+            async with http.get(f"{url.rstrip('/')}/v1/models") as r:
+                await r.read()
+
+        try:
+            await asyncio.gather(*(warm() for _ in requests))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Unreachable(f"{url}: {type(exc).__name__}: {exc or 'no answer'}") from None
+        records = await asyncio.gather(*(stream_completion(http, url, m, p, PROBE_TOKENS)
+                                         for m, p in requests))
+    return [Exception(r.error) if r.error else r.text for r in records]
 
 
 def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
@@ -204,8 +218,13 @@ def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
         models = [svc.exp.base, *(f.name for f in flavors)]
         # references: every model on every prompt, one request at a time
         ref = {(m, p): svc.answer(m, p, PROBE_TOKENS) for p in prompts for m in models}
-        requests = [(m, p) for _ in range(opts.isolation_rounds) for p in prompts for m in models]
-        got = asyncio.run(_concurrent(svc.url, opts.token, opts.request_timeout_s, requests))
+        # Each round is one burst of every model on every prompt; whether the engine puts
+        # them in one batch depends on timing, so separate bursts give separate chances.
+        burst = [(m, p) for p in prompts for m in models]
+        requests, got = [], []
+        for _ in range(opts.isolation_rounds):
+            requests += burst
+            got += asyncio.run(_concurrent(svc.url, opts.token, opts.request_timeout_s, burst))
         res.details.update({"models": models, "prompts": len(prompts),
                             "concurrent_requests": len(requests)})
         mismatched: set[tuple[str, str]] = set()
@@ -215,10 +234,10 @@ def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
                 errors.append(f"{m}: {answer}")
                 continue
             expected = ref[(m, p)]
-            if answer.text == expected or (m, p) in mismatched:
+            if answer == expected or (m, p) in mismatched:
                 continue
             mismatched.add((m, p))
-            like = sorted(o for o in models if o != m and ref[(o, p)] == answer.text)
+            like = sorted(o for o in models if o != m and ref[(o, p)] == answer)
             who = "the base" if m == svc.exp.base else f"flavor {m}"
             why = (f"it is {', '.join(like)}'s answer: cross-adapter contamination" if like
                    else "contamination or batch-dependent numerics")
@@ -226,7 +245,7 @@ def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
                 "isolation", f"{who} answered {clip(p, 60)} differently when its requests ran "
                 f"concurrently with {', '.join(o for o in models if o != m)}: {why}",
                 location=svc.exp.source.location(), resource=svc.ref, flavor=m,
-                expected=f"the sequential answer {clip(expected)}", actual=answer.text,
+                expected=f"the sequential answer {clip(expected)}", actual=answer,
                 extra=(("like", ",".join(like)),)))
         if errors:
             res.add(finding("isolation", f"{len(errors)} concurrent request(s) failed: {errors[0]}",

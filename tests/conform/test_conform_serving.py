@@ -154,7 +154,7 @@ def test_contamination_reproduced_when_all_slots_are_in_use(
     # adapter to base requests
     exp = make_expectations(full_server.base_url, [flavor(n) for n in CLEAN_FLAVORS])
     rc, doc, out = conform(tmp_path, capsys, exp, full_server.base_url, "--check", "isolation",
-                           "--isolation-rounds", "4")
+                           "--isolation-rounds", "5")
     assert rc == 1, out
     found = findings(doc, "conform.isolation")
     assert found
@@ -182,7 +182,7 @@ def test_contamination_absent_when_a_slot_stays_free(
     assert rc == 0, out
     iso = next(c for c in doc["checks"] if c["check"] == "isolation")
     assert iso["details"]["mismatches"] == 0
-    assert iso["details"]["concurrent_requests"] == 2 * 3 * 4  # rounds x prompts x models
+    assert iso["details"]["concurrent_requests"] == 3 * 3 * 4  # bursts x prompts x models
 
 
 def test_impossible_slo_fails_with_figures(clean_server: VllmServer, tmp_path: Path,
