@@ -11,6 +11,7 @@ message instead of one finding per file.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -236,6 +237,8 @@ class S3Store:
 
     def _translate(self, exc: Exception, source: SourceUri, name: str) -> Exception:
         """Map an SDK or network exception to one of this module's errors."""
+        from xml.etree import ElementTree
+
         from minio.error import InvalidResponseError, S3Error, ServerError
 
         where = self._where()
@@ -268,6 +271,9 @@ class S3Store:
             return StorageUnreachable(f"{where} failed with HTTP {exc.status_code}: {exc}")
         if isinstance(exc, InvalidResponseError):
             return StorageUnreachable(f"{where} does not answer like S3: {_first_line(exc)}")
+        if isinstance(exc, ElementTree.ParseError):  # a 2xx reply that is not S3's XML
+            return StorageUnreachable(
+                f"{where} does not answer like S3: its reply is not XML ({_first_line(exc)})")
         return self._network(exc)
 
     def _network(self, exc: Exception) -> Exception:
@@ -309,13 +315,17 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
+# OpenSSL's text inside the exception's repr: "[SSL: CODE] what happened (_ssl.c:1006)"
+_SSL_TEXT = re.compile(r"\[SSL(?:: (?P<code>[A-Z0-9_]+))?\] (?P<what>.+?) \(_ssl\.c:\d+\)")
+
+
 def _ssl_reason(text: str) -> str:
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "WRONG_VERSION_NUMBER", "record layer failure",
-                   "hostname mismatch", "certificate verify failed"):
-        if marker.lower() in text.lower():
-            i = text.lower().index(marker.lower())
-            return text[i:].split(")")[0].split("'")[0]
-    return text[:200]
+    """``certificate verify failed: self-signed certificate (CERTIFICATE_VERIFY_FAILED)``."""
+    m = _SSL_TEXT.search(text)
+    if m is None:
+        return text[:200]
+    what = m["what"].rstrip(".")
+    return f"{what} ({m['code']})" if m["code"] else what
 
 
 def _conn_reason(text: str) -> str:

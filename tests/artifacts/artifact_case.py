@@ -18,6 +18,9 @@ from typing import Any
 from kitchen_gitops.artifacts.safetensors import read_header
 
 DIGEST_A = "a" * 64
+# an identity of the session S3 server with valid credentials that may read (and list)
+# only the bucket "other", not "lora"
+OTHER_BUCKET_READER = "other-bucket-reader"
 ENV_TEMPLATE = """\
 kind: Environment
 name: {name}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.artifacts.artifact_case import ArtifactRepo, ensure_bucket
+from tests.artifacts.artifact_case import OTHER_BUCKET_READER, ArtifactRepo, ensure_bucket
 from tests.support.s3_server import SeaweedS3
 
 
@@ -23,8 +23,10 @@ def model_kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    with SeaweedS3(tmp_path_factory.mktemp("artifact-s3")) as server:
+    with SeaweedS3(tmp_path_factory.mktemp("artifact-s3"),
+                   extra_identities={OTHER_BUCKET_READER: ["Read:other", "List:other"]}) as server:
         ensure_bucket(server, "lora")
+        ensure_bucket(server, "other")
         yield server
 
 

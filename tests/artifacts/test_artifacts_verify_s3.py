@@ -3,17 +3,28 @@ PEFT adapters of a tiny base, one case per problem a user meets."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kitchen_gitops.cli import main
-from tests.artifacts.artifact_case import ArtifactRepo, FlavorSpec, ensure_bucket
+from tests.artifacts.artifact_case import (
+    OTHER_BUCKET_READER,
+    ArtifactRepo,
+    FlavorSpec,
+    ensure_bucket,
+)
 from tests.support.s3_server import SeaweedS3
 
 pytestmark = pytest.mark.slow
@@ -355,3 +366,123 @@ def test_sharded_base_and_its_index(tmp_path: Path, model_kit: dict[str, Any],
     assert f["message"] == ("model.safetensors.index.json of base tiny-llama@1 names shard "
                             "model-00002-of-00002.safetensors, which the catalog does not pin")
     assert f["location"]["line"] == line_of(repo, "catalog/bases/tiny-llama.yaml", "files:")
+
+
+def test_access_denied_with_valid_credentials(repo: ArtifactRepo, model_kit: dict[str, Any],
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials the server accepts, for an identity that may read only another bucket."""
+    from minio.error import S3Error
+
+    repo.add_flavor(FlavorSpec("faq", model_kit["adapters"]["faq"]))
+    repo.finish()
+    reader = repo.s3.identity(OTHER_BUCKET_READER)
+    # not vacuous: the identity is valid (it lists its own bucket) and denied on "lora"
+    assert list(repo.s3.client(identity=OTHER_BUCKET_READER).list_objects("other")) == []
+    for denied in (
+        lambda c: list(c.list_objects("lora", prefix=f"{repo.prefix}/", recursive=True)),
+        lambda c: c.get_object("lora", f"{repo.prefix}/faq/v1/adapter_config.json"),
+    ):
+        with pytest.raises(S3Error) as exc:
+            denied(repo.s3.client(identity=OTHER_BUCKET_READER))
+        assert exc.value.code == "AccessDenied"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", reader.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", reader.secret_key)
+
+    rc, out, err = verify(repo, capsys)
+    assert rc == 1
+    source = f"s3://lora/{repo.prefix}/faq/v1/"
+    message = (f"Flavor faq@v1: access denied to {source} on S3 endpoint {repo.endpoint} "
+               "(environment dev): the credentials may not read this bucket")
+    line = line_of(repo, "catalog/flavors/faq.yaml", "source:")
+    assert out.splitlines() == [
+        f"catalog/flavors/faq.yaml:{line}:9: [error] {message}; expected {source} readable "
+        "with the environment's credentials (artifacts.access-denied)",
+        "1 error(s), 0 warning(s), 0 info, 0 waived",
+    ]
+    assert err.startswith("artifacts FAILED: ")
+    rc, out, _ = verify(repo, capsys, "-f", "json")
+    assert rc == 1
+    (f,) = findings(out)
+    assert f["rule_id"] == "artifacts.access-denied"
+    assert f["message"] == message
+    assert f["location"] == {"file": "catalog/flavors/faq.yaml", "line": line, "col": 9}
+
+
+@pytest.fixture
+def self_signed_https(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate (valid for 127.0.0.1):
+    ``(host:port, certificate file)``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl CLI is needed to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"not S3\n"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # failed handshakes are the point: keep them off stderr
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    httpd = Server(("127.0.0.1", 0), Handler)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True,
+                                   do_handshake_on_connect=False)
+    t = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}", cert
+    finally:
+        httpd.shutdown()
+        t.join()
+        httpd.server_close()
+
+
+def test_tls_self_signed_certificate(repo: ArtifactRepo, model_kit: dict[str, Any],
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     self_signed_https: tuple[str, Path]) -> None:
+    endpoint, cert = self_signed_https
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    # not vacuous: the server speaks TLS, and its certificate is fine once trusted
+    assert httpx.get(f"https://{endpoint}/", verify=ssl.create_default_context(cafile=cert),
+                     timeout=5).text == "not S3\n"
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"https://{endpoint}/", timeout=5)
+    repo.add_flavor(FlavorSpec("faq", model_kit["adapters"]["faq"]))
+    repo.endpoint = endpoint
+    repo.use_https = True
+    repo.finish()
+    rc, out, err = verify(repo, capsys, "--timeout", "2")
+    assert rc == 2
+    assert out == ""
+    # "self-signed" in OpenSSL 3, "self signed" in 1.1
+    assert re.fullmatch(
+        rf"kitchen: error: TLS handshake with S3 endpoint {re.escape(endpoint)} \(environment "
+        r"dev\) failed: certificate verify failed: self[- ]signed certificate "
+        r"\(CERTIFICATE_VERIFY_FAILED\); pass --ca-bundle FILE for a private CA, or set "
+        r"use_https: false in the environment for a plain-HTTP endpoint\n", err), err
+    # with the certificate trusted the handshake passes: what is left is that it is not S3
+    rc, out, err = verify(repo, capsys, "--timeout", "2", "--ca-bundle", str(cert))
+    assert rc == 2
+    assert out == ""
+    assert err == (f"kitchen: error: S3 endpoint {endpoint} (environment dev) does not answer "
+                   "like S3: its reply is not XML (syntax error: line 1, column 0)\n")

@@ -9,6 +9,16 @@ is a free port bound to 127.0.0.1; WebDAV, Iceberg and Lance endpoints and telem
 off. S3 authentication is enforced through an ``-s3.config`` identities file holding one
 admin identity (``access_key``/``secret_key``): requests with other credentials get
 ``SignatureDoesNotMatch`` / ``InvalidAccessKeyId``, anonymous ones ``AccessDenied``.
+
+Identities with restricted rights can be added, name -> SeaweedFS actions (``"Read"``,
+``"Write"``, ``"List"``, ``"Tagging"``, ``"Admin"``, each optionally ``":bucket"``);
+their credentials are random. A request outside an identity's actions gets
+``AccessDenied``:
+
+    with SeaweedS3(tmp_path, extra_identities={"lister": ["List"]}) as s3:
+        s3.identity("lister").access_key
+        s3.client(identity="lister").list_objects("lora")        # allowed
+        s3.client(identity="lister").get_object("lora", "x")     # AccessDenied
 """
 
 from __future__ import annotations
@@ -18,17 +28,22 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-__all__ = ["SeaweedS3", "SeaweedS3Error", "find_weed"]
+from .process import stop_process_group, tail
+
+__all__ = ["S3Identity", "SeaweedS3", "SeaweedS3Error", "find_weed"]
+
+ADMIN_ACTIONS = ("Admin", "Read", "Write", "List", "Tagging")
 
 
 class SeaweedS3Error(RuntimeError):
@@ -79,18 +94,29 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "<no log>"
+@dataclass(frozen=True)
+class S3Identity:
+    """One identity of the ``-s3.config`` file: its credentials and SeaweedFS actions."""
+
+    name: str
+    access_key: str
+    secret_key: str
+    actions: tuple[str, ...]
+
+    def config(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+            "actions": list(self.actions),
+        }
 
 
 class SeaweedS3:
     """Context manager around ``weed mini`` serving S3 on ``127.0.0.1:<free port>``.
 
     ``tmpdir`` holds the data (``tmpdir/data``), the identities file and the log
-    (``tmpdir/weed.log``). Credentials are random unless given.
+    (``tmpdir/weed.log``). Credentials are random unless given. ``extra_identities``
+    (name -> actions) adds identities with random credentials: see :meth:`identity`.
     """
 
     def __init__(
@@ -102,6 +128,7 @@ class SeaweedS3:
         buckets: tuple[str, ...] | list[str] = (),
         startup_timeout: float = 60.0,
         weed: str | None = None,
+        extra_identities: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.tmpdir = Path(tmpdir)
         self.access_key = access_key or "KITCHEN" + secrets.token_hex(6).upper()
@@ -114,6 +141,16 @@ class SeaweedS3:
         self.log_path = self.tmpdir / "weed.log"
         self.ports: dict[str, int] = {}
         self.process: subprocess.Popen[bytes] | None = None
+        self.identities: dict[str, S3Identity] = {}
+        for name, actions in (extra_identities or {}).items():
+            if name == "kitchen-admin" or isinstance(actions, str):
+                raise ValueError(f"identity {name!r}: a new name and a list of actions")
+            self.identities[name] = S3Identity(
+                name,
+                "KITCHEN" + secrets.token_hex(6).upper(),
+                secrets.token_hex(20),
+                tuple(actions),
+            )
 
     @property
     def port(self) -> int:
@@ -128,16 +165,13 @@ class SeaweedS3:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
+    def identity(self, name: str) -> S3Identity:
+        """An identity given in ``extra_identities`` (``KeyError`` for others)."""
+        return self.identities[name]
+
     def _write_identities(self) -> None:
-        identities = {
-            "identities": [
-                {
-                    "name": "kitchen-admin",
-                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
+        admin = S3Identity("kitchen-admin", self.access_key, self.secret_key, ADMIN_ACTIONS)
+        identities = {"identities": [i.config() for i in (admin, *self.identities.values())]}
         self.config_path.write_text(json.dumps(identities, indent=2), encoding="utf-8")
         self.config_path.chmod(0o600)
 
@@ -210,7 +244,7 @@ class SeaweedS3:
                 if rc is not None:
                     raise SeaweedS3Error(
                         f"weed mini exited with code {rc}; log {self.log_path}:\n"
-                        f"{_tail(self.log_path)}"
+                        f"{tail(self.log_path)}"
                     )
                 with contextlib.suppress(httpx.HTTPError):
                     # unauthenticated ListBuckets: 403 once the S3 gateway and its
@@ -222,7 +256,7 @@ class SeaweedS3:
                 if time.monotonic() > deadline:
                     raise SeaweedS3Error(
                         f"weed mini not ready after {self.startup_timeout:.0f}s; "
-                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                        f"log {self.log_path}:\n{tail(self.log_path)}"
                     )
                 time.sleep(0.2)
 
@@ -231,16 +265,7 @@ class SeaweedS3:
         proc = self.process
         if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc, timeout)
         self.process = None
 
     def __enter__(self) -> SeaweedS3:
@@ -254,13 +279,26 @@ class SeaweedS3:
     ) -> None:
         self.stop()
 
-    def client(self, *, access_key: str | None = None, secret_key: str | None = None):  # type: ignore[no-untyped-def]
-        """A ``minio.Minio`` client for this server (its own credentials by default)."""
+    def client(  # type: ignore[no-untyped-def]
+        self,
+        *,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        identity: str | None = None,
+    ):
+        """A ``minio.Minio`` client for this server.
+
+        With the admin credentials by default, an extra identity's with ``identity``;
+        ``access_key``/``secret_key`` override either.
+        """
         from minio import Minio
 
+        ident = self.identity(identity) if identity is not None else None
+        default_access = ident.access_key if ident else self.access_key
+        default_secret = ident.secret_key if ident else self.secret_key
         return Minio(
             self.endpoint,
-            access_key=self.access_key if access_key is None else access_key,
-            secret_key=self.secret_key if secret_key is None else secret_key,
+            access_key=default_access if access_key is None else access_key,
+            secret_key=default_secret if secret_key is None else secret_key,
             secure=False,
         )

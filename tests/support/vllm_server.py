@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+
+from .process import group_members, stop_process_group, tail
 
 __all__ = ["VllmServer", "VllmServerError", "free_port"]
 
@@ -40,36 +41,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "<no log>"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _group_members(pgid: int) -> list[tuple[int, int]]:
-    """(pid, rss bytes) of the live (non-zombie) processes in process group ``pgid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            # fields after the ")" closing the command name: state, ppid, pgrp, ...
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) != pgid or fields[0] in ("Z", "X"):
-                continue
-            rss = 0
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
-            found.append((int(entry.name), rss))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
 
 
 class VllmServer:
@@ -214,7 +185,7 @@ class VllmServer:
                 if rc is not None:
                     raise VllmServerError(
                         f"vLLM server exited with code {rc} during startup; "
-                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                        f"log {self.log_path}:\n{tail(self.log_path, 60)}"
                     )
                 with contextlib.suppress(httpx.HTTPError):
                     if client.get(url).status_code == 200:
@@ -222,7 +193,7 @@ class VllmServer:
                 if time.monotonic() > deadline:
                     raise VllmServerError(
                         f"vLLM server not ready after {self.startup_timeout:.0f}s; "
-                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                        f"log {self.log_path}:\n{tail(self.log_path, 60)}"
                     )
                 time.sleep(0.5)
 
@@ -231,25 +202,8 @@ class VllmServer:
         proc = self.process
         if proc is None:
             return
-        pgid = proc.pid  # start_new_session: the leader's pid is the group id
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
         # the engine core child may outlive the API server leader: wait for the group
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            proc.poll()  # reap the leader
-            if not _group_members(pgid):
-                break
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while _group_members(pgid) and time.monotonic() < deadline:
-                proc.poll()
-                time.sleep(0.1)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
+        stop_process_group(proc, timeout)
         self.process = None
 
     def __enter__(self) -> VllmServer:
@@ -269,7 +223,7 @@ class VllmServer:
         """Resident memory of every process in the server's process group (Linux)."""
         if self.process is None:
             return 0
-        return sum(rss for _pid, rss in _group_members(self.process.pid))
+        return sum(rss for _pid, rss in group_members(self.process.pid))
 
     def models(self) -> list[str]:
         """Ids listed by ``GET /v1/models``."""

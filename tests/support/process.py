@@ -1,0 +1,79 @@
+"""Process-group helpers shared by the test servers (``s3_server``, ``vllm_server``).
+
+A server is started with ``subprocess.Popen(..., start_new_session=True)``, so its
+leader's pid is the id of a process group that holds every child it spawns.
+:func:`stop_process_group` ends that whole group; :func:`tail` reads the end of its log
+for error messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+__all__ = ["group_members", "stop_process_group", "tail"]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file, or ``<no log>``."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "<no log>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def group_members(pgid: int) -> list[tuple[int, int]]:
+    """(pid, rss bytes) of the live (non-zombie) processes in process group ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # fields after the ")" closing the command name: state, ppid, pgrp, ...
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid or fields[0] in ("Z", "X"):
+                continue
+            rss = 0
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+            found.append((int(entry.name), rss))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float, *, kill_wait: float = 5.0) -> None:
+    """End the process group led by ``proc`` (started with ``start_new_session=True``).
+
+    SIGTERM to the group, then wait up to ``timeout`` seconds until the leader is reaped
+    and no live member is left (children may outlive the leader; zombies do not count).
+    Whatever is still there then gets SIGKILL and up to ``kill_wait`` more seconds. The
+    leader is always reaped, and a last SIGKILL to the group removes any straggler.
+    """
+    pgid = proc.pid  # start_new_session: the leader's pid is the group id
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the leader
+        if not group_members(pgid):
+            break
+        time.sleep(0.1)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + kill_wait
+        while group_members(pgid) and time.monotonic() < deadline:
+            proc.poll()
+            time.sleep(0.1)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=kill_wait)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
