@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path in the workspace's shared folder (CRD schemas, real status samples), which the
+    project reads but does not copy: ``$KITCHEN_SHARED``, ``../shared`` beside the checkout,
+    or the workspace's ``/work/shared`` for a clone made elsewhere."""
+    for base in (os.environ.get("KITCHEN_SHARED"), REPO.parent / "shared", "/work/shared"):
+        if base and Path(base, *parts).exists():
+            return Path(base, *parts)
+    return REPO.parent.joinpath("shared", *parts)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -18,9 +18,9 @@ from kitchen_gitops.conform.expectations import ServiceExpectation, Source
 from kitchen_gitops.conform.manifests import health_lua
 from kitchen_gitops.conform.readiness import Forbidden, NotFound, isvc_health, wait_ready
 from kitchen_gitops.conform.results import Status
+from tests.conftest import shared_path
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared" / "fixtures" / "isvc-status"
+SHARED = shared_path("fixtures", "isvc-status")
 LOCAL = Path(__file__).parent / "fixtures"
 
 EXPECTED = {

@@ -9,7 +9,6 @@ where the schema lists properties); core kinds against Kubernetes' own schemas
 from __future__ import annotations
 
 import copy
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,9 @@ import yaml
 from kubernetes_validate.utils import latest_version
 
 from kitchen_gitops import pipeline
-from tests.conftest import CASES, REPO, copy_catalog
+from tests.conftest import CASES, REPO, copy_catalog, shared_path
 
-# The CRDs are read where the workspace keeps them; the project does not copy them.
-_CANDIDATES = [os.environ.get("KITCHEN_SCHEMAS", ""), REPO.parent / "shared" / "schemas", "/work/shared/schemas"]
-SCHEMAS = next((Path(c) for c in _CANDIDATES if c and Path(c).is_dir()), Path("shared/schemas"))
+SCHEMAS = shared_path("schemas")
 CRD_FILES = {
     ("serving.kserve.io", "InferenceService"): "kserve/serving.kserve.io_inferenceservices.yaml",
     ("serving.kserve.io", "ServingRuntime"): "kserve/serving.kserve.io_servingruntimes.yaml",
