@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from .findings import Finding, Location, Severity
-from .load import Document, load_documents
+from .load import CATALOG_DIRS, Document, load_documents
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -444,6 +444,15 @@ class Catalog:
     documents: dict[tuple[str, str], Document] = field(default_factory=dict)
     # objects whose file exists but did not validate: references to them are not dangling
     invalid: set[tuple[str, str]] = field(default_factory=set)
+    # files that could not be loaded at all (syntax, encoding, ...): they may define what is missing
+    unloaded: tuple[str, ...] = ()
+
+    def unloaded_hint(self, kind: str, name: str) -> str:
+        """``; <file>, which may define it, could not be loaded`` for a failed file named like ``name``."""
+        folder = CATALOG_DIRS[kind] + "/"
+        files = [f for f in self.unloaded
+                 if f.startswith(folder) and Path(f).stem.partition("@")[0] == name]
+        return f"; {', '.join(files)}, which may define it, could not be loaded" if files else ""
 
     def doc(self, kind: str, key: str) -> Document:
         return self.documents[(kind, key)]
@@ -520,9 +529,10 @@ def _ref_finding(doc: Document, path: tuple[str | int, ...], message: str, expec
                    doc.location(path, value=True), expected=expected)
 
 
-def build_catalog(root: Path, documents: list[tuple[str, Document]]) -> tuple[Catalog, list[Finding]]:
+def build_catalog(root: Path, documents: list[tuple[str, Document]],
+                  unloaded: tuple[str, ...] = ()) -> tuple[Catalog, list[Finding]]:
     """Validate every document against its kind's model and check cross references."""
-    catalog = Catalog(root=root)
+    catalog = Catalog(root=root, unloaded=unloaded)
     findings: list[Finding] = []
     first_seen: dict[tuple[str, str], Document] = {}
     for folder_kind, doc in documents:
@@ -571,7 +581,8 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
         if str(flavor.base) not in catalog.bases and ("Base", str(flavor.base)) not in catalog.invalid:
             known = sorted(b.ref for b in catalog.bases.values() if b.name == flavor.base.name)
             out.append(_ref_finding(
-                doc, ("base",), f"flavor {key} names base {flavor.base}, which is not in the catalog",
+                doc, ("base",), f"flavor {key} names base {flavor.base}, which is not in the catalog"
+                f"{catalog.unloaded_hint('Base', flavor.base.name)}",
                 f"one of {', '.join(known)}" if known else "a Base defined in catalog/bases/"))
     namespaces: dict[str, str] = {}
     for name, tenant in catalog.tenants.items():
@@ -587,7 +598,8 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
             if env_name not in catalog.environments and ("Environment", env_name) not in catalog.invalid:
                 out.append(Finding(
                     "catalog.dangling-reference", Severity.ERROR,
-                    f"tenant {name} runs in environment '{env_name}', which is not defined",
+                    f"tenant {name} runs in environment '{env_name}', which is not defined"
+                    f"{catalog.unloaded_hint('Environment', env_name)}",
                     doc.location(("environments", env_name)),
                     expected=f"one of {', '.join(sorted(catalog.environments)) or 'environments/*.yaml'}"))
             bases_used: dict[str, str] = {}
@@ -599,7 +611,8 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                 if used is None:
                     known = sorted(f.ref for f in catalog.flavors.values() if f.name == ref.name)
                     out.append(_ref_finding(
-                        doc, path, f"tenant {name} uses flavor {ref}, which is not in the catalog",
+                        doc, path, f"tenant {name} uses flavor {ref}, which is not in the catalog"
+                        f"{catalog.unloaded_hint('Flavor', ref.name)}",
                         f"one of {', '.join(known)}" if known else "a Flavor defined in catalog/flavors/"))
                     continue
                 other = bases_used.setdefault(used.base.name, used.base.version)
@@ -630,5 +643,6 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
 def load_catalog(root: Path) -> tuple[Catalog, list[Finding]]:
     """Load and validate the catalog below ``root``: every problem at once, as findings."""
     documents, findings = load_documents(root)
-    catalog, more = build_catalog(root, documents)
+    unloaded = tuple(sorted({f.location.file for f in findings}))
+    catalog, more = build_catalog(root, documents, unloaded)
     return catalog, findings + more
