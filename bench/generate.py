@@ -3,7 +3,7 @@
     python -m bench.generate OUT --bases 20 --flavors 2000 --tenants 500 --envs 3
 
 The tree has the layout of a real catalog repository (catalog/, environments/,
-templates/ copied from this repository) and validates, plans and renders cleanly.
+templates/ and policies/ copied from this repository) and validates, plans and renders cleanly.
 Everything is derived from the indices, so the same arguments give the same files.
 """
 
@@ -184,6 +184,7 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
     for sub in ("catalog/bases", "catalog/flavors", "catalog/tenants", "environments"):
         (out / sub).mkdir(parents=True)
     shutil.copytree(REPO / "templates", out / "templates")
+    shutil.copytree(REPO / "policies", out / "policies")
     env_names = [("dev", "staging", "prod")[k] if envs <= 3 else f"env-{k:02d}" for k in range(envs)]
     for i in range(bases):
         (out / f"catalog/bases/base-{i:03d}.yaml").write_text(_base(i))
