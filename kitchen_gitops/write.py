@@ -40,13 +40,18 @@ def write_outputs(out: Path, rendered: Mapping[str, Iterable[RenderedFile]], *,
     """Write ``rendered[env]`` under ``out/env``; returns the environment folders written.
 
     With ``prune_environments`` (a full render), generated environment folders that are
-    not in ``rendered`` are removed too.
+    not in ``rendered`` are removed too.  All or nothing: if any swap fails, the folders
+    already swapped are put back, so the output is the old tree or the new one.
     """
     try:
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".kitchen-new-", dir=out))
+        old = Path(tempfile.mkdtemp(prefix=".kitchen-old-", dir=out))
     except OSError as exc:
         raise ConfigError(f"{out}: cannot create output folder: {exc.strerror}") from exc
+    # what has been done, in order, so that a failure can undo it: ("saved", name) moved
+    # out/name to old/name; ("placed", name) moved the new tree to out/name
+    done: list[tuple[str, str]] = []
     try:
         for env, files in rendered.items():
             root = staging / env
@@ -55,23 +60,35 @@ def write_outputs(out: Path, rendered: Mapping[str, Iterable[RenderedFile]], *,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(target, "w", encoding="utf-8", newline="\n") as fh:
                     fh.write(f.content)
-        old = Path(tempfile.mkdtemp(prefix=".kitchen-old-", dir=out))
         for env in rendered:
             current = out / env
             if current.exists():
                 os.replace(current, old / env)
+                done.append(("saved", env))
             os.replace(staging / env, current)
+            done.append(("placed", env))
         if prune_environments:
             for folder in sorted(out.iterdir()):
                 if (folder.is_dir() and not folder.name.startswith(".")
                         and folder.name not in rendered and _is_generated_env(folder)):
                     os.replace(folder, old / folder.name)
-        shutil.rmtree(old, ignore_errors=True)
+                    done.append(("saved", folder.name))
     except OSError as exc:
-        raise ConfigError(f"{out}: cannot write rendered output: {exc}") from exc
+        _roll_back(out, old, done)
+        raise ConfigError(f"{out}: cannot write rendered output, nothing changed: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return sorted(rendered)
+
+
+def _roll_back(out: Path, old: Path, done: list[tuple[str, str]]) -> None:
+    """Undo the moves of a failed write, newest first."""
+    for action, name in reversed(done):
+        if action == "placed":
+            shutil.rmtree(out / name, ignore_errors=True)
+        else:
+            os.replace(old / name, out / name)
 
 
 def check_outputs(out: Path, rendered: Mapping[str, Iterable[RenderedFile]], *,

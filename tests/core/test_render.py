@@ -110,3 +110,28 @@ def test_every_object_traces_back_to_its_catalog_sources(example_repo: Path) -> 
                 assert "@" in ann["kitchen-gitops.io/base"]
                 for ref in ann["kitchen-gitops.io/flavors"].split(","):
                     assert f"catalog/flavors/{ref}.yaml" in sources
+
+
+def test_a_failed_swap_puts_every_environment_back(example_repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """All or nothing: when the last environment cannot be swapped in, the ones already
+    swapped are restored, and no temporary folder is left behind."""
+    import os
+
+    from kitchen_gitops import write
+
+    flavor = example_repo / "catalog/flavors/ticket-router@v1-2.yaml"
+    flavor.write_text(flavor.read_text().replace("rank: 8\n", "rank: 48\n"))  # changes every env
+    before = _tree(example_repo / "rendered")
+    real_replace = os.replace
+
+    def failing_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if Path(dst).name == "staging" and ".kitchen-new-" in str(src):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(write.os, "replace", failing_replace)
+    assert main(["render", "--root", str(example_repo)]) == 2
+    assert "nothing changed: [Errno 28] No space left on device" in capsys.readouterr().err
+    assert _tree(example_repo / "rendered") == before
+    assert not [p for p in (example_repo / "rendered").iterdir() if p.name.startswith(".kitchen-")]
