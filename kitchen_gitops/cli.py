@@ -138,6 +138,25 @@ def render(
     raise typer.Exit(exit_code(outcome.findings))
 
 
+@app.command()
+def diff(
+    root: RootOpt = Path("."),
+    base: Annotated[str, typer.Option("--base", "-b", help="Git revision to compare with, e.g. origin/main.")] = "HEAD",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text, markdown (a PR comment) or json.")] = "text",
+) -> None:
+    """What the catalog in the working tree changes, per environment, against a Git revision."""
+    from .diff import FORMATS, diff_against
+
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown --format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    outcome = pipeline.plan(root)
+    if not outcome.ok:
+        _emit(outcome.findings, "text", stream=sys.stderr)
+        raise typer.Exit(1)
+    typer.echo(FORMATS[fmt](diff_against(root, base, outcome.plans)), nl=False)
+    raise typer.Exit(0)
+
+
 # Command groups that live in their own modules; each module defines register(app).
 EXTENSIONS: tuple[str, ...] = ("cli_artifacts", "cli_conform", "cli_policy")
 

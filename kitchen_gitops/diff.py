@@ -1,0 +1,173 @@
+"""What a catalog change does to each environment, for the pull-request comment.
+
+Plans the catalog as it is and as it was at a Git revision (``git archive`` of the
+catalog, environments and templates into a temporary folder) and compares them service
+by service: InferenceServices added or removed, flavors added, removed or moved to
+another version, the base version, replicas, GPUs and the vLLM arguments that change.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+from .errors import ConfigError, UsageError
+from .findings import has_errors
+from .load import CATALOG_DIRS
+from .plan import EnvironmentPlan, ServicePlan
+
+
+@dataclass(frozen=True)
+class ServiceChange:
+    environment: str
+    namespace: str
+    name: str
+    change: str  # added | removed | changed
+    details: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"environment": self.environment, "namespace": self.namespace, "name": self.name,
+                "change": self.change, "details": list(self.details)}
+
+
+@dataclass
+class Diff:
+    base: str
+    changes: list[ServiceChange] = field(default_factory=list)
+
+    def environments(self) -> list[str]:
+        return sorted({c.environment for c in self.changes})
+
+
+def _flavor_versions(svc: ServicePlan) -> dict[str, str]:
+    return {f.name: f.version for f in svc.flavors}
+
+
+def _args(svc: ServicePlan) -> dict[str, str]:
+    """Flag → value, without the LoRA modules (reported as flavors)."""
+    out: dict[str, str] = {}
+    for arg in svc.args:
+        if arg.startswith("--") and not arg.startswith("--lora-modules"):
+            flag, _, value = arg.partition("=")
+            out[flag] = value
+    return out
+
+
+def _describe(old: ServicePlan, new: ServicePlan) -> list[str]:
+    details: list[str] = []
+    if old.base.ref != new.base.ref:
+        details.append(f"base {old.base.ref} → {new.base.ref}")
+    ov, nv = _flavor_versions(old), _flavor_versions(new)
+    details += [f"flavor {n}@{nv[n]} added" for n in sorted(nv.keys() - ov.keys())]
+    details += [f"flavor {n}@{ov[n]} removed" for n in sorted(ov.keys() - nv.keys())]
+    details += [f"flavor {n} {ov[n]} → {nv[n]}" for n in sorted(ov.keys() & nv.keys()) if ov[n] != nv[n]]
+    if old.replicas != new.replicas:
+        details.append(f"replicas {old.replicas} → {new.replicas}")
+    if old.gpus != new.gpus:
+        details.append(f"GPUs {old.gpus} → {new.gpus}")
+    oa, na = _args(old), _args(new)
+    for flag in sorted(oa.keys() | na.keys()):
+        if oa.get(flag) != na.get(flag):
+            before = oa.get(flag, "(unset)") or "(set)"
+            after = na.get(flag, "(unset)") or "(set)"
+            details.append(f"{flag} {before} → {after}")
+    return details
+
+
+def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan], base: str) -> Diff:
+    out = Diff(base)
+    for env in sorted(old.keys() | new.keys()):
+        before = {(s.namespace, s.name): s for s in old[env].services} if env in old else {}
+        after = {(s.namespace, s.name): s for s in new[env].services} if env in new else {}
+        for key in sorted(before.keys() | after.keys()):
+            ns, name = key
+            if key not in before:
+                svc = after[key]
+                out.changes.append(ServiceChange(env, ns, name, "added", (
+                    f"base {svc.base.ref}", *(f"flavor {f.ref}" for f in svc.flavors),
+                    f"{svc.replicas} replica(s) × {svc.tensor_parallel_size} GPU(s)")))
+            elif key not in after:
+                out.changes.append(ServiceChange(env, ns, name, "removed", (f"base {before[key].base.ref}",)))
+            elif details := _describe(before[key], after[key]):
+                out.changes.append(ServiceChange(env, ns, name, "changed", tuple(details)))
+    return out
+
+
+def checkout_revision(root: Path, revision: str, into: Path) -> Path:
+    """The catalog repository at ``revision``, extracted under ``into``."""
+    paths = [p for p in (*sorted(set(CATALOG_DIRS.values())), "templates")]
+    try:
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        prefix = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-prefix"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ConfigError(f"{root}: not a Git checkout, so there is no revision to compare with") from exc
+    proc = subprocess.run(["git", "-C", top, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise UsageError(f"unknown revision '{revision}' in {top}")
+    commit = proc.stdout.strip()
+    listed = subprocess.run(["git", "-C", top, "ls-tree", "--name-only", commit, "--",
+                             *(prefix + p for p in paths)], capture_output=True, text=True, check=True)
+    present = [line for line in listed.stdout.splitlines() if line]
+    target = into / "base"
+    target.mkdir(parents=True)
+    if present:
+        tar = subprocess.run(["git", "-C", top, "archive", "--format=tar", commit, "--", *present],
+                             capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=BytesIO(tar)) as archive:
+            archive.extractall(target, filter="data")
+    return target / prefix if prefix else target
+
+
+def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> Diff:
+    from . import pipeline
+
+    with tempfile.TemporaryDirectory(prefix="kitchen-diff-") as tmp:
+        base_root = checkout_revision(root, revision, Path(tmp))
+        if not any((base_root / d).is_dir() for d in CATALOG_DIRS.values()):
+            return diff_plans({}, new, revision)  # the catalog is new in this change
+        outcome = pipeline.plan(base_root)
+        if has_errors(outcome.findings):
+            raise ConfigError(f"the catalog at {revision} does not validate "
+                              f"({len(outcome.findings)} finding(s)); cannot compare with it")
+    return diff_plans(outcome.plans, new, revision)
+
+
+def format_text(diff: Diff) -> str:
+    if not diff.changes:
+        return f"no serving changes against {diff.base}\n"
+    lines = []
+    for c in diff.changes:
+        lines.append(f"{c.environment}: {c.namespace}/{c.name} {c.change}")
+        lines += [f"    {d}" for d in c.details]
+    lines.append(f"{len(diff.changes)} InferenceService(s) change against {diff.base} in "
+                 f"{', '.join(diff.environments())}")
+    return "\n".join(lines) + "\n"
+
+
+def format_markdown(diff: Diff) -> str:
+    if not diff.changes:
+        return f"### kitchen: no serving changes against `{diff.base}`\n"
+    out = [f"### kitchen: what this change serves, against `{diff.base}`", ""]
+    for env in diff.environments():
+        out += [f"**{env}**", "", "| InferenceService | change | details |", "|---|---|---|"]
+        for c in (c for c in diff.changes if c.environment == env):
+            details = "<br>".join(d.replace("|", "\\|") for d in c.details)
+            out.append(f"| `{c.namespace}/{c.name}` | {c.change} | {details} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def format_json(diff: Diff) -> str:
+    return json.dumps({"base": diff.base, "changes": [c.as_dict() for c in diff.changes]},
+                      indent=2, ensure_ascii=False) + "\n"
+
+
+FORMATS = {"text": format_text, "markdown": format_markdown, "json": format_json}

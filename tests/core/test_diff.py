@@ -1,0 +1,85 @@
+"""``kitchen diff``: what a catalog change serves differently, per environment."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kitchen_gitops.cli import main
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                   cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(example_repo: Path) -> Path:
+    _git(example_repo, "init", "-q")
+    _git(example_repo, "add", "-A")
+    _git(example_repo, "commit", "-qm", "base")
+    return example_repo
+
+
+def test_diff_names_every_serving_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    router = repo / "catalog/flavors/ticket-router@v1-2.yaml"
+    router.write_text(router.read_text().replace("rank: 8\n", "rank: 48\n"))
+    (repo / "catalog/tenants/marketing-analytics.yaml").unlink()
+    tenant = repo / "catalog/tenants/customer-support.yaml"
+    tenant.write_text(tenant.read_text().replace("    replicas: 2\n", "    replicas: 3\n"))
+    assert main(["diff", "--root", str(repo), "--base", "HEAD"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "dev: cs-llm/llama-3-1-8b-instruct changed",
+        "    --max-lora-rank 32 → 64",
+        "dev: mkt-sentiment/qwen2-5-7b-instruct removed",
+        "    base qwen2-5-7b-instruct@2.5",
+        "prod: cs-llm/llama-3-1-8b-instruct changed",
+        "    replicas 2 → 3",
+        "    GPUs 2 → 3",
+        "    --max-lora-rank 32 → 64",
+        "prod: mkt-sentiment/qwen2-5-7b-instruct removed",
+        "    base qwen2-5-7b-instruct@2.5",
+        "staging: cs-llm/llama-3-1-8b-instruct changed",
+        "    --max-lora-rank 32 → 64",
+        "staging: mkt-sentiment/qwen2-5-7b-instruct removed",
+        "    base qwen2-5-7b-instruct@2.5",
+        "6 InferenceService(s) change against HEAD in dev, prod, staging",
+    ]
+
+
+def test_diff_markdown_for_a_flavor_promotion(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tenant = repo / "catalog/tenants/customer-support.yaml"
+    text = tenant.read_text()
+    # promote helpdesk-classifier v2026-03-15 into customer-support's dev
+    dev, rest = text.split("  staging:", 1)
+    tenant.write_text(dev.replace("helpdesk-classifier@v2026-02-01", "helpdesk-classifier@v2026-03-15")
+                      + "  staging:" + rest)
+    assert main(["diff", "--root", str(repo), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "### kitchen: what this change serves, against `HEAD`" in out
+    assert ("| `cs-llm/llama-3-1-8b-instruct` | changed | "
+            "flavor helpdesk-classifier v2026-02-01 → v2026-03-15 |") in out
+    assert "**prod**" not in out and "**staging**" not in out
+
+
+def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--root", str(repo)]) == 0
+    assert capsys.readouterr().out == "no serving changes against HEAD\n"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--base", "no-such-branch"], "unknown revision 'no-such-branch'"),
+    (["--format", "html"], "unknown --format 'html'"),
+])
+def test_bad_usage(repo: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--root", str(repo), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_outside_git_is_a_configuration_error(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", "--root", str(example_repo)]) == 2
+    assert "not a Git checkout" in capsys.readouterr().err
