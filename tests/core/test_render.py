@@ -9,7 +9,7 @@ import pytest
 
 from kitchen_gitops import pipeline
 from kitchen_gitops.cli import main
-from tests.conftest import REPO
+from tests.conftest import CASES, REPO, copy_catalog
 
 GOLDEN = REPO / "tests" / "golden"
 
@@ -18,10 +18,14 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", ["minimal"])
-def test_golden(case: str, minimal_repo: Path, update_golden: bool) -> None:
-    out = minimal_repo / "rendered"
-    assert main(["render", "--root", str(minimal_repo)]) == 0
+@pytest.mark.parametrize("case", ["minimal", "edge"])
+def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
+    """``minimal``: Serverless on Kubernetes, one tenant, one base.  ``edge``: a tenant on two
+    bases, one with trust_remote_code and a shorter context, a rank rounded to 320, a
+    tenant with nothing served, an external TLS S3 endpoint, quotes and colons in names."""
+    root = copy_catalog(CASES / case, tmp_path / case)
+    out = root / "rendered"
+    assert main(["render", "--root", str(root)]) == 0
     expected = GOLDEN / case
     if update_golden:
         shutil.rmtree(expected, ignore_errors=True)

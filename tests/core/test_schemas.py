@@ -80,9 +80,9 @@ def _rendered_docs(root: Path) -> list[tuple[str, dict[str, Any]]]:
     return docs
 
 
-@pytest.mark.parametrize("catalog", ["example", "minimal"])
+@pytest.mark.parametrize("catalog", ["example", "minimal", "edge"])
 def test_rendered_objects_validate(catalog: str, tmp_path: Path) -> None:
-    src = REPO if catalog == "example" else CASES / "minimal"
+    src = REPO if catalog == "example" else CASES / catalog
     root = copy_catalog(src, tmp_path / "repo")
     docs = _rendered_docs(root)
     kinds = {d["kind"] for _, d in docs}

@@ -71,9 +71,9 @@ def _engine_config(args: list[str], model: Path) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("catalog", ["example", "minimal"])
+@pytest.mark.parametrize("catalog", ["example", "minimal", "edge"])
 def test_rendered_args_accepted_by_vllm(catalog: str, tmp_path: Path, tiny_model: Path) -> None:
-    root = copy_catalog(REPO if catalog == "example" else CASES / "minimal", tmp_path / "repo")
+    root = copy_catalog(REPO if catalog == "example" else CASES / catalog, tmp_path / "repo")
     services = _services(root)
     assert services
     for name, args in services:
