@@ -68,7 +68,7 @@ def _anchor(rule: Rule) -> str:
 def render_docs(library: Library) -> str:
     tests = {m.package: m for m in library.test_modules()}
     rules = sorted(library.rules.values(), key=lambda r: r.id)
-    out = [HEADER]
+    out = [HEADER.rstrip("\n")]  # the rows follow the table header directly
     out += [f"| [`{r.id}`](#{_anchor(r)}) | {r.severity.value} | {r.title} |" for r in rules]
     out.append("")
     for r in rules:
