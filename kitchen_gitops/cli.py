@@ -15,10 +15,11 @@ from typing import Annotated, TextIO
 import typer
 
 from . import pipeline
+from .cli_options import EnvOpt, Format, FormatOpt, RootOpt
 from .errors import KitchenError, UsageError
 from .findings import Finding, exit_code
 from .plan import EnvironmentPlan
-from .report import REPORTERS, report
+from .report import report
 from .write import check_outputs, write_outputs
 
 app = typer.Typer(
@@ -29,18 +30,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help=f"Report format: {', '.join(REPORTERS)}.")]
-
-
-def _check_format(fmt: str) -> str:
-    if fmt not in REPORTERS:
-        raise UsageError(f"unknown --format '{fmt}'; choose one of {', '.join(REPORTERS)}")
-    return fmt
-
-
-RootOpt = Annotated[Path, typer.Option(
-    "--root", "--catalog", help="Repository root holding catalog/, environments/, templates/.")]
-EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment (repeatable); default: all.")]
 
 
 class PlanFormat(StrEnum):
@@ -56,13 +45,12 @@ def _emit(findings: Sequence[Finding], fmt: str, *, stream: TextIO | None = None
 @app.command()
 def validate(
     root: RootOpt = Path("."),
-    fmt: FormatOpt = "text",
+    fmt: FormatOpt = Format["text"],
 ) -> None:
     """Check the catalog: YAML, schema, names and cross references."""
-    _check_format(fmt)
     outcome = pipeline.validate(root)
-    _emit(outcome.findings, fmt)
-    if outcome.ok and fmt == "text":
+    _emit(outcome.findings, fmt.value)
+    if outcome.ok and fmt.value == "text":
         c = outcome.catalog
         typer.echo(f"catalog ok: {len(c.bases)} bases, {len(c.flavors)} flavors, "
                    f"{len(c.tenants)} tenants, {len(c.environments)} environments")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,18 +18,12 @@ from .artifacts.bundle import build_bundle, write_bundle
 from .artifacts.lock import lock_updates, render_locked, stale_findings, write_files
 from .artifacts.scan import StorageOptions, scan_environments
 from .artifacts.verify import verify_scans
+from .cli_options import EnvOpt, Format, FormatOpt, RootOpt
 from .errors import UsageError
 from .findings import Finding, exit_code, sort_findings
 from .model import Catalog
-from .report import REPORTERS, report
+from .report import report
 
-Format = Enum("Format", {name: name for name in REPORTERS}, type=str)  # type: ignore[misc]
-
-RootOpt = Annotated[Path, typer.Option(
-    "--root", "--catalog", help="Repository root holding catalog/ and environments/.")]
-EnvOpt = Annotated[list[str] | None, typer.Option(
-    "--env", "-e", help="Environment (repeatable); default: all.")]
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Report format.")]
 MirrorOpt = Annotated[Path | None, typer.Option(
     "--pvc-mirror", envvar="KITCHEN_PVC_MIRROR", file_okay=False,
     help="Local mirror of the PVCs: pvc://CLAIM/PATH is read from DIR/CLAIM/PATH.")]

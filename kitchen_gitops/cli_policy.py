@@ -15,22 +15,19 @@ from typing import Annotated
 
 import typer
 
+from .cli_options import EnvOpt, Format, RootOpt
 from .errors import UsageError
 from .policy.docs import DOC_PATH, render_docs, write_docs
 from .policy.engines import ENGINES, make_engine
 from .policy.gate import POLICY_DIR, run_check
 from .policy.library import Library, load_library
 from .policy.testing import run_tests
-from .report import REPORTERS, RuleInfo, report, resolve_format
+from .report import RuleInfo, report, resolve_format
 
 OPA_URL_ENV = "KITCHEN_OPA_URL"
 
-Format = Enum("Format", {name: name for name in REPORTERS}, type=str)  # type: ignore[misc]
 EngineName = Enum("EngineName", {name: name for name in ENGINES}, type=str)  # type: ignore[misc]
 
-RootOpt = Annotated[Path, typer.Option("--root", "--catalog",
-                                       help="Repository root holding catalog/, environments/, templates/, policies/.")]
-EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment (repeatable); default: all.")]
 PoliciesOpt = Annotated[Path | None, typer.Option("--policies", help="Policy folder; default <root>/policies.")]
 EngineOpt = Annotated[EngineName, typer.Option(
     "--engine", help="Embedded engine: regorus (default) or opa (the real OPA engine, if installed).")]
