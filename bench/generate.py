@@ -198,15 +198,24 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", type=Path)
+def add_org_arguments(ap: argparse.ArgumentParser) -> None:
+    """The organisation's size, as every benchmark takes it."""
     ap.add_argument("--bases", type=int, default=20)
     ap.add_argument("--flavors", type=int, default=2000)
     ap.add_argument("--tenants", type=int, default=500)
     ap.add_argument("--envs", type=int, default=3)
+
+
+def generate_from_args(out: Path, a: argparse.Namespace) -> Path:
+    return generate_org(out, bases=a.bases, flavors=a.flavors, tenants=a.tenants, envs=a.envs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    add_org_arguments(ap)
     a = ap.parse_args()
-    generate_org(a.out, bases=a.bases, flavors=a.flavors, tenants=a.tenants, envs=a.envs)
+    generate_from_args(a.out, a)
     print(f"wrote {a.out}: {a.bases} bases, {a.flavors} flavors, {a.tenants} tenants, {a.envs} environments")
 
 

@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.generate import add_org_arguments, generate_from_args
+
 
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -67,10 +69,7 @@ def _run_child(kind: str, root: Path, out: Path) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bases", type=int, default=20)
-    ap.add_argument("--flavors", type=int, default=2000)
-    ap.add_argument("--tenants", type=int, default=500)
-    ap.add_argument("--envs", type=int, default=3)
+    add_org_arguments(ap)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best is reported")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "ROOT", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -80,11 +79,8 @@ def main() -> None:
         print(json.dumps(fn(Path(root), Path(out))))
         return
 
-    from bench.generate import generate_org
-
     with tempfile.TemporaryDirectory(prefix="kitchen-bench-") as tmp:
-        root = generate_org(Path(tmp) / "org", bases=a.bases, flavors=a.flavors,
-                            tenants=a.tenants, envs=a.envs)
+        root = generate_from_args(Path(tmp) / "org", a)
         out = Path(tmp) / "rendered"
         kitchen = min((_run_child("kitchen", root, out) for _ in range(a.repeat)),
                       key=lambda r: r["seconds"])

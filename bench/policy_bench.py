@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.generate import generate_org
+from bench.generate import add_org_arguments, generate_from_args
 from kitchen_gitops import pipeline
 from kitchen_gitops.policy.engines import Engine, OpaLibEngine, RegorusEngine
 from kitchen_gitops.policy.gate import GATE_QUERY, evaluate_policies, prepare
@@ -81,10 +81,7 @@ def per_resource(engine: Engine, docs: list[dict[str, Any]]) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bases", type=int, default=20)
-    ap.add_argument("--flavors", type=int, default=2000)
-    ap.add_argument("--tenants", type=int, default=500)
-    ap.add_argument("--envs", type=int, default=3)
+    add_org_arguments(ap)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-opa", action="store_true", help="skip the real OPA engine")
     ap.add_argument("--target", type=float, default=3.0, help="seconds allowed for embedded evaluation")
@@ -92,8 +89,7 @@ def main() -> None:
 
     library = load_library(REPO / "policies", REPO)
     with tempfile.TemporaryDirectory(prefix="kitchen-policy-bench-") as tmp:
-        root = generate_org(Path(tmp) / "org", bases=a.bases, flavors=a.flavors, tenants=a.tenants,
-                            envs=a.envs)
+        root = generate_from_args(Path(tmp) / "org", a)
         t0 = time.perf_counter()
         outcome = pipeline.render(root)
         t1 = time.perf_counter()
