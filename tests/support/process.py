@@ -14,8 +14,10 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-__all__ = ["group_members", "stop_process_group", "tail"]
+__all__ = ["ServerProcess", "group_members", "stop_process_group", "tail"]
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -77,3 +79,32 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout: float, *, kill_wa
         proc.wait(timeout=kill_wait)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+class ServerProcess:
+    """A server in its own process group, used as a context manager: ``start()`` on
+    entry (defined by the subclass), the whole group stopped on exit."""
+
+    stop_timeout = 10.0
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM the process group, SIGKILL after ``timeout``. Idempotent."""
+        proc = self.process
+        if proc is None:
+            return
+        # children (vLLM's engine core) may outlive the leader: the group is waited for
+        stop_process_group(proc, self.stop_timeout if timeout is None else timeout)
+        self.process = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

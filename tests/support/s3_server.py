@@ -35,11 +35,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
-from .process import stop_process_group, tail
+from .process import ServerProcess, tail
 
 __all__ = ["S3Identity", "SeaweedS3", "SeaweedS3Error", "find_weed"]
 
@@ -111,7 +110,7 @@ class S3Identity:
         }
 
 
-class SeaweedS3:
+class SeaweedS3(ServerProcess):
     """Context manager around ``weed mini`` serving S3 on ``127.0.0.1:<free port>``.
 
     ``tmpdir`` holds the data (``tmpdir/data``), the identities file and the log
@@ -140,7 +139,7 @@ class SeaweedS3:
         self.config_path = self.tmpdir / "s3-identities.json"
         self.log_path = self.tmpdir / "weed.log"
         self.ports: dict[str, int] = {}
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__()
         self.identities: dict[str, S3Identity] = {}
         for name, actions in (extra_identities or {}).items():
             if name == "kitchen-admin" or isinstance(actions, str):
@@ -259,25 +258,6 @@ class SeaweedS3:
                         f"log {self.log_path}:\n{tail(self.log_path)}"
                     )
                 time.sleep(0.2)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL after ``timeout``. Idempotent."""
-        proc = self.process
-        if proc is None:
-            return
-        stop_process_group(proc, timeout)
-        self.process = None
-
-    def __enter__(self) -> SeaweedS3:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def client(  # type: ignore[no-untyped-def]
         self,

@@ -22,12 +22,11 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from .process import group_members, stop_process_group, tail
+from .process import ServerProcess, group_members, tail
 
 __all__ = ["VllmServer", "VllmServerError", "free_port"]
 
@@ -43,7 +42,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class VllmServer:
+class VllmServer(ServerProcess):
     """Context manager around a vLLM OpenAI API server process.
 
     Arguments map onto vLLM flags: ``lora_modules`` -> ``--lora-modules name=path ...``
@@ -53,6 +52,8 @@ class VllmServer:
     ``--kv-cache-memory-bytes``. ``extra_args`` are appended verbatim. ``log_stats=True``
     keeps vLLM's statistics on (no ``--disable-log-stats``), which ``/metrics`` needs.
     """
+
+    stop_timeout = 20.0
 
     def __init__(
         self,
@@ -92,7 +93,7 @@ class VllmServer:
             os.close(fd)
             log_path = name
         self.log_path = Path(log_path)
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__()
         self.startup_seconds: float | None = None
 
     # -- properties ------------------------------------------------------------
@@ -196,26 +197,6 @@ class VllmServer:
                         f"log {self.log_path}:\n{tail(self.log_path, 60)}"
                     )
                 time.sleep(0.5)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Terminate the server's process group (SIGTERM, then SIGKILL). Idempotent."""
-        proc = self.process
-        if proc is None:
-            return
-        # the engine core child may outlive the API server leader: wait for the group
-        stop_process_group(proc, timeout)
-        self.process = None
-
-    def __enter__(self) -> VllmServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- helpers ---------------------------------------------------------------
 
