@@ -1,26 +1,25 @@
-"""The ``kitchen`` command line: parses options, calls the stages, maps outcomes to exit codes.
+"""The ``kitchen`` command line: option parsing only.
 
-Exit codes: 0 clean, 1 findings (or a stale ``rendered/``), 2 usage or configuration error.
+Each command parses its options into a value and hands it to :mod:`kitchen_gitops.commands`;
+the result is written in the chosen format and judged by the one exit rule.  Exit codes:
+0 clean, 1 findings (or a stale ``rendered/``), 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
 import typer
 
-from . import pipeline
-from .cli_options import EnvOpt, Format, FormatOpt, RootOpt
-from .errors import KitchenError, UsageError
-from .findings import Finding, exit_code
+from . import commands, pipeline
+from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
+from .errors import KitchenError
 from .plan import EnvironmentPlan
 from .report import report
-from .write import check_outputs, write_outputs
 
 app = typer.Typer(
     name="kitchen",
@@ -31,30 +30,15 @@ app = typer.Typer(
 )
 
 
-
 class PlanFormat(StrEnum):
     table = "table"
     json = "json"
 
 
-def _emit(findings: Sequence[Finding], fmt: str, *, stream: TextIO | None = None) -> None:
-    if findings or fmt != "text":
-        (stream or sys.stdout).write(report(findings, fmt))
-
-
 @app.command()
-def validate(
-    root: RootOpt = Path("."),
-    fmt: FormatOpt = Format["text"],
-) -> None:
+def validate(root: RootOpt = Path("."), fmt: FormatOpt = Format["text"], output: OutputOpt = None) -> None:
     """Check the catalog: YAML, schema, names and cross references."""
-    outcome = pipeline.validate(root)
-    _emit(outcome.findings, fmt.value)
-    if outcome.ok and fmt.value == "text":
-        c = outcome.catalog
-        typer.echo(f"catalog ok: {len(c.bases)} bases, {len(c.flavors)} flavors, "
-                   f"{len(c.tenants)} tenants, {len(c.environments)} environments")
-    raise typer.Exit(exit_code(outcome.findings))
+    raise typer.Exit(commands.publish(commands.execute_validate(root), fmt.value, output=output))
 
 
 def _plan_table(p: EnvironmentPlan) -> str:
@@ -82,16 +66,17 @@ def plan(
 ) -> None:
     """Show which InferenceService serves which base with which flavors, per environment."""
     outcome = pipeline.plan(root, env)
+    result = outcome.result("plan")
     if outcome.findings:
-        _emit(outcome.findings, "text", stream=sys.stderr)
+        sys.stderr.write(report(result, "text"))
     if not outcome.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(result.exit_code)
     if fmt is PlanFormat.json:
         doc = {name: p.as_dict() for name, p in outcome.plans.items()}
         typer.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
     else:
         typer.echo("\n".join(_plan_table(p) for p in outcome.plans.values()), nl=False)
-    raise typer.Exit(exit_code(outcome.findings))
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -100,49 +85,24 @@ def render(
     env: EnvOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder; default <root>/rendered.")] = None,
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the output is stale.")] = False,
+    fmt: FormatOpt = Format["text"],
+    output: Annotated[Path | None, typer.Option("--output", help="Write the report here instead of stdout.")] = None,
 ) -> None:
     """Render manifests per environment under rendered/<env>/ (or check they are up to date)."""
-    outcome = pipeline.render(root, env)
-    if outcome.findings:
-        _emit(outcome.findings, "text", stream=sys.stderr)
-    if not outcome.ok:
-        typer.echo("nothing written: fix the findings above", err=True)
-        raise typer.Exit(1)
-    target = out if out is not None else root / "rendered"
-    full = not env
-    if check:
-        diffs = check_outputs(target, outcome.rendered, prune_environments=full)
-        for d in diffs:
-            typer.echo(f"{target / d.path}: {d.change}")
-        if diffs:
-            typer.echo(f"{len(diffs)} rendered file(s) out of date: run `kitchen render` and commit",
-                       err=True)
-            raise typer.Exit(1)
-        typer.echo(f"rendered output up to date ({', '.join(outcome.rendered)})")
-        raise typer.Exit(0)
-    write_outputs(target, outcome.rendered, prune_environments=full)
-    for name, files in outcome.rendered.items():
-        typer.echo(f"rendered {name}: {len(files)} files in {target / name}")
-    raise typer.Exit(exit_code(outcome.findings))
+    opts = commands.RenderOptions(root, tuple(env or ()), out, check)
+    raise typer.Exit(commands.publish(commands.execute_render(opts), fmt.value, output=output))
 
 
 @app.command()
 def diff(
     root: RootOpt = Path("."),
     base: Annotated[str, typer.Option("--base", "-b", help="Git revision to compare with, e.g. origin/main.")] = "HEAD",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text, markdown (a PR comment) or json.")] = "text",
+    fmt: FormatOpt = Format["text"],
+    output: OutputOpt = None,
 ) -> None:
     """What the catalog in the working tree changes, per environment, against a Git revision."""
-    from .diff import FORMATS, diff_against
-
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown --format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    outcome = pipeline.plan(root)
-    if not outcome.ok:
-        _emit(outcome.findings, "text", stream=sys.stderr)
-        raise typer.Exit(1)
-    typer.echo(FORMATS[fmt](diff_against(root, base, outcome.plans)), nl=False)
-    raise typer.Exit(0)
+    result = commands.execute_diff(commands.DiffOptions(root, base), fmt.value)
+    raise typer.Exit(commands.publish(result, fmt.value, output=output))
 
 
 # Command groups that live in their own modules; each module defines register(app).

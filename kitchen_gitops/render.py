@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
+from ruamel.yaml import YAML
 
 from .errors import ConfigError
 from .findings import Location
@@ -38,19 +39,48 @@ WAVE_SERVICE = 10
 
 @dataclass(frozen=True)
 class RenderedObject:
+    """One manifest as the template rendered it: the object (what Argo CD will apply, read
+    once from the template's output), where in the catalog it comes from, and its files."""
+
     api_version: str
     kind: str
     name: str
     namespace: str
     source: Location
     sources: tuple[str, ...]
+    manifest: Any = None
 
 
 @dataclass
 class RenderedFile:
     path: str  # relative to the output root, posix
-    content: str
+    content: str  # the serialised form, written as is by the write stage
     objects: list[RenderedObject] = field(default_factory=list)
+
+
+class Contribution(Protocol):
+    """Another stage's objects for an environment (the conformance Job, the Argo CD health
+    check): called with the renderer after the tenants' objects; ``in_kustomization`` says
+    whether the objects are part of the environment's kustomization."""
+
+    @property
+    def in_kustomization(self) -> bool: ...
+
+    def __call__(self, renderer: EnvironmentRenderer) -> None: ...
+
+
+def _manifest_loader() -> Any:
+    """libyaml through PyYAML: what Argo CD's YAML 1.1 reader reads, at C speed."""
+    try:
+        import yaml
+
+        loader = yaml.CSafeLoader
+    except (ImportError, AttributeError):  # pragma: no cover - no libyaml
+        return YAML(typ="safe", pure=True).load
+    return lambda text: yaml.load(text, Loader=loader)
+
+
+_load_manifest = _manifest_loader()
 
 
 def _json(value: Any) -> str:
@@ -97,7 +127,7 @@ class Meta:
     annotations: tuple[tuple[str, str], ...]
 
 
-def _meta(name: str, namespace: str, env: Environment, *, wave: int | None,
+def object_meta(name: str, namespace: str, env: Environment, *, wave: int | None,
           labels: Iterable[tuple[str, str]] = (), annotations: Iterable[tuple[str, str]] = ()) -> Meta:
     lab = dict(MANAGED_BY)
     lab[f"{DOMAIN}/environment"] = env.name
@@ -108,8 +138,12 @@ def _meta(name: str, namespace: str, env: Environment, *, wave: int | None,
     return Meta(name, namespace, tuple(sorted(lab.items())), tuple(sorted(ann.items())))
 
 
-class _Renderer:
-    def __init__(self, catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> None:
+class EnvironmentRenderer:
+    """Renders one environment's objects; other stages add theirs through :meth:`emit`."""
+
+    def __init__(self, catalog: Catalog, plan: EnvironmentPlan, templates: Path,
+                 contributions: Sequence[Contribution] = ()) -> None:
+        self.contributions = tuple(contributions)
         self.catalog = catalog
         self.plan = plan
         self.env = plan.environment
@@ -126,8 +160,13 @@ class _Renderer:
                 meta=meta, sources=", ".join(srcs), **ctx)
         except jinja2.TemplateError as exc:
             raise ConfigError(_template_error(exc, template, self.templates)) from None
+        try:
+            manifest = _load_manifest(text)
+        except Exception as exc:  # a template that does not render YAML: its author's error
+            raise ConfigError(f"{self.templates / template}: renders no valid YAML for {path}: "
+                              f"{str(exc).splitlines()[0]}") from None
         obj = RenderedObject(api_version, kind, meta.name if meta else path, meta.namespace if meta else "",
-                             source, srcs)
+                             source, srcs, manifest)
         self.files.append(RenderedFile(path, text, [obj]))
 
     # ---------------------------------------------------------------- tenant objects
@@ -147,11 +186,11 @@ class _Renderer:
             ns_ann.append(("openshift.io/description", tenant.description))
         self.emit(f"{d}/namespace.yaml", "namespace.yaml.j2", self.catalog.location("Tenant", tenant.name, ("name",)),
                   srcs, "Namespace", "v1",
-                  _meta(ns, "", env, wave=WAVE_NAMESPACE, labels=tlabel, annotations=ns_ann))
+                  object_meta(ns, "", env, wave=WAVE_NAMESPACE, labels=tlabel, annotations=ns_ann))
         self.emit(f"{d}/resourcequota-gpu.yaml", "resourcequota.yaml.j2",
                   self.catalog.location("Tenant", tenant.name, ("environments", env.name, "gpu_quota")),
                   srcs, "ResourceQuota", "v1",
-                  _meta("gpu-quota", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                  object_meta("gpu-quota", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   gpu_resource=env.cluster.gpu.resource, gpu_quota=t.gpu_quota)
         for role in sorted(tenant.access_groups):
             groups = sorted(set(tenant.access_groups[role]))
@@ -160,20 +199,20 @@ class _Renderer:
             self.emit(f"{d}/rolebinding-{role}.yaml", "rolebinding.yaml.j2",
                       self.catalog.location("Tenant", tenant.name, ("access_groups", role)),
                       srcs, "RoleBinding", "rbac.authorization.k8s.io/v1",
-                      _meta(f"kitchen-{role}", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                      object_meta(f"kitchen-{role}", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                       role=role, groups=groups)
         self.network_policies(t, srcs, tloc, tlabel, trace)
         self.emit(f"{d}/serviceaccount-{STORAGE_SERVICE_ACCOUNT}.yaml", "serviceaccount.yaml.j2",
                   self.catalog.location("Environment", env.name, ("storage", "s3")),
                   srcs, "ServiceAccount", "v1",
-                  _meta(STORAGE_SERVICE_ACCOUNT, ns, env, wave=WAVE_RBAC, labels=tlabel,
+                  object_meta(STORAGE_SERVICE_ACCOUNT, ns, env, wave=WAVE_RBAC, labels=tlabel,
                         annotations=[*trace, *self.s3_annotations()]),
                   secret=env.storage.s3.secret)
         if t.services:
             self.emit(f"{d}/servingruntime-{RUNTIME_NAME}.yaml", "servingruntime.yaml.j2",
                       self.catalog.location("Environment", env.name, ("images", "vllm")),
                       srcs, "ServingRuntime", "serving.kserve.io/v1alpha1",
-                      _meta(RUNTIME_NAME, ns, env, wave=WAVE_RUNTIME, labels=tlabel,
+                      object_meta(RUNTIME_NAME, ns, env, wave=WAVE_RUNTIME, labels=tlabel,
                             annotations=[*trace, ("opendatahub.io/recommended-accelerators",
                                                   _json([env.cluster.gpu.resource])),
                                          (f"{DOMAIN}/vllm-version", env.images.vllm_version)]),
@@ -198,7 +237,7 @@ class _Renderer:
         env, tenant, ns = self.env, t.tenant, t.namespace
         self.emit(f"{ns}/networkpolicy-default-deny.yaml", "networkpolicy.yaml.j2", tloc, srcs,
                   "NetworkPolicy", "networking.k8s.io/v1",
-                  _meta("default-deny-all", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                  object_meta("default-deny-all", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   pod_labels=(), policy_types=["Ingress", "Egress"], ingress=[], egress=[])
         monitoring = "openshift-monitoring" if env.cluster.platform == "openshift" else "monitoring"
         clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE, monitoring})
@@ -207,7 +246,7 @@ class _Renderer:
         self.emit(f"{ns}/networkpolicy-allow-serving.yaml", "networkpolicy.yaml.j2",
                   self.catalog.location("Tenant", tenant.name, ("allowed_clients",)), srcs,
                   "NetworkPolicy", "networking.k8s.io/v1",
-                  _meta("allow-serving-ingress", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
+                  object_meta("allow-serving-ingress", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   pod_labels=(("component", "predictor"),), policy_types=["Ingress"],
                   ingress=[{"peers": clients, "ports": [8080]}], egress=None)
         s3_ns, s3_port = _service_namespace(env.storage.s3.endpoint)
@@ -216,7 +255,7 @@ class _Renderer:
         self.emit(f"{ns}/networkpolicy-allow-egress.yaml", "networkpolicy.yaml.j2",
                   self.catalog.location("Environment", env.name, ("storage", "s3", "endpoint")), srcs,
                   "NetworkPolicy", "networking.k8s.io/v1",
-                  _meta("allow-dns-and-storage-egress", ns, env, wave=WAVE_RBAC, labels=tlabel,
+                  object_meta("allow-dns-and-storage-egress", ns, env, wave=WAVE_RBAC, labels=tlabel,
                         annotations=trace),
                   pod_labels=(), policy_types=["Egress"], ingress=None, egress=egress)
 
@@ -244,7 +283,7 @@ class _Renderer:
         self.emit(f"{svc.namespace}/inferenceservice-{svc.name}.yaml", "inferenceservice.yaml.j2",
                   cat.location("Tenant", svc.tenant.name, loc_path), srcs,
                   "InferenceService", "serving.kserve.io/v1beta1",
-                  _meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
+                  object_meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
                         annotations=annotations),
                   replicas=svc.replicas, service_account=STORAGE_SERVICE_ACCOUNT,
                   node_selector=sorted(env.cluster.node_selector.items()),
@@ -256,9 +295,9 @@ class _Renderer:
     # ---------------------------------------------------------------- environment objects
 
     def environment(self) -> None:
-        from .conform.manifests import render_argocd_health, render_conformance
-
-        render_conformance(self)
+        for contribute in self.contributions:
+            if contribute.in_kustomization:
+                contribute(self)
         env = self.env
         resources = sorted(f.path for f in self.files)
         env_loc = self.catalog.location("Environment", env.name, ("name",))
@@ -268,12 +307,14 @@ class _Renderer:
         self.emit("application.yaml", "application.yaml.j2",
                   self.catalog.location("Environment", env.name, ("argocd",)), (self.env_source,),
                   "Application", "argoproj.io/v1alpha1",
-                  _meta(f"kitchen-{env.name}", argo.namespace, env, wave=None,
+                  object_meta(f"kitchen-{env.name}", argo.namespace, env, wave=None,
                         annotations=[(f"{DOMAIN}/sources", self.env_source)]),
                   project=argo.project, repo_url=argo.repo_url, target_revision=argo.target_revision,
                   app_path=f"{argo.path_prefix}/{env.name}", server=env.cluster.api_server,
                   auto_sync=argo.auto_sync)
-        render_argocd_health(self)  # outside the kustomization, like the Application
+        for contribute in self.contributions:
+            if not contribute.in_kustomization:
+                contribute(self)  # outside the kustomization, like the Application
 
 
 def _template_error(exc: jinja2.TemplateError, template: str, folder: Path) -> str:
@@ -299,9 +340,10 @@ def _service_namespace(endpoint: str) -> tuple[str, int]:
     return ns, int(port) if port.isdigit() else 443
 
 
-def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> list[RenderedFile]:
+def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
+                       contributions: Sequence[Contribution] = ()) -> list[RenderedFile]:
     """Every file of one environment, paths relative to ``rendered/<env>/``, sorted."""
-    renderer = _Renderer(catalog, plan, templates)
+    renderer = EnvironmentRenderer(catalog, plan, templates, contributions)
     for t in plan.tenants:
         renderer.tenant(t)
     renderer.environment()

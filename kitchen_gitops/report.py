@@ -1,6 +1,9 @@
-"""Reporters: each turns the one finding model into one output format.
+"""The one report layer: every command's :class:`~kitchen_gitops.findings.Result` in one format.
 
-``REPORTERS`` is both the registry and the CLI's list of ``--format`` choices.
+``REPORTERS`` is both the registry and the CLI's list of ``--format`` choices.  Each
+reporter reads only the result model: findings (with their environment and objects),
+per-check records where checks ran, and rule metadata from :mod:`kitchen_gitops.rules`.
+There is one JUnit writer and one SARIF writer for every command.
 """
 
 from __future__ import annotations
@@ -8,31 +11,25 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from .findings import Finding, Severity
+from .findings import CheckRecord, Finding, Result, Severity, Status
+from .rules import RuleInfo, describe
 
 TOOL_NAME = "kitchen"
 TOOL_URI = "https://github.com/kitchen-gitops/kitchen-gitops"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
+Reporter = Callable[[Result], str]
 
-@dataclass(frozen=True)
-class RuleInfo:
-    """What a report can say about a rule beyond its id (SARIF rules, JUnit test cases)."""
-
-    id: str
-    title: str = ""
-    description: str = ""
-    severity: str = "error"
-    help_uri: str = ""
+_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+_MARK = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR",
+         Status.SKIP: "SKIP"}
 
 
-class Reporter(Protocol):
-    def __call__(self, findings: Sequence[Finding],
-                 rules: Mapping[str, RuleInfo] | None = None) -> str: ...
+def _rules(result: Result) -> dict[str, RuleInfo]:
+    return {k: v for k, v in result.rules.items() if isinstance(v, RuleInfo)}
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -41,120 +38,265 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "severity": f.severity.value,
         "message": f.message,
         "location": {"file": f.location.file, "line": f.location.line, "col": f.location.col},
+        "environment": f.environment or None,
     }
     if f.expected:
         out["expected"] = f.expected
+    if f.actual:
+        out["actual"] = f.actual
     if f.resource is not None:
         r = f.resource
         out["resource"] = {"kind": r.kind, "name": r.name, "namespace": r.namespace,
-                           "environment": r.environment, "apiVersion": r.api_version}
+                           "apiVersion": r.api_version}
+    if f.subject:
+        out["object"] = f.subject
     if f.waived:
         out["waived_by"] = f.waived_by
     return out
 
 
-def summary_counts(findings: Sequence[Finding]) -> dict[str, int]:
-    counts = {s.value: 0 for s in Severity}
-    waived = 0
-    for f in findings:
-        if f.waived:
-            waived += 1
-        else:
-            counts[f.severity.value] += 1
-    counts["waived"] = waived
-    return counts
+def record_dict(r: CheckRecord) -> dict[str, Any]:
+    return {"check": r.check, "subject": r.subject, "status": r.status.value,
+            "duration_s": r.duration_s, "note": r.note, "details": r.details,
+            "findings": [finding_dict(f) for f in r.findings]}
 
 
-def report_text(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
-    lines = [f.format_text() for f in findings]
-    c = summary_counts(findings)
-    lines.append(f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info, "
-                 f"{c['waived']} waived")
+def _counts_line(result: Result) -> str:
+    c = result.counts()
+    return f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info, {c['waived']} waived"
+
+
+# ---------------------------------------------------------------- text
+
+
+def report_text(result: Result) -> str:
+    if result.records is None:
+        findings = result.all_findings()
+        lines = [f.format_text() for f in findings]
+        if findings:
+            lines.append(_counts_line(result))
+        lines += result.summary
+        return "\n".join(lines) + "\n" if lines else ""
+    envs = ", ".join(result.environments) or "-"
+    lines = [f"kitchen {result.command}: environment {envs}: {result.verdict} (exit {result.exit_code})"]
+    lines += result.summary
+    records = result.records
+    width = max((len(r.check) for r in records), default=10)
+    for r in records:
+        if not result.show_passing and r.status in (Status.PASS, Status.SKIP):
+            continue
+        note = f" — {r.note}" if r.note else ""
+        lines.append(f"  [{_MARK[r.status]:5}] {r.check:{width}}  {r.subject}  ({r.duration_s:.1f}s){note}")
+        lines += [f"      {f.format_text()}" for f in r.findings]
+        lines += [f"      {line}" for line in r.lines]
+    lines += [f"  {f.format_text()}" for f in result.findings]
+    c = result.record_counts()
+    warnings = sum(1 for f in result.all_findings() if f.severity is Severity.WARNING and not f.waived)
+    lines.append(f"{c['pass'] + c['warn']} passed, {c['fail']} failed, {c['error']} could not run, "
+                 f"{c['skip']} skipped, {warnings} warning(s) in {result.duration_s:.1f}s")
     return "\n".join(lines) + "\n"
 
 
-def report_json(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
-    doc = {"summary": summary_counts(findings), "findings": [finding_dict(f) for f in findings]}
-    return json.dumps(doc, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+# ---------------------------------------------------------------- json
 
 
-def _level(f: Finding) -> str:
-    return {"error": "error", "warning": "warning", "info": "note"}[f.severity.value]
+def report_dict(result: Result) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "command": result.command,
+        "environments": result.environments,
+        "exit_code": result.exit_code,
+        "verdict": result.verdict,
+        "summary": result.counts(),
+        "findings": [finding_dict(f) for f in result.all_findings()],
+    }
+    if result.records is not None:
+        doc["counts"] = result.record_counts()
+        doc["checks"] = [record_dict(r) for r in result.records]
+        doc["started"] = result.started
+        doc["duration_s"] = result.duration_s
+    if result.info:
+        doc["info"] = result.info
+    return doc
 
 
-def report_junit(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
-    """JUnit XML: one test case per finding (failure; skipped when waived), one per clean rule."""
-    suite = ET.Element("testsuite", name=TOOL_NAME)
-    failures = skipped = 0
-    cases = 0
-    for f in findings:
-        case = ET.SubElement(suite, "testcase", classname=f.rule_id,
-                             name=f"{f.location}" + (f" {f.resource}" if f.resource else ""),
-                             file=f.location.file)
-        if f.location.line > 0:
-            case.set("line", str(f.location.line))
-        cases += 1
-        if f.waived:
-            ET.SubElement(case, "skipped", message=f"waived: {f.waived_by}")
-            skipped += 1
-        elif f.severity is not Severity.INFO:
-            fail = ET.SubElement(case, "failure", type=f.severity.value, message=f.message)
-            fail.text = f.format_text()
-            failures += 1
-    flagged = {f.rule_id for f in findings}
-    for rid in sorted(set(rules or {}) - flagged):
-        ET.SubElement(suite, "testcase", classname=rid, name=(rules or {})[rid].title or rid)
-        cases += 1
-    if cases == 0:
-        ET.SubElement(suite, "testcase", classname=TOOL_NAME, name="no findings")
-        cases = 1
-    suite.set("tests", str(cases))
-    suite.set("failures", str(failures))
-    suite.set("errors", "0")
-    suite.set("skipped", str(skipped))
-    root = ET.Element("testsuites", name=TOOL_NAME, tests=str(cases), failures=str(failures))
-    root.append(suite)
+def report_json(result: Result) -> str:
+    return json.dumps(report_dict(result), indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n"
+
+
+# ---------------------------------------------------------------- junit
+
+
+def _case_name(f: Finding) -> str:
+    where = f.where()
+    return f"{f.location}" + (f" [{where}]" if where else "")
+
+
+def _finding_case(suite: ET.Element, f: Finding) -> tuple[int, int]:
+    case = ET.SubElement(suite, "testcase", classname=f.rule_id, name=_case_name(f), file=f.location.file)
+    if f.location.line > 0:
+        case.set("line", str(f.location.line))
+    if f.waived:
+        ET.SubElement(case, "skipped", message=f"waived: {f.waived_by}")
+        return 0, 1
+    if f.severity is Severity.INFO:
+        ET.SubElement(case, "system-out").text = f.format_text()
+        return 0, 0
+    fail = ET.SubElement(case, "failure", type=f.severity.value, message=f.detail())
+    fail.text = f.format_text()
+    return 1, 0
+
+
+def _record_case(suite: ET.Element, r: CheckRecord) -> dict[str, int]:
+    case = ET.SubElement(suite, "testcase", classname=f"conform.{r.check}" if "." not in r.check
+                         else r.check, name=r.subject, time=f"{r.duration_s:.3f}")
+    body = "\n".join(f.format_text() for f in r.findings)
+    out = {"failures": 0, "errors": 0, "skipped": 0}
+    if r.status is Status.FAIL:
+        out["failures"] = 1
+        errors = [f for f in r.findings if f.severity is Severity.ERROR]
+        el = ET.SubElement(case, "failure", message=errors[0].detail() if errors else r.check,
+                           type=errors[0].rule_id if errors else r.check)
+        el.text = body
+    elif r.status is Status.ERROR:
+        out["errors"] = 1
+        first = r.findings[0] if r.findings else None
+        el = ET.SubElement(case, "error", message=first.detail() if first else r.note,
+                           type=first.rule_id if first else r.check)
+        el.text = body
+    elif r.status is Status.SKIP:
+        out["skipped"] = 1
+        ET.SubElement(case, "skipped", message=r.note)
+    stdout = [] if r.status in (Status.FAIL, Status.ERROR) or not body else [body]
+    stdout += r.lines
+    if stdout:
+        ET.SubElement(case, "system-out").text = "\n".join(stdout)
+    return out
+
+
+def report_junit(result: Result) -> str:
+    """JUnit XML.  Checks: a test case per check record, a suite per environment and subject
+    group.  Findings: a test case per finding (failed; skipped when waived), and a passing
+    case per rule that ran and found nothing, in a suite per environment."""
+    root = ET.Element("testsuites", name=f"{TOOL_NAME} {result.command}")
+    suites: dict[str, ET.Element] = {}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    times: dict[str, float] = {}
+
+    def suite(name: str) -> ET.Element:
+        if name not in suites:
+            suites[name] = ET.SubElement(root, "testsuite", name=name)
+            for k in totals:
+                suites[name].set(k, "0")
+        return suites[name]
+
+    def bump(el: ET.Element, key: str, n: int = 1) -> None:
+        el.set(key, str(int(el.get(key, "0")) + n))
+        totals[key] += n
+
+    env_label = ",".join(result.environments) or TOOL_NAME
+    for r in result.records or ():
+        name = f"{env_label}/{r.subject.split(':', 1)[0]}"
+        s = suite(name)
+        bump(s, "tests")
+        for k, v in _record_case(s, r).items():
+            if v:
+                bump(s, k, v)
+        times[name] = times.get(name, 0.0) + r.duration_s
+    flagged: set[tuple[str, str]] = set()
+    for f in result.findings if result.records is not None else result.all_findings():
+        s = suite(f"{TOOL_NAME} {result.command}" + (f" {f.environment}" if f.environment else ""))
+        bump(s, "tests")
+        failed, skipped = _finding_case(s, f)
+        if failed:
+            bump(s, "failures")
+        if skipped:
+            bump(s, "skipped")
+        flagged.add((f.environment, f.rule_id))
+    for env in result.environments or [""]:
+        for rid in sorted(result.rules_run):
+            if (env, rid) in flagged:
+                continue
+            s = suite(f"{TOOL_NAME} {result.command}" + (f" {env}" if env else ""))
+            info = describe(rid, _rules(result))
+            ET.SubElement(s, "testcase", classname=rid, name=info.title if info else rid)
+            bump(s, "tests")
+    if not suites:
+        s = suite(f"{TOOL_NAME} {result.command}")
+        ET.SubElement(s, "testcase", classname=TOOL_NAME, name="no findings")
+        bump(s, "tests")
+    for name, el in suites.items():
+        if name in times:
+            el.set("time", f"{times[name]:.3f}")
+    for k, v in totals.items():
+        root.set(k, str(v))
+    if result.records is not None:
+        root.set("time", f"{sum(times.values()):.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def report_sarif(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
-    """SARIF 2.1.0 with real regions, rule metadata, and waivers as external suppressions."""
-    known = dict(rules or {})
-    ids = sorted({f.rule_id for f in findings} | set(known))
+# ---------------------------------------------------------------- sarif
+
+
+def report_sarif(result: Result) -> str:
+    """SARIF 2.1.0: real regions, the environment and the rendered object as logical
+    locations, every reported rule described in ``tool.driver.rules``, waivers as
+    external suppressions."""
+    findings = result.all_findings()
+    extra = _rules(result)
+    ids = sorted({f.rule_id for f in findings} | set(result.rules_run))
     index = {rid: i for i, rid in enumerate(ids)}
     descriptors = []
     for rid in ids:
-        info = known.get(rid, RuleInfo(rid))
+        info = describe(rid, extra)
+        title = info.title if info else rid
         d: dict[str, Any] = {"id": rid, "name": rid.replace(".", "/"),
-                             "shortDescription": {"text": info.title or rid}}
-        if info.description:
-            d["fullDescription"] = {"text": info.description}
-        d["defaultConfiguration"] = {
-            "level": {"error": "error", "warning": "warning", "info": "note"}.get(info.severity, "error")}
-        if info.help_uri:
+                             "shortDescription": {"text": title},
+                             "fullDescription": {"text": (info.description if info else "") or title},
+                             "defaultConfiguration": {
+                                 "level": _LEVEL[(info.severity if info else Severity.ERROR).value]}}
+        if info is not None:
             d["helpUri"] = info.help_uri
+            d["properties"] = {"source": info.source}
         descriptors.append(d)
     results = []
     for f in findings:
         phys: dict[str, Any] = {"artifactLocation": {"uri": f.location.file, "uriBaseId": "SRCROOT"}}
         if f.location.line > 0:
             phys["region"] = {"startLine": f.location.line, "startColumn": max(f.location.col, 1)}
-        text = f.message + (f"; expected {f.expected}" if f.expected else "")
-        result: dict[str, Any] = {
-            "ruleId": f.rule_id, "ruleIndex": index[f.rule_id], "level": _level(f),
-            "message": {"text": text}, "locations": [{"physicalLocation": phys}],
-        }
+        location: dict[str, Any] = {"physicalLocation": phys}
+        logical = []
+        if f.environment:
+            logical.append({"name": f.environment, "kind": "namespace",
+                            "fullyQualifiedName": f"environment/{f.environment}"})
         if f.resource is not None:
             r = f.resource
-            result["locations"][0]["logicalLocations"] = [{
-                "name": r.name, "kind": "resource",
-                "fullyQualifiedName": "/".join(p for p in (r.environment, r.kind, r.namespace, r.name) if p)}]
-            result["properties"] = {"resource": {"kind": r.kind, "name": r.name, "namespace": r.namespace,
-                                                 "environment": r.environment, "apiVersion": r.api_version}}
+            logical.append({"name": r.name, "kind": "resource",
+                            "fullyQualifiedName": "/".join(
+                                p for p in (f.environment, r.kind, r.namespace, r.name) if p)})
+        if f.subject:
+            logical.append({"name": f.subject, "kind": "object", "fullyQualifiedName": f.subject})
+        if logical:
+            location["logicalLocations"] = logical
+        props: dict[str, Any] = {"environment": f.environment or None}
+        if f.resource is not None:
+            r = f.resource
+            props["resource"] = {"kind": r.kind, "name": r.name, "namespace": r.namespace,
+                                 "apiVersion": r.api_version}
+        if f.subject:
+            props["object"] = f.subject
+        if f.expected:
+            props["expected"] = f.expected
+        if f.actual:
+            props["actual"] = f.actual
+        item: dict[str, Any] = {
+            "ruleId": f.rule_id, "ruleIndex": index[f.rule_id], "level": _LEVEL[f.severity.value],
+            "message": {"text": f.detail() + (f" [{f.where()}]" if f.where() else "")},
+            "locations": [location], "properties": props,
+        }
         if f.waived:
-            result["suppressions"] = [{"kind": "external", "justification": f.waived_by}]
-        results.append(result)
+            item["suppressions"] = [{"kind": "external", "justification": f.waived_by}]
+        results.append(item)
     doc = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -162,9 +304,14 @@ def report_sarif(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | No
             "tool": {"driver": {"name": TOOL_NAME, "informationUri": TOOL_URI, "rules": descriptors}},
             "originalUriBaseIds": {"SRCROOT": {"description": {"text": "the repository root"}}},
             "results": results,
+            "properties": {"command": result.command, "environments": result.environments,
+                           "exitCode": result.exit_code},
         }],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------- github
 
 
 def _gh_escape(text: str, *, prop: bool = False) -> str:
@@ -174,10 +321,10 @@ def _gh_escape(text: str, *, prop: bool = False) -> str:
     return text
 
 
-def report_github(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
+def report_github(result: Result) -> str:
     """GitHub Actions workflow commands: annotations on the exact catalog lines."""
     lines = []
-    for f in findings:
+    for f in result.all_findings():
         command = "notice" if f.waived or f.severity is Severity.INFO else (
             "error" if f.severity is Severity.ERROR else "warning")
         props = [f"file={_gh_escape(f.location.file, prop=True)}"]
@@ -185,45 +332,63 @@ def report_github(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | N
             props += [f"line={f.location.line}", f"col={max(f.location.col, 1)}"]
         title = f.rule_id + (" (waived)" if f.waived else "")
         props.append(f"title={_gh_escape(title, prop=True)}")
-        text = f.message + (f"; expected {f.expected}" if f.expected else "")
-        if f.resource is not None:
-            text += f" [{f.resource}]"
+        text = f.detail()
+        if f.where():
+            text += f" [{f.where()}]"
         if f.waived:
             text += f" [waived: {f.waived_by}]"
         lines.append(f"::{command} {','.join(props)}::{_gh_escape(text)}")
-    c = summary_counts(findings)
-    lines.append(f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info, {c['waived']} waived")
+    if result.records is not None:
+        lines.append(f"kitchen {result.command}: {result.verdict} (exit {result.exit_code})")
+    lines.append(_counts_line(result))
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- markdown
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def report_markdown(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
+def report_markdown(result: Result) -> str:
     """A pull-request comment: counts, then a table per state (open, waived)."""
-    c = summary_counts(findings)
-    icon = "❌" if c["error"] else ("⚠️" if c["warning"] else "✅")
-    out = [f"### {icon} kitchen check", "",
-           f"**{c['error']}** error(s), **{c['warning']}** warning(s), **{c['info']}** info, "
-           f"**{c['waived']}** waived", ""]
+    c = result.counts()
+    code = result.exit_code
+    icon = "❌" if code == 1 else ("⚠️" if code == 2 or c["warning"] else "✅")
+    findings = result.all_findings()
+    out: list[str] = []
+    if result.headline or findings:
+        out += [f"### {icon} kitchen {result.command}", "",
+                f"**{c['error']}** error(s), **{c['warning']}** warning(s), **{c['info']}** info, "
+                f"**{c['waived']}** waived — exit {code}", ""]
+    if result.summary and not result.headline:
+        out += [*result.summary, ""]
+    if result.records is not None:
+        out += ["| | check | subject | time |", "|---|---|---|---|"]
+        out += [f"| {_MARK[r.status]} | `{r.check}` | {_md(r.subject)} | {r.duration_s:.1f}s |"
+                for r in result.records]
+        out.append("")
     open_ = [f for f in findings if not f.waived]
     waived = [f for f in findings if f.waived]
     if open_:
-        out += ["| | rule | where | resource | finding |", "|---|---|---|---|---|"]
+        out += ["| | rule | where | environment | object | finding |", "|---|---|---|---|---|---|"]
         for f in open_:
             mark = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}[f.severity.value]
-            msg = f.message + (f"; expected {f.expected}" if f.expected else "")
-            out.append(f"| {mark} | `{f.rule_id}` | `{f.location}` | {_md(str(f.resource or ''))} | "
-                       f"{_md(msg)} |")
+            obj = ", ".join(p for p in (str(f.resource or ""), f.subject) if p)
+            out.append(f"| {mark} | `{f.rule_id}` | `{_md(str(f.location))}` | {_md(f.environment or 'all')} | "
+                       f"{_md(obj)} | {_md(f.detail())} |")
         out.append("")
     if waived:
         out += ["<details><summary>Waived findings</summary>", "",
-                "| rule | where | finding | waiver |", "|---|---|---|---|"]
-        out += [f"| `{f.rule_id}` | `{f.location}` | {_md(f.message)} | {_md(f.waived_by)} |"
-                for f in waived]
+                "| rule | where | environment | finding | waiver |", "|---|---|---|---|---|"]
+        out += [f"| `{f.rule_id}` | `{_md(str(f.location))}` | {_md(f.environment or 'all')} | "
+                f"{_md(f.detail())} | {_md(f.waived_by)} |" for f in waived]
         out += ["", "</details>", ""]
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- registry
 
 
 def resolve_format(fmt: str, environ: Mapping[str, str] | None = None) -> str:
@@ -234,8 +399,8 @@ def resolve_format(fmt: str, environ: Mapping[str, str] | None = None) -> str:
     return "github" if env.get("GITHUB_ACTIONS") == "true" else "text"
 
 
-def report_auto(findings: Sequence[Finding], rules: Mapping[str, RuleInfo] | None = None) -> str:
-    return REPORTERS[resolve_format("auto")](findings, rules)
+def report_auto(result: Result) -> str:
+    return REPORTERS[resolve_format("auto")](result)
 
 
 REPORTERS: dict[str, Reporter] = {
@@ -249,6 +414,5 @@ REPORTERS: dict[str, Reporter] = {
 }
 
 
-def report(findings: Sequence[Finding], fmt: str,
-           rules: Mapping[str, RuleInfo] | None = None) -> str:
-    return REPORTERS[fmt](findings, rules)
+def report(result: Result, fmt: str) -> str:
+    return REPORTERS[resolve_format(fmt)](result)

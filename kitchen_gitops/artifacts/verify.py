@@ -7,9 +7,9 @@ base or architecture fact that does not match what storage holds).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..findings import Finding, Location, Severity, sort_findings
+from ..findings import CheckRecord, Finding, Location, Severity, sort_findings
 from ..model import Base, Catalog, Flavor
 from .coherence import check_adapter, check_base
 from .scan import ArtifactScan, PathKey, Progress, StorageOptions, scan_environments
@@ -105,13 +105,30 @@ def coherence_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
     return check_base(catalog, art.key, art.obj, scan.digests, uri)
 
 
+def scan_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
+    """Everything wrong with one artifact as one environment sees it."""
+    found = [*storage_findings(catalog, scan), *checksum_findings(catalog, scan),
+             *coherence_findings(catalog, scan)]
+    subject = f"{scan.artifact.kind}/{scan.artifact.key}"
+    return [replace(f, environment=scan.environment, subject=f.subject or subject) for f in found]
+
+
 def verify_scans(catalog: Catalog, scans: Iterable[ArtifactScan]) -> list[Finding]:
-    findings: list[Finding] = []
+    return sort_findings(f for scan in scans for f in scan_findings(catalog, scan))
+
+
+def verify_records(catalog: Catalog, scans: Iterable[ArtifactScan]) -> list[CheckRecord]:
+    """A check record per artifact and environment: its files, bytes and findings."""
+    records = []
     for scan in scans:
-        findings += storage_findings(catalog, scan)
-        findings += checksum_findings(catalog, scan)
-        findings += coherence_findings(catalog, scan)
-    return sort_findings(findings)
+        art = scan.artifact
+        rec = CheckRecord(f"artifacts.{art.kind.lower()}", f"{scan.environment}:{art.kind}/{art.key}",
+                          details={"source": art.source.uri(), "files": len(scan.digests),
+                                   "bytes": sum(d.size for d in scan.digests.values())})
+        for f in scan_findings(catalog, scan):
+            rec.add(f)
+        records.append(rec)
+    return sorted(records, key=lambda r: r.subject)
 
 
 def verify_artifacts(catalog: Catalog, env_names: Sequence[str], options: StorageOptions,

@@ -113,6 +113,8 @@ class Expectations(_Model):
     slo: SloSpec
     load: LoadSpec = LoadSpec()
     gpu: GpuSpec | None = None
+    # the environment's gate: its warnings fail the run (absent = false)
+    fail_on_warn: bool | None = None
 
     def select(self, tenants: list[str] | None = None,
                services: list[str] | None = None) -> Expectations:
@@ -165,6 +167,7 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
                     nodes=gpu.nodes, mig=gpu.mig,
                     source=Source.of(catalog.location("Environment", env.name,
                                                       ("cluster", "gpu")))),
+        fail_on_warn=True if env.gates.fail_on_warn else None,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..findings import Location, ResourceRef, Severity
 from .expectations import GpuSpec
+from .report import describe_measurements
 from .results import CheckResult, ConformReport, Status, finding, timed
 
 GIB = 1024**3
@@ -116,15 +117,23 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 def check_gpus(spec: GpuSpec | None, environment: str, opts: GpuOptions | None = None, *,
                nvml_loader: Callable[[], ModuleType] = _load_nvml,
-               workload: Callable[[int], dict[str, Any]] | None = None) -> ConformReport:
-    opts = opts or GpuOptions()
+               workload: Callable[[int], dict[str, Any]] | None = None,
+               fail_on_warn: bool = False) -> ConformReport:
+    """The GPU checks of this node against ``spec``."""
+    report = ConformReport("gpu", environment, started=datetime.now(UTC).isoformat(timespec="seconds"),
+                           fail_on_warn=fail_on_warn)
+    return describe_measurements(_check_gpus(report, spec, environment, opts or GpuOptions(),
+                                             nvml_loader, workload))
+
+
+def _check_gpus(report: ConformReport, spec: GpuSpec | None, environment: str, opts: GpuOptions,
+                nvml_loader: Callable[[], ModuleType],
+                workload: Callable[[int], dict[str, Any]] | None) -> ConformReport:
     node = opts.node or os.environ.get("NODE_NAME", "") or platform.node()
-    report = ConformReport("gpu", environment,
-                           started=datetime.now(UTC).isoformat(timespec="seconds"))
     report.info["node"] = node
     t0 = time.monotonic()
     loc = spec.source.location() if spec is not None else Location("<command line>")
-    ref = ResourceRef("Node", node, "", environment, "v1")
+    ref = ResourceRef("Node", node, "", "v1")
 
     nvml_res = CheckResult("gpu.nvml", node)
     report.results.append(nvml_res)

@@ -17,13 +17,21 @@ from which the operator writes argocd-cm: docs/conformance.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING
+from typing import Any
 
+from ..render import (
+    CONFORMANCE_NAMESPACE,
+    DOMAIN,
+    WAVE_NAMESPACE,
+    WAVE_RBAC,
+    Contribution,
+    EnvironmentRenderer,
+    Meta,
+    object_meta,
+)
 from .expectations import CONFIGMAP_KEY, build_expectations
-
-if TYPE_CHECKING:
-    from ..render import _Renderer
 
 NAME = "kitchen-conformance"
 EXPECTATIONS_DIR = "/etc/kitchen"
@@ -43,9 +51,8 @@ def sync_timeout_s(readiness_timeout_s: int, active_deadline_s: int) -> int:
     return readiness_timeout_s + active_deadline_s + SYNC_TIMEOUT_MARGIN_S
 
 
-def render_conformance(r: _Renderer) -> None:
+def render_conformance(r: EnvironmentRenderer) -> None:
     """The conformance objects that belong to the environment's kustomization."""
-    from ..render import CONFORMANCE_NAMESPACE, DOMAIN, WAVE_NAMESPACE, WAVE_RBAC, _meta
 
     env, cat, plan = r.env, r.catalog, r.plan
     ns = CONFORMANCE_NAMESPACE
@@ -58,16 +65,16 @@ def render_conformance(r: _Renderer) -> None:
     trace = ((f"{DOMAIN}/sources", r.env_source),)
 
     r.emit(f"{ns}/namespace.yaml", "namespace.yaml.j2", conf_loc, (r.env_source,), "Namespace", "v1",
-           _meta(ns, "", env, wave=WAVE_NAMESPACE, labels=label,
+           object_meta(ns, "", env, wave=WAVE_NAMESPACE, labels=label,
                  annotations=[*trace, ("openshift.io/display-name", "kitchen conformance")]))
     r.emit(f"{ns}/serviceaccount-{NAME}.yaml", "conformance-serviceaccount.yaml.j2", conf_loc,
            (r.env_source,), "ServiceAccount", "v1",
-           _meta(NAME, ns, env, wave=WAVE_RBAC, labels=label, annotations=trace))
+           object_meta(NAME, ns, env, wave=WAVE_RBAC, labels=label, annotations=trace))
     exp = build_expectations(cat, plan)
     all_trace = ((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),)
     r.emit(f"{ns}/configmap-{NAME}-expectations.yaml", "conformance-configmap.yaml.j2", conf_loc,
            srcs, "ConfigMap", "v1",
-           _meta(f"{NAME}-expectations", ns, env, wave=WAVE_RBAC, labels=label,
+           object_meta(f"{NAME}-expectations", ns, env, wave=WAVE_RBAC, labels=label,
                  annotations=all_trace),
            key=CONFIGMAP_KEY, content=exp.to_json())
     for t in plan.tenants:
@@ -79,10 +86,10 @@ def render_conformance(r: _Renderer) -> None:
         ttrace = ((f"{DOMAIN}/sources", ",".join(sorted({tfile, r.env_source}))),)
         r.emit(f"{t.namespace}/role-{NAME}.yaml", "conformance-role.yaml.j2", tloc,
                (tfile, r.env_source), "Role", "rbac.authorization.k8s.io/v1",
-               _meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace))
+               object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace))
         r.emit(f"{t.namespace}/rolebinding-{NAME}.yaml", "conformance-rolebinding.yaml.j2", tloc,
                (tfile, r.env_source), "RoleBinding", "rbac.authorization.k8s.io/v1",
-               _meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
+               object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
                role=NAME, sa_name=NAME, sa_namespace=ns)
 
     conf = env.conformance
@@ -93,7 +100,7 @@ def render_conformance(r: _Renderer) -> None:
     gpu_args = ["conform", "gpu", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
                 "--json", f"{REPORTS_DIR}/gpu.json", "--junit", f"{REPORTS_DIR}/gpu.xml"]
     r.emit(f"{ns}/job-{NAME}.yaml", "conformance-job.yaml.j2", conf_loc, srcs, "Job", "batch/v1",
-           _meta(NAME, ns, env, wave=None, labels=label,
+           object_meta(NAME, ns, env, wave=None, labels=label,
                  annotations=[*all_trace, ("argocd.argoproj.io/hook", "PostSync"),
                               ("argocd.argoproj.io/hook-delete-policy", "BeforeHookCreation")]),
            image=env.images.kitchen, service_account=NAME,
@@ -105,9 +112,8 @@ def render_conformance(r: _Renderer) -> None:
            pod_labels=sorted([*label, (f"{DOMAIN}/environment", env.name)]))
 
 
-def render_argocd_health(r: _Renderer) -> None:
+def render_argocd_health(r: EnvironmentRenderer) -> None:
     """The InferenceService health check for the environment's Argo CD (not in the kustomization)."""
-    from ..render import DOMAIN, Meta
 
     env = r.env
     loc = r.catalog.location("Environment", env.name, ("argocd",))
@@ -121,3 +127,19 @@ def render_argocd_health(r: _Renderer) -> None:
     r.emit("argocd/argocd-cm-health.yaml", "argocd-cm-health.yaml.j2", loc, (r.env_source,),
            "ConfigMap", "v1", Meta("argocd-cm", ns, labels, trace),
            openshift=env.cluster.platform == "openshift", **common)
+
+
+@dataclass(frozen=True)
+class _Contribution:
+    render: Any
+    in_kustomization: bool
+
+    def __call__(self, renderer: EnvironmentRenderer) -> None:
+        self.render(renderer)
+
+
+# What the conformance stage adds to every environment's rendered output.
+CONTRIBUTIONS: tuple[Contribution, ...] = (
+    _Contribution(render_conformance, in_kustomization=True),
+    _Contribution(render_argocd_health, in_kustomization=False),  # like the Application
+)

@@ -1,60 +1,30 @@
-"""The outcome of conformance checks, expressed in the one finding model.
+"""The outcome of conformance checks, in the one result model.
 
-Every check produces a ``CheckResult``: the check's name, what it was run on, a status,
-its measurements, and the findings that explain a failure (rule id ``conform.<check>``,
-the flavor or resource, what was expected and what came back).  The reporters in
-``conform.report`` read only these.
+Every check produces a :class:`~kitchen_gitops.findings.CheckRecord`: the check's name,
+what it was run on, a status, its measurements, and the findings that explain a failure
+(rule id ``conform.<check>``, the flavor or resource, what was expected and what came
+back).  A run is a :class:`ConformReport`, a :class:`~kitchen_gitops.findings.Result`
+whose records are the checks; the one report layer writes it in every format.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import replace
 from typing import Any
 
-from ..findings import Finding, Location, ResourceRef, Severity
+from ..findings import CheckRecord, Finding, Gates, Location, ResourceRef, Result, Severity, Status
 from .expectations import ISVC_API_VERSION, ServiceExpectation
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
-EXIT_COULD_NOT_RUN = 2
+CheckResult = CheckRecord  # a conformance check's record
 
-
-class Status(StrEnum):
-    PASS = "pass"
-    WARN = "warn"  # passed with warnings
-    FAIL = "fail"
-    ERROR = "error"  # could not run: configuration, unreachable server
-    SKIP = "skip"
-
-
-@dataclass
-class CheckResult:
-    check: str
-    subject: str
-    status: Status = Status.PASS
-    findings: list[Finding] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-    note: str = ""
-
-    def add(self, finding: Finding) -> None:
-        self.findings.append(finding)
-        if finding.severity is Severity.ERROR and self.status is not Status.ERROR:
-            self.status = Status.FAIL
-        elif finding.severity is Severity.WARNING and self.status is Status.PASS:
-            self.status = Status.WARN
-
-    def could_not_run(self, finding: Finding) -> None:
-        self.findings.append(finding)
-        self.status = Status.ERROR
+__all__ = ["CheckResult", "ConformReport", "Status", "clip", "finding", "isvc_ref", "timed"]
 
 
 @contextmanager
-def timed(result: CheckResult) -> Iterator[CheckResult]:
+def timed(result: CheckRecord) -> Iterator[CheckRecord]:
     t0 = time.monotonic()
     try:
         yield result
@@ -62,65 +32,43 @@ def timed(result: CheckResult) -> Iterator[CheckResult]:
         result.duration_s = round(time.monotonic() - t0, 3)
 
 
-@dataclass
-class ConformReport:
-    kind: str  # "serving" or "gpu"
-    environment: str
-    results: list[CheckResult] = field(default_factory=list)
-    started: str = ""
-    duration_s: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
+class ConformReport(Result):
+    """A conformance run: ``kind`` is ``serving`` or ``gpu``."""
+
+    def __init__(self, kind: str, environment: str, *, started: str = "", fail_on_warn: bool = False,
+                 info: dict[str, Any] | None = None) -> None:
+        super().__init__(command=f"conform {kind}", records=[], environments=[environment],
+                         gates=Gates(frozenset({environment}) if fail_on_warn else frozenset()),
+                         started=started, info=dict(info or {}))
+        self.kind = kind
+        self.environment = environment
 
     @property
-    def findings(self) -> list[Finding]:
-        return [f for r in self.results for f in r.findings]
+    def results(self) -> list[CheckRecord]:
+        assert self.records is not None
+        return self.records
 
-    def counts(self) -> dict[str, int]:
-        out = {s.value: 0 for s in Status}
+    @results.setter
+    def results(self, value: list[CheckRecord]) -> None:
+        self.records = value
+
+    def finish(self) -> None:
+        """Every finding names the environment it was checked in."""
         for r in self.results:
-            out[r.status.value] += 1
-        return out
-
-    @property
-    def exit_code(self) -> int:
-        """1 when a check failed (proven non-conformant), else 2 when one could not run."""
-        statuses = {r.status for r in self.results}
-        if Status.FAIL in statuses:
-            return EXIT_FAIL
-        if Status.ERROR in statuses or not self.results:
-            return EXIT_COULD_NOT_RUN
-        return EXIT_PASS
-
-    @property
-    def verdict(self) -> str:
-        return {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_COULD_NOT_RUN: "COULD NOT RUN"}[
-            self.exit_code]
+            r.findings = [f if f.environment else replace(f, environment=self.environment)
+                          for f in r.findings]
 
 
-def isvc_ref(svc: ServiceExpectation, environment: str) -> ResourceRef:
-    return ResourceRef("InferenceService", svc.name, svc.namespace, environment, ISVC_API_VERSION)
+def isvc_ref(svc: ServiceExpectation, environment: str = "") -> ResourceRef:
+    return ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION)
 
 
 def finding(check: str, message: str, *, location: Location, resource: ResourceRef | None,
             expected: str = "", actual: str = "", flavor: str = "",
-            severity: Severity = Severity.ERROR,
-            extra: Iterable[tuple[str, str]] = ()) -> Finding:
+            severity: Severity = Severity.ERROR, environment: str = "") -> Finding:
     """A conformance finding; ``actual`` is what came back, ``flavor`` the model asked."""
-    more: list[tuple[str, str]] = []
-    if flavor:
-        more.append(("flavor", flavor))
-    if actual:
-        more.append(("actual", actual))
-    more.extend(extra)
-    return Finding(f"conform.{check}", severity, message, location, resource, expected,
-                   extra=tuple(more))
-
-
-def extra_value(f: Finding, key: str) -> str:
-    for k, v in f.extra:
-        if k == key:
-            return v
-    return ""
+    return Finding(f"conform.{check}", severity, message, location, resource, expected, actual,
+                   environment=environment, subject=f"model/{flavor}" if flavor else "")
 
 
 def clip(text: str, limit: int = 160) -> str:

@@ -23,6 +23,7 @@ from .client import ApiError, OpenAIClient, Unreachable, stream_completion
 from .expectations import Expectations, FlavorExpectation, ServiceExpectation, describe, unmet
 from .perf import run_performance
 from .readiness import IsvcSource, Readiness, wait_ready
+from .report import describe_measurements
 from .results import CheckResult, ConformReport, Status, clip, finding, isvc_ref, timed
 
 CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "isolation", "performance")
@@ -248,8 +249,7 @@ def check_isolation(svc: _Service, opts: ServingOptions) -> CheckResult:
                 "isolation", f"{who} answered {clip(p, 60)} differently when its requests ran "
                 f"concurrently with {', '.join(o for o in models if o != m)}: {why}",
                 location=svc.exp.source.location(), resource=svc.ref, flavor=m,
-                expected=f"the sequential answer {clip(expected)}", actual=answer,
-                extra=(("like", ",".join(like)),)))
+                expected=f"the sequential answer {clip(expected)}", actual=answer))
         if errors:
             res.add(finding("isolation", f"{len(errors)} concurrent request(s) failed: {errors[0]}",
                             location=svc.exp.source.location(), resource=svc.ref,
@@ -314,7 +314,8 @@ def run_serving(exp: Expectations, opts: ServingOptions,
     """Run the serving checks on every service of ``exp``; ``isvc_source`` is needed for
     the readiness check (it is skipped without one)."""
     report = ConformReport("serving", exp.environment,
-                           started=datetime.now(UTC).isoformat(timespec="seconds"))
+                           started=datetime.now(UTC).isoformat(timespec="seconds"),
+                           fail_on_warn=bool(exp.fail_on_warn))
     t0 = time.monotonic()
     ready: dict[str, Readiness] = {}
     if "readiness" in opts.checks and isvc_source is not None:
@@ -338,4 +339,4 @@ def run_serving(exp: Expectations, opts: ServingOptions,
     report.duration_s = round(time.monotonic() - t0, 3)
     report.info = {"services": [s.key for s in exp.services],
                    "checks": [c for c in CHECKS if c in opts.checks]}
-    return report
+    return describe_measurements(report)

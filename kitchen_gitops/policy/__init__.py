@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from .engines import Engine, OpaLibEngine, OpaServerEngine, RegorusEngine, make_engine
 from .errors import EngineUnavailable, PolicyError
-from .gate import CheckOutcome, evaluate_policies, prepare, run_check
+from .gate import evaluate_policies, prepare
 from .inputs import build_inputs
 from .library import Library, Rule, load_library
 
 __all__ = [
-    "CheckOutcome", "Engine", "EngineUnavailable", "Library", "OpaLibEngine", "OpaServerEngine",
+    "Engine", "EngineUnavailable", "Library", "OpaLibEngine", "OpaServerEngine",
     "PolicyError", "RegorusEngine", "Rule", "build_inputs", "evaluate_policies", "load_library",
-    "make_engine", "prepare", "run_check",
+    "make_engine", "prepare",
 ]

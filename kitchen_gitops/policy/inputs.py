@@ -17,10 +17,8 @@ Rendered resources carry the catalog location that caused them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
-
-from ruamel.yaml import YAML
 
 from ..findings import Location
 from ..load import Document
@@ -69,36 +67,20 @@ class _Items:
         return cached
 
 
-def _manifest_loader() -> Callable[[str], Any]:
-    """The fastest safe YAML loader at hand: libyaml through PyYAML (twice ruamel's speed
-    on rendered manifests, which need no positions), else ruamel.yaml."""
-    try:
-        import yaml
-
-        loader = yaml.CSafeLoader
-    except (ImportError, AttributeError):  # pragma: no cover - no libyaml
-        ruamel = YAML(typ="safe", pure=False)
-        return ruamel.load
-    return lambda text: yaml.load(text, Loader=loader)
-
-
 def resource_items(env: str, files: Sequence[RenderedFile]) -> list[dict[str, Any]]:
-    """Parse the rendered files of one environment back into manifests (what Argo CD reads)."""
-    load = _manifest_loader()
+    """The rendered objects of one environment, as the render stage read them from the
+    templates' output (what Argo CD applies), with the catalog location that caused each."""
     out = []
     for f in files:
-        if not f.objects:
-            continue
-        manifest = load(f.content)
-        if not isinstance(manifest, dict) or f.objects[0].kind == "Kustomization":
-            continue
-        obj = f.objects[0]
-        out.append({
-            "manifest": manifest,
-            "file": f"{RENDERED_DIR}/{env}/{f.path}",
-            "_source": loc(obj.source),
-            "sources": list(obj.sources),
-        })
+        for obj in f.objects:
+            if not isinstance(obj.manifest, dict) or obj.kind == "Kustomization":
+                continue
+            out.append({
+                "manifest": obj.manifest,
+                "file": f"{RENDERED_DIR}/{env}/{f.path}",
+                "_source": loc(obj.source),
+                "sources": list(obj.sources),
+            })
     return out
 
 

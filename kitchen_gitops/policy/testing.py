@@ -5,9 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from ..findings import Finding, Severity
 from .engines import Engine, make_engine
 from .errors import PolicyError
 from .library import Library, TestRule
+
+TEST_RULE = "policy.test"
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,11 @@ class TestResult:
     passed: bool
     error: str = ""
     seconds: float = 0.0
+
+    def finding(self) -> Finding:
+        what = self.error or f"{self.test.package}.{self.test.name} is not true"
+        return Finding(TEST_RULE, Severity.ERROR, f"policy test {self.test.name} failed: {what}",
+                       self.test.location, expected="the test rule evaluates to true")
 
     def format(self) -> str:
         status = "PASS" if self.passed else ("ERROR" if self.error else "FAIL")

@@ -48,22 +48,12 @@ class Waiver:
     def matches(self, f: Finding) -> bool:
         if f.rule_id != self.rule:
             return False
-        extra = dict(f.extra)
-        if self.environment and extra.get("environment", "") != self.environment:
+        if self.environment and f.environment != self.environment:
             return False
-        return any(fnmatchcase(obj, self.object) for obj in finding_objects(f))
+        return any(fnmatchcase(obj, self.object) for obj in f.objects())
 
     def label(self) -> str:
         return f"{self.location} by {self.owner} until {self.expires.isoformat()}: {self.reason}"
-
-
-def finding_objects(f: Finding) -> list[str]:
-    """The names a waiver's ``object`` can use for a finding."""
-    out = [v for k, v in f.extra if k == "object" and v]
-    if f.resource is not None:
-        r = f.resource
-        out.append(f"{r.kind}/{r.namespace}/{r.name}" if r.namespace else f"{r.kind}/{r.name}")
-    return out
 
 
 def _invalid(loc: Location, message: str, expected: str = "") -> Finding:

@@ -6,11 +6,13 @@
         old: "rank: 32"          # must occur exactly once
         new: "rank: 128"
     environments: [prod]         # optional: check only these
+    exit: 1                      # optional: the exit code, when not 1 for errors / 0 otherwise
     expected:                    # the findings of the case's rule, exactly
       - rule: policy.lora-rank
         severity: error
         location: catalog/flavors/faq-answerer@v3.yaml:12:1
         resource: "[prod] InferenceService cs-llm/llama-3-1-8b-instruct"   # optional
+        environment: prod        # optional: else the resource's, else the only one checked
 """
 
 from __future__ import annotations

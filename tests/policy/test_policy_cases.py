@@ -14,8 +14,7 @@ import jsonschema
 import pytest
 
 from kitchen_gitops.cli import main
-from kitchen_gitops.cli_policy import rule_infos
-from kitchen_gitops.policy.gate import run_check
+from kitchen_gitops.pipeline import CheckOptions, check
 from kitchen_gitops.policy.library import load_library
 from kitchen_gitops.report import REPORTERS, report
 from tests.policy.policy_cases import REPO, Case, build_repo, cases
@@ -36,25 +35,37 @@ def test_every_rule_has_an_acceptance_case() -> None:
     assert rules == {c.rule for c in CASES}
 
 
-def _key(rule: str, severity: str, location: str, resource: str = "") -> tuple[str, str, str, str]:
-    return (rule, severity, location, resource)
+def _key(rule: str, severity: str, location: str, resource: str = "", env: str = "") -> tuple[str, ...]:
+    return (rule, severity, location, resource, env)
+
+
+def _expected_env(case: Case, e: dict[str, str]) -> str:
+    """The environment an expected finding names: its own, its resource's, or the case's one."""
+    if e.get("environment"):
+        return e["environment"]
+    if e.get("resource", "").startswith("["):
+        return e["resource"][1:].split("]", 1)[0]
+    return case.environments[0] if case.environments and len(case.environments) == 1 else ""
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c.name for c in CASES])
 def case_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Case, Any, Path]:
     case: Case = request.param
     root = build_repo(case, tmp_path_factory.mktemp(case.name) / "repo")
-    return case, run_check(root, case.environments, render_check=False), root
+    return case, check(CheckOptions(root, tuple(case.environments or ()), render_check=False)), root
 
 
 def test_case_findings(case_run: tuple[Case, Any, Path]) -> None:
     case, outcome, _ = case_run
     assert case.expected, f"{case.name}: no expected findings"
-    got = sorted(_key(f.rule_id, f.severity.value, str(f.location), str(f.resource or ""))
+    got = sorted(_key(f.rule_id, f.severity.value, str(f.location),
+                      f"[{f.environment}] {f.resource}" if f.resource else "", f.environment)
                  for f in outcome.findings if f.rule_id == case.rule)
-    want = sorted(_key(e["rule"], e["severity"], e["location"], e.get("resource", "")) for e in case.expected)
+    want = sorted(_key(e["rule"], e["severity"], e["location"], e.get("resource", ""), _expected_env(case, e))
+                  for e in case.expected)
     assert got == want
-    assert outcome.exit_code() == (1 if any(e["severity"] == "error" for e in case.expected) else 0)
+    default = 1 if any(e["severity"] == "error" for e in case.expected) else 0
+    assert outcome.exit_code == case.spec.get("exit", default)
 
 
 def test_case_through_the_cli(case_run: tuple[Case, Any, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,8 +82,7 @@ def test_case_through_the_cli(case_run: tuple[Case, Any, Path], capsys: pytest.C
 
 def test_case_in_every_format(case_run: tuple[Case, Any, Path]) -> None:
     case, outcome, _ = case_run
-    infos = rule_infos(outcome.library)
-    texts = {fmt: report(outcome.findings, fmt, infos) for fmt in REPORTERS if fmt != "auto"}
+    texts = {fmt: report(outcome, fmt) for fmt in REPORTERS if fmt != "auto"}
     expected = case.expected
 
     as_json = json.loads(texts["json"])

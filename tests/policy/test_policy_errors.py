@@ -56,7 +56,9 @@ def test_policy_test_reports_failures_with_file_line(tmp_path: Path, capsys: pyt
         "test_fail_wrong if {\n\tcount(broken.violation) == 2 with input as {\"x\": true}\n}\n")
     assert main(["policy", "test", "--root", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "policies/rules/broken_test.rego:9:1: FAIL kitchen.rules.broken_test.test_fail_wrong" in out
+    assert any(line.startswith("  [FAIL ] kitchen.rules.broken_test.test_fail_wrong ")
+               and "policies/rules/broken_test.rego:9:1" in line for line in out.splitlines()), out
+    assert "policies/rules/broken_test.rego:9:1: [error] policy test test_fail_wrong failed" in out
     assert "test_pass_nothing" not in out
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from kitchen_gitops.cli import main
-from kitchen_gitops.policy.engines import OpaServerEngine, RegorusEngine
+from kitchen_gitops.policy.engines import OpaServerEngine
 from kitchen_gitops.policy.errors import EngineUnavailable, PolicyError
-from kitchen_gitops.policy.gate import run_check
+from kitchen_gitops.pipeline import CheckOptions, check
 from kitchen_gitops.policy.library import load_library
 from tests.policy.opa_standin import opa_standin
 from tests.policy.policy_cases import REPO, build_repo, cases
@@ -37,8 +37,8 @@ def test_example_catalog_is_clean_on_the_server(opa_url: str, capsys: pytest.Cap
 def test_server_and_embedded_engine_give_the_same_findings(opa_url: str, tmp_path: Path, name: str) -> None:
     case = next(c for c in cases() if c.name == name)
     root = build_repo(case, tmp_path / "repo")
-    server = run_check(root, case.environments, engine=OpaServerEngine(opa_url), render_check=False)
-    embedded = run_check(root, case.environments, engine=RegorusEngine(), render_check=False)
+    server = check(CheckOptions(root, tuple(case.environments or ()), opa_url=opa_url, render_check=False))
+    embedded = check(CheckOptions(root, tuple(case.environments or ()), render_check=False))
     assert server.findings == embedded.findings
     assert any(f.rule_id == case.rule for f in server.findings)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kitchen_gitops.cli import main
-from kitchen_gitops.findings import Finding, Location, ResourceRef, Severity
+from kitchen_gitops.findings import Finding, Location, ResourceRef, Result, Severity
 from kitchen_gitops.policy.docs import DOC_PATH, render_docs
 from kitchen_gitops.policy.library import load_library
 from kitchen_gitops.report import report, resolve_format
@@ -55,20 +55,20 @@ def test_auto_format_follows_github_actions(capsys: pytest.CaptureFixture[str],
 
 def test_github_commands_escape_their_values() -> None:
     f = Finding("policy.x", Severity.WARNING, "50% done,\nnext line", Location("a,b:c.yaml", 3, 0),
-                resource=ResourceRef("InferenceService", "m", "ns", "prod"))
-    line = report([f], "github").splitlines()[0]
+                resource=ResourceRef("InferenceService", "m", "ns"), environment="prod")
+    line = report(Result("check", [f]), "github").splitlines()[0]
     assert line == ("::warning file=a%2Cb%3Ac.yaml,line=3,col=1,title=policy.x::"
-                    "50%25 done,%0Anext line [[prod] InferenceService ns/m]")
+                    "50%25 done,%0Anext line [env prod, InferenceService ns/m]")
 
 
 def test_waived_findings_in_sarif_are_suppressed_and_in_junit_skipped() -> None:
     f = Finding("policy.x", Severity.ERROR, "m", Location("f.yaml", 1, 2), waived_by="w.yaml:2:5 by me")
-    sarif = json.loads(report([f], "sarif"))
+    sarif = json.loads(report(Result("check", [f]), "sarif"))
     sarif_validator().validate(sarif)
     assert sarif["runs"][0]["results"][0]["suppressions"] == [{"kind": "external", "justification": "w.yaml:2:5 by me"}]
-    junit = ET.fromstring(report([f], "junit"))
+    junit = ET.fromstring(report(Result("check", [f]), "junit"))
     assert junit.find("testsuite/testcase/skipped") is not None
-    assert "Waived findings" in report([f], "markdown")
+    assert "Waived findings" in report(Result("check", [f]), "markdown")
 
 
 def test_docs_are_up_to_date() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kitchen_gitops.cli import main
-from kitchen_gitops.policy.gate import run_check
+from kitchen_gitops.pipeline import CheckOptions, check
 from tests.policy.policy_cases import build_repo, cases
 
 TODAY = dt.date(2026, 11, 23)
@@ -41,11 +41,11 @@ waivers:
 
 def test_waived_finding_is_reported_as_waived(rank_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _waivers(rank_repo, WAIVER.format(expires="2026-12-31"))
-    out = run_check(rank_repo, ["prod"], render_check=False, today=TODAY)
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
     rank = [f for f in out.findings if f.rule_id == "policy.lora-rank"]
     assert len(rank) == 1 and rank[0].waived
     assert rank[0].waived_by.startswith("policies/waivers.yaml:2:5 by ai-platform@example.com until 2026-12-31")
-    assert out.exit_code() == 0
+    assert out.exit_code == 0
     assert main(["check", "--root", str(rank_repo), "-e", "prod", "--no-render-check",
                  "--today", "2026-11-23", "-f", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -54,36 +54,36 @@ def test_waived_finding_is_reported_as_waived(rank_repo: Path, capsys: pytest.Ca
 
 def test_expiry_day_still_waives(rank_repo: Path) -> None:
     _waivers(rank_repo, WAIVER.format(expires="2026-11-23"))
-    out = run_check(rank_repo, ["prod"], render_check=False, today=TODAY)
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
     assert all(f.waived for f in out.findings if f.rule_id == "policy.lora-rank")
 
 
 def test_expired_waiver_stops_waiving_and_is_reported(rank_repo: Path) -> None:
     _waivers(rank_repo, WAIVER.format(expires="2026-11-22"))
-    out = run_check(rank_repo, ["prod"], render_check=False, today=TODAY)
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
     rank = [f for f in out.findings if f.rule_id == "policy.lora-rank"]
     assert len(rank) == 1 and not rank[0].waived and str(rank[0].location) == RANK
     expired = [f for f in out.findings if f.rule_id == "policy.waiver-expired"]
     assert [str(f.location) for f in expired] == ["policies/waivers.yaml:2:5"]
     assert "expired on 2026-11-22" in expired[0].message
-    assert out.exit_code() == 1
+    assert out.exit_code == 1
 
 
 def test_stale_waiver_is_reported(tmp_path: Path) -> None:
     root = build_repo(next(c for c in cases() if c.name == "storage-naming"), tmp_path / "repo")
     _waivers(root, WAIVER.format(expires="2026-12-31").replace("    environment: prod\n", ""))
-    out = run_check(root, None, render_check=False, today=TODAY)
+    out = check(CheckOptions(root, render_check=False, today=TODAY))
     stale = [f for f in out.findings if f.rule_id == "policy.waiver-stale"]
     assert [(str(f.location), f.severity.value) for f in stale] == [("policies/waivers.yaml:2:5", "warning")]
     # only when every environment ran: a partial run cannot know
-    partial = run_check(root, ["dev"], render_check=False, today=TODAY)
+    partial = check(CheckOptions(root, ("dev",), render_check=False, today=TODAY))
     assert not [f for f in partial.findings if f.rule_id == "policy.waiver-stale"]
 
 
 def test_waiver_can_name_the_rendered_resource_with_globs(rank_repo: Path) -> None:
     _waivers(rank_repo, WAIVER.format(expires="2026-12-31").replace(
         "Flavor/faq-answerer@v3", "InferenceService/cs-llm/*"))
-    out = run_check(rank_repo, ["prod"], render_check=False, today=TODAY)
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
     assert all(f.waived for f in out.findings if f.rule_id == "policy.lora-rank")
 
 

@@ -1,0 +1,185 @@
+"""Every rule id that a built-in (Python) check can report, declared once.
+
+Each entry says what the rule checks, its default severity and its help anchor in the
+generated rule reference (``docs/policies.md``).  The Rego rules of the policy library
+describe themselves in their METADATA; :func:`describe` answers for both kinds, so SARIF
+``rules[]``, JUnit and the docs read one registry.
+
+A *family* (``schema.``, ``conform.``) stands for ids made at run time from a fixed set
+(pydantic's error types, the conformance checks); its entry describes each member.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .findings import Severity
+
+DOCS_URL = "https://github.com/kitchen-gitops/kitchen-gitops/blob/main/docs/policies.md"
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    id: str
+    title: str
+    severity: Severity
+    description: str
+    source: str = "built-in"  # or the Rego file that defines it
+    family: bool = False
+
+    @property
+    def anchor(self) -> str:
+        return re.sub(r"[^a-z0-9-]", "", self.id.lower().rstrip("."))
+
+    @property
+    def help_uri(self) -> str:
+        return f"{DOCS_URL}#{self.anchor}"
+
+
+REGISTRY: dict[str, RuleInfo] = {}
+
+
+def _rule(rule_id: str, title: str, severity: Severity, description: str, *, family: bool = False) -> str:
+    if rule_id in REGISTRY:  # pragma: no cover - a programming error caught by the tests
+        raise ValueError(f"rule {rule_id} declared twice")
+    REGISTRY[rule_id] = RuleInfo(rule_id, title, severity, description, family=family)
+    return rule_id
+
+
+E, W = Severity.ERROR, Severity.WARNING
+
+# ---------------------------------------------------------------- load
+_rule("load.io", "File cannot be read", E, "A catalog file exists but cannot be read (permissions, I/O).")
+_rule("load.encoding", "File is not UTF-8", E,
+      "Catalog files are UTF-8 text; the finding points at the first bad byte.")
+_rule("load.tab", "Tab in indentation", E, "YAML indents with spaces; a tab in the indentation is an error.")
+_rule("load.syntax", "YAML syntax error", E, "The file is not well-formed YAML, or a scalar cannot be read.")
+_rule("load.empty", "Empty file", E, "A catalog file holds exactly one object; this one holds nothing.")
+_rule("load.multiple-documents", "Several YAML documents", E, "A catalog file holds exactly one YAML document.")
+_rule("load.not-mapping", "Top level is not a mapping", E, "A catalog object is a mapping with `kind` and `name`.")
+_rule("load.key-type", "Mapping key is not a string", E, "Mapping keys are plain strings.")
+_rule("load.duplicate-key", "Duplicate key", E,
+      "Each key appears once per mapping; YAML parsers disagree on which copy wins.")
+
+# ---------------------------------------------------------------- schema and catalog
+_rule("schema.", "Schema violation", E,
+      "A field does not match its kind's schema (docs/catalog.md): the id's suffix is the "
+      "kind of problem — `schema.missing` (a required field is absent), `schema.extra-forbidden` "
+      "(an unknown field), `schema.int-parsing`, `schema.string-type`, `schema.greater-than`, "
+      "`schema.value-error` (a domain rule such as a DNS-1123 name or a sha256 digest), and "
+      "the other pydantic error types.", family=True)
+_rule("schema.kind", "Unknown or missing kind", E,
+      "Every catalog object names its kind: Base, Flavor, Tenant or Environment.")
+_rule("catalog.misplaced", "Object in the wrong folder", E,
+      "Bases live in catalog/bases, flavors in catalog/flavors, tenants in catalog/tenants, environments "
+      "in environments/.")
+_rule("catalog.duplicate-name", "Duplicate object", E,
+      "Two files define the same Base/Flavor (name@version), Tenant or Environment.")
+_rule("catalog.duplicate-namespace", "Namespace used twice", E, "Each tenant has its own namespace.")
+_rule("catalog.dangling-reference", "Reference to nothing", E,
+      "A flavor's base, a tenant's flavor or environment, or an environment's promotes_from names an "
+      "object the catalog does not define.")
+_rule("catalog.base-version-conflict", "Two versions of one base for a tenant", E,
+      "One InferenceService serves one base version: a tenant's flavors in one environment are trained on "
+      "the same version of each base.")
+_rule("catalog.duplicate-flavor", "Flavor listed twice", E, "A tenant lists each flavor once per environment.")
+
+# ---------------------------------------------------------------- plan and render
+_rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
+      "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
+      "memory of one replica.")
+_rule("render.stale", "Committed rendered output is stale", E,
+      "The rendered/ tree in the repository differs from what the catalog renders: run `kitchen render` and commit.")
+
+# ---------------------------------------------------------------- waivers
+_rule("policy.waiver-invalid", "Malformed waiver", E,
+      "A waiver names a known rule, an object, an owner, a reason and an expiry date.")
+_rule("policy.waiver-expired", "Expired waiver", W,
+      "A waiver past its expiry date waives nothing; renew it or fix the findings.")
+_rule("policy.waiver-stale", "Waiver matches nothing", W, "A waiver that matches no finding is dead weight; remove it.")
+
+_rule("policy.test", "Policy unit test failed", E,
+      "`kitchen policy test`: a `test_` rule of the policy library is not true, or does not evaluate.")
+
+# ---------------------------------------------------------------- artifacts
+_rule("artifacts.unsupported-source", "Source cannot be read", E,
+      "Artifacts are verified from s3:// and pvc:// sources.")
+_rule("artifacts.storage-error", "Storage error", E, "The object store answered with an error for this artifact.")
+_rule("artifacts.access-denied", "Access denied", E,
+      "The environment's credentials cannot read this artifact's location.")
+_rule("artifacts.bucket-missing", "Bucket missing", E, "The bucket named by the source does not exist.")
+_rule("artifacts.claim-missing", "Claim missing", E, "The PVC named by the source is not in the PVC mirror.")
+_rule("artifacts.missing-file", "Pinned file missing", E, "A file the catalog pins is not in storage.")
+_rule("artifacts.read-error", "File cannot be read", E, "A file in storage could not be read to the end.")
+_rule("artifacts.checksum-mismatch", "sha256 differs from the pin", E,
+      "The bytes in storage are not the bytes the catalog pins.")
+_rule("artifacts.size-mismatch", "Size differs from the pin", E,
+      "The file in storage has another size than the catalog pins.")
+_rule("artifacts.required-file", "Required file not pinned", E,
+      "A base pins config.json, a tokenizer and its safetensors weights (every shard of its index).")
+_rule("artifacts.index-invalid", "Safetensors index invalid", E,
+      "model.safetensors.index.json is readable and names the pinned shards.")
+_rule("artifacts.safetensors-invalid", "Safetensors header invalid", E, "A safetensors file has a readable header.")
+_rule("artifacts.base-config", "config.json differs from the catalog", E,
+      "The architecture facts declared in the catalog are those of the base's config.json.")
+_rule("artifacts.base-config-invalid", "config.json unreadable", E,
+      "The base's config.json is JSON with the architecture facts.")
+_rule("artifacts.base-parameters", "Parameter count differs", W,
+      "The parameters in the safetensors files match the catalog's parameters_billions.")
+_rule("artifacts.adapter-config-invalid", "adapter_config.json invalid", E,
+      "The adapter's config is JSON a PEFT LoRA adapter would write.")
+_rule("artifacts.adapter-type", "Not a LoRA adapter vLLM serves", E,
+      "vLLM serves PEFT LoRA adapters (not DoRA, not other PEFT types).")
+_rule("artifacts.rank-mismatch", "Rank differs from the catalog", E, "The adapter's `r` is the flavor's declared rank.")
+_rule("artifacts.alpha-mismatch", "Alpha differs from the catalog", E,
+      "The adapter's lora_alpha is the flavor's declared alpha.")
+_rule("artifacts.target-modules", "Target modules differ", E, "The adapter targets the modules the flavor declares.")
+_rule("artifacts.base-mismatch", "Adapter names another base", E,
+      "The adapter's base_model_name_or_path is the flavor's base.")
+_rule("artifacts.adapter-shape", "Adapter tensors do not fit the base", E,
+      "Every LoRA tensor's shape fits the base's architecture (hidden size, heads, intermediate size) at "
+      "the declared rank.")
+_rule("artifacts.lock-stale", "Pin differs from storage", E,
+      "`kitchen artifacts lock --check`: a pin would change; run `kitchen artifacts lock`.")
+_rule("artifacts.lock-conflict", "Environments disagree", E,
+      "The same source holds different bytes in two environments; no single pin fits.")
+
+# ---------------------------------------------------------------- conformance
+_rule("conform.", "Conformance check", E,
+      "A post-sync conformance check failed or could not run: `conform.readiness` (every "
+      "InferenceService Ready), `conform.inventory` (every flavor listed by /v1/models), "
+      "`conform.smoke` (smoke prompts answered as expected), `conform.adapter-effect` (an "
+      "adapter answers differently from its base), `conform.isolation` (concurrent requests "
+      "are not answered by another model), `conform.performance` (TTFT, TPOT, E2E, throughput "
+      "and goodput within the environment's SLOs), and the GPU checks `conform.gpu.*`.",
+      family=True)
+for _check, _title, _desc in (
+    ("gpu.nvml", "NVML and driver", "NVML answers and the driver is at least the oldest accepted."),
+    ("gpu.count", "GPU count", "The node has the GPUs the environment declares per node."),
+    ("gpu.product", "GPU product", "The GPUs are the product the environment declares."),
+    ("gpu.memory", "GPU memory", "Each GPU has the memory the environment declares."),
+    ("gpu.ecc", "ECC errors", "No uncorrected ECC errors."),
+    ("gpu.row-remap", "Row remapping", "No pending row remap (the GPU needs a reset)."),
+    ("gpu.mig", "MIG mode", "MIG is on or off as the environment declares."),
+    ("gpu.cuda", "CUDA workload", "A matrix multiplication runs on every GPU and gives the right result."),
+):
+    _rule(f"conform.{_check}", _title, E, _desc)
+
+
+def describe(rule_id: str, extra: Mapping[str, RuleInfo] | None = None) -> RuleInfo | None:
+    """The rule's description: from ``extra`` (the Rego library), the registry, or its family."""
+    if extra and rule_id in extra:
+        return extra[rule_id]
+    if rule_id in REGISTRY:
+        return REGISTRY[rule_id]
+    best = None
+    for rid, info in REGISTRY.items():
+        if info.family and rule_id.startswith(rid) and (best is None or len(rid) > len(best.id)):
+            best = info
+    return best
+
+
+def builtin_rules() -> Iterable[RuleInfo]:
+    return sorted(REGISTRY.values(), key=lambda r: r.id)
