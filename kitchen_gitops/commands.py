@@ -39,6 +39,8 @@ def publish(result: Result, fmt: str, *, output: Path | None = None, stream: Tex
         _write(output, text, name)
     else:
         (stream or sys.stdout).write(text)
+    for note in result.notes:
+        sys.stderr.write(note + "\n")
     return result.exit_code
 
 
@@ -85,7 +87,9 @@ def execute_render(opts: RenderOptions) -> Result:
     outcome = pipeline.render(opts.root, opts.environments or None)
     command = "render --check" if opts.check else "render"
     if not outcome.ok:
-        return outcome.result(command, [] if opts.check else ["nothing written: fix the findings above"])
+        result = outcome.result(command)
+        result.notes = [] if opts.check else ["nothing written: fix the findings above"]
+        return result
     target = opts.out if opts.out is not None else pipeline.output_dir(opts.root)
     full = not opts.environments
     if opts.check:
@@ -214,7 +218,9 @@ class ArtifactsOptions:
 def _catalog(root: Path, envs: Sequence[str], command: str) -> tuple[pipeline.Outcome, list[str], Result | None]:
     outcome = pipeline.validate(root)
     if not outcome.ok:
-        return outcome, [], outcome.result(command, ["the catalog has errors: fix them before checking artifacts"])
+        result = outcome.result(command)
+        result.notes = ["the catalog has errors: fix them before checking artifacts"]
+        return outcome, [], result
     return outcome, pipeline.select_environments(outcome.catalog, envs), None
 
 
@@ -263,7 +269,7 @@ def execute_lock(opts: ArtifactsOptions) -> Result:
             result.summary = [f"catalog pins up to date with storage ({', '.join(envs)})"]
         return result
     if result.exit_code:
-        result.summary = ["nothing written: fix the findings above"]
+        result.notes = ["nothing written: fix the findings above"]
         return result
     write_files(render_locked(updates))
     files = len({u.path for u in updates})
@@ -292,7 +298,7 @@ def execute_bundle(opts: ArtifactsOptions) -> Result:
         result.findings = sort_findings([*result.findings, *write_bundle(
             target, bundle, with_files=opts.with_files, jobs=opts.storage.jobs)])
     if result.exit_code:
-        result.summary = ["nothing written: fix the findings above"]
+        result.notes = ["nothing written: fix the findings above"]
         return result
     result.summary = [f"bundle for {env}: {len(bundle.images)} images, {len(bundle.entries)} files "
                       f"({_mib(bundle.total_bytes)}){' copied' if opts.with_files else ''} in {target}",

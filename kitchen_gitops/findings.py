@@ -252,6 +252,7 @@ class Result:
     # rules that ran, for JUnit passing cases: ids
     rules_run: list[str] = field(default_factory=list)
     summary: list[str] = field(default_factory=list)  # text shown when nothing is found
+    notes: list[str] = field(default_factory=list)  # for the person at the terminal: stderr, any format
     info: dict[str, Any] = field(default_factory=dict)
     started: str = ""
     duration_s: float = 0.0

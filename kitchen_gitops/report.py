@@ -154,13 +154,13 @@ def _record_case(suite: ET.Element, r: CheckRecord) -> dict[str, int]:
     if r.status is Status.FAIL:
         out["failures"] = 1
         errors = [f for f in r.findings if f.severity is Severity.ERROR]
-        el = ET.SubElement(case, "failure", message=errors[0].detail() if errors else r.check,
+        el = ET.SubElement(case, "failure", message=errors[0].message if errors else r.check,
                            type=errors[0].rule_id if errors else r.check)
         el.text = body
     elif r.status is Status.ERROR:
         out["errors"] = 1
         first = r.findings[0] if r.findings else None
-        el = ET.SubElement(case, "error", message=first.detail() if first else r.note,
+        el = ET.SubElement(case, "error", message=first.message if first else r.note,
                            type=first.rule_id if first else r.check)
         el.text = body
     elif r.status is Status.SKIP:

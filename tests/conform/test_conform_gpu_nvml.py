@@ -113,7 +113,7 @@ def test_each_fault_is_named() -> None:
     checks = by_check(report)
     assert report.exit_code == 1
     assert checks["gpu.count"].findings[0].expected == "2 GPUs"
-    assert checks["gpu.product"].findings[0].extra == (("actual", "NVIDIA A100-SXM4-40GB"),)
+    assert checks["gpu.product"].findings[0].actual == "NVIDIA A100-SXM4-40GB"
     assert checks["gpu.memory"].status is Status.FAIL
     ecc = checks["gpu.ecc"].findings
     assert [f.severity.value for f in ecc] == ["error", "warning"]

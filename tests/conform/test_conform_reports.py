@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 
-from kitchen_gitops.conform.report import REPORTERS
+from kitchen_gitops.conform.report import describe_measurements
 from kitchen_gitops.conform.results import CheckResult, ConformReport, Status, finding
 from kitchen_gitops.findings import Location, ResourceRef, Severity
+from kitchen_gitops.report import REPORTERS
 
-REF = ResourceRef("InferenceService", "tiny", "ns", "dev", "serving.kserve.io/v1beta1")
+REF = ResourceRef("InferenceService", "tiny", "ns", "serving.kserve.io/v1beta1")
 
 
 def report(*statuses: Status) -> ConformReport:
@@ -26,7 +27,7 @@ def report(*statuses: Status) -> ConformReport:
         else:
             r.status = st
         rep.results.append(r)
-    return rep
+    return describe_measurements(rep)
 
 
 def test_exit_codes() -> None:
@@ -40,17 +41,16 @@ def test_exit_codes() -> None:
 def test_text_names_check_flavor_expected_and_actual() -> None:
     out = REPORTERS["text"](report(Status.PASS, Status.FAIL))
     assert out.splitlines()[0] == "kitchen conform serving: environment dev: FAIL (exit 1)"
-    assert ("catalog/f.yaml:4:5: [error] flavor f1: bad answer; expected contains 'Paris' "
-            "(conform.smoke)") in out
-    assert "got: 'Lyon'" in out
+    assert ("catalog/f.yaml:4:5: [error] flavor f1: bad answer; expected contains 'Paris'; got 'Lyon' "
+            "[env dev, InferenceService ns/tiny, model/f1] (conform.smoke)") in out
     assert out.rstrip().endswith("1 passed, 1 failed, 0 could not run, 0 skipped, 0 warning(s) in 0.0s")
 
 
 def test_json_carries_flavor_and_actual() -> None:
     doc = json.loads(REPORTERS["json"](report(Status.FAIL)))
     (f,) = doc["checks"][0]["findings"]
-    assert (f["rule_id"], f["flavor"], f["expected"], f["actual"]) == (
-        "conform.smoke", "f0", "contains 'Paris'", "Lyon")
+    assert (f["rule_id"], f["object"], f["expected"], f["actual"], f["environment"]) == (
+        "conform.smoke", "model/f0", "contains 'Paris'", "Lyon", "dev")
     assert f["resource"]["kind"] == "InferenceService" and doc["exit_code"] == 1
 
 

@@ -57,7 +57,7 @@ def test_nothing_rendered_when_catalog_is_broken(minimal_repo: Path,
     out = minimal_repo / "rendered"
     assert main(["render", "--root", str(minimal_repo)]) == 1
     assert not out.exists()
-    assert "nothing written" in capsys.readouterr().out
+    assert "nothing written" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["missing", "empty"])
