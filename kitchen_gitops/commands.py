@@ -245,8 +245,14 @@ def execute_verify(opts: ArtifactsOptions) -> Result:
              for s in scans for n, d in s.digests.items()}
     arts = {(s.kind, s.key) for s in (sc.artifact for sc in scans)}
     bases = sum(1 for k, _ in arts if k == "Base")
-    result.summary = [f"{len(files)} files ({_mib(sum(files.values()))}) of {bases} bases and "
-                      f"{len(arts) - bases} flavors checked in {', '.join(envs)}"]
+    result.text_records = False  # a line per artifact is for the machine-read formats
+    verdict = "ok" if result.exit_code == 0 else "FAILED"
+    line = (f"artifacts {verdict}: {len(files)} files ({_mib(sum(files.values()))}) of {bases} bases and "
+            f"{len(arts) - bases} flavors checked in {', '.join(envs)}")
+    if result.all_findings():
+        result.notes = [line]
+    else:
+        result.summary = [line]
     result.info = {"files": len(files), "bytes": sum(files.values())}
     return result
 

@@ -257,6 +257,7 @@ class Result:
     started: str = ""
     duration_s: float = 0.0
     show_passing: bool = True  # text: list the checks that passed too
+    text_records: bool = True  # text: list the checks (else only the findings, as for check)
     headline: bool = True  # markdown: a headline with the counts (diff: its summary is the report)
 
     def all_findings(self) -> list[Finding]:

@@ -70,7 +70,7 @@ def _counts_line(result: Result) -> str:
 
 
 def report_text(result: Result) -> str:
-    if result.records is None:
+    if result.records is None or not result.text_records:
         findings = result.all_findings()
         lines = [f.format_text() for f in findings]
         if findings:

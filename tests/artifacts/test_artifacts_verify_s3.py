@@ -84,7 +84,7 @@ def test_checksum_mismatch_points_at_the_pin(repo: ArtifactRepo, model_kit: dict
         f"catalog/flavors/faq.yaml:{line}:30: [error] sha256 of "
         f"s3://lora/{repo.prefix}/faq/v1/adapter_model.safetensors is {digest}, the catalog "
         f"pins {'b' * 64}; expected sha256 {'b' * 64}; if the new file is approved, run "
-        "`kitchen artifacts lock` (artifacts.checksum-mismatch)")
+        "`kitchen artifacts lock` [env dev, Flavor/faq@v1] (artifacts.checksum-mismatch)")
     assert out.splitlines()[0] == expected_line
     assert out.splitlines()[-1] == "1 error(s), 0 warning(s), 0 info, 0 waived"
 
@@ -397,7 +397,7 @@ def test_access_denied_with_valid_credentials(repo: ArtifactRepo, model_kit: dic
     line = line_of(repo, "catalog/flavors/faq.yaml", "source:")
     assert out.splitlines() == [
         f"catalog/flavors/faq.yaml:{line}:9: [error] {message}; expected {source} readable "
-        "with the environment's credentials (artifacts.access-denied)",
+        "with the environment's credentials [env dev, Flavor/faq@v1] (artifacts.access-denied)",
         "1 error(s), 0 warning(s), 0 info, 0 waived",
     ]
     assert err.startswith("artifacts FAILED: ")
