@@ -76,7 +76,7 @@ def storage_options(**values: Any) -> Any:
 def with_storage_options(command: F) -> F:
     """Give ``command`` the storage options, declared once here; it receives them as one
     value, ``storage`` (a StorageOptions)."""
-    sig = inspect.signature(command)
+    sig = inspect.signature(command, eval_str=True)  # a __signature__ is taken as is: resolve now
     own = [p for name, p in sig.parameters.items() if name != "storage"]
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
              for name, (annotation, default) in STORAGE_OPTIONS.items()]

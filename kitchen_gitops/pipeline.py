@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
-from .findings import Finding, Gates, Location, Result, Severity, has_errors, sort_findings
+from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
 from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog
 from .plan import EnvironmentPlan, plan_environment, plan_findings
@@ -117,8 +117,15 @@ def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]]
         shown = out_dir.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         shown = out_dir.as_posix()
+    objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files if f.objects}
+
+    def resource(path: str) -> ResourceRef | None:
+        obj = objects.get(path)
+        return ResourceRef(obj.kind, obj.name, obj.namespace, obj.api_version) if obj is not None else None
+
     return [Finding(STALE_RULE, Severity.ERROR, f"committed rendered output {words.get(d.change, d.change)}",
-                    Location(f"{shown}/{d.path}"), expected="run `kitchen render` and commit the rendered output",
+                    Location(f"{shown}/{d.path}"), resource=resource(d.path),
+                    expected="run `kitchen render` and commit the rendered output",
                     environment=d.path.split("/", 1)[0].rstrip("/"))
             for d in diffs]
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .findings import Finding, Location, Severity
+from .findings import Finding, Location, ResourceRef, Severity
 from .model import Architecture, Base, Catalog, Environment, Flavor, Tenant
 
 # The --max-lora-rank values vLLM's argument parser accepts.
@@ -23,6 +23,7 @@ GIB = 1024**3
 
 BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
+ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
 
 
@@ -298,7 +299,9 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                 f"+ LoRA slots {m.lora_gib:.2f} GiB + overhead {m.overhead_gib:.1f} GiB leave room for "
                 f"{m.kv_tokens} KV tokens",
                 _tenant_env_location(catalog, svc.tenant, env.name),
+                resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
+                actual=f"{m.kv_tokens} KV tokens", environment=env.name, subject=f"Base/{svc.base.ref}",
             ))
     return out
 

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from .errors import ConfigError
 from .findings import Location
 from .model import Catalog, Environment
-from .plan import EnvironmentPlan, ServicePlan, TenantPlan
+from .plan import ISVC_API_VERSION, EnvironmentPlan, ServicePlan, TenantPlan
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
@@ -282,7 +282,7 @@ class EnvironmentRenderer:
         loc_path: tuple[str | int, ...] = ("environments", env.name, "flavors")
         self.emit(f"{svc.namespace}/inferenceservice-{svc.name}.yaml", "inferenceservice.yaml.j2",
                   cat.location("Tenant", svc.tenant.name, loc_path), srcs,
-                  "InferenceService", "serving.kserve.io/v1beta1",
+                  "InferenceService", ISVC_API_VERSION,
                   object_meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
                         annotations=annotations),
                   replicas=svc.replicas, service_account=STORAGE_SERVICE_ACCOUNT,

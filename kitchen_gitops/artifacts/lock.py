@@ -14,7 +14,7 @@ import io
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -36,6 +36,8 @@ class PinUpdate:
     new: str
     location: Location
     what: str  # "sha256 of s3://…" or "size of …"
+    environment: str = ""  # whose storage holds the new value
+    subject: str = ""  # Base/name@version or Flavor/name@version
 
 
 def _node_at(root: Node, path: PathKey) -> ScalarNode:
@@ -96,8 +98,10 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
     chosen: dict[tuple[str, str, str], tuple[str, int, str]] = {}  # → (sha, size, env)
     updates: dict[tuple[str, PathKey], PinUpdate] = {}
     for scan in scans:
-        findings += storage_findings(catalog, scan)
         art = scan.artifact
+        subject = f"{art.kind}/{art.key}"
+        findings += [replace(f, environment=scan.environment, subject=subject)
+                     for f in storage_findings(catalog, scan)]
         doc = catalog.documents[(art.kind, art.key)]
         for pin in art.pins:
             d = scan.digests.get(pin.name)
@@ -111,18 +115,19 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
                     f"{art.source.uri(pin.name)} differs between environments "
                     f"{first[2]} (sha256 {first[0]}) and {scan.environment} (sha256 {d.sha256})",
                     doc.location(pin.sha_path, value=True),
-                    expected="the same file in every environment's storage"))
+                    expected="the same file in every environment's storage", environment=scan.environment,
+                    subject=subject))
                 continue
             if d.sha256 != pin.sha256:
                 updates[(art.kind + art.key, pin.sha_path)] = PinUpdate(
                     doc.path, doc.display_path, pin.sha_path, pin.sha256, d.sha256,
                     doc.location(pin.sha_path, value=True),
-                    f"sha256 of {art.source.uri(pin.name)}")
+                    f"sha256 of {art.source.uri(pin.name)}", first[2], subject)
             if pin.size is not None and pin.size_path is not None and d.size != pin.size:
                 updates[(art.kind + art.key, pin.size_path)] = PinUpdate(
                     doc.path, doc.display_path, pin.size_path, str(pin.size), str(d.size),
                     doc.location(pin.size_path, value=True),
-                    f"size of {art.source.uri(pin.name)}")
+                    f"size of {art.source.uri(pin.name)}", first[2], subject)
     ordered = sorted(updates.values(), key=lambda u: (u.display, u.location.line, u.location.col))
     return ordered, sort_findings(findings)
 
@@ -131,7 +136,8 @@ def stale_findings(updates: Sequence[PinUpdate]) -> list[Finding]:
     """``lock --check``: one finding per pin that a lock would change."""
     return [Finding("artifacts.lock-stale", Severity.ERROR,
                     f"{u.what} is {u.new}, the catalog pins {u.old}", u.location,
-                    expected=f"{u.new} (run `kitchen artifacts lock`)")
+                    expected=f"{u.new} (run `kitchen artifacts lock`)", environment=u.environment,
+                    subject=u.subject)
             for u in updates]
 
 

@@ -23,7 +23,6 @@ from ..plan import EnvironmentPlan, ServicePlan
 
 VERSION = 1
 CONFIGMAP_KEY = "expectations.json"
-ISVC_API_VERSION = "serving.kserve.io/v1beta1"
 
 
 class _Model(BaseModel):

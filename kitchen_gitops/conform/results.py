@@ -16,7 +16,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..findings import CheckRecord, Finding, Gates, Location, ResourceRef, Result, Severity, Status
-from .expectations import ISVC_API_VERSION, ServiceExpectation
+from ..plan import ISVC_API_VERSION
+from .expectations import ServiceExpectation
 
 CheckResult = CheckRecord  # a conformance check's record
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from kitchen_gitops.cli import main
+from kitchen_gitops.pipeline import CheckOptions, check
 from kitchen_gitops.policy.engines import OpaServerEngine
 from kitchen_gitops.policy.errors import EngineUnavailable, PolicyError
-from kitchen_gitops.pipeline import CheckOptions, check
 from kitchen_gitops.policy.library import load_library
 from tests.policy.opa_standin import opa_standin
 from tests.policy.policy_cases import REPO, build_repo, cases
