@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..rules import RuleInfo, builtin_rules
 from .library import Library, Module, Rule
 
 DOC_PATH = "docs/policies.md"
@@ -21,8 +22,9 @@ HEADER = """\
 
 `kitchen check` evaluates every rule below over one input document per environment, on
 the embedded engine (regorus) or an OPA server (`--opa-url`). Each finding carries the
-rule id, its severity, the catalog `file:line:col` it comes from and the rendered
-resource it concerns. Exceptions go in `policies/waivers.yaml` (owner, reason, expiry).
+rule id, its severity, the catalog `file:line:col` it comes from, the environment and the
+rendered resource it concerns. The checks built into the stages are listed after the
+policy rules ([built-in checks](#built-in-checks)). Exceptions go in `policies/waivers.yaml` (owner, reason, expiry).
 
 ## The input document
 
@@ -65,6 +67,33 @@ def _anchor(rule: Rule) -> str:
     return rule.id.replace(".", "")
 
 
+BUILTIN_HEADER = """\
+## Built-in checks
+
+Findings of the stages written in Python — loading, the schema, cross references, the
+plan, the render check, waivers, artifacts and conformance — carry these rule ids. They
+are reported, waived (where a waiver names them) and judged by the exit rule like the
+policy rules above; SARIF output describes them in `tool.driver.rules`.
+
+| id | severity | title |
+|---|---|---|"""
+
+
+def _builtin_docs() -> list[str]:
+    rules = list(builtin_rules())
+    out = [BUILTIN_HEADER]
+    out += [f"| [`{_builtin_id(r)}`](#{r.anchor}) | {r.severity.value} | {r.title} |" for r in rules]
+    out.append("")
+    for r in rules:
+        out += [f"### {_builtin_id(r)}", "", f"**{r.title}** — severity `{r.severity.value}`, built in.", "",
+                r.description, ""]
+    return out
+
+
+def _builtin_id(rule: RuleInfo) -> str:
+    return f"{rule.id}*" if rule.family else rule.id
+
+
 def render_docs(library: Library) -> str:
     tests = {m.package: m for m in library.test_modules()}
     rules = sorted(library.rules.values(), key=lambda r: r.id)
@@ -80,6 +109,7 @@ def render_docs(library: Library) -> str:
         for kind, label in (("pass", "Passing example"), ("fail", "Failing example")):
             if kind in ex:
                 out += [f"{label} (from its unit tests):", "", "```rego", ex[kind], "```", ""]
+    out += _builtin_docs()
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -194,3 +194,32 @@ def test_command_in_every_format(name: str, tmp_path: Path, capsys: pytest.Captu
         if f.get("environment"):
             assert f"env {f['environment']}" in text
     assert runs["markdown"][1].startswith("### ")
+
+
+def test_every_rule_id_in_the_code_is_described() -> None:
+    """Each rule id a built-in check can report (string literals shaped like one, in the
+    package's code) is registered with a title and description, or belongs to a family."""
+    import ast
+    import re
+
+    from kitchen_gitops.rules import REGISTRY, describe
+
+    shape = re.compile(r"^(load|schema|catalog|plan|render|policy|artifacts|conform|gpu)\.[a-z0-9.-]+$")
+    found: set[str] = set()
+    for path in sorted((REPO / "kitchen_gitops").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and shape.match(node.value):
+                found.add(node.value)
+    found -= {"policy.rego"}  # not rule ids: file names and the like
+    # the GPU checks report as conform.gpu.<check>
+    missing = sorted(r for r in found if describe(f"conform.{r}" if r.startswith("gpu.") else r) is None)
+    assert not missing, f"rule ids without a registry entry: {missing}"
+    assert len(found) >= 50
+    for info in REGISTRY.values():
+        assert info.title and info.description and info.help_uri.startswith("https://")
+    # families: the dynamic ids are described by them
+    from kitchen_gitops.conform.serving import CHECKS
+
+    for check in CHECKS:
+        assert describe(f"conform.{check}") is not None
+    assert describe("schema.int-parsing") is REGISTRY["schema."]
