@@ -163,7 +163,7 @@ def check(opts: CheckOptions) -> Result:
     engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
     prepare(library, engine)
     inputs = build_inputs(outcome.catalog, outcome.plans, outcome.rendered)
-    findings = evaluate_policies(library, engine, inputs)
+    findings = evaluate_policies(library, engine, inputs, outcome.catalog.locate)
     wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
     if opts.waivers is not None and not wpath.is_file():
         raise UsageError(f"{wpath}: no such waivers file")

@@ -77,8 +77,8 @@ def report_text(result: Result) -> str:
             lines.append(_counts_line(result))
         lines += result.summary
         return "\n".join(lines) + "\n" if lines else ""
-    envs = ", ".join(result.environments) or "-"
-    lines = [f"kitchen {result.command}: environment {envs}: {result.verdict} (exit {result.exit_code})"]
+    envs = f": environment {', '.join(result.environments)}" if result.environments else ""
+    lines = [f"kitchen {result.command}{envs}: {result.verdict} (exit {result.exit_code})"]
     lines += result.summary
     records = result.records
     width = max((len(r.check) for r in records), default=10)

@@ -6,10 +6,11 @@ stages in :mod:`kitchen_gitops.pipeline`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..findings import Finding, Location, ResourceRef, sort_findings
+from ..model import PositionError
 from .engines import Engine, RegorusEngine
 from .errors import PolicyError
 from .library import GATE_PACKAGE, Library, Rule
@@ -24,14 +25,24 @@ def prepare(library: Library, engine: Engine) -> Engine:
     return engine
 
 
-def _location(value: Any, fallback: Location) -> Location:
-    if isinstance(value, dict) and value.get("file"):
-        return Location(str(value["file"]), int(value.get("line") or 0), int(value.get("col") or 0))
-    return fallback
+Locate = Callable[[str, str], Location]  # (catalog file, dotted field path) → its position
+
+
+def _location(value: Any, fallback: Location, locate: Locate | None = None, rule: Rule | None = None) -> Location:
+    if not (isinstance(value, dict) and value.get("file")):
+        return fallback
+    if value.get("path") and locate is not None:
+        try:
+            return locate(str(value["file"]), str(value["path"]))
+        except PositionError as exc:
+            where = rule.location if rule is not None else None
+            raise PolicyError(where, f"rule {rule.id if rule else '?'} points at a field that does not "
+                                     f"exist: {exc}") from None
+    return Location(str(value["file"]), int(value.get("line") or 0), int(value.get("col") or 0))
 
 
 def violations_to_findings(library: Library, env: str, result: Any,
-                           fallback: Location) -> list[Finding]:
+                           fallback: Location, locate: Locate | None = None) -> list[Finding]:
     if not isinstance(result, dict):
         raise PolicyError(None, f"{GATE_QUERY} did not evaluate to an object (got {type(result).__name__})")
     out = []
@@ -51,20 +62,21 @@ def violations_to_findings(library: Library, env: str, result: Any,
             subject = str(v.get("object") or "")
             if resource is not None and subject == resource.id:
                 subject = ""
-            out.append(Finding(rule.id, rule.severity, v["msg"], _location(v.get("at"), fallback),
+            out.append(Finding(rule.id, rule.severity, v["msg"], _location(v.get("at"), fallback, locate, rule),
                                resource=resource, expected=str(v.get("expected") or ""),
                                actual=str(v.get("actual") or ""), environment=env, subject=subject))
     return out
 
 
-def evaluate_policies(library: Library, engine: Engine,
-                      inputs: Mapping[str, Mapping[str, Any]]) -> list[Finding]:
-    """Every rule over every environment's input; the engine must be :func:`prepare`d."""
+def evaluate_policies(library: Library, engine: Engine, inputs: Mapping[str, Mapping[str, Any]],
+                      locate: Locate | None = None) -> list[Finding]:
+    """Every rule over every environment's input; the engine must be :func:`prepare`d.
+    ``locate`` resolves the fields that violations point at (``lib.at``)."""
     findings: list[Finding] = []
     for env, doc in inputs.items():
         fallback = _location(doc.get("environment", {}).get("_source"), Location(f"<{env}>"))
         result = engine.evaluate(GATE_QUERY, doc)
-        findings.extend(violations_to_findings(library, env, result, fallback))
+        findings.extend(violations_to_findings(library, env, result, fallback, locate))
     return sort_findings(findings)
 
 

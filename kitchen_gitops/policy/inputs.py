@@ -1,7 +1,7 @@
 """The policy input: one document per environment.
 
     {
-      "environment": {...Environment, "_source": loc, "_fields": {"serving.auth": loc, …}},
+      "environment": {...Environment, "_source": loc},
       "promotion":   {"from": "staging", "flavors": {"name@version": true, …}} | null,
       "catalog":     {"bases": {ref: item}, "flavors": {ref: item}, "tenants": {name: item}},
       "plan":        EnvironmentPlan.as_dict(),
@@ -9,9 +9,11 @@
                        "sources": [catalog files]}]
     }
 
-Every catalog item carries ``_source`` (where the object starts) and ``_fields``: the
-``{file, line, col}`` of each of its keys and list items by dotted path
-(``environments.prod.flavors.0``), so a rule can point at the exact catalog line.
+Every catalog item carries ``_source``: where the object starts (``{file, line, col}``).
+A rule points at a field with ``lib.at(item, "environments.prod.flavors.0")``, which adds
+the dotted ``path`` to the object's ``_source``; the policy stage resolves it to the exact
+``file:line:col`` through the catalog's position accessor — positions are looked up for
+the few findings there are, not shipped to the engine for every key of every object.
 Rendered resources carry the catalog location that caused them.
 """
 
@@ -21,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..findings import Location
-from ..load import Document
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
 from ..render import RenderedFile
@@ -31,16 +32,6 @@ RENDERED_DIR = "rendered"
 
 def loc(location: Location) -> dict[str, Any]:
     return {"file": location.file, "line": location.line, "col": location.col}
-
-
-def _fields(doc: Document) -> dict[str, dict[str, Any]]:
-    out = {}
-    for path, span in doc.spans.items():
-        if not path:
-            continue
-        key = ".".join(str(p) for p in path)
-        out[key] = {"file": doc.display_path, "line": span.key_line, "col": span.key_col}
-    return out
 
 
 class _Items:
@@ -57,10 +48,8 @@ class _Items:
             doc = self.catalog.documents.get((kind, key))
             if doc is not None:
                 cached["_source"] = loc(doc.location())
-                cached["_fields"] = _fields(doc)
             else:  # built in memory (tests): no position
                 cached["_source"] = loc(Location(f"<{kind} {key}>"))
-                cached["_fields"] = {}
             if kind in ("Base", "Flavor"):
                 cached["ref"] = key
             self._cache[(kind, key)] = cached

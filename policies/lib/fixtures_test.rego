@@ -24,7 +24,6 @@ environment := {
 		"trust_remote_code_allowlist": [],
 	},
 	"_source": loc("environments/prod.yaml", 1),
-	"_fields": {"serving.auth": loc("environments/prod.yaml", 40)},
 }
 
 base := {
@@ -35,7 +34,6 @@ base := {
 	"trust_remote_code": false,
 	"license": {"id": "apache-2.0", "approval": {"approved": true, "approver": "security@example.com"}},
 	"_source": loc("catalog/bases/qwen.yaml", 1),
-	"_fields": {"license.id": loc("catalog/bases/qwen.yaml", 7)},
 }
 
 flavor := {
@@ -47,7 +45,6 @@ flavor := {
 	"rank": 16,
 	"evaluation": {"score": 0.8, "threshold": 0.7, "higher_is_better": true},
 	"_source": loc("catalog/flavors/faq@v1.yaml", 1),
-	"_fields": {"rank": loc("catalog/flavors/faq@v1.yaml", 9)},
 }
 
 tenant := {
@@ -55,7 +52,6 @@ tenant := {
 	"namespace": "support",
 	"environments": {"prod": {"gpu_quota": 2, "flavors": [{"name": "faq", "version": "v1"}]}},
 	"_source": loc("catalog/tenants/support.yaml", 1),
-	"_fields": {"environments.prod.flavors.0": loc("catalog/tenants/support.yaml", 12)},
 }
 
 service := {

@@ -2,18 +2,19 @@
 #
 # The input is one document per environment (see docs/policies.md): the environment,
 # the catalog items, the plan and the rendered resources.  Catalog items carry
-# `_source` (where the object starts) and `_fields` (where each key starts, by dotted
-# path); rendered resources carry `_source`, the catalog line that caused them.
+# `_source` (where the object starts); rendered resources carry `_source`, the catalog
+# line that caused them.
 package kitchen.lib
 
 params := data.kitchen.params
 
 env := input.environment
 
-# The location of `field` (a dotted path) in a catalog item, else of the item itself.
-at(item, field) := item._fields[field]
-
-at(item, field) := item._source if not item._fields[field]
+# The location of `field` (a dotted path) in a catalog item: the item's `_source` with the
+# path, which kitchen resolves to the field's file:line:col (or, for a field the file
+# leaves to its default, to where it would be written).  A path the item's kind does not
+# have is an error of the rule.
+at(item, field) := object.union(item._source, {"path": field})
 
 # Every InferenceService of the plan.
 services contains s if {

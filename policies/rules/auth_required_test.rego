@@ -13,7 +13,8 @@ test_fail_auth_disabled if {
 	vs := auth_required.violation with input as patched
 	count(vs) == 1
 	some v in vs
-	v.at.line == 40
+	v.at.file == "environments/prod.yaml"
+	v.at.path == "serving.auth"
 }
 
 test_pass_relaxed_environment if {

@@ -12,5 +12,6 @@ test_fail_license_not_allowed if {
 	vs := license_allowed.violation with input as patched
 	count(vs) == 1
 	some v in vs
-	v.at.line == 7
+	v.at.file == "catalog/bases/qwen.yaml"
+	v.at.path == "license.id"
 }

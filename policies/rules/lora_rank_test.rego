@@ -12,6 +12,6 @@ test_fail_rank_above_max if {
 	vs := lora_rank.violation with input as patched
 	count(vs) == 1
 	some v in vs
-	v.at == {"file": "catalog/flavors/faq@v1.yaml", "line": 9, "col": 1}
+	v.at == {"file": "catalog/flavors/faq@v1.yaml", "line": 1, "col": 1, "path": "rank"}
 	v.resource.kind == "InferenceService"
 }

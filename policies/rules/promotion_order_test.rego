@@ -12,7 +12,8 @@ test_fail_not_in_staging if {
 	vs := promotion_order.violation with input as patched
 	count(vs) == 1
 	some v in vs
-	v.at.line == 12
+	v.at.file == "catalog/tenants/support.yaml"
+	v.at.path == "environments.prod.flavors.0"
 }
 
 test_pass_first_environment if {

@@ -1,0 +1,115 @@
+"""Benchmark the whole gate, ``kitchen check --no-render-check``, against a libyaml baseline.
+
+    python -m bench.check_bench [--bases 20 --flavors 2000 --tenants 500 --envs 3] [--repeat 3]
+
+Measured side by side in one run, each in its own process (so that peak memory,
+ru_maxrss, belongs to that measurement alone), best of ``--repeat``, alternating:
+
+- **kitchen check**: validate, plan, render in memory, the policy library over every
+  environment, waivers — what CI runs on every pull request (the staleness check of the
+  committed output is left out: the synthetic organisation commits none);
+- **baseline**: the least any tool must do with the same files — parse every input file
+  and dump every output document with PyYAML's C bindings (libyaml).
+
+Targets: at most 2x the baseline, peak memory below 1 GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.generate import add_org_arguments, generate_from_args
+
+TARGET_RATIO = 2.0
+TARGET_PEAK_GIB = 1.0
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_check(root: Path) -> dict[str, float]:
+    from kitchen_gitops.pipeline import CheckOptions, check
+
+    t0 = time.perf_counter()
+    result = check(CheckOptions(root, render_check=False))
+    seconds = time.perf_counter() - t0
+    if result.exit_code:
+        raise SystemExit("synthetic organisation has findings: " + "; ".join(
+            f.format_text() for f in result.all_findings()[:5]))
+    return {"seconds": seconds, "peak_mib": _peak_mib(), "rules": len(result.rules_run)}
+
+
+def child_baseline(root: Path, out: Path) -> dict[str, float]:
+    import yaml
+
+    docs = []
+    for p in sorted(out.rglob("*.yaml")):
+        docs.extend(d for d in yaml.load_all(p.read_text(), Loader=yaml.CSafeLoader) if d)
+    inputs = sorted(p for sub in ("catalog", "environments") for p in (root / sub).rglob("*.yaml"))
+    t0 = time.perf_counter()
+    for p in inputs:
+        yaml.load(p.read_text(), Loader=yaml.CSafeLoader)
+    for d in docs:
+        yaml.dump(d, Dumper=yaml.CSafeDumper, sort_keys=False)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "inputs": len(inputs), "documents": len(docs), "peak_mib": _peak_mib()}
+
+
+def _child(*args: str) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, "-m", "bench.check_bench", "--child", *args],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise SystemExit(f"{args[0]} failed:\n{proc.stderr}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_org_arguments(ap)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; the best is reported")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        kind, *paths = a.child
+        if kind == "check":
+            print(json.dumps(child_check(Path(paths[0]))))
+        else:
+            print(json.dumps(child_baseline(Path(paths[0]), Path(paths[1]))))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="kitchen-check-bench-") as tmp:
+        root = generate_from_args(Path(tmp) / "org", a)
+        out = Path(tmp) / "rendered"
+        from kitchen_gitops.commands import RenderOptions, execute_render
+
+        if execute_render(RenderOptions(root, out=out)).exit_code:
+            raise SystemExit("the synthetic organisation does not render")
+        checks, baselines = [], []
+        for _ in range(a.repeat):
+            checks.append(_child("check", str(root)))
+            baselines.append(_child("baseline", str(root), str(out)))
+    kitchen = min(checks, key=lambda r: r["seconds"])
+    baseline = min(baselines, key=lambda r: r["seconds"])
+    ratio = kitchen["seconds"] / baseline["seconds"]
+    peak = max(r["peak_mib"] for r in checks)
+    print(f"organisation: {a.bases} bases x {a.flavors} flavors x {a.tenants} tenants x {a.envs} environments")
+    print(f"{'':40}{'wall s':>9}{'peak MiB':>10}")
+    print(f"{'baseline (libyaml parse + dump)':40}{baseline['seconds']:9.2f}{baseline['peak_mib']:10.0f}"
+          f"   {int(baseline['inputs'])} inputs, {int(baseline['documents'])} documents")
+    print(f"{'kitchen check --no-render-check':40}{kitchen['seconds']:9.2f}{peak:10.0f}"
+          f"   {int(kitchen['rules'])} rules")
+    print(f"ratio to baseline: {ratio:.2f}x (target <= {TARGET_RATIO:g}x); peak memory "
+          f"{peak / 1024:.2f} GiB (target < {TARGET_PEAK_GIB:g} GiB)")
+
+
+if __name__ == "__main__":
+    main()
