@@ -200,8 +200,8 @@ class _Renderer:
                   "NetworkPolicy", "networking.k8s.io/v1",
                   _meta("default-deny-all", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   pod_labels=(), policy_types=["Ingress", "Egress"], ingress=[], egress=[])
-        monitoring = "openshift-monitoring" if env.cluster.platform == "openshift" else "monitoring"
-        clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE, monitoring})
+        # Prometheus is no client: observability admits it to the metrics port on its own
+        clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE})
         if env.serving.deployment_mode == "Serverless":
             clients = sorted({*clients, "knative-serving", "istio-system"})
         self.emit(f"{ns}/networkpolicy-allow-serving.yaml", "networkpolicy.yaml.j2",
@@ -257,8 +257,10 @@ class _Renderer:
 
     def environment(self) -> None:
         from .conform.manifests import render_argocd_health, render_conformance
+        from .observability import render_observability
 
         render_conformance(self)
+        render_observability(self)
         env = self.env
         resources = sorted(f.path for f in self.files)
         env_loc = self.catalog.location("Environment", env.name, ("name",))
