@@ -402,17 +402,21 @@ def recorded_names(groups: Iterable[dict[str, Any]]) -> set[str]:
     return {r["record"] for g in groups for r in g["rules"] if "record" in r}
 
 
-_METRIC_NAME = re.compile(r"(?<![\w:\"'$])([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{|\[|\)|$| (?:[<>=!]|unless|and|or))")
-_NOT_METRICS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-                "sum", "max", "min", "avg", "count", "rate", "absent", "histogram_quantile", "le",
-                "bool", "offset"}
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"}
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (a light scan; the tests cross-check it
-    with Prometheus's own parser through ``promtool``)."""
-    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # label values are not names
-    return {m for m in _METRIC_NAME.findall(expr) if m not in _NOT_METRICS}
+    """The metric names a PromQL expression selects (a light scan of the PromQL this module
+    writes; the tests also run every expression through Prometheus's own parser)."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # label values are not names
+    e = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", e)  # matchers and range durations
+    e = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    names = set()
+    for m in re.finditer(r"(?<![\w.:])[a-zA-Z_:][a-zA-Z0-9_:]*", e):
+        if m.group(0).lower() in _KEYWORDS or e[m.end():].lstrip().startswith("("):
+            continue  # a keyword or a function call
+        names.add(m.group(0))
+    return names
 
 
 # ---------------------------------------------------------------- dashboard
@@ -547,8 +551,11 @@ def build_dashboard(env: Environment, tenants: Sequence[TenantPlan]) -> dict[str
 def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
     """Every PromQL query of the dashboard: panel targets and query variables."""
     out = [t["expr"] for p in dashboard.get("panels", []) for t in p.get("targets") or [] if "expr" in t]
-    out += [v["query"] for v in dashboard.get("templating", {}).get("list", [])
-            if v.get("type") == "query" and isinstance(v.get("query"), str)]
+    for v in dashboard.get("templating", {}).get("list", []):
+        query = v.get("query")
+        if v.get("type") == "query" and isinstance(query, str):  # label_values(<selector>, <label>)
+            m = re.fullmatch(r"label_values\((.*), *\w+\)", query)
+            out.append(m.group(1) if m else query)
     return out
 
 
