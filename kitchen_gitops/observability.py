@@ -604,13 +604,13 @@ def render_observability(r: _Renderer) -> None:
                groups=groups)
     if obs.dashboard and any(t.services for t in plan.tenants):
         tenant_files = {cat.source_file("Tenant", t.tenant.name) for t in plan.tenants if t.services}
-        srcs = (r.env_source, *tenant_files)
+        dash_srcs = (r.env_source, *sorted(tenant_files))
         dash = build_dashboard(env, plan.tenants)
         r.emit(f"{obs.dashboard_namespace}/configmap-kitchen-dashboard.yaml", "dashboard-configmap.yaml.j2",
-               loc, srcs, "ConfigMap", "v1",
+               loc, dash_srcs, "ConfigMap", "v1",
                _meta(f"kitchen-dashboard-{env.name}", obs.dashboard_namespace, env, wave=WAVE_RUNTIME,
                      labels=(label, DASHBOARD_LABEL),
-                     annotations=((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),
+                     annotations=((f"{DOMAIN}/sources", ",".join(sorted(set(dash_srcs)))),
                                   # a large dashboard outgrows kubectl's last-applied annotation
                                   ("argocd.argoproj.io/sync-options", "ServerSideApply=true"))),
                key=f"kitchen-{env.name}.json", content=json.dumps(dash, indent=2, sort_keys=True,

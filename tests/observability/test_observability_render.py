@@ -173,6 +173,26 @@ def test_dashboard_validates_against_the_sdk_types_and_rules_record_every_name(t
         assert names <= recorded | set(obs.EXTERNAL_METRICS), q
 
 
+def test_conformance_report_names_rules_that_are_rendered(tmp_path: Path) -> None:
+    from kitchen_gitops.conform.report import _perf_lines
+
+    docs = rendered_docs(edited_repo(tmp_path / "r"), "prod")
+    recorded = obs.recorded_names(docs["cs-llm/prometheusrule-kitchen-vllm.yaml"]["spec"]["groups"])
+    named = {n for names in obs.CONFORMANCE_RULES.values() for n in names}
+    assert named <= recorded
+    dist = {"median": 1.0, "p95": 2.0, "p99": 3.0, "mean": 1.5}
+    details = {"load": {"requests": 4, "concurrency": 2, "output_tokens": 8, "models": ["m"]},
+               "metrics": {"ttft_ms": dist, "tpot_ms": dist, "itl_ms": dist, "e2e_ms": dist,
+                           "request_throughput_per_s": 1.0, "output_token_throughput_per_s": 8.0,
+                           "total_token_throughput_per_s": 9.0, "goodput_requests_per_s": 1.0,
+                           "goodput_ratio": 1.0, "completed": 4, "failed": 0, "duration_s": 4.0},
+               "server_metrics": {"ttft": {"client_mean_ms": 1.0, "server_mean_ms": 1.0, "server_p50_ms": 1.0,
+                                           "server_p95_ms": 2.0, "observations": 4, "agrees": True,
+                                           "recording_rules": list(obs.CONFORMANCE_RULES["ttft"])}}}
+    text = "\n".join(_perf_lines(details))
+    assert "kitchen:vllm_time_to_first_token_seconds:p95_5m" in text
+
+
 def test_metric_names_scanner_finds_what_it_must() -> None:
     expr = ('histogram_quantile(0.95, sum by (namespace, le) (rate(vllm:gpu_cache_usage_perc{namespace="a",'
             'le=~"1|1.0"}[5m]))) > 0.5 and on (pod) up == 0 unless absent(vllm:x_total) or foo_bar')
