@@ -9,6 +9,7 @@ and judged by the one exit rule (``Result.exit_code``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 import time
@@ -123,7 +124,7 @@ def execute_diff(opts: DiffOptions, fmt: str) -> Result:
     diff = diff_against(opts.root, opts.base, outcome.plans)
     name = resolve_format(fmt, os.environ)
     result.summary = FORMATS["markdown" if name == "markdown" else "text"](diff).rstrip("\n").split("\n")
-    result.info = {"diff": {"base": diff.base, "changes": [c.as_dict() for c in diff.changes]}}
+    result.info = {"diff": json.loads(FORMATS["json"](diff))}
     return result
 
 

@@ -3,12 +3,15 @@
 Plans the catalog as it is and as it was at a Git revision (``git archive`` of the
 catalog, environments and templates into a temporary folder) and compares them service
 by service: InferenceServices added or removed, flavors added, removed or moved to
-another version, the base version, replicas, GPUs and the vLLM arguments that change.
+another version, the base version, replicas, GPUs and the vLLM arguments that change;
+and per environment the SLO and observability settings that change, with the alerts
+that appear, disappear or get another threshold.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -19,6 +22,8 @@ from pathlib import Path
 from .errors import ConfigError, UsageError
 from .findings import has_errors
 from .load import CATALOG_DIRS
+from .model import Environment
+from .observability import alert_rules, fmt
 from .plan import EnvironmentPlan, ServicePlan
 
 
@@ -35,13 +40,25 @@ class ServiceChange:
                 "change": self.change, "details": list(self.details)}
 
 
+@dataclass(frozen=True)
+class EnvironmentChange:
+    """What changes for the whole environment: its SLOs, observability and alerts."""
+
+    environment: str
+    details: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"environment": self.environment, "details": list(self.details)}
+
+
 @dataclass
 class Diff:
     base: str
     changes: list[ServiceChange] = field(default_factory=list)
+    environment_changes: list[EnvironmentChange] = field(default_factory=list)
 
     def environments(self) -> list[str]:
-        return sorted({c.environment for c in self.changes})
+        return sorted({c.environment for c in self.changes} | {c.environment for c in self.environment_changes})
 
 
 def _flavor_versions(svc: ServicePlan) -> dict[str, str]:
@@ -79,8 +96,50 @@ def _describe(old: ServicePlan, new: ServicePlan) -> list[str]:
     return details
 
 
+def _flat(prefix: str, data: object) -> dict[str, object]:
+    if isinstance(data, dict):
+        out: dict[str, object] = {}
+        for k, v in data.items():
+            out.update(_flat(f"{prefix}.{k}", v))
+        return out
+    return {prefix: data}
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return fmt(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _alerts(env: Environment) -> dict[str, str]:
+    """Alert name → its thresholds (the comparisons of its expression), as rendered per namespace."""
+    if not env.observability.enabled:
+        return {}
+    return {r["alert"]: " and ".join(re.findall(r"[<>] \S+", r["expr"])) for r in alert_rules(env, "<namespace>", [])}
+
+
+def describe_environment(old: Environment, new: Environment) -> list[str]:
+    """SLO and observability settings that change, and what that does to the alerts."""
+    details: list[str] = []
+    before = {**_flat("slo", old.slo.model_dump()), **_flat("observability", old.observability.model_dump())}
+    after = {**_flat("slo", new.slo.model_dump()), **_flat("observability", new.observability.model_dump())}
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) != after.get(key):
+            details.append(f"{key} {_shown(before.get(key))} → {_shown(after.get(key))}")
+    oa, na = _alerts(old), _alerts(new)
+    details += [f"alert {a} added ({na[a]})" if na[a] else f"alert {a} added" for a in sorted(na.keys() - oa.keys())]
+    details += [f"alert {a} removed" for a in sorted(oa.keys() - na.keys())]
+    details += [f"alert {a} threshold {oa[a]} → {na[a]}" for a in sorted(oa.keys() & na.keys()) if oa[a] != na[a]]
+    return details
+
+
 def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan], base: str) -> Diff:
     out = Diff(base)
+    for env in sorted(old.keys() & new.keys()):
+        if details := describe_environment(old[env].environment, new[env].environment):
+            out.environment_changes.append(EnvironmentChange(env, tuple(details)))
     for env in sorted(old.keys() | new.keys()):
         before = {(s.namespace, s.name): s for s in old[env].services} if env in old else {}
         after = {(s.namespace, s.name): s for s in new[env].services} if env in new else {}
@@ -141,23 +200,33 @@ def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> 
 
 
 def format_text(diff: Diff) -> str:
-    if not diff.changes:
+    if not diff.changes and not diff.environment_changes:
         return f"no serving changes against {diff.base}\n"
     lines = []
+    for e in diff.environment_changes:
+        lines.append(f"{e.environment}: SLOs and alerts changed")
+        lines += [f"    {d}" for d in e.details]
     for c in diff.changes:
         lines.append(f"{c.environment}: {c.namespace}/{c.name} {c.change}")
         lines += [f"    {d}" for d in c.details]
-    lines.append(f"{len(diff.changes)} InferenceService(s) change against {diff.base} in "
-                 f"{', '.join(diff.environments())}")
+    summary = [f"{len(diff.changes)} InferenceService(s)"] if diff.changes else []
+    if diff.environment_changes:
+        summary.append(f"the SLOs or alerts of {len(diff.environment_changes)} environment(s)")
+    lines.append(f"{' and '.join(summary)} change against {diff.base} in {', '.join(diff.environments())}")
     return "\n".join(lines) + "\n"
 
 
 def format_markdown(diff: Diff) -> str:
-    if not diff.changes:
+    if not diff.changes and not diff.environment_changes:
         return f"### kitchen: no serving changes against `{diff.base}`\n"
     out = [f"### kitchen: what this change serves, against `{diff.base}`", ""]
     for env in diff.environments():
-        out += [f"**{env}**", "", "| InferenceService | change | details |", "|---|---|---|"]
+        out += [f"**{env}**", ""]
+        for e in (e for e in diff.environment_changes if e.environment == env):
+            out += ["SLOs and alerts:", ""] + [f"- {d}" for d in e.details] + [""]
+        if not any(c.environment == env for c in diff.changes):
+            continue
+        out += ["| InferenceService | change | details |", "|---|---|---|"]
         for c in (c for c in diff.changes if c.environment == env):
             details = "<br>".join(d.replace("|", "\\|") for d in c.details)
             out.append(f"| `{c.namespace}/{c.name}` | {c.change} | {details} |")
@@ -166,7 +235,8 @@ def format_markdown(diff: Diff) -> str:
 
 
 def format_json(diff: Diff) -> str:
-    return json.dumps({"base": diff.base, "changes": [c.as_dict() for c in diff.changes]},
+    return json.dumps({"base": diff.base, "changes": [c.as_dict() for c in diff.changes],
+                       "environments": [e.as_dict() for e in diff.environment_changes]},
                       indent=2, ensure_ascii=False) + "\n"
 
 

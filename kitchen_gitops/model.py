@@ -374,11 +374,12 @@ class Serving(Strict):
 
 
 class Slo(Strict):
-    ttft_p95_ms: float = Field(gt=0)
-    tpot_p95_ms: float = Field(gt=0)
-    e2e_p95_ms: float | None = Field(default=None, gt=0)
-    min_output_tokens_per_s: float = Field(default=0, ge=0)
-    goodput_min_ratio: float = Field(default=0.9, ge=0, le=1)
+    # finite only: an SLO of .inf or .nan would render alert thresholds no one can meet or read
+    ttft_p95_ms: float = Field(gt=0, allow_inf_nan=False)
+    tpot_p95_ms: float = Field(gt=0, allow_inf_nan=False)
+    e2e_p95_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    min_output_tokens_per_s: float = Field(default=0, ge=0, allow_inf_nan=False)
+    goodput_min_ratio: float = Field(default=0.9, ge=0, le=1, allow_inf_nan=False)
 
 
 class Gates(Strict):
@@ -397,6 +398,32 @@ class Conformance(Strict):
     output_tokens: int = Field(default=64, gt=0)
     readiness_timeout_s: int = Field(default=900, gt=0)
     active_deadline_s: int = Field(default=1800, gt=0)
+
+
+class Saturation(Strict):
+    kv_cache_usage_max: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False,
+                                      description="KV-cache usage (0–1) above which an InferenceService is near full")
+    requests_waiting_max: int = Field(default=0, ge=0, description="requests waiting per InferenceService tolerated")
+    for_minutes: int = Field(default=15, gt=0, le=1440)
+
+
+class Observability(Strict):
+    enabled: bool = True
+    scrape_interval_s: int = Field(default=30, ge=5, le=300)
+    monitoring_namespace: Name | None = Field(
+        default=None, description="where Prometheus runs; default by platform: "
+        "openshift-user-workload-monitoring on OpenShift, monitoring on Kubernetes")
+    dashboard: bool = True
+    dashboard_namespace: Name = "kitchen-conformance"
+    runbook_url: NonEmpty = Field(default="docs/observability.md",
+                                  description="the runbook document; each alert links to its section")
+    slo_for_minutes: int = Field(default=10, gt=0, le=1440)
+    saturation: Saturation = Saturation()
+
+    def prometheus_namespace(self, platform: str) -> str:
+        if self.monitoring_namespace:
+            return self.monitoring_namespace
+        return "openshift-user-workload-monitoring" if platform == "openshift" else "monitoring"
 
 
 class ArgoCd(Strict):
@@ -421,6 +448,7 @@ class Environment(Strict):
     slo: Slo
     gates: Gates
     conformance: Conformance = Conformance()
+    observability: Observability = Observability()
     argocd: ArgoCd
 
 

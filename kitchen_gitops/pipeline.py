@@ -16,6 +16,7 @@ from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
 from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog
+from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, plan_environment, plan_findings
 from .policy.engines import make_engine
 from .policy.gate import evaluate_policies, prepare
@@ -88,7 +89,7 @@ def plan(root: Path, envs: Sequence[str] | None = None) -> Outcome:
 
 def contributions() -> tuple[Contribution, ...]:
     """What other stages add to every environment's rendered output."""
-    return CONFORMANCE_OBJECTS
+    return (*CONFORMANCE_OBJECTS, OBSERVABILITY)
 
 
 def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:

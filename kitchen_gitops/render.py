@@ -239,8 +239,8 @@ class EnvironmentRenderer:
                   "NetworkPolicy", "networking.k8s.io/v1",
                   object_meta("default-deny-all", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   pod_labels=(), policy_types=["Ingress", "Egress"], ingress=[], egress=[])
-        monitoring = "openshift-monitoring" if env.cluster.platform == "openshift" else "monitoring"
-        clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE, monitoring})
+        # Prometheus is no client: observability admits it to the metrics port on its own
+        clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE})
         if env.serving.deployment_mode == "Serverless":
             clients = sorted({*clients, "knative-serving", "istio-system"})
         self.emit(f"{ns}/networkpolicy-allow-serving.yaml", "networkpolicy.yaml.j2",

@@ -107,7 +107,27 @@ if "${PIP[@]}" show triton >/dev/null 2>&1; then
   "${PIP[@]}" uninstall --quiet -y triton
 fi
 
-# 8. smoke import
+# 8. Prometheus and promtool (Debian's package) for the observability tests: rendered rules
+#    are checked and unit-tested with promtool, and a real Prometheus scrapes a real vLLM
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+  log "prometheus present: $(prometheus --version 2>&1 | head -n 1)"
+elif command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]]; then
+  log "installing prometheus (apt)"
+  # never start the packaged service (it would listen on every interface): tests start their own
+  POLICY_RC=/usr/sbin/policy-rc.d
+  ADDED_POLICY=0
+  if [[ ! -e "$POLICY_RC" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY_RC" && chmod +x "$POLICY_RC" && ADDED_POLICY=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold prometheus </dev/null >/dev/null
+  if [[ "$ADDED_POLICY" == "1" ]]; then rm -f "$POLICY_RC"; fi
+else
+  log "WARNING: prometheus/promtool not installed and apt-get unavailable (or not root): the observability tests that need them are skipped"
+fi
+
+# 9. smoke import
 if [[ "$SKIP_VLLM" != "1" ]]; then
   "$PY" -c "import vllm, regorus, peft, transformers, minio, lupa, torch; print('torch', torch.__version__, 'vllm', vllm.__version__)"
 else

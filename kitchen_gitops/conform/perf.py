@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 
 from ..findings import Severity
+from ..observability import CONFORMANCE_RULES  # the rules that watch the same histograms after the run
 from .client import ApiError, OpenAIClient, StreamRecord, Unreachable, stream_completion
 from .expectations import LoadSpec, ServiceExpectation, SloSpec
 from .results import CheckResult, finding, isvc_ref, timed
@@ -278,7 +279,7 @@ def cross_check(before: str, after: str, metrics: PerfMetrics, base: str) -> dic
             continue
         d = a[metric].minus(b.get(metric))
         server_mean = d.mean * 1000
-        out[key] = {"metric": metric, "observations": d.count,
+        out[key] = {"metric": metric, "recording_rules": list(CONFORMANCE_RULES[key]), "observations": d.count,
                     "server_mean_ms": round(server_mean, 3),
                     "server_p50_ms": round(d.quantile(0.5) * 1000, 3),
                     "server_p95_ms": round(d.quantile(0.95) * 1000, 3),

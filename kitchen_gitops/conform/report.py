@@ -39,6 +39,8 @@ def perf_lines(details: dict[str, Any]) -> list[str]:
                      f"server {c['server_mean_ms']:.1f} ms (server p50 {c['server_p50_ms']:.1f}, "
                      f"p95 {c['server_p95_ms']:.1f}; {c['observations']:g} obs) "
                      f"{'agree' if c['agrees'] else 'DISAGREE'}")
+        if c.get("recording_rules"):
+            lines.append(f"           Prometheus records the same after the sync: {', '.join(c['recording_rules'])}")
     return lines
 
 

@@ -90,3 +90,6 @@ def test_cross_check_flags_impossible_and_agrees_with_overhead() -> None:
     assert out["ttft"]["server_mean_ms"] == pytest.approx(50.0)
     assert out["ttft"]["client_mean_ms"] == pytest.approx(60.0)
     assert out["ttft"]["agrees"] is True
+    # the report names the recording rules that keep measuring the same after the sync
+    assert out["ttft"]["recording_rules"] == ["kitchen:vllm_time_to_first_token_seconds:p50_5m",
+                                              "kitchen:vllm_time_to_first_token_seconds:p95_5m"]

@@ -28,6 +28,8 @@ CRD_FILES = {
     ("serving.kserve.io", "ServingRuntime"): "kserve/serving.kserve.io_servingruntimes.yaml",
     ("argoproj.io", "Application"): "argocd/application-crd.yaml",
     ("argoproj.io", "ApplicationSet"): "argocd/applicationset-crd.yaml",
+    ("monitoring.coreos.com", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
+    ("monitoring.coreos.com", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
 }
 pytestmark = pytest.mark.skipif(not SCHEMAS.is_dir(), reason=f"CRD schemas not found at {SCHEMAS}")
 
@@ -87,7 +89,7 @@ def test_rendered_objects_validate(catalog: str, tmp_path: Path) -> None:
     docs = _rendered_docs(root)
     kinds = {d["kind"] for _, d in docs}
     assert {"InferenceService", "ServingRuntime", "Application", "Namespace", "NetworkPolicy",
-            "ResourceQuota", "RoleBinding", "ServiceAccount"} <= kinds
+            "ResourceQuota", "RoleBinding", "ServiceAccount", "PodMonitor", "PrometheusRule"} <= kinds
     problems = {path: errs for path, doc in docs if (errs := validate_object(doc))}
     assert problems == {}
 
@@ -98,6 +100,10 @@ def test_validation_catches_a_misspelt_field() -> None:
     assert validate_object(doc) == []
     doc["spec"]["predictor"]["storageUris"][0]["mountpath"] = "/x"
     assert any("mountpath" in e for e in validate_object(doc))
+    monitor = yaml.safe_load((REPO / "rendered/prod/cs-llm/podmonitor-llama-3-1-8b-instruct.yaml").read_text())
+    assert validate_object(monitor) == []
+    monitor["spec"]["podMetricsEndpoints"][0]["intervall"] = "30s"
+    assert any("intervall" in e for e in validate_object(monitor))
     core = yaml.safe_load((REPO / "rendered/prod/cs-llm/resourcequota-gpu.yaml").read_text())
     core["spec"]["hard_limits"] = {}
     assert validate_object(core)

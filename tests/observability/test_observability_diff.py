@@ -1,0 +1,65 @@
+"""``kitchen diff`` names the SLO, observability and alert changes of each environment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kitchen_gitops.cli import main
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                   cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(example_repo: Path) -> Path:
+    _git(example_repo, "init", "-q")
+    _git(example_repo, "add", "-A")
+    _git(example_repo, "commit", "-qm", "base")
+    return example_repo
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+
+
+def test_slo_and_alert_changes(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _edit(repo / "environments/prod.yaml", "  ttft_p95_ms: 500\n", "  ttft_p95_ms: 400\n")
+    _edit(repo / "environments/prod.yaml", "  goodput_min_ratio: 0.95\n", "  goodput_min_ratio: 0.99\n")
+    _edit(repo / "environments/prod.yaml", "  e2e_p95_ms: 6000\n", "")
+    _edit(repo / "environments/dev.yaml", "slo:\n", "observability:\n  enabled: false\nslo:\n")
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "dev: SLOs and alerts changed"
+    assert "    observability.enabled true → false" in out
+    assert "    alert KitchenTTFTAboveSLO removed" in out
+    prod = out[out.index("prod: SLOs and alerts changed") + 1:-1]
+    assert prod == [
+        "    slo.e2e_p95_ms 6000 → (unset)",
+        "    slo.goodput_min_ratio 0.95 → 0.99",
+        "    slo.ttft_p95_ms 500 → 400",
+        "    alert KitchenE2ELatencyAboveSLO removed",
+        "    alert KitchenGoodputBudgetBurnFast threshold > 0.72 and > 0.72 → > 0.144 and > 0.144",
+        "    alert KitchenGoodputBudgetBurnSlow threshold > 0.3 and > 0.3 → > 0.06 and > 0.06",
+        "    alert KitchenTTFTAboveSLO threshold > 0.5 → > 0.4",
+    ]
+    assert out[-1] == "the SLOs or alerts of 2 environment(s) change against HEAD in dev, prod"
+    assert main(["diff", "--root", str(repo), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)["info"]["diff"]
+    assert [e["environment"] for e in data["environments"]] == ["dev", "prod"] and data["changes"] == []
+    assert main(["diff", "--root", str(repo), "--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "- alert KitchenTTFTAboveSLO threshold > 0.5 → > 0.4" in md and "| InferenceService |" not in md
+
+
+def test_unchanged_slos_say_nothing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _edit(repo / "environments/prod.yaml", "  ttft_p95_ms: 500\n", "  ttft_p95_ms: 500.0\n")
+    assert main(["diff", "--root", str(repo)]) == 0
+    assert capsys.readouterr().out == "no serving changes against HEAD\n"
