@@ -361,7 +361,10 @@ def test_sharded_base_and_its_index(tmp_path: Path, model_kit: dict[str, Any],
     base_yaml.write_text("".join(lines[:i] + lines[i + 2:]))
     rc, out, _ = verify(repo, capsys, "-f", "json")
     assert rc == 1
-    (f,) = findings(out)
+    both = findings(out)  # the base is served in both environments: a finding in each
+    assert sorted(f["environment"] for f in both) == ["dev", "prod"]
+    assert len({(f["message"], f["location"]["line"]) for f in both}) == 1
+    f = both[0]
     assert f["rule_id"] == "artifacts.required-file"
     assert f["message"] == ("model.safetensors.index.json of base tiny-llama@1 names shard "
                             "model-00002-of-00002.safetensors, which the catalog does not pin")

@@ -108,14 +108,14 @@ def test_flavor_not_served(clean_server: VllmServer, tmp_path: Path,
                            "--check", "inventory", "--check", "adapter-effect")
     assert rc == 1, out
     (missing,) = [f for f in findings(doc, "conform.inventory") if f["severity"] == "error"]
-    assert missing["flavor"] == "translate"
+    assert missing["object"] == "model/translate"
     assert missing["location"] == {"file": "catalog/flavors/translate@v1.yaml", "line": 3, "col": 1}
     assert missing["expected"] == "translate in GET /v1/models"
     assert "faq" in missing["actual"] and "translate" not in missing["actual"]
     # served but not in the catalog: warnings, not errors
-    unexpected = sorted(f["flavor"] for f in findings(doc, "conform.inventory")
+    unexpected = sorted(f["object"] for f in findings(doc, "conform.inventory")
                         if f["severity"] == "warning")
-    assert unexpected == ["classify", "summarise"]
+    assert unexpected == ["model/classify", "model/summarise"]
     assert "catalog/flavors/translate@v1.yaml:3:1: [error] flavor translate (translate@v1) is not served" in out
     st = statuses(doc)
     assert st[("adapter-effect", f"kitchen-test/{BASE}:faq")] == "pass"
@@ -130,7 +130,7 @@ def test_smoke_expectation_not_met(clean_server: VllmServer, tmp_path: Path,
     rc, doc, out = conform(tmp_path, capsys, exp, clean_server.base_url, "--check", "smoke")
     assert rc == 1, out
     (f,) = findings(doc, "conform.smoke")
-    assert f["flavor"] == "faq" and f["expected"] == "contains 'Paris'"
+    assert f["object"] == "model/faq" and f["expected"] == "contains 'Paris'"
     assert f["actual"] == greedy(clean_server, "faq", PROBES["faq"][0], 16)
     assert f["location"]["line"] == 12
 
@@ -141,7 +141,7 @@ def test_zero_weight_adapter_has_no_effect(full_server: VllmServer, tmp_path: Pa
     rc, doc, out = conform(tmp_path, capsys, exp, full_server.base_url, "--check", "adapter-effect")
     assert rc == 1, out
     (f,) = findings(doc, "conform.adapter-effect")
-    assert f["flavor"] == "noop"
+    assert f["object"] == "model/noop"
     assert f["location"]["file"] == "catalog/flavors/noop@v1.yaml"
     assert f["actual"] == greedy(full_server, BASE, PROBES["noop"][0])
     assert "has no effect" in f["message"]
@@ -165,7 +165,7 @@ def test_contamination_reproduced_when_all_slots_are_in_use(
     assert rc == 1, out
     found = findings(doc, "conform.isolation")
     assert found
-    base = [f for f in found if f["flavor"] == BASE]
+    base = [f for f in found if f["object"] == f"model/{BASE}"]
     assert base, found
     # the base's concurrent answers differ from its sequential ones; where an adapter was
     # applied from the first token on, the answer is exactly that adapter's
