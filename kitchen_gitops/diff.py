@@ -66,12 +66,11 @@ def _flavor_versions(svc: ServicePlan) -> dict[str, str]:
 
 
 def _args(svc: ServicePlan) -> dict[str, str]:
-    """Flag → value, without the LoRA modules (reported as flavors)."""
+    """Flag → value as vLLM reads them, without the LoRA modules (reported as flavors)."""
     out: dict[str, str] = {}
-    for arg in svc.args:
-        if arg.startswith("--") and not arg.startswith("--lora-modules"):
-            flag, _, value = arg.partition("=")
-            out[flag] = value
+    for flag, value in svc.vllm.flags().items():
+        if flag != "--lora-modules":
+            out[flag] = " ".join(value) if isinstance(value, tuple) else (value or "")
     return out
 
 

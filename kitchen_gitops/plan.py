@@ -108,6 +108,63 @@ class LoraModule:
                           separators=(",", ":"))
 
 
+ArgValue = str | tuple[str, ...] | None
+
+
+def _normalise_flag(flag: str) -> str:
+    """vLLM's parser reads ``--max_loras`` as ``--max-loras``."""
+    return "--" + flag[2:].replace("_", "-") if flag.startswith("--") else flag
+
+
+@dataclass(frozen=True)
+class VllmArgs:
+    """vLLM's command line, structured: the computed options (flag → value; None for a
+    switch, a tuple for a flag that takes several values) and the environment's
+    ``extra_args`` as written.  :meth:`argv` writes it at the edge (templates, the
+    conformance job); :meth:`flags` reads it as vLLM's parser does (``_`` as ``-``,
+    ``--flag=value`` and ``--flag value``, the last one wins)."""
+
+    options: tuple[tuple[str, ArgValue], ...]
+    extra: tuple[str, ...] = ()
+
+    def argv(self) -> list[str]:
+        out: list[str] = []
+        for flag, value in self.options:
+            if value is None:
+                out.append(flag)
+            elif isinstance(value, tuple):
+                out += [flag, *value]
+            else:
+                out.append(f"{flag}={value}")
+        return out + list(self.extra)
+
+    def flags(self) -> dict[str, ArgValue]:
+        out: dict[str, ArgValue] = {}
+        for flag, value in self.options:
+            out[_normalise_flag(flag)] = value
+        last: str | None = None
+        for token in self.extra:
+            if token.startswith("-") and len(token) > 1 and not _is_number(token):
+                flag, eq, value = token.partition("=")
+                last = _normalise_flag(flag)
+                out[last] = value if eq else None
+                if eq:
+                    last = None
+            elif last is not None:  # the value of `--flag value`
+                previous = out[last]
+                out[last] = token if previous is None else (
+                    (*previous, token) if isinstance(previous, tuple) else (previous, token))
+        return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class ServicePlan:
     """One InferenceService: a tenant's base model with that tenant's flavors of it."""
@@ -127,8 +184,13 @@ class ServicePlan:
     replicas: int
     memory: MemoryEstimate
     lora_modules: tuple[LoraModule, ...]
-    args: tuple[str, ...]
+    vllm: VllmArgs
     env_vars: tuple[tuple[str, str], ...]
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The command line as the template writes it."""
+        return tuple(self.vllm.argv())
 
     @property
     def gpus(self) -> int:
@@ -164,6 +226,7 @@ class ServicePlan:
             "gpus": self.gpus,
             "memory": self.memory.as_dict(),
             "args": list(self.args),
+            "vllm_args": {flag: list(v) if isinstance(v, tuple) else v for flag, v in self.vllm.flags().items()},
             "env": dict(self.env_vars),
             "storage_uris": self.storage_uris,
         }
@@ -233,32 +296,31 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
     tp, memory = _choose_tp(base, env, max_loras, max_rank, max_model_len)
     served = base.serve_name
     modules = tuple(LoraModule(f.name, f"{ADAPTER_MOUNT}/{f.name}", f.source, f) for f in flavors)
-    args: list[str] = [
-        f"--model={BASE_MOUNT}",
-        f"--served-model-name={served}",
-        f"--dtype={base.architecture.torch_dtype}",
-        f"--max-model-len={max_model_len}",
-        f"--tensor-parallel-size={tp}",
-        f"--gpu-memory-utilization={vllm.gpu_memory_utilization}",
-        f"--max-num-seqs={vllm.max_num_seqs}",
+    options: list[tuple[str, ArgValue]] = [
+        ("--model", BASE_MOUNT),
+        ("--served-model-name", served),
+        ("--dtype", base.architecture.torch_dtype),
+        ("--max-model-len", str(max_model_len)),
+        ("--tensor-parallel-size", str(tp)),
+        ("--gpu-memory-utilization", str(vllm.gpu_memory_utilization)),
+        ("--max-num-seqs", str(vllm.max_num_seqs)),
     ]
     if base.trust_remote_code:
-        args.append("--trust-remote-code")
+        options.append(("--trust-remote-code", None))
     if modules:
-        args += [
-            "--enable-lora",
-            f"--max-loras={max_loras}",
-            f"--max-lora-rank={max_rank}",
-            f"--max-cpu-loras={max_cpu_loras}",
-            "--lora-modules",
-            *(m.as_arg(served) for m in modules),
+        options += [
+            ("--enable-lora", None),
+            ("--max-loras", str(max_loras)),
+            ("--max-lora-rank", str(max_rank)),
+            ("--max-cpu-loras", str(max_cpu_loras)),
+            ("--lora-modules", tuple(m.as_arg(served) for m in modules)),
         ]
-    args += vllm.extra_args
     return ServicePlan(
         environment=env, tenant=tenant, base=base, flavors=tuple(flavors), name=base.name,
         namespace=tenant.ns, served_model_name=served, max_loras=max_loras, max_lora_rank=max_rank,
         max_cpu_loras=max_cpu_loras, max_model_len=max_model_len, tensor_parallel_size=tp,
-        replicas=replicas, memory=memory, lora_modules=modules, args=tuple(args),
+        replicas=replicas, memory=memory, lora_modules=modules,
+        vllm=VllmArgs(tuple(options), tuple(vllm.extra_args)),
         env_vars=OFFLINE_ENV,
     )
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
-from ruamel.yaml import YAML
 
 from .errors import ConfigError
 from .findings import Location
+from .manifests import load_manifest
 from .model import Catalog, Environment
 from .plan import ISVC_API_VERSION, EnvironmentPlan, ServicePlan, TenantPlan
 
@@ -69,18 +69,6 @@ class Contribution(Protocol):
     def __call__(self, renderer: EnvironmentRenderer) -> None: ...
 
 
-def _manifest_loader() -> Any:
-    """libyaml through PyYAML: what Argo CD's YAML 1.1 reader reads, at C speed."""
-    try:
-        import yaml
-
-        loader = yaml.CSafeLoader
-    except (ImportError, AttributeError):  # pragma: no cover - no libyaml
-        return YAML(typ="safe", pure=True).load
-    return lambda text: yaml.load(text, Loader=loader)
-
-
-_load_manifest = _manifest_loader()
 
 
 def _json(value: Any) -> str:
@@ -161,7 +149,7 @@ class EnvironmentRenderer:
         except jinja2.TemplateError as exc:
             raise ConfigError(_template_error(exc, template, self.templates)) from None
         try:
-            manifest = _load_manifest(text)
+            manifest = load_manifest(text)
         except Exception as exc:  # a template that does not render YAML: its author's error
             raise ConfigError(f"{self.templates / template}: renders no valid YAML for {path}: "
                               f"{str(exc).splitlines()[0]}") from None

@@ -137,15 +137,18 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
     """The expectations of one planned environment."""
     env = plan.environment
     services = []
+    known: dict[str, FlavorExpectation] = {}  # a flavor served by many tenants is described once
     for svc in plan.services:
         flavors = []
         for f in svc.flavors:
-            smoke = [Smoke(prompt=s.prompt, expect=s.expect, max_tokens=s.max_tokens,
-                           source=Source.of(catalog.location("Flavor", f.ref, ("smoke", i))))
-                     for i, s in enumerate(f.smoke)]
-            flavors.append(FlavorExpectation(
-                name=f.name, ref=f.ref, smoke=smoke, probes=list(f.probes),
-                source=Source.of(catalog.location("Flavor", f.ref, ("name",)))))
+            if f.ref not in known:
+                smoke = [Smoke(prompt=s.prompt, expect=s.expect, max_tokens=s.max_tokens,
+                               source=Source.of(catalog.location("Flavor", f.ref, ("smoke", i))))
+                         for i, s in enumerate(f.smoke)]
+                known[f.ref] = FlavorExpectation(
+                    name=f.name, ref=f.ref, smoke=smoke, probes=list(f.probes),
+                    source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
+            flavors.append(known[f.ref])
         services.append(ServiceExpectation(
             tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
