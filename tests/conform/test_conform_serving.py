@@ -173,9 +173,9 @@ def test_contamination_reproduced_when_all_slots_are_in_use(
     for f in base:
         prompt = next(p for n in CLEAN_FLAVORS for p in PROBES[n] if p[:20] in f["message"])
         assert f["actual"] != greedy(full_server, BASE, prompt)
-        if f["like"]:
-            assert f["actual"] in {greedy(full_server, n, prompt) for n in f["like"].split(",")}
-            assert "cross-adapter contamination" in f["message"]
+        if "cross-adapter contamination" in f["message"]:  # "it is a, b's answer"
+            like = f["message"].split("it is ", 1)[1].split("'s answer", 1)[0].split(", ")
+            assert f["actual"] in {greedy(full_server, n, prompt) for n in like}
 
     # (usually several are; batching depends on timing, so one mismatch is the proof)
 
