@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,11 +33,14 @@ TARGET_PEAK_GIB = 1.0
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """The largest process of the measurement: itself or any of its worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, workers) / 1024
 
 
 def child_check(root: Path) -> dict[str, float]:
-    from kitchen_gitops.pipeline import CheckOptions, check
+    from kitchen_gitops.pipeline import CheckOptions, _jobs, check
 
     t0 = time.perf_counter()
     result = check(CheckOptions(root, render_check=False))
@@ -44,7 +48,8 @@ def child_check(root: Path) -> dict[str, float]:
     if result.exit_code:
         raise SystemExit("synthetic organisation has findings: " + "; ".join(
             f.format_text() for f in result.all_findings()[:5]))
-    return {"seconds": seconds, "peak_mib": _peak_mib(), "rules": len(result.rules_run)}
+    return {"seconds": seconds, "peak_mib": _peak_mib(), "rules": len(result.rules_run),
+            "workers": min(_jobs(CheckOptions(root)), len(result.environments))}
 
 
 def child_baseline(root: Path, out: Path) -> dict[str, float]:
@@ -63,9 +68,10 @@ def child_baseline(root: Path, out: Path) -> dict[str, float]:
     return {"seconds": seconds, "inputs": len(inputs), "documents": len(docs), "peak_mib": _peak_mib()}
 
 
-def _child(*args: str) -> dict[str, float]:
+def _child(*args: str, env: dict[str, str] | None = None) -> dict[str, float]:
     proc = subprocess.run([sys.executable, "-m", "bench.check_bench", "--child", *args],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, **(env or {})})
     if proc.returncode:
         raise SystemExit(f"{args[0]} failed:\n{proc.stderr}")
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -76,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_org_arguments(ap)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating; the best is reported")
+    ap.add_argument("--serial", action="store_true", help="one process (KITCHEN_JOBS=1) as well")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
@@ -93,10 +100,12 @@ def main() -> None:
 
         if execute_render(RenderOptions(root, out=out)).exit_code:
             raise SystemExit("the synthetic organisation does not render")
-        checks, baselines = [], []
+        checks, serial, baselines = [], [], []
         for _ in range(a.repeat):
             checks.append(_child("check", str(root)))
             baselines.append(_child("baseline", str(root), str(out)))
+            if a.serial:
+                serial.append(_child("check", str(root), env={"KITCHEN_JOBS": "1"}))
     kitchen = min(checks, key=lambda r: r["seconds"])
     baseline = min(baselines, key=lambda r: r["seconds"])
     ratio = kitchen["seconds"] / baseline["seconds"]
@@ -106,7 +115,11 @@ def main() -> None:
     print(f"{'baseline (libyaml parse + dump)':40}{baseline['seconds']:9.2f}{baseline['peak_mib']:10.0f}"
           f"   {int(baseline['inputs'])} inputs, {int(baseline['documents'])} documents")
     print(f"{'kitchen check --no-render-check':40}{kitchen['seconds']:9.2f}{peak:10.0f}"
-          f"   {int(kitchen['rules'])} rules")
+          f"   {int(kitchen['rules'])} rules, {int(kitchen['workers'])} worker process(es)")
+    if serial:
+        one = min(serial, key=lambda r: r["seconds"])
+        print(f"{'  the same in one process':40}{one['seconds']:9.2f}{one['peak_mib']:10.0f}"
+              f"   {one['seconds'] / baseline['seconds']:.2f}x the baseline")
     print(f"ratio to baseline: {ratio:.2f}x (target <= {TARGET_RATIO:g}x); peak memory "
           f"{peak / 1024:.2f} GiB (target < {TARGET_PEAK_GIB:g} GiB)")
 

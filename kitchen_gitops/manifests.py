@@ -17,6 +17,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 _STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 _SIMPLE_SCALARS = {
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
     "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp",
@@ -31,8 +33,10 @@ class _Loader(_Base):  # type: ignore[misc]
     _tags: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not ScalarNode:
-            return super().resolve(kind, value, implicit)
+        if kind is MappingNode:
+            return _MAP
+        if kind is SequenceNode:
+            return _SEQ
         key = (value, implicit)
         tag = self._tags.get(key)
         if tag is None:
@@ -41,6 +45,13 @@ class _Loader(_Base):  # type: ignore[misc]
                 self._tags.clear()
             self._tags[key] = tag
         return tag
+
+    # SafeLoader has no path resolvers: nothing to track while descending
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
 
 
 class _Unsupported(Exception):

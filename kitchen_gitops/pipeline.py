@@ -7,9 +7,13 @@ The CLI parses options into a value and calls these functions; tests call them d
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
@@ -25,7 +29,7 @@ from .policy.library import load_library
 from .policy.waivers import apply_waivers, load_waivers
 from .render import Contribution, RenderedFile, render_environment, template_dir
 from .rules import RuleInfo
-from .write import check_outputs
+from .write import Difference, check_outputs, stale_environments
 
 RENDERED_DIR = "rendered"
 POLICY_DIR = "policies"
@@ -113,12 +117,16 @@ def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]]
                    root: Path) -> list[Finding]:
     """The committed rendered output that differs from what the catalog renders."""
     diffs = check_outputs(out_dir, rendered, prune_environments=full)
+    objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files if f.objects}
+    return _as_stale(out_dir, diffs, objects, root)
+
+
+def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, Any], root: Path) -> list[Finding]:
     words = {"missing": "is missing", "changed": "is out of date", "extra": "is no longer rendered"}
     try:
         shown = out_dir.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         shown = out_dir.as_posix()
-    objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files if f.objects}
 
     def resource(path: str) -> ResourceRef | None:
         obj = objects.get(path)
@@ -149,10 +157,14 @@ class CheckOptions:
 
 def check(opts: CheckOptions) -> Result:
     """``kitchen check``: validate, plan, render in memory, policies, waivers, and the
-    staleness of the committed output; every finding at once, in one result."""
+    staleness of the committed output; every finding at once, in one result.
+
+    Each environment is rendered and evaluated on its own — in parallel worker processes
+    when there are several environments, several CPUs and the embedded engine — and its
+    findings come back; nothing else crosses between them."""
     root = opts.root
     envs = list(opts.environments) or None
-    outcome = render(root, envs)
+    outcome = plan(root, envs)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
     if not outcome.ok:
@@ -161,21 +173,31 @@ def check(opts: CheckOptions) -> Result:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no policy folder (expected {POLICY_DIR}/*.rego)")
     library = load_library(folder, root)
-    engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
-    prepare(library, engine)
-    inputs = build_inputs(outcome.catalog, outcome.plans, outcome.rendered)
-    findings = evaluate_policies(library, engine, inputs, outcome.catalog.locate)
+    job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root))
+    names = sorted(outcome.plans)
+    workers = min(len(names), _jobs(opts))
+    if workers > 1:
+        per_env = _run_in_workers(job, names, workers)
+    else:
+        engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
+        prepare(library, engine)
+        per_env = [job.run(name, engine) for name in names]
+    findings = [f for env_findings in per_env for f in env_findings]
+    policy = [f for f in findings if f.rule_id != STALE_RULE]
+    stale = [f for f in findings if f.rule_id == STALE_RULE]
     wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
     if opts.waivers is not None and not wpath.is_file():
         raise UsageError(f"{wpath}: no such waivers file")
     if wpath.is_file():
         parsed, problems = load_waivers(wpath, root, library.rule_by_id())
-        findings = apply_waivers(findings, parsed, today=opts.today or dt.date.today(),
-                                 environments=outcome.plans, complete=not envs)
-        findings.extend(problems)
-    result.findings.extend(findings)
+        policy = apply_waivers(sort_findings(policy), parsed, today=opts.today or dt.date.today(),
+                               environments=outcome.plans, complete=not envs)
+        policy.extend(problems)
+    result.findings.extend(policy)
     if opts.render_check:
-        result.findings.extend(stale_findings(output_dir(root), outcome.rendered, full=not envs, root=root))
+        result.findings.extend(stale)
+        if not envs:  # environments no longer in the catalog
+            result.findings.extend(_as_stale(job.out_dir, stale_environments(job.out_dir, names), {}, root))
     result.findings = sort_findings(result.findings)
     result.rules = {r.id: RuleInfo(r.id, r.title, r.severity, r.description, r.location.file)
                     for r in library.rules.values()}
@@ -185,3 +207,71 @@ def check(opts: CheckOptions) -> Result:
     result.summary = [f"check ok: {', '.join(result.environments)}; {ran}{rendered_ok}"] \
         if not result.findings else []
     return result
+
+
+JOBS_ENV = "KITCHEN_JOBS"
+
+
+def _jobs(opts: CheckOptions) -> int:
+    """Worker processes for the environments: one per CPU this process may use, unless
+    ``$KITCHEN_JOBS`` says otherwise; one (in process) for engines that cannot be forked
+    (the real OPA engine runs Go) or reached from several processes at once."""
+    if opts.engine != "regorus" or opts.opa_url:
+        return 1
+    configured = os.environ.get(JOBS_ENV, "").strip()
+    if configured:
+        try:
+            return max(1, int(configured))
+        except ValueError:
+            raise UsageError(f"${JOBS_ENV}={configured!r} is not a number of processes") from None
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class _EnvironmentJob:
+    """One environment's share of ``check``: render, stale files, policy input, evaluation."""
+
+    outcome: Outcome
+    library: Any
+    opts: CheckOptions
+    templates: Path
+    out_dir: Path
+
+    def run(self, name: str, engine: Any) -> list[Finding]:
+        catalog = self.outcome.catalog
+        files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions())
+        found: list[Finding] = []
+        if self.opts.render_check:
+            found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
+        inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files})
+        found += evaluate_policies(self.library, engine, inputs, catalog.locate)
+        return found
+
+
+_JOB: _EnvironmentJob | None = None  # the job of a forked worker, inherited from the parent
+_ENGINE: Any = None
+
+
+def _worker(name: str) -> list[Finding]:
+    global _ENGINE
+    assert _JOB is not None
+    if _ENGINE is None:
+        _ENGINE = make_engine(_JOB.opts.engine)
+        prepare(_JOB.library, _ENGINE)
+    return _JOB.run(name, _ENGINE)
+
+
+def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> list[list[Finding]]:
+    """``job`` for every environment in forked processes that inherit the catalog and the
+    plans; an error in one (a broken template or policy) is raised here as it was there."""
+    global _JOB
+    _JOB = job
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            return list(pool.map(_worker, names))
+    finally:
+        _JOB = None

@@ -71,8 +71,12 @@ class Contribution(Protocol):
 
 
 
+# one encoder for every value: json.dumps with options builds a new one per call
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _ENCODE(value)
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]*$")
@@ -90,6 +94,7 @@ def _key(value: str) -> str:
 def _environment(template_dir: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir),
+        auto_reload=False,  # templates do not change during a run: no stat per render
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,

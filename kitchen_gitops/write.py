@@ -110,9 +110,16 @@ def check_outputs(out: Path, rendered: Mapping[str, Iterable[RenderedFile]], *,
             elif path.read_bytes() != content.encode("utf-8"):
                 diffs.append(Difference(rel, "changed"))
         diffs.extend(Difference(rel, "extra") for rel in on_disk - set(expected))
-    if prune_environments and out.is_dir():
-        for folder in sorted(out.iterdir()):
-            if (folder.is_dir() and not folder.name.startswith(".")
-                    and folder.name not in rendered and _is_generated_env(folder)):
-                diffs.append(Difference(folder.name + "/", "extra"))
+    if prune_environments:
+        diffs.extend(stale_environments(out, rendered))
     return sorted(diffs, key=lambda d: d.path)
+
+
+def stale_environments(out: Path, names: Iterable[str]) -> list[Difference]:
+    """Generated environment folders under ``out`` that are not among ``names``."""
+    keep = set(names)
+    if not out.is_dir():
+        return []
+    return [Difference(folder.name + "/", "extra") for folder in sorted(out.iterdir())
+            if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep
+            and _is_generated_env(folder)]

@@ -16,6 +16,10 @@ class PolicyError(ConfigError):
         self.detail = message
         super().__init__(f"{location}: {message}" if location is not None else message)
 
+    def __reduce__(self) -> tuple[type[PolicyError], tuple[Location | None, str]]:
+        # raised in a worker process, raised again in the parent as it was
+        return (type(self), (self.location, self.detail))
+
 
 class EngineUnavailable(ConfigError):
     """The engine cannot be used at all: not installed, server down, timeout."""
