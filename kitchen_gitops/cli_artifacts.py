@@ -152,7 +152,7 @@ def lock(
         _emit(findings, fmt.value)
         typer.echo("nothing written: fix the findings above", err=True)
         raise typer.Exit(1)
-    write_files(render_locked(updates))
+    write_files(render_locked(updates), root=catalog.root)
     for u in updates:
         typer.echo(f"{u.location}: {u.what}: {u.old} -> {u.new}")
     files = len({u.path for u in updates})
