@@ -17,6 +17,7 @@ from io import BytesIO
 from pathlib import Path
 
 from .errors import ConfigError, UsageError
+from .escape import visible
 from .findings import has_errors
 from .load import CATALOG_DIRS
 from .plan import EnvironmentPlan, ServicePlan
@@ -101,6 +102,8 @@ def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan],
 def checkout_revision(root: Path, revision: str, into: Path) -> Path:
     """The catalog repository at ``revision``, extracted under ``into``."""
     paths = [p for p in (*sorted(set(CATALOG_DIRS.values())), "templates")]
+    if revision.startswith("-") or any(c in revision for c in "\0\n\r"):
+        raise UsageError(f"'{visible(revision)}' is not a Git revision")
     try:
         top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -122,8 +125,29 @@ def checkout_revision(root: Path, revision: str, into: Path) -> Path:
         tar = subprocess.run(["git", "-C", top, "archive", "--format=tar", commit, "--", *present],
                              capture_output=True, check=True).stdout
         with tarfile.open(fileobj=BytesIO(tar)) as archive:
+            for member in archive.getmembers():
+                _check_member(member, target, revision)
             archive.extractall(target, filter="data")
     return target / prefix if prefix else target
+
+
+def _check_member(member: tarfile.TarInfo, target: Path, revision: str) -> None:
+    """Refuse what the revision holds that the loader would refuse in a working tree: a link
+    out of the repository, a special file.  Extraction itself never follows a link."""
+    try:
+        tarfile.data_filter(member, str(target))
+    except tarfile.FilterError as exc:
+        raise ConfigError(f"the catalog at {visible(revision)} holds {visible(member.name)}, which "
+                          f"kitchen diff does not extract ({_filter_reason(exc)}); cannot compare "
+                          "with it") from None
+
+
+def _filter_reason(exc: tarfile.FilterError) -> str:
+    if isinstance(exc, tarfile.AbsoluteLinkError | tarfile.LinkOutsideDestinationError):
+        return "a link outside the repository"
+    if isinstance(exc, tarfile.SpecialFileError):
+        return "not a regular file"
+    return type(exc).__name__
 
 
 def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> Diff:
