@@ -23,6 +23,7 @@ from .policy.gate import POLICY_DIR, run_check
 from .policy.library import Library, load_library
 from .policy.testing import run_tests
 from .report import RuleInfo, report, resolve_format
+from .write import write_report
 
 OPA_URL_ENV = "KITCHEN_OPA_URL"
 
@@ -82,7 +83,7 @@ def check(
     name = resolve_format(fmt.value, os.environ)
     text = report(outcome.findings, name, rule_infos(outcome.library))
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        write_report(output, text)
     elif outcome.findings or name != "text":
         sys.stdout.write(text)
     if name == "text" and not outcome.findings:
