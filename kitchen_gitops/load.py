@@ -302,6 +302,15 @@ def _bound_problems(yaml: YAML, text: str, display: str) -> list[Finding]:
     return []
 
 
+def _clamp(text: str, line: int, col: int) -> tuple[int, int]:
+    """A parser's end-of-input mark moved onto the file's last line when the file has no
+    final newline: every reported position exists in the file."""
+    lines = text.split("\n")
+    if line <= len(lines):
+        return line, col
+    return len(lines), len(lines[-1]) + 1
+
+
 def _error_position(text: str, index: int) -> tuple[int, int]:
     before = text[:index]
     return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
@@ -335,7 +344,7 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
         nodes = list(yaml.compose_all(io.StringIO(text)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = _clamp(text, mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
         return None, [_finding(display_path, line, col,
