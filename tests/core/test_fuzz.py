@@ -7,9 +7,8 @@ traceback fails the test with the input that caused it); print JSON that parses;
 every finding at a line and column that exist in the file it names; and leave
 ``rendered/`` untouched when a render fails.
 
-Bounded: a fixed seed and a fixed count (``KITCHEN_FUZZ_RUNS`` and ``KITCHEN_FUZZ_SEED``
-explore further in a longer
-local run); about a minute on a 2-core machine.
+Bounded: a fixed seed and a fixed count, about a minute on a 2-core machine;
+``KITCHEN_FUZZ_RUNS`` and ``KITCHEN_FUZZ_SEED`` explore further in a longer local run.
 """
 
 from __future__ import annotations
