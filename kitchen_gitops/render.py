@@ -157,6 +157,7 @@ def _environment(template_dir: str) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=False,
     )
+    del env.globals["lipsum"]  # builds text of any size; no template needs it
     env.filters["tojson"] = _json
     env.filters["key"] = _key
     return env
@@ -377,6 +378,8 @@ def _template_error(exc: BaseException, template: str, folder: Path) -> str:
             tb = tb.tb_next
     where = f"{folder / name}:{line}" if line else str(folder / name)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        message = f"more memory than the {RENDER_MEMORY_BYTES >> 30} GiB a render may use"
     kind = "template error" if isinstance(exc, jinja2.TemplateError) else f"template raised {type(exc).__name__}"
     return visible(f"{where}: {kind}: {message}")
 
@@ -384,10 +387,60 @@ def _template_error(exc: BaseException, template: str, folder: Path) -> str:
 _service_namespace = service_namespace
 
 
-def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> list[RenderedFile]:
-    """Every file of one environment, paths relative to ``rendered/<env>/``, sorted."""
+# Bounds on rendering one environment (templates come from pull requests too): time,
+# and memory beyond what the process already holds.  KITCHEN_RENDER_TIMEOUT overrides.
+RENDER_TIMEOUT_S = 60.0
+RENDER_MEMORY_BYTES = 2 << 30
+
+
+def _render_timeout() -> float:
+    raw = os.environ.get("KITCHEN_RENDER_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else RENDER_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"$KITCHEN_RENDER_TIMEOUT={raw!r} is not a number of seconds") from None
+    if not 0 < value < 86_400:
+        raise ConfigError(f"$KITCHEN_RENDER_TIMEOUT={raw!r} must be between 0 and 86400 seconds")
+    return value
+
+
+def _compile_templates(templates: Path) -> None:
+    """Parse every template: syntax errors name their line.  Runs in the bounded child:
+    compiling evaluates constant expressions (``{{ "x"|center(10**9) }}``)."""
+    jinja = _environment(str(templates.resolve()))
+    for path in sorted(templates.glob("*.j2")):
+        try:
+            jinja.get_template(path.name)
+        except ConfigError:
+            raise
+        except (Exception, RecursionError) as exc:  # syntax errors, and nesting too deep to compile
+            raise ConfigError(_template_error(exc, path.name, templates)) from None
+
+
+def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> list[RenderedFile]:
+    _compile_templates(templates)
     renderer = _Renderer(catalog, plan, templates)
     for t in plan.tenants:
         renderer.tenant(t)
     renderer.environment()
     return sorted(renderer.files, key=lambda f: f.path)
+
+
+def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> list[RenderedFile]:
+    """Every file of one environment, paths relative to ``rendered/<env>/``, sorted.
+
+    Rendering runs in a child process bounded in time and memory, so a template that
+    loops for ever or builds a huge string is a configuration error, not a hung CI job.
+    """
+    from .limits import ChildFailed, TimeLimitExceeded, run_bounded
+
+    seconds = _render_timeout()
+    try:
+        return run_bounded(lambda: _render_inline(catalog, plan, templates), seconds=seconds,
+                           memory_bytes=RENDER_MEMORY_BYTES)
+    except TimeLimitExceeded:
+        raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "
+                          f"finish within {seconds:g}s ($KITCHEN_RENDER_TIMEOUT)") from None
+    except ChildFailed as exc:
+        raise ConfigError(f"{templates}: rendering environment {plan.environment.name} "
+                          f"failed: {visible(str(exc))}") from None

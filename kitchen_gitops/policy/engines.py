@@ -15,15 +15,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
-import select
-import signal
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..findings import Location
+from ..limits import ChildFailed, TimeLimitExceeded, run_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
@@ -229,70 +226,25 @@ class TimeLimitedEngine:
         self.engine.load(modules, data)
 
     def evaluate(self, path: str, input_doc: Any) -> Any:
-        if not hasattr(os, "fork"):  # pragma: no cover - not on Linux
-            return self.engine.evaluate(path, input_doc)
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child; its coverage is not collected
-            os.close(read_fd)
-            status = 0
+        def work() -> tuple[Any, ...]:
             try:
-                answer: tuple[Any, ...] = ("ok", self.engine.evaluate(path, input_doc))
+                return ("ok", self.engine.evaluate(path, input_doc))
             except PolicyError as exc:
                 loc = exc.location
-                answer = ("policy", (loc.file, loc.line, loc.col) if loc else None, exc.detail)
-            except BaseException as exc:
-                answer = ("error", f"{type(exc).__name__}: {exc}")
-            try:
-                payload = pickle.dumps(answer)
-            except Exception as exc:
-                payload = pickle.dumps(("error", f"unpicklable result: {exc}"))
-            try:
-                with os.fdopen(write_fd, "wb") as out:
-                    out.write(payload)
-            except BaseException:
-                status = 1
-            os._exit(status)
-        os.close(write_fd)
+                return ("policy", (loc.file, loc.line, loc.col) if loc else None, exc.detail)
+
         try:
-            payload = self._collect(read_fd, pid, path)
-        finally:
-            os.close(read_fd)
-        kind, *rest = pickle.loads(payload)
+            kind, *rest = run_bounded(work, seconds=self.seconds, passthrough=())
+        except TimeLimitExceeded:
+            raise PolicyError(None, f"data.{path}: evaluation did not finish within "
+                              f"{self.seconds:g}s (${TIMEOUT_ENV}); a rule may loop over "
+                              f"a huge collection ({self.name})") from None
+        except ChildFailed as exc:
+            raise PolicyError(None, f"data.{path}: the engine failed: {exc} ({self.name})") from None
         if kind == "ok":
             return rest[0]
-        if kind == "policy":
-            where = Location(*rest[0]) if rest[0] else None
-            raise PolicyError(where, rest[1])
-        raise PolicyError(None, f"data.{path}: the engine failed: {rest[0]} ({self.name})")
-
-    def _collect(self, fd: int, pid: int, path: str) -> bytes:
-        deadline = time.monotonic() + self.seconds
-        chunks: list[bytes] = []
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise PolicyError(None, f"data.{path}: evaluation did not finish within "
-                                      f"{self.seconds:g}s (${TIMEOUT_ENV}); a rule may loop over "
-                                      f"a huge collection ({self.name})")
-                ready, _, _ = select.select([fd], [], [], left)
-                if not ready:
-                    continue
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-        except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise
-        _, status = os.waitpid(pid, 0)
-        if not chunks:
-            raise PolicyError(None, f"data.{path}: the engine ended without an answer "
-                              f"(status {status}) ({self.name})")
-        return b"".join(chunks)
+        where = Location(*rest[0]) if rest[0] else None
+        raise PolicyError(where, rest[1])
 
 
 def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0,
