@@ -59,7 +59,7 @@ class SourceUri:
         into a path outside its container (``..``, ``.``, empty or absolute segments)."""
         scheme, _, rest = uri.partition("://")
         container, _, prefix = rest.partition("/")
-        prefix = prefix.strip("/")
+        prefix = prefix.removesuffix("/")
         segments = prefix.split("/") if prefix else []
         if (not container or container in (".", "..") or "/" in container or "\\" in uri
                 or any(s in ("", ".", "..") for s in segments)):
@@ -108,6 +108,10 @@ class MirrorStore:
 
     def listing(self, source: SourceUri) -> dict[str, int]:
         claim = self.mirror / source.container
+        if claim.is_dir() and self._confined(claim) is None:
+            raise ContainerProblem("artifacts.outside-mirror",
+                                   f"claim '{source.container}' links outside the PVC mirror "
+                                   f"{self.mirror}; not read")
         if not claim.is_dir():
             raise ContainerProblem(
                 "artifacts.claim-missing",
