@@ -116,3 +116,60 @@ def _collect(fd: int, pid: int, seconds: float) -> bytes:
     if not chunks:
         raise ChildFailed(f"ended without an answer (wait status {status})")
     return b"".join(chunks)
+
+
+class _Alarm(BaseException):
+    """Raised by the timer inside the work; a BaseException so no ``except Exception``
+    in the work (Jinja's, ours) mistakes it for the work's own error."""
+
+
+def run_inline_bounded(work: Callable[[], T], *, seconds: float, memory_bytes: int | None = None) -> T:
+    """``work()`` in this process, stopped after ``seconds`` (an interval timer) and with
+    the address space capped at what the process holds plus ``memory_bytes``.
+
+    For pure-Python work (rendering templates): no fork, no copy of the catalog, no
+    pickling of the result.  Both limits are restored afterwards.  Outside the main
+    thread, where signals cannot be received, it falls back to :func:`run_bounded`.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return run_bounded(work, seconds=seconds, memory_bytes=memory_bytes)
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise _Alarm
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    old_limit = _lower_memory(memory_bytes) if memory_bytes else None
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        return work()
+    except _Alarm:
+        raise TimeLimitExceeded(f"did not finish within {seconds:g}s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if old_limit is not None:
+            import resource
+
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_AS, old_limit)
+
+
+def _lower_memory(extra_bytes: int) -> tuple[int, int] | None:
+    import resource
+
+    try:
+        old = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            size = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+    soft = size + extra_bytes
+    if old[0] != resource.RLIM_INFINITY and old[0] <= soft:
+        return None  # already lower
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, old[1]))
+    except (ValueError, OSError):
+        return None
+    return old

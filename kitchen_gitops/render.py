@@ -429,15 +429,16 @@ def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> 
 def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path) -> list[RenderedFile]:
     """Every file of one environment, paths relative to ``rendered/<env>/``, sorted.
 
-    Rendering runs in a child process bounded in time and memory, so a template that
-    loops for ever or builds a huge string is a configuration error, not a hung CI job.
+    Rendering (compiling the templates included) is bounded in time and memory, so a
+    template that loops for ever or builds a huge string is a configuration error, not
+    a hung CI job.
     """
-    from .limits import ChildFailed, TimeLimitExceeded, run_bounded
+    from .limits import ChildFailed, TimeLimitExceeded, run_inline_bounded
 
     seconds = _render_timeout()
     try:
-        return run_bounded(lambda: _render_inline(catalog, plan, templates), seconds=seconds,
-                           memory_bytes=RENDER_MEMORY_BYTES)
+        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates), seconds=seconds,
+                                  memory_bytes=RENDER_MEMORY_BYTES)
     except TimeLimitExceeded:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "
                           f"finish within {seconds:g}s ($KITCHEN_RENDER_TIMEOUT)") from None

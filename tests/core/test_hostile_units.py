@@ -84,3 +84,25 @@ def test_bounded_work_answers_fails_and_times_out() -> None:
     with pytest.raises(TimeLimitExceeded):
         run_bounded(lambda: time.sleep(30), seconds=0.5)
     assert time.perf_counter() - start < 5
+
+
+def test_inline_bounds_stop_a_loop_and_restore_the_process_limits() -> None:
+    import resource
+    import signal
+
+    from kitchen_gitops.limits import run_inline_bounded
+
+    before = resource.getrlimit(resource.RLIMIT_AS), signal.getsignal(signal.SIGALRM)
+    assert run_inline_bounded(lambda: 6 * 7, seconds=10, memory_bytes=1 << 30) == 42
+
+    def spin() -> None:
+        while True:
+            pass
+
+    start = time.perf_counter()
+    with pytest.raises(TimeLimitExceeded):
+        run_inline_bounded(spin, seconds=0.5)
+    assert time.perf_counter() - start < 5
+    with pytest.raises(MemoryError):
+        run_inline_bounded(lambda: len(" " * (3 << 30)), seconds=10, memory_bytes=1 << 30)
+    assert (resource.getrlimit(resource.RLIMIT_AS), signal.getsignal(signal.SIGALRM)) == before
