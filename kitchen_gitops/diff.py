@@ -17,7 +17,7 @@ from io import BytesIO
 from pathlib import Path
 
 from .errors import ConfigError, UsageError
-from .escape import visible
+from .escape import markdown_cell, markdown_code, visible
 from .findings import has_errors
 from .load import CATALOG_DIRS
 from .plan import EnvironmentPlan, ServicePlan
@@ -166,25 +166,25 @@ def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> 
 
 def format_text(diff: Diff) -> str:
     if not diff.changes:
-        return f"no serving changes against {diff.base}\n"
+        return f"no serving changes against {visible(diff.base)}\n"
     lines = []
     for c in diff.changes:
         lines.append(f"{c.environment}: {c.namespace}/{c.name} {c.change}")
         lines += [f"    {d}" for d in c.details]
-    lines.append(f"{len(diff.changes)} InferenceService(s) change against {diff.base} in "
+    lines.append(f"{len(diff.changes)} InferenceService(s) change against {visible(diff.base)} in "
                  f"{', '.join(diff.environments())}")
     return "\n".join(lines) + "\n"
 
 
 def format_markdown(diff: Diff) -> str:
     if not diff.changes:
-        return f"### kitchen: no serving changes against `{diff.base}`\n"
-    out = [f"### kitchen: what this change serves, against `{diff.base}`", ""]
+        return f"### kitchen: no serving changes against {markdown_code(diff.base)}\n"
+    out = [f"### kitchen: what this change serves, against {markdown_code(diff.base)}", ""]
     for env in diff.environments():
         out += [f"**{env}**", "", "| InferenceService | change | details |", "|---|---|---|"]
         for c in (c for c in diff.changes if c.environment == env):
-            details = "<br>".join(d.replace("|", "\\|") for d in c.details)
-            out.append(f"| `{c.namespace}/{c.name}` | {c.change} | {details} |")
+            details = "<br>".join(markdown_cell(d) for d in c.details)
+            out.append(f"| {markdown_code(f'{c.namespace}/{c.name}')} | {c.change} | {details} |")
         out.append("")
     return "\n".join(out)
 

@@ -184,6 +184,12 @@ def _date(value: Any) -> Any:
     return value
 
 
+def _one_line(value: str) -> str:
+    if "\n" in value or "\t" in value or "\r" in value:
+        raise ValueError(f"'{visible(value)}' must be one line (no line break or tab)")
+    return value
+
+
 def service_namespace(endpoint: str) -> tuple[str, int]:
     """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace."""
     endpoint = endpoint.split("://", 1)[-1].rstrip("/")
@@ -199,7 +205,10 @@ Sha256 = Annotated[str, BeforeValidator(_digits_need_quotes), AfterValidator(_sh
 ImageRef = Annotated[str, AfterValidator(_image_digest)]
 PvcUri = Annotated[str, AfterValidator(_uri(("pvc",)))]
 StorageUri = Annotated[str, AfterValidator(_uri(("s3", "pvc", "hf", "http", "https", "gs")))]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+Text = Annotated[str, StringConstraints(min_length=1)]  # free text: prompts, may span lines
+# An identifier, a name shown in a table or a header: one line, no tab
+Line = Annotated[str, AfterValidator(_one_line)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1), AfterValidator(_one_line)]
 FilePath = Annotated[str, AfterValidator(_file_path)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 Quantity = Annotated[str, BeforeValidator(_quantity)]
@@ -245,9 +254,9 @@ class Ref(Strict):
 
 class Approval(Strict):
     approved: bool = False
-    approver: str | None = None
+    approver: Line | None = None
     date: Date | None = None
-    ticket: str | None = None
+    ticket: Line | None = None
 
     @model_validator(mode="after")
     def _approver_when_approved(self) -> Approval:
@@ -258,7 +267,7 @@ class Approval(Strict):
 
 class License(Strict):
     id: NonEmpty
-    url: str | None = None
+    url: Line | None = None
     approval: Approval = Approval()
 
 
@@ -293,7 +302,7 @@ class Base(Strict):
     kind: Literal["Base"]
     name: Name
     version: Version
-    display_name: str | None = None
+    display_name: Line | None = None
     description: str | None = None
     source: PvcUri
     served_model_name: Name | None = None
@@ -352,7 +361,7 @@ class Expectation(Strict):
 
 
 class SmokeTest(Strict):
-    prompt: NonEmpty
+    prompt: Text
     expect: Expectation
     max_tokens: int = Field(default=32, gt=0, le=4096)
 
@@ -378,7 +387,7 @@ class Flavor(Strict):
     files: AdapterFiles
     evaluation: Evaluation | None = None
     smoke: list[SmokeTest] = Field(default_factory=list)
-    probes: list[NonEmpty] = Field(default_factory=list)
+    probes: list[Text] = Field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -397,7 +406,7 @@ class TenantEnvironment(Strict):
 class Tenant(Strict):
     kind: Literal["Tenant"]
     name: Name
-    display_name: str | None = None
+    display_name: Line | None = None
     description: str | None = None
     namespace: Name | None = None
     owner: Owner
@@ -417,9 +426,9 @@ class Tenant(Strict):
 
 
 class Toleration(Strict):
-    key: str
+    key: Line
     operator: Literal["Exists", "Equal"] = "Exists"
-    value: str | None = None
+    value: Line | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
@@ -438,10 +447,10 @@ class Gpu(Strict):
 
 class Cluster(Strict):
     name: NonEmpty
-    api_server: str = "https://kubernetes.default.svc"
+    api_server: NonEmpty = "https://kubernetes.default.svc"
     platform: Literal["openshift", "kubernetes"] = "openshift"
     gpu: Gpu
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[NonEmpty, Line] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
 
 
@@ -460,7 +469,7 @@ class S3Storage(Strict):
     endpoint: Endpoint
     use_https: bool = True
     verify_ssl: bool = True
-    region: str = "us-east-1"
+    region: NonEmpty = "us-east-1"
     secret: Name = Field(description="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     ca_bundle_configmap: Name | None = None
 
@@ -477,7 +486,7 @@ class VllmDefaults(Strict):
     max_cpu_loras: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     max_num_seqs: int = Field(default=256, gt=0, le=MAX_COUNT)
     max_lora_rank: int = Field(default=64, gt=0, le=4096, description="largest rank the environment allows")
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[NonEmpty] = Field(default_factory=list)
 
 
 class Resources(Strict):
@@ -535,7 +544,7 @@ class ArgoCd(Strict):
 class Environment(Strict):
     kind: Literal["Environment"]
     name: Name
-    display_name: str | None = None
+    display_name: Line | None = None
     promotes_from: Name | None = None
     cluster: Cluster
     registry: Registry
