@@ -8,6 +8,7 @@ the result is written in the chosen format and judged by the one exit rule.  Exi
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -18,6 +19,7 @@ import typer
 from . import commands, pipeline
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
 from .errors import KitchenError
+from .escape import terminal, visible
 from .plan import EnvironmentPlan
 from .report import report
 
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         # standalone_mode=False: typer returns the code of typer.Exit instead of exiting
         rc = app(args=argv, standalone_mode=False)
     except KitchenError as exc:
-        typer.echo(f"kitchen: error: {exc}", err=True)
+        typer.echo(f"kitchen: error: {terminal(str(exc), keep_newlines=True)}", err=True)
         return exc.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
@@ -137,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show) and hasattr(exc, "exit_code"):
             show()
             return 2
-        raise
+        if os.environ.get("KITCHEN_DEBUG"):
+            raise
+        # a bug of kitchen's, not the input's: say so on one line, never a traceback in CI logs
+        typer.echo(f"kitchen: internal error: {type(exc).__name__}: {visible(str(exc))[:500]} "
+                   "(set KITCHEN_DEBUG=1 for the traceback, and report it)", err=True)
+        return 2
     return int(rc) if isinstance(rc, int) else 0
 
 

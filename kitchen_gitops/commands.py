@@ -21,9 +21,10 @@ from typing import TextIO
 
 from . import pipeline
 from .errors import ConfigError, UsageError
-from .findings import CheckRecord, Result, Status, sort_findings
+from .escape import terminal
+from .findings import CheckRecord, Result, sort_findings
 from .report import report, resolve_format
-from .write import write_outputs
+from .write import write_outputs, write_report
 
 # ---------------------------------------------------------------- publishing
 
@@ -37,11 +38,11 @@ def publish(result: Result, fmt: str, *, output: Path | None = None, stream: Tex
         _write(path, report(result, other), other)
     text = report(result, name)
     if output is not None:
-        _write(output, text, name)
+        write_report(output, text)
     else:
         (stream or sys.stdout).write(text)
     for note in result.notes:
-        sys.stderr.write(note + "\n")
+        sys.stderr.write(terminal(note) + "\n")
     return result.exit_code
 
 
@@ -163,13 +164,11 @@ def execute_policy_test(opts: PolicyTestOptions) -> Result:
     result = Result("policy test", records=[], started=datetime.now(UTC).isoformat(timespec="seconds"))
     assert result.records is not None
     for t in tests:
-        status = Status.PASS if t.passed else (Status.ERROR if t.error else Status.FAIL)
-        rec = CheckRecord(f"{t.test.package}.{t.test.name}", str(t.test.location), status,
+        # a test that errors (or runs out of time) fails, as `opa test` counts it
+        rec = CheckRecord(f"{t.test.package}.{t.test.name}", str(t.test.location),
                           duration_s=round(t.seconds, 4), note=t.error)
-        if status is Status.FAIL:
+        if not t.passed:
             rec.add(t.finding())
-        elif status is Status.ERROR:
-            rec.could_not_run(t.finding())
         result.records.append(rec)
     result.show_passing = opts.verbose
     result.duration_s = round(time.monotonic() - t0, 3)
@@ -278,7 +277,7 @@ def execute_lock(opts: ArtifactsOptions) -> Result:
     if result.exit_code:
         result.notes = ["nothing written: fix the findings above"]
         return result
-    write_files(render_locked(updates))
+    write_files(render_locked(updates), root=outcome.catalog.root)
     files = len({u.path for u in updates})
     result.summary = [f"{u.location}: {u.what}: {u.old} -> {u.new}" for u in updates]
     result.summary.append(f"locked {len(updates)} pin(s) in {files} file(s)" if updates

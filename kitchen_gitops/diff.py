@@ -20,6 +20,7 @@ from io import BytesIO
 from pathlib import Path
 
 from .errors import ConfigError, UsageError
+from .escape import markdown_cell, markdown_code, visible
 from .findings import has_errors
 from .load import CATALOG_DIRS
 from .model import Environment
@@ -159,6 +160,8 @@ def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan],
 def checkout_revision(root: Path, revision: str, into: Path) -> Path:
     """The catalog repository at ``revision``, extracted under ``into``."""
     paths = [p for p in (*sorted(set(CATALOG_DIRS.values())), "templates")]
+    if revision.startswith("-") or any(c in revision for c in "\0\n\r"):
+        raise UsageError(f"'{visible(revision)}' is not a Git revision")
     try:
         top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel"],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -180,8 +183,29 @@ def checkout_revision(root: Path, revision: str, into: Path) -> Path:
         tar = subprocess.run(["git", "-C", top, "archive", "--format=tar", commit, "--", *present],
                              capture_output=True, check=True).stdout
         with tarfile.open(fileobj=BytesIO(tar)) as archive:
+            for member in archive.getmembers():
+                _check_member(member, target, revision)
             archive.extractall(target, filter="data")
     return target / prefix if prefix else target
+
+
+def _check_member(member: tarfile.TarInfo, target: Path, revision: str) -> None:
+    """Refuse what the revision holds that the loader would refuse in a working tree: a link
+    out of the repository, a special file.  Extraction itself never follows a link."""
+    try:
+        tarfile.data_filter(member, str(target))
+    except tarfile.FilterError as exc:
+        raise ConfigError(f"the catalog at {visible(revision)} holds {visible(member.name)}, which "
+                          f"kitchen diff does not extract ({_filter_reason(exc)}); cannot compare "
+                          "with it") from None
+
+
+def _filter_reason(exc: tarfile.FilterError) -> str:
+    if isinstance(exc, tarfile.AbsoluteLinkError | tarfile.LinkOutsideDestinationError):
+        return "a link outside the repository"
+    if isinstance(exc, tarfile.SpecialFileError):
+        return "not a regular file"
+    return type(exc).__name__
 
 
 def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> Diff:
@@ -200,7 +224,7 @@ def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> 
 
 def format_text(diff: Diff) -> str:
     if not diff.changes and not diff.environment_changes:
-        return f"no serving changes against {diff.base}\n"
+        return f"no serving changes against {visible(diff.base)}\n"
     lines = []
     for e in diff.environment_changes:
         lines.append(f"{e.environment}: SLOs and alerts changed")
@@ -211,14 +235,14 @@ def format_text(diff: Diff) -> str:
     summary = [f"{len(diff.changes)} InferenceService(s)"] if diff.changes else []
     if diff.environment_changes:
         summary.append(f"the SLOs or alerts of {len(diff.environment_changes)} environment(s)")
-    lines.append(f"{' and '.join(summary)} change against {diff.base} in {', '.join(diff.environments())}")
+    lines.append(f"{' and '.join(summary)} change against {visible(diff.base)} in {', '.join(diff.environments())}")
     return "\n".join(lines) + "\n"
 
 
 def format_markdown(diff: Diff) -> str:
     if not diff.changes and not diff.environment_changes:
-        return f"### kitchen: no serving changes against `{diff.base}`\n"
-    out = [f"### kitchen: what this change serves, against `{diff.base}`", ""]
+        return f"### kitchen: no serving changes against {markdown_code(diff.base)}\n"
+    out = [f"### kitchen: what this change serves, against {markdown_code(diff.base)}", ""]
     for env in diff.environments():
         out += [f"**{env}**", ""]
         for e in (e for e in diff.environment_changes if e.environment == env):
@@ -227,8 +251,8 @@ def format_markdown(diff: Diff) -> str:
             continue
         out += ["| InferenceService | change | details |", "|---|---|---|"]
         for c in (c for c in diff.changes if c.environment == env):
-            details = "<br>".join(d.replace("|", "\\|") for d in c.details)
-            out.append(f"| `{c.namespace}/{c.name}` | {c.change} | {details} |")
+            details = "<br>".join(markdown_cell(d) for d in c.details)
+            out.append(f"| {markdown_code(f'{c.namespace}/{c.name}')} | {c.change} | {details} |")
         out.append("")
     return "\n".join(out)
 

@@ -4,11 +4,25 @@ Every problem in a file (encoding, tabs, syntax, duplicate keys, several documen
 empty file, wrong top level) becomes a finding with ``file:line:col``; the run goes on
 with the other files.  Composing uses ruamel.yaml's C parser where it is installed:
 the node tree keeps marks, from which both the data and the position index are built.
+
+The catalog comes from pull requests written by anyone, so reading it is bounded and
+strict (docs/security.md): a file is at most :data:`MAX_FILE_BYTES`, nests at most
+:data:`MAX_DEPTH` collections, expands (aliases included) to at most :data:`MAX_NODES`
+nodes; explicit tags, merge keys, recursive aliases, non-finite or out-of-range numbers,
+impossible dates and invisible control characters are findings at their position.
+Every file under ``catalog/`` and ``environments/`` whose name ends in ``.yaml`` or
+``.yml`` (any case, any depth) is read or reported; symbolic links are read only when
+they stay inside the repository, and only regular files are opened.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import math
+import os
+import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +30,17 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    NodeEvent,
+    ScalarEvent,
+)
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
+from .escape import visible
 from .findings import Finding, Location, Severity
 
 PathKey = tuple[str | int, ...]
@@ -29,6 +52,30 @@ CATALOG_DIRS: dict[str, str] = {
     "Tenant": "catalog/tenants",
     "Environment": "environments",
 }
+# The folders searched for YAML files; a YAML file in one but outside the kind folders
+# above is reported, not ignored.
+SEARCHED_DIRS: tuple[str, ...] = ("catalog", "environments")
+
+# Bounds on what one catalog file may cost (docs/security.md).  The example catalog's
+# largest file is about 2 KiB with 80 nodes at depth 5.
+MAX_FILE_BYTES = 1 << 20  # 1 MiB
+MAX_DEPTH = 32  # nested mappings and sequences
+MAX_NODES = 100_000  # scalars and collections after alias expansion
+MAX_FILES = 20_000  # YAML files below catalog/ and environments/
+MAX_DIR_DEPTH = 8  # folders below a kind folder
+# Integers must fit in a Kubernetes int64; floats must be finite.
+MAX_INT = 2**63 - 1
+
+YAML_NAME = re.compile(r".+\.ya?ml", re.IGNORECASE | re.DOTALL)
+# Characters a catalog value or key may not hold: they change how a line is shown or
+# parsed by the tools that read kitchen's output (terminals, CI logs, YAML and XML
+# parsers).  Tab and newline are fine in text; everything else invisible is refused.
+FORBIDDEN_CHARACTERS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    "\ufeff\ufffe\uffff\ud800-\udfff]"
+)
+# A file or folder name may hold none of them (nor a tab or newline).
+FORBIDDEN_IN_NAMES = re.compile(FORBIDDEN_CHARACTERS.pattern[:-1] + "\\t\\n]")
 
 
 @dataclass(frozen=True)
@@ -75,6 +122,12 @@ def _finding(path: str, line: int, col: int, message: str, rule: str, expected: 
     return Finding(rule, Severity.ERROR, message, Location(path, line, col), expected=expected)
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """A value quoted in a message: control characters visible, long values cut."""
+    text = visible(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class _Builder:
     """Turns a composed node tree into plain Python data and a span index."""
 
@@ -84,6 +137,10 @@ class _Builder:
         self.spans: dict[PathKey, Span] = {}
         self.problems: list[Finding] = []
 
+    def _problem(self, node: Node, message: str, rule: str, expected: str = "") -> None:
+        self.problems.append(_finding(self.display_path, node.start_mark.line + 1,
+                                      node.start_mark.column + 1, message, rule, expected))
+
     def build(self, node: Node, path: PathKey, key_mark: tuple[int, int] | None) -> Any:
         vl, vc = node.start_mark.line + 1, node.start_mark.column + 1
         kl, kc = key_mark if key_mark else (vl, vc)
@@ -92,17 +149,23 @@ class _Builder:
             out: dict[str, Any] = {}
             for knode, vnode in node.value:
                 if not isinstance(knode, ScalarNode):
-                    self.problems.append(_finding(
-                        self.display_path, knode.start_mark.line + 1, knode.start_mark.column + 1,
-                        "mapping keys must be plain strings", "load.key-type", "a string key"))
+                    self._problem(knode, "mapping keys must be plain strings", "load.key-type",
+                                  "a string key")
+                    continue
+                if str(knode.tag or "").endswith(":merge"):
+                    self._problem(knode, "merge keys (<<) are not supported: their keys would have "
+                                  "no position of their own", "load.merge-key",
+                                  "the keys written out in this mapping")
                     continue
                 key = str(knode.value)
+                if not self._text_ok(knode, key, "key"):
+                    continue
                 kmark = (knode.start_mark.line + 1, knode.start_mark.column + 1)
                 if key in out:
                     first = self.spans[(*path, key)]
                     self.problems.append(_finding(
                         self.display_path, kmark[0], kmark[1],
-                        f"duplicate key '{key}' (first defined at line {first.key_line}, "
+                        f"duplicate key '{_shown(key)}' (first defined at line {first.key_line}, "
                         f"column {first.key_col})",
                         "load.duplicate-key", "each key once per mapping"))
                     continue
@@ -110,12 +173,58 @@ class _Builder:
             return out
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i), None) for i, item in enumerate(node.value)]
+        return self.scalar(node)
+
+    def _text_ok(self, node: Node, text: str, what: str) -> bool:
+        bad = FORBIDDEN_CHARACTERS.search(text)
+        if bad is None:
+            return True
+        self._problem(node, f"{what} '{_shown(text)}' holds the invisible character "
+                      f"{visible(bad.group(0))}, which changes how output that quotes it is shown "
+                      "or parsed", "load.control-character", "printable text (tab and newline allowed)")
+        return False
+
+    def scalar(self, node: Node) -> Any:
+        raw = str(node.value)
         try:
-            return self.constructor.construct_object(node, deep=True)
-        except YAMLError as exc:  # e.g. an invalid timestamp
-            self.problems.append(_finding(self.display_path, vl, vc, f"invalid scalar: {exc}",
-                                          "load.syntax"))
+            value = self.constructor.construct_object(node, deep=True)
+        except (YAMLError, ValueError, OverflowError, TypeError) as exc:
+            tag = str(node.tag or "")
+            if tag.endswith(":timestamp"):
+                self._problem(node, f"'{_shown(raw)}' is not a valid date: {_reason(exc)}", "load.date",
+                              "a real calendar date YYYY-MM-DD")
+            elif tag.endswith((":int", ":float")):
+                self._problem(node, f"number '{_shown(raw)}' is out of range", "load.number",
+                              f"an integer of at most {len(str(MAX_INT))} digits or a finite number")
+            else:
+                self._problem(node, f"invalid scalar '{_shown(raw)}': {_reason(exc)}", "load.syntax")
             return None
+        if isinstance(value, bool) or value is None:
+            return value
+        if isinstance(value, int) and abs(value) > MAX_INT:
+            self._problem(node, f"integer '{_shown(raw)}' is out of range", "load.number",
+                          f"an integer between {-MAX_INT} and {MAX_INT}")
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self._problem(node, f"'{_shown(raw)}' is not a finite number", "load.number",
+                          "a finite number (not .inf, .nan or an exponent beyond 1e308)")
+            return None
+        if isinstance(value, dt.datetime | dt.date) and not 1 <= value.year <= 9999:
+            self._problem(node, f"'{_shown(raw)}' is not a valid date", "load.date", "a date YYYY-MM-DD")
+            return None
+        if isinstance(value, str) and not self._text_ok(node, value, "value"):
+            return None
+        if not isinstance(value, str | int | float | dt.date):
+            # bytes, sets and the like cannot come from an implicit tag; refuse, don't guess
+            self._problem(node, f"unsupported value '{_shown(raw)}'", "load.tag", "a string, number, "
+                          "boolean, date or null")
+            return None
+        return value
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+    return _shown(str(text).splitlines()[0] if str(text) else type(exc).__name__, 120)
 
 
 def _yaml() -> YAML:
@@ -137,8 +246,82 @@ def _tab_problems(text: str, display: str) -> list[Finding]:
     return problems
 
 
+def _mark(event: Any) -> tuple[int, int]:
+    mark = event.start_mark
+    return mark.line + 1, mark.column + 1
+
+
+def _bound_problems(yaml: YAML, text: str, display: str) -> list[Finding]:
+    """Check the event stream, before anything is composed, against the loader's bounds.
+
+    Composing builds a node tree recursively and shares aliased nodes, so a deep file
+    would exhaust the stack, a recursive alias would never end and an alias bomb (a
+    few lines whose aliases double at every level) would take forever.  The parser's
+    events are a flat stream: depth, tags and the expanded size of every anchor are
+    counted on it, and the first bound crossed is reported at its position.
+    """
+    # each open collection: [anchor, expanded node count so far]
+    stack: list[list[Any]] = [[None, 0]]
+    sizes: dict[str, int] = {}
+    for event in yaml.parse(io.StringIO(text)):
+        if isinstance(event, NodeEvent) and not isinstance(event, AliasEvent):
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                line, col = _mark(event)
+                return [_finding(display, line, col, f"explicit tag '{_shown(str(tag))}' is not "
+                                 "supported", "load.tag", "a plain or quoted value (no ! or !! tags)")]
+        if isinstance(event, ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor] = 1
+            stack[-1][1] += 1
+        elif isinstance(event, CollectionStartEvent):
+            stack.append([event.anchor, 1])
+            if len(stack) - 1 > MAX_DEPTH:
+                line, col = _mark(event)
+                return [_finding(display, line, col, f"nesting deeper than {MAX_DEPTH} levels",
+                                 "load.too-deep", f"at most {MAX_DEPTH} nested mappings or lists")]
+        elif isinstance(event, CollectionEndEvent):
+            anchor, count = stack.pop()
+            if anchor:
+                sizes[anchor] = count
+            stack[-1][1] += count
+        elif isinstance(event, AliasEvent):
+            line, col = _mark(event)
+            if any(frame[0] == event.anchor for frame in stack):
+                return [_finding(display, line, col, f"alias *{_shown(str(event.anchor))} refers to a "
+                                 "node that contains it (a recursive alias)", "load.alias",
+                                 "an alias to a complete node defined before it")]
+            stack[-1][1] += sizes.get(event.anchor, 1)  # undefined: the composer reports it
+        else:
+            continue
+        if stack[-1][1] > MAX_NODES or sum(frame[1] for frame in stack) > MAX_NODES:
+            line, col = _mark(event)
+            return [_finding(display, line, col, f"the document expands to more than {MAX_NODES} "
+                             "values (aliases counted at every use)", "load.alias",
+                             f"at most {MAX_NODES} values after alias expansion")]
+    return []
+
+
+def _clamp(text: str, line: int, col: int) -> tuple[int, int]:
+    """A parser's end-of-input mark moved onto the file's last line when the file has no
+    final newline: every reported position exists in the file."""
+    lines = text.split("\n")
+    if line <= len(lines):
+        return line, col
+    return len(lines), len(lines[-1]) + 1
+
+
+def _error_position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
 def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | None, list[Finding]]:
     """Parse one file's bytes into a :class:`Document`, or findings that say why not."""
+    if len(raw) > MAX_FILE_BYTES:
+        return None, [_finding(display_path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes, "
+                               "the limit for one catalog file", "load.too-large",
+                               f"a catalog file of at most {MAX_FILE_BYTES // 1024} KiB")]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -155,16 +338,27 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
         return None, tabs
     yaml = _yaml()
     try:
+        bounds = _bound_problems(yaml, text, display_path)
+        if bounds:
+            return None, bounds
         nodes = list(yaml.compose_all(io.StringIO(text)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, col = _clamp(text, mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
         context = f" {exc.context}" if exc.context else ""
-        return None, [_finding(display_path, line, col, f"YAML syntax error: {problem}{context}",
+        return None, [_finding(display_path, line, col,
+                               f"YAML syntax error: {_shown(problem + context, 200)}",
                                "load.syntax", "well-formed YAML")]
+    except ReaderError as exc:
+        line, col = _error_position(text, exc.position) if isinstance(exc.position, int) else (1, 1)
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else visible(str(char))
+        return None, [_finding(display_path, line, col,
+                               f"character {shown} is not allowed in YAML", "load.control-character",
+                               "printable text")]
     except YAMLError as exc:
-        return None, [_finding(display_path, 1, 1, f"YAML error: {exc}", "load.syntax")]
+        return None, [_finding(display_path, 1, 1, f"YAML error: {_reason(exc)}", "load.syntax")]
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         return None, [_finding(display_path, 1, 1, "file is empty", "load.empty",
@@ -186,39 +380,180 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
     return Document(path, display_path, data, builder.spans), []
 
 
-def load_file(path: Path, root: Path) -> tuple[Document | None, list[Finding]]:
-    display = _display(path, root)
+def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most ``limit + 1`` bytes of ``path``, which must be a regular file.
+
+    Opened without blocking, so a FIFO that replaced the file cannot hang the run;
+    ``OSError`` (``errno`` set) when it is not a regular file.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
-        raw = path.read_bytes()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(21, "not a regular file") if stat.S_ISDIR(os.fstat(fd).st_mode) \
+                else OSError(0, "not a regular file")
+        chunks = []
+        remaining = limit + 1
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def load_file(path: Path, root: Path, display: str | None = None) -> tuple[Document | None, list[Finding]]:
+    display = display if display is not None else _display(path, root)
+    try:
+        raw = read_regular_file(path)
     except OSError as exc:
-        return None, [_finding(display, 0, 0, f"cannot read file: {exc.strerror}", "load.io")]
+        return None, [_finding(display, 1, 1, f"cannot read file: {exc.strerror or exc}", "load.io",
+                               "a readable regular file")]
     return parse_text(raw, path, display)
 
 
 def _display(path: Path, root: Path) -> str:
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return visible(path.resolve().relative_to(root.resolve()).as_posix())
     except ValueError:
-        return path.as_posix()
+        return visible(path.as_posix())
+
+
+@dataclass(frozen=True)
+class _Walk:
+    root: Path
+    real_root: Path
+    files: list[tuple[str, Path, str]] = field(default_factory=list)  # (kind or "", path, display)
+    problems: list[Finding] = field(default_factory=list)
+
+
+def _kind_of(rel: str) -> str:
+    """The kind whose folder holds ``rel`` (posix, relative to the root), or ""."""
+    for kind, folder in CATALOG_DIRS.items():
+        if rel.startswith(folder + "/"):
+            return kind
+    return ""
+
+
+def _inside(real_root: Path, target: Path) -> bool:
+    return target == real_root or real_root in target.parents
+
+
+def _walk(walk: _Walk, folder: Path, rel: str, depth: int) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        walk.problems.append(_finding(visible(rel), 1, 1, f"cannot list folder: {exc.strerror or exc}",
+                                      "load.io", "a readable folder"))
+        return
+    for entry in entries:
+        child_rel = f"{rel}/{entry.name}"
+        display = visible(child_rel)
+        yaml_named = YAML_NAME.fullmatch(entry.name) is not None
+        if len(walk.files) >= MAX_FILES:
+            walk.problems.append(_finding(display, 1, 1, f"more than {MAX_FILES} YAML files under "
+                                          f"{', '.join(SEARCHED_DIRS)}; the rest are not read",
+                                          "load.too-many-files", f"at most {MAX_FILES} catalog files"))
+            return
+        try:
+            is_link = entry.is_symlink()
+            is_dir = entry.is_dir(follow_symlinks=False)
+            is_file = entry.is_file(follow_symlinks=False)
+        except OSError:  # pragma: no cover - vanished while listing
+            continue
+        if FORBIDDEN_IN_NAMES.search(entry.name):
+            if yaml_named or is_dir:
+                walk.problems.append(_finding(
+                    display, 1, 1, f"the name {'of this folder ' if is_dir else ''}holds a control or "
+                    "invisible character, which would reach rendered files, annotations and logs; "
+                    "it is not read", "load.file-name",
+                    "a file name of printable characters (no newline, tab or escape)"))
+            continue
+        if is_link:
+            _link(walk, Path(entry.path), child_rel, depth, yaml_named)
+        elif is_dir:
+            if depth >= MAX_DIR_DEPTH:
+                walk.problems.append(_finding(display, 1, 1, f"folder nested deeper than "
+                                              f"{MAX_DIR_DEPTH} levels is not read", "load.too-deep",
+                                              f"catalog files at most {MAX_DIR_DEPTH} folders deep"))
+                continue
+            _walk(walk, Path(entry.path), child_rel, depth + 1)
+        elif yaml_named and is_file:
+            walk.files.append((_kind_of(child_rel), Path(entry.path), display))
+        elif yaml_named:
+            walk.problems.append(_finding(display, 1, 1, "not a regular file (a FIFO, socket or "
+                                          "device); it is not opened", "load.not-regular-file",
+                                          "a regular file"))
+
+
+def _link(walk: _Walk, path: Path, rel: str, depth: int, yaml_named: bool) -> None:
+    display = visible(rel)
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # dangling, or a loop of links
+        if yaml_named:
+            walk.problems.append(_finding(display, 1, 1, f"symbolic link to "
+                                          f"'{_shown(os.readlink(path) if path.is_symlink() else '?')}',"
+                                          " which does not exist", "load.symlink",
+                                          "a regular file, or a link to one inside the repository"))
+        return
+    if not _inside(walk.real_root, target):
+        if yaml_named or target.is_dir():
+            walk.problems.append(_finding(display, 1, 1, "symbolic link to a path outside the "
+                                          "repository; it is not followed", "load.symlink",
+                                          "a file inside the repository"))
+        return
+    if target.is_dir():
+        walk.problems.append(_finding(display, 1, 1, "symbolic link to a folder; catalog folders are "
+                                      "not followed through links", "load.symlink",
+                                      "a real folder"))
+        return
+    if yaml_named:
+        if target.is_file():
+            walk.files.append((_kind_of(rel), path, display))
+        else:
+            walk.problems.append(_finding(display, 1, 1, "symbolic link to something that is not a "
+                                          "regular file", "load.not-regular-file", "a regular file"))
+
+
+def discover(root: Path) -> tuple[list[tuple[str, Path, str]], list[Finding]]:
+    """Every YAML file below the searched folders: (kind, path, display) and what is refused.
+
+    The kind is that of the kind folder holding the file, "" for a file outside them.
+    """
+    real_root = root.resolve()
+    walk = _Walk(root, real_root)
+    for top in SEARCHED_DIRS:
+        folder = root / top
+        if folder.is_symlink():
+            _link(walk, folder, top, 0, yaml_named=False)
+            continue
+        if folder.is_dir():
+            _walk(walk, folder, top, 0)
+    return walk.files, walk.problems
 
 
 def catalog_files(root: Path) -> Iterator[tuple[str, Path]]:
     """Every catalog file under ``root`` with the kind its folder holds, in a stable order."""
-    for kind, rel in CATALOG_DIRS.items():
-        folder = root / rel
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.suffix in (".yaml", ".yml") and path.is_file():
-                yield kind, path
+    files, _ = discover(root)
+    for kind, path, _display_path in files:
+        if kind:
+            yield kind, path
 
 
 def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:
     """Load every catalog file below ``root``; returns (folder kind, document) pairs."""
     docs: list[tuple[str, Document]] = []
-    findings: list[Finding] = []
-    for kind, path in catalog_files(root):
-        doc, problems = load_file(path, root)
+    files, findings = discover(root)
+    for kind, path, display in files:
+        if not kind:
+            findings.append(_finding(display, 1, 1, "a YAML file outside the kind folders is not part "
+                                     "of the catalog", "load.misplaced-file",
+                                     f"one of {', '.join(f + '/' for f in CATALOG_DIRS.values())}"))
+            continue
+        doc, problems = load_file(path, root, display)
         findings.extend(problems)
         if doc is not None:
             docs.append((kind, doc))

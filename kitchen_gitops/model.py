@@ -24,27 +24,61 @@ from pydantic import (
     model_validator,
 )
 
+from .escape import visible
 from .findings import Finding, Location, Severity
 from .load import CATALOG_DIRS, Document, load_documents
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-IMAGE_DIGEST = re.compile(r"^(?P<repo>[^@\s]+)@sha256:(?P<digest>[0-9a-f]{64})$")
-VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+# Every pattern is matched with fullmatch: "$" would also match before a trailing
+# newline, and "cs-llm\n" would pass as a DNS label and become a folder name.
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# An OCI reference pinned by digest: [registry[:port]/]path[:tag]@sha256:<hex>
+_OCI_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+IMAGE_DIGEST = re.compile(
+    rf"(?P<repo>(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{{1,5}})?/)?"
+    rf"{_OCI_COMPONENT}(?:/{_OCI_COMPONENT})*)(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"@sha256:(?P<digest>[0-9a-f]{64})")
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# A Kubernetes resource quantity (resource.Quantity), as the API server parses it.
+QUANTITY = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
+# An extended resource name such as nvidia.com/gpu.
+RESOURCE_NAME = re.compile(r"(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                           r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+# host or host:port, what an S3 client is given.
+ENDPOINT = re.compile(r"(?:https?://)?(?P<host>[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                      r"(?::(?P<port>[0-9]{1,5}))?/?")
+S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# One segment of a storage path: printable, no separator, no backslash, not . or ..
+PATH_SEGMENT = re.compile(r"[^/\\\x00-\x1f\x7f]+")
+
+# Namespaces no tenant may take, whatever the environment says: Kubernetes' and
+# OpenShift's own, the service meshes', monitoring, GitOps, and kitchen's conformance
+# namespace.  Environments add theirs with gates.reserved_namespaces.
+CONFORMANCE_NAMESPACE = "kitchen-conformance"
+RESERVED_NAMESPACES = frozenset({
+    "default", "kube-system", "kube-public", "kube-node-lease", "openshift", "openshift-gitops",
+    "argocd", "istio-system", "knative-serving", "knative-eventing", "monitoring",
+    "openshift-monitoring", "cert-manager", "kserve", "redhat-ods-applications",
+    "redhat-ods-operator", "opendatahub", CONFORMANCE_NAMESPACE,
+})
+RESERVED_NAMESPACE_PREFIXES = ("kube-", "openshift-")
+
+MAX_COUNT = 1_000_000  # replicas, GPUs, quotas, sequences: far above any cluster, far below overflow
 
 
 def _dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS1123_LABEL.match(value):
+    if len(value) > 63 or not DNS1123_LABEL.fullmatch(value):
         raise ValueError(
-            f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', "
+            f"'{visible(value)}' is not a DNS-1123 label (lower-case letters, digits and '-', "
             "starting and ending with a letter or digit, at most 63 characters)"
         )
     return value
 
 
 def _version(value: str) -> str:
-    if not VERSION.match(value):
-        raise ValueError(f"'{value}' is not a version (letters, digits, '.', '_', '-')")
+    if not VERSION.fullmatch(value):
+        raise ValueError(f"'{visible(value)}' is not a version (letters, digits, '.', '_', '-')")
     return value
 
 
@@ -56,28 +90,113 @@ def _digits_need_quotes(value: Any) -> Any:
 
 def _sha256(value: str) -> str:
     v = value.removeprefix("sha256:")
-    if not SHA256.match(v):
-        raise ValueError(f"'{value}' is not a sha256 digest (64 lower-case hex digits)")
+    if not SHA256.fullmatch(v):
+        raise ValueError(f"'{visible(value)}' is not a sha256 digest (64 lower-case hex digits)")
     return v
 
 
 def _image_digest(value: str) -> str:
-    if not IMAGE_DIGEST.match(value):
-        raise ValueError(f"'{value}' is not an image pinned by digest (<repository>@sha256:<64 hex>)")
+    if len(value) > 512 or not IMAGE_DIGEST.fullmatch(value):
+        raise ValueError(f"'{visible(value)}' is not an image pinned by digest "
+                         "(<registry>/<repository>@sha256:<64 hex>)")
     return value
 
 
+def _relative_path(value: str, what: str = "path") -> str:
+    """A relative path inside its container: no absolute, empty, '.' or '..' segment."""
+    segments = value.split("/")
+    if not value or len(value) > 1024 or any(
+            s in ("", ".", "..") or not PATH_SEGMENT.fullmatch(s) for s in segments):
+        raise ValueError(f"'{visible(value)}' is not a relative {what} (segments separated by '/', "
+                         "none empty, '.' or '..', no backslash)")
+    return value
+
+
+def _file_path(value: str) -> str:
+    return _relative_path(value, "file path")
+
+
 def _uri(schemes: tuple[str, ...]) -> Any:
+    """A storage URI parsed strictly: the container named as its storage names it, and a path
+    that cannot leave it once a mirror or a bundle turns it into a local path."""
+
     def check(value: str) -> str:
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if scheme not in schemes:
-            raise ValueError(f"'{value}' must be a {' or '.join(s + '://' for s in schemes)} URI")
-        rest = value.split("://", 1)[1]
-        if not rest or rest.startswith("/") or "/" not in rest.rstrip("/"):
-            raise ValueError(f"'{value}' must name a bucket or claim and a path")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in schemes:
+            raise ValueError(f"'{visible(value)}' must be a "
+                             f"{' or '.join(s + '://' for s in schemes)} URI")
+        container, slash, path = rest.partition("/")
+        path = path[:-1] if path.endswith("/") else path
+        if not slash or not path:
+            raise ValueError(f"'{visible(value)}' must name a bucket or claim and a path")
+        if scheme == "pvc" and (len(container) > 253 or not DNS1123_SUBDOMAIN.fullmatch(container)):
+            raise ValueError(f"claim '{visible(container)}' in '{visible(value)}' is not a PVC name "
+                             "(a DNS-1123 subdomain)")
+        if scheme in ("s3", "gs") and (not S3_BUCKET.fullmatch(container) or ".." in container):
+            raise ValueError(f"bucket '{visible(container)}' in '{visible(value)}' is not a bucket "
+                             "name (3-63 lower-case letters, digits, '.', '-')")
+        if scheme in ("http", "https") and not ENDPOINT.fullmatch(container):
+            raise ValueError(f"host '{visible(container)}' in '{visible(value)}' is not a host name")
+        if scheme == "hf" and not PATH_SEGMENT.fullmatch(container):
+            raise ValueError(f"'{visible(value)}' must name an organisation and a repository")
+        _relative_path(path, f"path in '{visible(value)}'")
+        if any(c in value for c in "?#") and scheme != "http":
+            raise ValueError(f"'{visible(value)}' must not hold a query or fragment")
         return value
 
     return check
+
+
+def _quantity(value: Any) -> Any:
+    """``8``, ``500m``, ``64Gi``: a Kubernetes quantity; YAML numbers are accepted as such."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value  # the str type check reports it
+    text = str(value) if not isinstance(value, str) else value
+    if isinstance(value, float) and value != int(value):
+        text = repr(value)
+    if not QUANTITY.fullmatch(text) or len(text) > 32:
+        raise ValueError(f"'{visible(text)}' is not a Kubernetes quantity (like 8, 500m, 64Gi, 1.5G)")
+    return text
+
+
+def _resource_name(value: str) -> str:
+    if len(value) > 253 or not RESOURCE_NAME.fullmatch(value):
+        raise ValueError(f"'{visible(value)}' is not a resource name (like nvidia.com/gpu)")
+    return value
+
+
+def _endpoint(value: str) -> str:
+    m = ENDPOINT.fullmatch(value)
+    if m is None or (m.group("port") and not 0 < int(m.group("port")) < 65536):
+        raise ValueError(f"'{visible(value)}' is not an S3 endpoint (host, host:port or an http(s) URL)")
+    return value
+
+
+def _date(value: Any) -> Any:
+    """A date written unquoted (YAML reads it) or quoted ``"YYYY-MM-DD"``."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value) if len(value) == 10 else value
+        except ValueError:
+            raise ValueError(f"'{visible(value)}' is not a date YYYY-MM-DD") from None
+    return value
+
+
+def _one_line(value: str) -> str:
+    if "\n" in value or "\t" in value or "\r" in value:
+        raise ValueError(f"'{visible(value)}' must be one line (no line break or tab)")
+    return value
+
+
+def service_namespace(endpoint: str) -> tuple[str, int]:
+    """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace."""
+    endpoint = endpoint.split("://", 1)[-1].rstrip("/")
+    host, _, port = endpoint.partition(":")
+    parts = host.split(".")
+    ns = parts[1] if len(parts) >= 3 and parts[2] == "svc" else ""
+    return ns, int(port) if port.isdigit() and 0 < int(port) < 65536 else 443
 
 
 Name = Annotated[str, AfterValidator(_dns_label)]
@@ -86,11 +205,22 @@ Sha256 = Annotated[str, BeforeValidator(_digits_need_quotes), AfterValidator(_sh
 ImageRef = Annotated[str, AfterValidator(_image_digest)]
 PvcUri = Annotated[str, AfterValidator(_uri(("pvc",)))]
 StorageUri = Annotated[str, AfterValidator(_uri(("s3", "pvc", "hf", "http", "https", "gs")))]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+Text = Annotated[str, StringConstraints(min_length=1)]  # free text: prompts, may span lines
+# An identifier, a name shown in a table or a header: one line, no tab
+Line = Annotated[str, AfterValidator(_one_line)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1), AfterValidator(_one_line)]
+FilePath = Annotated[str, AfterValidator(_file_path)]
+RelativePath = Annotated[str, AfterValidator(_relative_path)]
+Quantity = Annotated[str, BeforeValidator(_quantity)]
+ResourceName = Annotated[str, AfterValidator(_resource_name)]
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
+Date = Annotated[dt.date, BeforeValidator(_date)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # strict: no bool or float read as an integer, no "yes" read as true, no number read
+    # as a string; the few lax conversions wanted (dates, quantities) are validators.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ---------------------------------------------------------------- references
@@ -124,9 +254,9 @@ class Ref(Strict):
 
 class Approval(Strict):
     approved: bool = False
-    approver: str | None = None
-    date: dt.date | None = None
-    ticket: str | None = None
+    approver: Line | None = None
+    date: Date | None = None
+    ticket: Line | None = None
 
     @model_validator(mode="after")
     def _approver_when_approved(self) -> Approval:
@@ -137,23 +267,23 @@ class Approval(Strict):
 
 class License(Strict):
     id: NonEmpty
-    url: str | None = None
+    url: Line | None = None
     approval: Approval = Approval()
 
 
 class Architecture(Strict):
     model_type: NonEmpty
     architectures: list[NonEmpty] = Field(min_length=1)
-    num_hidden_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0)
-    num_attention_heads: int = Field(gt=0)
-    num_key_value_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
-    max_position_embeddings: int = Field(gt=0)
+    num_hidden_layers: int = Field(gt=0, le=10_000)
+    hidden_size: int = Field(gt=0, le=1_000_000)
+    intermediate_size: int = Field(gt=0, le=10_000_000)
+    num_attention_heads: int = Field(gt=0, le=10_000)
+    num_key_value_heads: int = Field(gt=0, le=10_000)
+    head_dim: int = Field(gt=0, le=100_000)
+    vocab_size: int = Field(gt=0, le=100_000_000)
+    max_position_embeddings: int = Field(gt=0, le=1 << 30)
     torch_dtype: Literal["bfloat16", "float16", "float32"]
-    parameters_billions: float = Field(gt=0)
+    parameters_billions: float = Field(gt=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _heads(self) -> Architecture:
@@ -163,7 +293,7 @@ class Architecture(Strict):
 
 
 class FilePin(Strict):
-    path: NonEmpty
+    path: FilePath
     sha256: Sha256
     size: int | None = Field(default=None, ge=0)
 
@@ -172,7 +302,7 @@ class Base(Strict):
     kind: Literal["Base"]
     name: Name
     version: Version
-    display_name: str | None = None
+    display_name: Line | None = None
     description: str | None = None
     source: PvcUri
     served_model_name: Name | None = None
@@ -204,7 +334,7 @@ class Evaluation(Strict):
     score: float
     threshold: float
     higher_is_better: bool = True
-    date: dt.date | None = None
+    date: Date | None = None
 
     @property
     def passed(self) -> bool:
@@ -231,7 +361,7 @@ class Expectation(Strict):
 
 
 class SmokeTest(Strict):
-    prompt: NonEmpty
+    prompt: Text
     expect: Expectation
     max_tokens: int = Field(default=32, gt=0, le=4096)
 
@@ -251,13 +381,13 @@ class Flavor(Strict):
     base: Ref
     source: StorageUri
     rank: int = Field(gt=0, le=512)
-    alpha: float | None = Field(default=None, gt=0)
+    alpha: float | None = Field(default=None, gt=0, le=1e6)
     target_modules: list[NonEmpty] = Field(min_length=1)
     owner: Owner
     files: AdapterFiles
     evaluation: Evaluation | None = None
     smoke: list[SmokeTest] = Field(default_factory=list)
-    probes: list[NonEmpty] = Field(default_factory=list)
+    probes: list[Text] = Field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -269,14 +399,14 @@ class Flavor(Strict):
 
 class TenantEnvironment(Strict):
     flavors: list[Ref] = Field(default_factory=list)
-    gpu_quota: int = Field(ge=0)
-    replicas: int | None = Field(default=None, ge=0)
+    gpu_quota: int = Field(ge=0, le=MAX_COUNT)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_COUNT)
 
 
 class Tenant(Strict):
     kind: Literal["Tenant"]
     name: Name
-    display_name: str | None = None
+    display_name: Line | None = None
     description: str | None = None
     namespace: Name | None = None
     owner: Owner
@@ -296,19 +426,19 @@ class Tenant(Strict):
 
 
 class Toleration(Strict):
-    key: str
+    key: Line
     operator: Literal["Exists", "Equal"] = "Exists"
-    value: str | None = None
+    value: Line | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
 
 
 class Gpu(Strict):
     product: NonEmpty
-    memory_gib: float = Field(gt=0)
-    per_node: int = Field(gt=0)
-    nodes: int = Field(gt=0)
+    memory_gib: float = Field(gt=0, le=1 << 20)
+    per_node: int = Field(gt=0, le=1024)
+    nodes: int = Field(gt=0, le=MAX_COUNT)
     mig: bool = False
-    resource: str = "nvidia.com/gpu"
+    resource: ResourceName = "nvidia.com/gpu"
 
     @property
     def total(self) -> int:
@@ -317,10 +447,10 @@ class Gpu(Strict):
 
 class Cluster(Strict):
     name: NonEmpty
-    api_server: str = "https://kubernetes.default.svc"
+    api_server: NonEmpty = "https://kubernetes.default.svc"
     platform: Literal["openshift", "kubernetes"] = "openshift"
     gpu: Gpu
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[NonEmpty, Line] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
 
 
@@ -336,10 +466,10 @@ class Images(Strict):
 
 
 class S3Storage(Strict):
-    endpoint: NonEmpty
+    endpoint: Endpoint
     use_https: bool = True
     verify_ssl: bool = True
-    region: str = "us-east-1"
+    region: NonEmpty = "us-east-1"
     secret: Name = Field(description="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     ca_bundle_configmap: Name | None = None
 
@@ -351,23 +481,23 @@ class Storage(Strict):
 
 class VllmDefaults(Strict):
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    max_model_len: int = Field(gt=0)
-    max_loras: int = Field(default=4, gt=0, description="LoRA slots per batch (budget)")
-    max_cpu_loras: int | None = Field(default=None, gt=0)
-    max_num_seqs: int = Field(default=256, gt=0)
-    max_lora_rank: int = Field(default=64, gt=0, description="largest rank the environment allows")
-    extra_args: list[str] = Field(default_factory=list)
+    max_model_len: int = Field(gt=0, le=1 << 30)
+    max_loras: int = Field(default=4, gt=0, le=4096, description="LoRA slots per batch (budget)")
+    max_cpu_loras: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    max_num_seqs: int = Field(default=256, gt=0, le=MAX_COUNT)
+    max_lora_rank: int = Field(default=64, gt=0, le=4096, description="largest rank the environment allows")
+    extra_args: list[NonEmpty] = Field(default_factory=list)
 
 
 class Resources(Strict):
-    cpu: str = "8"
-    memory: str = "64Gi"
+    cpu: Quantity = "8"
+    memory: Quantity = "64Gi"
 
 
 class Serving(Strict):
     deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
-    replicas: int = Field(default=1, ge=0)
-    min_gpus_per_replica: int = Field(default=1, gt=0)
+    replicas: int = Field(default=1, ge=0, le=MAX_COUNT)
+    min_gpus_per_replica: int = Field(default=1, gt=0, le=1024)
     auth: bool = False
     resources: Resources = Resources()
     vllm: VllmDefaults
@@ -375,10 +505,10 @@ class Serving(Strict):
 
 class Slo(Strict):
     # finite only: an SLO of .inf or .nan would render alert thresholds no one can meet or read
-    ttft_p95_ms: float = Field(gt=0, allow_inf_nan=False)
-    tpot_p95_ms: float = Field(gt=0, allow_inf_nan=False)
-    e2e_p95_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    min_output_tokens_per_s: float = Field(default=0, ge=0, allow_inf_nan=False)
+    ttft_p95_ms: float = Field(gt=0, le=1e9, allow_inf_nan=False)
+    tpot_p95_ms: float = Field(gt=0, le=1e9, allow_inf_nan=False)
+    e2e_p95_ms: float | None = Field(default=None, gt=0, le=1e9, allow_inf_nan=False)
+    min_output_tokens_per_s: float = Field(default=0, ge=0, le=1e12, allow_inf_nan=False)
     goodput_min_ratio: float = Field(default=0.9, ge=0, le=1, allow_inf_nan=False)
 
 
@@ -390,14 +520,17 @@ class Gates(Strict):
     require_approved_base: bool = False
     require_evaluation: bool = False
     trust_remote_code_allowlist: list[Name] = Field(default_factory=list)
+    reserved_namespaces: list[Name] = Field(
+        default_factory=list,
+        description="namespaces no tenant may use in this environment, besides the built-in ones")
 
 
 class Conformance(Strict):
-    concurrency: int = Field(default=4, gt=0)
-    requests: int = Field(default=32, gt=0)
-    output_tokens: int = Field(default=64, gt=0)
-    readiness_timeout_s: int = Field(default=900, gt=0)
-    active_deadline_s: int = Field(default=1800, gt=0)
+    concurrency: int = Field(default=4, gt=0, le=10_000)
+    requests: int = Field(default=32, gt=0, le=MAX_COUNT)
+    output_tokens: int = Field(default=64, gt=0, le=MAX_COUNT)
+    readiness_timeout_s: int = Field(default=900, gt=0, le=7 * 86_400)
+    active_deadline_s: int = Field(default=1800, gt=0, le=7 * 86_400)
 
 
 class Saturation(Strict):
@@ -427,18 +560,18 @@ class Observability(Strict):
 
 
 class ArgoCd(Strict):
-    namespace: str = "openshift-gitops"
-    project: str = "default"
+    namespace: Name = "openshift-gitops"
+    project: Name = "default"
     repo_url: NonEmpty
-    target_revision: str = "main"
-    path_prefix: str = "rendered"
+    target_revision: NonEmpty = "main"
+    path_prefix: RelativePath = "rendered"
     auto_sync: bool = True
 
 
 class Environment(Strict):
     kind: Literal["Environment"]
     name: Name
-    display_name: str | None = None
+    display_name: Line | None = None
     promotes_from: Name | None = None
     cluster: Cluster
     registry: Registry
@@ -606,8 +739,17 @@ def _validation_findings(doc: Document, exc: ValidationError, kind: str) -> list
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
         etype = err["type"]
-        field_name = ".".join(str(p) for p in loc) or "(top level)"
-        if etype == "extra_forbidden":
+        # a mapping key that is itself invalid: pydantic appends "[key]"; point at the key
+        is_key = bool(loc) and loc[-1] == "[key]"
+        if is_key:
+            loc = loc[:-1]
+        field_name = visible(".".join(str(p) for p in loc)) or "(top level)"
+        if is_key:
+            location = doc.location(loc)
+            msg = visible(str(err["msg"]).removeprefix("Value error, "))
+            message = f"{field_name}: key: {msg}"
+            expected = _expected_for(err)
+        elif etype == "extra_forbidden":
             location = doc.location(loc)
             message = f"unknown field '{field_name}' in {kind}"
             expected = "one of the fields documented in docs/catalog.md"
@@ -617,7 +759,7 @@ def _validation_findings(doc: Document, exc: ValidationError, kind: str) -> list
             expected = f"a value for '{loc[-1]}'"
         else:
             location = doc.location(loc, value=True)
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            msg = visible(str(err["msg"]).removeprefix("Value error, "))
             message = f"{field_name}: {msg}"
             expected = _expected_for(err)
         out.append(Finding(f"schema.{etype.replace('_', '-')}", Severity.ERROR, message,
@@ -694,6 +836,7 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
         }
         registries[kind][key] = obj
     findings.extend(_cross_references(catalog))
+    findings.extend(_cluster_safety(catalog))
     return catalog, findings
 
 
@@ -760,6 +903,78 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                 catalog.doc("Environment", name), ("promotes_from",),
                 f"environment {name} promotes from '{env.promotes_from}', which is not defined",
                 f"one of {', '.join(sorted(catalog.environments))}"))
+    return out
+
+
+# Subjects that would grant a role to everyone, to every service account, or to a
+# Kubernetes system identity; an access group names people of one team.
+REFUSED_SUBJECTS = frozenset({
+    "system:authenticated", "system:unauthenticated", "system:anonymous", "system:masters",
+    "system:serviceaccounts", "system:authenticated:oauth", "system:cluster-admins",
+    "system:cluster-readers", "system:nodes",
+})
+
+
+def _reserved_reason(ns: str, env: Environment | None) -> str:
+    """Why ``ns`` may not be a tenant namespace ("" when it may); ``env`` adds its own."""
+    if env is None:
+        if ns in RESERVED_NAMESPACES:
+            return "is reserved for the platform"
+        if ns.startswith(RESERVED_NAMESPACE_PREFIXES):
+            return f"starts with {' or '.join(RESERVED_NAMESPACE_PREFIXES)}, reserved for the platform"
+        return ""
+    if ns in env.gates.reserved_namespaces:
+        return f"is reserved in environment {env.name} (gates.reserved_namespaces)"
+    if ns == env.argocd.namespace:
+        return f"is Argo CD's namespace in environment {env.name}"
+    if ns == service_namespace(env.storage.s3.endpoint)[0]:
+        return f"is the namespace of environment {env.name}'s S3 storage"
+    return ""
+
+
+def _subject_problem(subject: str, ns: str) -> str:
+    """Why ``subject`` may not receive a tenant role ("" when it may)."""
+    if "*" in subject:
+        return "a wildcard would match every group"
+    if subject in REFUSED_SUBJECTS:
+        return "it is a Kubernetes system group that holds far more than one team"
+    if subject.startswith("system:serviceaccounts:"):
+        other = subject.removeprefix("system:serviceaccounts:")
+        return "" if other == ns else f"it names the service accounts of another namespace ({other})"
+    if subject.startswith("system:serviceaccount:"):
+        other = subject.removeprefix("system:serviceaccount:").partition(":")[0]
+        return "" if other == ns else f"it names a service account of another namespace ({other})"
+    if subject.startswith("system:"):
+        return "the system: prefix is reserved for Kubernetes' own identities"
+    if subject != subject.strip() or not subject.strip():
+        return "leading or trailing spaces name another group"
+    return ""
+
+
+def _cluster_safety(catalog: Catalog) -> list[Finding]:
+    """Tenants may not take over platform namespaces or grant roles beyond their team."""
+    out: list[Finding] = []
+    for name, tenant in catalog.tenants.items():
+        doc = catalog.doc("Tenant", name)
+        ns_path = ("namespace",) if tenant.namespace else ("name",)
+        reasons = [_reserved_reason(tenant.ns, None)]
+        reasons += [_reserved_reason(tenant.ns, catalog.environments[e])
+                    for e in sorted(tenant.environments) if e in catalog.environments]
+        for reason in dict.fromkeys(r for r in reasons if r):
+            out.append(Finding(
+                "catalog.reserved-namespace", Severity.ERROR,
+                f"tenant {name} would be rendered into namespace '{tenant.ns}', which {reason}",
+                doc.location(ns_path, value=True), expected="a namespace of the tenant's own"))
+        for role in sorted(tenant.access_groups):
+            for i, subject in enumerate(tenant.access_groups[role]):
+                problem = _subject_problem(subject, tenant.ns)
+                if problem:
+                    out.append(Finding(
+                        "catalog.rbac-subject", Severity.ERROR,
+                        f"tenant {name} grants {role} on namespace {tenant.ns} to "
+                        f"'{visible(subject)}': {problem}",
+                        doc.location(("access_groups", role, i), value=True),
+                        expected="the name of a group of the tenant's team"))
     return out
 
 

@@ -3,31 +3,43 @@
 Python decides every value; the templates in ``templates/`` only format them.  Each
 rendered object carries labels and annotations that trace it back to its catalog
 sources, and records the catalog location that caused it for the policy stage.
+
+Templates come from the same pull requests as the catalog, so they run in Jinja's
+immutable sandbox (no attribute of Python's internals, no code execution), are read
+only from regular UTF-8 files inside ``templates/``, and a template that fails to
+load or to render is a configuration error naming ``templates/<file>:<line>``.
+Values reach the manifests as JSON scalars with every invisible character escaped,
+and the header comment cannot be ended by a file name.
 """
 
 from __future__ import annotations
 
 import json
+import operator
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import jinja2
+import jinja2.sandbox
 
 from .errors import ConfigError
+from .escape import visible, yaml_comment
 from .findings import Location
+from .load import read_regular_file
 from .manifests import load_manifest
-from .model import Catalog, Environment
+from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
+from .model import Catalog, Environment, service_namespace
 from .plan import ISVC_API_VERSION, EnvironmentPlan, ServicePlan, TenantPlan
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
 STORAGE_SERVICE_ACCOUNT = "kitchen-storage"
 RUNTIME_NAME = "kitchen-vllm"
-CONFORMANCE_NAMESPACE = "kitchen-conformance"
 AUTH_ANNOTATION = "security.opendatahub.io/enable-auth"
 
 # Argo CD sync waves: namespaces first, then RBAC/quotas/policies, runtimes, then models.
@@ -69,14 +81,21 @@ class Contribution(Protocol):
     def __call__(self, renderer: EnvironmentRenderer) -> None: ...
 
 
+# Characters written as \uXXXX escapes in the JSON scalars of rendered YAML: those a
+# YAML parser rejects or reads as a line break (DEL, C1 controls, NEL, U+2028/2029),
+# those that hide or reorder text for a reviewer (bidirectional controls, BOM), and
+# lone surrogates.  JSON escapes C0 controls itself.
+_JSON_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff\ufffe\uffff"
+                          "\ud800-\udfff]")
 
 
 # one encoder for every value: json.dumps with options builds a new one per call
-_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, allow_nan=False).encode
 
 
 def _json(value: Any) -> str:
-    return _ENCODE(value)
+    text = _ENCODE(value)
+    return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text) if _JSON_ESCAPE.search(text) else text
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]*$")
@@ -90,16 +109,76 @@ def _key(value: str) -> str:
     return _json(value)
 
 
+MAX_TEMPLATE_BYTES = 256 * 1024
+MAX_RENDERED_BYTES = 4 * 1024 * 1024  # one rendered file
+MAX_SEQUENCE = 1_000_000  # items or characters a template expression may build
+
+
+class _TemplateLoader(jinja2.BaseLoader):
+    """Templates from regular UTF-8 files inside one folder, links included only when they
+    stay inside it; anything else is a :class:`ConfigError` naming the file."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+        self.real = self.folder.resolve()
+
+    def get_source(self, environment: jinja2.Environment,
+                   template: str) -> tuple[str, str, Callable[[], bool]]:
+        parts = [p for p in template.split("/") if p not in ("", ".")]
+        if not parts or ".." in parts or any("\\" in p for p in parts):
+            raise jinja2.TemplateNotFound(template)
+        path = self.folder.joinpath(*parts)
+        shown = visible(str(path))
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            raise jinja2.TemplateNotFound(template) from None
+        if self.real not in real.parents:
+            raise ConfigError(f"{shown}: the template links outside {self.folder}; it is not read")
+        try:
+            raw = read_regular_file(real, MAX_TEMPLATE_BYTES)
+        except OSError as exc:
+            raise ConfigError(f"{shown}: cannot read template: {exc.strerror or exc}") from None
+        if len(raw) > MAX_TEMPLATE_BYTES:
+            raise ConfigError(f"{shown}: template larger than {MAX_TEMPLATE_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{shown}:{line}: template is not valid UTF-8 "
+                              f"(byte 0x{raw[exc.start]:02x})") from None
+        mtime = os.stat(real).st_mtime
+        return text, str(path), lambda: os.path.exists(real) and os.stat(real).st_mtime == mtime
+
+
+class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with repetition and powers bounded (a template cannot
+    build a gigabyte string or a huge number)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "**":
+            if isinstance(right, int | float) and abs(right) > 64:
+                raise jinja2.exceptions.SecurityError("exponent too large in a template")
+            return operator.pow(left, right)
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_SEQUENCE:
+                raise jinja2.exceptions.SecurityError("repetition too large in a template")
+        return operator.mul(left, right)
+
+
 @lru_cache(maxsize=8)
 def _environment(template_dir: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir),
+    env = _Sandbox(
+        loader=_TemplateLoader(template_dir),
         auto_reload=False,  # templates do not change during a run: no stat per render
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         trim_blocks=False,
     )
+    del env.globals["lipsum"]  # builds text of any size; no template needs it
     env.filters["tojson"] = _json
     env.filters["key"] = _key
     return env
@@ -149,15 +228,23 @@ class EnvironmentRenderer:
              kind: str, api_version: str, meta: Meta | None, **ctx: Any) -> None:
         srcs = tuple(sorted(set(sources)))
         try:
+            # the header is a YAML comment: a file name cannot end it and start an object
             text = self.jinja.get_template(template).render(
-                meta=meta, sources=", ".join(srcs), **ctx)
+                meta=meta, sources=yaml_comment(", ".join(srcs)), **ctx)
+        except ConfigError:
+            raise
         except jinja2.TemplateError as exc:
             raise ConfigError(_template_error(exc, template, self.templates)) from None
+        except (Exception, RecursionError) as exc:  # a template that raises while rendering
+            raise ConfigError(_template_error(exc, template, self.templates)) from None
+        if len(text) > MAX_RENDERED_BYTES:
+            raise ConfigError(f"{self.templates / template}: renders more than {MAX_RENDERED_BYTES} "
+                              "bytes for one object")
         try:
             manifest = load_manifest(text)
-        except Exception as exc:  # a template that does not render YAML: its author's error
-            raise ConfigError(f"{self.templates / template}: renders no valid YAML for {path}: "
-                              f"{str(exc).splitlines()[0]}") from None
+        except (Exception, RecursionError) as exc:  # a template that does not render YAML: its author's error
+            raise ConfigError(f"{self.templates / template}: renders no valid YAML for {visible(path)}: "
+                              f"{visible(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
         obj = RenderedObject(api_version, kind, meta.name if meta else path, meta.namespace if meta else "",
                              source, srcs, manifest)
         self.files.append(RenderedFile(path, text, [obj]))
@@ -310,7 +397,7 @@ class EnvironmentRenderer:
                 contribute(self)  # outside the kustomization, like the Application
 
 
-def _template_error(exc: jinja2.TemplateError, template: str, folder: Path) -> str:
+def _template_error(exc: BaseException, template: str, folder: Path) -> str:
     """``templates/x.j2:LINE: message`` for syntax and rendering errors alike."""
     name = getattr(exc, "name", None) or template
     line = getattr(exc, "lineno", None)
@@ -322,22 +409,73 @@ def _template_error(exc: jinja2.TemplateError, template: str, folder: Path) -> s
                 name, line = Path(filename).name, tb.tb_lineno
             tb = tb.tb_next
     where = f"{folder / name}:{line}" if line else str(folder / name)
-    return f"{where}: template error: {exc.message or exc}"
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        message = f"more memory than the {RENDER_MEMORY_BYTES >> 30} GiB a render may use"
+    kind = "template error" if isinstance(exc, jinja2.TemplateError) else f"template raised {type(exc).__name__}"
+    return visible(f"{where}: {kind}: {message}")
 
 
-def _service_namespace(endpoint: str) -> tuple[str, int]:
-    """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace."""
-    host, _, port = endpoint.partition(":")
-    parts = host.split(".")
-    ns = parts[1] if len(parts) >= 3 and parts[2] == "svc" else ""
-    return ns, int(port) if port.isdigit() else 443
+_service_namespace = service_namespace
 
 
-def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
-                       contributions: Sequence[Contribution] = ()) -> list[RenderedFile]:
-    """Every file of one environment, paths relative to ``rendered/<env>/``, sorted."""
+# Bounds on rendering one environment (templates come from pull requests too): time,
+# and memory beyond what the process already holds.  KITCHEN_RENDER_TIMEOUT overrides.
+RENDER_TIMEOUT_S = 60.0
+RENDER_MEMORY_BYTES = 2 << 30
+
+
+def _render_timeout() -> float:
+    raw = os.environ.get("KITCHEN_RENDER_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else RENDER_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(f"$KITCHEN_RENDER_TIMEOUT={raw!r} is not a number of seconds") from None
+    if not 0 < value < 86_400:
+        raise ConfigError(f"$KITCHEN_RENDER_TIMEOUT={raw!r} must be between 0 and 86400 seconds")
+    return value
+
+
+def _compile_templates(templates: Path) -> None:
+    """Parse every template: syntax errors name their line.  Runs in the bounded child:
+    compiling evaluates constant expressions (``{{ "x"|center(10**9) }}``)."""
+    jinja = _environment(str(templates.resolve()))
+    for path in sorted(templates.glob("*.j2")):
+        try:
+            jinja.get_template(path.name)
+        except ConfigError:
+            raise
+        except (Exception, RecursionError) as exc:  # syntax errors, and nesting too deep to compile
+            raise ConfigError(_template_error(exc, path.name, templates)) from None
+
+
+def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
+                   contributions: Sequence[Contribution]) -> list[RenderedFile]:
+    _compile_templates(templates)
     renderer = EnvironmentRenderer(catalog, plan, templates, contributions)
     for t in plan.tenants:
         renderer.tenant(t)
     renderer.environment()
     return sorted(renderer.files, key=lambda f: f.path)
+
+
+def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
+                       contributions: Sequence[Contribution] = ()) -> list[RenderedFile]:
+    """Every file of one environment, paths relative to ``rendered/<env>/``, sorted.
+
+    Rendering (compiling the templates included) is bounded in time and memory, so a
+    template that loops for ever or builds a huge string is a configuration error, not
+    a hung CI job.
+    """
+    from .limits import ChildFailed, TimeLimitExceeded, run_inline_bounded
+
+    seconds = _render_timeout()
+    try:
+        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions), seconds=seconds,
+                                  memory_bytes=RENDER_MEMORY_BYTES)
+    except TimeLimitExceeded:
+        raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "
+                          f"finish within {seconds:g}s ($KITCHEN_RENDER_TIMEOUT)") from None
+    except ChildFailed as exc:
+        raise ConfigError(f"{templates}: rendering environment {plan.environment.name} "
+                          f"failed: {visible(str(exc))}") from None

@@ -14,6 +14,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .escape import (
+    github_message,
+    github_property,
+    json_text,
+    markdown_cell,
+    markdown_code,
+    terminal,
+    visible,
+    xml_text,
+)
 from .findings import CheckRecord, Finding, Result, Severity, Status
 from .rules import RuleInfo, describe
 
@@ -72,24 +82,24 @@ def _counts_line(result: Result) -> str:
 def report_text(result: Result) -> str:
     if result.records is None or not result.text_records:
         findings = result.all_findings()
-        lines = [f.format_text() for f in findings]
+        lines = [terminal(f.format_text()) for f in findings]
         if findings:
             lines.append(_counts_line(result))
-        lines += result.summary
+        lines += [terminal(line) for line in result.summary]
         return "\n".join(lines) + "\n" if lines else ""
     envs = f": environment {', '.join(result.environments)}" if result.environments else ""
-    lines = [f"kitchen {result.command}{envs}: {result.verdict} (exit {result.exit_code})"]
-    lines += result.summary
+    lines = [terminal(f"kitchen {result.command}{envs}: {result.verdict} (exit {result.exit_code})")]
+    lines += [terminal(line) for line in result.summary]
     records = result.records
     width = max((len(r.check) for r in records), default=10)
     for r in records:
         if not result.show_passing and r.status in (Status.PASS, Status.SKIP):
             continue
         note = f" — {r.note}" if r.note else ""
-        lines.append(f"  [{_MARK[r.status]:5}] {r.check:{width}}  {r.subject}  ({r.duration_s:.1f}s){note}")
-        lines += [f"      {f.format_text()}" for f in r.findings]
-        lines += [f"      {line}" for line in r.lines]
-    lines += [f"  {f.format_text()}" for f in result.findings]
+        lines.append(terminal(f"  [{_MARK[r.status]:5}] {r.check:{width}}  {r.subject}  ({r.duration_s:.1f}s){note}"))
+        lines += [f"      {terminal(f.format_text())}" for f in r.findings]
+        lines += [f"      {terminal(line)}" for line in r.lines]
+    lines += [f"  {terminal(f.format_text())}" for f in result.findings]
     c = result.record_counts()
     warnings = sum(1 for f in result.all_findings() if f.severity is Severity.WARNING and not f.waived)
     lines.append(f"{c['pass'] + c['warn']} passed, {c['fail']} failed, {c['error']} could not run, "
@@ -119,55 +129,73 @@ def report_dict(result: Result) -> dict[str, Any]:
     return doc
 
 
+def _json_safe(value: Any) -> Any:
+    """Every string encodable as UTF-8 (no lone surrogates from a hostile catalog)."""
+    if isinstance(value, str):
+        return json_text(value)
+    if isinstance(value, dict):
+        return {json_text(str(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def report_json(result: Result) -> str:
-    return json.dumps(report_dict(result), indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n"
+    return json.dumps(_json_safe(report_dict(result)), indent=2, ensure_ascii=False, sort_keys=True,
+                      default=str) + "\n"
 
 
 # ---------------------------------------------------------------- junit
 
 
+def _attr(text: str) -> str:
+    """A one-line XML attribute value that every XML 1.0 parser reads back."""
+    return xml_text(text, keep_newlines=False)
+
+
 def _case_name(f: Finding) -> str:
     where = f.where()
-    return f"{f.location}" + (f" [{where}]" if where else "")
+    return _attr(f"{f.location}" + (f" [{where}]" if where else ""))
 
 
 def _finding_case(suite: ET.Element, f: Finding) -> tuple[int, int]:
-    case = ET.SubElement(suite, "testcase", classname=f.rule_id, name=_case_name(f), file=f.location.file)
+    case = ET.SubElement(suite, "testcase", classname=_attr(f.rule_id), name=_case_name(f),
+                         file=_attr(f.location.file))
     if f.location.line > 0:
         case.set("line", str(f.location.line))
     if f.waived:
-        ET.SubElement(case, "skipped", message=f"waived: {f.waived_by}")
+        ET.SubElement(case, "skipped", message=_attr(f"waived: {f.waived_by}"))
         return 0, 1
     if f.severity is Severity.INFO:
-        ET.SubElement(case, "system-out").text = f.format_text()
+        ET.SubElement(case, "system-out").text = xml_text(f.format_text())
         return 0, 0
-    fail = ET.SubElement(case, "failure", type=f.severity.value, message=f.detail())
-    fail.text = f.format_text()
+    fail = ET.SubElement(case, "failure", type=f.severity.value, message=_attr(f.detail()))
+    fail.text = xml_text(f.format_text())
     return 1, 0
 
 
 def _record_case(suite: ET.Element, r: CheckRecord) -> dict[str, int]:
-    case = ET.SubElement(suite, "testcase", classname=f"conform.{r.check}" if "." not in r.check
-                         else r.check, name=r.subject, time=f"{r.duration_s:.3f}")
-    body = "\n".join(f.format_text() for f in r.findings)
+    case = ET.SubElement(suite, "testcase", classname=_attr(f"conform.{r.check}" if "." not in r.check
+                         else r.check), name=_attr(r.subject), time=f"{r.duration_s:.3f}")
+    body = xml_text("\n".join(f.format_text() for f in r.findings))
     out = {"failures": 0, "errors": 0, "skipped": 0}
     if r.status is Status.FAIL:
         out["failures"] = 1
         errors = [f for f in r.findings if f.severity is Severity.ERROR]
-        el = ET.SubElement(case, "failure", message=errors[0].message if errors else r.check,
-                           type=errors[0].rule_id if errors else r.check)
+        el = ET.SubElement(case, "failure", message=_attr(errors[0].message if errors else r.check),
+                           type=_attr(errors[0].rule_id if errors else r.check))
         el.text = body
     elif r.status is Status.ERROR:
         out["errors"] = 1
         first = r.findings[0] if r.findings else None
-        el = ET.SubElement(case, "error", message=first.message if first else r.note,
-                           type=first.rule_id if first else r.check)
+        el = ET.SubElement(case, "error", message=_attr(first.message if first else r.note),
+                           type=_attr(first.rule_id if first else r.check))
         el.text = body
     elif r.status is Status.SKIP:
         out["skipped"] = 1
-        ET.SubElement(case, "skipped", message=r.note)
+        ET.SubElement(case, "skipped", message=_attr(r.note))
     stdout = [] if r.status in (Status.FAIL, Status.ERROR) or not body else [body]
-    stdout += r.lines
+    stdout += [xml_text(line) for line in r.lines]
     if stdout:
         ET.SubElement(case, "system-out").text = "\n".join(stdout)
     return out
@@ -177,14 +205,14 @@ def report_junit(result: Result) -> str:
     """JUnit XML.  Checks: a test case per check record, a suite per environment and subject
     group.  Findings: a test case per finding (failed; skipped when waived), and a passing
     case per rule that ran and found nothing, in a suite per environment."""
-    root = ET.Element("testsuites", name=f"{TOOL_NAME} {result.command}")
+    root = ET.Element("testsuites", name=_attr(f"{TOOL_NAME} {result.command}"))
     suites: dict[str, ET.Element] = {}
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     times: dict[str, float] = {}
 
     def suite(name: str) -> ET.Element:
         if name not in suites:
-            suites[name] = ET.SubElement(root, "testsuite", name=name)
+            suites[name] = ET.SubElement(root, "testsuite", name=_attr(name))
             for k in totals:
                 suites[name].set(k, "0")
         return suites[name]
@@ -218,7 +246,7 @@ def report_junit(result: Result) -> str:
                 continue
             s = suite(f"{TOOL_NAME} {result.command}" + (f" {env}" if env else ""))
             info = describe(rid, _rules(result))
-            ET.SubElement(s, "testcase", classname=rid, name=info.title if info else rid)
+            ET.SubElement(s, "testcase", classname=_attr(rid), name=_attr(info.title if info else rid))
             bump(s, "tests")
     if not suites:
         s = suite(f"{TOOL_NAME} {result.command}")
@@ -308,17 +336,10 @@ def report_sarif(result: Result) -> str:
                            "exitCode": result.exit_code},
         }],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_json_safe(doc), indent=2, ensure_ascii=False) + "\n"
 
 
 # ---------------------------------------------------------------- github
-
-
-def _gh_escape(text: str, *, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
 
 
 def report_github(result: Result) -> str:
@@ -327,19 +348,19 @@ def report_github(result: Result) -> str:
     for f in result.all_findings():
         command = "notice" if f.waived or f.severity is Severity.INFO else (
             "error" if f.severity is Severity.ERROR else "warning")
-        props = [f"file={_gh_escape(f.location.file, prop=True)}"]
+        props = [f"file={github_property(f.location.file)}"]
         if f.location.line > 0:
             props += [f"line={f.location.line}", f"col={max(f.location.col, 1)}"]
         title = f.rule_id + (" (waived)" if f.waived else "")
-        props.append(f"title={_gh_escape(title, prop=True)}")
+        props.append(f"title={github_property(title)}")
         text = f.detail()
         if f.where():
             text += f" [{f.where()}]"
         if f.waived:
             text += f" [waived: {f.waived_by}]"
-        lines.append(f"::{command} {','.join(props)}::{_gh_escape(text)}")
+        lines.append(f"::{command} {','.join(props)}::{github_message(text)}")
     if result.records is not None:
-        lines.append(f"kitchen {result.command}: {result.verdict} (exit {result.exit_code})")
+        lines.append(visible(f"kitchen {result.command}: {result.verdict} (exit {result.exit_code})"))
     lines.append(_counts_line(result))
     return "\n".join(lines) + "\n"
 
@@ -348,7 +369,7 @@ def report_github(result: Result) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return markdown_cell(text)
 
 
 def report_markdown(result: Result) -> str:
@@ -359,14 +380,14 @@ def report_markdown(result: Result) -> str:
     findings = result.all_findings()
     out: list[str] = []
     if result.headline or findings:
-        out += [f"### {icon} kitchen {result.command}", "",
+        out += [f"### {icon} kitchen {markdown_cell(result.command)}", "",
                 f"**{c['error']}** error(s), **{c['warning']}** warning(s), **{c['info']}** info, "
                 f"**{c['waived']}** waived — exit {code}", ""]
     if result.summary and not result.headline:
-        out += [*result.summary, ""]
+        out += [*(terminal(line) for line in result.summary), ""]
     if result.records is not None:
         out += ["| | check | subject | time |", "|---|---|---|---|"]
-        out += [f"| {_MARK[r.status]} | `{r.check}` | {_md(r.subject)} | {r.duration_s:.1f}s |"
+        out += [f"| {_MARK[r.status]} | {markdown_code(r.check)} | {_md(r.subject)} | {r.duration_s:.1f}s |"
                 for r in result.records]
         out.append("")
     open_ = [f for f in findings if not f.waived]
@@ -376,13 +397,14 @@ def report_markdown(result: Result) -> str:
         for f in open_:
             mark = {"error": "❌", "warning": "⚠️", "info": "ℹ️"}[f.severity.value]
             obj = ", ".join(p for p in (str(f.resource or ""), f.subject) if p)
-            out.append(f"| {mark} | `{f.rule_id}` | `{_md(str(f.location))}` | {_md(f.environment or 'all')} | "
+            out.append(f"| {mark} | {markdown_code(f.rule_id)} | {markdown_code(str(f.location))} | "
+                       f"{_md(f.environment or 'all')} | "
                        f"{_md(obj)} | {_md(f.detail())} |")
         out.append("")
     if waived:
         out += ["<details><summary>Waived findings</summary>", "",
                 "| rule | where | environment | finding | waiver |", "|---|---|---|---|---|"]
-        out += [f"| `{f.rule_id}` | `{_md(str(f.location))}` | {_md(f.environment or 'all')} | "
+        out += [f"| {markdown_code(f.rule_id)} | {markdown_code(str(f.location))} | {_md(f.environment or 'all')} | "
                 f"{_md(f.detail())} | {_md(f.waived_by)} |" for f in waived]
         out += ["", "</details>", ""]
     return "\n".join(out)

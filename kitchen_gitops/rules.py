@@ -63,6 +63,30 @@ _rule("load.key-type", "Mapping key is not a string", E, "Mapping keys are plain
 _rule("load.duplicate-key", "Duplicate key", E,
       "Each key appears once per mapping; YAML parsers disagree on which copy wins.")
 
+_rule("load.too-large", "Catalog file too large", E,
+      "A catalog, waivers or policy data file is at most 1 MiB (docs/security.md).")
+_rule("load.too-deep", "Nesting or folders too deep", E,
+      "YAML nests at most 32 levels; catalog folders are at most 8 deep.")
+_rule("load.alias", "Alias refused", E,
+      "A recursive alias, or aliases that expand to more than 100,000 values (an alias bomb).")
+_rule("load.tag", "Explicit YAML tag", E,
+      "Catalog files use no explicit tags (`!!int`, `!custom`): a value's type comes from the schema.")
+_rule("load.merge-key", "Merge key", E, "Merge keys (`<<:`) are not supported: write each field where it applies.")
+_rule("load.number", "Number out of range", E, "Numbers are finite (no .inf, .nan) and integers fit in 64 bits.")
+_rule("load.date", "Impossible date", E, "A date is a real calendar day (YYYY-MM-DD).")
+_rule("load.control-character", "Invisible or control character", E,
+      "Keys, values and files hold no control, bidirectional or zero-width characters that would hide text "
+      "from a reviewer or forge output lines.")
+_rule("load.file-name", "File name with a control character", E,
+      "Catalog file and folder names hold no control characters (they reach rendered headers and reports).")
+_rule("load.symlink", "Link refused", E,
+      "A link under catalog/ or environments/ stays inside the repository, points at a file, and resolves.")
+_rule("load.not-regular-file", "Not a regular file", E, "A FIFO, socket or device is never read.")
+_rule("load.misplaced-file", "YAML file outside the kind folders", E,
+      "Every YAML file under catalog/ lives in bases/, flavors/ or tenants/ (any depth, any case of .yaml/.yml), "
+      "or it is reported instead of ignored.")
+_rule("load.too-many-files", "Too many catalog files", E, "At most 20,000 catalog files are read.")
+
 # ---------------------------------------------------------------- schema and catalog
 _rule("schema.", "Schema violation", E,
       "A field does not match its kind's schema (docs/catalog.md): the id's suffix is the "
@@ -85,6 +109,12 @@ _rule("catalog.base-version-conflict", "Two versions of one base for a tenant", 
       "One InferenceService serves one base version: a tenant's flavors in one environment are trained on "
       "the same version of each base.")
 _rule("catalog.duplicate-flavor", "Flavor listed twice", E, "A tenant lists each flavor once per environment.")
+_rule("catalog.reserved-namespace", "Reserved namespace", E,
+      "A tenant's namespace is not a system namespace (kube-*, openshift-*, default), the conformance or Argo CD "
+      "namespace, the S3 service's, or one the environment's gates reserve.")
+_rule("catalog.rbac-subject", "Access group refused", E,
+      "Access groups name groups of people: not system:authenticated, system:unauthenticated, a wildcard, or "
+      "service accounts of other namespaces.")
 
 # ---------------------------------------------------------------- plan and render
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
@@ -143,6 +173,8 @@ _rule("artifacts.adapter-shape", "Adapter tensors do not fit the base", E,
       "the declared rank.")
 _rule("artifacts.lock-stale", "Pin differs from storage", E,
       "`kitchen artifacts lock --check`: a pin would change; run `kitchen artifacts lock`.")
+_rule("artifacts.outside-mirror", "Path outside the PVC mirror", E,
+      "A pvc:// claim or folder of the mirror links outside it: nothing outside the mirror is read or bundled.")
 _rule("artifacts.lock-conflict", "Environments disagree", E,
       "The same source holds different bytes in two environments; no single pin fits.")
 

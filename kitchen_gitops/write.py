@@ -123,3 +123,27 @@ def stale_environments(out: Path, names: Iterable[str]) -> list[Difference]:
     return [Difference(folder.name + "/", "extra") for folder in sorted(out.iterdir())
             if folder.is_dir() and not folder.name.startswith(".") and folder.name not in keep
             and _is_generated_env(folder)]
+
+
+def write_report(path: Path, text: str) -> None:
+    """Write a report file whole or not at all; a folder, a missing parent or a read-only
+    place is a :class:`ConfigError` (exit 2), never a traceback or a half-written file."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; --output names the report file to write")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(f"{path}: no folder {parent} to write the report in")
+    tmp: Path | None = None
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+        tmp = None
+    except (OSError, UnicodeEncodeError) as exc:
+        raise ConfigError(f"{path}: cannot write the report: {getattr(exc, 'strerror', None) or exc}") from exc
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+

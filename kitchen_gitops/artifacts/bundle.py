@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..escape import tsv_field, visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
 from .scan import ArtifactScan
@@ -63,17 +64,19 @@ class Bundle:
             "mirror:",
             "  additionalImages:",
         ]
-        lines += [f"  - name: {image}" for image in self.images]
+        lines += [f"  - name: {image}" for image in self.images]  # validated: no YAML syntax
         return "\n".join(lines) + "\n"
 
     def models_tsv(self) -> str:
         rows = [f"# kitchen bundle {self.environment}: model and adapter files",
                 "path\tsize\tsha256\tartifact\tsource"]
-        rows += [f"{e.path}\t{e.size}\t{e.sha256}\t{e.artifact}\t{e.source}" for e in self.entries]
+        rows += ["\t".join(tsv_field(str(v)) for v in (e.path, e.size, e.sha256, e.artifact, e.source))
+                 for e in self.entries]
         return "\n".join(rows) + "\n"
 
     def sha256sums(self) -> str:
-        return "".join(f"{e.sha256}  {e.path}\n" for e in self.entries)
+        # one line per file: a path that could end the line is written visibly escaped
+        return "".join(f"{e.sha256}  {tsv_field(e.path)}\n" for e in self.entries)
 
     def manifest_files(self) -> dict[str, str]:
         return {"imageset-config.yaml": self.imageset_config(), "models.tsv": self.models_tsv(),
@@ -122,6 +125,9 @@ def _copy_entry(entry: BundleEntry, root: Path) -> Finding | None:
 
     assert entry.store is not None and entry.source_uri is not None
     target = root / entry.path
+    real_root = root.resolve()
+    if real_root not in target.resolve().parents:  # pragma: no cover - strict URIs and paths
+        raise ConfigError(f"{visible(entry.path)}: bundle path outside the bundle folder")
     target.parent.mkdir(parents=True, exist_ok=True)
     h = hashlib.sha256()
     try:

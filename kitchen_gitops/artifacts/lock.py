@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import ConfigError
+from ..escape import visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
 from .scan import ArtifactScan, PathKey
@@ -148,7 +149,9 @@ def render_locked(updates: Sequence[PinUpdate]) -> dict[Path, bytes]:
         by_file.setdefault(u.path, {})[u.value_path] = u.new
     out: dict[Path, bytes] = {}
     for path, changes in sorted(by_file.items()):
-        raw = path.read_bytes()
+        from ..load import read_regular_file
+
+        raw = read_regular_file(path)
         text = raw.decode("utf-8")
         try:
             new = splice_values(text, changes)
@@ -158,8 +161,20 @@ def render_locked(updates: Sequence[PinUpdate]) -> dict[Path, bytes]:
     return out
 
 
-def write_files(contents: dict[Path, bytes]) -> None:
-    """Replace each file atomically, keeping its permissions."""
+def write_files(contents: dict[Path, bytes], root: Path | None = None) -> None:
+    """Replace each file atomically, keeping its permissions.
+
+    With ``root``, every file must be a regular file inside it (a link is replaced, never
+    written through), or nothing is written.
+    """
+    if root is not None:
+        real_root = root.resolve()
+        for path in contents:
+            parent = path.parent.resolve()
+            if (parent != real_root and real_root not in parent.parents) or (
+                    path.exists() and not path.is_symlink() and not path.is_file()):
+                raise ConfigError(f"{visible(str(path))}: not a catalog file inside {root}; "
+                                  "nothing written")
     staged: list[tuple[Path, Path]] = []
     try:
         for path, data in contents.items():
@@ -167,7 +182,7 @@ def write_files(contents: dict[Path, bytes]) -> None:
             staged.append((Path(name), path))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            os.chmod(name, path.stat().st_mode & 0o7777)
+            os.chmod(name, path.lstat().st_mode & 0o7777 if not path.is_symlink() else 0o644)
         for tmp, path in staged:
             os.replace(tmp, path)
     except OSError as exc:

@@ -77,7 +77,11 @@ def pins_of(obj: Base | Flavor) -> tuple[Pin, ...]:
 
 
 def artifact_of(kind: str, key: str, obj: Base | Flavor) -> Artifact:
-    return Artifact(kind, key, obj, SourceUri.parse(obj.source), pins_of(obj))
+    try:
+        source = SourceUri.parse(obj.source)
+    except ValueError as exc:  # pragma: no cover - the catalog model refuses such sources
+        raise ConfigError(f"{kind} {key}: {exc}") from None
+    return Artifact(kind, key, obj, source, pins_of(obj))
 
 
 @dataclass

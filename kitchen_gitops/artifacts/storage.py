@@ -55,9 +55,15 @@ class SourceUri:
 
     @classmethod
     def parse(cls, uri: str) -> SourceUri:
+        """Split a URI the catalog model has validated; refuses anything that could turn
+        into a path outside its container (``..``, ``.``, empty or absolute segments)."""
         scheme, _, rest = uri.partition("://")
         container, _, prefix = rest.partition("/")
-        prefix = prefix.strip("/")
+        prefix = prefix.removesuffix("/")
+        segments = prefix.split("/") if prefix else []
+        if (not container or container in (".", "..") or "/" in container or "\\" in uri
+                or any(s in ("", ".", "..") for s in segments)):
+            raise ValueError(f"unsafe storage URI {uri!r}")
         return cls(scheme, container, f"{prefix}/" if prefix else "")
 
     def uri(self, name: str = "") -> str:
@@ -86,13 +92,26 @@ class MirrorStore:
 
     def __init__(self, mirror: Path) -> None:
         self.mirror = mirror
-        self.identity = f"mirror:{mirror.resolve()}"
+        self.real = mirror.resolve()
+        self.identity = f"mirror:{self.real}"
 
     def _dir(self, source: SourceUri) -> Path:
         return self.mirror / source.container / source.prefix
 
+    def _confined(self, path: Path) -> Path | None:
+        """``path`` resolved, or None when it (through a link) leaves the mirror."""
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None
+        return real if real == self.real or self.real in real.parents else None
+
     def listing(self, source: SourceUri) -> dict[str, int]:
         claim = self.mirror / source.container
+        if claim.is_dir() and self._confined(claim) is None:
+            raise ContainerProblem("artifacts.outside-mirror",
+                                   f"claim '{source.container}' links outside the PVC mirror "
+                                   f"{self.mirror}; not read")
         if not claim.is_dir():
             raise ContainerProblem(
                 "artifacts.claim-missing",
@@ -102,22 +121,31 @@ class MirrorStore:
         out: dict[str, int] = {}
         if not folder.is_dir():
             return out
+        if self._confined(folder) is None:
+            raise ContainerProblem("artifacts.outside-mirror",
+                                   f"{folder} links outside the PVC mirror {self.mirror}; not read")
         try:
             for dirpath, _dirs, files in os.walk(folder):
                 for f in files:
                     path = Path(dirpath) / f
-                    out[path.relative_to(folder).as_posix()] = path.stat().st_size
+                    real = self._confined(path)
+                    if real is None or not real.is_file():
+                        continue  # a link out of the mirror or a special file is not there
+                    out[path.relative_to(folder).as_posix()] = real.stat().st_size
         except OSError as exc:
             raise ContainerProblem("artifacts.access-denied",
                                    f"cannot read {folder}: {exc.strerror}") from exc
         return out
 
     def chunks(self, source: SourceUri, name: str) -> Iterator[bytes | memoryview]:
+        if name.startswith("/") or any(p in ("", ".", "..") for p in name.split("/")):
+            raise ObjectMissing(source.uri(name))
         path = self._dir(source) / name
-        if not path.is_file():
+        real = self._confined(path)
+        if real is None or not real.is_file():
             raise ObjectMissing(source.uri(name))
         try:
-            yield from read_file_chunks(path)
+            yield from read_file_chunks(real)
         except OSError as exc:
             raise ContainerProblem("artifacts.access-denied",
                                    f"cannot read {path}: {exc.strerror}") from exc

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from ..findings import Location
+from ..limits import ChildFailed, TimeLimitExceeded, run_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
@@ -186,12 +189,75 @@ class OpaServerEngine:
 
 ENGINES = ("regorus", "opa")
 
+# Seconds one evaluation (one environment's gate, one policy test) may take in an
+# embedded engine; KITCHEN_POLICY_TIMEOUT overrides it.  The example library evaluates
+# an environment in milliseconds; the bench's organisation-size catalog in under 2 s.
+POLICY_TIMEOUT_S = 60.0
+TIMEOUT_ENV = "KITCHEN_POLICY_TIMEOUT"
 
-def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0) -> Engine:
+
+def policy_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    try:
+        value = float(raw) if raw else POLICY_TIMEOUT_S
+    except ValueError:
+        raise EngineUnavailable(f"${TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if not 0 < value < 86_400:
+        raise EngineUnavailable(f"${TIMEOUT_ENV}={raw!r} must be between 0 and 86400 seconds")
+    return value
+
+
+class TimeLimitedEngine:
+    """An embedded engine whose every evaluation ends within ``seconds``.
+
+    The embedded engines run Rego in native code that Python cannot interrupt, so a rule
+    that never ends (a policy from a pull request can iterate over a range of 10^12)
+    would hang CI.  Each evaluation runs in a forked child that inherits the compiled
+    library and the input; the parent waits at most ``seconds``, then kills it and
+    reports a :class:`PolicyError`.  Where there is no ``fork``, evaluations run inline.
+    """
+
+    def __init__(self, engine: Engine, seconds: float) -> None:
+        self.engine = engine
+        self.name = engine.name
+        self.seconds = seconds
+
+    def load(self, modules: Sequence[Module], data: Mapping[str, Any]) -> None:
+        self.engine.load(modules, data)
+
+    def evaluate(self, path: str, input_doc: Any) -> Any:
+        def work() -> tuple[Any, ...]:
+            try:
+                return ("ok", self.engine.evaluate(path, input_doc))
+            except PolicyError as exc:
+                loc = exc.location
+                return ("policy", (loc.file, loc.line, loc.col) if loc else None, exc.detail)
+
+        try:
+            kind, *rest = run_bounded(work, seconds=self.seconds, passthrough=())
+        except TimeLimitExceeded:
+            raise PolicyError(None, f"data.{path}: evaluation did not finish within "
+                              f"{self.seconds:g}s (${TIMEOUT_ENV}); a rule may loop over "
+                              f"a huge collection ({self.name})") from None
+        except ChildFailed as exc:
+            raise PolicyError(None, f"data.{path}: the engine failed: {exc} ({self.name})") from None
+        if kind == "ok":
+            return rest[0]
+        where = Location(*rest[0]) if rest[0] else None
+        raise PolicyError(where, rest[1])
+
+
+def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0,
+                time_limit: float | None = None) -> Engine:
+    """The engine to evaluate with.  The default embedded engine gets a time limit per
+    evaluation (``time_limit``, default :func:`policy_timeout`); an OPA server has the
+    HTTP ``timeout``; the in-process OPA library (agreement tests, benchmarks) has none."""
     if opa_url:
         return OpaServerEngine(opa_url, timeout=timeout)
+    seconds = time_limit if time_limit is not None else policy_timeout()
     if name == "regorus":
-        return RegorusEngine()
+        return TimeLimitedEngine(RegorusEngine(), seconds)
     if name == "opa":
+        # Go's runtime does not survive fork(): the OPA library runs inline, unbounded
         return OpaLibEngine()
     raise EngineUnavailable(f"unknown engine {name!r}; one of {', '.join(ENGINES)}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..escape import visible
 from ..findings import Finding, Location, ResourceRef, sort_findings
 from ..model import PositionError
 from .engines import Engine, RegorusEngine
 from .errors import PolicyError
-from .library import GATE_PACKAGE, Library, Rule
+from .library import GATE_PACKAGE, Library, Rule, violation_location
 
 GATE_QUERY = f"{GATE_PACKAGE}.violations"
 
@@ -29,16 +30,20 @@ Locate = Callable[[str, str], Location]  # (catalog file, dotted field path) →
 
 
 def _location(value: Any, fallback: Location, locate: Locate | None = None, rule: Rule | None = None) -> Location:
-    if not (isinstance(value, dict) and value.get("file")):
-        return fallback
-    if value.get("path") and locate is not None:
+    """Where a violation points: a field (``lib.at``) resolved through the catalog, else the
+    ``{file, line, col}`` it gives — or the environment's file for anything malformed."""
+    at = violation_location(value, fallback)
+    if at is fallback or not isinstance(value, dict):
+        return at
+    path = value.get("path")
+    if isinstance(path, str) and path and locate is not None:
         try:
-            return locate(str(value["file"]), str(value["path"]))
+            return locate(at.file, path)
         except PositionError as exc:
             where = rule.location if rule is not None else None
             raise PolicyError(where, f"rule {rule.id if rule else '?'} points at a field that does not "
-                                     f"exist: {exc}") from None
-    return Location(str(value["file"]), int(value.get("line") or 0), int(value.get("col") or 0))
+                                     f"exist: {visible(str(exc))}") from None
+    return at
 
 
 def violations_to_findings(library: Library, env: str, result: Any,

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
+from ..escape import visible
 from ..findings import Location, Severity
 from .errors import PolicyError
 
@@ -104,6 +102,27 @@ class Library:
         return Module(self.folder / "_gate.rego", "kitchen/gate.rego", text, GATE_PACKAGE)
 
 
+def violation_location(value: Any, fallback: Location) -> Location:
+    """The ``at`` of a violation as a :class:`Location`, whatever a rule put there.
+
+    A rule from a pull request may return a string, a negative or fractional line, a
+    file name with a newline: anything that is not ``{file: str, line: int >= 0,
+    col: int >= 0}`` with a printable file name gives ``fallback`` (the environment's
+    file) instead of a traceback or a forged output line.
+    """
+    if not isinstance(value, dict):
+        return fallback
+    file, line, col = value.get("file"), value.get("line", 0), value.get("col", 0)
+    if not isinstance(file, str) or not file or len(file) > 4096 or visible(file) != file:
+        return fallback
+    numbers = [0 if n is None else n for n in (line, col)]
+    if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
+        return fallback
+    if any(n != int(n) or not 0 <= n <= 10_000_000 for n in numbers):
+        return fallback
+    return Location(file, int(numbers[0]), int(numbers[1]))
+
+
 def _display(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
@@ -132,11 +151,16 @@ def _metadata_blocks(text: str) -> list[tuple[int, str, int]]:
 
 
 def _rule_from_metadata(module: Module, line: int, yaml_text: str) -> Rule:
+    from ..load import parse_text
+
     where = Location(module.display, line, 1)
-    try:
-        meta = YAML(typ="safe", pure=True).load(yaml_text) or {}
-    except YAMLError as exc:
-        raise PolicyError(where, f"METADATA block is not valid YAML: {exc}") from None
+    # the loader's bounds (depth, aliases, tags) hold for the metadata block too
+    doc, problems = parse_text(yaml_text.encode("utf-8"), module.path, module.display)
+    if problems:
+        p = problems[0]
+        at = Location(module.display, line + max(p.location.line, 1) - 1, 1)
+        raise PolicyError(at, f"METADATA block: {p.message}")
+    meta = doc.data if doc is not None else {}
     if not isinstance(meta, dict):
         raise PolicyError(where, "METADATA block must be a YAML mapping")
     custom = meta.get("custom") or {}
@@ -161,12 +185,10 @@ def load_library(folder: Path, root: Path | None = None) -> Library:
     if not folder.is_dir():
         raise PolicyError(Location(_display(folder, root)), "no policy folder here")
     lib = Library(folder)
+    real_folder = folder.resolve()
     for path in sorted(folder.rglob("*.rego")):
         display = _display(path, root)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError(Location(display), f"cannot read policy: {exc}") from None
+        text = _read_policy(path, display, real_folder)
         match = _PACKAGE.search(text)
         if match is None:
             raise PolicyError(Location(display, 1, 1), "no package declaration")
@@ -200,14 +222,113 @@ def load_library(folder: Path, root: Path | None = None) -> Library:
     return lib
 
 
-def _load_data(path: Path, display: str) -> dict[str, Any]:
-    from ..load import parse_text
+MAX_POLICY_BYTES = 1 << 20
 
-    doc, problems = parse_text(path.read_bytes(), path, display)
+
+def _read_policy(path: Path, display: str, real_folder: Path) -> str:
+    """A policy file's text: a regular UTF-8 file inside the policy folder, at most 1 MiB."""
+    from ..load import read_regular_file
+
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise PolicyError(Location(display, 1, 1), "policy is a link to nothing") from None
+    if real_folder not in real.parents:
+        raise PolicyError(Location(display, 1, 1), "policy links outside the policy folder; not read")
+    try:
+        raw = read_regular_file(real, MAX_POLICY_BYTES)
+    except OSError as exc:
+        raise PolicyError(Location(display, 1, 1), f"cannot read policy: {exc.strerror or exc}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(Location(display, 1, 1), f"policy larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise PolicyError(Location(display, line, col),
+                          f"policy is not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+
+
+_STRICTNESS = ("relaxed", "standard", "strict")
+_SCHEMES = ("s3", "pvc", "hf", "http", "https", "gs")
+_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """One parameter of ``policies/data.yaml``: its shape and what it is for."""
+
+    shape: str  # "list", "map" (name → string) or "numbers" (name → positive number)
+    description: str
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern[str] | None = None
+
+
+# The schema of policies/data.yaml: a typo in a key or a wrong type would silently turn a
+# rule off (it would read an undefined parameter), so both are errors.
+DATA_SCHEMA: dict[str, DataKey] = {
+    "air_gapped_schemes": DataKey("list", "storage URI schemes an air-gapped environment may "
+                                  "load from", _SCHEMES),
+    "offline_env": DataKey("map", "environment variables (name: value) every runtime of an "
+                           "air-gapped environment sets", pattern=_ENV_NAME),
+    "auth_required_strictness": DataKey("list", "gate strictness levels at which endpoints "
+                                        "require authentication", _STRICTNESS),
+    "tls_required_strictness": DataKey("list", "gate strictness levels at which S3 is reached "
+                                       "over verified TLS", _STRICTNESS),
+    "workload_kinds": DataKey("list", "kinds whose pod templates the container rules inspect",
+                              pattern=_KIND),
+    "burn_rates": DataKey("numbers", "burn rate of the goodput alerts by long window (1h, 6h)",
+                          pattern=re.compile(r"[1-9][0-9]{0,3}[mhd]")),
+}
+
+
+def _load_data(path: Path, display: str) -> dict[str, Any]:
+    from ..load import load_file
+
+    doc, problems = load_file(path, path.parent, display)
     if problems:
         p = problems[0]
-        raise PolicyError(p.location, p.message)
+        raise PolicyError(p.location, p.message + (f"; expected {p.expected}" if p.expected else ""))
     assert doc is not None
     if not isinstance(doc.data, dict):
         raise PolicyError(Location(display, 1, 1), "policy data must be a mapping")
+    for key, value in doc.data.items():
+        spec = DATA_SCHEMA.get(key)
+        if spec is None:
+            raise PolicyError(doc.location((key,)), f"unknown policy parameter '{visible(key)}'; "
+                              f"expected one of {', '.join(sorted(DATA_SCHEMA))}")
+        _check_data(doc, key, value, spec)
     return dict(doc.data)
+
+
+def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
+    where = doc.location((key,), value=True)
+    if spec.shape == "list":
+        if not isinstance(value, list):
+            raise PolicyError(where, f"{key} must be a list ({spec.description})")
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise PolicyError(doc.location((key, i), value=True), f"{key}[{i}] must be a string")
+            if spec.choices and item not in spec.choices:
+                raise PolicyError(doc.location((key, i), value=True),
+                                  f"{key}[{i}] '{visible(item)}' is not one of {', '.join(spec.choices)}")
+            if spec.pattern is not None and not spec.pattern.fullmatch(item):
+                raise PolicyError(doc.location((key, i), value=True),
+                                  f"{key}[{i}] '{visible(item)}' is not a valid value")
+        return
+    if not isinstance(value, dict):
+        raise PolicyError(where, f"{key} must be a mapping ({spec.description})")
+    for name, item in value.items():
+        if spec.pattern is not None and not spec.pattern.fullmatch(name):
+            raise PolicyError(doc.location((key, name)), f"{key}: '{visible(name)}' is not a valid name")
+        if spec.shape == "numbers":
+            if isinstance(item, bool) or not isinstance(item, int | float) or not 0 < item < 1e6:
+                raise PolicyError(doc.location((key, name), value=True),
+                                  f"{key}.{name} must be a positive number below 1e6 ({spec.description})")
+            continue
+        if not isinstance(item, str):
+            raise PolicyError(doc.location((key, name), value=True),
+                              f"{key}.{name} must be a string (quote numbers: \"1\")")

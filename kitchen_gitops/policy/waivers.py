@@ -94,6 +94,11 @@ def parse_waivers(doc: Document, known_rules: Iterable[str]) -> tuple[list[Waive
                 problems.append(_invalid(doc.location(path), f"waiver {i + 1} has no '{key}'",
                                          f"a value for '{key}'"))
                 bad = True
+        for key in ("rule", "object", "owner", "reason", "environment"):
+            if item.get(key) not in (None, "") and not isinstance(item.get(key), str):
+                problems.append(_invalid(doc.location((*path, key), value=True),
+                                         f"waiver field '{key}' must be a string", "a string"))
+                bad = True
         expires = item.get("expires")
         if expires not in (None, "") and not isinstance(expires, dt.date):
             problems.append(_invalid(doc.location((*path, "expires"), value=True),

@@ -1,0 +1,5 @@
+# METADATA
+# title: x
+package kitchen.rules.latin
+
+# café
