@@ -92,7 +92,7 @@ def execute_render(opts: RenderOptions) -> Result:
         result = outcome.result(command)
         result.notes = [] if opts.check else ["nothing written: fix the findings above"]
         return result
-    target = opts.out if opts.out is not None else pipeline.output_dir(opts.root)
+    target = opts.out if opts.out is not None else pipeline.output_dir(opts.root, outcome.catalog)
     full = not opts.environments
     if opts.check:
         stale = pipeline.stale_findings(target, outcome.rendered, full=full, root=opts.root)

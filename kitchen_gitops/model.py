@@ -30,6 +30,10 @@ from .load import CATALOG_DIRS, Document, load_documents
 
 # Every pattern is matched with fullmatch: "$" would also match before a trailing
 # newline, and "cs-llm\n" would pass as a DNS label and become a folder name.
+# The --max-lora-rank values vLLM's argument parser accepts; a flavor's rank is at most the largest.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+MAX_LORA_RANK = VLLM_LORA_RANKS[-1]
+
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -380,7 +384,7 @@ class Flavor(Strict):
     description: str | None = None
     base: Ref
     source: StorageUri
-    rank: int = Field(gt=0, le=512)
+    rank: int = Field(gt=0, le=MAX_LORA_RANK)
     alpha: float | None = Field(default=None, gt=0, le=1e6)
     target_modules: list[NonEmpty] = Field(min_length=1)
     owner: Owner
@@ -903,7 +907,27 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                 catalog.doc("Environment", name), ("promotes_from",),
                 f"environment {name} promotes from '{env.promotes_from}', which is not defined",
                 f"one of {', '.join(sorted(catalog.environments))}"))
+    # one folder of rendered output per repository: render writes it, check compares it,
+    # every Application syncs <path_prefix>/<environment> from it
+    prefixes = sorted({env.argocd.path_prefix for env in catalog.environments.values()})
+    if len(prefixes) > 1:
+        first = min(catalog.environments)
+        want = catalog.environments[first].argocd.path_prefix
+        for name, env in sorted(catalog.environments.items()):
+            if env.argocd.path_prefix != want:
+                out.append(Finding(
+                    "catalog.path-prefix", Severity.ERROR,
+                    f"environment {name} renders to '{env.argocd.path_prefix}/{name}', environment {first} to "
+                    f"'{want}/{first}': the repository has one folder of rendered output",
+                    catalog.location("Environment", name, ("argocd", "path_prefix"), value=True),
+                    expected=f"argocd.path_prefix: {want}", environment=name))
     return out
+
+
+def output_prefix(catalog: Catalog) -> str:
+    """The folder, relative to the repository, that holds ``<environment>/`` of rendered output."""
+    prefixes = sorted({env.argocd.path_prefix for env in catalog.environments.values()})
+    return prefixes[0] if prefixes else ArgoCd.model_fields["path_prefix"].default
 
 
 # Subjects that would grant a role to everyone, to every service account, or to a

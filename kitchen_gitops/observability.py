@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import Environment
-from .plan import ServicePlan, TenantPlan
+from .plan import PREDICTOR_PORT, ServicePlan, TenantPlan
 from .render import DOMAIN, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta
 
 # ---------------------------------------------------------------- vLLM 0.32 metrics
@@ -71,7 +71,6 @@ BUCKETS: dict[str, tuple[float, ...]] = {
 
 BY = "namespace, inferenceservice"
 INFERENCE_HANDLERS = "/v1/completions|/v1/chat/completions"
-PREDICTOR_PORT = 8080
 PORT_NAMES = {"RawDeployment": "http1", "Serverless": "user-port"}  # Knative renames the user port
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
 DASHBOARD_LABEL = ("grafana_dashboard", "1")  # the Grafana sidecar's default label

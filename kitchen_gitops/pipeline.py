@@ -19,7 +19,7 @@ from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
 from .load import CATALOG_DIRS
-from .model import Catalog, load_catalog
+from .model import Catalog, load_catalog, output_prefix
 from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, plan_environment, plan_findings
 from .policy.engines import make_engine
@@ -31,7 +31,6 @@ from .render import Contribution, RenderedFile, render_environment, template_dir
 from .rules import RuleInfo
 from .write import Difference, check_outputs, stale_environments
 
-RENDERED_DIR = "rendered"
 POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
 STALE_RULE = "render.stale"
@@ -107,10 +106,10 @@ def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
     return outcome
 
 
-def output_dir(root: Path) -> Path:
-    """Where ``rendered/<env>/`` lives: the folder every environment's Argo CD
-    ``path_prefix`` names (one folder for the repository; validated to agree)."""
-    return root / RENDERED_DIR
+def output_dir(root: Path, catalog: Catalog) -> Path:
+    """Where ``<env>/`` of rendered output lives: the folder the environments' Argo CD
+    ``path_prefix`` names (one for the repository; validate checks that they agree)."""
+    return root / output_prefix(catalog)
 
 
 def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]], *, full: bool,
@@ -173,7 +172,7 @@ def check(opts: CheckOptions) -> Result:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no policy folder (expected {POLICY_DIR}/*.rego)")
     library = load_library(folder, root)
-    job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root))
+    job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root, outcome.catalog))
     names = sorted(outcome.plans)
     workers = min(len(names), _jobs(opts))
     if workers > 1:
@@ -246,7 +245,8 @@ class _EnvironmentJob:
         found: list[Finding] = []
         if self.opts.render_check:
             found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
-        inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files})
+        inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files},
+                              output_prefix(catalog))
         found += evaluate_policies(self.library, engine, inputs, catalog.locate)
         return found
 

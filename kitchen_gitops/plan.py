@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .findings import Finding, Location, ResourceRef, Severity
-from .model import Architecture, Base, Catalog, Environment, Flavor, Tenant
+from .model import VLLM_LORA_RANKS, Architecture, Base, Catalog, Environment, Flavor, Tenant
 
-# The --max-lora-rank values vLLM's argument parser accepts.
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+# The port vLLM serves on inside the predictor (probes, scrape target, network policies).
+PREDICTOR_PORT = 8080
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 # Activations, CUDA graphs and the runtime itself, per GPU (measured vLLM overhead is 1–3 GiB).
 RUNTIME_OVERHEAD_GIB = 2.0

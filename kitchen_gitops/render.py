@@ -34,7 +34,7 @@ from .load import read_regular_file
 from .manifests import load_manifest
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
 from .model import Catalog, Environment, service_namespace
-from .plan import ISVC_API_VERSION, EnvironmentPlan, ServicePlan, TenantPlan
+from .plan import ISVC_API_VERSION, PREDICTOR_PORT, EnvironmentPlan, ServicePlan, TenantPlan
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
@@ -298,6 +298,7 @@ class EnvironmentRenderer:
                                          (f"{DOMAIN}/vllm-version", env.images.vllm_version)]),
                       image=env.images.vllm, env_vars=t.services[0].env_vars,
                       startup_failure_threshold=max(30, env.conformance.readiness_timeout_s // 10),
+                      port=PREDICTOR_PORT,
                       shm_size="8Gi")
         for svc in t.services:
             self.service(svc, tfile, tlabel)
@@ -328,7 +329,7 @@ class EnvironmentRenderer:
                   "NetworkPolicy", "networking.k8s.io/v1",
                   object_meta("allow-serving-ingress", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   pod_labels=(("component", "predictor"),), policy_types=["Ingress"],
-                  ingress=[{"peers": clients, "ports": [8080]}], egress=None)
+                  ingress=[{"peers": clients, "ports": [PREDICTOR_PORT]}], egress=None)
         s3_ns, s3_port = _service_namespace(env.storage.s3.endpoint)
         egress: list[dict[str, Any]] = [{"peers": [], "ports": [("UDP", 53), ("TCP", 53)]}]
         egress.append({"peers": [s3_ns] if s3_ns else [], "ports": [("TCP", s3_port)]})

@@ -109,6 +109,9 @@ _rule("catalog.base-version-conflict", "Two versions of one base for a tenant", 
       "One InferenceService serves one base version: a tenant's flavors in one environment are trained on "
       "the same version of each base.")
 _rule("catalog.duplicate-flavor", "Flavor listed twice", E, "A tenant lists each flavor once per environment.")
+_rule("catalog.path-prefix", "Environments render to different folders", E,
+      "Every environment's argocd.path_prefix names the one folder of rendered output that render writes, check "
+      "compares and the Applications sync.")
 _rule("catalog.reserved-namespace", "Reserved namespace", E,
       "A tenant's namespace is not a system namespace (kube-*, openshift-*, default), the conformance or Argo CD "
       "namespace, the S3 service's, or one the environment's gates reserve.")

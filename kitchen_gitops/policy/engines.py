@@ -25,6 +25,7 @@ from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
 PARAMS_PATH = ("kitchen", "params")
+OPA_DEFAULT_PORT = 8181
 
 
 class Engine(Protocol):
@@ -124,14 +125,15 @@ class OpaServerEngine:
     def __init__(self, url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise EngineUnavailable(f"--opa-url {url!r} is not an http(s) URL like http://localhost:8181")
+            raise EngineUnavailable(f"--opa-url {url!r} is not an http(s) URL like "
+                                    f"http://localhost:{OPA_DEFAULT_PORT}")
         try:
             from opa_client import OpaClient
         except ImportError as exc:  # pragma: no cover - a broken installation
             raise EngineUnavailable("opa-python-client is not installed") from exc
-        self.url = f"{parts.scheme}://{parts.hostname}:{parts.port or 8181}"
+        self.url = f"{parts.scheme}://{parts.hostname}:{parts.port or OPA_DEFAULT_PORT}"
         self.timeout = timeout
-        self._client = OpaClient(host=parts.hostname, port=parts.port or 8181,
+        self._client = OpaClient(host=parts.hostname, port=parts.port or OPA_DEFAULT_PORT,
                                  ssl=parts.scheme == "https", timeout=timeout, retries=0, token=token)
 
     def _unavailable(self, exc: Exception) -> EngineUnavailable:

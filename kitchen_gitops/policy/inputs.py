@@ -27,8 +27,6 @@ from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
 from ..render import RenderedFile
 
-RENDERED_DIR = "rendered"
-
 
 def loc(location: Location) -> dict[str, Any]:
     return {"file": location.file, "line": location.line, "col": location.col}
@@ -56,7 +54,7 @@ class _Items:
         return cached
 
 
-def resource_items(env: str, files: Sequence[RenderedFile]) -> list[dict[str, Any]]:
+def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rendered") -> list[dict[str, Any]]:
     """The rendered objects of one environment, as the render stage read them from the
     templates' output (what Argo CD applies), with the catalog location that caused each."""
     out = []
@@ -66,7 +64,7 @@ def resource_items(env: str, files: Sequence[RenderedFile]) -> list[dict[str, An
                 continue
             out.append({
                 "manifest": obj.manifest,
-                "file": f"{RENDERED_DIR}/{env}/{f.path}",
+                "file": f"{prefix}/{env}/{f.path}",
                 "_source": loc(obj.source),
                 "sources": list(obj.sources),
             })
@@ -100,19 +98,20 @@ class InputBuilder:
         }
 
     def build(self, plan: EnvironmentPlan, files: Sequence[RenderedFile],
-              resources: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+              resources: list[dict[str, Any]] | None = None, prefix: str = "rendered") -> dict[str, Any]:
         env = plan.environment
         return {
             "environment": self.items.item("Environment", env.name, env),
             "promotion": promotion(self.catalog, env.name),
             "catalog": self.catalog_section(env.name),
             "plan": plan.as_dict(),
-            "resources": resources if resources is not None else resource_items(env.name, files),
+            "resources": resources if resources is not None else resource_items(env.name, files, prefix),
         }
 
 
 def build_inputs(catalog: Catalog, plans: Mapping[str, EnvironmentPlan],
-                 rendered: Mapping[str, Sequence[RenderedFile]]) -> dict[str, dict[str, Any]]:
-    """One input document per environment, by environment name."""
+                 rendered: Mapping[str, Sequence[RenderedFile]], prefix: str = "rendered") -> dict[str, dict[str, Any]]:
+    """One input document per environment, by environment name; ``prefix`` is the folder
+    of rendered output (the environments' ``argocd.path_prefix``)."""
     builder = InputBuilder(catalog)
-    return {env: builder.build(plans[env], rendered.get(env, [])) for env in sorted(plans)}
+    return {env: builder.build(plans[env], rendered.get(env, []), prefix=prefix) for env in sorted(plans)}
