@@ -3,7 +3,8 @@
 setup:
 	bash scripts/bootstrap.sh
 
-run: setup
+run:
+	bash scripts/bootstrap.sh --gate
 	.venv/bin/kitchen render
 	.venv/bin/kitchen check
 
@@ -15,6 +16,7 @@ test:
 	.venv/bin/python -m pytest
 
 bench:
+	.venv/bin/python -m bench.check_bench --serial
 	.venv/bin/python -m bench.pipeline_bench
 
 clean:
