@@ -97,3 +97,83 @@ def load_manifest(text: str) -> Any:
         return _build(node)
     except (_Unsupported, TypeError, RecursionError):
         return yaml.load(text, Loader=_Base)
+
+
+_TOKEN = "__kitchen_namespace__"  # no DNS-1123 namespace contains "_"
+_SPEC = "\nspec:\n"
+_QUOTED_OR_BLOCK = ('"', "'", "|", ">")
+
+
+def _substitute(value: Any, namespace: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(_TOKEN, namespace) if _TOKEN in value else value
+    if isinstance(value, dict):
+        return {_substitute(k, namespace): _substitute(v, namespace) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, namespace) for v in value]
+    return value
+
+
+def _token_only_in_strings(node: Node) -> bool:
+    """Every scalar that holds the token is quoted or a block scalar: its type is a string
+    whatever namespace the token stands for."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ScalarNode):
+            if _TOKEN in n.value and n.style not in _QUOTED_OR_BLOCK:
+                return False
+        elif isinstance(n, MappingNode):
+            for k, v in n.value:
+                stack += [k, v]
+        elif isinstance(n, SequenceNode):
+            stack += list(n.value)
+    return True
+
+
+class ManifestReader:
+    """Reads the manifests of one render.  The ``spec:`` of an object whose text differs
+    from another's only by its namespace (a PrometheusRule per tenant namespace) is read
+    once and the namespace put back into its strings: the same object as reading the
+    text, for the cost of a copy.  Anything that could make the two differ — a document
+    marker, an escape sequence, the namespace in a plain scalar, an alias across the
+    split — reads the whole text instead."""
+
+    def __init__(self, min_bytes: int = 4096) -> None:
+        self.min_bytes = min_bytes
+        self._specs: dict[str, Any] = {}  # spec text with the namespace as a token → its object, or None
+
+    def read(self, text: str, namespace: str = "") -> Any:
+        if not namespace or len(text) < self.min_bytes or _TOKEN in text:
+            return load_manifest(text)
+        head, sep, tail = text.partition(_SPEC)
+        if not sep or "\\" in tail or "\n---" in text or "\n..." in text or text.startswith(("---", "...")):
+            return load_manifest(text)
+        key = tail.replace(namespace, _TOKEN)
+        if key not in self._specs:
+            self._specs[key] = self._read_spec(key)
+        spec = self._specs[key]
+        if spec is None:
+            return load_manifest(text)
+        top = load_manifest(head + "\n")
+        if not isinstance(top, dict) or any(k in top for k in spec):
+            return load_manifest(text)
+        top.update(_substitute(spec, namespace))
+        return top
+
+    @staticmethod
+    def _read_spec(key: str) -> Any:
+        loader = _Loader("spec:\n" + key)
+        try:
+            node = loader.get_single_node()
+        except yaml.YAMLError:
+            return None
+        finally:
+            loader.dispose()
+        if not isinstance(node, MappingNode) or not _token_only_in_strings(node):
+            return None
+        try:
+            built = _build(node)
+        except (_Unsupported, TypeError, RecursionError):
+            return None
+        return built if isinstance(built, dict) else None

@@ -31,7 +31,7 @@ from .errors import ConfigError
 from .escape import visible, yaml_comment
 from .findings import Location
 from .load import read_regular_file
-from .manifests import load_manifest
+from .manifests import ManifestReader
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
 from .model import Catalog, Environment, service_namespace
 from .plan import ISVC_API_VERSION, PREDICTOR_PORT, EnvironmentPlan, ServicePlan, TenantPlan
@@ -216,6 +216,7 @@ class EnvironmentRenderer:
     def __init__(self, catalog: Catalog, plan: EnvironmentPlan, templates: Path,
                  contributions: Sequence[Contribution] = ()) -> None:
         self.contributions = tuple(contributions)
+        self.reader = ManifestReader()
         self.catalog = catalog
         self.plan = plan
         self.env = plan.environment
@@ -241,7 +242,8 @@ class EnvironmentRenderer:
             raise ConfigError(f"{self.templates / template}: renders more than {MAX_RENDERED_BYTES} "
                               "bytes for one object")
         try:
-            manifest = load_manifest(text)
+            # kustomize's own file is not applied to the cluster: nothing to read for the policies
+            manifest = None if kind == "Kustomization" else self.reader.read(text, meta.namespace if meta else "")
         except (Exception, RecursionError) as exc:  # a template that does not render YAML: its author's error
             raise ConfigError(f"{self.templates / template}: renders no valid YAML for {visible(path)}: "
                               f"{visible(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None

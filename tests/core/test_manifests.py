@@ -47,3 +47,32 @@ def test_not_one_document_is_an_error() -> None:
         load_manifest("a: 1\n---\nb: 2\n")
     with pytest.raises(yaml.YAMLError):
         load_manifest("a: [1, 2\n")
+
+
+def _ruled(namespace: str, spec: str) -> str:
+    head = f"apiVersion: v1\nkind: PrometheusRule\nmetadata:\n  name: r\n  namespace: {namespace}\n"
+    return head + "spec:\n" + spec + "#" * 5000 + "\n"
+
+
+@pytest.mark.parametrize("spec", [
+    '  groups:\n    - name: "a"\n      rules:\n        - expr: |-\n            up{namespace="NS"}\n',
+    "  groups:\n    - name: NS\n",  # the namespace in a plain scalar: read whole
+    "  a: 'NS'\n  b: \"x-NS-y\"\n  c: >-\n    NS\n",
+    "  a: &x NS\n  b: *x\n",
+    "  a: \"\\x41NS\"\n",  # an escape sequence: read whole
+    "  a: NS\n---\nb: 2\n",  # a second document: an error either way
+])
+@pytest.mark.parametrize("namespace", ["cs-llm", "123", "yes", "x41", "null"])
+def test_reader_reads_as_the_text_says(spec: str, namespace: str) -> None:
+    from kitchen_gitops.manifests import ManifestReader
+
+    reader = ManifestReader()
+    for ns in ("other-one", namespace, "third"):  # the second and third reuse the first's spec
+        text = _ruled(ns, spec.replace("NS", ns))
+        try:
+            want = yaml.load(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            with pytest.raises(yaml.YAMLError):
+                reader.read(text, ns)
+            continue
+        assert reader.read(text, ns) == want, (ns, spec)
