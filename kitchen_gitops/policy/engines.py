@@ -28,6 +28,19 @@ PARAMS_PATH = ("kitchen", "params")
 OPA_DEFAULT_PORT = 8181
 
 
+def _to_json(doc: Any) -> str:
+    """The input document as JSON: orjson writes the tens of megabytes of a large
+    organisation's environment four times faster than the standard library."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson is a dependency
+        return json.dumps(doc)
+    try:
+        return orjson.dumps(doc).decode()
+    except TypeError:  # a value orjson does not write (an int beyond 64 bits): the slow path
+        return json.dumps(doc)
+
+
 class Engine(Protocol):
     name: str
 
@@ -75,7 +88,7 @@ class RegorusEngine:
         return None if raw == self._UNDEFINED else json.loads(raw)
 
     def evaluate(self, path: str, input_doc: Any) -> Any:
-        self.set_input_json(json.dumps(input_doc))
+        self.set_input_json(_to_json(input_doc))
         return self.evaluate_current(path)
 
 
