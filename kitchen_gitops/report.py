@@ -71,6 +71,17 @@ def record_dict(r: CheckRecord) -> dict[str, Any]:
             "findings": [finding_dict(f) for f in r.findings]}
 
 
+def _warning_gate(result: Result, findings: list[Finding]) -> str:
+    """Why warnings fail the run, when they do: which environments' gates say so."""
+    failing = [f for f in findings if f.severity is Severity.WARNING and result.gates.fails(f)]
+    if not failing:
+        return ""
+    if result.gates.all_warnings:
+        return "; warnings fail the run (--fail-on-warn)"
+    envs = sorted({f.environment for f in failing if f.environment} or result.gates.fail_on_warn)
+    return f"; warnings fail the run in {', '.join(envs)} (gates.fail_on_warn)"
+
+
 def _counts_line(result: Result) -> str:
     c = result.counts()
     return f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} info, {c['waived']} waived"
@@ -84,7 +95,7 @@ def report_text(result: Result) -> str:
         findings = result.all_findings()
         lines = [terminal(f.format_text()) for f in findings]
         if findings:
-            lines.append(_counts_line(result))
+            lines.append(_counts_line(result) + _warning_gate(result, findings))
         lines += [terminal(line) for line in result.summary]
         return "\n".join(lines) + "\n" if lines else ""
     envs = f": environment {', '.join(result.environments)}" if result.environments else ""
