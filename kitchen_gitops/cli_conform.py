@@ -110,7 +110,9 @@ def register(app: typer.Typer) -> None:
         concurrency: Annotated[int | None, typer.Option(min=1)] = None,
         requests: Annotated[int | None, typer.Option(min=1)] = None,
         output_tokens: Annotated[int | None, typer.Option(min=1)] = None,
-        prompt_words: Annotated[int | None, typer.Option(min=1)] = None,
+        prompt_tokens: Annotated[int | None, typer.Option(min=1)] = None,
+        load_seed: Annotated[int | None, typer.Option(
+            help="Seed of the load's random prompts (default: a new one each run).")] = None,
         isolation_rounds: Annotated[int, typer.Option(
             min=1, help="Concurrent bursts of every base/flavor request on every probe.")] = 3,
         perf_model: Annotated[list[str] | None, typer.Option(
@@ -135,7 +137,8 @@ def register(app: typer.Typer) -> None:
             chosen = tuple(c for c in chosen if c != "readiness")
         overrides = {k: v for k, v in {"concurrency": concurrency, "requests": requests,
                                        "output_tokens": output_tokens,
-                                       "prompt_words": prompt_words}.items() if v is not None}
+                                       "prompt_tokens": prompt_tokens,
+                                       "seed": load_seed}.items() if v is not None}
         if overrides:
             exp = exp.model_copy(update={"load": exp.load.model_copy(update=overrides)})
         token = None

@@ -304,7 +304,13 @@ class Toleration(Strict):
 
 class Gpu(Strict):
     product: NonEmpty
+    # the product's nominal memory (H100 80GB: 80, H200: 141); `kitchen conform gpu` checks
+    # NVML's total against it
     memory_gib: float = Field(gt=0)
+    # what CUDA reports as the GPU's total (torch.cuda.mem_get_info()[1] / 2**30; H200:
+    # 139.8), which vLLM multiplies by gpu_memory_utilization; the plan estimates it from
+    # memory_gib where it is not given
+    cuda_memory_gib: float | None = Field(default=None, gt=0)
     per_node: int = Field(gt=0)
     nodes: int = Field(gt=0)
     mig: bool = False
@@ -355,6 +361,8 @@ class VllmDefaults(Strict):
     max_loras: int = Field(default=4, gt=0, description="LoRA slots per batch (budget)")
     max_cpu_loras: int | None = Field(default=None, gt=0)
     max_num_seqs: int = Field(default=256, gt=0)
+    # vLLM's default (8192 on GPUs of 70 GiB and more, else 2048) where not given
+    max_num_batched_tokens: int | None = Field(default=None, gt=0)
     max_lora_rank: int = Field(default=64, gt=0, description="largest rank the environment allows")
     extra_args: list[str] = Field(default_factory=list)
 
@@ -395,6 +403,10 @@ class Conformance(Strict):
     concurrency: int = Field(default=4, gt=0)
     requests: int = Field(default=32, gt=0)
     output_tokens: int = Field(default=64, gt=0)
+    prompt_tokens: int = Field(default=48, gt=0, description="random token ids per prompt")
+    isolation_max_flip_rate: float = Field(
+        default=0.25, ge=0, le=1,
+        description="share of concurrent answers allowed to differ by numerics before a warning")
     readiness_timeout_s: int = Field(default=900, gt=0)
     active_deadline_s: int = Field(default=1800, gt=0)
 

@@ -12,14 +12,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .findings import Finding, Location, Severity
-from .model import Architecture, Base, Catalog, Environment, Flavor, Tenant
+from .model import Architecture, Base, Catalog, Environment, Flavor, Gpu, Tenant
 
 # The --max-lora-rank values vLLM's argument parser accepts.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
-# Activations, CUDA graphs and the runtime itself, per GPU (measured vLLM overhead is 1–3 GiB).
-RUNTIME_OVERHEAD_GIB = 2.0
 GIB = 1024**3
+
+# ---- GPU memory as vLLM (0.26, V1 engine) divides it; gpu_worker.determine_available_memory:
+#   KV cache = total × gpu_memory_utilization − (weights + LoRA slots, "Model loading took")
+#              − peak activation − non-torch memory − CUDA graph memory (estimated)
+# where total is the memory CUDA reports (torch.cuda.mem_get_info), not the product's name.
+#
+# The memory CUDA reports, as a share of the nominal size, where the catalog does not
+# declare it (cluster.gpu.cuda_memory_gib): H200 "141 GB": CUDA 139.8 GiB (NVML 140.4), on
+# the lent H200, 2026-12-01 (issue 13); H100 80GB HBM3: CUDA 79.19 GiB.  Products sold in
+# decimal GB (L4 "24 GB": CUDA 22.03 GiB) need cuda_memory_gib.
+CUDA_VISIBLE_FRACTION = 0.99
+# Peak activation of vLLM's profiling forward pass over max_num_batched_tokens tokens, in
+# units of (3 × intermediate + 4 × hidden) × dtype bytes per token (gate_up's output, the
+# activated half, and the hidden/residual/attention streams of one layer).  H200 run of
+# issue 13 (Llama-3.1-8B shape, 8192 batched tokens, LoRA on): see CALIBRATION below.
+ACTIVATION_FACTOR = 1.0
+# Memory outside torch's allocator that vLLM counts in the budget (cuBLAS and attention
+# workspaces): H200 run of issue 13.
+NON_TORCH_GIB = 0.15
+# CUDA graph pool memory that vLLM (≥ 0.21, VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1, the
+# default) estimates and subtracts inside the budget: 0.91 GiB on the H200 (Llama-3.1-8B
+# shape, max_num_seqs 256, LoRA graphs on; issue 13).  Scaled by the layers and hidden
+# size of the base relative to that shape.
+CUDA_GRAPH_GIB = 0.91
+CUDA_GRAPH_REFERENCE = 32 * 4096  # layers × hidden of the measured shape
+# Per GPU, outside the gpu_memory_utilization budget: the CUDA context and what the torch
+# allocator keeps besides (nvidia-smi 126.7 GiB used vs a 125.8 GiB budget on the H200).
+OUTSIDE_BUDGET_GIB = 0.9
+# vLLM's default --max-num-batched-tokens for the OpenAI server (arg_utils.get_batch_defaults):
+# 8192 on GPUs of at least 70 GiB (not A100), else 2048.
+DEFAULT_BATCHED_TOKENS = ((70.0, 8192), (0.0, 2048))
+# vLLM's KV cache block (tokens); the cache holds whole blocks.
+KV_BLOCK_TOKENS = 16
+# torch.cuda's rotary cache: max_position_embeddings × head_dim in the model dtype, one per
+# model (vLLM's get_rope caches it), allocated with the weights.
 
 BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
@@ -36,19 +69,32 @@ def round_lora_rank(rank: int) -> int:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    gpu_memory_gib: float
-    usable_gib: float
+    """One replica's GPU memory (all its GPUs together), as vLLM divides it."""
+
+    gpu_memory_gib: float  # what CUDA reports
+    usable_gib: float  # × gpu_memory_utilization: vLLM's budget
     weights_gib: float
     lora_gib: float
-    overhead_gib: float
+    lora_slot_gib: float
+    activation_gib: float
+    non_torch_gib: float
+    cuda_graph_gib: float
     kv_cache_gib: float
     kv_bytes_per_token: int
     kv_tokens: int
     max_model_len: int
+    max_num_batched_tokens: int
+    outside_budget_gib: float
+
+    @property
+    def overhead_gib(self) -> float:
+        """Inside the budget, besides weights, LoRA slots and the KV cache."""
+        return self.activation_gib + self.non_torch_gib + self.cuda_graph_gib
 
     @property
     def fits(self) -> bool:
-        return self.kv_tokens >= self.max_model_len
+        return (self.kv_tokens >= self.max_model_len
+                and self.usable_gib + self.outside_budget_gib <= self.gpu_memory_gib)
 
     @property
     def full_length_sequences(self) -> float:
@@ -60,22 +106,49 @@ class MemoryEstimate:
             "usable_gib": round(self.usable_gib, 2),
             "weights_gib": round(self.weights_gib, 2),
             "lora_gib": round(self.lora_gib, 3),
+            "lora_slot_gib": round(self.lora_slot_gib, 4),
+            "activation_gib": round(self.activation_gib, 2),
+            "non_torch_gib": round(self.non_torch_gib, 2),
+            "cuda_graph_gib": round(self.cuda_graph_gib, 2),
             "overhead_gib": round(self.overhead_gib, 2),
             "kv_cache_gib": round(self.kv_cache_gib, 2),
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "kv_tokens": self.kv_tokens,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "outside_budget_gib": round(self.outside_budget_gib, 2),
             "full_length_sequences": round(self.full_length_sequences, 2),
             "fits": self.fits,
         }
 
 
-def _lora_bytes_per_slot(arch: Architecture, rank: int, dtype_bytes: int) -> int:
-    """vLLM preallocates A and B for every LoRA-capable projection of every layer."""
+def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int) -> int:
+    """What one LoRA slot costs in vLLM, which preallocates every slot at ``--max-lora-rank``
+    (a smaller adapter is zero-padded into it) for every module it can wrap, whatever the
+    adapters target (lora/model_manager.py ``_create_lora_modules``):
+
+    - each layer's 7 projections: A (rank × in) and B (out × rank) per q, k, v, o, gate, up,
+      down (the merged qkv and gate_up keep one A and B per slice);
+    - the embeddings (``VocabParallelEmbeddingWithLoRA``: A vocab × rank, B hidden × rank)
+      and the LM head (``LogitsProcessorWithLoRA``: A rank × hidden, B vocab × rank) — the
+      part the plan missed before issue 13 (0.016 GiB of the 0.172 per rank-32 slot of a
+      Llama-3.1-8B shape).
+    """
     h, kv = arch.hidden_size, arch.num_key_value_heads * arch.head_dim
     q = arch.num_attention_heads * arch.head_dim
     inter = arch.intermediate_size
     shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, inter), (h, inter), (inter, h)]
-    return arch.num_hidden_layers * rank * sum(i + o for i, o in shapes) * dtype_bytes
+    layers = arch.num_hidden_layers * rank * sum(i + o for i, o in shapes)
+    embeddings = 2 * rank * (arch.vocab_size + h)  # embed_tokens and lm_head
+    return (layers + embeddings) * dtype_bytes
+
+
+def cuda_memory_gib(gpu: Gpu) -> float:
+    """The memory CUDA reports for one GPU: declared, else estimated from the nominal size."""
+    return gpu.cuda_memory_gib or gpu.memory_gib * CUDA_VISIBLE_FRACTION
+
+
+def default_batched_tokens(gpu_gib: float) -> int:
+    return next(tokens for floor, tokens in DEFAULT_BATCHED_TOKENS if gpu_gib >= floor)
 
 
 def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_rank: int,
@@ -83,16 +156,26 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
     arch = base.architecture
     nbytes = DTYPE_BYTES[arch.torch_dtype]
     gpu = env.cluster.gpu
-    total = gpu.memory_gib * tp
-    usable = total * env.serving.vllm.gpu_memory_utilization
-    weights = arch.parameters_billions * 1e9 * nbytes / GIB
-    lora = max_loras * _lora_bytes_per_slot(arch, max_rank, nbytes) / GIB
-    overhead = RUNTIME_OVERHEAD_GIB * tp
-    kv_cache = max(usable - weights - lora - overhead, 0.0)
+    vllm = env.serving.vllm
+    per_gpu = cuda_memory_gib(gpu)
+    total = per_gpu * tp
+    usable = total * vllm.gpu_memory_utilization
+    rope = arch.max_position_embeddings * arch.head_dim * nbytes * tp
+    weights = (arch.parameters_billions * 1e9 * nbytes + rope) / GIB
+    slot = lora_slot_bytes(arch, max_rank, nbytes) / GIB
+    lora = max_loras * slot
+    batched = vllm.max_num_batched_tokens or default_batched_tokens(per_gpu)
+    per_token = (3 * arch.intermediate_size / tp + 4 * arch.hidden_size) * nbytes
+    activation = ACTIVATION_FACTOR * batched * per_token * tp / GIB
+    non_torch = NON_TORCH_GIB * tp
+    graphs = (CUDA_GRAPH_GIB * arch.num_hidden_layers * arch.hidden_size / CUDA_GRAPH_REFERENCE
+              if "--enforce-eager" not in vllm.extra_args else 0.0) * tp
+    kv_cache = max(usable - weights - lora - activation - non_torch - graphs, 0.0)
     kv_per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * nbytes
-    kv_tokens = int(kv_cache * GIB // kv_per_token)
-    return MemoryEstimate(total, usable, weights, lora, overhead, kv_cache, kv_per_token,
-                          kv_tokens, max_model_len)
+    blocks = int(kv_cache * GIB // (kv_per_token * KV_BLOCK_TOKENS))
+    return MemoryEstimate(total, usable, weights, lora, slot, activation, non_torch, graphs,
+                          kv_cache, kv_per_token, blocks * KV_BLOCK_TOKENS, max_model_len,
+                          batched, OUTSIDE_BUDGET_GIB * tp)
 
 
 @dataclass(frozen=True)
@@ -241,6 +324,8 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         f"--gpu-memory-utilization={vllm.gpu_memory_utilization}",
         f"--max-num-seqs={vllm.max_num_seqs}",
     ]
+    if vllm.max_num_batched_tokens is not None:
+        args.append(f"--max-num-batched-tokens={vllm.max_num_batched_tokens}")
     if base.trust_remote_code:
         args.append("--trust-remote-code")
     if modules:
@@ -295,8 +380,8 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                 "plan.gpu-memory", Severity.ERROR,
                 f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
                 f"{svc.tensor_parallel_size}× {env.cluster.gpu.product}: weights {m.weights_gib:.1f} GiB "
-                f"+ LoRA slots {m.lora_gib:.2f} GiB + overhead {m.overhead_gib:.1f} GiB leave room for "
-                f"{m.kv_tokens} KV tokens",
+                f"+ LoRA slots {m.lora_gib:.2f} GiB + activations, CUDA graphs and runtime "
+                f"{m.overhead_gib:.1f} GiB leave room for {m.kv_tokens} KV tokens",
                 _tenant_env_location(catalog, svc.tenant, env.name),
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
             ))
