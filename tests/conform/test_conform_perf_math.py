@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -11,8 +13,8 @@ from kitchen_gitops.conform.perf import (
     agrees,
     compute_metrics,
     cross_check,
-    parse_histograms,
     parse_counters,
+    parse_histograms,
     percentile,
     prefix_cache_use,
     random_prompts,
@@ -53,11 +55,11 @@ def test_random_prompts_like_vllm_bench_serve_random_dataset() -> None:
     prompts = random_prompts(8, 32, 512, seed=7)
     assert prompts == random_prompts(8, 32, 512, seed=7)  # a seed repeats a run
     assert all(isinstance(p, list) and len(p) == 32 for p in prompts)
-    for i, p in enumerate(prompts):
+    for p in prompts:
         assert isinstance(p, list)
         # consecutive ids from the request's offset, wrapping at the vocabulary
         assert all(0 <= t < 512 for t in p)
-        assert all((b - a) % 512 == 1 for a, b in zip(p, p[1:], strict=False))
+        assert all((b - a) % 512 == 1 for a, b in itertools.pairwise(p))
     # no two requests, and no two runs, share a first block: nothing for the prefix cache
     runs = [random_prompts(64, 32, 128256, seed=s) for s in (1, 2)]
     firsts = {tuple(p[:16]) for run in runs for p in run if isinstance(p, list)}
