@@ -73,7 +73,8 @@ class Worker:
         # the worker mid-run (which shows as coalesced chunks: ITL ~0, TTFT inflated)
         self.stderr_path = log
         with log.open("w") as err:
-            self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+            # -P: kitchen from PYTHONPATH/the installation, not from whatever the cwd holds
+            self.proc = subprocess.Popen([sys.executable, "-P", "-c", code], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=err, text=True,
                                          env={**os.environ, **OFFLINE})
         self.log: list[str] = []
