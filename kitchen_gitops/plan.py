@@ -19,40 +19,49 @@ VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 GIB = 1024**3
 
-# ---- GPU memory as vLLM (0.26, V1 engine) divides it; gpu_worker.determine_available_memory:
-#   KV cache = total × gpu_memory_utilization − (weights + LoRA slots, "Model loading took")
-#              − peak activation − non-torch memory − CUDA graph memory (estimated)
+# ---- GPU memory as vLLM 0.26 divides it (v1/worker/gpu_worker.determine_available_memory):
+#   KV cache = total × gpu_memory_utilization − "Model loading took" (weights + LoRA slots)
+#              − peak activation − non-torch memory
 # where total is the memory CUDA reports (torch.cuda.mem_get_info), not the product's name.
+# The constants below were measured on the lent H200 on 2026-12-01 (issue 13; the run's
+# report is in docs/conformance.md): Llama-3.1-8B shape, bf16, max_model_len 32768,
+# max_num_seqs 256, 4 LoRA slots of rank 32, vLLM 0.26.0, whose startup log said
+#   "Actual usage is 15.69 GiB for weight, 1.13 GiB for peak activation, 0.22 GiB for
+#    non-torch memory, and 0.91 GiB for CUDAGraph memory"; "Available KV cache memory:
+#    108.77 GiB"; "GPU KV cache size: 891,040 tokens"
+# (125.82 − 15.69 − 1.13 − 0.22 = 108.78: the CUDA graphs are not in the budget).
 #
 # The memory CUDA reports, as a share of the nominal size, where the catalog does not
-# declare it (cluster.gpu.cuda_memory_gib): H200 "141 GB": CUDA 139.8 GiB (NVML 140.4), on
-# the lent H200, 2026-12-01 (issue 13); H100 80GB HBM3: CUDA 79.19 GiB.  Products sold in
-# decimal GB (L4 "24 GB": CUDA 22.03 GiB) need cuda_memory_gib.
+# declare it (cluster.gpu.cuda_memory_gib): H200 "141 GB": CUDA 139.80 GiB (NVML 140.4);
+# H100 80GB HBM3: CUDA 79.19 GiB.  Products sold in decimal GB (L4 "24 GB": CUDA 22.03
+# GiB) need cuda_memory_gib.
 CUDA_VISIBLE_FRACTION = 0.99
-# Peak activation of vLLM's profiling forward pass over max_num_batched_tokens tokens, in
-# units of (3 × intermediate + 4 × hidden) × dtype bytes per token (gate_up's output, the
-# activated half, and the hidden/residual/attention streams of one layer).  H200 run of
-# issue 13 (Llama-3.1-8B shape, 8192 batched tokens, LoRA on): see CALIBRATION below.
-ACTIVATION_FACTOR = 1.0
+# Peak activation of vLLM's profiling pass over max_num_batched_tokens tokens, per token in
+# units of (3 × intermediate + 4 × hidden) × dtype bytes (gate_up's output, the activated
+# half, and the hidden, residual and attention streams of one layer): 1.13 GiB measured
+# for 8192 tokens against 0.906 GiB of that unit.
+ACTIVATION_FACTOR = 1.25
 # Memory outside torch's allocator that vLLM counts in the budget (cuBLAS and attention
-# workspaces): H200 run of issue 13.
-NON_TORCH_GIB = 0.15
-# CUDA graph pool memory that vLLM (≥ 0.21, VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1, the
-# default) estimates and subtracts inside the budget: 0.91 GiB on the H200 (Llama-3.1-8B
-# shape, max_num_seqs 256, LoRA graphs on; issue 13).  Scaled by the layers and hidden
-# size of the base relative to that shape.
+# workspaces): 0.22 GiB measured (0.16 with VLLM_BATCH_INVARIANT=1).
+NON_TORCH_GIB = 0.22
+# The CUDA caching allocator reserves more than the LoRA tensors' bytes: 4 slots took 0.702
+# GiB of "Model loading" beyond the weights and rotary cache (tensors: 0.688), 5 slots
+# 0.892 (0.860); the fifth slot alone 0.19 ± 0.01 GiB (tensors: 0.172).
+LORA_ALLOCATION_FACTOR = 1.04
+# CUDA graphs, captured after the KV cache is allocated and outside the budget (vLLM 0.26's
+# V2 model runner makes no estimate of them): 0.91 GiB measured (0.73 with batch
+# invariance); scaled by layers × hidden relative to that shape.
 CUDA_GRAPH_GIB = 0.91
-CUDA_GRAPH_REFERENCE = 32 * 4096  # layers × hidden of the measured shape
-# Per GPU, outside the gpu_memory_utilization budget: the CUDA context and what the torch
-# allocator keeps besides (nvidia-smi 126.7 GiB used vs a 125.8 GiB budget on the H200).
-OUTSIDE_BUDGET_GIB = 0.9
+CUDA_GRAPH_REFERENCE = 32 * 4096
+# The CUDA contexts of vLLM's processes, also outside the budget: nvidia-smi showed 126.66
+# GiB used while serving, vLLM held 125.59 (weights + non-torch + KV cache + graphs).
+CUDA_CONTEXT_GIB = 1.07
 # vLLM's default --max-num-batched-tokens for the OpenAI server (arg_utils.get_batch_defaults):
-# 8192 on GPUs of at least 70 GiB (not A100), else 2048.
+# 8192 on GPUs of at least 70 GiB (not A100), else 2048; the H200's log: "Chunked prefill is
+# enabled with max_num_batched_tokens=8192".
 DEFAULT_BATCHED_TOKENS = ((70.0, 8192), (0.0, 2048))
-# vLLM's KV cache block (tokens); the cache holds whole blocks.
+# vLLM's KV cache block (tokens); the cache holds whole blocks (891,040 = 55,690 × 16).
 KV_BLOCK_TOKENS = 16
-# torch.cuda's rotary cache: max_position_embeddings × head_dim in the model dtype, one per
-# model (vLLM's get_rope caches it), allocated with the weights.
 
 BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
@@ -84,17 +93,22 @@ class MemoryEstimate:
     kv_tokens: int
     max_model_len: int
     max_num_batched_tokens: int
-    outside_budget_gib: float
+    cuda_context_gib: float
 
     @property
     def overhead_gib(self) -> float:
         """Inside the budget, besides weights, LoRA slots and the KV cache."""
-        return self.activation_gib + self.non_torch_gib + self.cuda_graph_gib
+        return self.activation_gib + self.non_torch_gib
+
+    @property
+    def serving_gib(self) -> float:
+        """Used while serving: the budget without the activation peak (freed after vLLM's
+        profiling pass), plus the CUDA graphs and contexts outside it."""
+        return self.usable_gib - self.activation_gib + self.cuda_graph_gib + self.cuda_context_gib
 
     @property
     def fits(self) -> bool:
-        return (self.kv_tokens >= self.max_model_len
-                and self.usable_gib + self.outside_budget_gib <= self.gpu_memory_gib)
+        return self.kv_tokens >= self.max_model_len and self.serving_gib <= self.gpu_memory_gib
 
     @property
     def full_length_sequences(self) -> float:
@@ -115,7 +129,8 @@ class MemoryEstimate:
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "kv_tokens": self.kv_tokens,
             "max_num_batched_tokens": self.max_num_batched_tokens,
-            "outside_budget_gib": round(self.outside_budget_gib, 2),
+            "cuda_context_gib": round(self.cuda_context_gib, 2),
+            "serving_gib": round(self.serving_gib, 2),
             "full_length_sequences": round(self.full_length_sequences, 2),
             "fits": self.fits,
         }
@@ -132,6 +147,9 @@ def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int) -> int:
       and the LM head (``LogitsProcessorWithLoRA``: A rank × hidden, B vocab × rank) — the
       part the plan missed before issue 13 (0.016 GiB of the 0.172 per rank-32 slot of a
       Llama-3.1-8B shape).
+
+    These are the tensors' bytes; ``estimate_memory`` adds what the allocator reserves
+    beyond them (``LORA_ALLOCATION_FACTOR``).
     """
     h, kv = arch.hidden_size, arch.num_key_value_heads * arch.head_dim
     q = arch.num_attention_heads * arch.head_dim
@@ -162,7 +180,7 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
     usable = total * vllm.gpu_memory_utilization
     rope = arch.max_position_embeddings * arch.head_dim * nbytes * tp
     weights = (arch.parameters_billions * 1e9 * nbytes + rope) / GIB
-    slot = lora_slot_bytes(arch, max_rank, nbytes) / GIB
+    slot = LORA_ALLOCATION_FACTOR * lora_slot_bytes(arch, max_rank, nbytes) / GIB
     lora = max_loras * slot
     batched = vllm.max_num_batched_tokens or default_batched_tokens(per_gpu)
     per_token = (3 * arch.intermediate_size / tp + 4 * arch.hidden_size) * nbytes
@@ -170,12 +188,12 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
     non_torch = NON_TORCH_GIB * tp
     graphs = (CUDA_GRAPH_GIB * arch.num_hidden_layers * arch.hidden_size / CUDA_GRAPH_REFERENCE
               if "--enforce-eager" not in vllm.extra_args else 0.0) * tp
-    kv_cache = max(usable - weights - lora - activation - non_torch - graphs, 0.0)
+    kv_cache = max(usable - weights - lora - activation - non_torch, 0.0)
     kv_per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * nbytes
     blocks = int(kv_cache * GIB // (kv_per_token * KV_BLOCK_TOKENS))
     return MemoryEstimate(total, usable, weights, lora, slot, activation, non_torch, graphs,
                           kv_cache, kv_per_token, blocks * KV_BLOCK_TOKENS, max_model_len,
-                          batched, OUTSIDE_BUDGET_GIB * tp)
+                          batched, CUDA_CONTEXT_GIB * tp)
 
 
 @dataclass(frozen=True)
@@ -380,8 +398,11 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                 "plan.gpu-memory", Severity.ERROR,
                 f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
                 f"{svc.tensor_parallel_size}× {env.cluster.gpu.product}: weights {m.weights_gib:.1f} GiB "
-                f"+ LoRA slots {m.lora_gib:.2f} GiB + activations, CUDA graphs and runtime "
-                f"{m.overhead_gib:.1f} GiB leave room for {m.kv_tokens} KV tokens",
+                f"+ LoRA slots {m.lora_gib:.2f} GiB + activations and runtime "
+                f"{m.overhead_gib:.1f} GiB leave room for {m.kv_tokens} KV tokens"
+                + ("" if m.serving_gib <= m.gpu_memory_gib else
+                   f"; serving would use {m.serving_gib:.1f} GiB with CUDA graphs and contexts"
+                   f" of {m.gpu_memory_gib:.1f}"),
                 _tenant_env_location(catalog, svc.tenant, env.name),
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
             ))

@@ -98,8 +98,10 @@ def test_memory_is_what_cuda_reports_and_budget_parts(minimal_repo: Path) -> Non
     assert m.gpu_memory_gib == pytest.approx(24 * CUDA_VISIBLE_FRACTION * tp)
     assert m.kv_tokens % KV_BLOCK_TOKENS == 0
     assert m.max_num_batched_tokens == 2048  # vLLM's default below 70 GiB
-    inside = m.weights_gib + m.lora_gib + m.activation_gib + m.non_torch_gib + m.cuda_graph_gib
+    inside = m.weights_gib + m.lora_gib + m.activation_gib + m.non_torch_gib
     assert inside + m.kv_cache_gib == pytest.approx(m.usable_gib)
+    assert m.serving_gib == pytest.approx(m.usable_gib - m.activation_gib + m.cuda_graph_gib
+                                          + m.cuda_context_gib)
     assert m.kv_tokens * m.kv_bytes_per_token <= m.kv_cache_gib * GIB
     # declared, the memory CUDA reports is what the plan divides (an L4 "24 GB": 22.03 GiB)
     env = minimal_repo / "environments/dev.yaml"
