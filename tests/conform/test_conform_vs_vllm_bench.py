@@ -30,10 +30,10 @@ from tests.support.vllm_server import VllmServer
 pytestmark = pytest.mark.slow
 
 TOLERANCE = 0.05
-LOAD = Load(concurrency=4, requests=48, output_tokens=32, input_len=480)
+LOAD = Load(concurrency=4, requests=32, output_tokens=32, input_len=480)
 ROUNDS, MAX_ROUNDS = 3, 8
 VOCAB = 512
-# Consecutive ids from one of 512 offsets: a few of a run's 48 prompts (and of earlier
+# Consecutive ids from one of 512 offsets: a few of a run's 32 prompts (and of earlier
 # runs') share a first 128-token block by chance; with a real vocabulary (128,256) none do.
 CHANCE_HITS = 0.2
 

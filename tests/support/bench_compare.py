@@ -230,10 +230,15 @@ class Comparison:
         return run
 
     def rounds(self, n: int) -> None:
-        """``n`` runs of each tool, taking turns."""
+        """``n`` runs of each tool, taking turns, each round led by the other tool than the
+        last (a host whose load drifts favours neither)."""
         for _ in range(n):
-            self.kitchen_run(self.kitchen)
-            self.bench_run(self.bench)
+            if len(self.kitchen.runs) % 2:
+                self.bench_run(self.bench)
+                self.kitchen_run(self.kitchen)
+            else:
+                self.kitchen_run(self.kitchen)
+                self.bench_run(self.bench)
 
     def rows(self) -> dict[str, tuple[float, float]]:
         k, b = self.kitchen, self.bench
@@ -267,7 +272,7 @@ class Comparison:
                   "| tool | seed | client TTFT p50 | client TPOT p50 | server TTFT mean | "
                   "server queue mean | server prefill mean | prefix cache hits |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        runs = [r for pair in zip(self.kitchen.runs, self.bench.runs, strict=False) for r in pair]
+        runs = sorted(self.kitchen.runs + self.bench.runs, key=lambda r: int(r["seed"]))
         for r in runs:
             lines.append(f"| {r['tool']} | {r['seed']} | {r['client_ttft_median_ms']} | "
                          f"{r['client_tpot_median_ms']} | {r.get('server_ttft_mean_ms', '-')} | "
