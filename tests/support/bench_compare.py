@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import urllib.request
@@ -257,6 +258,19 @@ class Comparison:
         k, b = self.rows()[row]
         return (k - b) / b
 
+    def noise(self, row: str) -> float:
+        """Twice the standard error of the difference between the tools' mean per-run
+        medians, relative to vLLM's: how far apart the pooled medians may land by the
+        host's drift alone ("TTFT median (ms)" or "TPOT median (ms)")."""
+        key = {"TTFT median (ms)": "client_ttft_median_ms",
+               "TPOT median (ms)": "client_tpot_median_ms"}[row]
+        k = [float(r[key]) for r in self.kitchen.runs]
+        b = [float(r[key]) for r in self.bench.runs]
+        if min(len(k), len(b)) < 2:
+            return float("inf")
+        se = (statistics.variance(k) / len(k) + statistics.variance(b) / len(b)) ** 0.5
+        return 2 * se / statistics.fmean(b)
+
     def table(self) -> str:
         ld = self.load
         lines = [f"load: {ld.requests} streaming requests of {self.model} at concurrency "
@@ -267,7 +281,10 @@ class Comparison:
                  "|---|---:|---:|---:|"]
         for name, (k, v) in self.rows().items():
             lines.append(f"| {name} | {k:.2f} | {v:.2f} | {(k - v) / v:+.1%} |")
-        lines += ["", "per run: client medians; the server's means and prefix-cache hit rate "
+        lines += ["", "run-to-run noise (2 standard errors of the difference of per-run medians): "
+                  + ", ".join(f"{n.split()[0]} {self.noise(n):.1%}"
+                              for n in ("TTFT median (ms)", "TPOT median (ms)")),
+                  "", "per run: client medians; the server's means and prefix-cache hit rate "
                   "from /metrics over the run", "",
                   "| tool | seed | client TTFT p50 | client TPOT p50 | server TTFT mean | "
                   "server queue mean | server prefill mean | prefix cache hits |",
