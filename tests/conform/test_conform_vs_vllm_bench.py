@@ -35,8 +35,10 @@ LOAD = Load(concurrency=4, requests=32, output_tokens=32, input_len=480)
 ROUNDS, MAX_ROUNDS = 3, 8
 VOCAB = 512
 # Consecutive ids from one of 512 offsets: a few of a run's 32 prompts (and of earlier
-# runs') share a first 128-token block by chance; with a real vocabulary (128,256) none do.
-CHANCE_HITS = 0.2
+# runs') share a first 128-token block by chance (one vllm bench serve seed: 23 % of its
+# tokens); with a real vocabulary (128,256: 0-1.5 % on the H200) next to none do.  The
+# control, the same prompts again, finds 70-90 %.
+CHANCE_HITS = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +92,9 @@ def test_ttft_and_tpot_medians_agree_with_vllm_bench_serve(comparison: Compariso
         Path(target).write_text(text + "\n")
     # a new seed every run: neither tool found its prompts in the prefix cache (beyond the
     # chance that two of a 512-token vocabulary's 512 starting ids coincide)
-    for run in comparison.kitchen.runs + comparison.bench.runs:
-        assert run["prefix_cache_hit_rate"] < CHANCE_HITS, run
+    for pool in (comparison.kitchen, comparison.bench):
+        rates = [float(r["prefix_cache_hit_rate"]) for r in pool.runs]
+        assert sum(rates) / len(rates) < CHANCE_HITS and max(rates) < 0.4, pool.runs
     for name in rows:
         assert abs(comparison.difference(name)) <= allowed(comparison, name), text
 
@@ -99,7 +102,7 @@ def test_ttft_and_tpot_medians_agree_with_vllm_bench_serve(comparison: Compariso
 def test_a_second_run_measures_the_same_ttft_not_the_cache(comparison: Comparison) -> None:
     first, second = comparison.kitchen_run(None), comparison.kitchen_run(None)
     # fresh random prompts: nothing cached, the same prefill work, the same TTFT within noise
-    assert first["prefix_cache_hit_rate"] < CHANCE_HITS > second["prefix_cache_hit_rate"]
+    assert first["prefix_cache_hit_rate"] < 0.4 and second["prefix_cache_hit_rate"] < 0.4
     a, b = first["client_ttft_median_ms"], second["client_ttft_median_ms"]
     assert abs(b - a) / a <= 0.15, (first, second)
     # the control: the second run's prompts once more (fixed prompts, as before issue 13)
