@@ -10,6 +10,7 @@ fixed seed), so every answer is reproducible and comparable.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -234,7 +235,8 @@ class Attribution:
     def as_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict.value, "model": self.model, "best": self.best,
                 "deficits": {k: round(v, 4) for k, v in sorted(self.deficits.items())},
-                "own_max_deficit": round(self.own_max_deficit, 4)}
+                "own_max_deficit": (round(self.own_max_deficit, 4)
+                                    if math.isfinite(self.own_max_deficit) else None)}
 
 
 def attribute(model: str, scores: dict[str, list[TokenScore]]) -> Attribution:
@@ -329,8 +331,11 @@ def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpe
             key = (m, p, tuple(rec.token_ids))
             if key not in attributions:
                 prompt_ids = expected.prompt_token_ids
-                scores = {c: svc.client.score(c, prompt_ids, key[2]) for c in candidates}
-                attributions[key] = attribute(m, scores)
+                if key[2] and prompt_ids:
+                    scores = {c: svc.client.score(c, prompt_ids, key[2]) for c in candidates}
+                    attributions[key] = attribute(m, scores)
+                else:  # a server without return_token_ids: nothing to score
+                    attributions[key] = Attribution(Verdict.UNEXPLAINED, m, m, {}, float("inf"))
             divergent.append((m, p, rec, attributions[key]))
         flips = [d for d in divergent if d[3].verdict is Verdict.NUMERICS]
         res.details.update({
@@ -361,7 +366,10 @@ def _leak(res: CheckResult, svc: _Service, models: list[str], m: str, p: str,
           rec: StreamRecord, expected: Completion, a: Attribution) -> None:
     who = "the base" if m == svc.exp.base else f"flavor {m}"
     n = len(rec.token_ids) or PROBE_TOKENS
-    if a.verdict is Verdict.CONTAMINATION:
+    if not a.deficits:
+        why = ("the server returns no token ids (vLLM's return_token_ids) to score the answer "
+               "with: contamination or batch-dependent numerics")
+    elif a.verdict is Verdict.CONTAMINATION:
         why = (f"{a.best} explains the answer ({a.deficits[a.best]:.2f} nats below its greedy "
                f"path over {n} tokens), {m} does not ({a.deficits[m]:.2f} nats): cross-adapter "
                "contamination")
