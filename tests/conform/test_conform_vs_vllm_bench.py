@@ -16,13 +16,13 @@ noise exceeds 5 % it allows that noise (two standard errors), no more.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kitchen_gitops.conform.perf import percentile
 from tests.conform.conform_support import BASE
 from tests.support.bench_compare import Comparison, Load
 from tests.support.tiny_model import build_tiny_base
@@ -100,14 +100,19 @@ def test_ttft_and_tpot_medians_agree_with_vllm_bench_serve(comparison: Compariso
 
 
 def test_a_second_run_measures_the_same_ttft_not_the_cache(comparison: Comparison) -> None:
+    if len(comparison.kitchen.runs) < 3:  # run alone: runs to measure the host's noise by
+        for _ in range(3):
+            comparison.kitchen_run(comparison.kitchen)
+    medians = [float(r["client_ttft_median_ms"]) for r in comparison.kitchen.runs]
+    noise = 3 * statistics.stdev(medians)
     first, second = comparison.kitchen_run(None), comparison.kitchen_run(None)
-    # fresh random prompts: nothing cached, the same prefill work, the same TTFT within noise
+    # fresh random prompts: nothing cached (beyond chance), the same prefill work, the same
+    # TTFT within the host's run-to-run noise
     assert first["prefix_cache_hit_rate"] < 0.4 and second["prefix_cache_hit_rate"] < 0.4
     a, b = first["client_ttft_median_ms"], second["client_ttft_median_ms"]
-    assert abs(b - a) / a <= 0.15, (first, second)
+    assert abs(b - a) <= max(0.15 * a, noise), (first, second, medians)
     # the control: the second run's prompts once more (fixed prompts, as before issue 13)
-    # are served from the prefix cache, and the time to first token shows it
+    # come from the prefix cache, and the time to first token shows it: far below both
     again = comparison.kitchen_run(None, seed=second["seed"])
     assert again["prefix_cache_hit_rate"] > 0.5, again
-    assert again["client_ttft_median_ms"] < 0.8 * min(a, b), (first, second, again)
-    assert percentile([a, b], 50) > 0
+    assert again["client_ttft_median_ms"] < 0.6 * min(a, b), (first, second, again)
