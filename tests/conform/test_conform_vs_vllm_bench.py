@@ -105,11 +105,15 @@ def test_a_second_run_measures_the_same_ttft_not_the_cache(comparison: Compariso
             comparison.kitchen_run(comparison.kitchen)
     medians = [float(r["client_ttft_median_ms"]) for r in comparison.kitchen.runs]
     noise = 3 * statistics.stdev(medians)
-    first, second = comparison.kitchen_run(None), comparison.kitchen_run(None)
     # fresh random prompts: nothing cached (beyond chance), the same prefill work, the same
-    # TTFT within the host's run-to-run noise
-    assert first["prefix_cache_hit_rate"] < 0.4 and second["prefix_cache_hit_rate"] < 0.4
-    a, b = first["client_ttft_median_ms"], second["client_ttft_median_ms"]
+    # TTFT within the host's run-to-run noise.  A noisy host gets up to three pairs of
+    # runs; cached prompts would lower the second run of every pair (the control below).
+    for _attempt in range(3):
+        first, second = comparison.kitchen_run(None), comparison.kitchen_run(None)
+        assert first["prefix_cache_hit_rate"] < 0.4 and second["prefix_cache_hit_rate"] < 0.4
+        a, b = first["client_ttft_median_ms"], second["client_ttft_median_ms"]
+        if abs(b - a) <= max(0.15 * a, noise):
+            break
     assert abs(b - a) <= max(0.15 * a, noise), (first, second, medians)
     # the control: the second run's prompts once more (fixed prompts, as before issue 13)
     # come from the prefix cache, and the time to first token shows it: far below both
