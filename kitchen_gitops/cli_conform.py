@@ -57,7 +57,9 @@ def serving(
     concurrency: Annotated[int | None, typer.Option(min=1)] = None,
     requests: Annotated[int | None, typer.Option(min=1)] = None,
     output_tokens: Annotated[int | None, typer.Option(min=1)] = None,
-    prompt_words: Annotated[int | None, typer.Option(min=1)] = None,
+    prompt_tokens: Annotated[int | None, typer.Option(min=1)] = None,
+    load_seed: Annotated[int | None, typer.Option(
+        help="Seed of the load's random prompts (default: a new one each run).")] = None,
     isolation_rounds: Annotated[int, typer.Option(
         min=1, help="Concurrent bursts of every base/flavor request on every probe.")] = 3,
     perf_model: Annotated[list[str] | None, typer.Option(
@@ -71,7 +73,8 @@ def serving(
         commands.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
         tuple(endpoint or ()), tuple(check or ()), tuple(skip or ()), no_readiness, kubeconfig, token_file,
         readiness_timeout, {"concurrency": concurrency, "requests": requests, "output_tokens": output_tokens,
-                            "prompt_words": prompt_words}, isolation_rounds, tuple(perf_model or ()))
+                            "prompt_tokens": prompt_tokens, "seed": load_seed}, isolation_rounds,
+        tuple(perf_model or ()))
     result = commands.execute_serving(cmd)
     raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 

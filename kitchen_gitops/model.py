@@ -438,7 +438,13 @@ class Toleration(Strict):
 
 class Gpu(Strict):
     product: NonEmpty
+    # the product's nominal memory (H100 80GB: 80, H200: 141); `kitchen conform gpu` checks
+    # NVML's total against it
     memory_gib: float = Field(gt=0, le=1 << 20)
+    # what CUDA reports as the GPU's total (torch.cuda.mem_get_info()[1] / 2**30; H200:
+    # 139.8), which vLLM multiplies by gpu_memory_utilization; the plan estimates it from
+    # memory_gib where it is not given
+    cuda_memory_gib: float | None = Field(default=None, gt=0, le=1 << 20)
     per_node: int = Field(gt=0, le=1024)
     nodes: int = Field(gt=0, le=MAX_COUNT)
     mig: bool = False
@@ -489,6 +495,8 @@ class VllmDefaults(Strict):
     max_loras: int = Field(default=4, gt=0, le=4096, description="LoRA slots per batch (budget)")
     max_cpu_loras: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     max_num_seqs: int = Field(default=256, gt=0, le=MAX_COUNT)
+    # vLLM's default (8192 on GPUs of 70 GiB and more, else 2048) where not given
+    max_num_batched_tokens: int | None = Field(default=None, gt=0, le=1 << 30)
     max_lora_rank: int = Field(default=64, gt=0, le=4096, description="largest rank the environment allows")
     extra_args: list[NonEmpty] = Field(default_factory=list)
 
@@ -533,6 +541,10 @@ class Conformance(Strict):
     concurrency: int = Field(default=4, gt=0, le=10_000)
     requests: int = Field(default=32, gt=0, le=MAX_COUNT)
     output_tokens: int = Field(default=64, gt=0, le=MAX_COUNT)
+    prompt_tokens: int = Field(default=48, gt=0, le=1 << 20, description="random token ids per prompt")
+    isolation_max_flip_rate: float = Field(
+        default=0.25, ge=0, le=1, allow_inf_nan=False,
+        description="share of concurrent answers allowed to differ by numerics before a warning")
     readiness_timeout_s: int = Field(default=900, gt=0, le=7 * 86_400)
     active_deadline_s: int = Field(default=1800, gt=0, le=7 * 86_400)
 

@@ -12,14 +12,56 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .findings import Finding, Location, ResourceRef, Severity
-from .model import VLLM_LORA_RANKS, Architecture, Base, Catalog, Environment, Flavor, Tenant
+from .model import VLLM_LORA_RANKS, Architecture, Base, Catalog, Environment, Flavor, Gpu, Tenant
 
 # The port vLLM serves on inside the predictor (probes, scrape target, network policies).
 PREDICTOR_PORT = 8080
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
-# Activations, CUDA graphs and the runtime itself, per GPU (measured vLLM overhead is 1–3 GiB).
-RUNTIME_OVERHEAD_GIB = 2.0
 GIB = 1024**3
+
+# ---- GPU memory as vLLM 0.26 divides it (v1/worker/gpu_worker.determine_available_memory):
+#   KV cache = total × gpu_memory_utilization − "Model loading took" (weights + LoRA slots)
+#              − peak activation − non-torch memory
+# where total is the memory CUDA reports (torch.cuda.mem_get_info), not the product's name.
+# The constants below were measured on the lent H200 on 2026-12-01 (issue 13; the run's
+# report is in docs/conformance.md): Llama-3.1-8B shape, bf16, max_model_len 32768,
+# max_num_seqs 256, 4 LoRA slots of rank 32, vLLM 0.26.0, whose startup log said
+#   "Actual usage is 15.69 GiB for weight, 1.13 GiB for peak activation, 0.22 GiB for
+#    non-torch memory, and 0.91 GiB for CUDAGraph memory"; "Available KV cache memory:
+#    108.77 GiB"; "GPU KV cache size: 891,040 tokens"
+# (125.82 − 15.69 − 1.13 − 0.22 = 108.78: the CUDA graphs are not in the budget).
+#
+# The memory CUDA reports, as a share of the nominal size, where the catalog does not
+# declare it (cluster.gpu.cuda_memory_gib): H200 "141 GB": CUDA 139.80 GiB (NVML 140.4);
+# H100 80GB HBM3: CUDA 79.19 GiB.  Products sold in decimal GB (L4 "24 GB": CUDA 22.03
+# GiB) need cuda_memory_gib.
+CUDA_VISIBLE_FRACTION = 0.99
+# Peak activation of vLLM's profiling pass over max_num_batched_tokens tokens, per token in
+# units of (3 × intermediate + 4 × hidden) × dtype bytes (gate_up's output, the activated
+# half, and the hidden, residual and attention streams of one layer): 1.13 GiB measured
+# for 8192 tokens against 0.906 GiB of that unit.
+ACTIVATION_FACTOR = 1.25
+# Memory outside torch's allocator that vLLM counts in the budget (cuBLAS and attention
+# workspaces): 0.22 GiB measured (0.16 with VLLM_BATCH_INVARIANT=1).
+NON_TORCH_GIB = 0.22
+# The CUDA caching allocator reserves more than the LoRA tensors' bytes: 4 slots took 0.702
+# GiB of "Model loading" beyond the weights and rotary cache (tensors: 0.688), 5 slots
+# 0.892 (0.860); the fifth slot alone 0.19 ± 0.01 GiB (tensors: 0.172).
+LORA_ALLOCATION_FACTOR = 1.04
+# CUDA graphs, captured after the KV cache is allocated and outside the budget (vLLM 0.26's
+# V2 model runner makes no estimate of them): 0.91 GiB measured (0.73 with batch
+# invariance); scaled by layers × hidden relative to that shape.
+CUDA_GRAPH_GIB = 0.91
+CUDA_GRAPH_REFERENCE = 32 * 4096
+# The CUDA contexts of vLLM's processes, also outside the budget: nvidia-smi showed 126.66
+# GiB used while serving, vLLM held 125.59 (weights + non-torch + KV cache + graphs).
+CUDA_CONTEXT_GIB = 1.07
+# vLLM's default --max-num-batched-tokens for the OpenAI server (arg_utils.get_batch_defaults):
+# 8192 on GPUs of at least 70 GiB (not A100), else 2048; the H200's log: "Chunked prefill is
+# enabled with max_num_batched_tokens=8192".
+DEFAULT_BATCHED_TOKENS = ((70.0, 8192), (0.0, 2048))
+# vLLM's KV cache block (tokens); the cache holds whole blocks (891,040 = 55,690 × 16).
+KV_BLOCK_TOKENS = 16
 
 BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
@@ -37,19 +79,37 @@ def round_lora_rank(rank: int) -> int:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    gpu_memory_gib: float
-    usable_gib: float
+    """One replica's GPU memory (all its GPUs together), as vLLM divides it."""
+
+    gpu_memory_gib: float  # what CUDA reports
+    usable_gib: float  # × gpu_memory_utilization: vLLM's budget
     weights_gib: float
     lora_gib: float
-    overhead_gib: float
+    lora_slot_gib: float
+    activation_gib: float
+    non_torch_gib: float
+    cuda_graph_gib: float
     kv_cache_gib: float
     kv_bytes_per_token: int
     kv_tokens: int
     max_model_len: int
+    max_num_batched_tokens: int
+    cuda_context_gib: float
+
+    @property
+    def overhead_gib(self) -> float:
+        """Inside the budget, besides weights, LoRA slots and the KV cache."""
+        return self.activation_gib + self.non_torch_gib
+
+    @property
+    def serving_gib(self) -> float:
+        """Used while serving: the budget without the activation peak (freed after vLLM's
+        profiling pass), plus the CUDA graphs and contexts outside it."""
+        return self.usable_gib - self.activation_gib + self.cuda_graph_gib + self.cuda_context_gib
 
     @property
     def fits(self) -> bool:
-        return self.kv_tokens >= self.max_model_len
+        return self.kv_tokens >= self.max_model_len and self.serving_gib <= self.gpu_memory_gib
 
     @property
     def full_length_sequences(self) -> float:
@@ -61,22 +121,53 @@ class MemoryEstimate:
             "usable_gib": round(self.usable_gib, 2),
             "weights_gib": round(self.weights_gib, 2),
             "lora_gib": round(self.lora_gib, 3),
+            "lora_slot_gib": round(self.lora_slot_gib, 4),
+            "activation_gib": round(self.activation_gib, 2),
+            "non_torch_gib": round(self.non_torch_gib, 2),
+            "cuda_graph_gib": round(self.cuda_graph_gib, 2),
             "overhead_gib": round(self.overhead_gib, 2),
             "kv_cache_gib": round(self.kv_cache_gib, 2),
             "kv_bytes_per_token": self.kv_bytes_per_token,
             "kv_tokens": self.kv_tokens,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "cuda_context_gib": round(self.cuda_context_gib, 2),
+            "serving_gib": round(self.serving_gib, 2),
             "full_length_sequences": round(self.full_length_sequences, 2),
             "fits": self.fits,
         }
 
 
-def _lora_bytes_per_slot(arch: Architecture, rank: int, dtype_bytes: int) -> int:
-    """vLLM preallocates A and B for every LoRA-capable projection of every layer."""
+def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int) -> int:
+    """What one LoRA slot costs in vLLM, which preallocates every slot at ``--max-lora-rank``
+    (a smaller adapter is zero-padded into it) for every module it can wrap, whatever the
+    adapters target (lora/model_manager.py ``_create_lora_modules``):
+
+    - each layer's 7 projections: A (rank × in) and B (out × rank) per q, k, v, o, gate, up,
+      down (the merged qkv and gate_up keep one A and B per slice);
+    - the embeddings (``VocabParallelEmbeddingWithLoRA``: A vocab × rank, B hidden × rank)
+      and the LM head (``LogitsProcessorWithLoRA``: A rank × hidden, B vocab × rank) — the
+      part the plan missed before issue 13 (0.016 GiB of the 0.172 per rank-32 slot of a
+      Llama-3.1-8B shape).
+
+    These are the tensors' bytes; ``estimate_memory`` adds what the allocator reserves
+    beyond them (``LORA_ALLOCATION_FACTOR``).
+    """
     h, kv = arch.hidden_size, arch.num_key_value_heads * arch.head_dim
     q = arch.num_attention_heads * arch.head_dim
     inter = arch.intermediate_size
     shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, inter), (h, inter), (inter, h)]
-    return arch.num_hidden_layers * rank * sum(i + o for i, o in shapes) * dtype_bytes
+    layers = arch.num_hidden_layers * rank * sum(i + o for i, o in shapes)
+    embeddings = 2 * rank * (arch.vocab_size + h)  # embed_tokens and lm_head
+    return (layers + embeddings) * dtype_bytes
+
+
+def cuda_memory_gib(gpu: Gpu) -> float:
+    """The memory CUDA reports for one GPU: declared, else estimated from the nominal size."""
+    return gpu.cuda_memory_gib or gpu.memory_gib * CUDA_VISIBLE_FRACTION
+
+
+def default_batched_tokens(gpu_gib: float) -> int:
+    return next(tokens for floor, tokens in DEFAULT_BATCHED_TOKENS if gpu_gib >= floor)
 
 
 def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_rank: int,
@@ -84,16 +175,26 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
     arch = base.architecture
     nbytes = DTYPE_BYTES[arch.torch_dtype]
     gpu = env.cluster.gpu
-    total = gpu.memory_gib * tp
-    usable = total * env.serving.vllm.gpu_memory_utilization
-    weights = arch.parameters_billions * 1e9 * nbytes / GIB
-    lora = max_loras * _lora_bytes_per_slot(arch, max_rank, nbytes) / GIB
-    overhead = RUNTIME_OVERHEAD_GIB * tp
-    kv_cache = max(usable - weights - lora - overhead, 0.0)
+    vllm = env.serving.vllm
+    per_gpu = cuda_memory_gib(gpu)
+    total = per_gpu * tp
+    usable = total * vllm.gpu_memory_utilization
+    rope = arch.max_position_embeddings * arch.head_dim * nbytes * tp
+    weights = (arch.parameters_billions * 1e9 * nbytes + rope) / GIB
+    slot = LORA_ALLOCATION_FACTOR * lora_slot_bytes(arch, max_rank, nbytes) / GIB
+    lora = max_loras * slot
+    batched = vllm.max_num_batched_tokens or default_batched_tokens(per_gpu)
+    per_token = (3 * arch.intermediate_size / tp + 4 * arch.hidden_size) * nbytes
+    activation = ACTIVATION_FACTOR * batched * per_token * tp / GIB
+    non_torch = NON_TORCH_GIB * tp
+    graphs = (CUDA_GRAPH_GIB * arch.num_hidden_layers * arch.hidden_size / CUDA_GRAPH_REFERENCE
+              if "--enforce-eager" not in vllm.extra_args else 0.0) * tp
+    kv_cache = max(usable - weights - lora - activation - non_torch, 0.0)
     kv_per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * nbytes
-    kv_tokens = int(kv_cache * GIB // kv_per_token)
-    return MemoryEstimate(total, usable, weights, lora, overhead, kv_cache, kv_per_token,
-                          kv_tokens, max_model_len)
+    blocks = int(kv_cache * GIB // (kv_per_token * KV_BLOCK_TOKENS))
+    return MemoryEstimate(total, usable, weights, lora, slot, activation, non_torch, graphs,
+                          kv_cache, kv_per_token, blocks * KV_BLOCK_TOKENS, max_model_len,
+                          batched, CUDA_CONTEXT_GIB * tp)
 
 
 @dataclass(frozen=True)
@@ -305,6 +406,8 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         ("--gpu-memory-utilization", str(vllm.gpu_memory_utilization)),
         ("--max-num-seqs", str(vllm.max_num_seqs)),
     ]
+    if vllm.max_num_batched_tokens is not None:
+        options.append(("--max-num-batched-tokens", str(vllm.max_num_batched_tokens)))
     if base.trust_remote_code:
         options.append(("--trust-remote-code", None))
     if modules:
@@ -358,8 +461,11 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                 "plan.gpu-memory", Severity.ERROR,
                 f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
                 f"{svc.tensor_parallel_size}× {env.cluster.gpu.product}: weights {m.weights_gib:.1f} GiB "
-                f"+ LoRA slots {m.lora_gib:.2f} GiB + overhead {m.overhead_gib:.1f} GiB leave room for "
-                f"{m.kv_tokens} KV tokens",
+                f"+ LoRA slots {m.lora_gib:.2f} GiB + activations and runtime "
+                f"{m.overhead_gib:.1f} GiB leave room for {m.kv_tokens} KV tokens"
+                + ("" if m.serving_gib <= m.gpu_memory_gib else
+                   f"; serving would use {m.serving_gib:.1f} GiB with CUDA graphs and contexts"
+                   f" of {m.gpu_memory_gib:.1f}"),
                 _tenant_env_location(catalog, svc.tenant, env.name),
                 resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",

@@ -1,9 +1,12 @@
-"""A small client for vLLM's OpenAI-compatible API: models, completions, streaming, metrics.
+"""A small client for vLLM's OpenAI-compatible API: models, completions, streaming, scoring,
+metrics.
 
 Requests are deterministic (temperature 0, a fixed seed).  Streaming requests are timed the
 way ``vllm bench serve`` times them: TTFT at the first streamed chunk that carries
 ``choices``, inter-token latencies between such chunks, latency at the last one, and the
-token counts from the server's ``usage``.
+token counts from the server's ``usage``.  Completions ask for their token ids
+(``return_token_ids``), so that an answer can be scored token by token under another model
+(``score``: teacher forcing with ``prompt_logprobs``).
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def completion_body(model: str, prompt: str, max_tokens: int, **extra: Any) -> dict[str, Any]:
+Prompt = str | list[int]  # text, or token ids (vLLM's completions API takes both)
+
+
+def completion_body(model: str, prompt: Prompt, max_tokens: int, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "prompt": prompt, "max_tokens": max_tokens,
                             "temperature": 0.0, "seed": SEED}
     body.update(extra)
@@ -47,13 +53,49 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    token_ids: tuple[int, ...] = ()  # of the answer (vLLM's return_token_ids)
+    prompt_token_ids: tuple[int, ...] = ()
 
 
 def _completion(data: dict[str, Any]) -> Completion:
     usage = data.get("usage") or {}
-    return Completion(str(data["choices"][0].get("text") or ""),
+    choice = data["choices"][0]
+    return Completion(str(choice.get("text") or ""),
                       int(usage.get("prompt_tokens") or 0),
-                      int(usage.get("completion_tokens") or 0))
+                      int(usage.get("completion_tokens") or 0),
+                      tuple(int(t) for t in choice.get("token_ids") or ()),
+                      tuple(int(t) for t in choice.get("prompt_token_ids") or ()))
+
+
+@dataclass(frozen=True)
+class TokenScore:
+    """One answer token under teacher forcing: its log-probability and the best one's."""
+
+    token: int
+    logprob: float
+    top_logprob: float
+    rank: int
+
+    @property
+    def deficit(self) -> float:
+        """How far the token is from the model's greedy choice, in nats (0 when it is it)."""
+        return max(self.top_logprob - self.logprob, 0.0)
+
+
+def token_scores(prompt_logprobs: list[Any], answer: tuple[int, ...]) -> list[TokenScore]:
+    """The scores of the last ``len(answer)`` prompt positions (vLLM's ``prompt_logprobs``
+    with 1: each position maps token id -> {logprob, rank}, holding the prompt's own token
+    and the top-1 one)."""
+    out = []
+    tail = prompt_logprobs[len(prompt_logprobs) - len(answer):] if answer else []
+    for token, pos in zip(answer, tail, strict=True):
+        entries = {int(k): v for k, v in (pos or {}).items()}
+        own = entries.get(token)
+        if own is None:
+            raise ApiError(200, f"prompt_logprobs carry no entry for token {token}")
+        top = max(float(v["logprob"]) for v in entries.values())
+        out.append(TokenScore(token, float(own["logprob"]), top, int(own.get("rank") or 0)))
+    return out
 
 
 class OpenAIClient:
@@ -87,9 +129,17 @@ class OpenAIClient:
         data = self._request("GET", "/v1/models").json()
         return [m for m in data.get("data", []) if isinstance(m, dict)]
 
-    def complete(self, model: str, prompt: str, max_tokens: int, **extra: Any) -> Completion:
-        body = completion_body(model, prompt, max_tokens, **extra)
+    def complete(self, model: str, prompt: Prompt, max_tokens: int, **extra: Any) -> Completion:
+        body = completion_body(model, prompt, max_tokens, return_token_ids=True, **extra)
         return _completion(self._request("POST", "/v1/completions", json=body).json())
+
+    def score(self, model: str, prompt_ids: tuple[int, ...],
+              answer_ids: tuple[int, ...]) -> list[TokenScore]:
+        """Teacher forcing: the prompt followed by the answer, as token ids, in one prefill
+        of ``model``; every answer token's log-probability next to the greedy one's."""
+        body = completion_body(model, [*prompt_ids, *answer_ids], 1, prompt_logprobs=1)
+        data = self._request("POST", "/v1/completions", json=body).json()
+        return token_scores(data["choices"][0].get("prompt_logprobs") or [], answer_ids)
 
     def metrics(self) -> str:
         return self._request("GET", "/metrics").text
@@ -105,6 +155,7 @@ class StreamRecord:
     prompt_tokens: int = 0
     output_tokens: int = 0
     text: str = ""
+    token_ids: list[int] = field(default_factory=list)
     error: str = ""
 
     @property
@@ -120,7 +171,7 @@ class StreamRecord:
 
 
 async def stream_completion(session: aiohttp.ClientSession, base_url: str, model: str,
-                            prompt: str, max_tokens: int, **extra: Any) -> StreamRecord:
+                            prompt: Prompt, max_tokens: int, **extra: Any) -> StreamRecord:
     """One streaming completion, timed.  aiohttp, as ``vllm bench serve`` uses: httpx's
     streaming costs about three times the CPU per chunk, which on a busy host delays
     chunks and inflates TTFT."""
@@ -157,6 +208,7 @@ async def stream_completion(session: aiohttp.ClientSession, base_url: str, model
                             rec.itl.append(now - last)
                         last = now
                         rec.text += choices[0].get("text") or ""
+                        rec.token_ids += choices[0].get("token_ids") or ()
                     elif usage := data.get("usage"):
                         rec.output_tokens = int(usage.get("completion_tokens") or 0)
                         rec.prompt_tokens = int(usage.get("prompt_tokens") or 0)

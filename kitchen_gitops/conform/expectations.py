@@ -71,6 +71,8 @@ class ServiceExpectation(_Model):
     endpoint: str
     base: str
     base_ref: str = ""
+    # the base's vocabulary: the performance load's prompts are random token ids below it
+    vocab_size: int | None = Field(default=None, gt=0)
     flavors: list[FlavorExpectation] = Field(default_factory=list)
     source: Source = Source()
 
@@ -92,8 +94,15 @@ class LoadSpec(_Model):
     concurrency: int = Field(default=4, gt=0)
     requests: int = Field(default=32, gt=0)
     output_tokens: int = Field(default=64, gt=0)
-    prompt_words: int = Field(default=48, gt=0)
+    prompt_tokens: int = Field(default=48, gt=0)
+    seed: int | None = None  # of the prompts; default: a new one each run
     readiness_timeout_s: int = Field(default=900, gt=0)
+
+
+class IsolationSpec(_Model):
+    # share of concurrent answers that may differ from the sequential ones by numerics
+    # alone (explained by their own model) before the check warns
+    max_flip_rate: float = Field(default=0.25, ge=0, le=1)
 
 
 class GpuSpec(_Model):
@@ -111,6 +120,7 @@ class Expectations(_Model):
     services: list[ServiceExpectation] = Field(default_factory=list)
     slo: SloSpec
     load: LoadSpec = LoadSpec()
+    isolation: IsolationSpec = IsolationSpec()
     gpu: GpuSpec | None = None
     # the environment's gate: its warnings fail the run (absent = false)
     fail_on_warn: bool | None = None
@@ -152,7 +162,7 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
         services.append(ServiceExpectation(
             tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
-            flavors=flavors,
+            vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
     gpu = env.cluster.gpu
@@ -163,8 +173,9 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
         slo=SloSpec(**env.slo.model_dump(),
                     source=Source.of(catalog.location("Environment", env.name, ("slo",)))),
         load=LoadSpec(concurrency=conf.concurrency, requests=conf.requests,
-                      output_tokens=conf.output_tokens,
+                      output_tokens=conf.output_tokens, prompt_tokens=conf.prompt_tokens,
                       readiness_timeout_s=conf.readiness_timeout_s),
+        isolation=IsolationSpec(max_flip_rate=conf.isolation_max_flip_rate),
         gpu=GpuSpec(product=gpu.product, memory_gib=gpu.memory_gib, per_node=gpu.per_node,
                     nodes=gpu.nodes, mig=gpu.mig,
                     source=Source.of(catalog.location("Environment", env.name,

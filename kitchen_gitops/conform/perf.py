@@ -8,6 +8,15 @@ last one; TPOT = (latency − TTFT) / (output tokens − 1) with the token count
 server's ``usage``.  Percentiles interpolate linearly between ranks (numpy's default).
 A request is *good* when its TTFT, TPOT (and end-to-end latency, if the SLO sets one) are
 within the SLO's p95 targets; goodput is good requests per second, and their ratio.
+
+The prompts are made per run, as ``vllm bench serve``'s ``random`` dataset makes them:
+``load.prompt_tokens`` consecutive token ids from a random offset, ``(offset + index + k)
+% vocab_size``, from a seed drawn for the run (recorded in the details, and settable to
+repeat a run).  They are sent as token ids, so every request prefills exactly that many
+tokens and nothing of one run is in the server's prefix cache for the next: with fixed
+prompts a second run on a server with ``--enable-prefix-caching`` measured the cache, not
+the prefill (H200, issue 13: TTFT 48–52 ms instead of 84.5 ms).  The prefix cache's hit
+rate over the run is read from ``/metrics`` and reported next to the figures.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import random
 import re
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,13 +36,13 @@ import aiohttp
 
 from ..findings import Severity
 from ..observability import CONFORMANCE_RULES  # the rules that watch the same histograms after the run
-from .client import ApiError, OpenAIClient, StreamRecord, Unreachable, stream_completion
+from .client import ApiError, OpenAIClient, Prompt, StreamRecord, Unreachable, stream_completion
 from .expectations import LoadSpec, ServiceExpectation, SloSpec
 from .results import CheckResult, finding, isvc_ref, timed
 
 PERCENTILES = (50.0, 95.0, 99.0)
-# words the prompts are made of; each prompt starts with its own number so that no two
-# requests share a cached prefix
+# words of the prompts where the base's vocabulary size is unknown (an expectations document
+# without ``vocab_size``): random words from the run's seed, each prompt led by its number
 _WORDS = ("the", "kitchen", "serves", "many", "flavors", "from", "one", "base", "model", "each",
           "flavor", "is", "a", "small", "adapter", "trained", "for", "one", "task", "answering",
           "questions", "summarising", "documents", "classifying", "tickets", "or", "translating",
@@ -70,9 +81,30 @@ def percentile(values: Sequence[float], p: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
 
 
-def perf_prompt(index: int, words: int) -> str:
-    body = [_WORDS[(index * 7 + i) % len(_WORDS)] for i in range(max(words - 1, 0))]
-    return " ".join([f"{index}.", *body])
+# vLLM's prefix-cache counters (tokens looked up, tokens found), v1 engine
+PREFIX_CACHE_COUNTERS = ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits")
+
+
+def new_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def random_prompts(count: int, length: int, vocab_size: int | None, seed: int) -> list[Prompt]:
+    """``count`` prompts of ``length`` tokens, as ``vllm bench serve --dataset-name random``
+    builds them: request ``i`` takes the ids ``(offset_i + i + k) % vocab_size`` for ``k`` in
+    ``range(length)``, ``offset_i`` drawn from the seed.  Token ids need no tokenizer; the
+    benchmark also drops the tokenizer's special ids, which kitchen cannot know (one more
+    id in the embedding lookup does the same work).  Without a vocabulary size: random
+    words from the seed, each prompt led by its number."""
+    rng = random.Random(seed)
+    if vocab_size:
+        out: list[Prompt] = []
+        for i in range(count):
+            offset = rng.randrange(vocab_size)
+            out.append([(offset + i + k) % vocab_size for k in range(length)])
+        return out
+    return [" ".join([f"{i}.", *(rng.choice(_WORDS) for _ in range(max(length - 1, 0)))])
+            for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -166,9 +198,14 @@ def compute_metrics(records: Sequence[StreamRecord], duration_s: float, slo: Slo
 
 
 async def run_load(url: str, models: Sequence[str], load: LoadSpec, *, token: str | None = None,
-                   timeout: float = 300.0) -> tuple[list[StreamRecord], float]:
+                   timeout: float = 300.0, vocab_size: int | None = None,
+                   seed: int | None = None) -> tuple[list[StreamRecord], float]:
     """``load.requests`` streaming requests, at most ``load.concurrency`` in flight, the
-    models taken in turn; every request generates exactly ``load.output_tokens``."""
+    models taken in turn; every request generates exactly ``load.output_tokens``; prompts
+    from ``random_prompts`` with ``seed`` (default: the load's, else a new one)."""
+    if seed is None:
+        seed = load.seed if load.seed is not None else new_seed()
+    prompts = random_prompts(load.requests, load.prompt_tokens, vocab_size, seed)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     sem = asyncio.Semaphore(load.concurrency)
     connector = aiohttp.TCPConnector(limit=load.concurrency)
@@ -179,8 +216,8 @@ async def run_load(url: str, models: Sequence[str], load: LoadSpec, *, token: st
         async def one(i: int) -> StreamRecord:
             async with sem:
                 return await stream_completion(
-                    http, url, models[i % len(models)], perf_prompt(i, load.prompt_words),
-                    load.output_tokens, ignore_eos=True)
+                    http, url, models[i % len(models)], prompts[i], load.output_tokens,
+                    ignore_eos=True)
 
         # like vllm bench serve: no collection of the process's long-lived objects
         # mid-run (a gen-2 pass over a large heap stalls every stream for 100s of ms)
@@ -267,6 +304,39 @@ def parse_histograms(text: str, names: Iterable[str], model: str | None = None) 
             for n, h in acc.items() if h["count"] or h["buckets"]}
 
 
+def parse_counters(text: str, names: Iterable[str], model: str | None = None) -> dict[str, float]:
+    """Counters (``<name>_total``) from Prometheus text, summed over label sets."""
+    wanted = set(names)
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if not m or not m.group(1).endswith("_total"):
+            continue
+        name = m.group(1).removesuffix("_total")
+        if name not in wanted:
+            continue
+        labels = dict(_LABEL.findall(m.group(3) or ""))
+        if model is not None and labels.get("model_name", model) != model:
+            continue
+        try:
+            out[name] = out.get(name, 0.0) + float(m.group(4))
+        except ValueError:
+            continue
+    return out
+
+
+def prefix_cache_use(before: str, after: str, base: str) -> dict[str, float]:
+    """Prompt tokens looked up in and found in the prefix cache over a run, and the rate."""
+    queries, hits = PREFIX_CACHE_COUNTERS
+    b = parse_counters(before, PREFIX_CACHE_COUNTERS, base)
+    a = parse_counters(after, PREFIX_CACHE_COUNTERS, base)
+    if queries not in a:
+        return {}
+    q = a[queries] - b.get(queries, 0.0)
+    h = a.get(hits, 0.0) - b.get(hits, 0.0)
+    return {"queried_tokens": q, "hit_tokens": h, "hit_rate": round(h / q, 4) if q else 0.0}
+
+
 def cross_check(before: str, after: str, metrics: PerfMetrics, base: str) -> dict[str, Any]:
     """Compare the client's means with the server's histogram deltas over the run."""
     names = list(SERVER_HISTOGRAMS.values())
@@ -295,6 +365,7 @@ def cross_check(before: str, after: str, metrics: PerfMetrics, base: str) -> dic
 def run_performance(client: OpenAIClient, svc: ServiceExpectation, slo: SloSpec, load: LoadSpec,
                     models: Sequence[str], environment: str, *, token: str | None = None,
                     timeout: float = 300.0) -> CheckResult:
+    """The load, its figures against the SLO, and the server's view of the same run."""
     res = CheckResult("performance", svc.key)
     ref = isvc_ref(svc, environment)
     loc = slo.source.location()
@@ -303,11 +374,16 @@ def run_performance(client: OpenAIClient, svc: ServiceExpectation, slo: SloSpec,
             before: str | None = client.metrics()
         except (Unreachable, ApiError):
             before = None
+        seed = load.seed if load.seed is not None else new_seed()
         records, duration = asyncio.run(run_load(client.base_url, models, load, token=token,
-                                                 timeout=timeout))
+                                                 timeout=timeout, vocab_size=svc.vocab_size,
+                                                 seed=seed))
         m = compute_metrics(records, duration, slo)
         res.details.update({"load": {"concurrency": load.concurrency, "requests": load.requests,
-                                     "output_tokens": load.output_tokens, "models": list(models)},
+                                     "output_tokens": load.output_tokens, "models": list(models),
+                                     "prompt_tokens": load.prompt_tokens,
+                                     "prompts": "random token ids" if svc.vocab_size
+                                     else "random words", "seed": seed},
                             "metrics": m.as_dict()})
         shape = f"{load.requests} requests at concurrency {load.concurrency}"
         failed = [r for r in records if not r.ok]
@@ -342,6 +418,7 @@ def run_performance(client: OpenAIClient, svc: ServiceExpectation, slo: SloSpec,
                 after = ""
             checks = cross_check(before, after, m, svc.base) if after else {}
             res.details["server_metrics"] = checks
+            res.details["prefix_cache"] = prefix_cache_use(before, after, svc.base) if after else {}
             _cross_findings(res, checks, len(records), loc, ref)
         else:
             res.details["server_metrics"] = {}

@@ -23,7 +23,9 @@ def perf_lines(details: dict[str, Any]) -> list[str]:
     load = details["load"]
     lines = [
         f"      load: {load['requests']} streaming requests at concurrency {load['concurrency']}, "
-        f"{load['output_tokens']} output tokens each, models {', '.join(load['models'])}",
+        f"{load['output_tokens']} output tokens each, models {', '.join(load['models'])}"
+        + (f"; prompts: {load['prompt_tokens']} {load['prompts']}, seed {load['seed']}"
+           if "seed" in load else ""),
         f"      TTFT ms  {_dist(m['ttft_ms'])}",
         f"      TPOT ms  {_dist(m['tpot_ms'])}",
         f"      ITL  ms  {_dist(m['itl_ms'])}",
@@ -34,6 +36,9 @@ def perf_lines(details: dict[str, Any]) -> list[str]:
         f"{m['goodput_requests_per_s']:.2f} req/s ({m['goodput_ratio']:.0%}); "
         f"{m['completed']} ok, {m['failed']} failed in {m['duration_s']:.1f}s",
     ]
+    if pc := details.get("prefix_cache"):
+        lines.append(f"      /metrics prefix cache: {pc['hit_rate']:.1%} of "
+                     f"{pc['queried_tokens']:g} prompt tokens found")
     for key, c in sorted((details.get("server_metrics") or {}).items()):
         lines.append(f"      /metrics {key.upper():4} mean: client {c['client_mean_ms']:.1f} ms, "
                      f"server {c['server_mean_ms']:.1f} ms (server p50 {c['server_p50_ms']:.1f}, "

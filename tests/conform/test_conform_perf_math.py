@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -11,9 +13,11 @@ from kitchen_gitops.conform.perf import (
     agrees,
     compute_metrics,
     cross_check,
+    parse_counters,
     parse_histograms,
     percentile,
-    perf_prompt,
+    prefix_cache_use,
+    random_prompts,
 )
 
 
@@ -47,9 +51,40 @@ def test_tpot_and_goodput_as_vllm_bench_serve() -> None:
     assert m.input_tokens == 40
 
 
-def test_prompts_are_distinct_and_sized() -> None:
-    a, b = perf_prompt(0, 32), perf_prompt(1, 32)
-    assert a != b and len(a.split()) == 32 and a.split()[0] == "0."
+def test_random_prompts_like_vllm_bench_serve_random_dataset() -> None:
+    prompts = random_prompts(8, 32, 512, seed=7)
+    assert prompts == random_prompts(8, 32, 512, seed=7)  # a seed repeats a run
+    assert all(isinstance(p, list) and len(p) == 32 for p in prompts)
+    for p in prompts:
+        assert isinstance(p, list)
+        # consecutive ids from the request's offset, wrapping at the vocabulary
+        assert all(0 <= t < 512 for t in p)
+        assert all((b - a) % 512 == 1 for a, b in itertools.pairwise(p))
+    # no two requests, and no two runs, share a first block: nothing for the prefix cache
+    runs = [random_prompts(64, 32, 128256, seed=s) for s in (1, 2)]
+    firsts = {tuple(p[:16]) for run in runs for p in run if isinstance(p, list)}
+    assert len(firsts) == 128
+
+
+def test_random_word_prompts_without_a_vocabulary() -> None:
+    a, b = random_prompts(2, 32, None, seed=1), random_prompts(2, 32, None, seed=2)
+    assert isinstance(a[0], str) and len(a[0].split()) == 32 and a[0].split()[0] == "0."
+    assert a != b
+
+
+PREFIX = """vllm:prefix_cache_queries_total{{engine="0",model_name="tiny-llama"}} {q}
+vllm:prefix_cache_queries_created{{engine="0",model_name="tiny-llama"}} 1.79e+09
+vllm:prefix_cache_hits_total{{engine="0",model_name="tiny-llama"}} {h}
+vllm:external_prefix_cache_hits_total{{engine="0",model_name="tiny-llama"}} 5.0
+"""
+
+
+def test_prefix_cache_hit_rate_over_a_run() -> None:
+    before, after = PREFIX.format(q=100.0, h=40.0), PREFIX.format(q=1100.0, h=290.0)
+    assert parse_counters(after, ["vllm:prefix_cache_hits"]) == {"vllm:prefix_cache_hits": 290.0}
+    assert prefix_cache_use(before, after, "tiny-llama") == {
+        "queried_tokens": 1000.0, "hit_tokens": 250.0, "hit_rate": 0.25}
+    assert prefix_cache_use(before, after, "other") == {}
 
 
 METRICS = """\

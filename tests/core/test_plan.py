@@ -70,3 +70,49 @@ def test_lora_modules_name_the_served_base(minimal_repo: Path) -> None:
     ]
     assert [s["mountPath"] for s in svc.storage_uris] == [
         "/mnt/models/base", "/mnt/models/adapters/faq", "/mnt/models/adapters/summary"]
+
+
+def test_lora_slot_memory_as_vllm_allocates_it() -> None:
+    # Llama-3.1-8B shape at --max-lora-rank 32: vLLM 0.26's stacked A/B tensors (q, k, v, o,
+    # gate, up, down of 32 layers: 0.15625 GiB) plus embed_tokens and lm_head (vocab 128256:
+    # 0.01578 GiB); the H200 run of issue 13 measured the slot in "Model loading took"
+    from kitchen_gitops.model import Architecture
+    from kitchen_gitops.plan import GIB, lora_slot_bytes
+
+    arch = Architecture(model_type="llama", architectures=["LlamaForCausalLM"], num_hidden_layers=32,
+                        hidden_size=4096, intermediate_size=14336, num_attention_heads=32,
+                        num_key_value_heads=8, head_dim=128, vocab_size=128256,
+                        max_position_embeddings=131072, torch_dtype="bfloat16", parameters_billions=8.03)
+    projections = 32 * 32 * (2 * (4096 + 4096) + 2 * (4096 + 1024) + 2 * (4096 + 14336) + 14336 + 4096) * 2
+    embeddings = 2 * 32 * (128256 + 4096) * 2
+    assert lora_slot_bytes(arch, 32, 2) == projections + embeddings
+    assert projections / GIB == pytest.approx(0.15625)
+    assert lora_slot_bytes(arch, 32, 2) / GIB == pytest.approx(0.1720, abs=1e-4)
+
+
+def test_memory_is_what_cuda_reports_and_budget_parts(minimal_repo: Path) -> None:
+    from kitchen_gitops.plan import CUDA_VISIBLE_FRACTION, GIB, KV_BLOCK_TOKENS
+
+    svc = pipeline.plan(minimal_repo).plans["dev"].services[0]
+    m, tp = svc.memory, svc.tensor_parallel_size
+    assert m.gpu_memory_gib == pytest.approx(24 * CUDA_VISIBLE_FRACTION * tp)
+    assert m.kv_tokens % KV_BLOCK_TOKENS == 0
+    assert m.max_num_batched_tokens == 2048  # vLLM's default below 70 GiB
+    inside = m.weights_gib + m.lora_gib + m.activation_gib + m.non_torch_gib
+    assert inside + m.kv_cache_gib == pytest.approx(m.usable_gib)
+    assert m.serving_gib == pytest.approx(m.usable_gib - m.activation_gib + m.cuda_graph_gib
+                                          + m.cuda_context_gib)
+    assert m.kv_tokens * m.kv_bytes_per_token <= m.kv_cache_gib * GIB
+    # declared, the memory CUDA reports is what the plan divides (an L4 "24 GB": 22.03 GiB)
+    env = minimal_repo / "environments/dev.yaml"
+    text = env.read_text()
+    assert "    memory_gib: 24\n" in text
+    env.write_text(text.replace("    memory_gib: 24\n", "    memory_gib: 24\n    cuda_memory_gib: 22.03\n"))
+    svc2 = pipeline.plan(minimal_repo).plans["dev"].services[0]
+    assert svc2.memory.gpu_memory_gib == pytest.approx(22.03 * svc2.tensor_parallel_size)
+    assert svc2.memory.kv_tokens < m.kv_tokens
+    # --max-num-batched-tokens, where the environment sets it, is rendered and planned
+    env.write_text(text.replace("  vllm:\n", "  vllm:\n    max_num_batched_tokens: 4096\n"))
+    svc3 = pipeline.plan(minimal_repo).plans["dev"].services[0]
+    assert "--max-num-batched-tokens=4096" in svc3.args
+    assert svc3.memory.activation_gib == pytest.approx(2 * m.activation_gib)
