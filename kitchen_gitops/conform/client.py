@@ -11,13 +11,13 @@ token counts from the server's ``usage``.  Completions ask for their token ids
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import httpx
 
 SEED = 0
 
@@ -99,14 +99,26 @@ def token_scores(prompt_logprobs: list[Any], answer: tuple[int, ...]) -> list[To
 
 
 class OpenAIClient:
+    """The OpenAI-compatible API of one served InferenceService, called one request at a
+    time.  aiohttp on a loop of its own: one HTTP stack for every conformance request (the
+    timed load streams through the same library, as ``vllm bench serve`` does)."""
+
     def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
-        self._http = httpx.Client(timeout=timeout, headers=_headers(token))
+        self._loop = asyncio.new_event_loop()
+        self._session = self._loop.run_until_complete(self._open())
+
+    async def _open(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                     headers=_headers(self.token))
 
     def close(self) -> None:
-        self._http.close()
+        if self._loop.is_closed():
+            return
+        self._loop.run_until_complete(self._session.close())
+        self._loop.close()
 
     def __enter__(self) -> OpenAIClient:
         return self
@@ -114,35 +126,39 @@ class OpenAIClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> str:
         url = f"{self.base_url}{path}"
+
+        async def send() -> tuple[int, str]:
+            async with self._session.request(method, url, json=body) as r:
+                return r.status, await r.text()
+
         try:
-            r = self._http.request(method, url, **kw)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout,
-                httpx.RemoteProtocolError) as exc:
+            status, text = self._loop.run_until_complete(send())
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise Unreachable(f"{url}: {type(exc).__name__}: {exc or 'no answer'}") from None
-        if r.status_code != 200:
-            raise ApiError(r.status_code, r.text)
-        return r
+        if status != 200:
+            raise ApiError(status, text)
+        return text
 
     def models(self) -> list[dict[str, Any]]:
-        data = self._request("GET", "/v1/models").json()
+        data = json.loads(self._request("GET", "/v1/models"))
         return [m for m in data.get("data", []) if isinstance(m, dict)]
 
     def complete(self, model: str, prompt: Prompt, max_tokens: int, **extra: Any) -> Completion:
         body = completion_body(model, prompt, max_tokens, return_token_ids=True, **extra)
-        return _completion(self._request("POST", "/v1/completions", json=body).json())
+        return _completion(json.loads(self._request("POST", "/v1/completions", body)))
 
     def score(self, model: str, prompt_ids: tuple[int, ...],
               answer_ids: tuple[int, ...]) -> list[TokenScore]:
         """Teacher forcing: the prompt followed by the answer, as token ids, in one prefill
         of ``model``; every answer token's log-probability next to the greedy one's."""
         body = completion_body(model, [*prompt_ids, *answer_ids], 1, prompt_logprobs=1)
-        data = self._request("POST", "/v1/completions", json=body).json()
+        data = json.loads(self._request("POST", "/v1/completions", body))
         return token_scores(data["choices"][0].get("prompt_logprobs") or [], answer_ids)
 
     def metrics(self) -> str:
-        return self._request("GET", "/metrics").text
+        return self._request("GET", "/metrics")
 
 
 @dataclass

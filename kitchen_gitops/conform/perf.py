@@ -25,14 +25,16 @@ import asyncio
 import gc
 import math
 import random
-import re
 import secrets
+import statistics
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from ..findings import Severity
 from ..observability import CONFORMANCE_RULES  # the rules that watch the same histograms after the run
@@ -71,14 +73,20 @@ def agrees(client_ms: float, server_ms: float) -> bool:
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """Linear interpolation between closest ranks, as ``numpy.percentile``."""
+    """Linear interpolation between closest ranks, as ``numpy.percentile`` (and ``vllm
+    bench serve``): :func:`statistics.quantiles` with the inclusive method."""
     if not values:
         return 0.0
-    xs = sorted(values)
-    rank = (len(xs) - 1) * p / 100.0
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
+    if len(values) == 1 or p <= 0:
+        return float(min(values))
+    if p >= 100:
+        return float(max(values))
+    # 10,000 cut points: every percentile to two decimals (p99.9 included)
+    cuts = statistics.quantiles(values, n=10_000, method="inclusive")
+    index = p * 100 - 1
+    lo = int(index)
+    frac = index - lo
+    return cuts[lo] + (cuts[min(lo + 1, len(cuts) - 1)] - cuts[lo]) * frac if frac else cuts[lo]
 
 
 # vLLM's prefix-cache counters (tokens looked up, tokens found), v1 engine
@@ -234,8 +242,6 @@ async def run_load(url: str, models: Sequence[str], load: LoadSpec, *, token: st
 # ---------------------------------------------------------------- /metrics
 
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -271,35 +277,33 @@ class Histogram:
         return prev_le
 
 
+def _samples(text: str, model: str | None) -> Iterable[Sample]:
+    """Every sample of a Prometheus text exposition (of ``model``'s label sets if given),
+    read by prometheus_client's parser."""
+    try:
+        families = list(text_string_to_metric_families(text))
+    except ValueError:  # not the text format: nothing to read
+        return []
+    return [s for fam in families for s in fam.samples
+            if model is None or s.labels.get("model_name", model) == model]
+
+
 def parse_histograms(text: str, names: Iterable[str], model: str | None = None) -> dict[str, Histogram]:
     """Histograms from Prometheus text, summed over label sets (of ``model`` if given)."""
     wanted = set(names)
     acc: dict[str, dict[str, Any]] = {n: {"count": 0.0, "sum": 0.0, "buckets": {}} for n in wanted}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        name, labels_text, value_text = m.group(1), m.group(3) or "", m.group(4)
-        base, _, suffix = name.rpartition("_")
-        if base not in wanted:
-            continue
-        labels = dict(_LABEL.findall(labels_text))
-        if model is not None and labels.get("model_name", model) != model:
-            continue
-        try:
-            value = float(value_text)
-        except ValueError:
+    for sample in _samples(text, model):
+        base, _, suffix = sample.name.rpartition("_")
+        if base not in wanted or not math.isfinite(sample.value):
             continue
         h = acc[base]
         if suffix == "count":
-            h["count"] += value
+            h["count"] += sample.value
         elif suffix == "sum":
-            h["sum"] += value
-        elif suffix == "bucket" and "le" in labels:
-            le = float(labels["le"].replace("+Inf", "inf"))
-            h["buckets"][le] = h["buckets"].get(le, 0.0) + value
+            h["sum"] += sample.value
+        elif suffix == "bucket" and "le" in sample.labels:
+            le = float(sample.labels["le"])
+            h["buckets"][le] = h["buckets"].get(le, 0.0) + sample.value
     return {n: Histogram(h["count"], h["sum"], tuple(sorted(h["buckets"].items())))
             for n, h in acc.items() if h["count"] or h["buckets"]}
 
@@ -308,20 +312,11 @@ def parse_counters(text: str, names: Iterable[str], model: str | None = None) ->
     """Counters (``<name>_total``) from Prometheus text, summed over label sets."""
     wanted = set(names)
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m or not m.group(1).endswith("_total"):
+    for sample in _samples(text, model):
+        name = sample.name.removesuffix("_total")
+        if not sample.name.endswith("_total") or name not in wanted or not math.isfinite(sample.value):
             continue
-        name = m.group(1).removesuffix("_total")
-        if name not in wanted:
-            continue
-        labels = dict(_LABEL.findall(m.group(3) or ""))
-        if model is not None and labels.get("model_name", model) != model:
-            continue
-        try:
-            out[name] = out.get(name, 0.0) + float(m.group(4))
-        except ValueError:
-            continue
+        out[name] = out.get(name, 0.0) + sample.value
     return out
 
 
