@@ -74,17 +74,29 @@ pod_spec(m) := m.spec.template.spec if {
 
 pod_spec(m) := m.spec.jobTemplate.spec.template.spec if m.kind == "CronJob"
 
+# The list under `key` of a rendered object; [] when it is absent, null or no list (a
+# template may write `env:` with nothing after it).  Rules iterate through it, never over
+# the raw field: `some x in null` is an error on regorus and merely undefined on OPA.
+list_at(obj, key) := v if {
+	is_object(obj)
+	v := object.get(obj, key, [])
+	is_array(v)
+} else := []
+
+# A container's env entries.
+env_vars(c) := list_at(c, "env")
+
 # Every container of every rendered workload: {"i": resource index, "container": c}.
 containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	spec := pod_spec(r.manifest)
-	some c in spec.containers
+	some c in list_at(spec, "containers")
 }
 
 containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	spec := pod_spec(r.manifest)
-	some c in spec.initContainers
+	some c in list_at(spec, "initContainers")
 }
 
 resources_of_kind(kind) := [r | some r in input.resources; r.manifest.kind == kind]

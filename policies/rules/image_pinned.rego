@@ -29,13 +29,17 @@ tag_of(image) := tag if {
 	tag := split(last, ":")[1]
 }
 
+# A helper, not `not tag_of(image) == "latest"`: OPA hoists the call out of the negation,
+# so for an untagged image (tag_of undefined) that body is undefined on OPA, true on regorus.
+latest(image) if tag_of(image) == "latest"
+
 allowed(image) if registry(image) in lib.env.registry.allowed
 
 violation contains v if {
 	some x in lib.containers
 	image := x.container.image
 	not pinned(image)
-	tag_of(image) == "latest"
+	latest(image)
 	r := input.resources[x.i]
 	msg := sprintf("container %s of %s uses the mutable tag 'latest' (%s)", [x.container.name, lib.resource_id(r), image])
 	v := lib.resource_violation(r, msg, "an image pinned by @sha256: digest")
@@ -45,7 +49,7 @@ violation contains v if {
 	some x in lib.containers
 	image := x.container.image
 	not pinned(image)
-	not tag_of(image) == "latest"
+	not latest(image)
 	r := input.resources[x.i]
 	msg := sprintf("container %s of %s uses image %s, which is not pinned by digest", [x.container.name, lib.resource_id(r), image])
 	v := lib.resource_violation(r, msg, "an image pinned by @sha256: digest")

@@ -13,7 +13,7 @@ package kitchen.rules.offline_runtime
 import data.kitchen.lib
 
 env_set(c, name, value) if {
-	some e in c.env
+	some e in lib.env_vars(c)
 	e.name == name
 	e.value == value
 }

@@ -5,6 +5,7 @@
       - file: catalog/flavors/faq-answerer@v3.yaml
         old: "rank: 32"          # must occur exactly once
         new: "rank: 128"
+    rule: policy.lora-rank       # optional: else policy.<folder name up to "--">
     environments: [prod]         # optional: check only these
     exit: 1                      # optional: the exit code, when not 1 for errors / 0 otherwise
     expected:                    # the findings of the case's rule, exactly
@@ -37,7 +38,9 @@ class Case:
 
     @property
     def rule(self) -> str:
-        return f"policy.{self.name}"
+        """The rule the case is about: ``rule:`` in case.yaml, else the folder's name (a
+        folder ``<rule>--<variant>`` is another case of ``<rule>``)."""
+        return str(self.spec.get("rule") or f"policy.{self.name.split('--', 1)[0]}")
 
     @property
     def environments(self) -> list[str] | None:
