@@ -261,7 +261,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 class DataKey:
     """One parameter of ``policies/data.yaml``: its shape and what it is for."""
 
-    shape: str  # "list", "map" (name → string) or "numbers" (name → positive number)
+    # "list", "map" (name → string), "numbers" (name → positive number) or "metrics"
+    # (metric name → {higher_is_better: bool, floor: finite number})
+    shape: str
     description: str
     choices: tuple[str, ...] = ()
     pattern: re.Pattern[str] | None = None
@@ -282,6 +284,8 @@ DATA_SCHEMA: dict[str, DataKey] = {
                               pattern=_KIND),
     "burn_rates": DataKey("numbers", "burn rate of the goodput alerts by long window (1h, 6h)",
                           pattern=re.compile(r"[1-9][0-9]{0,3}[mhd]")),
+    "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
+                                  "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
 }
 
 
@@ -304,6 +308,19 @@ def _load_data(path: Path, display: str) -> dict[str, Any]:
     return dict(doc.data)
 
 
+def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
+    where = doc.location((key, name), value=True)
+    if not isinstance(item, dict) or set(item) != {"higher_is_better", "floor"}:
+        raise PolicyError(where, f"{key}.{name} must be a mapping with higher_is_better and floor")
+    if not isinstance(item["higher_is_better"], bool):
+        raise PolicyError(doc.location((key, name, "higher_is_better"), value=True),
+                          f"{key}.{name}.higher_is_better must be true or false")
+    floor = item["floor"]
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not abs(floor) < 1e6:
+        raise PolicyError(doc.location((key, name, "floor"), value=True),
+                          f"{key}.{name}.floor must be a finite number below 1e6 in size")
+
+
 def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     where = doc.location((key,), value=True)
     if spec.shape == "list":
@@ -324,6 +341,9 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     for name, item in value.items():
         if spec.pattern is not None and not spec.pattern.fullmatch(name):
             raise PolicyError(doc.location((key, name)), f"{key}: '{visible(name)}' is not a valid name")
+        if spec.shape == "metrics":
+            _check_metric(doc, key, name, item)
+            continue
         if spec.shape == "numbers":
             if isinstance(item, bool) or not isinstance(item, int | float) or not 0 < item < 1e6:
                 raise PolicyError(doc.location((key, name), value=True),

@@ -43,6 +43,11 @@ class Case:
         return str(self.spec.get("rule") or f"policy.{self.name.split('--', 1)[0]}")
 
     @property
+    def is_policy(self) -> bool:
+        """A case of a Rego rule (else of a built-in check, e.g. ``schema.*``: nothing renders)."""
+        return self.rule.startswith("policy.")
+
+    @property
     def environments(self) -> list[str] | None:
         envs = self.spec.get("environments")
         return list(envs) if envs else None

@@ -235,7 +235,7 @@ def test_every_rule_agrees_on_generated_inputs(library: Library, engines: dict[s
                 mutate(doc)
                 _compare(engines, doc, f"{env} {label}", tally)
     # every acceptance case: its rule fires; then each field it points at, null or deleted
-    for case in cases():
+    for case in (c for c in cases() if c.is_policy):
         root = build_repo(case, tmp_path_factory.mktemp(case.name) / "repo")
         outcome = pipeline.render(root, case.environments)
         assert outcome.ok, case.name
