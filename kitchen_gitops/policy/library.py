@@ -284,6 +284,8 @@ DATA_SCHEMA: dict[str, DataKey] = {
                               pattern=_KIND),
     "burn_rates": DataKey("numbers", "burn rate of the goodput alerts by long window (1h, 6h)",
                           pattern=re.compile(r"[1-9][0-9]{0,3}[mhd]")),
+    "gate_floors": DataKey("floors", "the minimum gates per environment name (environments), the "
+                           "floor of an environment not named (unnamed) and per cluster (clusters)"),
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
                                   "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
 }
@@ -321,8 +323,54 @@ def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
                           f"{key}.{name}.floor must be a finite number below 1e6 in size")
 
 
+_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation")
+_FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
+FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from")
+
+
+def _check_floors(doc: Any, key: str, value: Any) -> None:
+    """``gate_floors``: a wrong key or type here would silently drop a floor, so each is an error."""
+    def fail(path: tuple[Any, ...], message: str, *, at_value: bool = True) -> PolicyError:
+        return PolicyError(doc.location((key, *path), value=at_value), f"{key}.{'.'.join(map(str, path))}: {message}")
+
+    if not isinstance(value, dict) or not set(value) <= {"environments", "unnamed", "clusters"}:
+        raise PolicyError(doc.location((key,), value=True),
+                          f"{key} must be a mapping of environments, unnamed and clusters")
+    floors = value.get("environments")
+    if not isinstance(floors, dict) or not floors:
+        raise fail(("environments",), "a mapping of environment name to its floor")
+    for name, floor in floors.items():
+        if not isinstance(floor, dict):
+            raise fail(("environments", name), "a floor is a mapping")
+        for entry, item in floor.items():
+            path = ("environments", name, entry)
+            if entry not in FLOOR_KEYS:
+                raise fail(path, f"unknown field; expected one of {', '.join(FLOOR_KEYS)}", at_value=False)
+            if entry == "strictness" and item not in _STRICTNESS:
+                raise fail(path, f"one of {', '.join(_STRICTNESS)}")
+            if entry in _FLOOR_FLAGS and not isinstance(item, bool):
+                raise fail(path, "true or false")
+            if entry in _FLOOR_LISTS and (not isinstance(item, list)
+                                          or not all(isinstance(i, str) and i.strip() for i in item)):
+                raise fail(path, "a list of names")
+            if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
+                raise fail(path, "null or the name of another floor")
+    unnamed = value.get("unnamed")
+    if unnamed not in floors:
+        raise fail(("unnamed",), "the floor (one of environments) of an environment not named there")
+    clusters = value.get("clusters", {})
+    if not isinstance(clusters, dict):
+        raise fail(("clusters",), "a mapping of cluster name to the name of a floor")
+    for cluster, floor_name in clusters.items():
+        if floor_name not in floors:
+            raise fail(("clusters", cluster), "the name of a floor (one of environments)")
+
+
 def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     where = doc.location((key,), value=True)
+    if spec.shape == "floors":
+        _check_floors(doc, key, value)
+        return
     if spec.shape == "list":
         if not isinstance(value, list):
             raise PolicyError(where, f"{key} must be a list ({spec.description})")

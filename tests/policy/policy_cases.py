@@ -5,6 +5,8 @@
       - file: catalog/flavors/faq-answerer@v3.yaml
         old: "rank: 32"          # must occur exactly once
         new: "rank: 128"
+      - file: environments/prod2.yaml  # or a new file, a copy of another, edited further on
+        copy: environments/prod.yaml
     rule: policy.lora-rank       # optional: else policy.<folder name up to "--">
     environments: [prod]         # optional: check only these
     exit: 1                      # optional: the exit code, when not 1 for errors / 0 otherwise
@@ -68,6 +70,10 @@ def build_repo(case: Case, dst: Path) -> Path:
         shutil.copytree(REPO / part, dst / part)
     for edit in case.spec.get("edits") or []:
         path = dst / edit["file"]
+        if "copy" in edit:  # a new file, copied from another of the repository
+            assert not path.exists(), f"{case.name}: {edit['file']} exists"
+            shutil.copyfile(dst / edit["copy"], path)
+            continue
         text = path.read_text(encoding="utf-8")
         count = text.count(edit["old"])
         assert count == 1, f"{case.name}: {edit['old']!r} occurs {count} times in {edit['file']}"
