@@ -33,11 +33,14 @@ The gate is only as strong as the review of the files that set it. The example
 
 | path | owner | what it decides |
 |---|---|---|
-| `policies/` (rules, `data.yaml`, `waivers.yaml`) | security | the rules; the **gate floors** of each environment by name and cluster (`gate_floors`), evaluation floors per metric (`evaluation_metrics`); waivers |
+| `policies/` (rules, `data.yaml`, `waivers.yaml`) | security | the rules; the **gate floors** of each \
+environment by name and cluster (`gate_floors`), evaluation floors per metric \
+(`evaluation_metrics`), waiver limits; the waivers |
 | `environments/` | platform | cluster facts, images, serving defaults; gates **at or above** their floor |
 | `templates/`, `rendered/` | platform | how manifests are written; the rendered output Argo CD syncs |
 | `catalog/bases/` | platform + security | base models and their license approval |
-| `catalog/flavors/`, `catalog/tenants/` | AI teams (+ platform for tenants) | adapters, evaluations, quotas, which flavors run where |
+| `catalog/flavors/`, `catalog/tenants/` | AI teams (+ platform for tenants) | adapters, evaluations, \
+quotas, which flavors run where |
 
 An environment file may tighten its gates but never loosen them below the floor that
 `policies/data.yaml` sets for it (`policy.gate-floor`): a pull request that edits only

@@ -286,6 +286,7 @@ DATA_SCHEMA: dict[str, DataKey] = {
                           pattern=re.compile(r"[1-9][0-9]{0,3}[mhd]")),
     "gate_floors": DataKey("floors", "the minimum gates per environment name (environments), the "
                            "floor of an environment not named (unnamed) and per cluster (clusters)"),
+    "waiver_max_days": DataKey("days", "how many days ahead a waiver may expire at most (default 90)"),
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
                                   "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
 }
@@ -323,7 +324,7 @@ def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
                           f"{key}.{name}.floor must be a finite number below 1e6 in size")
 
 
-_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation")
+_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards")
 _FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
 FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from")
 
@@ -370,6 +371,10 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     where = doc.location((key,), value=True)
     if spec.shape == "floors":
         _check_floors(doc, key, value)
+        return
+    if spec.shape == "days":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 3660:
+            raise PolicyError(where, f"{key} must be a whole number of days from 1 to 3660")
         return
     if spec.shape == "list":
         if not isinstance(value, list):

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from kitchen_gitops.rules import REGISTRY
+
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "cases" / "policy"
 PARTS = ("catalog", "environments", "templates", "policies")
@@ -46,8 +48,8 @@ class Case:
 
     @property
     def is_policy(self) -> bool:
-        """A case of a Rego rule (else of a built-in check, e.g. ``schema.*``: nothing renders)."""
-        return self.rule.startswith("policy.")
+        """A case of a Rego rule (else of a built-in check: ``schema.*``, ``policy.waiver-*``)."""
+        return self.rule.startswith("policy.") and self.rule not in REGISTRY
 
     @property
     def environments(self) -> list[str] | None:
