@@ -104,3 +104,57 @@ resources_of_kind(kind) := [r | some r in input.resources; r.manifest.kind == ki
 ref(item) := sprintf("%s@%s", [item.name, item.version])
 
 strictness := object.get(env, ["gates", "strictness"], "standard")
+
+# ---------------------------------------------------------------- argv as vLLM reads it
+
+# The option a token names, as vLLM's parser reads it (`_` as `-`, `--flag=value`);
+# undefined for a value.
+flag_name(token) := replace(split(token, "=")[0], "_", "-") if {
+	is_string(token)
+	startswith(token, "--")
+}
+
+has_inline_value(token) if contains(token, "=")
+
+next_is_value(argv, i) if {
+	count(argv) > i + 1
+	nxt := argv[i + 1]
+	is_string(nxt)
+	not startswith(nxt, "-")
+}
+
+# The value of the option at argv[i]: `--flag=value`, `--flag value`, or true (a switch).
+flag_value(argv, i) := substring(argv[i], indexof(argv[i], "=") + 1, -1) if {
+	has_inline_value(argv[i])
+} else := argv[i + 1] if {
+	next_is_value(argv, i)
+} else := true
+
+# A container's command and args as vLLM parses them: option → value, the last one wins.
+vllm_flags(c) := {name: flag_value(argv, last) |
+	argv := array.concat(list_at(c, "command"), list_at(c, "args"))
+	some i
+	name := flag_name(argv[i])
+	last := max([j | some j; flag_name(argv[j]) == name])
+}
+
+# The containers that run vLLM: each ServingRuntime container, and the InferenceService
+# predictor's model (KServe merges its fields over the runtime's container) and containers.
+serving_containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "ServingRuntime"
+	some c in list_at(r.manifest.spec, "containers")
+}
+
+serving_containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "InferenceService"
+	c := r.manifest.spec.predictor.model
+	is_object(c)
+}
+
+serving_containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "InferenceService"
+	some c in list_at(r.manifest.spec.predictor, "containers")
+}
