@@ -158,3 +158,20 @@ serving_containers contains {"i": i, "container": c} if {
 	r.manifest.kind == "InferenceService"
 	some c in list_at(r.manifest.spec.predictor, "containers")
 }
+
+# The InferenceService predictor's model, {"i": resource index, "container": model}:
+# KServe merges its fields (image, env, args, securityContext) over the runtime's
+# container, so what it sets is what runs.
+model_overrides contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "InferenceService"
+	c := r.manifest.spec.predictor.model
+	is_object(c)
+}
+
+# The value a container's env gives `name`: the last entry wins, as in Kubernetes;
+# null for an entry without a literal value (valueFrom).
+env_value(c, name) := vs[count(vs) - 1] if {
+	vs := [object.get(e, "value", null) | some e in env_vars(c); e.name == name]
+	count(vs) > 0
+}

@@ -37,3 +37,10 @@ test_fail_untagged_undigested_image if {
 	some v in vs
 	contains(v.msg, "not pinned by digest")
 }
+
+# the InferenceService predictor's model may name an image, which KServe runs instead of the runtime's
+test_fail_predictor_model_image if {
+	bad := fixtures.isvc_with({"spec": {"predictor": {"model": {"image": "docker.io/vllm/vllm-openai:latest"}}}})
+	vs := image_pinned.violation with input as fixtures.with_resource("InferenceService", bad)
+	count(vs) == 2 # latest, and a registry the environment does not allow
+}
