@@ -24,12 +24,23 @@ violation contains v if {
 	v := lib.service_violation(s, f, "rank", sprintf("Flavor/%s", [ref]), msg, sprintf("rank <= %d", [max_rank]))
 }
 
+# A flavor of the InferenceService `r` already above the maximum: reported (and waived)
+# on the flavor, not again on what it renders.
+declared_above(r) if {
+	some s in lib.services
+	s.namespace == r.manifest.metadata.namespace
+	s.inference_service == r.manifest.metadata.name
+	some ref in s.flavors
+	input.catalog.flavors[ref].rank > lib.env.serving.vllm.max_lora_rank
+}
+
 violation contains v if {
 	max_rank := lib.env.serving.vllm.max_lora_rank
 	some x in lib.serving_containers
 	r := input.resources[x.i]
 	rendered := lib.vllm_flags(x.container)["--max-lora-rank"]
 	to_number(rendered) > max_rank
+	not declared_above(r)
 	msg := sprintf("%s renders --max-lora-rank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, lib.env.name, max_rank])
 	v := object.union(lib.resource_violation(r, msg, sprintf("--max-lora-rank <= %d", [max_rank])), {"at": lib.at(lib.env, "serving.vllm.max_lora_rank")})
 }
