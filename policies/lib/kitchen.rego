@@ -130,30 +130,43 @@ flag_value(argv, i) := substring(argv[i], indexof(argv[i], "=") + 1, -1) if {
 	next_is_value(argv, i)
 } else := true
 
+# The option names of an argv, "" for a value token.
+flag_names(argv) := [n | some t in argv; n := flag_name_or_value(t)]
+
+flag_name_or_value(t) := flag_name(t) if {
+	is_string(t)
+	startswith(t, "--")
+} else := ""
+
 # A container's command and args as vLLM parses them: option → value, the last one wins.
 vllm_flags(c) := {name: flag_value(argv, last) |
 	argv := array.concat(list_at(c, "command"), list_at(c, "args"))
-	some i
-	name := flag_name(argv[i])
-	last := max([j | some j; flag_name(argv[j]) == name])
+	names := flag_names(argv)
+	some name in {n | some n in names; n != ""}
+	last := max([j | some j, n in names; n == name])
 }
 
-# The containers that run vLLM: each ServingRuntime container, and the InferenceService
+# The containers that run vLLM, each with its flags parsed once per evaluation:
+# {"i", "container", "flags"} for each ServingRuntime container, and the InferenceService
 # predictor's model (KServe merges its fields over the runtime's container) and containers.
-serving_containers contains {"i": i, "container": c} if {
+serving_containers contains {"i": x.i, "container": x.container, "flags": vllm_flags(x.container)} if {
+	some x in vllm_containers
+}
+
+vllm_containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	r.manifest.kind == "ServingRuntime"
 	some c in list_at(r.manifest.spec, "containers")
 }
 
-serving_containers contains {"i": i, "container": c} if {
+vllm_containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	r.manifest.kind == "InferenceService"
 	c := r.manifest.spec.predictor.model
 	is_object(c)
 }
 
-serving_containers contains {"i": i, "container": c} if {
+vllm_containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	r.manifest.kind == "InferenceService"
 	some c in list_at(r.manifest.spec.predictor, "containers")

@@ -38,7 +38,7 @@ violation contains v if {
 	max_rank := lib.env.serving.vllm.max_lora_rank
 	some x in lib.serving_containers
 	r := input.resources[x.i]
-	rendered := lib.vllm_flags(x.container)["--max-lora-rank"]
+	rendered := x.flags["--max-lora-rank"]
 	to_number(rendered) > max_rank
 	not declared_above(r)
 	msg := sprintf("%s renders --max-lora-rank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, lib.env.name, max_rank])

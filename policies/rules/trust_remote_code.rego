@@ -15,8 +15,8 @@ import data.kitchen.lib
 
 # A container that runs remote code: --trust-remote-code in any spelling vLLM accepts
 # (`--trust_remote_code`, `=true`), the last occurrence deciding.
-trusts(c) if {
-	value := lib.vllm_flags(c)["--trust-remote-code"]
+trusts(x) if {
+	value := x.flags["--trust-remote-code"]
 	not value in {"false", "False", "0"}
 }
 
@@ -32,7 +32,7 @@ violation contains v if {
 	some x in lib.serving_containers
 	r := input.resources[x.i]
 	r.manifest.kind == "InferenceService"
-	trusts(x.container)
+	trusts(x)
 	ref := lib.annotation(r, "kitchen-gitops.io/base")
 	base := input.catalog.bases[ref]
 	not allowlisted(base)
@@ -44,7 +44,7 @@ violation contains v if {
 	some x in lib.serving_containers
 	r := input.resources[x.i]
 	r.manifest.kind == "InferenceService"
-	trusts(x.container)
+	trusts(x)
 	not input.catalog.bases[object.get(r.manifest.metadata, ["annotations", "kitchen-gitops.io/base"], "")]
 	msg := sprintf("%s passes --trust-remote-code for a base that is not in the catalog", [lib.resource_id(r)])
 	v := lib.resource_violation(r, msg, "no --trust-remote-code")
@@ -55,7 +55,7 @@ violation contains v if {
 	some x in lib.serving_containers
 	r := input.resources[x.i]
 	r.manifest.kind == "ServingRuntime"
-	trusts(x.container)
+	trusts(x)
 	msg := sprintf("container %s of %s passes --trust-remote-code to every model it serves", [x.container.name, lib.resource_id(r)])
 	v := lib.resource_violation(r, msg, "no --trust-remote-code in a ServingRuntime")
 }

@@ -98,14 +98,14 @@ def mutations(doc: Doc) -> Iterator[Mutation]:
     for value in (None, {}, {"from": "staging", "flavors": {}}):
         yield _label(("promotion",), value), _set(("promotion",), value)
     # the environment: every field to depth 3 deleted, null or of another type
-    for path in _fields(doc, ("environment",), 3):
+    for path in _fields(doc, ("environment",), 2):
         for value in ODD_VALUES:
             yield _label(path, value), _set(path, value)
     # one item of each catalog kind, and the plan's first service
     for kind in ("bases", "flavors", "tenants"):
         first = sorted(doc["catalog"][kind])[:1]
         for key in first:
-            for path in _fields(doc, ("catalog", kind, key), 4):
+            for path in _fields(doc, ("catalog", kind, key), 3):
                 for value in ODD_VALUES:
                     yield _label(path, value), _set(path, value)
     services = [("plan", "tenants", i, "services", j)
@@ -188,15 +188,15 @@ def _item_path(doc: Doc, at: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def pointed_mutations(doc: Doc, result: Any) -> Iterator[Mutation]:
-    """The field each violation points at, and the object above it, null or deleted: the
-    input shapes (explicit, defaulted) of exactly what the rule reads."""
+def pointed_mutations(doc: Doc, result: Any, limit: int = 3) -> Iterator[Mutation]:
+    """The fields the violations point at (the first ``limit``), and the object above each,
+    null or deleted: the input shapes (explicit, defaulted) of exactly what the rule reads."""
     seen: set[tuple[Any, ...]] = set()
     for vs in (result or {}).values():
         for v in vs or []:
             path = _item_path(doc, v.get("at") if isinstance(v, dict) else None)
             for p in (path, path[:-1] if path and len(path) > 3 else None):
-                if p is None or p in seen:
+                if p is None or p in seen or len(seen) >= 2 * limit:
                     continue
                 seen.add(p)
                 for value in ODD_VALUES:
@@ -208,7 +208,7 @@ def _seeds() -> Iterator[tuple[str, Doc, str]]:
     outcome = pipeline.render(REPO, None)
     assert outcome.ok
     docs = build_inputs(outcome.catalog, outcome.plans, outcome.rendered)
-    # prod whole; dev (other gates: not air-gapped, no promotion) for its rendered objects
+    # prod whole (the environment to depth 2); dev (other gates) for its rendered objects
     yield "prod", docs["prod"], ""
     yield "dev", docs["dev"], "resources."
 
@@ -248,7 +248,7 @@ def test_every_rule_agrees_on_generated_inputs(library: Library, engines: dict[s
                 _compare(engines, doc, f"{case.name}/{env} {label}", tally)
     disagreements, fired, silent = tally["disagreements"], tally["fired"], tally["silent"]
     assert disagreements == [], "\n".join(disagreements[:40])
-    assert tally["count"] > 700, tally["count"]
+    assert tally["count"] > 500, tally["count"]
     packages = set(library.rules)
     assert packages <= fired, f"never fired: {sorted(packages - fired)}"
     assert packages <= silent, f"never silent: {sorted(packages - silent)}"
