@@ -25,7 +25,7 @@ test_fail_rendered_rank_above_maximum if {
 	v.at.path == "serving.vllm.max_lora_rank"
 }
 
-test_pass_rendered_rank_within_maximum if {
+test_rendered_rank_within_maximum if {
 	ok := fixtures.isvc_with({"spec": {"predictor": {"model": {"args": ["--max-lora-rank=128", "--max-lora-rank=64"]}}}})
 	count(lora_rank.violation) == 0 with input as fixtures.with_resource("InferenceService", ok)
 }
