@@ -107,7 +107,8 @@ def _tenant(t: int, flavors: int, tenants: int, envs: list[str]) -> str:
     # Flavors are dealt round-robin so that each tenant gets flavors of a few bases.
     mine = [j for j in range(t, flavors, tenants)]
     refs = ", ".join(_flavor_ref(j) for j in mine)
-    env_block = "".join(f"  {e}:\n    gpu_quota: 4\n    flavors: [{refs}]\n" for e in envs)
+    # two bases, up to two GPUs a replica: the quota covers what the plan asks for
+    env_block = "".join(f"  {e}:\n    gpu_quota: 8\n    flavors: [{refs}]\n" for e in envs)
     return f"""kind: Tenant
 name: tenant-{t:04d}
 display_name: Tenant {t}
@@ -167,7 +168,8 @@ slo:
   ttft_p95_ms: 800
   tpot_p95_ms: 60
 gates:
-  strictness: standard
+  strictness: {"strict" if name == "prod" else "standard"}
+  fail_on_warn: {"true" if name == "prod" else "false"}
   allowed_licenses: [apache-2.0]
   require_approved_base: true
   require_evaluation: true
@@ -185,6 +187,12 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
         (out / sub).mkdir(parents=True)
     shutil.copytree(REPO / "templates", out / "templates")
     shutil.copytree(REPO / "policies", out / "policies")
+    # the organisation's own security floors: its registries in place of the example's
+    data = out / "policies" / "data.yaml"
+    data.write_text(data.read_text(encoding="utf-8")
+                    .replace("registry.stg.kitchen.internal:5000", "registry.staging.example.internal:5000")
+                    .replace("registry.prod.kitchen.internal:5000", "registry.prod.example.internal:5000"),
+                    encoding="utf-8")
     env_names = [("dev", "staging", "prod")[k] if envs <= 3 else f"env-{k:02d}" for k in range(envs)]
     for i in range(bases):
         (out / f"catalog/bases/base-{i:03d}.yaml").write_text(_base(i))

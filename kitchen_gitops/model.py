@@ -194,6 +194,14 @@ def _one_line(value: str) -> str:
     return value
 
 
+def _not_blank(value: str) -> str:
+    # a person, a team or a value made of spaces names no one: " " as an approver would
+    # pass any "is it set" test downstream
+    if not value.strip():
+        raise ValueError("a blank value (only spaces) where a value is required")
+    return value
+
+
 def service_namespace(endpoint: str) -> tuple[str, int]:
     """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace."""
     endpoint = endpoint.split("://", 1)[-1].rstrip("/")
@@ -212,7 +220,7 @@ StorageUri = Annotated[str, AfterValidator(_uri(("s3", "pvc", "hf", "http", "htt
 Text = Annotated[str, StringConstraints(min_length=1)]  # free text: prompts, may span lines
 # An identifier, a name shown in a table or a header: one line, no tab
 Line = Annotated[str, AfterValidator(_one_line)]
-NonEmpty = Annotated[str, StringConstraints(min_length=1), AfterValidator(_one_line)]
+NonEmpty = Annotated[str, StringConstraints(min_length=1), AfterValidator(_one_line), AfterValidator(_not_blank)]
 FilePath = Annotated[str, AfterValidator(_file_path)]
 RelativePath = Annotated[str, AfterValidator(_relative_path)]
 Quantity = Annotated[str, BeforeValidator(_quantity)]
@@ -258,7 +266,7 @@ class Ref(Strict):
 
 class Approval(Strict):
     approved: bool = False
-    approver: Line | None = None
+    approver: NonEmpty | None = None
     date: Date | None = None
     ticket: Line | None = None
 

@@ -23,6 +23,7 @@ from .model import Catalog, load_catalog, output_prefix
 from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, plan_environment, plan_findings
 from .policy.engines import make_engine
+from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import evaluate_policies, prepare
 from .policy.inputs import build_inputs
 from .policy.library import load_library
@@ -189,8 +190,11 @@ def check(opts: CheckOptions) -> Result:
         raise UsageError(f"{wpath}: no such waivers file")
     if wpath.is_file():
         parsed, problems = load_waivers(wpath, root, library.rule_by_id())
+        clusters = {name: env.cluster.name for name, env in outcome.catalog.environments.items()}
         policy = apply_waivers(sort_findings(policy), parsed, today=opts.today or dt.date.today(),
-                               environments=outcome.plans, complete=not envs)
+                               environments=outcome.plans, complete=not envs,
+                               no_wildcards=wildcards_forbidden(library.data, clusters),
+                               max_days=waiver_max_days(library.data))
         policy.extend(problems)
     result.findings.extend(policy)
     if opts.render_check:

@@ -132,6 +132,12 @@ _rule("policy.waiver-invalid", "Malformed waiver", E,
 _rule("policy.waiver-expired", "Expired waiver", W,
       "A waiver past its expiry date waives nothing; renew it or fix the findings.")
 _rule("policy.waiver-stale", "Waiver matches nothing", W, "A waiver that matches no finding is dead weight; remove it.")
+_rule("policy.waiver-too-wide", "Waiver object is a pattern", E,
+      "Where an environment's floor (policies/data.yaml gate_floors) sets waiver_wildcards: false, a waiver "
+      "names one object exactly; a pattern such as `*` waives nothing there.")
+_rule("policy.waiver-too-long", "Waiver expires too far ahead", E,
+      "A waiver expires at most waiver_max_days (policies/data.yaml, 90 by default) after today; "
+      "one that runs longer waives nothing.")
 
 _rule("policy.test", "Policy unit test failed", E,
       "`kitchen policy test`: a `test_` rule of the policy library is not true, or does not evaluate.")

@@ -26,6 +26,29 @@ rule id, its severity, the catalog `file:line:col` it comes from, the environmen
 rendered resource it concerns. The checks built into the stages are listed after the
 policy rules ([built-in checks](#built-in-checks)). Exceptions go in `policies/waivers.yaml` (owner, reason, expiry).
 
+## Who owns which file
+
+The gate is only as strong as the review of the files that set it. The example
+[`CODEOWNERS`](../CODEOWNERS) (enforced by branch protection with code-owner review):
+
+| path | owner | what it decides |
+|---|---|---|
+| `policies/` (rules, `data.yaml`, `waivers.yaml`) | security | the rules; the **gate floors** of each \
+environment by name and cluster (`gate_floors`), evaluation floors per metric \
+(`evaluation_metrics`), waiver limits; the waivers |
+| `environments/` | platform | cluster facts, images, serving defaults; gates **at or above** their floor |
+| `templates/`, `rendered/` | platform | how manifests are written; the rendered output Argo CD syncs |
+| `catalog/bases/` | platform + security | base models and their license approval |
+| `catalog/flavors/`, `catalog/tenants/` | AI teams (+ platform for tenants) | adapters, evaluations, \
+quotas, which flavors run where |
+
+An environment file may tighten its gates but never loosen them below the floor that
+`policies/data.yaml` sets for it (`policy.gate-floor`): a pull request that edits only
+`environments/prod.yaml` cannot relax prod's strictness, allow a public registry or a
+license, allowlist remote code or change what prod promotes from. An environment the
+floors do not name (a new `prod2.yaml`) is held to the `unnamed` floor, the strictest,
+and every environment to the floor of its cluster as well.
+
 ## The input document
 
 | key | what it holds |

@@ -261,7 +261,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 class DataKey:
     """One parameter of ``policies/data.yaml``: its shape and what it is for."""
 
-    shape: str  # "list", "map" (name → string) or "numbers" (name → positive number)
+    # "list", "map" (name → string), "numbers" (name → positive number) or "metrics"
+    # (metric name → {higher_is_better: bool, floor: finite number})
+    shape: str
     description: str
     choices: tuple[str, ...] = ()
     pattern: re.Pattern[str] | None = None
@@ -282,6 +284,11 @@ DATA_SCHEMA: dict[str, DataKey] = {
                               pattern=_KIND),
     "burn_rates": DataKey("numbers", "burn rate of the goodput alerts by long window (1h, 6h)",
                           pattern=re.compile(r"[1-9][0-9]{0,3}[mhd]")),
+    "gate_floors": DataKey("floors", "the minimum gates per environment name (environments), the "
+                           "floor of an environment not named (unnamed) and per cluster (clusters)"),
+    "waiver_max_days": DataKey("days", "how many days ahead a waiver may expire at most (default 90)"),
+    "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
+                                  "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
 }
 
 
@@ -304,8 +311,71 @@ def _load_data(path: Path, display: str) -> dict[str, Any]:
     return dict(doc.data)
 
 
+def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
+    where = doc.location((key, name), value=True)
+    if not isinstance(item, dict) or set(item) != {"higher_is_better", "floor"}:
+        raise PolicyError(where, f"{key}.{name} must be a mapping with higher_is_better and floor")
+    if not isinstance(item["higher_is_better"], bool):
+        raise PolicyError(doc.location((key, name, "higher_is_better"), value=True),
+                          f"{key}.{name}.higher_is_better must be true or false")
+    floor = item["floor"]
+    if isinstance(floor, bool) or not isinstance(floor, int | float) or not abs(floor) < 1e6:
+        raise PolicyError(doc.location((key, name, "floor"), value=True),
+                          f"{key}.{name}.floor must be a finite number below 1e6 in size")
+
+
+_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards")
+_FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
+FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from")
+
+
+def _check_floors(doc: Any, key: str, value: Any) -> None:
+    """``gate_floors``: a wrong key or type here would silently drop a floor, so each is an error."""
+    def fail(path: tuple[Any, ...], message: str, *, at_value: bool = True) -> PolicyError:
+        return PolicyError(doc.location((key, *path), value=at_value), f"{key}.{'.'.join(map(str, path))}: {message}")
+
+    if not isinstance(value, dict) or not set(value) <= {"environments", "unnamed", "clusters"}:
+        raise PolicyError(doc.location((key,), value=True),
+                          f"{key} must be a mapping of environments, unnamed and clusters")
+    floors = value.get("environments")
+    if not isinstance(floors, dict) or not floors:
+        raise fail(("environments",), "a mapping of environment name to its floor")
+    for name, floor in floors.items():
+        if not isinstance(floor, dict):
+            raise fail(("environments", name), "a floor is a mapping")
+        for entry, item in floor.items():
+            path = ("environments", name, entry)
+            if entry not in FLOOR_KEYS:
+                raise fail(path, f"unknown field; expected one of {', '.join(FLOOR_KEYS)}", at_value=False)
+            if entry == "strictness" and item not in _STRICTNESS:
+                raise fail(path, f"one of {', '.join(_STRICTNESS)}")
+            if entry in _FLOOR_FLAGS and not isinstance(item, bool):
+                raise fail(path, "true or false")
+            if entry in _FLOOR_LISTS and (not isinstance(item, list)
+                                          or not all(isinstance(i, str) and i.strip() for i in item)):
+                raise fail(path, "a list of names")
+            if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
+                raise fail(path, "null or the name of another floor")
+    unnamed = value.get("unnamed")
+    if unnamed not in floors:
+        raise fail(("unnamed",), "the floor (one of environments) of an environment not named there")
+    clusters = value.get("clusters", {})
+    if not isinstance(clusters, dict):
+        raise fail(("clusters",), "a mapping of cluster name to the name of a floor")
+    for cluster, floor_name in clusters.items():
+        if floor_name not in floors:
+            raise fail(("clusters", cluster), "the name of a floor (one of environments)")
+
+
 def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     where = doc.location((key,), value=True)
+    if spec.shape == "floors":
+        _check_floors(doc, key, value)
+        return
+    if spec.shape == "days":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 3660:
+            raise PolicyError(where, f"{key} must be a whole number of days from 1 to 3660")
+        return
     if spec.shape == "list":
         if not isinstance(value, list):
             raise PolicyError(where, f"{key} must be a list ({spec.description})")
@@ -324,6 +394,9 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     for name, item in value.items():
         if spec.pattern is not None and not spec.pattern.fullmatch(name):
             raise PolicyError(doc.location((key, name)), f"{key}: '{visible(name)}' is not a valid name")
+        if spec.shape == "metrics":
+            _check_metric(doc, key, name, item)
+            continue
         if spec.shape == "numbers":
             if isinstance(item, bool) or not isinstance(item, int | float) or not 0 < item < 1e6:
                 raise PolicyError(doc.location((key, name), value=True),

@@ -9,13 +9,21 @@
         expires: 2026-06-30                       # waives through this day
 
 A waived finding is still reported, marked waived.  An expired waiver waives nothing
-and is reported itself; a waiver that matches no finding is reported as stale.  A
-malformed waivers file gives findings at its ``file:line:col``.
+and is reported itself; a waiver that matches no finding is reported as stale — each
+concerning the waiver's environment (every environment when it names none), so it fails
+the run where that environment's gates say ``fail_on_warn``.  A malformed waivers file
+gives findings at its ``file:line:col``.
+
+The policy data limits waivers (:mod:`.floors`): the owner is an address or a team id;
+the expiry is at most ``waiver_max_days`` ahead (90 by default); where an environment's
+floor sets ``waiver_wildcards: false``, a waiver whose object is a pattern waives nothing
+there.  A waiver past those limits waives nothing and is an error.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
@@ -23,6 +31,7 @@ from pathlib import Path
 
 from ..findings import Finding, Location, Severity
 from ..load import Document, load_file
+from .floors import WAIVER_MAX_DAYS
 
 FIELDS = ("rule", "object", "environment", "owner", "reason", "expires")
 REQUIRED = ("rule", "object", "owner", "reason", "expires")
@@ -30,6 +39,13 @@ REQUIRED = ("rule", "object", "owner", "reason", "expires")
 INVALID = "policy.waiver-invalid"
 EXPIRED = "policy.waiver-expired"
 STALE = "policy.waiver-stale"
+TOO_WIDE = "policy.waiver-too-wide"
+TOO_LONG = "policy.waiver-too-long"
+
+# who answers for a waiver: an address (ops@example.com) or a team id (ai-platform,
+# @org/team) — not a blank, not a sentence
+OWNER = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|@?[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?")
+GLOB = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,10 @@ class Waiver:
         if self.environment and f.environment != self.environment:
             return False
         return any(fnmatchcase(obj, self.object) for obj in f.objects())
+
+    @property
+    def wildcard(self) -> bool:
+        return bool(GLOB.search(self.object))
 
     def label(self) -> str:
         return f"{self.location} by {self.owner} until {self.expires.isoformat()}: {self.reason}"
@@ -99,6 +119,12 @@ def parse_waivers(doc: Document, known_rules: Iterable[str]) -> tuple[list[Waive
                 problems.append(_invalid(doc.location((*path, key), value=True),
                                          f"waiver field '{key}' must be a string", "a string"))
                 bad = True
+        owner = item.get("owner")
+        if isinstance(owner, str) and owner and not OWNER.fullmatch(owner):
+            problems.append(_invalid(doc.location((*path, "owner"), value=True),
+                                     f"owner '{owner}' is neither an address nor a team id",
+                                     "an address (ops@example.com) or a team id (ai-platform, @org/team)"))
+            bad = True
         expires = item.get("expires")
         if expires not in (None, "") and not isinstance(expires, dt.date):
             problems.append(_invalid(doc.location((*path, "expires"), value=True),
@@ -128,34 +154,60 @@ def load_waivers(path: Path, root: Path, known_rules: Iterable[str]) -> tuple[li
 
 
 def apply_waivers(findings: Sequence[Finding], waivers: Sequence[Waiver], *, today: dt.date,
-                  environments: Iterable[str], complete: bool) -> list[Finding]:
-    """Mark waived findings; report expired and (when every environment ran) stale waivers.
+                  environments: Iterable[str], complete: bool,
+                  no_wildcards: frozenset[str] = frozenset(), max_days: int = WAIVER_MAX_DAYS) -> list[Finding]:
+    """Mark waived findings; report expired and (when every environment ran) stale waivers,
+    and waivers past the policy's limits (``no_wildcards``: the environments whose floor
+    refuses a pattern as object; ``max_days``: how far ahead an expiry may be).
 
     ``complete`` says every environment was evaluated: a waiver for an environment that
     did not run is not stale.
     """
-    envs = set(environments)
+    envs = sorted(set(environments))
+    latest = today + dt.timedelta(days=max_days)
+    out: list[Finding] = []
+    too_long = {i for i, w in enumerate(waivers) if w.expires > latest}
+    too_wide: dict[int, list[str]] = {}
+    for i, w in enumerate(waivers):
+        if w.wildcard:
+            hit = [e for e in envs if e in no_wildcards and (not w.environment or w.environment == e)]
+            if hit:
+                too_wide[i] = hit
     used: set[int] = set()
-    out = []
     for f in findings:
         waiver = None
         for i, w in enumerate(waivers):
             if w.matches(f):
                 used.add(i)
-                if not w.expired(today) and waiver is None:
+                usable = (not w.expired(today) and i not in too_long
+                          and f.environment not in too_wide.get(i, ()))
+                if usable and waiver is None:
                     waiver = w
         out.append(replace(f, waived_by=waiver.label()) if waiver is not None else f)
     for i, w in enumerate(waivers):
+        if i in too_long:
+            out.append(Finding(
+                TOO_LONG, Severity.ERROR,
+                f"waiver for {w.rule} on {w.object} runs until {w.expires.isoformat()}, more than "
+                f"{max_days} days ahead; it waives nothing",
+                w.location, expected=f"an expiry on or before {latest.isoformat()}", environment=w.environment))
+        for env in too_wide.get(i, []):
+            out.append(Finding(
+                TOO_WIDE, Severity.ERROR,
+                f"waiver for {w.rule} uses the pattern '{w.object}' as its object, which the floor of "
+                f"environment {env} refuses; it waives nothing there",
+                w.location, expected="one object, named exactly (Kind/name or Kind/namespace/name)", environment=env))
         if w.expired(today):
             out.append(Finding(
                 EXPIRED, Severity.WARNING,
                 f"waiver for {w.rule} on {w.object} expired on {w.expires.isoformat()} "
                 f"(owner {w.owner}); it no longer waives anything",
-                w.location, expected="renew it with a new expiry date, or fix the findings and remove it"))
+                w.location, expected="renew it with a new expiry date, or fix the findings and remove it",
+                environment=w.environment))
         elif i not in used and (complete or (w.environment and w.environment in envs)):
             out.append(Finding(
                 STALE, Severity.WARNING,
                 f"waiver for {w.rule} on {w.object} matches no finding"
                 + (f" in {w.environment}" if w.environment else ""),
-                w.location, expected="remove the waiver"))
+                w.location, expected="remove the waiver", environment=w.environment))
     return out

@@ -55,6 +55,7 @@ tenant := {
 }
 
 service := {
+	"tenant": "support",
 	"inference_service": "qwen",
 	"namespace": "support",
 	"base": "qwen@2.5",

@@ -74,17 +74,29 @@ pod_spec(m) := m.spec.template.spec if {
 
 pod_spec(m) := m.spec.jobTemplate.spec.template.spec if m.kind == "CronJob"
 
+# The list under `key` of a rendered object; [] when it is absent, null or no list (a
+# template may write `env:` with nothing after it).  Rules iterate through it, never over
+# the raw field: `some x in null` is an error on regorus and merely undefined on OPA.
+list_at(obj, key) := v if {
+	is_object(obj)
+	v := object.get(obj, key, [])
+	is_array(v)
+} else := []
+
+# A container's env entries.
+env_vars(c) := list_at(c, "env")
+
 # Every container of every rendered workload: {"i": resource index, "container": c}.
 containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	spec := pod_spec(r.manifest)
-	some c in spec.containers
+	some c in list_at(spec, "containers")
 }
 
 containers contains {"i": i, "container": c} if {
 	some i, r in input.resources
 	spec := pod_spec(r.manifest)
-	some c in spec.initContainers
+	some c in list_at(spec, "initContainers")
 }
 
 resources_of_kind(kind) := [r | some r in input.resources; r.manifest.kind == kind]
@@ -92,3 +104,87 @@ resources_of_kind(kind) := [r | some r in input.resources; r.manifest.kind == ki
 ref(item) := sprintf("%s@%s", [item.name, item.version])
 
 strictness := object.get(env, ["gates", "strictness"], "standard")
+
+# ---------------------------------------------------------------- argv as vLLM reads it
+
+# The option a token names, as vLLM's parser reads it (`_` as `-`, `--flag=value`);
+# undefined for a value.
+flag_name(token) := replace(split(token, "=")[0], "_", "-") if {
+	is_string(token)
+	startswith(token, "--")
+}
+
+has_inline_value(token) if contains(token, "=")
+
+next_is_value(argv, i) if {
+	count(argv) > i + 1
+	nxt := argv[i + 1]
+	is_string(nxt)
+	not startswith(nxt, "-")
+}
+
+# The value of the option at argv[i]: `--flag=value`, `--flag value`, or true (a switch).
+flag_value(argv, i) := substring(argv[i], indexof(argv[i], "=") + 1, -1) if {
+	has_inline_value(argv[i])
+} else := argv[i + 1] if {
+	next_is_value(argv, i)
+} else := true
+
+# The option names of an argv, "" for a value token.
+flag_names(argv) := [n | some t in argv; n := flag_name_or_value(t)]
+
+flag_name_or_value(t) := flag_name(t) if {
+	is_string(t)
+	startswith(t, "--")
+} else := ""
+
+# A container's command and args as vLLM parses them: option → value, the last one wins.
+vllm_flags(c) := {name: flag_value(argv, last) |
+	argv := array.concat(list_at(c, "command"), list_at(c, "args"))
+	names := flag_names(argv)
+	some name in {n | some n in names; n != ""}
+	last := max([j | some j, n in names; n == name])
+}
+
+# The containers that run vLLM, each with its flags parsed once per evaluation:
+# {"i", "container", "flags"} for each ServingRuntime container, and the InferenceService
+# predictor's model (KServe merges its fields over the runtime's container) and containers.
+serving_containers contains {"i": x.i, "container": x.container, "flags": vllm_flags(x.container)} if {
+	some x in vllm_containers
+}
+
+vllm_containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "ServingRuntime"
+	some c in list_at(r.manifest.spec, "containers")
+}
+
+vllm_containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "InferenceService"
+	c := r.manifest.spec.predictor.model
+	is_object(c)
+}
+
+vllm_containers contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "InferenceService"
+	some c in list_at(r.manifest.spec.predictor, "containers")
+}
+
+# The InferenceService predictor's model, {"i": resource index, "container": model}:
+# KServe merges its fields (image, env, args, securityContext) over the runtime's
+# container, so what it sets is what runs.
+model_overrides contains {"i": i, "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "InferenceService"
+	c := r.manifest.spec.predictor.model
+	is_object(c)
+}
+
+# The value a container's env gives `name`: the last entry wins, as in Kubernetes;
+# null for an entry without a literal value (valueFrom).
+env_value(c, name) := vs[count(vs) - 1] if {
+	vs := [object.get(e, "value", null) | some e in env_vars(c); e.name == name]
+	count(vs) > 0
+}

@@ -3,7 +3,9 @@
 # description: >-
 #   Where the environment sets `gates.require_evaluation` (production, staging),
 #   every flavor it serves records an evaluation whose score meets its threshold
-#   (`score >= threshold`, or `<=` when `higher_is_better: false`).
+#   (`score >= threshold`, or `<=` when lower is better). The metric's direction comes
+#   from the policy data (`evaluation_metrics`), not from the flavor; the flavor's
+#   `higher_is_better` counts only for a metric the data does not name.
 # custom:
 #   id: policy.evaluation-passed
 #   severity: error
@@ -11,13 +13,18 @@ package kitchen.rules.evaluation_passed
 
 import data.kitchen.lib
 
+# The metric's direction: the policy data's, else (a metric it does not name) the flavor's.
+higher_is_better(e) := d if {
+	d := object.get(lib.params, "evaluation_metrics", {})[e.metric].higher_is_better
+} else := e.higher_is_better
+
 passed(e) if {
-	e.higher_is_better
+	higher_is_better(e) == true
 	e.score >= e.threshold
 }
 
 passed(e) if {
-	e.higher_is_better == false
+	higher_is_better(e) == false
 	e.score <= e.threshold
 }
 
@@ -41,7 +48,7 @@ violation contains v if {
 	e := f.evaluation
 	is_object(e)
 	not passed(e)
-	word := {true: "at least", false: "at most"}[e.higher_is_better]
+	word := {true: "at least", false: "at most"}[higher_is_better(e)]
 	msg := sprintf("flavor %s scored %v on %s, below its threshold %v; environment %s requires a passed evaluation", [ref, e.score, object.get(e, "suite", "its evaluation"), e.threshold, lib.env.name])
 	v := lib.service_violation(s, f, "evaluation.score", sprintf("Flavor/%s", [ref]), msg, sprintf("a score %s %v", [word, e.threshold]))
 }

@@ -21,3 +21,10 @@ test_pass_lower_is_better if {
 	patched := fixtures.with_patch({"catalog": {"flavors": {"faq@v1": {"evaluation": {"score": 0.1, "threshold": 0.2, "higher_is_better": false}}}}})
 	count(evaluation_passed.violation) == 0 with input as patched
 }
+
+# the metric's direction comes from the policy data: a flavor cannot pass by flipping it
+test_fail_direction_flipped_by_flavor if {
+	e := {"metric": "rougeL", "score": 0.1, "threshold": 0.5, "higher_is_better": false}
+	patched := fixtures.with_patch({"catalog": {"flavors": {"faq@v1": {"evaluation": e}}}})
+	count(evaluation_passed.violation) == 1 with input as patched
+}

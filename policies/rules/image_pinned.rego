@@ -3,7 +3,8 @@
 # description: >-
 #   Every container image of a rendered workload (serving runtimes, jobs, pods) is
 #   referenced by `@sha256:` digest, never by a tag (and never `latest`), and its
-#   registry is one of the environment's `registry.allowed`.
+#   registry is one of the environment's `registry.allowed` — an InferenceService
+#   predictor's model that names its own image (KServe runs it instead) included.
 # custom:
 #   id: policy.image-pinned
 #   severity: error
@@ -29,33 +30,41 @@ tag_of(image) := tag if {
 	tag := split(last, ":")[1]
 }
 
+# A helper, not `not tag_of(image) == "latest"`: OPA hoists the call out of the negation,
+# so for an untagged image (tag_of undefined) that body is undefined on OPA, true on regorus.
+latest(image) if tag_of(image) == "latest"
+
 allowed(image) if registry(image) in lib.env.registry.allowed
 
+# Every container that names an image: those of the workloads, and an InferenceService
+# predictor's model that overrides the runtime's image.
+with_image := lib.containers | {x | some x in lib.model_overrides; x.container.image}
+
 violation contains v if {
-	some x in lib.containers
+	some x in with_image
 	image := x.container.image
 	not pinned(image)
-	tag_of(image) == "latest"
+	latest(image)
 	r := input.resources[x.i]
-	msg := sprintf("container %s of %s uses the mutable tag 'latest' (%s)", [x.container.name, lib.resource_id(r), image])
+	msg := sprintf("container %s of %s uses the mutable tag 'latest' (%s)", [object.get(x.container, "name", "(predictor model)"), lib.resource_id(r), image])
 	v := lib.resource_violation(r, msg, "an image pinned by @sha256: digest")
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in with_image
 	image := x.container.image
 	not pinned(image)
-	not tag_of(image) == "latest"
+	not latest(image)
 	r := input.resources[x.i]
-	msg := sprintf("container %s of %s uses image %s, which is not pinned by digest", [x.container.name, lib.resource_id(r), image])
+	msg := sprintf("container %s of %s uses image %s, which is not pinned by digest", [object.get(x.container, "name", "(predictor model)"), lib.resource_id(r), image])
 	v := lib.resource_violation(r, msg, "an image pinned by @sha256: digest")
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in with_image
 	image := x.container.image
 	not allowed(image)
 	r := input.resources[x.i]
-	msg := sprintf("container %s of %s pulls from registry %s, which environment %s does not allow", [x.container.name, lib.resource_id(r), registry(image), lib.env.name])
+	msg := sprintf("container %s of %s pulls from registry %s, which environment %s does not allow", [object.get(x.container, "name", "(predictor model)"), lib.resource_id(r), registry(image), lib.env.name])
 	v := lib.resource_violation(r, msg, sprintf("one of %s", [concat(", ", lib.env.registry.allowed)]))
 }

@@ -28,3 +28,19 @@ test_registry_of_short_name if {
 	image_pinned.registry("vllm/vllm-openai:latest") == "docker.io"
 	image_pinned.registry("localhost/x@sha256:00") == "localhost"
 }
+
+# untagged and undigested: tag_of is undefined, the image is still not pinned (on both engines)
+test_fail_untagged_undigested_image if {
+	bad := runtime_with_image("registry.prod.internal:5000/vllm/vllm-openai")
+	vs := image_pinned.violation with input as fixtures.with_resource("ServingRuntime", bad)
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "not pinned by digest")
+}
+
+# the InferenceService predictor's model may name an image, which KServe runs instead of the runtime's
+test_fail_predictor_model_image if {
+	bad := fixtures.isvc_with({"spec": {"predictor": {"model": {"image": "docker.io/vllm/vllm-openai:latest"}}}})
+	vs := image_pinned.violation with input as fixtures.with_resource("InferenceService", bad)
+	count(vs) == 2 # latest, and a registry the environment does not allow
+}

@@ -15,3 +15,14 @@ test_fail_license_not_allowed if {
 	v.at.file == "catalog/bases/qwen.yaml"
 	v.at.path == "license.id"
 }
+
+# SPDX ids compare case-insensitively
+test_pass_license_in_other_case if {
+	patched := fixtures.with_patch({"catalog": {"bases": {"qwen@2.5": {"license": {"id": "Apache-2.0"}}}}})
+	count(license_allowed.violation) == 0 with input as patched
+}
+
+test_fail_license_lookalike if {
+	patched := fixtures.with_patch({"catalog": {"bases": {"qwen@2.5": {"license": {"id": "Apache-2.0-only"}}}}})
+	count(license_allowed.violation) == 1 with input as patched
+}

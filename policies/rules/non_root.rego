@@ -4,6 +4,9 @@
 #   Every container of a rendered workload sets `securityContext.runAsNonRoot: true`
 #   (on the container or its pod), `allowPrivilegeEscalation: false`, and drops
 #   `ALL` capabilities.
+#   The InferenceService predictor's model, whose securityContext KServe merges over
+#   the runtime's container, sets no `runAsNonRoot: false`, `runAsUser: 0`,
+#   `allowPrivilegeEscalation: true` or `privileged: true`.
 # custom:
 #   id: policy.non-root
 #   severity: error
@@ -44,4 +47,22 @@ violation contains v if {
 	not no_escalation(x.container)
 	msg := sprintf("container %s of %s allows privilege escalation", [x.container.name, lib.resource_id(r)])
 	v := lib.resource_violation(r, msg, "securityContext.allowPrivilegeEscalation: false")
+}
+
+# What the predictor's model sets in its securityContext, KServe merges over the
+# runtime's container: any of these makes the served container root or privileged.
+loosened(sc) := "runAsNonRoot: false" if sc.runAsNonRoot == false
+
+else := "runAsUser: 0" if sc.runAsUser == 0
+
+else := "allowPrivilegeEscalation: true" if sc.allowPrivilegeEscalation == true
+
+else := "privileged: true" if sc.privileged == true
+
+violation contains v if {
+	some x in lib.model_overrides
+	r := input.resources[x.i]
+	what := loosened(x.container.securityContext)
+	msg := sprintf("the predictor model of %s sets securityContext %s over the runtime's container", [lib.resource_id(r), what])
+	v := lib.resource_violation(r, msg, "no securityContext in the predictor model, or a non-root one")
 }

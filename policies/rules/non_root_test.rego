@@ -12,3 +12,11 @@ test_fail_root_with_capabilities if {
 	vs := non_root.violation with input as fixtures.with_resource("ServingRuntime", bad)
 	count(vs) == 2
 }
+
+test_fail_predictor_model_runs_as_root if {
+	bad := fixtures.isvc_with({"spec": {"predictor": {"model": {"securityContext": {"runAsUser": 0}}}}})
+	vs := non_root.violation with input as fixtures.with_resource("InferenceService", bad)
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "runAsUser: 0")
+}

@@ -33,11 +33,13 @@ required contains name if {
 }
 
 # [namespace, alert name] of every alert rendered in a PrometheusRule.
-alerts contains [r.manifest.metadata.namespace, rule.alert] if {
+alerts contains [ns, name] if {
 	some r in lib.resources_of_kind("PrometheusRule")
-	some g in r.manifest.spec.groups
-	some rule in g.rules
-	rule.alert
+	ns := r.manifest.metadata.namespace
+	some g in lib.list_at(r.manifest.spec, "groups")
+	some rule in lib.list_at(g, "rules")
+	name := rule.alert
+	name
 }
 
 violation contains v if {

@@ -23,16 +23,20 @@ monitoring_namespace := ns if {
 } else := "monitoring"
 
 # [namespace, InferenceService] pairs a PodMonitor scrapes on /metrics.
-scraped contains [r.manifest.metadata.namespace, name] if {
+# (The namespace is bound in the body: a head term that is undefined made regorus fail
+# the whole evaluation where OPA left the element out.)
+scraped contains [ns, name] if {
 	some r in lib.resources_of_kind("PodMonitor")
+	ns := r.manifest.metadata.namespace
 	name := r.manifest.spec.selector.matchLabels["serving.kserve.io/inferenceservice"]
 	some ep in r.manifest.spec.podMetricsEndpoints
 	object.get(ep, "path", "/metrics") == "/metrics"
 }
 
 # Namespaces whose NetworkPolicies admit the monitoring namespace to port 8080.
-admitted contains r.manifest.metadata.namespace if {
+admitted contains ns if {
 	some r in lib.resources_of_kind("NetworkPolicy")
+	ns := r.manifest.metadata.namespace
 	some rule in object.get(r.manifest.spec, "ingress", [])
 	some peer in rule.from
 	peer.namespaceSelector.matchLabels["kubernetes.io/metadata.name"] == monitoring_namespace

@@ -20,3 +20,15 @@ test_pass_not_air_gapped if {
 	patched := object.union(fixtures.with_resource("ServingRuntime", bad), {"environment": {"gates": {"air_gapped": false}}})
 	count(offline_runtime.violation) == 0 with input as patched
 }
+
+# the last entry of a name wins
+test_fail_second_entry_undoes_the_first if {
+	env := [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "TRANSFORMERS_OFFLINE", "value": "1"}, {"name": "HF_HUB_OFFLINE", "value": "0"}]
+	rt := fixtures.runtime_with({"env": env})
+	count(offline_runtime.violation) == 1 with input as fixtures.with_resource("ServingRuntime", rt)
+}
+
+test_fail_predictor_model_env if {
+	bad := fixtures.isvc_with({"spec": {"predictor": {"model": {"env": [{"name": "HF_HUB_OFFLINE", "value": "0"}]}}}})
+	count(offline_runtime.violation) == 1 with input as fixtures.with_resource("InferenceService", bad)
+}

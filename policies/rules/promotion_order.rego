@@ -11,20 +11,23 @@ package kitchen.rules.promotion_order
 
 import data.kitchen.lib
 
-# The InferenceService of a tenant's namespace that serves `ref`.
-service_of(namespace, ref) := s if {
+# The InferenceService of tenant `name` that serves `ref`.  Looked up by the plan's
+# tenant, not by the catalog's `namespace`: a tenant that leaves its namespace to the
+# default has `"namespace": null` in the input, and `object.get(tenant, "namespace", name)`
+# gave null — the rule never fired for such a tenant.
+service_of(name, ref) := s if {
 	some s in lib.services
-	s.namespace == namespace
+	s.tenant == name
 	ref in s.flavors
 }
 
 violation contains v if {
 	source := input.promotion.from
 	some name, tenant in input.catalog.tenants
-	some i, f in tenant.environments[lib.env.name].flavors
+	some i, f in lib.list_at(tenant.environments[lib.env.name], "flavors")
 	ref := sprintf("%s@%s", [f.name, f.version])
 	not input.promotion.flavors[ref]
-	s := service_of(object.get(tenant, "namespace", name), ref)
+	s := service_of(name, ref)
 	msg := sprintf("flavor %s is deployed in %s but not in %s, which %s promotes from", [ref, lib.env.name, source, lib.env.name])
 	v := lib.service_violation(s, tenant, sprintf("environments.%s.flavors.%d", [lib.env.name, i]), sprintf("Flavor/%s", [ref]), msg, sprintf("a flavor version already deployed in %s", [source]))
 }

@@ -4,7 +4,8 @@
 #   At the gate strictness levels listed in `tls_required_strictness`
 #   (policies/data.yaml: strict, i.e. production), the environment's S3 endpoint is
 #   reached over HTTPS with certificate verification, so adapters cannot be swapped
-#   in transit.
+#   in transit. The rendered endpoint is read too: an `http://` scheme (any case)
+#   means plain HTTP whatever `use_https` says.
 # custom:
 #   id: policy.s3-tls
 #   severity: error
@@ -27,4 +28,16 @@ violation contains v if {
 	value != "1"
 	msg := sprintf("%s reaches S3 at %s over %s in environment %s", [lib.resource_id(r), lib.env.storage.s3.endpoint, check.what, lib.env.name])
 	v := object.union(lib.resource_violation(r, msg, sprintf("%s: true", [check.field])), {"at": lib.at(lib.env, check.field)})
+}
+
+# The endpoint as rendered: a scheme of its own overrides use_https, in any case
+# ("HTTP://" is plain HTTP too).
+violation contains v if {
+	required
+	some r in lib.resources_of_kind("ServiceAccount")
+	endpoint := lib.annotation(r, "serving.kserve.io/s3-endpoint")
+	is_string(endpoint)
+	startswith(lower(endpoint), "http://")
+	msg := sprintf("%s reaches S3 at %s over plain HTTP in environment %s", [lib.resource_id(r), endpoint, lib.env.name])
+	v := object.union(lib.resource_violation(r, msg, "an endpoint without http:// (use_https: true), or https://"), {"at": lib.at(lib.env, "storage.s3.endpoint")})
 }

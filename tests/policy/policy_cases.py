@@ -5,6 +5,9 @@
       - file: catalog/flavors/faq-answerer@v3.yaml
         old: "rank: 32"          # must occur exactly once
         new: "rank: 128"
+      - file: environments/prod2.yaml  # or a new file, a copy of another, edited further on
+        copy: environments/prod.yaml
+    rule: policy.lora-rank       # optional: else policy.<folder name up to "--">
     environments: [prod]         # optional: check only these
     exit: 1                      # optional: the exit code, when not 1 for errors / 0 otherwise
     expected:                    # the findings of the case's rule, exactly
@@ -24,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from kitchen_gitops.rules import REGISTRY
+
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "cases" / "policy"
 PARTS = ("catalog", "environments", "templates", "policies")
@@ -37,7 +42,14 @@ class Case:
 
     @property
     def rule(self) -> str:
-        return f"policy.{self.name}"
+        """The rule the case is about: ``rule:`` in case.yaml, else the folder's name (a
+        folder ``<rule>--<variant>`` is another case of ``<rule>``)."""
+        return str(self.spec.get("rule") or f"policy.{self.name.split('--', 1)[0]}")
+
+    @property
+    def is_policy(self) -> bool:
+        """A case of a Rego rule (else of a built-in check: ``schema.*``, ``policy.waiver-*``)."""
+        return self.rule.startswith("policy.") and self.rule not in REGISTRY
 
     @property
     def environments(self) -> list[str] | None:
@@ -60,6 +72,10 @@ def build_repo(case: Case, dst: Path) -> Path:
         shutil.copytree(REPO / part, dst / part)
     for edit in case.spec.get("edits") or []:
         path = dst / edit["file"]
+        if "copy" in edit:  # a new file, copied from another of the repository
+            assert not path.exists(), f"{case.name}: {edit['file']} exists"
+            shutil.copyfile(dst / edit["copy"], path)
+            continue
         text = path.read_text(encoding="utf-8")
         count = text.count(edit["old"])
         assert count == 1, f"{case.name}: {edit['old']!r} occurs {count} times in {edit['file']}"

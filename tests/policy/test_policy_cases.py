@@ -32,7 +32,7 @@ def sarif_validator() -> jsonschema.protocols.Validator:
 
 def test_every_rule_has_an_acceptance_case() -> None:
     rules = {r.id for r in load_library(REPO / "policies", REPO).rules.values()}
-    assert rules == {c.rule for c in CASES}
+    assert rules == {c.rule for c in CASES if c.is_policy}
 
 
 def _key(rule: str, severity: str, location: str, resource: str = "", env: str = "") -> tuple[str, ...]:

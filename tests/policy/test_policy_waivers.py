@@ -80,11 +80,61 @@ def test_stale_waiver_is_reported(tmp_path: Path) -> None:
     assert not [f for f in partial.findings if f.rule_id == "policy.waiver-stale"]
 
 
-def test_waiver_can_name_the_rendered_resource_with_globs(rank_repo: Path) -> None:
+def test_waiver_can_name_the_rendered_resource(rank_repo: Path) -> None:
     _waivers(rank_repo, WAIVER.format(expires="2026-12-31").replace(
-        "Flavor/faq-answerer@v3", "InferenceService/cs-llm/*"))
+        "Flavor/faq-answerer@v3", "InferenceService/cs-llm/llama-3-1-8b-instruct"))
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
+    assert [f for f in out.findings if f.rule_id == "policy.lora-rank"]
+    assert all(f.waived for f in out.findings if f.rule_id == "policy.lora-rank")
+
+
+def test_glob_waiver_waives_where_the_floor_allows_it_only(rank_repo: Path) -> None:
+    # prod's floor sets waiver_wildcards: false; dev's does not
+    glob = WAIVER.format(expires="2026-12-31").replace("Flavor/faq-answerer@v3", "InferenceService/cs-llm/*")
+    _waivers(rank_repo, glob)
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
+    assert not any(f.waived for f in out.findings if f.rule_id == "policy.lora-rank")
+    wide = [f for f in out.findings if f.rule_id == "policy.waiver-too-wide"]
+    assert [(str(f.location), f.environment, f.severity.value) for f in wide] == [
+        ("policies/waivers.yaml:2:5", "prod", "error")]
+    assert out.exit_code == 1
+    _waivers(rank_repo, glob.replace("environment: prod", "environment: dev"))
+    dev = check(CheckOptions(rank_repo, ("dev",), render_check=False, today=TODAY))
+    assert not [f for f in dev.findings if f.rule_id == "policy.waiver-too-wide"]
+
+
+def test_waiver_expiry_at_most_max_days_ahead(rank_repo: Path) -> None:
+    _waivers(rank_repo, WAIVER.format(expires=(TODAY + dt.timedelta(days=90)).isoformat()))
     out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
     assert all(f.waived for f in out.findings if f.rule_id == "policy.lora-rank")
+    _waivers(rank_repo, WAIVER.format(expires=(TODAY + dt.timedelta(days=91)).isoformat()))
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
+    assert not any(f.waived for f in out.findings if f.rule_id == "policy.lora-rank")
+    assert [f.environment for f in out.findings if f.rule_id == "policy.waiver-too-long"] == ["prod"]
+
+
+@pytest.mark.parametrize(("owner", "ok"), [
+    ("ai-platform@example.com", True), ("ai-platform", True), ('"@kitchen-org/security"', True),
+    ('" "', False), ("'someone, probably'", False), ("Bob", False)])
+def test_waiver_owner_is_an_address_or_a_team_id(rank_repo: Path, owner: str, ok: bool) -> None:
+    _waivers(rank_repo, WAIVER.format(expires="2026-12-31").replace("ai-platform@example.com", owner))
+    out = check(CheckOptions(rank_repo, ("prod",), render_check=False, today=TODAY))
+    invalid = [f for f in out.findings if f.rule_id == "policy.waiver-invalid"]
+    assert (not invalid) is ok, invalid
+
+
+def test_stale_waiver_concerns_its_environment(tmp_path: Path) -> None:
+    # stale in prod (fail_on_warn) fails the run; stale in dev (warnings allowed) does not
+    root = build_repo(next(c for c in cases() if c.name == "storage-naming"), tmp_path / "repo")
+    _waivers(root, WAIVER.format(expires="2026-12-31"))
+    out = check(CheckOptions(root, ("prod",), render_check=False, today=TODAY))
+    stale = [f for f in out.findings if f.rule_id == "policy.waiver-stale"]
+    assert [f.environment for f in stale] == ["prod"] and out.exit_code == 1
+    _waivers(root, WAIVER.format(expires="2026-12-31").replace("environment: prod", "environment: dev"))
+    out = check(CheckOptions(root, ("dev",), render_check=False, today=TODAY))
+    stale = [f for f in out.findings if f.rule_id == "policy.waiver-stale"]
+    assert [f.environment for f in stale] == ["dev"]
+    assert out.exit_code == (1 if any(f.severity.value == "error" for f in out.findings) else 0)
 
 
 def test_bad_waivers_file_gives_positions(rank_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

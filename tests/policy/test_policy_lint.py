@@ -1,0 +1,53 @@
+"""Lint of the policy library for patterns the two engines read differently.
+
+``not f(x) == y`` (or ``not f(x) > 0``, any comparison): OPA hoists the call out of the
+negation, so when ``f(x)`` is undefined the whole body is undefined on OPA and true on
+regorus — the rule fires on one engine only.  Write a helper rule instead
+(``is_latest(x) if f(x) == "latest"`` … ``not is_latest(x)``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.policy.policy_cases import REPO
+
+# `not` followed by an expression that calls a function and compares its value
+NOT_CALL_COMPARE = re.compile(
+    r"^\s*not\s+(?=[^#\n]*\()[^#\n]*?[\w.\]]+\([^#\n]*\)[^#\n]*?(==|!=|<=|>=|<|>|=)(?!=)")
+
+
+# a set rule whose head reads a field (`s contains [r.a.b, x] if {`): when the field is
+# undefined, regorus fails the whole evaluation where OPA leaves the element out — bind
+# it in the body (`ns := r.a.b`) instead
+HEAD_REF = re.compile(r"^\w+ contains (?![\"{])[^\n]*?\b[a-z_]\w*\.[a-z_]\w*[^\n]* if\b")
+
+
+def _offences(text: str) -> list[tuple[int, str]]:
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)
+            if NOT_CALL_COMPARE.search(line) or HEAD_REF.search(line)]
+
+
+def test_lint_catches_the_pattern() -> None:
+    bad = ('\tnot tag_of(image) == "latest"\n\tnot count(x) > 0\n\tnot lib.f(a, b) != 1\n'
+           '\tnot object.get(m, "a", 0) >= 2\n')
+    bad += 'alerts contains [r.manifest.metadata.namespace, rule.alert] if {\nns contains r.x if {\n'
+    assert [n for n, _ in _offences(bad)] == [1, 2, 3, 4, 5, 6]
+    good = ('\tnot latest(image)\n\tnot x.y == 1\n\tnot pinned(image)\n\tv := f(x) # not f(x) == 1\n'
+            'violation contains v if {\nalerts contains [ns, rule] if {\nrequired contains "a.b" if x\n')
+    assert _offences(good) == []
+
+
+def test_no_negated_call_comparison_in_the_library() -> None:
+    found = []
+    for path in sorted((REPO / "policies").rglob("*.rego")):
+        found += [f"{path.relative_to(REPO)}:{n}: {line}" for n, line in _offences(path.read_text(encoding="utf-8"))]
+    assert found == [], ("rewrite `not f(x) == y` through a helper rule (OPA hoists the call), and bind "
+                         "fields a set rule's head reads in its body:\n" + "\n".join(found))
+
+
+def test_pattern_absent_from_policy_examples() -> None:
+    # the docs and examples teach the same idiom
+    for path in sorted(Path(REPO / "docs").rglob("*.md")):
+        assert _offences(path.read_text(encoding="utf-8")) == [], path
