@@ -24,7 +24,7 @@ from .escape import (
     visible,
     xml_text,
 )
-from .findings import CheckRecord, Finding, Result, Severity, Status
+from .findings import CheckRecord, Finding, ResourceRef, Result, Severity, Status
 from .rules import RuleInfo, describe
 
 TOOL_NAME = "kitchen"
@@ -42,6 +42,10 @@ def _rules(result: Result) -> dict[str, RuleInfo]:
     return {k: v for k, v in result.rules.items() if isinstance(v, RuleInfo)}
 
 
+def _resource_dict(r: ResourceRef) -> dict[str, str]:
+    return {"kind": r.kind, "name": r.name, "namespace": r.namespace, "apiVersion": r.api_version}
+
+
 def finding_dict(f: Finding) -> dict[str, Any]:
     out: dict[str, Any] = {
         "rule_id": f.rule_id,
@@ -55,9 +59,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     if f.actual:
         out["actual"] = f.actual
     if f.resource is not None:
-        r = f.resource
-        out["resource"] = {"kind": r.kind, "name": r.name, "namespace": r.namespace,
-                           "apiVersion": r.api_version}
+        out["resource"] = _resource_dict(f.resource)
     if f.subject:
         out["object"] = f.subject
     if f.waived:
@@ -319,9 +321,7 @@ def report_sarif(result: Result) -> str:
             location["logicalLocations"] = logical
         props: dict[str, Any] = {"environment": f.environment or None}
         if f.resource is not None:
-            r = f.resource
-            props["resource"] = {"kind": r.kind, "name": r.name, "namespace": r.namespace,
-                                 "apiVersion": r.api_version}
+            props["resource"] = _resource_dict(f.resource)
         if f.subject:
             props["object"] = f.subject
         if f.expected:
