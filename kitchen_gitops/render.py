@@ -429,14 +429,9 @@ RENDER_MEMORY_BYTES = 2 << 30
 
 
 def _render_timeout() -> float:
-    raw = os.environ.get("KITCHEN_RENDER_TIMEOUT", "")
-    try:
-        value = float(raw) if raw else RENDER_TIMEOUT_S
-    except ValueError:
-        raise ConfigError(f"$KITCHEN_RENDER_TIMEOUT={raw!r} is not a number of seconds") from None
-    if not 0 < value < 86_400:
-        raise ConfigError(f"$KITCHEN_RENDER_TIMEOUT={raw!r} must be between 0 and 86400 seconds")
-    return value
+    from .limits import seconds_from_env
+
+    return seconds_from_env("KITCHEN_RENDER_TIMEOUT", RENDER_TIMEOUT_S)
 
 
 def _compile_templates(templates: Path) -> None:

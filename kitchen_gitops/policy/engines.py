@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..findings import Location
-from ..limits import ChildFailed, TimeLimitExceeded, run_bounded
+from ..limits import ChildFailed, TimeLimitExceeded, run_bounded, seconds_from_env
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
@@ -212,14 +211,7 @@ TIMEOUT_ENV = "KITCHEN_POLICY_TIMEOUT"
 
 
 def policy_timeout() -> float:
-    raw = os.environ.get(TIMEOUT_ENV, "")
-    try:
-        value = float(raw) if raw else POLICY_TIMEOUT_S
-    except ValueError:
-        raise EngineUnavailable(f"${TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if not 0 < value < 86_400:
-        raise EngineUnavailable(f"${TIMEOUT_ENV}={raw!r} must be between 0 and 86400 seconds")
-    return value
+    return seconds_from_env(TIMEOUT_ENV, POLICY_TIMEOUT_S, EngineUnavailable)
 
 
 class TimeLimitedEngine:
