@@ -136,13 +136,6 @@ def execute_check(opts: pipeline.CheckOptions) -> Result:
     return pipeline.check(opts)
 
 
-def _library_folder(root: Path, policies: Path | None) -> Path:
-    folder = policies if policies is not None else root / pipeline.POLICY_DIR
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: no policy folder (expected {pipeline.POLICY_DIR}/*.rego)")
-    return folder
-
-
 @dataclass(frozen=True)
 class PolicyTestOptions:
     root: Path
@@ -158,7 +151,7 @@ def execute_policy_test(opts: PolicyTestOptions) -> Result:
     from .policy.library import load_library
     from .policy.testing import run_tests
 
-    library = load_library(_library_folder(opts.root, opts.policies), opts.root)
+    library = load_library(pipeline.policy_folder(opts.root, opts.policies), opts.root)
     t0 = time.monotonic()
     tests = run_tests(library, make_engine(opts.engine), match=opts.match)
     result = Result("policy test", records=[], started=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -191,7 +184,7 @@ def execute_policy_docs(opts: PolicyDocsOptions) -> tuple[int, str]:
     from .policy.docs import DOC_PATH, render_docs, write_docs
     from .policy.library import load_library
 
-    library = load_library(_library_folder(opts.root, opts.policies), opts.root)
+    library = load_library(pipeline.policy_folder(opts.root, opts.policies), opts.root)
     path = opts.root / DOC_PATH
     if opts.check:
         current = path.read_text(encoding="utf-8") if path.is_file() else ""

@@ -139,6 +139,14 @@ def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, 
             for d in diffs]
 
 
+def policy_folder(root: Path, policies: Path | None) -> Path:
+    """The policy library's folder: ``--policies``, else ``<root>/policies``."""
+    folder = policies if policies is not None else root / POLICY_DIR
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no policy folder (expected {POLICY_DIR}/*.rego)")
+    return folder
+
+
 @dataclass(frozen=True)
 class CheckOptions:
     """``kitchen check``, parsed."""
@@ -169,9 +177,7 @@ def check(opts: CheckOptions) -> Result:
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
     if not outcome.ok:
         return result
-    folder = opts.policies if opts.policies is not None else root / POLICY_DIR
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: no policy folder (expected {POLICY_DIR}/*.rego)")
+    folder = policy_folder(root, opts.policies)
     library = load_library(folder, root)
     job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root, outcome.catalog))
     names = sorted(outcome.plans)
