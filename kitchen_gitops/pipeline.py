@@ -222,9 +222,12 @@ JOBS_ENV = "KITCHEN_JOBS"
 
 
 def _jobs(opts: CheckOptions) -> int:
-    """Worker processes for the environments: one per CPU this process may use, unless
-    ``$KITCHEN_JOBS`` says otherwise; one (in process) for engines that cannot be forked
-    (the real OPA engine runs Go) or reached from several processes at once."""
+    """Worker processes for the environments: up to two per CPU this process may use (an
+    environment is one unit of work, so with one worker per CPU three environments on two
+    CPUs leave a CPU idle through the whole third environment; the kernel shares the CPUs
+    between the workers instead), unless ``$KITCHEN_JOBS`` says otherwise; one (in
+    process) for engines that cannot be forked (the real OPA engine runs Go) or reached
+    from several processes at once."""
     if opts.engine != "regorus" or opts.opa_url:
         return 1
     configured = os.environ.get(JOBS_ENV, "").strip()
@@ -234,9 +237,10 @@ def _jobs(opts: CheckOptions) -> int:
         except ValueError:
             raise UsageError(f"${JOBS_ENV}={configured!r} is not a number of processes") from None
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return 2 * cpus
 
 
 @dataclass

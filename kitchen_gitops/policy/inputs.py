@@ -6,7 +6,9 @@
       "catalog":     {"bases": {ref: item}, "flavors": {ref: item}, "tenants": {name: item}},
       "plan":        EnvironmentPlan.as_dict(),
       "resources":   [{"manifest": {...}, "file": "rendered/<env>/…", "_source": loc,
-                       "sources": [catalog files]}]
+                       "sources": [catalog files],
+                       "vllm_flags": {container path: {flag: value}}  # vLLM's containers
+                      }]
     }
 
 Every catalog item carries ``_source``: where the object starts (``{file, line, col}``).
@@ -22,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..argv import container_argv, serving_containers, vllm_flags
 from ..findings import Location
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
@@ -62,13 +65,24 @@ def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rende
         for obj in f.objects:
             if not isinstance(obj.manifest, dict) or obj.kind == "Kustomization":
                 continue
-            out.append({
+            out.append(read_vllm_flags({
                 "manifest": obj.manifest,
                 "file": f"{prefix}/{env}/{f.path}",
                 "_source": loc(obj.source),
                 "sources": list(obj.sources),
-            })
+            }))
     return out
+
+
+def read_vllm_flags(item: dict[str, Any]) -> dict[str, Any]:
+    """``item`` with ``vllm_flags``: each vLLM container's argv read as vLLM reads it, by
+    the container's path, so that the rules do not parse every argv in Rego."""
+    serving = serving_containers(item.get("manifest"))
+    if serving:
+        item["vllm_flags"] = {path: vllm_flags(container_argv(c)) for path, c in serving}
+    else:
+        item.pop("vllm_flags", None)
+    return item
 
 
 def promotion(catalog: Catalog, env_name: str) -> dict[str, Any] | None:

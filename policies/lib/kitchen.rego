@@ -118,9 +118,18 @@ has_inline_value(token) if contains(token, "=")
 
 next_is_value(argv, i) if {
 	count(argv) > i + 1
-	nxt := argv[i + 1]
-	is_string(nxt)
-	not startswith(nxt, "-")
+	is_value(argv[i + 1])
+}
+
+# A token is a value unless it starts with `-`, or when argparse takes it for a negative number.
+is_value(token) if {
+	is_string(token)
+	not startswith(token, "-")
+}
+
+is_value(token) if {
+	is_string(token)
+	regex.match(`^-[0-9]+$|^-[0-9]*\.[0-9]+$`, token)
 }
 
 # The value of the option at argv[i]: `--flag=value`, `--flag value`, or true (a switch).
@@ -146,30 +155,37 @@ vllm_flags(c) := {name: flag_value(argv, last) |
 	last := max([j | some j, n in names; n == name])
 }
 
-# The containers that run vLLM, each with its flags parsed once per evaluation:
-# {"i", "container", "flags"} for each ServingRuntime container, and the InferenceService
-# predictor's model (KServe merges its fields over the runtime's container) and containers.
-serving_containers contains {"i": x.i, "container": x.container, "flags": vllm_flags(x.container)} if {
+# The containers that run vLLM, each with its flags: {"i", "container", "flags"} for each
+# ServingRuntime container, and the InferenceService predictor's model (KServe merges its
+# fields over the runtime's container) and containers.  kitchen hands each resource's flags
+# over already read, by the container's path (`vllm_flags` of the resource, read by
+# kitchen_gitops/argv.py, which a test holds equal to `vllm_flags` here); an input without
+# them (a test fixture) is read here.
+serving_containers contains {"i": x.i, "container": x.container, "flags": flags_of(x)} if {
 	some x in vllm_containers
 }
 
-vllm_containers contains {"i": i, "container": c} if {
+flags_of(x) := input.resources[x.i].vllm_flags[x.path] if {
+	is_object(input.resources[x.i].vllm_flags[x.path])
+} else := vllm_flags(x.container)
+
+vllm_containers contains {"i": i, "path": sprintf("spec.containers.%d", [k]), "container": c} if {
 	some i, r in input.resources
 	r.manifest.kind == "ServingRuntime"
-	some c in list_at(r.manifest.spec, "containers")
+	some k, c in list_at(r.manifest.spec, "containers")
 }
 
-vllm_containers contains {"i": i, "container": c} if {
+vllm_containers contains {"i": i, "path": "spec.predictor.model", "container": c} if {
 	some i, r in input.resources
 	r.manifest.kind == "InferenceService"
 	c := r.manifest.spec.predictor.model
 	is_object(c)
 }
 
-vllm_containers contains {"i": i, "container": c} if {
+vllm_containers contains {"i": i, "path": sprintf("spec.predictor.containers.%d", [k]), "container": c} if {
 	some i, r in input.resources
 	r.manifest.kind == "InferenceService"
-	some c in list_at(r.manifest.spec.predictor, "containers")
+	some k, c in list_at(r.manifest.spec.predictor, "containers")
 }
 
 # The InferenceService predictor's model, {"i": resource index, "container": model}:

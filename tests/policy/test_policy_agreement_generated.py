@@ -20,7 +20,7 @@ import pytest
 from kitchen_gitops import pipeline
 from kitchen_gitops.policy.engines import Engine, OpaLibEngine, RegorusEngine
 from kitchen_gitops.policy.gate import GATE_QUERY, prepare
-from kitchen_gitops.policy.inputs import build_inputs
+from kitchen_gitops.policy.inputs import build_inputs, read_vllm_flags
 from kitchen_gitops.policy.library import Library, load_library
 from tests.policy.policy_cases import REPO, build_repo, cases
 
@@ -213,9 +213,25 @@ def _seeds() -> Iterator[tuple[str, Doc, str]]:
     yield "dev", docs["dev"], "resources."
 
 
+def _as_built(doc: Doc) -> Doc:
+    """A mutated document as kitchen would have built it: each vLLM container's flags read
+    again from its (mutated) argv."""
+    for item in doc["resources"]:
+        read_vllm_flags(item)
+    return doc
+
+
 def _compare(engines: dict[str, Engine], doc: Doc, where: str, tally: dict[str, Any]) -> Any:
+    _as_built(doc)
     got = {name: _evaluate(engine, doc) for name, engine in engines.items()}
     tally["count"] += 1
+    if any(word in where for word in ("args", "command", "containers", "model")):
+        # the argv read by kitchen (argv.py) and by the policy library (lib.vllm_flags) agree
+        unread = copy.deepcopy(doc)
+        for item in unread["resources"]:
+            item.pop("vllm_flags", None)
+        if _evaluate(engines["regorus"], unread) != got["regorus"]:
+            tally["disagreements"].append(f"{where}: argv read in Rego differs from argv.py")
     if got["regorus"] != got["opa"]:
         rules = sorted(k for k in set(got["regorus"]) | set(got["opa"]) if got["regorus"].get(k) != got["opa"].get(k))
         tally["disagreements"].append(f"{where}: {', '.join(rules)}")
