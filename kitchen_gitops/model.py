@@ -7,6 +7,7 @@ of the offending key or value through the document's span index.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -202,13 +203,29 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def service_namespace(endpoint: str) -> tuple[str, int]:
-    """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace."""
-    endpoint = endpoint.split("://", 1)[-1].rstrip("/")
-    host, _, port = endpoint.partition(":")
+def service_namespace(endpoint: str, use_https: bool = True) -> tuple[str, int]:
+    """``minio.storage.svc:9000`` → (``storage``, 9000); external hosts give no namespace.
+    Without a port, the port of the scheme the endpoint is reached by: ``http://`` 80,
+    ``https://`` 443, no scheme 443 or 80 as ``use_https`` says."""
+    scheme, sep, rest = endpoint.partition("://")
+    if sep:
+        use_https = scheme.lower() != "http"
+    else:
+        rest = endpoint
+    host, _, port = rest.rstrip("/").partition(":")
     parts = host.split(".")
     ns = parts[1] if len(parts) >= 3 and parts[2] == "svc" else ""
-    return ns, int(port) if port.isdigit() and 0 < int(port) < 65536 else 443
+    default = 443 if use_https else 80
+    return ns, int(port) if port.isdigit() and 0 < int(port) < 65536 else default
+
+
+def _cidr(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"'{visible(value)}' is not an address block (CIDR, e.g. 10.20.0.0/16) "
+                         f"without host bits") from None
+    return str(net)
 
 
 Name = Annotated[str, AfterValidator(_dns_label)]
@@ -226,6 +243,7 @@ RelativePath = Annotated[str, AfterValidator(_relative_path)]
 Quantity = Annotated[str, BeforeValidator(_quantity)]
 ResourceName = Annotated[str, AfterValidator(_resource_name)]
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 
 
@@ -490,6 +508,10 @@ class S3Storage(Strict):
     region: NonEmpty = "us-east-1"
     secret: Name = Field(description="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     ca_bundle_configmap: Name | None = None
+    egress_cidrs: list[Cidr] = Field(
+        default_factory=list, max_length=64,
+        description="address blocks of an S3 endpoint outside the cluster: the only destinations "
+                    "of the storage egress (a cluster service is reached through its namespace)")
 
 
 class Storage(Strict):

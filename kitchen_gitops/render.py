@@ -332,9 +332,13 @@ class EnvironmentRenderer:
                   object_meta("allow-serving-ingress", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
                   pod_labels=(("component", "predictor"),), policy_types=["Ingress"],
                   ingress=[{"peers": clients, "ports": [PREDICTOR_PORT]}], egress=None)
-        s3_ns, s3_port = _service_namespace(env.storage.s3.endpoint)
+        s3 = env.storage.s3
+        s3_ns, s3_port = _service_namespace(s3.endpoint, s3.use_https)
         egress: list[dict[str, Any]] = [{"peers": [], "ports": [("UDP", 53), ("TCP", 53)]}]
-        egress.append({"peers": [s3_ns] if s3_ns else [], "ports": [("TCP", s3_port)]})
+        # storage: its namespace in the cluster, else the address blocks the environment
+        # names (none named renders no destination, which policy.egress-destination refuses)
+        peers = [{"namespace": s3_ns}] if s3_ns else [{"cidr": c} for c in s3.egress_cidrs]
+        egress.append({"peers": peers, "ports": [("TCP", s3_port)]})
         self.emit(f"{ns}/networkpolicy-allow-egress.yaml", "networkpolicy.yaml.j2",
                   self.catalog.location("Environment", env.name, ("storage", "s3", "endpoint")), srcs,
                   "NetworkPolicy", "networking.k8s.io/v1",

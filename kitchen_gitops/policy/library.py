@@ -287,6 +287,11 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "gate_floors": DataKey("floors", "the minimum gates per environment name (environments), the "
                            "floor of an environment not named (unnamed) and per cluster (clusters)"),
     "waiver_max_days": DataKey("days", "how many days ahead a waiver may expire at most (default 90)"),
+    "conformance_required_strictness": DataKey("list", "gate strictness levels at which the "
+                                               "post-sync conformance Job runs every check", _STRICTNESS),
+    "conformance_forbidden_flags": DataKey("list", "options that narrow or weaken `kitchen conform` "
+                                           "(the rendered Job may not pass them)",
+                                           pattern=re.compile(r"--[a-z][a-z0-9-]{0,62}")),
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
                                   "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
 }
