@@ -13,6 +13,7 @@ environment := {
 	"promotes_from": "staging",
 	"cluster": {"gpu": {"resource": "nvidia.com/gpu", "per_node": 8, "nodes": 1}},
 	"registry": {"internal": "registry.prod.internal:5000", "allowed": ["registry.prod.internal:5000"]},
+	"images": {"vllm": image, "vllm_version": "0.11.0", "kitchen": sprintf("registry.prod.internal:5000/platform/kitchen@%s", [digest])},
 	"storage": {"s3": {"endpoint": "minio.minio.svc:9000", "use_https": true, "verify_ssl": true}},
 	"serving": {"auth": true, "vllm": {"max_loras": 4, "max_lora_rank": 64}},
 	"gates": {

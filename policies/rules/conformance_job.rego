@@ -4,7 +4,8 @@
 #   At the strictness levels in `conformance_required_strictness` (policies/data.yaml),
 #   the environment renders the Job `kitchen-conformance/kitchen-conformance` as an Argo
 #   CD PostSync hook, and each of its containers runs the image's kitchen entrypoint (no
-#   `command`) with `conform serving` or `conform gpu` and none of
+#   `command`, the environment's `images.kitchen`), not suspended, with `conform
+#   serving` or `conform gpu` and none of
 #   `conformance_forbidden_flags` — options that would skip checks, narrow them to some
 #   services or point them at another endpoint. The argv is read as a parser reads it:
 #   `--flag=value` and `--flag value` alike, `_` as `-`, wherever the option stands.
@@ -108,5 +109,22 @@ violation contains v if {
 	some r in jobs
 	not serving_checked
 	msg := sprintf("%s has no container running `conform serving`", [lib.resource_id(r)])
+	v := lib.resource_violation(r, msg, expected)
+}
+
+violation contains v if {
+	required
+	some x in job_containers
+	image := object.get(x.c, "image", "")
+	image != lib.env.images.kitchen
+	msg := sprintf("container %v of %s runs image %v, not the environment's kitchen image %s", [object.get(x.c, "name", "?"), lib.resource_id(x.r), image, lib.env.images.kitchen])
+	v := lib.resource_violation(x.r, msg, expected)
+}
+
+violation contains v if {
+	required
+	some r in jobs
+	r.manifest.spec.suspend == true
+	msg := sprintf("%s is suspended (spec.suspend: true): it never runs", [lib.resource_id(r)])
 	v := lib.resource_violation(r, msg, expected)
 }

@@ -3,7 +3,7 @@ package kitchen.rules.conformance_job_test
 import data.kitchen.fixtures
 import data.kitchen.rules.conformance_job
 
-container(name, args) := {"name": name, "image": "registry.prod.kitchen.internal:5000/kitchen:1.0", "args": args}
+container(name, args) := {"name": name, "image": fixtures.environment.images.kitchen, "args": args}
 
 serving_args := ["conform", "serving", "--expectations", "/etc/kitchen/expectations.json", "--json", "/reports/serving.json"]
 
@@ -70,4 +70,16 @@ test_fail_not_a_hook if {
 	count(vs) == 1
 	vs2 := conformance_job.violation with input as with_job(job([container("serving", serving_args)], {"argocd.argoproj.io/hook": "PreSync"}))
 	count(vs2) == 1
+}
+
+test_fail_another_image if {
+	c := object.union(container("serving", serving_args), {"image": "docker.io/library/busybox:1.36"})
+	vs := conformance_job.violation with input as with_job(job([c, container("gpu", gpu_args)], hook))
+	count(vs) == 1
+}
+
+test_fail_suspended if {
+	suspended := object.union(whole, {"manifest": {"spec": {"suspend": true}}})
+	vs := conformance_job.violation with input as with_job(suspended)
+	count(vs) == 1
 }

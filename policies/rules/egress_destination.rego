@@ -2,8 +2,9 @@
 # title: Egress goes to named destinations
 # description: >-
 #   Every egress rule of a rendered NetworkPolicy names where it may go (`to:` a
-#   namespace, pods or an address block), except DNS (port 53); an address block never
-#   covers every address (`0.0.0.0/0`, `::/0`). An S3 endpoint outside the cluster
+#   namespace, pods or an address block), except DNS (port 53); no peer reaches every
+#   namespace (`namespaceSelector: {}`), and no address block is wider than a /8 (IPv4)
+#   or a /32 (IPv6) — `0.0.0.0/0` split in halves is still every address. An S3 endpoint outside the cluster
 #   needs `storage.s3.egress_cidrs`, else its pods could reach any host on the port.
 # custom:
 #   id: policy.egress-destination
@@ -21,17 +22,42 @@ dns_only(rule) if {
 	}
 }
 
-# A rule without peers reaches everything on its ports.
-open_to(rule) := "any destination" if {
-	count(lib.list_at(rule, "to")) == 0
-}
-
-open_to(rule) := sprintf("every address (%s)", [cidr]) if {
+# What a rule lets pods reach beyond named destinations: a rule without peers reaches
+# everything on its ports.
+openings(rule) := {"any destination" | count(lib.list_at(rule, "to")) == 0} | {w |
 	some peer in lib.list_at(rule, "to")
 	is_object(peer)
-	cidr := peer.ipBlock.cidr
+	too_wide(peer.ipBlock.cidr)
+	w := sprintf("addresses far beyond one network (%v)", [peer.ipBlock.cidr])
+} | {"pods in every namespace (namespaceSelector: {})" |
+	some peer in lib.list_at(rule, "to")
+	is_object(peer)
+	peer.namespaceSelector == {}
+	object.get(peer, "podSelector", {}) == {}
+}
+
+# The prefix length of an address block, when it is one.
+prefix(cidr) := to_number(parts[1]) if {
 	is_string(cidr)
-	cidr in {"0.0.0.0/0", "::/0"}
+	parts := split(cidr, "/")
+	count(parts) == 2
+	regex.match(`^[0-9]{1,3}$`, parts[1])
+}
+
+too_wide(cidr) if {
+	contains(cidr, ":")
+	prefix(cidr) < 32
+}
+
+too_wide(cidr) if {
+	not contains(cidr, ":")
+	prefix(cidr) < 8
+}
+
+# A block written without a prefix length is an error of the template (Kubernetes refuses it).
+too_wide(cidr) if {
+	is_string(cidr)
+	not prefix(cidr)
 }
 
 ports_of(rule) := "every port" if {
@@ -43,7 +69,7 @@ violation contains v if {
 	some rule in lib.list_at(r.manifest.spec, "egress")
 	is_object(rule)
 	not dns_only(rule)
-	what := open_to(rule)
+	some what in openings(rule)
 	msg := sprintf("%s lets pods reach %s on %s", [lib.resource_id(r), what, ports_of(rule)])
 	v := lib.resource_violation(r, msg, "egress to a namespace, pods or address blocks (storage.s3.egress_cidrs for an S3 endpoint outside the cluster)")
 }

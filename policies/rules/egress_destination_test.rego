@@ -57,3 +57,38 @@ test_pass_egress_absent_null_or_empty if {
 	count(egress_destination.violation) == 0 with input as with_egress([])
 	count(egress_destination.violation) == 0 with input as with_egress(null)
 }
+
+test_fail_every_address_in_halves if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"ipBlock": {"cidr": "0.0.0.0/1"}}, {"ipBlock": {"cidr": "128.0.0.0/1"}}]}
+	count(egress_destination.violation) == 2 with input as with_egress([dns, storage])
+}
+
+test_pass_a_corporate_network if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"ipBlock": {"cidr": "fd00::/32"}}]}
+	count(egress_destination.violation) == 0 with input as with_egress([dns, storage])
+}
+
+test_fail_ipv6_too_wide if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"ipBlock": {"cidr": "2000::/3"}}]}
+	count(egress_destination.violation) == 1 with input as with_egress([dns, storage])
+}
+
+test_fail_every_namespace if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"namespaceSelector": {}}]}
+	count(egress_destination.violation) == 1 with input as with_egress([dns, storage])
+}
+
+test_fail_every_pod_of_every_namespace if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"namespaceSelector": {}, "podSelector": {}}]}
+	count(egress_destination.violation) == 1 with input as with_egress([dns, storage])
+}
+
+test_pass_pods_of_every_namespace_selected_by_label if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "s3-proxy"}}}]}
+	count(egress_destination.violation) == 0 with input as with_egress([dns, storage])
+}
+
+test_fail_block_without_prefix if {
+	storage := {"ports": [{"protocol": "TCP", "port": 443}], "to": [{"ipBlock": {"cidr": "10.1.2.3"}}]}
+	count(egress_destination.violation) == 1 with input as with_egress([dns, storage])
+}
