@@ -39,6 +39,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.resolver import VersionedResolver
 
 from .escape import visible
 from .findings import Finding, Location, Severity
@@ -227,11 +228,36 @@ def _reason(exc: BaseException) -> str:
     return _shown(str(text).splitlines()[0] if str(text) else type(exc).__name__, 120)
 
 
+class _Resolver(VersionedResolver):
+    """ruamel's resolver, with the YAML version of the document looked up without raising
+    and catching two exceptions for every scalar (the C parser has no scanner to ask):
+    the same version, a third of the loader's time less on a large catalog."""
+
+    @property
+    def processing_version(self) -> Any:
+        scanner = getattr(self.loadumper, "_scanner", None)
+        version = getattr(scanner, "yaml_version", None) if scanner is not None else None
+        if version is None:
+            version = getattr(self.loadumper, "version", None)
+        if version is None:
+            version = self._loader_version if self._loader_version is not None else (1, 2)
+        return version
+
+
+_YAML: YAML | None = None
+
+
 def _yaml() -> YAML:
-    try:
-        return YAML(typ="safe", pure=False)
-    except Exception:  # pragma: no cover - clib missing: fall back to the pure parser
-        return YAML(typ="safe", pure=True)
+    """One loader per process: building one looks its plug-ins up on disk every time.  It
+    is used by one parse at a time; ruamel resets its parser after each."""
+    global _YAML
+    if _YAML is None:
+        try:
+            _YAML = YAML(typ="safe", pure=False)
+        except Exception:  # pragma: no cover - clib missing: fall back to the pure parser
+            _YAML = YAML(typ="safe", pure=True)
+        _YAML.Resolver = _Resolver
+    return _YAML
 
 
 def _tab_problems(text: str, display: str) -> list[Finding]:
@@ -543,10 +569,14 @@ def catalog_files(root: Path) -> Iterator[tuple[str, Path]]:
             yield kind, path
 
 
-def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:
-    """Load every catalog file below ``root``; returns (folder kind, document) pairs."""
+# From this many files on, a second process parses half of them (a large organisation's
+# catalog is thousands of files; forking costs more than it saves below this).
+PARALLEL_LOAD_MIN_FILES = 512
+
+
+def _load_files(root: Path, files: list[tuple[str, Path, str]]) -> tuple[list[tuple[str, Document]], list[Finding]]:
     docs: list[tuple[str, Document]] = []
-    files, findings = discover(root)
+    findings: list[Finding] = []
     for kind, path, display in files:
         if not kind:
             findings.append(_finding(display, 1, 1, "a YAML file outside the kind folders is not part "
@@ -558,3 +588,35 @@ def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding
         if doc is not None:
             docs.append((kind, doc))
     return docs, findings
+
+
+def _parallel(files: int) -> bool:
+    """Whether to parse in two processes: many files, ``fork`` there, not in a daemon
+    worker, and not told to stay in one process (``KITCHEN_JOBS=1``)."""
+    import multiprocessing
+
+    return (files >= PARALLEL_LOAD_MIN_FILES and hasattr(os, "fork")
+            and not multiprocessing.current_process().daemon
+            and os.environ.get("KITCHEN_JOBS", "").strip() != "1")
+
+
+def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:
+    """Load every catalog file below ``root``; returns (folder kind, document) pairs, in
+    the order of discovery whether one process parsed them or two."""
+    files, findings = discover(root)
+    if not _parallel(len(files)):
+        docs, problems = _load_files(root, files)
+        return docs, findings + problems
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    half = len(files) // 2
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        second = pool.submit(_load_files, root, files[half:])
+        docs, problems = _load_files(root, files[:half])
+        try:
+            more_docs, more_problems = second.result()
+        except BrokenProcessPool:  # the second process died (memory): parse its half here
+            more_docs, more_problems = _load_files(root, files[half:])
+    return docs + more_docs, findings + problems + more_problems

@@ -1,0 +1,26 @@
+"""A large catalog is parsed by two processes; what comes back is what one process reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.generate import generate_org
+from kitchen_gitops import load
+
+
+def test_two_processes_read_what_one_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = generate_org(tmp_path / "org", bases=2, flavors=40, tenants=12, envs=2)
+    # a file with problems in each half: findings keep their order and position
+    (root / "catalog" / "flavors" / "aaa-broken.yaml").write_text("kind: Flavor\nname: [unclosed\n")
+    (root / "catalog" / "tenants" / "zzz-tab.yaml").write_text("kind: Tenant\n\tname: x\n")
+    monkeypatch.setenv("KITCHEN_JOBS", "1")
+    one = load.load_documents(root)
+    monkeypatch.setenv("KITCHEN_JOBS", "2")
+    monkeypatch.setattr(load, "PARALLEL_LOAD_MIN_FILES", 2)
+    assert load._parallel(len(load.discover(root)[0]))
+    two = load.load_documents(root)
+    assert two == one
+    assert [(f.rule_id, f.location.file, f.location.line) for f in one[1]] == [
+        ("load.syntax", "catalog/flavors/aaa-broken.yaml", 3), ("load.tab", "catalog/tenants/zzz-tab.yaml", 2)]
