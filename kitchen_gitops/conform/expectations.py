@@ -200,7 +200,10 @@ def evaluation_spec(catalog: Catalog, env: Environment, flavor: Flavor,
     ds = e.dataset
     if ds.path is not None:
         # validate read and checked this file; the job checks the bytes against the pin again
-        content = read_dataset(catalog.root, ds.path).decode("utf-8")
+        try:
+            content = read_dataset(catalog.root, ds.path).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # changed since validate read it
+            raise ConfigError(f"{ds.path}: cannot read the evaluation set of {flavor.ref}: {exc}") from None
         dataset = DatasetSpec(sha256=ds.sha256, file=ds.path, content=content)
     else:
         s3 = env.storage.s3

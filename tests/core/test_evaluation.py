@@ -185,7 +185,8 @@ def test_expectations_carry_the_set_its_pin_and_the_policy_tolerance(tmp_path: P
         "rougeL: {higher_is_better: true, floor: 0.4, drift_tolerance: 0.05}",
         "rougeL: {higher_is_better: true, floor: 0.4, drift_tolerance: 0.125}"))
     again = build_expectations(outcome.catalog, outcome.plans["prod"])
-    assert next(f for s in again.services for f in s.flavors if f.ref == "faq-answerer@v3").evaluation.tolerance == 0.125  # type: ignore[union-attr]
+    faq2 = next(f for s in again.services for f in s.flavors if f.ref == "faq-answerer@v3")
+    assert faq2.evaluation is not None and faq2.evaluation.tolerance == 0.125
     # and what the ConfigMap holds reads back the same
     assert parse_expectations(prod.to_json(), "x") == prod
 
@@ -215,10 +216,16 @@ def test_a_set_in_s3_travels_as_its_location_and_the_job_gets_credentials(tmp_pa
     job = yaml.safe_load(files["kitchen-conformance/job-kitchen-conformance.yaml"])
     assert validate_object(job) == []
     serving, gpu = job["spec"]["template"]["spec"]["containers"]
-    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in serving["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in serving["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {"AWS_ACCESS_KEY_ID": {"name": "kitchen-s3-credentials", "key": "AWS_ACCESS_KEY_ID"},
                     "AWS_SECRET_ACCESS_KEY": {"name": "kitchen-s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"}}
     assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in gpu["env"])  # NVML needs none
+    # prod's S3 is verified against its private CA: the one KServe's storage initializer trusts
+    assert {"name": "AWS_CA_BUNDLE", "value": "/etc/kitchen-s3-ca/cabundle.crt"} in serving["env"]
+    assert {"name": "s3-ca", "mountPath": "/etc/kitchen-s3-ca", "readOnly": True} in serving["volumeMounts"]
+    assert {"name": "s3-ca", "configMap": {"name": "kitchen-internal-ca"}} in job["spec"]["template"]["spec"]["volumes"]
+    assert all(m["name"] != "s3-ca" for m in gpu["volumeMounts"])
 
 
 def test_the_example_jobs_carry_no_credentials_without_a_set_in_s3() -> None:
