@@ -21,8 +21,8 @@ from pathlib import Path
 
 from .errors import ConfigError, UsageError
 from .escape import markdown_cell, markdown_code, visible
-from .findings import has_errors
 from .evaluation import DATASET_DIR
+from .findings import has_errors
 from .load import CATALOG_DIRS
 from .model import Environment
 from .observability import alert_rules, fmt
