@@ -144,6 +144,9 @@ _rule("evaluation.dataset-too-large", "Evaluation set too large", E,
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
       "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
       "memory of one replica.")
+_rule("plan.evaluation-sets-size", "Evaluation sets too large for the ConfigMap", E,
+      "The evaluation sets of the repository that an environment serves hold at most 640 KiB together: they "
+      "travel in the conformance ConfigMap, which Kubernetes holds to 1 MiB; larger sets go to S3.")
 _rule("render.stale", "Committed rendered output is stale", E,
       "The rendered/ tree in the repository differs from what the catalog renders: run `kitchen render` and commit.")
 

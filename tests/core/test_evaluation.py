@@ -251,3 +251,27 @@ def test_progress_is_shown_on_a_terminal_only() -> None:
         p.close()
     assert log.getvalue() == ""
     assert tty.getvalue().endswith("\r  evaluation faq@v1 on ns/isvc: 3/3 requests\n")
+
+
+def test_sets_too_large_for_the_configmap_are_a_plan_finding(tmp_path: Path) -> None:
+    root = copy_catalog(REPO, tmp_path / "repo")
+    # dev serves both example sets; grow the classifier's to 200 KiB and the FAQ's to 230 KiB
+    # (each within its own bound), then three of them cannot share the 640 KiB
+    for rel, n in (("evaluations/helpdesk-classifier/v2026-03-15.jsonl", 200),
+                   ("evaluations/faq-answerer/v3.jsonl", 230)):
+        path = root / rel
+        first = path.read_text().splitlines()[0] + "\n"
+        path.write_text(first * (n * 1024 // len(first)))
+    outcome = pipeline.plan(root, ["dev"])
+    assert outcome.ok, [f.format_text() for f in outcome.findings]  # 430 KiB: fits
+    flavor = root / "catalog/flavors/ticket-router@v1-2.yaml"
+    flavor.write_text(flavor.read_text().replace("  metric: f1\n", "  metric: contains\n").replace(
+        "  date: 2026-03-01\n", "  date: 2026-03-01\n  dataset:\n    path: evaluations/ticket-router/v1-2.jsonl\n"
+        f"    sha256: '{'0' * 64}'\n", 1))
+    (root / "evaluations/ticket-router").mkdir()
+    (root / "evaluations/ticket-router/v1-2.jsonl").write_text((root / "evaluations/faq-answerer/v3.jsonl").read_text())
+    outcome = pipeline.plan(root, ["dev"])
+    (f,) = [f for f in outcome.findings if f.rule_id == "plan.evaluation-sets-size"]
+    assert f.environment == "dev" and "hold 659 KiB" in f.message, f.message
+    assert f.location.file in ("catalog/flavors/faq-answerer@v3.yaml", "catalog/flavors/ticket-router@v1-2.yaml")
+    assert "move large sets to S3" in f.expected
