@@ -133,7 +133,8 @@ _rule("evaluation.dataset-json", "Evaluation set line is not JSON", E,
       "finding points at the line and column where it stops being JSON.")
 _rule("evaluation.dataset-record", "Evaluation record malformed", E,
       "A record has a non-blank prompt and the reference its metric reads (a text, a regular expression, a "
-      "JSON schema or one of the flavor's labels), an optional id, nothing else, no invisible characters.")
+      "JSON schema or one of the flavor's labels), an optional id, nothing else; a character that hides or "
+      "reorders text is written as a \\u escape, not raw.")
 _rule("evaluation.dataset-encoding", "Evaluation set is not UTF-8", E, "An evaluation set is UTF-8 text.")
 _rule("evaluation.dataset-empty", "Evaluation set empty", E, "An evaluation set holds at least one record.")
 _rule("evaluation.dataset-too-large", "Evaluation set too large", E,

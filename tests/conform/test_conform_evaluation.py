@@ -47,7 +47,7 @@ def greedy(srv: VllmServer, model: str, prompt: str, max_tokens: int = TOKENS) -
 
 
 def jsonl(records: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    return "".join(json.dumps(r) + "\n" for r in records)  # escaped: the tiny model answers in any byte
 
 
 def evaluation(records: list[dict[str, Any]], metric: str, *, recorded: float, threshold: float,

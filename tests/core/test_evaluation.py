@@ -121,12 +121,20 @@ def test_reader_skips_blank_lines_and_reads_bom_and_crlf() -> None:
     ('{"prompt": "a", "reference": 3}', '1:17 evaluation.dataset-record reference is not a string'),
     ('{"prompt": 3, "reference": "b"}', '1:2 evaluation.dataset-record prompt is not a string'),
     ('{"prompt": "a", "reference": "b", "id": 7}', '1:35 evaluation.dataset-record id is not a string'),
-    ('{"prompt": "a\u202eb", "reference": "b"}', "1:1 evaluation.dataset-record a value holds the invisible"),
+    ('{"prompt": "a\u202eb", "reference": "b"}', "1:14 evaluation.dataset-record the line holds the invisible"),
+    ('{"prompt": "a", "reference": "b\x7f"}', "1:32 evaluation.dataset-record the line holds the invisible"),
     ('"just a string"', "1:1 evaluation.dataset-record a JSON str is not a record"),
 ])
 def test_reader_refuses(text: str, want: str) -> None:
     got = _problems(text)
     assert len(got) == 1 and got[0].startswith(want), got
+
+
+def test_escaped_control_characters_are_visible_and_accepted() -> None:
+    # a model's answer may hold such characters; escaped, a reviewer sees them
+    line = json.dumps({"prompt": "a", "reference": "b\x7f\u202e"})
+    records, problems = parse_dataset(line.encode(), "exact_match")
+    assert problems == [] and records[0].reference == "b\x7f\u202e"
 
 
 def test_reader_points_at_the_byte_that_is_not_utf8() -> None:
