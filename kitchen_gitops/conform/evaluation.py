@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import sys
 import time
@@ -136,8 +137,6 @@ async def _answer_all(url: str, token: str | None, timeout: float, concurrency: 
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     raise Unreachable(f"{url}: {type(exc).__name__}: {exc or 'no answer'}") from None
                 progress.step()
-                import json
-
                 try:
                     return str(json.loads(text)["choices"][0].get("text") or "")
                 except (ValueError, KeyError, IndexError, TypeError):
