@@ -121,3 +121,28 @@ def test_a_set_that_cannot_be_fetched_means_could_not_run(
     repo.put(key, GOOD.replace("portal", "kiosk").encode())
     res = check_evaluation(target, flavor)
     assert res.status is Status.FAIL and [f.rule_id for f in res.findings] == ["conform.evaluation.dataset"]
+
+
+def test_a_set_in_s3_is_carried_in_and_a_set_of_the_repository_is_not(
+        repo: ArtifactRepo, model_kit: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    key = f"{repo.prefix}/eval/faq-v1.jsonl"
+    repo.put(key, GOOD.encode())
+    _faq(repo, model_kit, "evaluation:\n  suite: faq-eval\n  metric: contains\n  score: 1.0\n  threshold: 0.8\n"
+         f"  dataset:\n    uri: s3://lora/{key}\n    sha256: {hashlib.sha256(GOOD.encode()).hexdigest()}\n")
+    out = tmp_path / "bundle"
+    assert main(["bundle", "--env", "dev", "--out", str(out), "--with-files", *repo.args()]) == 0, \
+        capsys.readouterr()
+    rows = (out / "models.tsv").read_text().splitlines()
+    (row,) = [r for r in rows if r.endswith(f"s3://lora/{key}")]
+    assert "\tFlavor dataset faq@v1\t" in row
+    assert subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out).returncode == 0
+    # the same set in the repository travels with Git, not in the bundle
+    flavor = repo.root / "catalog/flavors/faq.yaml"
+    flavor.write_text(flavor.read_text().replace(f"uri: s3://lora/{key}", "path: evaluations/faq/v1.jsonl"))
+    (repo.root / "evaluations/faq").mkdir(parents=True)
+    (repo.root / "evaluations/faq/v1.jsonl").write_text(GOOD)
+    again = tmp_path / "bundle2"
+    assert main(["bundle", "--env", "dev", "--out", str(again), *repo.args()]) == 0
+    assert "evaluations" not in (again / "models.tsv").read_text() + (again / "SHA256SUMS").read_text()
