@@ -64,17 +64,19 @@ def serving(
         min=1, help="Concurrent bursts of every base/flavor request on every probe.")] = 3,
     perf_model: Annotated[list[str] | None, typer.Option(
         help="Load only this model (base or flavor); default all, in turn.")] = None,
+    evaluation_concurrency: Annotated[int | None, typer.Option(
+        min=1, max=1024, help="Evaluation requests in flight at once; default the load's concurrency.")] = None,
     fmt: FormatOpt = Format["text"],
     json_out: JsonOpt = None,
     junit_out: JunitOpt = None,
 ) -> None:
-    """Readiness, inventory, smoke, adapter effect, isolation and performance."""
+    """Readiness, inventory, smoke, adapter effect, evaluation sets, isolation and performance."""
     cmd = commands.ServingCommand(
         commands.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
         tuple(endpoint or ()), tuple(check or ()), tuple(skip or ()), no_readiness, kubeconfig, token_file,
         readiness_timeout, {"concurrency": concurrency, "requests": requests, "output_tokens": output_tokens,
                             "prompt_tokens": prompt_tokens, "seed": load_seed}, isolation_rounds,
-        tuple(perf_model or ()))
+        tuple(perf_model or ()), evaluation_concurrency)
     result = commands.execute_serving(cmd)
     raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 

@@ -368,6 +368,7 @@ class ServingCommand:
     load: dict[str, int | None] = field(default_factory=dict)
     isolation_rounds: int = 3
     perf_models: tuple[str, ...] = ()
+    evaluation_concurrency: int | None = None
 
 
 def execute_serving(cmd: ServingCommand) -> Result:
@@ -397,7 +398,8 @@ def execute_serving(cmd: ServingCommand) -> Result:
             raise ConfigError(f"{cmd.token_file}: cannot read the token: {exc.strerror}") from None
     opts = ServingOptions(checks=chosen, token=token, endpoints=parse_endpoints(cmd.endpoints),
                           perf_models=cmd.perf_models, isolation_rounds=cmd.isolation_rounds,
-                          readiness_timeout_s=cmd.readiness_timeout)
+                          readiness_timeout_s=cmd.readiness_timeout,
+                          evaluation_concurrency=cmd.evaluation_concurrency)
     source: IsvcSource | None = KubeIsvcSource(cmd.kubeconfig) if "readiness" in chosen else None
     return run_serving(exp, opts, source)
 

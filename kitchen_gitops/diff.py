@@ -1,7 +1,7 @@
 """What a catalog change does to each environment, for the pull-request comment.
 
 Plans the catalog as it is and as it was at a Git revision (``git archive`` of the
-catalog, environments and templates into a temporary folder) and compares them service
+catalog, environments, evaluation sets and templates into a temporary folder) and compares them service
 by service: InferenceServices added or removed, flavors added, removed or moved to
 another version, the base version, replicas, GPUs and the vLLM arguments that change;
 and per environment the SLO and observability settings that change, with the alerts
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import ConfigError, UsageError
 from .escape import markdown_cell, markdown_code, visible
+from .evaluation import DATASET_DIR
 from .findings import has_errors
 from .load import CATALOG_DIRS
 from .model import Environment
@@ -159,7 +160,7 @@ def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan],
 
 def checkout_revision(root: Path, revision: str, into: Path) -> Path:
     """The catalog repository at ``revision``, extracted under ``into``."""
-    paths = [p for p in (*sorted(set(CATALOG_DIRS.values())), "templates")]
+    paths = [p for p in (*sorted(set(CATALOG_DIRS.values())), DATASET_DIR, "templates")]
     if revision.startswith("-") or any(c in revision for c in "\0\n\r"):
         raise UsageError(f"'{visible(revision)}' is not a Git revision")
     try:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from .escape import visible
+from .evaluation import DATASET_DIR, DATASET_SUFFIX, MAX_REPOSITORY_DATASET_BYTES, METRICS, parse_dataset
 from .findings import Finding, Location, Severity
 from .load import CATALOG_DIRS, Document, load_documents
 
@@ -358,6 +359,40 @@ class Owner(Strict):
     contact: NonEmpty
 
 
+def _dataset_path(value: str) -> str:
+    _relative_path(value, "file path")
+    if not value.startswith(f"{DATASET_DIR}/") or not value.endswith(DATASET_SUFFIX):
+        raise ValueError(f"'{visible(value)}' is not an evaluation set of the repository "
+                         f"({DATASET_DIR}/<…>{DATASET_SUFFIX})")
+    return value
+
+
+def _dataset_uri(value: str) -> str:
+    _uri(("s3",))(value)
+    if not value.endswith(DATASET_SUFFIX):
+        raise ValueError(f"'{visible(value)}' does not name a JSONL object (…{DATASET_SUFFIX})")
+    return value
+
+
+class Dataset(Strict):
+    """An evaluation set: a JSONL file of the repository or an object in S3, pinned."""
+
+    path: Annotated[str, AfterValidator(_dataset_path)] | None = None
+    uri: Annotated[str, AfterValidator(_dataset_uri)] | None = None
+    sha256: Sha256
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Dataset:
+        if (self.path is None) == (self.uri is None):
+            raise ValueError("an evaluation set is either a path in the repository (evaluations/…) "
+                             "or an s3:// uri, exactly one of them")
+        return self
+
+    @property
+    def where(self) -> str:
+        return self.path or self.uri or ""
+
+
 class Evaluation(Strict):
     suite: NonEmpty
     metric: NonEmpty
@@ -365,6 +400,10 @@ class Evaluation(Strict):
     threshold: float
     higher_is_better: bool = True
     date: Date | None = None
+    # the set the conformance job scores on the live server, and how
+    dataset: Dataset | None = None
+    labels: list[NonEmpty] | None = Field(default=None, min_length=2, max_length=1000)
+    max_tokens: int = Field(default=64, gt=0, le=4096)
 
     @property
     def passed(self) -> bool:
@@ -883,6 +922,7 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
         registries[kind][key] = obj
     findings.extend(_cross_references(catalog))
     findings.extend(_cluster_safety(catalog))
+    findings.extend(_evaluation_sets(catalog))
     return catalog, findings
 
 
@@ -1041,6 +1081,83 @@ def _cluster_safety(catalog: Catalog) -> list[Finding]:
                         f"'{visible(subject)}': {problem}",
                         doc.location(("access_groups", role, i), value=True),
                         expected="the name of a group of the tenant's team"))
+    return out
+
+
+def read_dataset(root: Path, rel: str) -> bytes:
+    """The bytes of an evaluation set of the repository (at most one byte over its bound).
+
+    ``OSError`` when it cannot be read, is not a regular file, or a link takes it outside
+    the repository."""
+    from .load import read_regular_file
+
+    path = root / rel
+    try:
+        real, real_root = path.resolve(strict=True), root.resolve()
+    except RuntimeError:
+        raise OSError(0, "a link loop") from None
+    if real_root not in real.parents:
+        raise OSError(0, "a link that leaves the repository")
+    return read_regular_file(real, limit=MAX_REPOSITORY_DATASET_BYTES)
+
+
+def _evaluation_sets(catalog: Catalog) -> list[Finding]:
+    """Each flavor's evaluation set: a metric of the registry in its direction, the label
+    set where the metric needs one, and a file of the repository whose every line is a
+    record (``file:line:col`` of the line).  Sets in S3 are read by ``artifacts verify``."""
+    out: list[Finding] = []
+    for key, flavor in sorted(catalog.flavors.items()):
+        e = flavor.evaluation
+        if e is None or e.dataset is None:
+            continue
+        subject = f"Flavor/{key}"
+
+        def at(path: tuple[str | int, ...], k: str = key) -> Location:
+            return catalog.location("Flavor", k, ("evaluation", *path), value=True)
+
+        metric = METRICS.get(e.metric)
+        if metric is None:
+            out.append(Finding("evaluation.unknown-metric", Severity.ERROR,
+                               f"flavor {key} scores its evaluation set on metric '{visible(e.metric)}', "
+                               "which kitchen cannot compute", at(("metric",)),
+                               expected=f"one of {', '.join(METRICS)}", subject=subject))
+            continue
+        problems: list[tuple[Location, str, str]] = []
+        if e.higher_is_better != metric.higher_is_better:
+            problems.append((at(("higher_is_better",)),
+                             f"says higher_is_better: {str(e.higher_is_better).lower()} for {e.metric}",
+                             f"higher_is_better: {str(metric.higher_is_better).lower()} (the metric decides)"))
+        for name in ("score", "threshold"):
+            value = getattr(e, name)
+            if not 0 <= value <= 1:
+                problems.append((at((name,)), f"{name} {value:g} is outside what {e.metric} can score",
+                                 "a number from 0 to 1"))
+        if metric.reference == "label" and not e.labels:
+            problems.append((at(()), f"scores {e.metric} without a label set",
+                             "evaluation.labels: the closed set of labels the flavor answers with"))
+        if metric.reference != "label" and e.labels:
+            problems.append((at(("labels",)), f"names labels, which {e.metric} does not read",
+                             "no labels, or metric: label_accuracy"))
+        if e.labels and len(set(e.labels)) != len(e.labels):
+            problems.append((at(("labels",)), "lists a label twice", "each label once"))
+        for loc, what, expected in problems:
+            out.append(Finding("evaluation.settings", Severity.ERROR, f"flavor {key}'s evaluation {what}",
+                               loc, expected=expected, subject=subject))
+        if problems or e.dataset.path is None:
+            continue
+        try:
+            raw = read_dataset(catalog.root, e.dataset.path)
+        except OSError as exc:
+            reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+            out.append(Finding("evaluation.dataset-missing", Severity.ERROR,
+                               f"flavor {key}'s evaluation set {visible(e.dataset.path)} cannot be read: {reason}",
+                               at(("dataset", "path")), expected="a regular JSONL file of the repository",
+                               subject=subject))
+            continue
+        _, bad = parse_dataset(raw, e.metric, e.labels or ())
+        out += [Finding(p.rule, Severity.ERROR, f"evaluation set of flavor {key}: {p.message}",
+                        Location(e.dataset.path, p.line, p.col), expected=p.expected, subject=subject)
+                for p in bad]
     return out
 
 

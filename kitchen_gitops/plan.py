@@ -471,7 +471,38 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
                 actual=f"{m.kv_tokens} KV tokens", environment=env.name, subject=f"Base/{svc.base.ref}",
             ))
+    out += _evaluation_sets_size(catalog, plan)
     return out
+
+
+# The evaluation sets of the repository travel in the conformance ConfigMap, which
+# Kubernetes holds to 1 MiB with everything else; JSON escaping adds a fifth or so.
+MAX_CONFIGMAP_SETS_BYTES = 640 << 10
+
+
+def _evaluation_sets_size(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
+    sizes: dict[str, tuple[int, str]] = {}  # path -> (bytes, flavor)
+    for svc in plan.services:
+        for f in svc.flavors:
+            ds = f.evaluation.dataset if f.evaluation is not None else None
+            if ds is not None and ds.path is not None and ds.path not in sizes:
+                try:
+                    sizes[ds.path] = ((catalog.root / ds.path).stat().st_size, f.ref)
+                except OSError:
+                    continue  # validate reports it
+    total = sum(n for n, _ in sizes.values())
+    if total <= MAX_CONFIGMAP_SETS_BYTES:
+        return []
+    biggest, (size, ref) = max(sizes.items(), key=lambda kv: (kv[1][0], kv[0]))
+    return [Finding(
+        "plan.evaluation-sets-size", Severity.ERROR,
+        f"the evaluation sets of the repository served in {plan.environment.name} hold {total >> 10} KiB; "
+        f"they travel in the conformance ConfigMap (1 MiB with everything else); the largest is {biggest} "
+        f"({size >> 10} KiB, flavor {ref})",
+        catalog.location("Flavor", ref, ("evaluation", "dataset", "path"), value=True),
+        expected=f"at most {MAX_CONFIGMAP_SETS_BYTES >> 10} KiB of sets in the repository per environment; "
+                 "move large sets to S3 (evaluation.dataset.uri)",
+        environment=plan.environment.name, subject=f"Flavor/{ref}")]
 
 
 def _tenant_env_location(catalog: Catalog, tenant: Tenant, env_name: str) -> Location:

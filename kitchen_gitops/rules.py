@@ -119,10 +119,35 @@ _rule("catalog.rbac-subject", "Access group refused", E,
       "Access groups name groups of people: not system:authenticated, system:unauthenticated, a wildcard, or "
       "service accounts of other namespaces.")
 
+# ---------------------------------------------------------------- evaluation sets
+_rule("evaluation.unknown-metric", "Evaluation metric unknown", E,
+      "A flavor with an evaluation set scores it on a metric kitchen computes: exact_match, contains, regex, "
+      "json_schema, label_accuracy or rougeL (docs/quality.md).")
+_rule("evaluation.settings", "Evaluation settings inconsistent", E,
+      "An evaluation set's settings fit its metric: the metric's direction, a score and threshold from 0 to 1, "
+      "a closed label set (evaluation.labels, each label once) for label_accuracy and for no other metric.")
+_rule("evaluation.dataset-missing", "Evaluation set missing", E,
+      "The evaluation set a flavor names under evaluations/ is a regular file of the repository.")
+_rule("evaluation.dataset-json", "Evaluation set line is not JSON", E,
+      "Every non-blank line of an evaluation set is one JSON object (each key once, finite numbers); the "
+      "finding points at the line and column where it stops being JSON.")
+_rule("evaluation.dataset-record", "Evaluation record malformed", E,
+      "A record has a non-blank prompt and the reference its metric reads (a text, a regular expression, a "
+      "JSON schema or one of the flavor's labels), an optional id, nothing else; a character that hides or "
+      "reorders text is written as a \\u escape, not raw.")
+_rule("evaluation.dataset-encoding", "Evaluation set is not UTF-8", E, "An evaluation set is UTF-8 text.")
+_rule("evaluation.dataset-empty", "Evaluation set empty", E, "An evaluation set holds at least one record.")
+_rule("evaluation.dataset-too-large", "Evaluation set too large", E,
+      "An evaluation set of the repository is at most 256 KiB (it travels in the conformance ConfigMap), one "
+      "in S3 at most 16 MiB; at most 10,000 records.")
+
 # ---------------------------------------------------------------- plan and render
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
       "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
       "memory of one replica.")
+_rule("plan.evaluation-sets-size", "Evaluation sets too large for the ConfigMap", E,
+      "The evaluation sets of the repository that an environment serves hold at most 640 KiB together: they "
+      "travel in the conformance ConfigMap, which Kubernetes holds to 1 MiB; larger sets go to S3.")
 _rule("render.stale", "Committed rendered output is stale", E,
       "The rendered/ tree in the repository differs from what the catalog renders: run `kitchen render` and commit.")
 
@@ -193,10 +218,22 @@ _rule("conform.", "Conformance check", E,
       "InferenceService Ready), `conform.inventory` (every flavor listed by /v1/models), "
       "`conform.smoke` (smoke prompts answered as expected), `conform.adapter-effect` (an "
       "adapter answers differently from its base), `conform.isolation` (concurrent requests "
-      "are not answered by another model), `conform.performance` (TTFT, TPOT, E2E, throughput "
+      "are not answered by another model), `conform.evaluation.*` (each flavor's evaluation set "
+      "scored on the live server), `conform.performance` (TTFT, TPOT, E2E, throughput "
       "and goodput within the environment's SLOs), and the GPU checks `conform.gpu.*`.",
       family=True)
 for _check, _title, _desc in (
+    ("evaluation", "Evaluation set", "A flavor's evaluation set could not be scored (the server answered "
+     "with an error, or the set could not be fetched or read)."),
+    ("evaluation.dataset", "Evaluation set not the pinned one", "The evaluation set the conformance job "
+     "received or fetched has another sha256 than the catalog pins, or is not a readable set."),
+    ("evaluation.threshold", "Evaluation below threshold", "A flavor's score on its evaluation set, on the "
+     "live server at temperature 0, meets its threshold in the metric's direction."),
+    ("evaluation.drift", "Evaluation score drifted", "The live score is within the metric's drift tolerance "
+     "(policies/data.yaml evaluation_metrics) of the score the catalog records: an error in strict "
+     "environments, a warning elsewhere; a score better than recorded by more than the tolerance is a warning."),
+    ("evaluation.no-gain", "Adapter does not help", "The flavor scores strictly better than its base model "
+     "on the same evaluation set: an adapter that does nothing (all-zero weights) or harm is caught."),
     ("gpu.nvml", "NVML and driver", "NVML answers and the driver is at least the oldest accepted."),
     ("gpu.count", "GPU count", "The node has the GPUs the environment declares per node."),
     ("gpu.product", "GPU product", "The GPUs are the product the environment declares."),

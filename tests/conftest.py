@@ -33,8 +33,8 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 
 def copy_catalog(src: Path, dst: Path) -> Path:
-    """Copy a catalog repository (catalog/, environments/, templates/) to ``dst``."""
-    for sub in ("catalog", "environments", "templates", "rendered", "policies"):
+    """Copy a catalog repository (catalog/, environments/, evaluations/, templates/, …) to ``dst``."""
+    for sub in ("catalog", "environments", "evaluations", "templates", "rendered", "policies"):
         if (src / sub).is_dir():
             shutil.copytree(src / sub, dst / sub)
     if not (dst / "templates").exists():

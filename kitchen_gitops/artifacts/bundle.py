@@ -28,7 +28,7 @@ from ..escape import tsv_field, visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
 from .scan import ArtifactScan
-from .storage import ContainerProblem, ObjectMissing, SourceUri, Store
+from .storage import REPOSITORY, ContainerProblem, ObjectMissing, SourceUri, Store
 from .verify import storage_findings
 
 IMAGESET_API_VERSION = "mirror.openshift.io/v2alpha1"
@@ -100,7 +100,7 @@ def build_bundle(catalog: Catalog, env_name: str,
     for scan in scans:
         findings += storage_findings(catalog, scan)
         art = scan.artifact
-        if scan.listing is None:
+        if scan.listing is None or art.source.scheme == REPOSITORY:  # in Git, carried with it
             continue
         doc = catalog.documents[(art.kind, art.key)]
         for pin in art.pins:
@@ -113,7 +113,7 @@ def build_bundle(catalog: Catalog, env_name: str,
                     f"{art.source.uri(pin.name)} has {size} bytes, the catalog pins {pin.size}",
                     doc.location(pin.size_path, value=True), expected=f"size {pin.size}"))
             path = bundle_path(art.source, pin.name)
-            entries[path] = BundleEntry(path, size, pin.sha256, f"{art.kind} {art.key}",
+            entries[path] = BundleEntry(path, size, pin.sha256, f"{art.label} {art.key}",
                                         art.source.uri(pin.name), scan.store, art.source,
                                         pin.name, doc.location(pin.sha_path, value=True))
     bundle = Bundle(env_name, images, [entries[p] for p in sorted(entries)])

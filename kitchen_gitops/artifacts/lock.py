@@ -108,7 +108,7 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
             d = scan.digests.get(pin.name)
             if d is None:
                 continue
-            k = (art.kind, art.key, pin.name)
+            k = (art.kind, art.key, f"{art.role}:{pin.name}")
             first = chosen.setdefault(k, (d.sha256, d.size, scan.environment))
             if first[:2] != (d.sha256, d.size):
                 findings.append(Finding(

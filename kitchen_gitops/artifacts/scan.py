@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, UsageError
+from ..evaluation import DATASET_SUFFIX
 from ..model import Base, Catalog, Flavor
 from ..plan import plan_environment
 from .digest import Digest, Head, digest_chunks
 from .storage import (
+    REPOSITORY,
     ContainerProblem,
     MirrorStore,
     ObjectMissing,
+    RepositoryStore,
     S3Settings,
     S3Store,
     SourceUri,
@@ -36,7 +39,7 @@ JSON_HEADS = frozenset({"config.json", "adapter_config.json", "model.safetensors
 def head_for(name: str) -> Head:
     if name.endswith(".safetensors"):
         return Head.SAFETENSORS
-    if name.rsplit("/", 1)[-1] in JSON_HEADS:
+    if name.rsplit("/", 1)[-1] in JSON_HEADS or name.endswith(DATASET_SUFFIX):  # a set is read whole
         return Head.JSON
     return Head.NONE
 
@@ -60,6 +63,12 @@ class Artifact:
     obj: Base | Flavor
     source: SourceUri
     pins: tuple[Pin, ...]
+    role: str = "files"  # or "dataset": a flavor's evaluation set
+
+    @property
+    def label(self) -> str:
+        """``Flavor`` or ``Flavor dataset``: what a record or a bundle row names."""
+        return self.kind if self.role == "files" else f"{self.kind} {self.role}"
 
 
 def pins_of(obj: Base | Flavor) -> tuple[Pin, ...]:
@@ -82,6 +91,24 @@ def artifact_of(kind: str, key: str, obj: Base | Flavor) -> Artifact:
     except ValueError as exc:  # pragma: no cover - the catalog model refuses such sources
         raise ConfigError(f"{kind} {key}: {exc}") from None
     return Artifact(kind, key, obj, source, pins_of(obj))
+
+
+def dataset_artifact(key: str, flavor: Flavor) -> Artifact | None:
+    """The flavor's evaluation set as an artifact: one pinned file, in the repository
+    (read from the catalog's own folder) or in S3."""
+    ds = flavor.evaluation.dataset if flavor.evaluation is not None else None
+    if ds is None:
+        return None
+    where = ds.path or ds.uri or ""
+    folder, _, name = where.rpartition("/")
+    if ds.path is not None:
+        container, _, prefix = folder.partition("/")
+        source = SourceUri(REPOSITORY, container, f"{prefix}/" if prefix else "")
+    else:
+        source = SourceUri.parse(folder + "/")
+    path = ("evaluation", "dataset")
+    return Artifact("Flavor", key, flavor, source,
+                    (Pin(name, ds.sha256, None, path, (*path, "sha256"), None),), role="dataset")
 
 
 @dataclass
@@ -131,8 +158,9 @@ def environment_artifacts(catalog: Catalog, env_name: str) -> list[Artifact]:
         bases[svc.base.ref] = svc.base
         for f in svc.flavors:
             flavors[f.ref] = f
+    datasets = [d for d in (dataset_artifact(k, flavors[k]) for k in sorted(flavors)) if d is not None]
     return ([artifact_of("Base", k, bases[k]) for k in sorted(bases)]
-            + [artifact_of("Flavor", k, flavors[k]) for k in sorted(flavors)])
+            + [artifact_of("Flavor", k, flavors[k]) for k in sorted(flavors)] + datasets)
 
 
 class StoreFactory:
@@ -146,13 +174,15 @@ class StoreFactory:
     def for_source(self, env_name: str, source: SourceUri) -> Store | str:
         """The store, or the reason why this source cannot be read."""
         o = self.options
-        if source.scheme == "pvc":
+        if source.scheme == REPOSITORY:
+            store: Store = RepositoryStore(self.catalog.root)
+        elif source.scheme == "pvc":
             if o.pvc_mirror is None:
                 raise UsageError(
                     f"environment {env_name} serves {source.uri()} from a PVC; pvc:// sources "
                     "are read from a local mirror of the claims: pass --pvc-mirror DIR "
                     "(or --flavors-only to check the adapters alone)")
-            store: Store = MirrorStore(o.pvc_mirror)
+            store = MirrorStore(o.pvc_mirror)
         elif source.scheme == "s3":
             s3 = self.catalog.environments[env_name].storage.s3
             store = S3Store(S3Settings(

@@ -45,6 +45,11 @@ class ContainerProblem(Exception):
         self.message = message
 
 
+# The scheme of a file of the catalog repository itself (an evaluation set): written
+# without a scheme, as the catalog names it (``evaluations/faq/v3.jsonl``).
+REPOSITORY = "repo"
+
+
 @dataclass(frozen=True)
 class SourceUri:
     """``scheme://container/prefix/`` as the catalog writes it."""
@@ -67,6 +72,8 @@ class SourceUri:
         return cls(scheme, container, f"{prefix}/" if prefix else "")
 
     def uri(self, name: str = "") -> str:
+        if self.scheme == REPOSITORY:
+            return f"{self.container}/{self.prefix}{name}"
         return f"{self.scheme}://{self.container}/{self.prefix}{name}"
 
 
@@ -149,6 +156,22 @@ class MirrorStore:
         except OSError as exc:
             raise ContainerProblem("artifacts.access-denied",
                                    f"cannot read {path}: {exc.strerror}") from exc
+
+
+class RepositoryStore(MirrorStore):
+    """Files of the catalog repository (``evaluations/…``), read like a mirror whose
+    "claim" is the top folder; nothing outside the repository is read."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.identity = f"repository:{self.real}"
+
+    def listing(self, source: SourceUri) -> dict[str, int]:
+        folder = self.mirror / source.container
+        if not folder.is_dir() or self._confined(folder) is None:
+            raise ContainerProblem("artifacts.missing-file",
+                                   f"no folder {source.container}/ in the catalog repository")
+        return super().listing(source)
 
 
 # ---------------------------------------------------------------- S3

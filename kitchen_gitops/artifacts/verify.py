@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from ..evaluation import MAX_S3_DATASET_BYTES, METRICS, parse_dataset
 from ..findings import CheckRecord, Finding, Location, Severity, sort_findings
 from ..model import Base, Catalog, Flavor
 from .coherence import check_adapter, check_base
-from .scan import ArtifactScan, PathKey, Progress, StorageOptions, scan_environments
+from .scan import Artifact, ArtifactScan, PathKey, Progress, StorageOptions, scan_environments
+from .storage import REPOSITORY
 
 
 def _loc(catalog: Catalog, kind: str, key: str, path: PathKey, *, value: bool) -> Location:
@@ -39,6 +41,14 @@ class VerifyResult:
         return sum(seen.values())
 
 
+def _source_path(art: Artifact) -> PathKey:
+    """Where the catalog names the artifact's storage: a flavor's source, or its set."""
+    if art.role == "dataset":
+        ds = art.obj.evaluation.dataset if isinstance(art.obj, Flavor) and art.obj.evaluation else None
+        return ("evaluation", "dataset", "path" if ds is not None and ds.path else "uri")
+    return ("source",)
+
+
 def storage_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
     """What the listing says: an unreadable source, a missing file."""
     art = scan.artifact
@@ -47,13 +57,13 @@ def storage_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
         out.append(Finding("artifacts.unsupported-source", Severity.ERROR,
                            f"{art.kind} {art.key}: cannot read {art.source.uri()}: "
                            f"{scan.unsupported}",
-                           _loc(catalog, art.kind, art.key, ("source",), value=True),
+                           _loc(catalog, art.kind, art.key, _source_path(art), value=True),
                            expected="an s3:// or pvc:// source"))
         return out
     if scan.problem is not None:
         out.append(Finding(scan.problem.rule, Severity.ERROR,
                            f"{art.kind} {art.key}: {scan.problem.message}",
-                           _loc(catalog, art.kind, art.key, ("source",), value=True),
+                           _loc(catalog, art.kind, art.key, _source_path(art), value=True),
                            expected=f"{art.source.uri()} readable with the environment's "
                                     "credentials"))
         return out
@@ -94,8 +104,32 @@ def checksum_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
     return out
 
 
+def dataset_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
+    """An evaluation set in S3 read whole while it was hashed: every line a record
+    (``s3://…:line:col``).  A set of the repository was read by validate already."""
+    art = scan.artifact
+    flavor = art.obj
+    if art.source.scheme == REPOSITORY or not isinstance(flavor, Flavor) or flavor.evaluation is None:
+        return []
+    e = flavor.evaluation
+    out: list[Finding] = []
+    for pin in art.pins:
+        d = scan.digests.get(pin.name)
+        if d is None or d.sha256 != pin.sha256 or e.metric not in METRICS:
+            continue  # a wrong pin is reported as such; a wrong metric by validate
+        # the head holds the whole set up to far beyond its bound: a cut head is too large anyway
+        _, problems = parse_dataset(d.head if d.head_complete else bytes(MAX_S3_DATASET_BYTES + 1),
+                                    e.metric, e.labels or (), limit=MAX_S3_DATASET_BYTES)
+        out += [Finding(p.rule, Severity.ERROR, f"evaluation set of flavor {art.key}: {p.message}",
+                        Location(art.source.uri(pin.name), p.line, p.col), expected=p.expected)
+                for p in problems]
+    return out
+
+
 def coherence_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
     art = scan.artifact
+    if art.role == "dataset":
+        return dataset_findings(catalog, scan)
     uri = art.source.uri()
     if isinstance(art.obj, Flavor):
         base: Base | None = catalog.bases.get(str(art.obj.base))
@@ -122,7 +156,9 @@ def verify_records(catalog: Catalog, scans: Iterable[ArtifactScan]) -> list[Chec
     records = []
     for scan in scans:
         art = scan.artifact
-        rec = CheckRecord(f"artifacts.{art.kind.lower()}", f"{scan.environment}:{art.kind}/{art.key}",
+        role = "" if art.role == "files" else f":{art.role}"
+        rec = CheckRecord(f"artifacts.{art.kind.lower() if not role else art.role}",
+                          f"{scan.environment}:{art.kind}/{art.key}{role}",
                           details={"source": art.source.uri(), "files": len(scan.digests),
                                    "bytes": sum(d.size for d in scan.digests.values())})
         for f in scan_findings(catalog, scan):

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 from ..findings import Location
-from ..model import Catalog, Expectation
+from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
 from ..plan import EnvironmentPlan, ServicePlan
+from ..policy.library import load_policy_data
 
 VERSION = 1
 CONFIGMAP_KEY = "expectations.json"
@@ -51,11 +52,49 @@ class Smoke(_Model):
     source: Source = Source()
 
 
+class S3Spec(_Model):
+    """How the job reaches the environment's S3 (credentials: AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY from the environment's Secret)."""
+
+    endpoint: str
+    use_https: bool = True
+    verify_ssl: bool = True
+    region: str = "us-east-1"
+    secret: str = ""
+
+
+class DatasetSpec(_Model):
+    """An evaluation set: its bytes (a set of the repository travels here) or where the
+    job fetches it (a set in S3), and the sha256 the catalog pins."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    file: str  # the repository path or the s3:// URI: where its lines are
+    content: str | None = None
+    uri: str | None = None
+    s3: S3Spec | None = None
+
+
+class EvaluationSpec(_Model):
+    """A flavor's evaluation: the set, its metric, and what the live score is held to."""
+
+    metric: str
+    suite: str = ""
+    threshold: float = Field(allow_inf_nan=False)
+    recorded: float = Field(allow_inf_nan=False)  # the score the catalog records
+    tolerance: float = Field(ge=0, allow_inf_nan=False)  # drift allowed (policy data)
+    drift_fails: bool = False  # strict environments: drift is an error
+    labels: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(default=64, gt=0)
+    dataset: DatasetSpec
+    source: Source = Source()
+
+
 class FlavorExpectation(_Model):
-    name: str
+    name: str  # the name the server serves the adapter under (the plan's)
     ref: str = ""
     smoke: list[Smoke] = Field(default_factory=list)
     probes: list[str] = Field(default_factory=list)
+    evaluation: EvaluationSpec | None = None
     source: Source = Source()
 
     @property
@@ -143,20 +182,60 @@ def endpoint_for(svc: ServicePlan) -> str:
     return f"http://{svc.name}-predictor.{svc.namespace}.svc.cluster.local"
 
 
+DEFAULT_DRIFT_TOLERANCE = 0.05  # where the policy data sets none for the metric
+
+
+def drift_tolerance(params: dict[str, Any], metric: str) -> float:
+    """The metric's ``drift_tolerance`` in the policy data (``evaluation_metrics``)."""
+    spec = (params.get("evaluation_metrics") or {}).get(metric) or {}
+    return float(spec.get("drift_tolerance", DEFAULT_DRIFT_TOLERANCE))
+
+
+def evaluation_spec(catalog: Catalog, env: Environment, flavor: Flavor,
+                    params: dict[str, Any]) -> EvaluationSpec | None:
+    """What the job needs to score the flavor's evaluation set, or None without a set."""
+    e = flavor.evaluation
+    if e is None or e.dataset is None:
+        return None
+    ds = e.dataset
+    if ds.path is not None:
+        # validate read and checked this file; the job checks the bytes against the pin again
+        try:
+            content = read_dataset(catalog.root, ds.path).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # changed since validate read it
+            raise ConfigError(f"{ds.path}: cannot read the evaluation set of {flavor.ref}: {exc}") from None
+        dataset = DatasetSpec(sha256=ds.sha256, file=ds.path, content=content)
+    else:
+        s3 = env.storage.s3
+        dataset = DatasetSpec(sha256=ds.sha256, file=str(ds.uri), uri=ds.uri, s3=S3Spec(
+            endpoint=s3.endpoint, use_https=s3.use_https, verify_ssl=s3.verify_ssl, region=s3.region,
+            secret=s3.secret))
+    return EvaluationSpec(
+        metric=e.metric, suite=e.suite, threshold=e.threshold, recorded=e.score,
+        tolerance=drift_tolerance(params, e.metric), drift_fails=env.gates.strictness == "strict",
+        labels=list(e.labels or ()), max_tokens=e.max_tokens, dataset=dataset,
+        source=Source.of(catalog.location("Flavor", flavor.ref, ("evaluation",))))
+
+
 def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
     """The expectations of one planned environment."""
     env = plan.environment
     services = []
     known: dict[str, FlavorExpectation] = {}  # a flavor served by many tenants is described once
+    params: dict[str, Any] | None = None  # the policy data, read when a flavor has a set
     for svc in plan.services:
         flavors = []
+        served = {m.flavor.ref: m.name for m in svc.lora_modules}
         for f in svc.flavors:
             if f.ref not in known:
                 smoke = [Smoke(prompt=s.prompt, expect=s.expect, max_tokens=s.max_tokens,
                                source=Source.of(catalog.location("Flavor", f.ref, ("smoke", i))))
                          for i, s in enumerate(f.smoke)]
+                if params is None and f.evaluation is not None and f.evaluation.dataset is not None:
+                    params = load_policy_data(catalog.root)
                 known[f.ref] = FlavorExpectation(
-                    name=f.name, ref=f.ref, smoke=smoke, probes=list(f.probes),
+                    name=served.get(f.ref, f.name), ref=f.ref, smoke=smoke, probes=list(f.probes),
+                    evaluation=evaluation_spec(catalog, env, f, params or {}),
                     source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
             flavors.append(known[f.ref])
         services.append(ServiceExpectation(

@@ -36,6 +36,7 @@ from .expectations import CONFIGMAP_KEY, build_expectations
 NAME = "kitchen-conformance"
 EXPECTATIONS_DIR = "/etc/kitchen"
 REPORTS_DIR = "/reports"
+S3_CA_DIR = "/etc/kitchen-s3-ca"
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 HEALTH_KEY = "resource.customizations.health.serving.kserve.io_InferenceService"
 # time for Argo CD to wait beyond the Job's own deadline (image pull, scheduling)
@@ -58,6 +59,14 @@ def render_conformance(r: EnvironmentRenderer) -> None:
     ns = CONFORMANCE_NAMESPACE
     services = plan.services
     flavor_files = {cat.source_file("Flavor", f.ref) for s in services for f in s.flavors}
+    datasets = [f.evaluation.dataset for s in services for f in s.flavors
+                if f.evaluation is not None and f.evaluation.dataset is not None]
+    # the sets of the repository travel in the expectations: they are sources of it too
+    flavor_files |= {d.path for d in datasets if d.path is not None}
+    # a set in S3 is fetched by the job with the environment's S3 credentials
+    s3_secret = env.storage.s3.secret if any(d.uri is not None for d in datasets) else None
+    # and trusts the CA KServe's storage initializer trusts (its key: cabundle.crt)
+    s3_ca = env.storage.s3.ca_bundle_configmap if s3_secret else None
     tenant_files = {cat.source_file("Tenant", s.tenant.name) for s in services}
     srcs = (r.env_source, *tenant_files, *flavor_files)
     label = ((f"{DOMAIN}/component", "conformance"),)
@@ -106,7 +115,8 @@ def render_conformance(r: EnvironmentRenderer) -> None:
            image=env.images.kitchen, service_account=NAME,
            active_deadline_s=conf.active_deadline_s, configmap=f"{NAME}-expectations",
            expectations_dir=EXPECTATIONS_DIR, reports_dir=REPORTS_DIR,
-           serving_args=serving_args, gpu_args=gpu_args,
+           serving_args=serving_args, gpu_args=gpu_args, s3_secret=s3_secret, s3_ca=s3_ca,
+           s3_ca_dir=S3_CA_DIR,
            node_selector=sorted(env.cluster.node_selector.items()),
            tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
            pod_labels=sorted([*label, (f"{DOMAIN}/environment", env.name)]))

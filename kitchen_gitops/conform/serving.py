@@ -1,6 +1,7 @@
 """``kitchen conform serving``: prove that every flavor of every InferenceService is served,
-answers its smoke prompts, changes the base's answers, stays isolated under concurrent
-load, and that the service meets the environment's SLOs.
+answers its smoke prompts, changes the base's answers, scores its evaluation set
+(:mod:`.evaluation`), stays isolated under concurrent load, and that the service meets
+the environment's SLOs.
 
 Checks run in order per service; a service that is not Ready or does not answer is
 reported and its remaining checks are skipped.  All requests are greedy (temperature 0,
@@ -30,6 +31,7 @@ from .client import (
     Unreachable,
     stream_completion,
 )
+from .evaluation import EvaluationTarget, check_evaluation
 from .expectations import (
     Expectations,
     FlavorExpectation,
@@ -43,7 +45,7 @@ from .readiness import IsvcSource, Readiness, wait_ready
 from .report import describe_measurements
 from .results import CheckResult, ConformReport, Status, clip, finding, isvc_ref, timed
 
-CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "isolation", "performance")
+CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "evaluation", "isolation", "performance")
 # Short greedy answers: enough to tell models apart, and cheap to score under every model.
 PROBE_TOKENS = 16
 DEFAULT_PROBES = ("Hello, how can I help you today?", "Summarise: the meeting moved to Friday.")
@@ -57,6 +59,7 @@ class ServingOptions:
     isolation_rounds: int = 3
     isolation_prompts: int = 2  # per flavor
     perf_models: tuple[str, ...] = ()  # default: the base and every served flavor
+    evaluation_concurrency: int | None = None  # default: the expectations' load.concurrency
     request_timeout_s: float = 120.0
     readiness_poll_s: float = 5.0
     readiness_timeout_s: float | None = None  # default: the expectations' load.readiness_timeout_s
@@ -416,6 +419,17 @@ def _guard(check: str, svc: _Service, fn: Callable[[], CheckResult]) -> CheckRes
         return _unreachable(check, svc, exc)
 
 
+def _evaluate(svc: _Service, flavor: FlavorExpectation, exp: Expectations, opts: ServingOptions) -> CheckResult:
+    target = EvaluationTarget(svc.url, svc.exp.base, svc.exp.key, svc.ref, opts.token, opts.request_timeout_s,
+                              opts.evaluation_concurrency or exp.load.concurrency)
+    try:
+        return check_evaluation(target, flavor)
+    except (Unreachable, ApiError) as exc:
+        res = _unreachable("evaluation", svc, exc)
+        res.subject = flavor.ref or flavor.name
+        return res
+
+
 def check_service(svc: _Service, exp: Expectations, opts: ServingOptions) -> list[CheckResult]:
     out: list[CheckResult] = []
     want = set(opts.checks)
@@ -432,6 +446,8 @@ def check_service(svc: _Service, exp: Expectations, opts: ServingOptions) -> lis
         if "adapter-effect" in want:
             out.append(_guard("adapter-effect", svc,
                               lambda f=flavor: check_adapter_effect(svc, f)))  # type: ignore[misc]
+        if "evaluation" in want:
+            out.append(_evaluate(svc, flavor, exp, opts))
     if "isolation" in want:
         out.append(_guard("isolation", svc, lambda: check_isolation(svc, opts, exp.isolation)))
     if "performance" in want:

@@ -292,8 +292,9 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "conformance_forbidden_flags": DataKey("list", "options that narrow or weaken `kitchen conform` "
                                            "(the rendered Job may not pass them)",
                                            pattern=re.compile(r"--[a-z][a-z0-9-]{0,62}")),
-    "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
-                                  "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
+    "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better), "
+                                  "the floor no flavor's threshold may be below and, for the metrics "
+                                  "scored on the live server, the drift tolerance", pattern=_ENV_NAME),
 }
 
 
@@ -318,8 +319,10 @@ def _load_data(path: Path, display: str) -> dict[str, Any]:
 
 def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
     where = doc.location((key, name), value=True)
-    if not isinstance(item, dict) or set(item) != {"higher_is_better", "floor"}:
-        raise PolicyError(where, f"{key}.{name} must be a mapping with higher_is_better and floor")
+    if not isinstance(item, dict) or not {"higher_is_better", "floor"} <= set(item) \
+            <= {"higher_is_better", "floor", "drift_tolerance"}:
+        raise PolicyError(where, f"{key}.{name} must be a mapping with higher_is_better and floor "
+                          "(and, optionally, drift_tolerance)")
     if not isinstance(item["higher_is_better"], bool):
         raise PolicyError(doc.location((key, name, "higher_is_better"), value=True),
                           f"{key}.{name}.higher_is_better must be true or false")
@@ -327,6 +330,10 @@ def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
     if isinstance(floor, bool) or not isinstance(floor, int | float) or not abs(floor) < 1e6:
         raise PolicyError(doc.location((key, name, "floor"), value=True),
                           f"{key}.{name}.floor must be a finite number below 1e6 in size")
+    tolerance = item.get("drift_tolerance", 0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or not 0 <= tolerance <= 1:
+        raise PolicyError(doc.location((key, name, "drift_tolerance"), value=True),
+                          f"{key}.{name}.drift_tolerance must be a number from 0 to 1")
 
 
 _FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards")
@@ -410,3 +417,11 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
         if not isinstance(item, str):
             raise PolicyError(doc.location((key, name), value=True),
                               f"{key}.{name} must be a string (quote numbers: \"1\")")
+
+
+def load_policy_data(root: Path) -> dict[str, Any]:
+    """``<root>/policies/data.yaml`` checked against its schema (:class:`PolicyError` if bad);
+    empty when the repository has none.  What stages other than the gate read from it (the
+    evaluation metrics' drift tolerance) comes from here."""
+    data_file = root / "policies" / DATA_FILE
+    return _load_data(data_file, _display(data_file, root)) if data_file.is_file() else {}

@@ -20,7 +20,7 @@ LOAD_CASES = sorted(p for p in (CASES / "load").iterdir() if p.is_dir())
 def _overlay(case: Path, root: Path) -> None:
     for src in sorted(case.rglob("*")):
         rel = src.relative_to(case)
-        if src.is_file() and rel.parts[0] in ("catalog", "environments"):
+        if src.is_file() and rel.parts[0] in ("catalog", "environments", "evaluations"):
             dst = root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)

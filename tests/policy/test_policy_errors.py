@@ -28,7 +28,7 @@ BROKEN = {
 
 def _repo(tmp_path: Path, body: str) -> Path:
     root = tmp_path / "repo"
-    for part in ("catalog", "environments", "templates", "policies"):
+    for part in ("catalog", "environments", "evaluations", "templates", "policies"):
         shutil.copytree(REPO / part, root / part)
     (root / "policies" / "rules" / "broken.rego").write_text(HEADER + body, encoding="utf-8")
     return root

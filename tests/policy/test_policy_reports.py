@@ -38,7 +38,7 @@ def test_stale_rendered_output_fails_the_check(tmp_path: Path, capsys: pytest.Ca
     import shutil
 
     root = tmp_path / "repo"
-    for part in ("catalog", "environments", "templates", "policies", "rendered"):
+    for part in ("catalog", "environments", "evaluations", "templates", "policies", "rendered"):
         shutil.copytree(REPO / part, root / part)
     (root / "rendered/prod/cs-llm/namespace.yaml").write_text("# edited by hand\n")
     assert main(["check", "--root", str(root)]) == 1
