@@ -199,10 +199,14 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
 
 @dataclass(frozen=True)
 class LoraModule:
+    """One adapter name vLLM serves: a flavor version under its served name, or an alias
+    (``alias=True``) that serves the same files under a stable name."""
+
     name: str
     path: str
     uri: str
     flavor: Flavor
+    alias: bool = False
 
     def as_arg(self, base_model_name: str) -> str:
         return json.dumps({"name": self.name, "path": self.path, "base_model_name": base_model_name},
@@ -287,6 +291,12 @@ class ServicePlan:
     lora_modules: tuple[LoraModule, ...]
     vllm: VllmArgs
     env_vars: tuple[tuple[str, str], ...]
+    aliases: tuple[LoraModule, ...] = ()
+
+    @property
+    def adapters(self) -> tuple[LoraModule, ...]:
+        """Every adapter name served: the flavor versions, then the aliases."""
+        return self.lora_modules + self.aliases
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -317,6 +327,7 @@ class ServicePlan:
             "base": self.base.ref,
             "served_model_name": self.served_model_name,
             "flavors": [f.ref for f in self.flavors],
+            "adapters": [{"name": m.name, "flavor": m.flavor.ref, "alias": m.alias} for m in self.adapters],
             "max_adapter_rank": max((f.rank for f in self.flavors), default=0),
             "max_lora_rank": self.max_lora_rank,
             "max_loras": self.max_loras,
@@ -387,16 +398,23 @@ def _choose_tp(base: Base, env: Environment, max_loras: int, max_rank: int,
 
 
 def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Flavor],
-                 replicas: int) -> ServicePlan:
+                 replicas: int, aliases: dict[str, str] | None = None) -> ServicePlan:
+    """``aliases``: alias name → the ``name@version`` of one of ``flavors`` it serves."""
     vllm = env.serving.vllm
-    flavors = sorted(flavors, key=lambda f: f.name)
+    flavors = sorted(flavors, key=lambda f: (f.name, f.version))
+    modules = tuple(LoraModule(f.served_name, f"{ADAPTER_MOUNT}/{f.served_name}", f.source, f)
+                    for f in flavors)
+    by_ref = {m.flavor.ref: m for m in modules}
+    alias_modules = tuple(LoraModule(a, by_ref[ref].path, by_ref[ref].uri, by_ref[ref].flavor, alias=True)
+                          for a, ref in sorted((aliases or {}).items()) if ref in by_ref)
+    # vLLM loads an alias as an adapter of its own (its own id, slot and cache entries)
+    names = len(modules) + len(alias_modules)
     max_rank = round_lora_rank(max((f.rank for f in flavors), default=1))
-    max_loras = max(1, min(len(flavors), vllm.max_loras))
-    max_cpu_loras = max(max_loras, len(flavors), vllm.max_cpu_loras or 0)
+    max_loras = max(1, min(names, vllm.max_loras))
+    max_cpu_loras = max(max_loras, names, vllm.max_cpu_loras or 0)
     max_model_len = min(vllm.max_model_len, base.architecture.max_position_embeddings)
     tp, memory = _choose_tp(base, env, max_loras, max_rank, max_model_len)
     served = base.serve_name
-    modules = tuple(LoraModule(f.name, f"{ADAPTER_MOUNT}/{f.name}", f.source, f) for f in flavors)
     options: list[tuple[str, ArgValue]] = [
         ("--model", BASE_MOUNT),
         ("--served-model-name", served),
@@ -416,7 +434,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
             ("--max-loras", str(max_loras)),
             ("--max-lora-rank", str(max_rank)),
             ("--max-cpu-loras", str(max_cpu_loras)),
-            ("--lora-modules", tuple(m.as_arg(served) for m in modules)),
+            ("--lora-modules", tuple(m.as_arg(served) for m in modules + alias_modules)),
         ]
     return ServicePlan(
         environment=env, tenant=tenant, base=base, flavors=tuple(flavors), name=base.name,
@@ -424,7 +442,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         max_cpu_loras=max_cpu_loras, max_model_len=max_model_len, tensor_parallel_size=tp,
         replicas=replicas, memory=memory, lora_modules=modules,
         vllm=VllmArgs(tuple(options), tuple(vllm.extra_args)),
-        env_vars=OFFLINE_ENV,
+        env_vars=OFFLINE_ENV, aliases=alias_modules,
     )
 
 
@@ -443,9 +461,10 @@ def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
             flavor = catalog.flavors[str(ref)]
             by_base.setdefault(str(flavor.base), []).append(flavor)
         replicas = env.serving.replicas if tenv.replicas is None else tenv.replicas
+        aliases = {a: str(ref) for a, ref in tenv.aliases.items()}
         for base_ref in sorted(by_base):
             base = catalog.bases[base_ref]
-            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas))
+            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas, aliases))
         plan.tenants.append(tplan)
     return plan
 

@@ -354,6 +354,7 @@ class EnvironmentRenderer:
             (f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),
             (f"{DOMAIN}/base", svc.base.ref),
             (f"{DOMAIN}/flavors", ",".join(f.ref for f in svc.flavors)),
+            (f"{DOMAIN}/served-names", ",".join(f"{m.name}={m.flavor.ref}" for m in svc.adapters)),
             (f"{DOMAIN}/max-adapter-rank", str(max((f.rank for f in svc.flavors), default=0))),
             ("serving.kserve.io/deploymentMode", env.serving.deployment_mode),
             ("openshift.io/display-name", f"{svc.base.display_name or svc.base.name} ({svc.tenant.name})"),

@@ -52,7 +52,7 @@ class Smoke(_Model):
 
 
 class FlavorExpectation(_Model):
-    name: str
+    name: str  # the model name it is served under (<flavor>-<version>)
     ref: str = ""
     smoke: list[Smoke] = Field(default_factory=list)
     probes: list[str] = Field(default_factory=list)
@@ -74,6 +74,8 @@ class ServiceExpectation(_Model):
     # the base's vocabulary: the performance load's prompts are random token ids below it
     vocab_size: int | None = Field(default=None, gt=0)
     flavors: list[FlavorExpectation] = Field(default_factory=list)
+    # stable model names: alias -> the served name of the flavor version it serves
+    aliases: dict[str, str] = Field(default_factory=dict)
     source: Source = Source()
 
     @property
@@ -156,13 +158,14 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
                                source=Source.of(catalog.location("Flavor", f.ref, ("smoke", i))))
                          for i, s in enumerate(f.smoke)]
                 known[f.ref] = FlavorExpectation(
-                    name=f.name, ref=f.ref, smoke=smoke, probes=list(f.probes),
+                    name=f.served_name, ref=f.ref, smoke=smoke, probes=list(f.probes),
                     source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
             flavors.append(known[f.ref])
         services.append(ServiceExpectation(
             tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
             vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
+            aliases={m.name: m.flavor.served_name for m in svc.aliases},
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
     gpu = env.cluster.gpu

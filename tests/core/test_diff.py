@@ -60,9 +60,35 @@ def test_diff_markdown_for_a_flavor_promotion(repo: Path, capsys: pytest.Capture
     assert main(["diff", "--root", str(repo), "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "### kitchen: what this change serves, against `HEAD`" in out
+    # the alias moves with the version it served
     assert ("| `cs-llm/llama-3-1-8b-instruct` | changed | "
-            "flavor helpdesk-classifier v2026-02-01 → v2026-03-15 |") in out
+            "flavor helpdesk-classifier v2026-02-01 → v2026-03-15<br>alias helpdesk-classifier "
+            "helpdesk-classifier@\\u2060v2026-02-01 → helpdesk-classifier@\\u2060v2026-03-15 |") in out
     assert "**prod**" not in out and "**staging**" not in out
+
+
+def test_diff_two_versions_side_by_side(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """prod serves the next version beside the one its clients are pinned to, the alias
+    still on the old one; then the alias moves and the old version goes."""
+    tenant = repo / "catalog/tenants/customer-support.yaml"
+    text = tenant.read_text()
+    head, prod = text.split("  prod:", 1)
+    both = prod.replace("      - helpdesk-classifier@v2026-02-01\n",
+                        "      - helpdesk-classifier@v2026-02-01\n      - helpdesk-classifier@v2026-03-15\n")
+    tenant.write_text(head + "  prod:" + both)
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "    flavor helpdesk-classifier@v2026-03-15 added\n" in out, out
+    assert "alias" not in out and "removed" not in out
+    _git(repo, "commit", "-qam", "both versions")
+    moved = both.replace("      - helpdesk-classifier@v2026-02-01\n", "").replace(
+        "helpdesk-classifier: helpdesk-classifier@v2026-02-01", "helpdesk-classifier: helpdesk-classifier@v2026-03-15")
+    tenant.write_text(head + "  prod:" + moved)
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "    flavor helpdesk-classifier@v2026-02-01 removed\n" in out, out
+    assert ("    alias helpdesk-classifier helpdesk-classifier@v2026-02-01 → "
+            "helpdesk-classifier@v2026-03-15\n") in out, out
 
 
 def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
