@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import ConfigError
 from ..findings import Location
 from ..model import Catalog, Expectation
-from ..plan import EnvironmentPlan, ServicePlan
+from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan
 
 VERSION = 1
 CONFIGMAP_KEY = "expectations.json"
@@ -74,6 +74,8 @@ class ServiceExpectation(_Model):
     # the base's vocabulary: the performance load's prompts are random token ids below it
     vocab_size: int | None = Field(default=None, gt=0)
     flavors: list[FlavorExpectation] = Field(default_factory=list)
+    # the serving API: absent for an InferenceService, "LLMInferenceService" otherwise
+    kind: str | None = None
     # stable model names: alias -> the served name of the flavor version it serves
     aliases: dict[str, str] = Field(default_factory=dict)
     source: Source = Source()
@@ -141,7 +143,12 @@ class Expectations(_Model):
 
 
 def endpoint_for(svc: ServicePlan) -> str:
-    """The predictor's cluster-internal URL (KServe names the Service ``<isvc>-predictor``)."""
+    """The predictor's cluster-internal URL (KServe names the Service ``<isvc>-predictor``);
+    an LLMInferenceService's workload Service (``<name>-kserve-workload-svc``, port 8000, TLS
+    with KServe's self-signed certificate).  The Job prefers the URL the service reports in
+    its status: an LLMInferenceService's gateway route, through the scheduler."""
+    if svc.kind == "LLMInferenceService":
+        return f"https://{svc.name}-kserve-workload-svc.{svc.namespace}.svc.cluster.local:{LLMISVC_PORT}"
     return f"http://{svc.name}-predictor.{svc.namespace}.svc.cluster.local"
 
 
@@ -166,6 +173,7 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
             vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
             aliases={m.name: m.flavor.served_name for m in svc.aliases},
+            kind=None if svc.kind == "InferenceService" else svc.kind,
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
     gpu = env.cluster.gpu
