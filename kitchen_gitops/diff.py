@@ -105,6 +105,8 @@ def _args(svc: ServicePlan) -> dict[str, str]:
 
 def _describe(old: ServicePlan, new: ServicePlan) -> list[str]:
     details: list[str] = []
+    if old.kind != new.kind:
+        details.append(f"served as {old.kind} → {new.kind}")
     if old.base.ref != new.base.ref:
         details.append(f"base {old.base.ref} → {new.base.ref}")
     details += _flavor_details(old, new)
@@ -173,6 +175,7 @@ def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan],
             if key not in before:
                 svc = after[key]
                 out.changes.append(ServiceChange(env, ns, name, "added", (
+                    *([f"served as {svc.kind}"] if svc.kind != "InferenceService" else []),
                     f"base {svc.base.ref}", *(f"flavor {f.ref}" for f in svc.flavors),
                     *(f"alias {m.name} → {m.flavor.ref}" for m in svc.aliases),
                     f"{svc.replicas} replica(s) × {svc.tensor_parallel_size} GPU(s)")))

@@ -68,6 +68,16 @@ RESERVED_NAMESPACES = frozenset({
 })
 RESERVED_NAMESPACE_PREFIXES = ("kube-", "openshift-")
 
+# What KServe's LLMInferenceService controller and its default LLMInferenceServiceConfig put
+# on vLLM's command line (`vllm serve /mnt/models --served-model-name … --port 8000
+# --tensor-parallel-size <spec.parallelism.tensor>`; from spec.model.lora: --enable-lora,
+# --lora-modules and, when the spec sets them, --max-lora-rank, --max-loras, --max-cpu-loras):
+# the spec carries these values, the workload's arguments carry the rest.
+LLMISVC_CONTROLLER_FLAGS = frozenset({
+    "--model", "--served-model-name", "--port", "--tensor-parallel-size", "--enable-lora",
+    "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules",
+})
+
 MAX_COUNT = 1_000_000  # replicas, GPUs, quotas, sequences: far above any cluster, far below overflow
 
 
@@ -938,6 +948,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                         doc.location(path, value=True), expected=f"flavors trained on {used.base.name}@{other}"))
             out += _served_names(catalog, doc, name, env_name, tenv)
     for name, env in catalog.environments.items():
+        out += _controller_flags(catalog, name, env)
         if env.promotes_from and env.promotes_from not in catalog.environments:
             out.append(_ref_finding(
                 catalog.doc("Environment", name), ("promotes_from",),
@@ -1010,6 +1021,26 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
                 "catalog.alias", Severity.ERROR,
                 f"tenant {tenant}'s alias {alias} in {env_name} is already the name of {taken[alias]}",
                 doc.location(path), expected="an alias that no flavor version or base is served as"))
+    return out
+
+
+def _controller_flags(catalog: Catalog, name: str, env: Environment) -> list[Finding]:
+    """An LLMInferenceService's controller writes some of vLLM's flags from the spec: the
+    same flag in extra_args would be given twice, and a --lora-modules there makes the
+    controller leave out every adapter of the spec."""
+    if env.serving.api != "LLMInferenceService":
+        return []
+    out = []
+    for i, token in enumerate(env.serving.vllm.extra_args):
+        flag = "--" + token.partition("=")[0][2:].replace("_", "-") if token.startswith("--") else ""
+        if flag in LLMISVC_CONTROLLER_FLAGS:
+            out.append(Finding(
+                "catalog.controller-flag", Severity.ERROR,
+                f"environment {name} serves through LLMInferenceServices, whose controller sets "
+                f"{flag} itself from the spec; extra_args cannot set it",
+                catalog.location("Environment", name, ("serving", "vllm", "extra_args", i), value=True),
+                expected=f"extra_args without {', '.join(sorted(LLMISVC_CONTROLLER_FLAGS))}",
+                environment=name))
     return out
 
 

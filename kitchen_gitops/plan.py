@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .findings import Finding, Location, ResourceRef, Severity
-from .model import VLLM_LORA_RANKS, Architecture, Base, Catalog, Environment, Flavor, Gpu, Tenant
+from .model import (
+    LLMISVC_CONTROLLER_FLAGS,
+    VLLM_LORA_RANKS,
+    Architecture,
+    Base,
+    Catalog,
+    Environment,
+    Flavor,
+    Gpu,
+    Tenant,
+)
 
 # The port vLLM serves on inside the predictor (probes, scrape target, network policies).
 PREDICTOR_PORT = 8080
@@ -70,15 +80,6 @@ LLMISVC_API_VERSION = "serving.kserve.io/v1alpha2"
 API_VERSIONS = {"InferenceService": ISVC_API_VERSION, "LLMInferenceService": LLMISVC_API_VERSION}
 # The port vLLM serves on in an LLMInferenceService's workload (KServe's LLMInferenceServiceConfig).
 LLMISVC_PORT = 8000
-# What KServe's LLMInferenceService controller and its default config put on vLLM's command
-# line (`vllm serve /mnt/models --served-model-name … --port 8000 --tensor-parallel-size
-# <spec.parallelism.tensor>`, and from spec.model.lora: --enable-lora, --lora-modules and,
-# when the spec sets them, --max-lora-rank, --max-loras, --max-cpu-loras): the spec carries
-# these values, the workload's arguments carry the rest.
-LLMISVC_CONTROLLER_FLAGS = frozenset({
-    "--model", "--served-model-name", "--port", "--tensor-parallel-size", "--enable-lora",
-    "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules",
-})
 OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
 
 

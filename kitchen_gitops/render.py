@@ -346,7 +346,8 @@ class EnvironmentRenderer:
                   pod_labels=(), policy_types=["Ingress", "Egress"], ingress=[], egress=[])
         # Prometheus is no client: observability admits it to the metrics port on its own
         clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE})
-        pods, port = (("component", "predictor"),), PREDICTOR_PORT
+        pods: tuple[tuple[str, str], ...] = (("component", "predictor"),)
+        port = PREDICTOR_PORT
         if env.serving.api == "LLMInferenceService":
             # the llm-d scheduler in the tenant's namespace reads the workload's metrics; the
             # gateway's namespace is a client like any other (allowed_clients)

@@ -115,6 +115,11 @@ _rule("catalog.served-name", "Served model name unusable", E,
       "Each flavor version is served as `<flavor>-<version>` (lower case, `-` for any other "
       "character): the name must be at most 63 characters and differ from the other names "
       "the tenant serves on that base.")
+_rule("catalog.controller-flag", "Flag the LLMInferenceService controller sets", E,
+      "An environment that serves through LLMInferenceServices leaves --served-model-name, "
+      "--tensor-parallel-size, --port and the LoRA flags to KServe's controller, which writes "
+      "them from the spec; in serving.vllm.extra_args they would be given twice (and a "
+      "--lora-modules there makes the controller drop every adapter of the spec).")
 _rule("catalog.alias", "Model alias refused", E,
       "An alias in a tenant's environment names one of the flavor versions listed there and is "
       "not already the served name of a flavor version or of the base.")

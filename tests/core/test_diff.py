@@ -109,3 +109,13 @@ def test_bad_usage(repo: Path, args: list[str], message: str, capsys: pytest.Cap
 def test_outside_git_is_a_configuration_error(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "--root", str(example_repo)]) == 2
     assert "not a Git checkout" in capsys.readouterr().err
+
+
+def test_diff_names_a_move_to_the_llm_inference_service_api(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = repo / "environments/staging.yaml"
+    env.write_text(env.read_text().replace("serving:\n", "serving:\n  api: LLMInferenceService\n", 1))
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert ("staging: cs-llm/llama-3-1-8b-instruct changed\n"
+            "    served as InferenceService → LLMInferenceService\n") in out
+    assert "dev:" not in out and "prod:" not in out
