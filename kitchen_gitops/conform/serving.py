@@ -141,7 +141,11 @@ def check_inventory(svc: _Service) -> CheckResult:
                                 actual=", ".join(sorted(listed)) if card is None else f"parent {parent}"))
                 continue
             svc.aliases[alias] = target
-        for name in sorted(set(listed) - wanted - {exp.base}):
+        # KServe's LLMInferenceService controller serves the base and every adapter a second
+        # time under its fully qualified name, publishers/<namespace>/models/<name>
+        qualified = ({f"publishers/{exp.namespace}/models/{n}" for n in wanted | {exp.base}}
+                     if exp.kind == "LLMInferenceService" else set())
+        for name in sorted(set(listed) - wanted - {exp.base} - qualified):
             if listed[name].get("parent") == exp.base:
                 svc.unassigned.append(name)
             res.add(finding("inventory", f"{exp.key} serves {name}, which the catalog does not "

@@ -106,3 +106,61 @@ def test_conform_proves_both_versions_served_and_different(
     assert alias["status"] == "pass" and alias["details"] == {
         "alias_of": "faq-v1", "prompts": 1, "different": 0}
     assert checks[("isolation", "support/tiny-llama")]["status"] == "pass"
+
+
+@pytest.fixture(scope="module")
+def llmisvc_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = copy_catalog(CASES / "llmisvc", tmp_path_factory.mktemp("llmisvc") / "repo")
+    assert main(["render", "--root", str(root)]) == 0
+    return root
+
+
+def _controller_argv(llmisvc: dict[str, Any], local: dict[str, Path]) -> tuple[str, list[str]]:
+    """vLLM's command line as KServe's LLMInferenceService controller builds it from the
+    rendered object (its LLMInferenceServiceConfig's `vllm serve` line and
+    workload_lora.go): the served names, the adapters under their name and their fully
+    qualified name, the LoRA limits from the spec, then the workload's own arguments.
+    ``local`` stands in for the storage initializer: adapter URI → downloaded folder."""
+    spec, ns = llmisvc["spec"], llmisvc["metadata"]["namespace"]
+    model, lora = spec["model"], spec["model"]["lora"]
+    modules = []
+    for a in sorted(lora["adapters"], key=lambda a: a["name"]):
+        for name in (a["name"], f"publishers/{ns}/models/{a['name']}"):
+            modules.append(json.dumps({"name": name, "path": str(local[a["uri"]])}))
+    (main_container,) = spec["template"]["containers"]
+    argv = ["--served-model-name", model["name"], f"publishers/{ns}/models/{model['name']}",
+            "--tensor-parallel-size", str(spec["parallelism"]["tensor"]),
+            "--enable-lora", "--max-lora-rank", str(lora["maxRank"]), "--max-loras", str(lora["maxAdapters"]),
+            "--max-cpu-loras", str(lora["maxCpuAdapters"]), "--lora-modules", *modules,
+            *main_container["args"]]
+    return model["name"], argv
+
+
+def test_conform_serving_reaches_the_llm_inference_service(
+        llmisvc_repo: Path, kit: dict[str, Any], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The rendered LLMInferenceService, served by vLLM with the command line KServe's
+    controller would give it, passes ``kitchen conform serving`` with the rendered
+    expectations: both versions, the alias, and the names KServe adds."""
+    rendered = llmisvc_repo / "rendered/dev"
+    llmisvc = yaml.safe_load((rendered / "support/llminferenceservice-tiny-llama.yaml").read_text())
+    base, argv = _controller_argv(llmisvc, {"s3://lora/faq/v1/": kit["adapters"]["faq"],
+                                            "s3://lora/faq/v2/": kit["adapters"]["summarise"]})
+    configmap = yaml.safe_load((rendered / EXPECTATIONS.relative_to(RENDERED)).read_text())
+    exp = tmp_path / "expectations.json"
+    exp.write_text(configmap["data"]["expectations.json"])
+    report = tmp_path / "report.json"
+    with VllmServer(kit["base"], served_model_name=base, log_path=tmp_path / "vllm.log",
+                    python=sys.executable, extra_args=argv) as srv:
+        assert set(srv.models()) >= {"tiny-llama", "publishers/support/models/tiny-llama", "faq",
+                                     "publishers/support/models/faq-v2"}
+        rc = main(["conform", "serving", "--expectations", str(exp), "--no-readiness",
+                   "--endpoint", srv.base_url, "--json", str(report), "--skip", "performance",
+                   "--skip", "isolation"])
+    out = capsys.readouterr().out
+    doc = json.loads(report.read_text())
+    assert rc == 0, out
+    assert [f for c in doc["checks"] for f in c["findings"]] == []  # no warning for KServe's own names
+    checks = {(c["check"], c["subject"]): c["status"] for c in doc["checks"]}
+    assert checks[("adapter-effect", "support/tiny-llama:faq-v2")] == "pass"
+    assert checks[("adapter-effect", "support/tiny-llama:faq")] == "pass"
