@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -75,7 +75,7 @@ class ServiceExpectation(_Model):
     vocab_size: int | None = Field(default=None, gt=0)
     flavors: list[FlavorExpectation] = Field(default_factory=list)
     # the serving API: absent for an InferenceService, "LLMInferenceService" otherwise
-    kind: str | None = None
+    kind: Literal["InferenceService", "LLMInferenceService"] | None = None
     # stable model names: alias -> the served name of the flavor version it serves
     aliases: dict[str, str] = Field(default_factory=dict)
     source: Source = Source()
