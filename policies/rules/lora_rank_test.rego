@@ -31,7 +31,7 @@ test_rendered_rank_within_maximum if {
 	count(lora_rank.violation) == 0 with input as fixtures.with_resource("InferenceService", ok)
 }
 
-test_pass_llm_inference_service_rank_within_maximum if {
+test_llm_inference_service_rank_within_maximum if {
 	count(lora_rank.violation) == 0 with input as llmisvc_fixtures.clean
 }
 
