@@ -43,13 +43,14 @@ scraped contains [ns, kind, name] if {
 }
 
 # Namespaces whose NetworkPolicies admit the monitoring namespace to port 8080.
-admitted contains [ns, port.port] if {
+admitted contains [ns, number] if {
 	some r in lib.resources_of_kind("NetworkPolicy")
 	ns := r.manifest.metadata.namespace
 	some rule in object.get(r.manifest.spec, "ingress", [])
 	some peer in rule.from
 	peer.namespaceSelector.matchLabels["kubernetes.io/metadata.name"] == monitoring_namespace
 	some port in rule.ports
+	number := port.port
 }
 
 violation contains v if {
