@@ -55,13 +55,17 @@ def serving_containers(manifest: Any) -> list[tuple[str, Any]]:
     """(path, container) of every container of a rendered object that runs vLLM — the
     paths ``lib.vllm_containers`` names them by: a ServingRuntime's containers, an
     InferenceService predictor's ``model`` (KServe merges it over the runtime's container)
-    and its containers."""
+    and its containers, an LLMInferenceService's ``template`` containers."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("spec"), dict):
         return []
     spec = manifest["spec"]
     kind = manifest.get("kind")
     if kind == "ServingRuntime":
         return [(f"spec.containers.{k}", c) for k, c in enumerate(_list(spec, "containers"))]
+    if kind == "LLMInferenceService":
+        template = spec.get("template")
+        containers = _list(template, "containers") if isinstance(template, dict) else []
+        return [(f"spec.template.containers.{k}", c) for k, c in enumerate(containers)]
     if kind == "InferenceService" and isinstance(spec.get("predictor"), dict):
         predictor = spec["predictor"]
         model = predictor.get("model")

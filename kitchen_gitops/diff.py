@@ -63,8 +63,36 @@ class Diff:
         return sorted({c.environment for c in self.changes} | {c.environment for c in self.environment_changes})
 
 
-def _flavor_versions(svc: ServicePlan) -> dict[str, str]:
-    return {f.name: f.version for f in svc.flavors}
+def _flavor_versions(svc: ServicePlan) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for f in svc.flavors:
+        out.setdefault(f.name, set()).add(f.version)
+    return out
+
+
+def _flavor_details(old: ServicePlan, new: ServicePlan) -> list[str]:
+    """Flavor versions added and removed; one version replacing another as a move."""
+    ov, nv = _flavor_versions(old), _flavor_versions(new)
+    details: list[str] = []
+    for name in sorted(ov.keys() | nv.keys()):
+        before, after = ov.get(name, set()), nv.get(name, set())
+        if before == after:
+            continue
+        if len(before) == 1 and len(after) == 1:
+            details.append(f"flavor {name} {min(before)} → {min(after)}")
+            continue
+        details += [f"flavor {name}@{v} added" for v in sorted(after - before)]
+        details += [f"flavor {name}@{v} removed" for v in sorted(before - after)]
+    oa = {m.name: m.flavor.ref for m in old.aliases}
+    na = {m.name: m.flavor.ref for m in new.aliases}
+    for alias in sorted(oa.keys() | na.keys()):
+        if alias not in oa:
+            details.append(f"alias {alias} → {na[alias]} added")
+        elif alias not in na:
+            details.append(f"alias {alias} → {oa[alias]} removed")
+        elif oa[alias] != na[alias]:
+            details.append(f"alias {alias} {oa[alias]} → {na[alias]}")
+    return details
 
 
 def _args(svc: ServicePlan) -> dict[str, str]:
@@ -78,12 +106,11 @@ def _args(svc: ServicePlan) -> dict[str, str]:
 
 def _describe(old: ServicePlan, new: ServicePlan) -> list[str]:
     details: list[str] = []
+    if old.kind != new.kind:
+        details.append(f"served as {old.kind} → {new.kind}")
     if old.base.ref != new.base.ref:
         details.append(f"base {old.base.ref} → {new.base.ref}")
-    ov, nv = _flavor_versions(old), _flavor_versions(new)
-    details += [f"flavor {n}@{nv[n]} added" for n in sorted(nv.keys() - ov.keys())]
-    details += [f"flavor {n}@{ov[n]} removed" for n in sorted(ov.keys() - nv.keys())]
-    details += [f"flavor {n} {ov[n]} → {nv[n]}" for n in sorted(ov.keys() & nv.keys()) if ov[n] != nv[n]]
+    details += _flavor_details(old, new)
     if old.replicas != new.replicas:
         details.append(f"replicas {old.replicas} → {new.replicas}")
     if old.gpus != new.gpus:
@@ -149,7 +176,9 @@ def diff_plans(old: dict[str, EnvironmentPlan], new: dict[str, EnvironmentPlan],
             if key not in before:
                 svc = after[key]
                 out.changes.append(ServiceChange(env, ns, name, "added", (
+                    *([f"served as {svc.kind}"] if svc.kind != "InferenceService" else []),
                     f"base {svc.base.ref}", *(f"flavor {f.ref}" for f in svc.flavors),
+                    *(f"alias {m.name} → {m.flavor.ref}" for m in svc.aliases),
                     f"{svc.replicas} replica(s) × {svc.tensor_parallel_size} GPU(s)")))
             elif key not in after:
                 out.changes.append(ServiceChange(env, ns, name, "removed", (f"base {before[key].base.ref}",)))

@@ -70,6 +70,16 @@ RESERVED_NAMESPACES = frozenset({
 })
 RESERVED_NAMESPACE_PREFIXES = ("kube-", "openshift-")
 
+# What KServe's LLMInferenceService controller and its default LLMInferenceServiceConfig put
+# on vLLM's command line (`vllm serve /mnt/models --served-model-name … --port 8000
+# --tensor-parallel-size <spec.parallelism.tensor>`; from spec.model.lora: --enable-lora,
+# --lora-modules and, when the spec sets them, --max-lora-rank, --max-loras, --max-cpu-loras):
+# the spec carries these values, the workload's arguments carry the rest.
+LLMISVC_CONTROLLER_FLAGS = frozenset({
+    "--model", "--served-model-name", "--port", "--tensor-parallel-size", "--enable-lora",
+    "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules",
+})
+
 MAX_COUNT = 1_000_000  # replicas, GPUs, quotas, sequences: far above any cluster, far below overflow
 
 
@@ -462,12 +472,30 @@ class Flavor(Strict):
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
+    @property
+    def served_name(self) -> str:
+        return served_name(self.name, self.version)
+
+
+def served_name(name: str, version: str) -> str:
+    """The model name a flavor version is served under: ``<flavor>-<version>``, lower case,
+    every character outside ``[a-z0-9-]`` as ``-`` and no ``-`` run, so that the name is a
+    DNS-1123 label (when at most 63 characters; validate checks) and an OpenAI model name
+    that needs no quoting: ``helpdesk-classifier@v2026-02-01`` → ``helpdesk-classifier-v2026-02-01``,
+    ``ticket-router@v1.2`` → ``ticket-router-v1-2``.  Two versions of a flavor never share
+    a name, so vLLM never answers one version from another's prefix-cache entries."""
+    text = re.sub(r"[^a-z0-9-]+", "-", f"{name}-{version}".lower())
+    return re.sub(r"-{2,}", "-", text).strip("-")
+
 
 # ---------------------------------------------------------------- Tenant
 
 
 class TenantEnvironment(Strict):
     flavors: list[Ref] = Field(default_factory=list)
+    aliases: dict[Name, Ref] = Field(
+        default_factory=dict,
+        description="stable model names, each serving one of the flavor versions listed here")
     gpu_quota: int = Field(ge=0, le=MAX_COUNT)
     replicas: int | None = Field(default=None, ge=0, le=MAX_COUNT)
 
@@ -576,6 +604,11 @@ class Resources(Strict):
 
 
 class Serving(Strict):
+    api: Literal["InferenceService", "LLMInferenceService"] = Field(
+        default="InferenceService",
+        description="the KServe API each tenant's base is served through: an InferenceService "
+        "(serving.kserve.io/v1beta1) with a vLLM ServingRuntime, or an LLMInferenceService "
+        "(serving.kserve.io/v1alpha2, KServe >= 0.19) with the llm-d scheduler")
     deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
     replicas: int = Field(default=1, ge=0, le=MAX_COUNT)
     min_gpus_per_replica: int = Field(default=1, gt=0, le=1024)
@@ -975,15 +1008,9 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                         f"versions {other} and {used.base.version}; one InferenceService "
                         "serves one base version",
                         doc.location(path, value=True), expected=f"flavors trained on {used.base.name}@{other}"))
-            names = [r.name for r in tenv.flavors]
-            for i, ref in enumerate(tenv.flavors):
-                if names.index(ref.name) != i:
-                    out.append(Finding(
-                        "catalog.duplicate-flavor", Severity.ERROR,
-                        f"tenant {name} lists flavor {ref.name} twice in {env_name}",
-                        doc.location(("environments", env_name, "flavors", i), value=True),
-                        expected="each flavor once per environment"))
+            out += _served_names(catalog, doc, name, env_name, tenv)
     for name, env in catalog.environments.items():
+        out += _controller_flags(catalog, name, env)
         if env.promotes_from and env.promotes_from not in catalog.environments:
             out.append(_ref_finding(
                 catalog.doc("Environment", name), ("promotes_from",),
@@ -1003,6 +1030,79 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                     f"'{want}/{first}': the repository has one folder of rendered output",
                     catalog.location("Environment", name, ("argocd", "path_prefix"), value=True),
                     expected=f"argocd.path_prefix: {want}", environment=name))
+    return out
+
+
+def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
+                  tenv: TenantEnvironment) -> list[Finding]:
+    """The model names a tenant's environment serves: each flavor version once, served
+    names that are DNS labels and distinct, aliases that name a listed version and take no
+    name already served."""
+    out: list[Finding] = []
+    listed = [str(r) for r in tenv.flavors]
+    taken: dict[str, str] = {}  # served name -> what it serves
+    for i, ref in enumerate(tenv.flavors):
+        at = doc.location(("environments", env_name, "flavors", i), value=True)
+        key = str(ref)
+        if listed.index(key) != i:
+            out.append(Finding(
+                "catalog.duplicate-flavor", Severity.ERROR,
+                f"tenant {tenant} lists flavor {key} twice in {env_name}", at,
+                expected="each flavor version once per environment (two versions of a flavor may "
+                "be listed side by side)"))
+            continue
+        flavor = catalog.flavors.get(key)
+        if flavor is not None and (base := catalog.bases.get(str(flavor.base))) is not None:
+            taken.setdefault(base.serve_name, f"the base {base.ref}")
+        served = served_name(ref.name, ref.version)
+        if len(served) > 63:
+            out.append(Finding(
+                "catalog.served-name", Severity.ERROR,
+                f"flavor {key} would be served as '{served}', {len(served)} characters", at,
+                expected="a flavor name and version that make a served name of at most 63 characters"))
+        elif served in taken:
+            out.append(Finding(
+                "catalog.served-name", Severity.ERROR,
+                f"flavor {key} would be served as '{served}', the name of {taken[served]} in "
+                f"tenant {tenant}'s {env_name}", at,
+                expected="flavor versions whose served names (<flavor>-<version>, lower case, "
+                "'-' for other characters) differ"))
+        else:
+            taken[served] = f"flavor {key}"
+    for alias, target in tenv.aliases.items():
+        path = ("environments", env_name, "aliases", alias)
+        if str(target) not in listed:
+            out.append(Finding(
+                "catalog.alias", Severity.ERROR,
+                f"tenant {tenant}'s alias {alias} in {env_name} points at {target}, which it does "
+                f"not serve there", doc.location(path, value=True),
+                expected=f"one of the versions listed in environments.{env_name}.flavors: "
+                f"{', '.join(listed) or '(none)'}"))
+        elif alias in taken:
+            out.append(Finding(
+                "catalog.alias", Severity.ERROR,
+                f"tenant {tenant}'s alias {alias} in {env_name} is already the name of {taken[alias]}",
+                doc.location(path), expected="an alias that no flavor version or base is served as"))
+    return out
+
+
+def _controller_flags(catalog: Catalog, name: str, env: Environment) -> list[Finding]:
+    """An LLMInferenceService's controller writes some of vLLM's flags from the spec: the
+    same flag in extra_args would be given twice, and a --lora-modules there makes the
+    controller leave out every adapter of the spec."""
+    if env.serving.api != "LLMInferenceService":
+        return []
+    out = []
+    for i, token in enumerate(env.serving.vllm.extra_args):
+        flag = "--" + token.partition("=")[0][2:].replace("_", "-") if token.startswith("--") else ""
+        if flag in LLMISVC_CONTROLLER_FLAGS:
+            out.append(Finding(
+                "catalog.controller-flag", Severity.ERROR,
+                f"environment {name} serves through LLMInferenceServices, whose controller sets "
+                f"{flag} itself from the spec; extra_args cannot set it",
+                catalog.location("Environment", name, ("serving", "vllm", "extra_args", i), value=True),
+                expected=f"extra_args without {', '.join(sorted(LLMISVC_CONTROLLER_FLAGS))}",
+                environment=name))
     return out
 
 

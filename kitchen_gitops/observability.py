@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .model import Environment
-from .plan import PREDICTOR_PORT, ServicePlan, TenantPlan
-from .render import DOMAIN, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta
+from .plan import LLMISVC_PORT, PREDICTOR_PORT, ServicePlan, TenantPlan
+from .render import DOMAIN, LLMISVC_POD_LABELS, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta
 
 # ---------------------------------------------------------------- vLLM 0.32 metrics
 
@@ -73,6 +73,7 @@ BY = "namespace, inferenceservice"
 INFERENCE_HANDLERS = "/v1/completions|/v1/chat/completions"
 PORT_NAMES = {"RawDeployment": "http1", "Serverless": "user-port"}  # Knative renames the user port
 ISVC_POD_LABEL = "serving.kserve.io/inferenceservice"
+LLMISVC_NAME_LABEL = "app.kubernetes.io/name"  # KServe's label naming an LLMInferenceService's pods
 DASHBOARD_LABEL = ("grafana_dashboard", "1")  # the Grafana sidecar's default label
 RECORDING_GROUP = "kitchen-vllm.recording"
 ALERTING_GROUP = "kitchen-vllm.alerts"
@@ -457,7 +458,9 @@ def _panels(env: Environment, next_id: list[int], y0: int) -> list[Any]:
 
     def dcgm(metric: str, agg: str) -> str:
         # the exporter's own namespace/pod labels win unless it honours labels: match either
-        pods = '"$inferenceservice-predictor-.*"'
+        # KServe names an LLMInferenceService's vLLM pods <name>-kserve-…, a predictor's <name>-predictor-…
+        pods = ('"$inferenceservice-kserve-.*"' if env.serving.api == "LLMInferenceService"
+                else '"$inferenceservice-predictor-.*"')
         return (f'{agg} by (exported_pod, gpu) ({metric}{{exported_namespace="$namespace", exported_pod=~{pods}}})'
                 f' or {agg} by (pod, gpu) ({metric}{{namespace="$namespace", pod=~{pods}}})')
 
@@ -569,7 +572,14 @@ def render_observability(r: EnvironmentRenderer) -> None:
     loc = cat.location("Environment", env.name, ("observability",))
     label = (f"{DOMAIN}/component", "observability")
     prom_ns = obs.prometheus_namespace(env.cluster.platform)
-    port_name = PORT_NAMES[env.serving.deployment_mode]
+    port_name: str | int = PORT_NAMES[env.serving.deployment_mode]
+    pods: tuple[tuple[str, str], ...] = (("component", "predictor"),)
+    pod_port, isvc_label, scheme = PREDICTOR_PORT, ISVC_POD_LABEL, "http"
+    if env.serving.api == "LLMInferenceService":
+        # the workload's vLLM port (unnamed in KServe's LLMInferenceServiceConfig), served
+        # over TLS with the certificate KServe issues itself for the workload
+        port_name, pods, pod_port = LLMISVC_PORT, LLMISVC_POD_LABELS, LLMISVC_PORT
+        isvc_label, scheme = LLMISVC_NAME_LABEL, "https"
     specs = _RuleSpecs(r)
     for t in plan.tenants:
         if not t.services:
@@ -583,16 +593,17 @@ def render_observability(r: EnvironmentRenderer) -> None:
                "NetworkPolicy", "networking.k8s.io/v1",
                object_meta("allow-monitoring-scrape", t.namespace, env, wave=WAVE_RBAC, labels=tlabels,
                      annotations=trace),
-               pod_labels=(("component", "predictor"),), policy_types=["Ingress"],
-               ingress=[{"peers": [prom_ns], "ports": [PREDICTOR_PORT]}], egress=None)
+               pod_labels=pods, policy_types=["Ingress"],
+               ingress=[{"peers": [prom_ns], "ports": [pod_port]}], egress=None)
         for svc in t.services:
             r.emit(f"{t.namespace}/podmonitor-{svc.name}.yaml", "podmonitor.yaml.j2", tloc, srcs,
                    "PodMonitor", "monitoring.coreos.com/v1",
                    object_meta(svc.name, t.namespace, env, wave=WAVE_RUNTIME,
                          labels=(*tlabels, (f"{DOMAIN}/base", svc.base.name)),
                          annotations=(*trace, (f"{DOMAIN}/inferenceservice", svc.name))),
-                   selector=sorted({ISVC_POD_LABEL: svc.name, "component": "predictor"}.items()),
-                   port=port_name, interval=f"{obs.scrape_interval_s}s", isvc_label=ISVC_POD_LABEL)
+                   selector=sorted({isvc_label: svc.name, **dict(pods)}.items()),
+                   port=port_name, interval=f"{obs.scrape_interval_s}s", isvc_label=isvc_label,
+                   scheme=scheme)
         env_loc = cat.location("Environment", env.name, ("slo",))
         r.emit(f"{t.namespace}/prometheusrule-kitchen-vllm.yaml", "prometheusrule.yaml.j2", env_loc, srcs,
                "PrometheusRule", "monitoring.coreos.com/v1",

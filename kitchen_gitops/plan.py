@@ -12,7 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .findings import Finding, Location, ResourceRef, Severity
-from .model import VLLM_LORA_RANKS, Architecture, Base, Catalog, Environment, Flavor, Gpu, Tenant
+from .model import (
+    LLMISVC_CONTROLLER_FLAGS,
+    VLLM_LORA_RANKS,
+    Architecture,
+    Base,
+    Catalog,
+    Environment,
+    Flavor,
+    Gpu,
+    Tenant,
+)
 
 # The port vLLM serves on inside the predictor (probes, scrape target, network policies).
 PREDICTOR_PORT = 8080
@@ -66,6 +76,10 @@ KV_BLOCK_TOKENS = 16
 BASE_MOUNT = "/mnt/models/base"
 ADAPTER_MOUNT = "/mnt/models/adapters"
 ISVC_API_VERSION = "serving.kserve.io/v1beta1"
+LLMISVC_API_VERSION = "serving.kserve.io/v1alpha2"
+API_VERSIONS = {"InferenceService": ISVC_API_VERSION, "LLMInferenceService": LLMISVC_API_VERSION}
+# The port vLLM serves on in an LLMInferenceService's workload (KServe's LLMInferenceServiceConfig).
+LLMISVC_PORT = 8000
 OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
 
 
@@ -199,10 +213,14 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
 
 @dataclass(frozen=True)
 class LoraModule:
+    """One adapter name vLLM serves: a flavor version under its served name, or an alias
+    (``alias=True``) that serves the same files under a stable name."""
+
     name: str
     path: str
     uri: str
     flavor: Flavor
+    alias: bool = False
 
     def as_arg(self, base_model_name: str) -> str:
         return json.dumps({"name": self.name, "path": self.path, "base_model_name": base_model_name},
@@ -287,11 +305,34 @@ class ServicePlan:
     lora_modules: tuple[LoraModule, ...]
     vllm: VllmArgs
     env_vars: tuple[tuple[str, str], ...]
+    aliases: tuple[LoraModule, ...] = ()
+
+    @property
+    def adapters(self) -> tuple[LoraModule, ...]:
+        """Every adapter name served: the flavor versions, then the aliases."""
+        return self.lora_modules + self.aliases
 
     @property
     def args(self) -> tuple[str, ...]:
         """The command line as the template writes it."""
         return tuple(self.vllm.argv())
+
+    @property
+    def kind(self) -> str:
+        return self.environment.serving.api
+
+    @property
+    def api_version(self) -> str:
+        return API_VERSIONS[self.kind]
+
+    @property
+    def workload_args(self) -> tuple[str, ...]:
+        """The arguments an LLMInferenceService's workload container adds to what the
+        controller sets (``LLMISVC_CONTROLLER_FLAGS``): the computed options the spec does not
+        carry, and the environment's ``extra_args`` as written."""
+        kept = VllmArgs(tuple((f, v) for f, v in self.vllm.options
+                              if _normalise_flag(f) not in LLMISVC_CONTROLLER_FLAGS), self.vllm.extra)
+        return tuple(kept.argv())
 
     @property
     def gpus(self) -> int:
@@ -313,10 +354,13 @@ class ServicePlan:
             "tenant": self.tenant.name,
             "namespace": self.namespace,
             "inference_service": self.name,
+            "kind": self.kind,
+            "api_version": self.api_version,
             "runtime": self.runtime_name,
             "base": self.base.ref,
             "served_model_name": self.served_model_name,
             "flavors": [f.ref for f in self.flavors],
+            "adapters": [{"name": m.name, "flavor": m.flavor.ref, "alias": m.alias} for m in self.adapters],
             "max_adapter_rank": max((f.rank for f in self.flavors), default=0),
             "max_lora_rank": self.max_lora_rank,
             "max_loras": self.max_loras,
@@ -387,16 +431,23 @@ def _choose_tp(base: Base, env: Environment, max_loras: int, max_rank: int,
 
 
 def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Flavor],
-                 replicas: int) -> ServicePlan:
+                 replicas: int, aliases: dict[str, str] | None = None) -> ServicePlan:
+    """``aliases``: alias name → the ``name@version`` of one of ``flavors`` it serves."""
     vllm = env.serving.vllm
-    flavors = sorted(flavors, key=lambda f: f.name)
+    flavors = sorted(flavors, key=lambda f: (f.name, f.version))
+    modules = tuple(LoraModule(f.served_name, f"{ADAPTER_MOUNT}/{f.served_name}", f.source, f)
+                    for f in flavors)
+    by_ref = {m.flavor.ref: m for m in modules}
+    alias_modules = tuple(LoraModule(a, by_ref[ref].path, by_ref[ref].uri, by_ref[ref].flavor, alias=True)
+                          for a, ref in sorted((aliases or {}).items()) if ref in by_ref)
+    # vLLM loads an alias as an adapter of its own (its own id, slot and cache entries)
+    names = len(modules) + len(alias_modules)
     max_rank = round_lora_rank(max((f.rank for f in flavors), default=1))
-    max_loras = max(1, min(len(flavors), vllm.max_loras))
-    max_cpu_loras = max(max_loras, len(flavors), vllm.max_cpu_loras or 0)
+    max_loras = max(1, min(names, vllm.max_loras))
+    max_cpu_loras = max(max_loras, names, vllm.max_cpu_loras or 0)
     max_model_len = min(vllm.max_model_len, base.architecture.max_position_embeddings)
     tp, memory = _choose_tp(base, env, max_loras, max_rank, max_model_len)
     served = base.serve_name
-    modules = tuple(LoraModule(f.name, f"{ADAPTER_MOUNT}/{f.name}", f.source, f) for f in flavors)
     options: list[tuple[str, ArgValue]] = [
         ("--model", BASE_MOUNT),
         ("--served-model-name", served),
@@ -416,7 +467,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
             ("--max-loras", str(max_loras)),
             ("--max-lora-rank", str(max_rank)),
             ("--max-cpu-loras", str(max_cpu_loras)),
-            ("--lora-modules", tuple(m.as_arg(served) for m in modules)),
+            ("--lora-modules", tuple(m.as_arg(served) for m in modules + alias_modules)),
         ]
     return ServicePlan(
         environment=env, tenant=tenant, base=base, flavors=tuple(flavors), name=base.name,
@@ -424,7 +475,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         max_cpu_loras=max_cpu_loras, max_model_len=max_model_len, tensor_parallel_size=tp,
         replicas=replicas, memory=memory, lora_modules=modules,
         vllm=VllmArgs(tuple(options), tuple(vllm.extra_args)),
-        env_vars=OFFLINE_ENV,
+        env_vars=OFFLINE_ENV, aliases=alias_modules,
     )
 
 
@@ -443,9 +494,10 @@ def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
             flavor = catalog.flavors[str(ref)]
             by_base.setdefault(str(flavor.base), []).append(flavor)
         replicas = env.serving.replicas if tenv.replicas is None else tenv.replicas
+        aliases = {a: str(ref) for a, ref in tenv.aliases.items()}
         for base_ref in sorted(by_base):
             base = catalog.bases[base_ref]
-            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas))
+            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas, aliases))
         plan.tenants.append(tplan)
     return plan
 
@@ -467,7 +519,7 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                    f"; serving would use {m.serving_gib:.1f} GiB with CUDA graphs and contexts"
                    f" of {m.gpu_memory_gib:.1f}"),
                 _tenant_env_location(catalog, svc.tenant, env.name),
-                resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
+                resource=ResourceRef(svc.kind, svc.name, svc.namespace, svc.api_version),
                 expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
                 actual=f"{m.kv_tokens} KV tokens", environment=env.name, subject=f"Base/{svc.base.ref}",
             ))

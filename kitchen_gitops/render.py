@@ -34,13 +34,35 @@ from .load import read_regular_file
 from .manifests import ManifestReader
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
 from .model import Catalog, Environment, service_namespace
-from .plan import ISVC_API_VERSION, PREDICTOR_PORT, EnvironmentPlan, ServicePlan, TenantPlan
+from .plan import LLMISVC_PORT, PREDICTOR_PORT, EnvironmentPlan, ServicePlan, TenantPlan
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
 STORAGE_SERVICE_ACCOUNT = "kitchen-storage"
 RUNTIME_NAME = "kitchen-vllm"
 AUTH_ANNOTATION = "security.opendatahub.io/enable-auth"
+
+# The llm-d scheduler's plugins for an LLMInferenceService, as KServe's controller configures
+# them by default (pkg/controller/v1alpha2/llmisvc/scheduler.go), with the LoRA-affinity
+# scorer always on: requests for an adapter go to a replica that has it loaded.  Written
+# into the spec so that it holds whatever the controller's default and is reviewed in Git.
+SCHEDULER_CONFIG: dict[str, Any] = {
+    "apiVersion": "llm-d.ai/v1alpha1",
+    "kind": "EndpointPickerConfig",
+    "plugins": [{"type": t} for t in (
+        "single-profile-handler", "lora-affinity-scorer", "queue-scorer", "kv-cache-utilization-scorer",
+        "prefix-cache-scorer", "no-hit-lru-scorer", "max-score-picker")],
+    "schedulingProfiles": [{"name": "default", "plugins": [
+        {"pluginRef": "lora-affinity-scorer", "weight": 4},
+        {"pluginRef": "queue-scorer", "weight": 2},
+        {"pluginRef": "kv-cache-utilization-scorer", "weight": 2},
+        {"pluginRef": "prefix-cache-scorer", "weight": 3},
+        {"pluginRef": "no-hit-lru-scorer", "weight": 2},
+        {"pluginRef": "max-score-picker"},
+    ]}],
+}
+# The labels KServe puts on an LLMInferenceService's vLLM pods (its InferencePool's selector).
+LLMISVC_POD_LABELS = (("app.kubernetes.io/part-of", "llminferenceservice"), ("kserve.io/component", "workload"))
 
 # Argo CD sync waves: namespaces first, then RBAC/quotas/policies, runtimes, then models.
 WAVE_NAMESPACE = -10
@@ -290,7 +312,7 @@ class EnvironmentRenderer:
                   object_meta(STORAGE_SERVICE_ACCOUNT, ns, env, wave=WAVE_RBAC, labels=tlabel,
                         annotations=[*trace, *self.s3_annotations()]),
                   secret=env.storage.s3.secret)
-        if t.services:
+        if t.services and env.serving.api == "InferenceService":
             self.emit(f"{d}/servingruntime-{RUNTIME_NAME}.yaml", "servingruntime.yaml.j2",
                       self.catalog.location("Environment", env.name, ("images", "vllm")),
                       srcs, "ServingRuntime", "serving.kserve.io/v1alpha1",
@@ -324,14 +346,21 @@ class EnvironmentRenderer:
                   pod_labels=(), policy_types=["Ingress", "Egress"], ingress=[], egress=[])
         # Prometheus is no client: observability admits it to the metrics port on its own
         clients = sorted({*tenant.allowed_clients, CONFORMANCE_NAMESPACE})
-        if env.serving.deployment_mode == "Serverless":
+        pods: tuple[tuple[str, str], ...] = (("component", "predictor"),)
+        port = PREDICTOR_PORT
+        if env.serving.api == "LLMInferenceService":
+            # the llm-d scheduler in the tenant's namespace reads the workload's metrics; the
+            # gateway's namespace is a client like any other (allowed_clients)
+            pods, port = LLMISVC_POD_LABELS, LLMISVC_PORT
+            clients = sorted({*clients, ns})
+        elif env.serving.deployment_mode == "Serverless":
             clients = sorted({*clients, "knative-serving", "istio-system"})
         self.emit(f"{ns}/networkpolicy-allow-serving.yaml", "networkpolicy.yaml.j2",
                   self.catalog.location("Tenant", tenant.name, ("allowed_clients",)), srcs,
                   "NetworkPolicy", "networking.k8s.io/v1",
                   object_meta("allow-serving-ingress", ns, env, wave=WAVE_RBAC, labels=tlabel, annotations=trace),
-                  pod_labels=(("component", "predictor"),), policy_types=["Ingress"],
-                  ingress=[{"peers": clients, "ports": [PREDICTOR_PORT]}], egress=None)
+                  pod_labels=pods, policy_types=["Ingress"],
+                  ingress=[{"peers": clients, "ports": [port]}], egress=None)
         s3 = env.storage.s3
         s3_ns, s3_port = _service_namespace(s3.endpoint, s3.use_https)
         egress: list[dict[str, Any]] = [{"peers": [], "ports": [("UDP", 53), ("TCP", 53)]}]
@@ -358,18 +387,23 @@ class EnvironmentRenderer:
             (f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),
             (f"{DOMAIN}/base", svc.base.ref),
             (f"{DOMAIN}/flavors", ",".join(f.ref for f in svc.flavors)),
+            (f"{DOMAIN}/served-names", ",".join(f"{m.name}={m.flavor.ref}" for m in svc.adapters)),
             (f"{DOMAIN}/max-adapter-rank", str(max((f.rank for f in svc.flavors), default=0))),
             ("serving.kserve.io/deploymentMode", env.serving.deployment_mode),
             ("openshift.io/display-name", f"{svc.base.display_name or svc.base.name} ({svc.tenant.name})"),
         ]
         if env.serving.auth:
             annotations.append((AUTH_ANNOTATION, "true"))
+        loc_path: tuple[str | int, ...] = ("environments", env.name, "flavors")
+        if svc.kind == "LLMInferenceService":
+            self.llm_service(svc, srcs, labels, [a for a in annotations if a[0] != "serving.kserve.io/deploymentMode"],
+                             cat.location("Tenant", svc.tenant.name, loc_path))
+            return
         if env.serving.deployment_mode == "RawDeployment":
             annotations.append(("serving.kserve.io/autoscalerClass", "none"))
-        loc_path: tuple[str | int, ...] = ("environments", env.name, "flavors")
         self.emit(f"{svc.namespace}/inferenceservice-{svc.name}.yaml", "inferenceservice.yaml.j2",
                   cat.location("Tenant", svc.tenant.name, loc_path), srcs,
-                  "InferenceService", ISVC_API_VERSION,
+                  "InferenceService", svc.api_version,
                   object_meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
                         annotations=annotations),
                   replicas=svc.replicas, service_account=STORAGE_SERVICE_ACCOUNT,
@@ -378,6 +412,29 @@ class EnvironmentRenderer:
                   storage_uris=svc.storage_uris, runtime=RUNTIME_NAME, args=list(svc.args),
                   cpu=env.serving.resources.cpu, memory=env.serving.resources.memory,
                   gpu_resource=env.cluster.gpu.resource, gpus=svc.tensor_parallel_size)
+
+    def llm_service(self, svc: ServicePlan, srcs: tuple[str, ...], labels: tuple[tuple[str, str], ...],
+                    annotations: list[tuple[str, str]], source: Location) -> None:
+        """An LLMInferenceService (serving.kserve.io/v1alpha2): the base and its adapters in
+        the spec (KServe downloads them and writes --lora-modules), the LoRA limits the plan
+        computed (without them vLLM's defaults apply: rank 16, one adapter), vLLM's other
+        arguments on the workload container, the llm-d scheduler with LoRA affinity."""
+        env = self.env
+        self.emit(f"{svc.namespace}/llminferenceservice-{svc.name}.yaml", "llminferenceservice.yaml.j2",
+                  source, srcs, "LLMInferenceService", svc.api_version,
+                  object_meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
+                              annotations=[*annotations, (f"{DOMAIN}/vllm-version", env.images.vllm_version)]),
+                  model_uri=svc.base.source, model_name=svc.served_model_name,
+                  adapters=[{"name": m.name, "uri": m.uri} for m in svc.adapters],
+                  max_rank=svc.max_lora_rank, max_adapters=svc.max_loras, max_cpu_adapters=svc.max_cpu_loras,
+                  replicas=svc.replicas, tensor=svc.tensor_parallel_size,
+                  service_account=STORAGE_SERVICE_ACCOUNT, image=env.images.vllm,
+                  node_selector=sorted(env.cluster.node_selector.items()),
+                  tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
+                  args=list(svc.workload_args), env_vars=svc.env_vars,
+                  cpu=env.serving.resources.cpu, memory=env.serving.resources.memory,
+                  gpu_resource=env.cluster.gpu.resource, gpus=svc.tensor_parallel_size,
+                  scheduler_config=SCHEDULER_CONFIG)
 
     # ---------------------------------------------------------------- environment objects
 

@@ -108,7 +108,21 @@ _rule("catalog.dangling-reference", "Reference to nothing", E,
 _rule("catalog.base-version-conflict", "Two versions of one base for a tenant", E,
       "One InferenceService serves one base version: a tenant's flavors in one environment are trained on "
       "the same version of each base.")
-_rule("catalog.duplicate-flavor", "Flavor listed twice", E, "A tenant lists each flavor once per environment.")
+_rule("catalog.duplicate-flavor", "Flavor version listed twice", E,
+      "A tenant lists each flavor version once per environment; two versions of one flavor may "
+      "be served side by side.")
+_rule("catalog.served-name", "Served model name unusable", E,
+      "Each flavor version is served as `<flavor>-<version>` (lower case, `-` for any other "
+      "character): the name must be at most 63 characters and differ from the other names "
+      "the tenant serves on that base.")
+_rule("catalog.controller-flag", "Flag the LLMInferenceService controller sets", E,
+      "An environment that serves through LLMInferenceServices leaves --served-model-name, "
+      "--tensor-parallel-size, --port and the LoRA flags to KServe's controller, which writes "
+      "them from the spec; in serving.vllm.extra_args they would be given twice (and a "
+      "--lora-modules there makes the controller drop every adapter of the spec).")
+_rule("catalog.alias", "Model alias refused", E,
+      "An alias in a tenant's environment names one of the flavor versions listed there and is "
+      "not already the served name of a flavor version or of the base.")
 _rule("catalog.path-prefix", "Environments render to different folders", E,
       "Every environment's argocd.path_prefix names the one folder of rendered output that render writes, check "
       "compares and the Applications sync.")

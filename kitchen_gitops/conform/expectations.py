@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 from ..findings import Location
 from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
-from ..plan import EnvironmentPlan, ServicePlan
+from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan
 from ..policy.library import load_policy_data
 
 VERSION = 1
@@ -90,7 +90,7 @@ class EvaluationSpec(_Model):
 
 
 class FlavorExpectation(_Model):
-    name: str  # the name the server serves the adapter under (the plan's)
+    name: str  # the model name it is served under (<flavor>-<version>, the plan's)
     ref: str = ""
     smoke: list[Smoke] = Field(default_factory=list)
     probes: list[str] = Field(default_factory=list)
@@ -113,6 +113,10 @@ class ServiceExpectation(_Model):
     # the base's vocabulary: the performance load's prompts are random token ids below it
     vocab_size: int | None = Field(default=None, gt=0)
     flavors: list[FlavorExpectation] = Field(default_factory=list)
+    # the serving API: absent for an InferenceService, "LLMInferenceService" otherwise
+    kind: Literal["InferenceService", "LLMInferenceService"] | None = None
+    # stable model names: alias -> the served name of the flavor version it serves
+    aliases: dict[str, str] = Field(default_factory=dict)
     source: Source = Source()
 
     @property
@@ -178,7 +182,12 @@ class Expectations(_Model):
 
 
 def endpoint_for(svc: ServicePlan) -> str:
-    """The predictor's cluster-internal URL (KServe names the Service ``<isvc>-predictor``)."""
+    """The predictor's cluster-internal URL (KServe names the Service ``<isvc>-predictor``);
+    an LLMInferenceService's workload Service (``<name>-kserve-workload-svc``, port 8000, TLS
+    with KServe's self-signed certificate).  The Job prefers the URL the service reports in
+    its status: an LLMInferenceService's gateway route, through the scheduler."""
+    if svc.kind == "LLMInferenceService":
+        return f"https://{svc.name}-kserve-workload-svc.{svc.namespace}.svc.cluster.local:{LLMISVC_PORT}"
     return f"http://{svc.name}-predictor.{svc.namespace}.svc.cluster.local"
 
 
@@ -234,7 +243,7 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
                 if params is None and f.evaluation is not None and f.evaluation.dataset is not None:
                     params = load_policy_data(catalog.root)
                 known[f.ref] = FlavorExpectation(
-                    name=served.get(f.ref, f.name), ref=f.ref, smoke=smoke, probes=list(f.probes),
+                    name=served.get(f.ref, f.served_name), ref=f.ref, smoke=smoke, probes=list(f.probes),
                     evaluation=evaluation_spec(catalog, env, f, params or {}),
                     source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
             flavors.append(known[f.ref])
@@ -242,6 +251,8 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
             tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
             vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
+            aliases={m.name: m.flavor.served_name for m in svc.aliases},
+            kind=None if svc.kind == "InferenceService" else svc.kind,
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
     gpu = env.cluster.gpu

@@ -1,4 +1,5 @@
--- Argo CD health check for serving.kserve.io/InferenceService, rendered by kitchen.
+-- Argo CD health check for serving.kserve.io/InferenceService and LLMInferenceService,
+-- rendered by kitchen.
 -- Same rules as kitchen_gitops/conform/readiness.py (both tested on KServe's real statuses):
 -- Ready -> Healthy; a failed model load (a crash-looping predictor: modelStatus
 -- BlockedByFailedLoad / FailedToLoad / lastFailureInfo) or a condition failed for good ->
@@ -23,6 +24,7 @@ end
 local failed_reasons = {
   RevisionFailed = true, ProgressDeadlineExceeded = true, ContainerMissing = true,
   ReplicaFailure = true, FailedCreate = true, InvalidSpec = true,
+  CombineBaseError = true, ConfigNotFound = true, InvalidRenderedConfig = true,
 }
 
 local by_type = {}
@@ -34,6 +36,10 @@ end
 
 if by_type["Stopped"] ~= nil and by_type["Stopped"].status == "True" then
   return { status = "Suspended", message = "the InferenceService is stopped" }
+end
+local main = by_type["MainWorkloadReady"]
+if main ~= nil and main.status == "False" and main.reason == "Stopped" then
+  return { status = "Suspended", message = "the LLMInferenceService is stopped" }
 end
 
 local ms = obj.status.modelStatus or {}

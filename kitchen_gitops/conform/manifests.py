@@ -39,6 +39,10 @@ REPORTS_DIR = "/reports"
 S3_CA_DIR = "/etc/kitchen-s3-ca"
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 HEALTH_KEY = "resource.customizations.health.serving.kserve.io_InferenceService"
+HEALTH_KEYS = {"InferenceService": HEALTH_KEY,
+               "LLMInferenceService": "resource.customizations.health.serving.kserve.io_LLMInferenceService"}
+# what the conformance Job reads in a tenant's namespace, by the environment's serving API
+READ_RESOURCES = {"InferenceService": "inferenceservices", "LLMInferenceService": "llminferenceservices"}
 # time for Argo CD to wait beyond the Job's own deadline (image pull, scheduling)
 SYNC_TIMEOUT_MARGIN_S = 600
 
@@ -95,7 +99,8 @@ def render_conformance(r: EnvironmentRenderer) -> None:
         ttrace = ((f"{DOMAIN}/sources", ",".join(sorted({tfile, r.env_source}))),)
         r.emit(f"{t.namespace}/role-{NAME}.yaml", "conformance-role.yaml.j2", tloc,
                (tfile, r.env_source), "Role", "rbac.authorization.k8s.io/v1",
-               object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace))
+               object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
+               resource=READ_RESOURCES[env.serving.api])
         r.emit(f"{t.namespace}/rolebinding-{NAME}.yaml", "conformance-rolebinding.yaml.j2", tloc,
                (tfile, r.env_source), "RoleBinding", "rbac.authorization.k8s.io/v1",
                object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
@@ -133,7 +138,7 @@ def render_argocd_health(r: EnvironmentRenderer) -> None:
     labels = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/name", "argocd-cm"),
               ("app.kubernetes.io/part-of", "argocd"), (f"{DOMAIN}/environment", env.name))
     trace = ((f"{DOMAIN}/sources", r.env_source),)
-    common = {"lua": health_lua(), "sync_timeout_s": timeout, "health_key": HEALTH_KEY}
+    common = {"lua": health_lua(), "sync_timeout_s": timeout, "health_key": HEALTH_KEYS[env.serving.api]}
     r.emit("argocd/argocd-cm-health.yaml", "argocd-cm-health.yaml.j2", loc, (r.env_source,),
            "ConfigMap", "v1", Meta("argocd-cm", ns, labels, trace),
            openshift=env.cluster.platform == "openshift", **common)

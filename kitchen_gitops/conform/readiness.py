@@ -1,4 +1,5 @@
-"""Readiness: is each InferenceService Ready, as KServe reports it, before a deadline?
+"""Readiness: is each InferenceService (or LLMInferenceService) Ready, as KServe reports
+it, before a deadline?
 
 ``isvc_health`` reads an InferenceService's ``status`` the way the Argo CD health check in
 ``health.lua`` does (the two are tested on the same real samples): Ready is Healthy; a
@@ -27,9 +28,14 @@ HEALTHY, PROGRESSING, DEGRADED, SUSPENDED = "Healthy", "Progressing", "Degraded"
 # (a crash-looping container ends up as BlockedByFailedLoad / FailedToLoad).
 FAILED_TRANSITIONS = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
 FAILED_MODEL_STATES = frozenset({"FailedToLoad"})
-# condition reasons that do not clear by waiting
+# condition reasons that do not clear by waiting; the last three are an LLMInferenceService
+# whose spec and KServe's LLMInferenceServiceConfig presets do not combine (config_merge.go)
 FAILED_REASONS = frozenset({"RevisionFailed", "ProgressDeadlineExceeded", "ContainerMissing",
-                            "ReplicaFailure", "FailedCreate", "InvalidSpec"})
+                            "ReplicaFailure", "FailedCreate", "InvalidSpec",
+                            "CombineBaseError", "ConfigNotFound", "InvalidRenderedConfig"})
+# the resource each serving API is read through: group, version, plural
+RESOURCES = {"InferenceService": ("serving.kserve.io", "v1beta1", "inferenceservices"),
+             "LLMInferenceService": ("serving.kserve.io", "v1alpha2", "llminferenceservices")}
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ def isvc_health(obj: Mapping[str, Any]) -> Health:
     stopped = by_type.get("Stopped")
     if stopped is not None and stopped.get("status") == "True":
         return Health(SUSPENDED, "the InferenceService is stopped")
+    main = by_type.get("MainWorkloadReady")  # an LLMInferenceService's stopped workload
+    if main is not None and main.get("status") == "False" and main.get("reason") == "Stopped":
+        return Health(SUSPENDED, "the LLMInferenceService is stopped")
 
     model = status.get("modelStatus") or {}
     failure = model.get("lastFailureInfo") or {}
@@ -87,9 +96,16 @@ def isvc_health(obj: Mapping[str, Any]) -> Health:
 
 
 def isvc_url(obj: Mapping[str, Any]) -> str:
-    """The cluster-internal URL KServe reports (``status.address.url``), or ""."""
+    """The URL KServe reports: ``status.address.url`` (an InferenceService's cluster-internal
+    address), else ``status.url`` or the first of ``status.addresses`` (an LLMInferenceService's
+    gateway route, through the llm-d scheduler); "" when there is none yet."""
     status = obj.get("status") or {}
-    return str((status.get("address") or {}).get("url") or "")
+    addresses = [a for a in status.get("addresses") or [] if isinstance(a, Mapping)]
+    for url in ((status.get("address") or {}).get("url"), status.get("url"),
+                addresses[0].get("url") if addresses else None):
+        if url:
+            return str(url)
+    return ""
 
 
 class NotFound(Exception):
@@ -104,6 +120,21 @@ class IsvcSource(Protocol):
     def get(self, namespace: str, name: str) -> Mapping[str, Any]:
         """The InferenceService object; raises NotFound or Forbidden."""
         ...
+
+
+class LlmIsvcSource(Protocol):
+    def get_kind(self, kind: str, namespace: str, name: str) -> Mapping[str, Any]:
+        """The object of a serving API (``RESOURCES``); raises NotFound or Forbidden."""
+        ...
+
+
+def _get(source: IsvcSource, svc: ServiceExpectation) -> Mapping[str, Any]:
+    if svc.kind in (None, "InferenceService"):
+        return source.get(svc.namespace, svc.name)
+    if not hasattr(source, "get_kind"):
+        raise Forbidden(f"this source reads no {svc.kind}")
+    kinded: LlmIsvcSource = source  # type: ignore[assignment]
+    return kinded.get_kind(svc.kind, svc.namespace, svc.name)
 
 
 class KubeIsvcSource:
@@ -130,9 +161,12 @@ class KubeIsvcSource:
         self._exc = client.exceptions.ApiException
 
     def get(self, namespace: str, name: str) -> Mapping[str, Any]:
+        return self.get_kind("InferenceService", namespace, name)
+
+    def get_kind(self, kind: str, namespace: str, name: str) -> Mapping[str, Any]:
+        group, version, plural = RESOURCES[kind]
         try:
-            obj: Any = self._api.get_namespaced_custom_object(
-                "serving.kserve.io", "v1beta1", namespace, "inferenceservices", name)
+            obj: Any = self._api.get_namespaced_custom_object(group, version, namespace, plural, name)
             return obj if isinstance(obj, Mapping) else {}
         except self._exc as exc:
             if exc.status == 404:
@@ -187,7 +221,7 @@ def wait_ready(source: IsvcSource, services: Sequence[ServiceExpectation], envir
         now = clock()
         for key, svc in list(pending.items()):
             try:
-                obj = source.get(svc.namespace, svc.name)
+                obj = _get(source, svc)
             except NotFound:
                 last[key] = Health("NotFound", "no such InferenceService")
                 continue

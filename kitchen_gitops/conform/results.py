@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..findings import CheckRecord, Finding, Gates, Location, ResourceRef, Result, Severity, Status
-from ..plan import ISVC_API_VERSION
+from ..plan import API_VERSIONS, ISVC_API_VERSION
 from .expectations import ServiceExpectation
 
 CheckResult = CheckRecord  # a conformance check's record
@@ -61,7 +61,8 @@ class ConformReport(Result):
 
 
 def isvc_ref(svc: ServiceExpectation, environment: str = "") -> ResourceRef:
-    return ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION)
+    kind = svc.kind or "InferenceService"
+    return ResourceRef(kind, svc.name, svc.namespace, API_VERSIONS.get(kind, ISVC_API_VERSION))
 
 
 def finding(check: str, message: str, *, location: Location, resource: ResourceRef | None,

@@ -75,6 +75,7 @@ class _Service:
     client: OpenAIClient
     served: list[FlavorExpectation] = field(default_factory=list)
     unassigned: list[str] = field(default_factory=list)  # served adapters of the base, not the catalog's
+    aliases: dict[str, str] = field(default_factory=dict)  # served aliases -> their flavor's served name
     answers: dict[tuple[str, str, int], Completion] = field(default_factory=dict)
 
     def completion(self, model: str, prompt: str, max_tokens: int) -> Completion:
@@ -116,7 +117,7 @@ def check_inventory(svc: _Service) -> CheckResult:
                             location=exp.source.location(), resource=svc.ref,
                             expected=f"{exp.base} in GET /v1/models",
                             actual=", ".join(sorted(listed)) or "no models"))
-        wanted = {f.name for f in exp.flavors}
+        wanted = {f.name for f in exp.flavors} | set(exp.aliases)
         for f in exp.flavors:
             card = listed.get(f.name)
             if card is None:
@@ -132,7 +133,22 @@ def check_inventory(svc: _Service) -> CheckResult:
                                 flavor=f.name, expected=f"parent {exp.base}", actual=f"parent {parent}"))
                 continue
             svc.served.append(f)
-        for name in sorted(set(listed) - wanted - {exp.base}):
+        for alias, target in sorted(exp.aliases.items()):
+            card = listed.get(alias)
+            parent = None if card is None else card.get("parent")
+            if parent != exp.base:
+                res.add(finding("inventory", f"alias {alias} of {target} is "
+                                + ("not served" if card is None else f"served on {parent!r}, not on the base")
+                                + f" by {exp.key}", location=exp.source.location(), resource=svc.ref,
+                                flavor=alias, expected=f"{alias} in GET /v1/models, parent {exp.base}",
+                                actual=", ".join(sorted(listed)) if card is None else f"parent {parent}"))
+                continue
+            svc.aliases[alias] = target
+        # KServe's LLMInferenceService controller serves the base and every adapter a second
+        # time under its fully qualified name, publishers/<namespace>/models/<name>
+        qualified = ({f"publishers/{exp.namespace}/models/{n}" for n in wanted | {exp.base}}
+                     if exp.kind == "LLMInferenceService" else set())
+        for name in sorted(set(listed) - wanted - {exp.base} - qualified):
             if listed[name].get("parent") == exp.base:
                 svc.unassigned.append(name)
             res.add(finding("inventory", f"{exp.key} serves {name}, which the catalog does not "
@@ -182,6 +198,7 @@ def check_adapter_effect(svc: _Service, flavor: FlavorExpectation) -> CheckResul
                 same.append((p, mine))
         res.details.update({"prompts": len(prompts), "identical_to_base": len(same),
                             "default_prompts": not flavor.effect_prompts})
+        _compare_versions(svc, flavor, prompts, res)
         if same and len(same) == len(prompts):
             p, text = same[0]
             res.add(finding(
@@ -197,6 +214,53 @@ def check_adapter_effect(svc: _Service, flavor: FlavorExpectation) -> CheckResul
                 location=flavor.source.location(), resource=svc.ref, flavor=flavor.name,
                 severity=Severity.WARNING, expected=f"answers different from {svc.exp.base}'s",
                 actual=same[0][1]))
+    return res
+
+
+def _flavor_name(ref: str) -> str:
+    return ref.partition("@")[0]
+
+
+def _compare_versions(svc: _Service, flavor: FlavorExpectation, prompts: list[str],
+                      res: CheckResult) -> None:
+    """Two versions of a flavor served side by side must be two adapters: a version that
+    answers exactly like another on every probe prompt is served from the same weights
+    (the same files uploaded twice, or a name reused for new weights)."""
+    siblings = [f for f in svc.served
+                if f.name != flavor.name and f.ref and _flavor_name(f.ref) == _flavor_name(flavor.ref)]
+    differ: dict[str, int] = {}
+    for other in siblings:
+        same = [p for p in prompts
+                if svc.answer(other.name, p, PROBE_TOKENS) == svc.answer(flavor.name, p, PROBE_TOKENS)]
+        differ[other.name] = len(prompts) - len(same)
+        if len(same) == len(prompts):
+            res.add(finding(
+                "adapter-effect", f"flavor {flavor.name} ({flavor.ref}) answers exactly like "
+                f"{other.name} ({other.ref}) on all {len(prompts)} probe prompt(s): the two "
+                "versions serve the same weights", location=flavor.source.location(),
+                resource=svc.ref, flavor=flavor.name, severity=Severity.WARNING,
+                expected=f"answers different from {other.name}'s",
+                actual=svc.answer(flavor.name, same[0], PROBE_TOKENS)))
+    if siblings:
+        res.details["differs_from_versions"] = differ
+
+
+def check_alias(svc: _Service, alias: str, flavor: FlavorExpectation) -> CheckResult:
+    """An alias serves its flavor version: the same greedy answers on the flavor's probes."""
+    res = CheckResult("adapter-effect", f"{svc.exp.key}:{alias}")
+    with timed(res):
+        prompts = flavor.effect_prompts or list(DEFAULT_PROBES)
+        other = [(p, svc.answer(alias, p, PROBE_TOKENS)) for p in prompts
+                 if svc.answer(alias, p, PROBE_TOKENS) != svc.answer(flavor.name, p, PROBE_TOKENS)]
+        res.details.update({"alias_of": flavor.name, "prompts": len(prompts), "different": len(other)})
+        if other:
+            p, text = other[0]
+            res.add(finding(
+                "adapter-effect", f"alias {alias} does not answer like {flavor.name} ({flavor.ref}), "
+                f"which it serves, on {len(other)} of {len(prompts)} probe prompt(s), e.g. "
+                f"{clip(p, 60)} -> {clip(text)}", location=svc.exp.source.location(),
+                resource=svc.ref, flavor=alias,
+                expected=f"{flavor.name}'s answer: {svc.answer(flavor.name, p, PROBE_TOKENS)}", actual=text))
     return res
 
 
@@ -446,6 +510,9 @@ def check_service(svc: _Service, exp: Expectations, opts: ServingOptions) -> lis
         if "adapter-effect" in want:
             out.append(_guard("adapter-effect", svc,
                               lambda f=flavor: check_adapter_effect(svc, f)))  # type: ignore[misc]
+            out += [_guard("adapter-effect", svc,
+                           lambda a=alias, f=flavor: check_alias(svc, a, f))  # type: ignore[misc]
+                    for alias, target in sorted(svc.aliases.items()) if target == flavor.name]
         if "evaluation" in want:
             out.append(_evaluate(svc, flavor, exp, opts))
     if "isolation" in want:

@@ -61,6 +61,7 @@ service := {
 	"namespace": "support",
 	"base": "qwen@2.5",
 	"flavors": ["faq@v1"],
+	"adapters": [{"name": "faq-v1", "flavor": "faq@v1", "alias": false}],
 	"storage_uris": [{"uri": "pvc://models/base/qwen/2.5/"}, {"uri": "s3://lora/faq/v1/"}],
 }
 

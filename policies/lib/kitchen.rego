@@ -22,9 +22,11 @@ services contains s if {
 	some s in t.services
 }
 
+# The serving object of a planned service: an InferenceService, or an LLMInferenceService
+# where the environment serves through KServe's LLM API (the plan says which).
 service_resource(s) := {
-	"kind": "InferenceService",
-	"apiVersion": "serving.kserve.io/v1beta1",
+	"kind": object.get(s, "kind", "InferenceService"),
+	"apiVersion": object.get(s, "api_version", "serving.kserve.io/v1beta1"),
 	"name": s.inference_service,
 	"namespace": s.namespace,
 }
@@ -64,6 +66,8 @@ annotation(r, name) := r.manifest.metadata.annotations[name]
 pod_spec(m) := m.spec if m.kind == "ServingRuntime"
 
 pod_spec(m) := m.spec.predictor if m.kind == "InferenceService"
+
+pod_spec(m) := m.spec.template if m.kind == "LLMInferenceService"
 
 pod_spec(m) := m.spec if m.kind == "Pod"
 
@@ -156,9 +160,11 @@ vllm_flags(c) := {name: flag_value(argv, last) |
 }
 
 # The containers that run vLLM, each with its flags: {"i", "container", "flags"} for each
-# ServingRuntime container, and the InferenceService predictor's model (KServe merges its
-# fields over the runtime's container) and containers.  kitchen hands each resource's flags
-# over already read, by the container's path (`vllm_flags` of the resource, read by
+# ServingRuntime container, the InferenceService predictor's model (KServe merges its
+# fields over the runtime's container) and containers, and an LLMInferenceService's
+# workload containers (KServe merges them over its LLMInferenceServiceConfig's `main`
+# container, whose command is vLLM's).  kitchen hands each resource's flags over already
+# read, by the container's path (`vllm_flags` of the resource, read by
 # kitchen_gitops/argv.py, which a test holds equal to `vllm_flags` here); an input without
 # them (a test fixture) is read here.
 serving_containers contains {"i": x.i, "container": x.container, "flags": flags_of(x)} if {
@@ -186,6 +192,12 @@ vllm_containers contains {"i": i, "path": sprintf("spec.predictor.containers.%d"
 	some i, r in input.resources
 	r.manifest.kind == "InferenceService"
 	some k, c in list_at(r.manifest.spec.predictor, "containers")
+}
+
+vllm_containers contains {"i": i, "path": sprintf("spec.template.containers.%d", [k]), "container": c} if {
+	some i, r in input.resources
+	r.manifest.kind == "LLMInferenceService"
+	some k, c in list_at(object.get(r.manifest.spec, "template", {}), "containers")
 }
 
 # The InferenceService predictor's model, {"i": resource index, "container": model}:

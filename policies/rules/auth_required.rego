@@ -20,7 +20,8 @@ required if lib.strictness in lib.params.auth_required_strictness
 
 violation contains v if {
 	required
-	some r in lib.resources_of_kind("InferenceService")
+	some kind in {"InferenceService", "LLMInferenceService"}
+	some r in lib.resources_of_kind(kind)
 	not protected(r)
 	msg := sprintf("%s accepts unauthenticated requests, but environment %s (%s gates) requires authentication", [lib.resource_id(r), lib.env.name, lib.strictness])
 	at := {true: lib.at(lib.env, "serving.auth"), false: r._source}[lib.env.serving.auth == false]

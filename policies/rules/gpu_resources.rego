@@ -14,21 +14,35 @@ import data.kitchen.lib
 
 gpu := lib.env.cluster.gpu.resource
 
-model_resources(r) := object.get(r.manifest, ["spec", "predictor", "model", "resources"], {})
+model_resources(r) := object.get(r.manifest, ["spec", "predictor", "model", "resources"], {}) if {
+	r.manifest.kind == "InferenceService"
+}
+
+# an LLMInferenceService's vLLM container: `main` in its template
+model_resources(r) := object.get(c, "resources", {}) if {
+	r.manifest.kind == "LLMInferenceService"
+	mains := [x | some x in lib.list_at(object.get(r.manifest.spec, "template", {}), "containers"); x.name == "main"]
+	count(mains) > 0
+	c := mains[0]
+}
+
+serving_kinds := {"InferenceService", "LLMInferenceService"}
 
 requested(res) if to_number(res.requests[gpu]) > 0
 
 limit_matches(res) if to_number(res.limits[gpu]) == to_number(res.requests[gpu])
 
 violation contains v if {
-	some r in lib.resources_of_kind("InferenceService")
+	some r in input.resources
+	r.manifest.kind in serving_kinds
 	not requested(model_resources(r))
 	msg := sprintf("%s requests no %s", [lib.resource_id(r), gpu])
 	v := lib.resource_violation(r, msg, sprintf("resources.requests[%s] of at least 1", [gpu]))
 }
 
 violation contains v if {
-	some r in lib.resources_of_kind("InferenceService")
+	some r in input.resources
+	r.manifest.kind in serving_kinds
 	res := model_resources(r)
 	requested(res)
 	not limit_matches(res)

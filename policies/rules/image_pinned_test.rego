@@ -1,6 +1,7 @@
 package kitchen.rules.image_pinned_test
 
 import data.kitchen.fixtures
+import data.kitchen.llmisvc_fixtures
 import data.kitchen.rules.image_pinned
 
 runtime_with_image(image) := fixtures.runtime_with({"image": image})
@@ -43,4 +44,15 @@ test_fail_predictor_model_image if {
 	bad := fixtures.isvc_with({"spec": {"predictor": {"model": {"image": "docker.io/vllm/vllm-openai:latest"}}}})
 	vs := image_pinned.violation with input as fixtures.with_resource("InferenceService", bad)
 	count(vs) == 2 # latest, and a registry the environment does not allow
+}
+
+test_pass_llm_inference_service_image_by_digest if {
+	count(image_pinned.violation) == 0 with input as llmisvc_fixtures.clean
+}
+
+test_fail_llm_inference_service_image_by_tag if {
+	vs := image_pinned.violation with input as llmisvc_fixtures.with_main({"image": "ghcr.io/llm-d/llm-d-cuda:v0.9.0"})
+	count(vs) >= 1
+	some v in vs
+	v.resource.kind == "LLMInferenceService"
 }

@@ -2,7 +2,8 @@
 # title: Flavors per InferenceService within the max_loras budget
 # description: >-
 #   An InferenceService serves at most the environment's `serving.vllm.max_loras`
-#   flavors. Beyond that budget adapters are swapped between CPU and GPU on every
+#   adapter names: flavor versions and aliases (vLLM loads an alias as an adapter of
+#   its own). Beyond that budget adapters are swapped between CPU and GPU on every
 #   batch that mixes them, and latency SLOs stop holding.
 # custom:
 #   id: policy.lora-budget
@@ -15,8 +16,9 @@ violation contains v if {
 	budget := lib.env.serving.vllm.max_loras
 	some t in input.plan.tenants
 	some s in t.services
-	count(s.flavors) > budget
+	served := count(lib.list_at(s, "adapters"))
+	served > budget
 	tenant := input.catalog.tenants[t.tenant]
-	msg := sprintf("%s/%s serves %d flavors, above environment %s's max_loras budget of %d", [s.namespace, s.inference_service, count(s.flavors), lib.env.name, budget])
-	v := lib.service_violation(s, tenant, sprintf("environments.%s.flavors", [lib.env.name]), sprintf("Tenant/%s", [t.tenant]), msg, sprintf("at most %d flavors per base model", [budget]))
+	msg := sprintf("%s/%s serves %d adapters (flavor versions and aliases), above environment %s's max_loras budget of %d", [s.namespace, s.inference_service, served, lib.env.name, budget])
+	v := lib.service_violation(s, tenant, sprintf("environments.%s.flavors", [lib.env.name]), sprintf("Tenant/%s", [t.tenant]), msg, sprintf("at most %d adapters per base model", [budget]))
 }

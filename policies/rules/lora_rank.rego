@@ -44,3 +44,14 @@ violation contains v if {
 	msg := sprintf("%s renders --max-lora-rank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, lib.env.name, max_rank])
 	v := object.union(lib.resource_violation(r, msg, sprintf("--max-lora-rank <= %d", [max_rank])), {"at": lib.at(lib.env, "serving.vllm.max_lora_rank")})
 }
+
+# An LLMInferenceService carries the rank in its spec; KServe's controller writes the flag.
+violation contains v if {
+	max_rank := lib.env.serving.vllm.max_lora_rank
+	some r in lib.resources_of_kind("LLMInferenceService")
+	rendered := object.get(r.manifest.spec, ["model", "lora", "maxRank"], 0)
+	to_number(rendered) > max_rank
+	not declared_above(r)
+	msg := sprintf("%s sets spec.model.lora.maxRank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, lib.env.name, max_rank])
+	v := object.union(lib.resource_violation(r, msg, sprintf("maxRank <= %d", [max_rank])), {"at": lib.at(lib.env, "serving.vllm.max_lora_rank")})
+}

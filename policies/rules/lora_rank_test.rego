@@ -1,6 +1,7 @@
 package kitchen.rules.lora_rank_test
 
 import data.kitchen.fixtures
+import data.kitchen.llmisvc_fixtures
 import data.kitchen.rules.lora_rank
 
 test_pass_rank_within_max if {
@@ -28,4 +29,17 @@ test_fail_rendered_rank_above_maximum if {
 test_rendered_rank_within_maximum if {
 	ok := fixtures.isvc_with({"spec": {"predictor": {"model": {"args": ["--max-lora-rank=128", "--max-lora-rank=64"]}}}})
 	count(lora_rank.violation) == 0 with input as fixtures.with_resource("InferenceService", ok)
+}
+
+test_llm_inference_service_rank_within_maximum if {
+	count(lora_rank.violation) == 0 with input as llmisvc_fixtures.clean
+}
+
+# an LLMInferenceService carries the rank in spec.model.lora.maxRank
+test_fail_llm_inference_service_max_rank_above_maximum if {
+	vs := lora_rank.violation with input as llmisvc_fixtures.with_spec({"model": {"lora": {"maxRank": 128}}})
+	count(vs) == 1
+	some v in vs
+	v.at.path == "serving.vllm.max_lora_rank"
+	v.resource.kind == "LLMInferenceService"
 }

@@ -1,6 +1,7 @@
 package kitchen.rules.non_root_test
 
 import data.kitchen.fixtures
+import data.kitchen.llmisvc_fixtures
 import data.kitchen.rules.non_root
 
 test_pass_restricted_container if {
@@ -19,4 +20,15 @@ test_fail_predictor_model_runs_as_root if {
 	count(vs) == 1
 	some v in vs
 	contains(v.msg, "runAsUser: 0")
+}
+
+test_pass_llm_inference_service_workload_restricted if {
+	count(non_root.violation) == 0 with input as llmisvc_fixtures.clean
+}
+
+test_fail_llm_inference_service_workload_runs_as_root if {
+	vs := non_root.violation with input as llmisvc_fixtures.with_main({"securityContext": {"runAsNonRoot": false}})
+	count(vs) >= 1
+	some v in vs
+	v.resource.kind == "LLMInferenceService"
 }

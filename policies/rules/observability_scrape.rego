@@ -25,39 +25,49 @@ monitoring_namespace := ns if {
 # [namespace, InferenceService] pairs a PodMonitor scrapes on /metrics.
 # (The namespace is bound in the body: a head term that is undefined made regorus fail
 # the whole evaluation where OPA left the element out.)
-scraped contains [ns, name] if {
+# The label naming a serving object's pods, and vLLM's port in them, by kind: KServe's
+# predictor pods (InferenceService) or its workload pods (LLMInferenceService).
+pod_label := {"InferenceService": "serving.kserve.io/inferenceservice", "LLMInferenceService": "app.kubernetes.io/name"}
+
+vllm_port := {"InferenceService": 8080, "LLMInferenceService": 8000}
+
+kind_of(s) := object.get(s, "kind", "InferenceService")
+
+scraped contains [ns, kind, name] if {
 	some r in lib.resources_of_kind("PodMonitor")
 	ns := r.manifest.metadata.namespace
-	name := r.manifest.spec.selector.matchLabels["serving.kserve.io/inferenceservice"]
+	some kind, label in pod_label
+	name := r.manifest.spec.selector.matchLabels[label]
 	some ep in r.manifest.spec.podMetricsEndpoints
 	object.get(ep, "path", "/metrics") == "/metrics"
 }
 
 # Namespaces whose NetworkPolicies admit the monitoring namespace to port 8080.
-admitted contains ns if {
+admitted contains [ns, number] if {
 	some r in lib.resources_of_kind("NetworkPolicy")
 	ns := r.manifest.metadata.namespace
 	some rule in object.get(r.manifest.spec, "ingress", [])
 	some peer in rule.from
 	peer.namespaceSelector.matchLabels["kubernetes.io/metadata.name"] == monitoring_namespace
 	some port in rule.ports
-	port.port == 8080
+	number := port.port
 }
 
 violation contains v if {
 	enabled
 	some s in lib.services
-	not [s.namespace, s.inference_service] in scraped
+	not [s.namespace, kind_of(s), s.inference_service] in scraped
 	msg := sprintf("%s/%s has no PodMonitor scraping its /metrics, although observability is on in %s", [s.namespace, s.inference_service, lib.env.name])
-	v := observability_violation(s, msg, sprintf("a PodMonitor selecting serving.kserve.io/inferenceservice: %s on path /metrics", [s.inference_service]))
+	v := observability_violation(s, msg, sprintf("a PodMonitor selecting %s: %s on path /metrics", [pod_label[kind_of(s)], s.inference_service]))
 }
 
 violation contains v if {
 	enabled
 	some s in lib.services
-	not s.namespace in admitted
-	msg := sprintf("no NetworkPolicy in %s admits the monitoring namespace %s to vLLM's port 8080", [s.namespace, monitoring_namespace])
-	v := observability_violation(s, msg, sprintf("an ingress rule from namespace %s to port 8080", [monitoring_namespace]))
+	port := vllm_port[kind_of(s)]
+	not [s.namespace, port] in admitted
+	msg := sprintf("no NetworkPolicy in %s admits the monitoring namespace %s to vLLM's port %d", [s.namespace, monitoring_namespace, port])
+	v := observability_violation(s, msg, sprintf("an ingress rule from namespace %s to port %d", [monitoring_namespace, port]))
 }
 
 observability_violation(s, msg, expected) := {

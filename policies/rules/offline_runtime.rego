@@ -21,7 +21,7 @@ violation contains v if {
 	lib.env.gates.air_gapped
 	some x in lib.containers
 	r := input.resources[x.i]
-	r.manifest.kind in {"ServingRuntime", "InferenceService"}
+	r.manifest.kind in {"ServingRuntime", "InferenceService", "LLMInferenceService"}
 	some name, value in lib.params.offline_env
 	not env_set(x.container, name, value)
 	msg := sprintf("container %s of %s does not set %s=%s in air-gapped environment %s", [x.container.name, lib.resource_id(r), name, value, lib.env.name])

@@ -1,6 +1,7 @@
 package kitchen.rules.offline_runtime_test
 
 import data.kitchen.fixtures
+import data.kitchen.llmisvc_fixtures
 import data.kitchen.rules.offline_runtime
 
 test_pass_offline_flags_set if {
@@ -31,4 +32,15 @@ test_fail_second_entry_undoes_the_first if {
 test_fail_predictor_model_env if {
 	bad := fixtures.isvc_with({"spec": {"predictor": {"model": {"env": [{"name": "HF_HUB_OFFLINE", "value": "0"}]}}}})
 	count(offline_runtime.violation) == 1 with input as fixtures.with_resource("InferenceService", bad)
+}
+
+test_pass_llm_inference_service_offline if {
+	count(offline_runtime.violation) == 0 with input as llmisvc_fixtures.clean
+}
+
+test_fail_llm_inference_service_online if {
+	vs := offline_runtime.violation with input as llmisvc_fixtures.with_main({"env": [{"name": "HF_HUB_OFFLINE", "value": "1"}]})
+	count(vs) == 1
+	some v in vs
+	v.resource.kind == "LLMInferenceService"
 }

@@ -31,7 +31,7 @@ source_of(base) := lib.at(lib.env, sprintf("serving.vllm.extra_args.%d", [i])) i
 violation contains v if {
 	some x in lib.serving_containers
 	r := input.resources[x.i]
-	r.manifest.kind == "InferenceService"
+	r.manifest.kind in {"InferenceService", "LLMInferenceService"}
 	trusts(x)
 	ref := lib.annotation(r, "kitchen-gitops.io/base")
 	base := input.catalog.bases[ref]
@@ -43,7 +43,7 @@ violation contains v if {
 violation contains v if {
 	some x in lib.serving_containers
 	r := input.resources[x.i]
-	r.manifest.kind == "InferenceService"
+	r.manifest.kind in {"InferenceService", "LLMInferenceService"}
 	trusts(x)
 	not input.catalog.bases[object.get(r.manifest.metadata, ["annotations", "kitchen-gitops.io/base"], "")]
 	msg := sprintf("%s passes --trust-remote-code for a base that is not in the catalog", [lib.resource_id(r)])

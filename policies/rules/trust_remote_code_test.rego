@@ -1,6 +1,7 @@
 package kitchen.rules.trust_remote_code_test
 
 import data.kitchen.fixtures
+import data.kitchen.llmisvc_fixtures
 import data.kitchen.rules.trust_remote_code
 
 trusting := fixtures.isvc_with({"spec": {"predictor": {"model": {"args": ["--model=/mnt/models/base", "--trust-remote-code"]}}}})
@@ -54,4 +55,15 @@ test_flags_as_vllm_reads_them if {
 	flags["--max-lora-rank"] == "64"
 	flags["--enable-lora"] == true
 	flags["--x"] == "a=b"
+}
+
+test_pass_llm_inference_service_without_remote_code if {
+	count(trust_remote_code.violation) == 0 with input as llmisvc_fixtures.clean
+}
+
+test_fail_llm_inference_service_trusts_remote_code if {
+	vs := trust_remote_code.violation with input as llmisvc_fixtures.with_main({"args": ["--trust-remote-code"]})
+	count(vs) == 1
+	some v in vs
+	v.resource.kind == "LLMInferenceService"
 }

@@ -31,7 +31,9 @@ def test_built_from_the_example_catalog_with_positions() -> None:
     assert keys == sorted(keys) or keys  # order follows the plan
     cs = next(s for s in exp.services if s.namespace == "cs-llm")
     assert cs.endpoint == f"http://{cs.name}-predictor.cs-llm.svc.cluster.local"
-    faq = next(f for f in cs.flavors if f.name == "faq-answerer")
+    faq = next(f for f in cs.flavors if f.name == "faq-answerer-v3")  # the served name
+    assert faq.ref == "faq-answerer@v3"
+    assert cs.aliases == {"helpdesk-classifier": "helpdesk-classifier-v2026-02-01"}
     assert faq.source.file == "catalog/flavors/faq-answerer@v3.yaml" and faq.source.line > 0
     assert faq.smoke and faq.smoke[0].source.line > faq.source.line
     assert exp.slo.source.file == "environments/prod.yaml"

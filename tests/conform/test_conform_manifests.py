@@ -14,6 +14,7 @@ from kubernetes_validate.utils import latest_version
 from kitchen_gitops import pipeline
 from kitchen_gitops.conform.expectations import parse_expectations
 from kitchen_gitops.conform.manifests import HEALTH_KEY, health_lua, sync_timeout_s
+from tests.conftest import copy_catalog
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,3 +102,24 @@ def test_the_policy_gate_passes_the_rendered_conformance_objects() -> None:
 
     rc = main(["check", "--root", str(REPO)])
     assert rc == 0, gate
+
+
+def test_llm_inference_service_environment_reads_and_checks_its_own_kind(tmp_path: Path) -> None:
+    """An environment on the LLMInferenceService API: the Job may read llminferenceservices
+    (and nothing else), the expectations name the kind, Argo CD's check is keyed by it."""
+    outcome = pipeline.render(copy_catalog(REPO / "tests/cases/llmisvc", tmp_path / "repo"))
+    assert outcome.ok
+    files = {f.path: yaml.safe_load(f.content) for f in outcome.rendered["dev"]}
+    role = files["support/role-kitchen-conformance.yaml"]
+    assert role["rules"] == [{"apiGroups": ["serving.kserve.io"], "resources": ["llminferenceservices"],
+                              "verbs": ["get", "list", "watch"]}]
+    exp = parse_expectations(
+        files["kitchen-conformance/configmap-kitchen-conformance-expectations.yaml"]["data"]["expectations.json"], "cm")
+    (svc,) = exp.services
+    assert svc.kind == "LLMInferenceService"
+    assert svc.endpoint == "https://tiny-llama-kserve-workload-svc.support.svc.cluster.local:8000"
+    assert [f.name for f in svc.flavors] == ["faq-v1", "faq-v2"] and svc.aliases == {"faq": "faq-v1"}
+    health = files["argocd/argocd-cm-health.yaml"]["data"]
+    assert list(health) == ["resource.customizations.health.serving.kserve.io_LLMInferenceService"]
+    assert health["resource.customizations.health.serving.kserve.io_LLMInferenceService"] == health_lua()
+    assert not any(p.startswith("support/servingruntime") for p in files)

@@ -32,6 +32,12 @@ EXPECTED = {
     "degraded_ocp.yaml": "Degraded",
     "crashloop_raw.yaml": "Degraded",
     "starting_raw.yaml": "Progressing",
+    # LLMInferenceService statuses (fixtures/llmisvc_*.yaml, synthesized from KServe's
+    # v1alpha2 status schema and its controller's condition types and reasons)
+    "llmisvc_ready.yaml": "Healthy",
+    "llmisvc_starting.yaml": "Progressing",
+    "llmisvc_config_error.yaml": "Degraded",
+    "llmisvc_stopped.yaml": "Suspended",
 }
 
 
@@ -172,3 +178,37 @@ def test_forbidden_could_not_run() -> None:
     done = wait_ready(src, [svc("a")], "dev", timeout_s=900, clock=clock, sleep=clock.sleep)
     assert done["ns/a"].result.status is Status.ERROR
     assert src.calls == 1
+
+
+class _LlmSource:
+    """Serves one LLMInferenceService status through ``get_kind``, as the cluster would."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        self.asked: list[tuple[str, str, str]] = []
+
+    def get(self, namespace: str, name: str) -> Mapping[str, Any]:
+        raise AssertionError("an LLMInferenceService is not read as an InferenceService")
+
+    def get_kind(self, kind: str, namespace: str, name: str) -> Mapping[str, Any]:
+        self.asked.append((kind, namespace, name))
+        return self.obj
+
+
+def test_llm_inference_service_ready_with_its_gateway_url() -> None:
+    svc = ServiceExpectation(tenant="support", namespace="support", name="tiny-llama",
+                             endpoint="https://tiny-llama-kserve-workload-svc.support.svc.cluster.local:8000",
+                             base="tiny-llama", kind="LLMInferenceService", source=Source())
+    source = _LlmSource(sample("llmisvc_ready.yaml"))
+    done = wait_ready(source, [svc], "dev", timeout_s=5, poll_s=0.01)
+    assert source.asked == [("LLMInferenceService", "support", "tiny-llama")]
+    r = done["support/tiny-llama"]
+    assert r.result.status is Status.PASS
+    assert r.url == "http://openshift-ai-inference.openshift-ingress.svc.cluster.local/support/tiny-llama"
+    assert r.result.findings == []
+
+
+def test_llm_inference_service_config_error_fails_with_the_reason() -> None:
+    health = isvc_health(sample("llmisvc_config_error.yaml"))
+    assert health.status == "Degraded"
+    assert "CombineBaseError" in health.message and "kitchen-base" in health.message

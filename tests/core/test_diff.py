@@ -65,6 +65,30 @@ def test_diff_markdown_for_a_flavor_promotion(repo: Path, capsys: pytest.Capture
     assert "**prod**" not in out and "**staging**" not in out
 
 
+def test_diff_two_versions_side_by_side(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """prod serves the next version beside the one its clients are pinned to, the alias
+    still on the old one; then the alias moves and the old version goes."""
+    tenant = repo / "catalog/tenants/customer-support.yaml"
+    text = tenant.read_text()
+    head, prod = text.split("  prod:", 1)
+    both = prod.replace("      - helpdesk-classifier@v2026-02-01\n",
+                        "      - helpdesk-classifier@v2026-02-01\n      - helpdesk-classifier@v2026-03-15\n")
+    tenant.write_text(head + "  prod:" + both)
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "    flavor helpdesk-classifier@v2026-03-15 added\n" in out, out
+    assert "alias" not in out and "removed" not in out
+    _git(repo, "commit", "-qam", "both versions")
+    moved = both.replace("      - helpdesk-classifier@v2026-02-01\n", "").replace(
+        "helpdesk-classifier: helpdesk-classifier@v2026-02-01", "helpdesk-classifier: helpdesk-classifier@v2026-03-15")
+    tenant.write_text(head + "  prod:" + moved)
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert "    flavor helpdesk-classifier@v2026-02-01 removed\n" in out, out
+    assert ("    alias helpdesk-classifier helpdesk-classifier@v2026-02-01 → "
+            "helpdesk-classifier@v2026-03-15\n") in out, out
+
+
 def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "--root", str(repo)]) == 0
     assert capsys.readouterr().out == "no serving changes against HEAD\n"
@@ -83,3 +107,13 @@ def test_bad_usage(repo: Path, args: list[str], message: str, capsys: pytest.Cap
 def test_outside_git_is_a_configuration_error(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "--root", str(example_repo)]) == 2
     assert "not a Git checkout" in capsys.readouterr().err
+
+
+def test_diff_names_a_move_to_the_llm_inference_service_api(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = repo / "environments/staging.yaml"
+    env.write_text(env.read_text().replace("serving:\n", "serving:\n  api: LLMInferenceService\n", 1))
+    assert main(["diff", "--root", str(repo)]) == 0
+    out = capsys.readouterr().out
+    assert ("staging: cs-llm/llama-3-1-8b-instruct changed\n"
+            "    served as InferenceService → LLMInferenceService\n") in out
+    assert "dev:" not in out and "prod:" not in out

@@ -11,6 +11,7 @@ import yaml
 
 from kitchen_gitops import pipeline
 from kitchen_gitops.model import service_namespace
+from tests.policy.policy_cases import PARTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def test_port_follows_the_scheme(endpoint: str, use_https: bool, expected: tuple
 
 def _repo(tmp_path: Path, old: str, new: str) -> Path:
     root = tmp_path / "repo"
-    for part in ("catalog", "environments", "templates", "policies"):
+    for part in PARTS:
         shutil.copytree(REPO / part, root / part)
     env = root / "environments" / "prod.yaml"
     text = env.read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 from kitchen_gitops import pipeline
 from kitchen_gitops.cli import main
 from kitchen_gitops.plan import round_lora_rank
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_catalog
 
 
 @pytest.mark.parametrize(("rank", "expected"), [(1, 1), (2, 8), (8, 8), (12, 16), (33, 64), (300, 320), (512, 512)])
@@ -65,11 +65,36 @@ def test_lora_modules_name_the_served_base(minimal_repo: Path) -> None:
     i = svc.args.index("--lora-modules")
     modules = [json.loads(a) for a in svc.args[i + 1:] if a.startswith("{")]
     assert modules == [
-        {"name": "faq", "path": "/mnt/models/adapters/faq", "base_model_name": "tiny-base"},
-        {"name": "summary", "path": "/mnt/models/adapters/summary", "base_model_name": "tiny-base"},
+        {"name": "faq-v1", "path": "/mnt/models/adapters/faq-v1", "base_model_name": "tiny-base"},
+        {"name": "summary-v2", "path": "/mnt/models/adapters/summary-v2", "base_model_name": "tiny-base"},
     ]
     assert [s["mountPath"] for s in svc.storage_uris] == [
-        "/mnt/models/base", "/mnt/models/adapters/faq", "/mnt/models/adapters/summary"]
+        "/mnt/models/base", "/mnt/models/adapters/faq-v1", "/mnt/models/adapters/summary-v2"]
+
+
+def test_alias_serves_a_version_under_a_second_name(tmp_path: Path) -> None:
+    root = copy_catalog(REPO / "tests/cases/versions", tmp_path / "versions")
+    svc = pipeline.plan(root).plans["dev"].services[0]
+    assert [(m.name, m.flavor.ref, m.alias) for m in svc.adapters] == [
+        ("faq-v1", "faq@v1", False), ("faq-v2", "faq@v2", False), ("faq", "faq@v1", True)]
+    flags = svc.vllm.flags()
+    modules = [json.loads(m) for m in flags["--lora-modules"] or ()]
+    assert [(m["name"], m["path"]) for m in modules] == [
+        ("faq-v1", "/mnt/models/adapters/faq-v1"), ("faq-v2", "/mnt/models/adapters/faq-v2"),
+        ("faq", "/mnt/models/adapters/faq-v1")]
+    # vLLM gives the alias a slot of its own; the files are mounted once
+    assert flags["--max-loras"] == "3" and flags["--max-cpu-loras"] == "3"
+    assert [s["mountPath"] for s in svc.storage_uris] == [
+        "/mnt/models/base", "/mnt/models/adapters/faq-v1", "/mnt/models/adapters/faq-v2"]
+
+
+def test_llm_inference_service_leaves_the_controller_its_flags(tmp_path: Path) -> None:
+    root = copy_catalog(REPO / "tests/cases/llmisvc", tmp_path / "llmisvc")
+    svc = pipeline.plan(root).plans["dev"].services[0]
+    assert (svc.kind, svc.api_version) == ("LLMInferenceService", "serving.kserve.io/v1alpha2")
+    assert svc.workload_args == ("--dtype=bfloat16", "--max-model-len=512", "--gpu-memory-utilization=0.9",
+                                 "--max-num-seqs=256", "--enable-prefix-caching")
+    assert "--lora-modules" in svc.args  # the plan keeps the whole command line
 
 
 def test_lora_slot_memory_as_vllm_allocates_it() -> None:

@@ -18,11 +18,13 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", ["minimal", "edge"])
+@pytest.mark.parametrize("case", ["minimal", "edge", "versions", "llmisvc"])
 def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
     """``minimal``: Serverless on Kubernetes, one tenant, one base.  ``edge``: a tenant on two
     bases, one with trust_remote_code and a shorter context, a rank rounded to 320, a
-    tenant with nothing served, an external TLS S3 endpoint, quotes and colons in names."""
+    tenant with nothing served, an external TLS S3 endpoint, quotes and colons in names.
+    ``versions``: two versions of a flavor side by side and an alias, as InferenceService;
+    ``llmisvc``: the same served as an LLMInferenceService (KServe v1alpha2) on OpenShift."""
     root = copy_catalog(CASES / case, tmp_path / case)
     out = root / "rendered"
     assert main(["render", "--root", str(root)]) == 0

@@ -16,6 +16,7 @@ from kitchen_gitops.policy.gate import GATE_QUERY, prepare
 from kitchen_gitops.policy.inputs import build_inputs
 from kitchen_gitops.policy.library import Library, load_library
 from kitchen_gitops.policy.testing import run_tests
+from tests.conftest import CASES, copy_catalog
 from tests.policy.policy_cases import REPO, build_repo, cases
 
 
@@ -57,6 +58,8 @@ def _canonical(value: Any) -> str:
 
 def _fixtures(tmp_path: Path) -> list[tuple[str, Path, list[str] | None]]:
     out: list[tuple[str, Path, list[str] | None]] = [("example", REPO, None)]
+    for name in ("versions", "llmisvc"):  # two versions of a flavor; the LLMInferenceService API
+        out.append((name, copy_catalog(CASES / name, tmp_path / name), None))
     for case in cases():
         if not case.is_policy:
             continue
