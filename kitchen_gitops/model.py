@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import vllm_release
 from .escape import visible
 from .findings import Finding, Location, Severity
 from .load import CATALOG_DIRS, Document, load_documents
@@ -498,7 +499,8 @@ class Storage(Strict):
 
 
 class VllmDefaults(Strict):
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # the declared release's default where not given (0.9 up to vLLM 0.2x, 0.92 since), written out
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     max_model_len: int = Field(gt=0, le=1 << 30)
     max_loras: int = Field(default=4, gt=0, le=4096, description="LoRA slots per batch (budget)")
     max_cpu_loras: int | None = Field(default=None, gt=0, le=MAX_COUNT)
@@ -861,7 +863,23 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
         registries[kind][key] = obj
     findings.extend(_cross_references(catalog))
     findings.extend(_cluster_safety(catalog))
+    findings.extend(_vllm_releases(catalog))
     return catalog, findings
+
+
+def _vllm_releases(catalog: Catalog) -> list[Finding]:
+    """Each environment's image runs a vLLM release whose command line kitchen knows."""
+    out: list[Finding] = []
+    known = vllm_release.supported()
+    for name, env in catalog.environments.items():
+        version = env.images.vllm_version
+        if vllm_release.release(version) is None:
+            out.append(Finding(
+                "catalog.vllm-release", Severity.ERROR,
+                f"environment {name} declares vLLM {visible(version)}, a release kitchen has no parser table for",
+                catalog.location("Environment", name, ("images", "vllm_version"), value=True),
+                expected="one of " + ", ".join(known) + " (docs/compatibility.md)"))
+    return out
 
 
 def _cross_references(catalog: Catalog) -> list[Finding]:

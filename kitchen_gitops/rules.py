@@ -119,7 +119,14 @@ _rule("catalog.rbac-subject", "Access group refused", E,
       "Access groups name groups of people: not system:authenticated, system:unauthenticated, a wildcard, or "
       "service accounts of other namespaces.")
 
+_rule("catalog.vllm-release", "Unsupported vLLM release", E,
+      "An environment's images.vllm_version is a release kitchen has a parser table for "
+      "(kitchen_gitops/data/vllm, docs/compatibility.md): the arguments are rendered for that release.")
+
 # ---------------------------------------------------------------- plan and render
+_rule("plan.vllm-args", "vLLM would refuse the command line", E,
+      "Every rendered vLLM argument, the environment's extra_args included, is one the declared release's "
+      "parser accepts: a flag it has (written in full), a value of its type and among its choices.")
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
       "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
       "memory of one replica.")
