@@ -54,6 +54,9 @@ RESOURCE_NAME = re.compile(r"(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z
 ENDPOINT = re.compile(r"(?:https?://)?(?P<host>[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
                       r"(?::(?P<port>[0-9]{1,5}))?/?")
 S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A model's name upstream: a hub id (org/name) or a bare name, as PEFT writes it into an
+# adapter's base_model_name_or_path.
+MODEL_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
 # One segment of a storage path: printable, no separator, no backslash, not . or ..
 PATH_SEGMENT = re.compile(r"[^/\\\x00-\x1f\x7f]+")
 
@@ -189,6 +192,22 @@ def _date(value: Any) -> Any:
     return value
 
 
+def _model_alias(value: str) -> str:
+    if not MODEL_ALIAS.fullmatch(value):
+        raise ValueError(f"'{visible(value)}' is not a model name as a hub writes it "
+                         "(name or org/name: letters, digits, '.', '_', '-')")
+    return value
+
+
+def _unique(values: list[str]) -> list[str]:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"'{visible(value)}' is listed twice")
+        seen.add(value)
+    return values
+
+
 def _one_line(value: str) -> str:
     if "\n" in value or "\t" in value or "\r" in value:
         raise ValueError(f"'{visible(value)}' must be one line (no line break or tab)")
@@ -228,6 +247,7 @@ Quantity = Annotated[str, BeforeValidator(_quantity)]
 ResourceName = Annotated[str, AfterValidator(_resource_name)]
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
+ModelAlias = Annotated[str, AfterValidator(_model_alias)]
 
 
 class Strict(BaseModel):
@@ -319,6 +339,9 @@ class Base(Strict):
     description: str | None = None
     source: PvcUri
     served_model_name: Name | None = None
+    # the names it is known by upstream (meta-llama/Llama-3.1-8B-Instruct): what a PEFT
+    # adapter trained on it writes as base_model_name_or_path
+    aliases: Annotated[list[ModelAlias], AfterValidator(_unique)] = Field(default_factory=list, max_length=32)
     license: License
     architecture: Architecture
     trust_remote_code: bool = False

@@ -174,8 +174,8 @@ class VllmRelease:
                     + (f" (or {len(matches) - 1} other flag(s))" if len(matches) > 1 else "")
                     + "; write the flag in full")
         if not name.startswith("--"):
-            return f"vLLM {self.release} has no flag {name} (kitchen reads short forms only as the parser lists them: " \
-                   "write the long flag)"
+            return (f"vLLM {self.release} has no flag {name} (kitchen reads short forms only as the parser "
+                    "lists them: write the long flag)")
         return f"vLLM {self.release} has no flag {name}"
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.artifacts.artifact_case import OTHER_BUCKET_READER, ArtifactRepo, ensure_bucket
+from tests.conftest import REPO
 from tests.support.s3_server import SeaweedS3
 
 
@@ -19,6 +23,31 @@ def model_kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.support.tiny_model import build_kit
 
     return build_kit(tmp_path_factory.mktemp("artifact-kit"))
+
+
+# hub ids the stock PEFT adapters record, one per base of the kit
+HUB_IDS = {"base": "KitchenTest/Tiny-Llama-Instruct", "small_base": "KitchenTest/Tiny-Llama-Small-Instruct"}
+
+
+@pytest.fixture(scope="session")
+def stock_adapters(model_kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One adapter per base of the kit as PEFT saves it after loading the base by its hub
+    id: built in a child process with HF_HUB_OFFLINE=1, which the hub client reads once at
+    import (PEFT asks the hub for the base's config while saving)."""
+    root = tmp_path_factory.mktemp("stock-peft")
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from tests.support.tiny_model import build_stock_peft_adapter\n"
+        "base, out, hub_id, cache = sys.argv[1:]\n"
+        "build_stock_peft_adapter(Path(base), Path(out), hub_id=hub_id, cache_dir=Path(cache))\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
+    out = {}
+    for key, hub_id in HUB_IDS.items():
+        out[key] = root / key
+        subprocess.run([sys.executable, "-c", script, str(model_kit[key]), str(out[key]), hub_id,
+                        str(root / "hub-cache")], check=True, env=env, cwd=REPO, capture_output=True)
+    return out
 
 
 @pytest.fixture(scope="session")
