@@ -416,7 +416,8 @@ def release_options(options: list[tuple[str, ArgValue]], release: VllmRelease | 
         return options
     out: list[tuple[str, ArgValue]] = []
     for flag, value in options:
-        option = release.option(flag)
+        # a renamed flag keeps its destination (the config field it sets)
+        option = release.option(flag) or release.options.get(flag.lstrip("-").replace("-", "_"))
         if option is not None:
             out.append((flag if flag in option.flags else option.flag, value))
     return out

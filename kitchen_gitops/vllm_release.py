@@ -41,7 +41,10 @@ class VllmOption:
 
     @property
     def flag(self) -> str:
-        """The long spelling that sets the option."""
+        """The long spelling that sets the option: the one named after it, if any."""
+        named = "--" + self.dest.replace("_", "-")
+        if named in self.flags:
+            return named
         long = [f for f in self.flags if f.startswith("--") and not f.startswith("--no-")]
         return (long or list(self.flags))[0]
 

