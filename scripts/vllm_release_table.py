@@ -209,7 +209,7 @@ def _download(release: str, into: Path) -> Path:
 
 
 def read_table(wheel: Path | None = None, release: str | None = None,
-               extra: Sequence[str] = (), argvs: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+               extra: Sequence[str] = EXTRA_PACKAGES, argvs: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
     """The table of the installed vLLM, or of a wheel's (downloaded for ``release``).
     ``extra``: packages the release imports that the installed vLLM no longer needs (0.12
     to 0.28 import ``gguf`` and ``diskcache`` at start-up), installed for this run only,
