@@ -899,7 +899,7 @@ def _vllm_releases(catalog: Catalog) -> list[Finding]:
         if vllm_release.release(version) is None:
             out.append(Finding(
                 "catalog.vllm-release", Severity.ERROR,
-                f"environment {name} declares vLLM {visible(version)}, a release kitchen has no parser table for",
+                f"environment {name} declares vLLM '{visible(version)}', a release kitchen has no parser table for",
                 catalog.location("Environment", name, ("images", "vllm_version"), value=True),
                 expected="one of " + ", ".join(known) + " (docs/compatibility.md)"))
     return out
