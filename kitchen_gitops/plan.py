@@ -538,11 +538,13 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
             if problem.index >= boundary:
                 location = catalog.location("Environment", env.name,
                                             ("serving", "vllm", "extra_args", problem.index - boundary), value=True)
+                what = f"the extra_args of {env.name}"
             else:
                 location = catalog.location("Environment", env.name, ("images", "vllm_version"), value=True)
+                what = f"the arguments of {svc.namespace}/{svc.name} in {env.name}"
             finding = Finding(
                 "plan.vllm-args", Severity.ERROR,
-                f"vLLM {release.release} would refuse the arguments of {svc.name} in {env.name}: {problem.message}",
+                f"vLLM {release.release} would refuse {what}: {problem.message}",
                 location, resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=problem.expected, actual=problem.flag, environment=env.name,
                 subject=f"Environment/{env.name}")
