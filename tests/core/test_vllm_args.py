@@ -88,6 +88,42 @@ def test_rendered_args_accepted_by_vllm(catalog: str, tmp_path: Path, tiny_model
         assert [m.name for m in modules] == [m["name"] for m in map(_json, args) if m], name
 
 
+GOLDEN_CASES = ["minimal", "edge", *sorted(p.name for p in CASES.glob("vllm-*"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_every_golden_case_moved_to_the_installed_release(case: str, tmp_path: Path) -> None:
+    """Each golden case declaring the installed release instead: where kitchen renders it,
+    the installed parser accepts every command line; where kitchen refuses it (a flag of
+    an older release in extra_args), the installed parser refuses it too."""
+    from kitchen_gitops import pipeline
+
+    root = copy_catalog(CASES / case, tmp_path / "repo")
+    env = root / "environments" / "dev.yaml"
+    text = env.read_text()
+    declared = next(line.split(":", 1)[1].strip() for line in text.splitlines() if "vllm_version:" in line)
+    env.write_text(text.replace(f"vllm_version: {declared}", f"vllm_version: {_installed_release()}"))
+    outcome = pipeline.plan(root)
+    refused = [f for f in outcome.findings if f.rule_id == "plan.vllm-args"]
+    assert {f.rule_id for f in outcome.findings} <= {"plan.vllm-args"}
+    argvs = [["--port=8080", *svc.args] for svc in outcome.plans["dev"].services]
+    assert argvs
+    answers = []
+    for argv in argvs:
+        try:
+            _parser().parse_args(argv)
+        except (ValueError, TypeError) as exc:
+            answers.append(str(exc))
+        else:
+            answers.append("")
+    if refused:
+        assert all(answers), f"kitchen refuses {[f.message for f in refused]}, vLLM accepts"
+    else:
+        assert not any(answers), answers
+        assert rendered_command_lines(root)
+
+
 def _json(arg: str) -> dict[str, Any] | None:
     import json
 
