@@ -20,6 +20,13 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+# Flags the parser accepts that kitchen refuses: what they would set is out of sight of the
+# checks and policies that read the command line.
+UNCHECKABLE = {
+    "--config": "--config reads more arguments from a file in the image, which kitchen cannot check: "
+                "write them in extra_args",
+}
+
 # vLLM's human_readable_int: 1k = 1000, 1K = 1024, also M, G, T and decimals ("25.6k").
 _HUMAN_INT = re.compile(r"^\d+(\.\d+)?[kKmMgGtT]$")
 
@@ -125,7 +132,14 @@ class VllmRelease:
                 i += 1
                 continue
             name, eq, inline = token.partition("=")
+            if name == "--":
+                problems.append(ArgProblem(i, name, "'--' ends the options: vLLM would read what follows as the model",
+                                           "flags only"))
+                i += 1
+                continue
             option = self.option(name)
+            if option is not None and option.flag in UNCHECKABLE:
+                problems.append(ArgProblem(i, name, UNCHECKABLE[option.flag], "flags kitchen can read"))
             if option is None and not name.startswith("--") and len(name) > 2:  # -O3: a short flag and its value
                 option = self.by_flag.get(name[:2])
                 if option is not None and option.takes_value:

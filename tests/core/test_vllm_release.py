@@ -70,6 +70,8 @@ def test_ranks_round_to_what_the_release_accepts() -> None:
     (["--max-lora-rank=24"], "--max-lora-rank: invalid value '24'"),
     (["stray"], "unexpected value 'stray': no flag takes it"),
     (["-O3"], "vLLM 0.32.0 has no flag -O3"),
+    (["--config", "/etc/more.yaml"], "--config reads more arguments from a file in the image"),
+    (["--"], "'--' ends the options"),
 ])
 def test_check_refuses_what_the_parser_would(argv: list[str], message: str) -> None:
     found = _problems(NEW, argv)
