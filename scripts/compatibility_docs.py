@@ -79,10 +79,10 @@ def _changes(tables: dict[str, VllmRelease]) -> list[str]:
             if related_added:
                 parts.append("added " + ", ".join(f"`{f}`" for f in related_added))
             parts += [f"default {m}" for m in moved]
-            parts += [f"`{table.options[d].flag}` also spelled "
-                      + ", ".join(f"`{f}`" for f in sorted(set(table.options[d].flags) - set(previous.options[d].flags)))
-                      for d in sorted(set(table.options) & set(previous.options))
-                      if _related(d) and set(table.options[d].flags) - set(previous.options[d].flags)]
+            for d in sorted(set(table.options) & set(previous.options)):
+                spelled = sorted(set(table.options[d].flags) - set(previous.options[d].flags))
+                if _related(d) and spelled:
+                    parts.append(f"`{table.options[d].flag}` also spelled " + ", ".join(f"`{f}`" for f in spelled))
             parts.append(f"{len(added)} options added, {len(removed)} removed in all")
             out.append(f"- **{previous.release} → {table.release}**: " + "; ".join(parts))
         previous = table
