@@ -376,6 +376,7 @@ class EnvironmentPlan:
         env = self.environment
         return {
             "environment": env.name,
+            "vllm_release": env.images.vllm_version,  # the arguments are written for it
             "gpu": {"product": env.cluster.gpu.product, "memory_gib": env.cluster.gpu.memory_gib,
                     "total": env.cluster.gpu.total},
             "gpus_planned": sum(s.gpus for s in self.services),
