@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,14 +40,17 @@ def stock_adapters(model_kit: dict[str, Any], tmp_path_factory: pytest.TempPathF
         "import sys; from pathlib import Path\n"
         "from tests.support.tiny_model import build_stock_peft_adapter\n"
         "base, out, hub_id, cache = sys.argv[1:]\n"
-        "build_stock_peft_adapter(Path(base), Path(out), hub_id=hub_id, cache_dir=Path(cache))\n"
+        "build_stock_peft_adapter(Path(base), Path(out), hub_id=hub_id or None, cache_dir=Path(cache))\n"
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
+    # "local": the base loaded from a folder named as on the hub (PEFT records the path)
+    local = root / "models" / HUB_IDS["base"].split("/")[1]
+    shutil.copytree(model_kit["base"], local)
     out = {}
-    for key, hub_id in HUB_IDS.items():
+    for key, base, hub_id in [*((k, model_kit[k], h) for k, h in HUB_IDS.items()), ("local", local, "")]:
         out[key] = root / key
-        subprocess.run([sys.executable, "-c", script, str(model_kit[key]), str(out[key]), hub_id,
-                        str(root / "hub-cache")], check=True, env=env, cwd=REPO, capture_output=True)
+        subprocess.run([sys.executable, "-c", script, str(base), str(out[key]), hub_id, str(root / "hub-cache")],
+                       check=True, env=env, cwd=REPO, capture_output=True)
     return out
 
 

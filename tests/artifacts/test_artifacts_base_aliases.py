@@ -54,6 +54,19 @@ def test_stock_adapter_passes_with_alias(tmp_path: Path, s3_credentials: Seaweed
     assert (rc, found) == (0, [])
 
 
+def test_adapter_saved_from_a_local_folder_passes_with_alias(
+        tmp_path: Path, s3_credentials: SeaweedS3, model_kit: dict[str, Any], stock_adapters: dict[str, Path],
+        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+    """PEFT records the folder the base was loaded from; its last component is the alias's."""
+    named = json.loads((stock_adapters["local"] / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert named.startswith("/") and named.endswith("/" + HUB_IDS["base"].split("/")[1])
+    repo = _repo(tmp_path, s3_credentials, model_kit, request, aliases=(HUB_IDS["base"],))
+    repo.add_flavor(FlavorSpec("faq", stock_adapters["local"]))
+    repo.finish()
+    rc, found = _verify(repo, capsys)
+    assert (rc, found) == (0, [])
+
+
 def test_stock_adapter_without_alias_warns(tmp_path: Path, s3_credentials: SeaweedS3, model_kit: dict[str, Any],
                                            stock_adapters: dict[str, Path], request: pytest.FixtureRequest,
                                            capsys: pytest.CaptureFixture[str]) -> None:

@@ -335,17 +335,18 @@ def build_stock_peft_adapter(
     base_dir: str | Path,
     out_dir: str | Path,
     *,
-    hub_id: str,
-    cache_dir: str | Path,
+    hub_id: str | None = None,
+    cache_dir: str | Path | None = None,
     rank: int = 8,
     alpha: int = 16,
     target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
     seed: int = 1,
 ) -> Path:
     """An adapter exactly as a team gets it from PEFT: the base loaded by its hub id (from
-    a hub cache laid out locally), ``get_peft_model`` with PEFT's own initialisation, and
-    ``save_pretrained`` — ``adapter_config.json`` untouched, so ``base_model_name_or_path``
-    is the hub id PEFT recorded."""
+    a hub cache laid out locally in ``cache_dir``) or, without ``hub_id``, from the folder
+    ``base_dir``; ``get_peft_model`` with PEFT's own initialisation, and ``save_pretrained``
+    — ``adapter_config.json`` untouched, so ``base_model_name_or_path`` is the hub id or the
+    local path PEFT recorded."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -353,9 +354,13 @@ def build_stock_peft_adapter(
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
-    hub_cache(base_dir, cache_dir, hub_id)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(hub_id, cache_dir=str(cache_dir), local_files_only=True)
+    if hub_id is not None:
+        assert cache_dir is not None, "a hub id is resolved from a hub cache"
+        hub_cache(base_dir, cache_dir, hub_id)
+        model = AutoModelForCausalLM.from_pretrained(hub_id, cache_dir=str(cache_dir), local_files_only=True)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True)
     config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0,
                         task_type="CAUSAL_LM")
     get_peft_model(model, config).save_pretrained(str(out))
