@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import vllm_release
 from .escape import visible
 from .evaluation import DATASET_DIR, DATASET_SUFFIX, MAX_REPOSITORY_DATASET_BYTES, METRICS, parse_dataset
 from .findings import Finding, Location, Severity
@@ -55,6 +56,9 @@ RESOURCE_NAME = re.compile(r"(?:[a-z0-9]([-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9]([-a-z
 ENDPOINT = re.compile(r"(?:https?://)?(?P<host>[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
                       r"(?::(?P<port>[0-9]{1,5}))?/?")
 S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# A model's name upstream: a hub id (org/name) or a bare name, as PEFT writes it into an
+# adapter's base_model_name_or_path.
+MODEL_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?")
 # One segment of a storage path: printable, no separator, no backslash, not . or ..
 PATH_SEGMENT = re.compile(r"[^/\\\x00-\x1f\x7f]+")
 
@@ -200,6 +204,22 @@ def _date(value: Any) -> Any:
     return value
 
 
+def _model_alias(value: str) -> str:
+    if not MODEL_ALIAS.fullmatch(value):
+        raise ValueError(f"'{visible(value)}' is not a model name as a hub writes it "
+                         "(name or org/name: letters, digits, '.', '_', '-')")
+    return value
+
+
+def _unique(values: list[str]) -> list[str]:
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"'{visible(value)}' is listed twice")
+        seen.add(value)
+    return values
+
+
 def _one_line(value: str) -> str:
     if "\n" in value or "\t" in value or "\r" in value:
         raise ValueError(f"'{visible(value)}' must be one line (no line break or tab)")
@@ -256,6 +276,7 @@ ResourceName = Annotated[str, AfterValidator(_resource_name)]
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
+ModelAlias = Annotated[str, AfterValidator(_model_alias)]
 
 
 class Strict(BaseModel):
@@ -347,6 +368,9 @@ class Base(Strict):
     description: str | None = None
     source: PvcUri
     served_model_name: Name | None = None
+    # the names it is known by upstream (meta-llama/Llama-3.1-8B-Instruct): what a PEFT
+    # adapter trained on it writes as base_model_name_or_path
+    aliases: Annotated[list[ModelAlias], AfterValidator(_unique)] = Field(default_factory=list, max_length=32)
     license: License
     architecture: Architecture
     trust_remote_code: bool = False
@@ -587,7 +611,8 @@ class Storage(Strict):
 
 
 class VllmDefaults(Strict):
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    # the declared release's default where not given (0.9 up to vLLM 0.2x, 0.92 since), written out
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     max_model_len: int = Field(gt=0, le=1 << 30)
     max_loras: int = Field(default=4, gt=0, le=4096, description="LoRA slots per batch (budget)")
     max_cpu_loras: int | None = Field(default=None, gt=0, le=MAX_COUNT)
@@ -956,7 +981,23 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
     findings.extend(_cross_references(catalog))
     findings.extend(_cluster_safety(catalog))
     findings.extend(_evaluation_sets(catalog))
+    findings.extend(_vllm_releases(catalog))
     return catalog, findings
+
+
+def _vllm_releases(catalog: Catalog) -> list[Finding]:
+    """Each environment's image runs a vLLM release whose command line kitchen knows."""
+    out: list[Finding] = []
+    known = vllm_release.supported()
+    for name, env in catalog.environments.items():
+        version = env.images.vllm_version
+        if vllm_release.release(version) is None:
+            out.append(Finding(
+                "catalog.vllm-release", Severity.ERROR,
+                f"environment {name} declares vLLM '{visible(version)}', a release kitchen has no parser table for",
+                catalog.location("Environment", name, ("images", "vllm_version"), value=True),
+                expected="one of " + ", ".join(known) + " (docs/compatibility.md)"))
+    return out
 
 
 def _cross_references(catalog: Catalog) -> list[Finding]:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import vllm_release
 from .findings import Finding, Location, ResourceRef, Severity
 from .model import (
     LLMISVC_CONTROLLER_FLAGS,
@@ -23,6 +24,7 @@ from .model import (
     Gpu,
     Tenant,
 )
+from .vllm_release import VllmRelease
 
 # The port vLLM serves on inside the predictor (probes, scrape target, network policies).
 PREDICTOR_PORT = 8080
@@ -83,12 +85,32 @@ LLMISVC_PORT = 8000
 OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
 
 
-def round_lora_rank(rank: int) -> int:
-    """The smallest rank vLLM accepts that is at least ``rank``."""
-    for allowed in VLLM_LORA_RANKS:
+# vLLM's --gpu-memory-utilization where neither the environment nor a release table says
+FALLBACK_MEMORY_UTILIZATION = 0.9
+
+
+def round_lora_rank(rank: int, ranks: tuple[int, ...] = VLLM_LORA_RANKS) -> int:
+    """The smallest rank vLLM (the release that reads ``ranks``) accepts that is at least ``rank``."""
+    for allowed in ranks:
         if allowed >= rank:
             return allowed
-    raise ValueError(f"rank {rank} exceeds vLLM's largest --max-lora-rank {VLLM_LORA_RANKS[-1]}")
+    raise ValueError(f"rank {rank} exceeds vLLM's largest --max-lora-rank {ranks[-1]}")
+
+
+def environment_release(env: Environment) -> VllmRelease | None:
+    """The release the environment's image runs (None: one kitchen has no table for, which
+    validation reports)."""
+    return vllm_release.release(env.images.vllm_version)
+
+
+def memory_utilization(env: Environment) -> float:
+    """``--gpu-memory-utilization``: the environment's, else the declared release's default."""
+    declared = env.serving.vllm.gpu_memory_utilization
+    if declared is not None:
+        return declared
+    release = environment_release(env)
+    default = release.default("gpu_memory_utilization") if release is not None else None
+    return float(default) if isinstance(default, int | float) else FALLBACK_MEMORY_UTILIZATION
 
 
 @dataclass(frozen=True)
@@ -192,7 +214,7 @@ def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_r
     vllm = env.serving.vllm
     per_gpu = cuda_memory_gib(gpu)
     total = per_gpu * tp
-    usable = total * vllm.gpu_memory_utilization
+    usable = total * memory_utilization(env)
     rope = arch.max_position_embeddings * arch.head_dim * nbytes * tp
     weights = (arch.parameters_billions * 1e9 * nbytes + rope) / GIB
     slot = LORA_ALLOCATION_FACTOR * lora_slot_bytes(arch, max_rank, nbytes) / GIB
@@ -398,6 +420,7 @@ class EnvironmentPlan:
         env = self.environment
         return {
             "environment": env.name,
+            "vllm_release": env.images.vllm_version,  # the arguments are written for it
             "gpu": {"product": env.cluster.gpu.product, "memory_gib": env.cluster.gpu.memory_gib,
                     "total": env.cluster.gpu.total},
             "gpus_planned": sum(s.gpus for s in self.services),
@@ -430,10 +453,26 @@ def _choose_tp(base: Base, env: Environment, max_loras: int, max_rank: int,
     return tp, estimate_memory(base, env, tp, max_loras, max_rank, max_model_len)
 
 
+def release_options(options: list[tuple[str, ArgValue]], release: VllmRelease | None) -> list[tuple[str, ArgValue]]:
+    """The options the declared release reads: each under the spelling that release's parser
+    knows it by (vLLM renames keep the old spelling as an alias or drop it), an option the
+    release lacks left out — vLLM's own behaviour then applies."""
+    if release is None:
+        return options
+    out: list[tuple[str, ArgValue]] = []
+    for flag, value in options:
+        # a renamed flag keeps its destination (the config field it sets)
+        option = release.option(flag) or release.options.get(flag.lstrip("-").replace("-", "_"))
+        if option is not None:
+            out.append((flag if flag in option.flags else option.flag, value))
+    return out
+
+
 def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Flavor],
                  replicas: int, aliases: dict[str, str] | None = None) -> ServicePlan:
     """``aliases``: alias name → the ``name@version`` of one of ``flavors`` it serves."""
     vllm = env.serving.vllm
+    release = environment_release(env)
     flavors = sorted(flavors, key=lambda f: (f.name, f.version))
     modules = tuple(LoraModule(f.served_name, f"{ADAPTER_MOUNT}/{f.served_name}", f.source, f)
                     for f in flavors)
@@ -442,7 +481,8 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
                           for a, ref in sorted((aliases or {}).items()) if ref in by_ref)
     # vLLM loads an alias as an adapter of its own (its own id, slot and cache entries)
     names = len(modules) + len(alias_modules)
-    max_rank = round_lora_rank(max((f.rank for f in flavors), default=1))
+    max_rank = round_lora_rank(max((f.rank for f in flavors), default=1),
+                               release.lora_ranks if release is not None else VLLM_LORA_RANKS)
     max_loras = max(1, min(names, vllm.max_loras))
     max_cpu_loras = max(max_loras, names, vllm.max_cpu_loras or 0)
     max_model_len = min(vllm.max_model_len, base.architecture.max_position_embeddings)
@@ -454,7 +494,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         ("--dtype", base.architecture.torch_dtype),
         ("--max-model-len", str(max_model_len)),
         ("--tensor-parallel-size", str(tp)),
-        ("--gpu-memory-utilization", str(vllm.gpu_memory_utilization)),
+        ("--gpu-memory-utilization", str(memory_utilization(env))),
         ("--max-num-seqs", str(vllm.max_num_seqs)),
     ]
     if vllm.max_num_batched_tokens is not None:
@@ -462,6 +502,8 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
     if base.trust_remote_code:
         options.append(("--trust-remote-code", None))
     if modules:
+        # --max-loras and --max-lora-rank always written: KServe passes neither unless the
+        # spec sets it, and the release's defaults (1 and 16) would apply
         options += [
             ("--enable-lora", None),
             ("--max-loras", str(max_loras)),
@@ -474,7 +516,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         namespace=tenant.ns, served_model_name=served, max_loras=max_loras, max_lora_rank=max_rank,
         max_cpu_loras=max_cpu_loras, max_model_len=max_model_len, tensor_parallel_size=tp,
         replicas=replicas, memory=memory, lora_modules=modules,
-        vllm=VllmArgs(tuple(options), tuple(vllm.extra_args)),
+        vllm=VllmArgs(tuple(release_options(options, release)), tuple(vllm.extra_args)),
         env_vars=OFFLINE_ENV, aliases=alias_modules,
     )
 
@@ -503,8 +545,9 @@ def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
 
 
 def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
-    """What the plan itself can tell: a replica that does not fit its GPUs."""
-    out = []
+    """What the plan itself can tell: a command line the declared vLLM would refuse, a
+    replica that does not fit its GPUs."""
+    out = vllm_args_findings(catalog, plan)
     env = plan.environment
     for svc in plan.services:
         if not svc.memory.fits:
@@ -555,6 +598,42 @@ def _evaluation_sets_size(catalog: Catalog, plan: EnvironmentPlan) -> list[Findi
         expected=f"at most {MAX_CONFIGMAP_SETS_BYTES >> 10} KiB of sets in the repository per environment; "
                  "move large sets to S3 (evaluation.dataset.uri)",
         environment=plan.environment.name, subject=f"Flavor/{ref}")]
+
+
+def runtime_args() -> tuple[str, ...]:
+    """What the ServingRuntime's container passes before the InferenceService's arguments."""
+    return (f"--port={PREDICTOR_PORT}",)
+
+
+def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
+    """Each InferenceService's whole command line (the runtime's, the computed arguments,
+    the environment's ``extra_args``) read by the declared release's parser: a problem in
+    ``extra_args`` is reported at its entry, once per environment; one in the computed
+    arguments at the environment's vllm_version (kitchen computed them for that release)."""
+    env = plan.environment
+    release = environment_release(env)
+    if release is None:
+        return []
+    out: dict[tuple[str, str], Finding] = {}
+    for svc in plan.services:
+        argv = [*runtime_args(), *svc.args]
+        boundary = len(argv) - len(svc.vllm.extra)
+        for problem in release.check(argv, boundary):
+            if problem.index >= boundary:
+                location = catalog.location("Environment", env.name,
+                                            ("serving", "vllm", "extra_args", problem.index - boundary), value=True)
+                what = f"the extra_args of {env.name}"
+            else:
+                location = catalog.location("Environment", env.name, ("images", "vllm_version"), value=True)
+                what = f"the arguments of {svc.namespace}/{svc.name} in {env.name}"
+            finding = Finding(
+                "plan.vllm-args", Severity.ERROR,
+                f"vLLM {release.release} would refuse {what}: {problem.message}",
+                location, resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
+                expected=problem.expected, actual=problem.flag, environment=env.name,
+                subject=f"Environment/{env.name}")
+            out.setdefault((str(location), problem.message), finding)
+    return list(out.values())
 
 
 def _tenant_env_location(catalog: Catalog, tenant: Tenant, env_name: str) -> Location:

@@ -133,6 +133,9 @@ _rule("catalog.rbac-subject", "Access group refused", E,
       "Access groups name groups of people: not system:authenticated, system:unauthenticated, a wildcard, or "
       "service accounts of other namespaces.")
 
+_rule("catalog.vllm-release", "Unsupported vLLM release", E,
+      "An environment's images.vllm_version is a release kitchen has a parser table for "
+      "(kitchen_gitops/data/vllm, docs/compatibility.md): the arguments are rendered for that release.")
 # ---------------------------------------------------------------- evaluation sets
 _rule("evaluation.unknown-metric", "Evaluation metric unknown", E,
       "A flavor with an evaluation set scores it on a metric kitchen computes: exact_match, contains, regex, "
@@ -156,6 +159,9 @@ _rule("evaluation.dataset-too-large", "Evaluation set too large", E,
       "in S3 at most 16 MiB; at most 10,000 records.")
 
 # ---------------------------------------------------------------- plan and render
+_rule("plan.vllm-args", "vLLM would refuse the command line", E,
+      "Every rendered vLLM argument, the environment's extra_args included, is one the declared release's "
+      "parser accepts: a flag it has (written in full), a value of its type and among its choices.")
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
       "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
       "memory of one replica.")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..escape import visible
 from ..findings import Finding, Location, Severity
 from ..model import Architecture, Base, Catalog, Flavor
 from .digest import Digest
@@ -179,11 +180,13 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
     cfg_path: PathKey = ("files", "adapter_config.json")
     model_path: PathKey = ("files", "adapter_model.safetensors")
     rank: int | None = None
+    other_base: str | None = None  # what base_model_name_or_path names, if not this base
     if config is not None:
         cfg = c.json_file("adapter_config.json", config, cfg_path,
                           "artifacts.adapter-config-invalid")
         if cfg is not None:
-            rank = _check_adapter_config(c, cfg, flavor, base)
+            rank, other_base = _check_adapter_config(c, cfg, flavor, base)
+    fits: bool | None = None  # the tensors fit the base; None: not read
     if model is not None:
         header = c.safetensors("adapter_model.safetensors", model, model_path)
         if header is not None and base is not None:
@@ -194,6 +197,7 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
                       f"({len(header.tensors)} tensors, none named *.lora_A/*.lora_B)",
                       model_path, "a PEFT LoRA adapter")
             problems = shape_problems(tensors, base.architecture, rank)
+            fits = bool(tensors) and not problems
             if problems:
                 arch = base.architecture
                 c.add("artifacts.adapter-shape",
@@ -202,11 +206,56 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
                       f"[{len(problems)} of {len(tensors)} LoRA tensors]; the adapter was "
                       "trained for another base",
                       ("base",), f"LoRA matrices shaped for {base.ref}", value=False)
+    if base is not None and other_base is not None:
+        _report_other_base(c, base, other_base, fits)
     return c.findings
 
 
+def _is_local_path(named: str) -> bool:
+    """A path on the machine that trained the adapter, not a hub id (org/name)."""
+    return named.startswith(("/", ".", "~")) or "\\" in named or named.count("/") > 1
+
+
+def _final_component(named: str) -> str:
+    return named.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def names_base(named: str, base: Base) -> bool:
+    """Does ``base_model_name_or_path`` name this base?  Its catalog name (or name@version,
+    served name), a name it is known by upstream (``aliases``), or a local path whose last
+    component is one of those (``/models/Llama-3.1-8B-Instruct``); a hub id of another
+    organisation with the same last component is another model."""
+    own = {base.name, base.serve_name, base.ref}
+    if named in own or named in base.aliases:
+        return True
+    if _is_local_path(named):
+        last = _final_component(named)
+        return last in own or last in {_final_component(a) for a in base.aliases}
+    return False
+
+
+def _report_other_base(c: Checker, base: Base, named: str, fits: bool | None) -> None:
+    """An adapter that names another base: a warning when its tensors fit this base (a
+    name the catalog does not list, e.g. a mirror's), an error when they do not or could
+    not be read."""
+    known = ", ".join([base.name, *base.aliases])
+    if fits:
+        c.add("artifacts.base-mismatch",
+              f"{c.uri}adapter_config.json names base '{named}', which is neither {base.ref} nor one of its "
+              f"aliases ({known}); its tensor shapes fit {base.ref}", ("base",),
+              f"base_model_name_or_path naming {base.name}, or '{named}' among the aliases of {base.ref}",
+              severity=Severity.WARNING, value=False)
+    else:
+        c.add("artifacts.base-mismatch",
+              f"{c.uri}adapter_config.json was trained on '{named}', the catalog pairs it with base {base.ref} "
+              f"(known as {known})" + ("" if fits is False else "; its tensors could not be read to prove it fits"),
+              ("base",), f"an adapter trained on {base.ref}", value=False)
+
+
 def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
-                          base: Base | None) -> int | None:
+                          base: Base | None) -> tuple[int | None, str | None]:
+    """The adapter's rank (None: per-module ranks or unreadable) and the base it names
+    where that is not ``base``."""
     cfg_path: PathKey = ("files", "adapter_config.json")
     name = f"{c.uri}adapter_config.json"
     peft_type = cfg.get("peft_type")
@@ -219,6 +268,7 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
               "vLLM does not serve", cfg_path, "a plain LoRA adapter")
     r = cfg.get("r")
     rank: int | None = None
+    other_base: str | None = None
     if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
         c.add("artifacts.adapter-config-invalid", f"{name}: r is {r!r}, not a positive integer",
               cfg_path, "r: the LoRA rank")
@@ -237,16 +287,13 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
               f"the catalog declares alpha {flavor.alpha:g}, {name} has lora_alpha {alpha:g}",
               ("alpha",), f"alpha: {alpha:g}", severity=Severity.WARNING)
     if base is not None:
-        accepted = {base.name, base.serve_name, base.ref}
         named = cfg.get("base_model_name_or_path")
         if not named:
             c.add("artifacts.base-mismatch", f"{name} does not name the base it was trained on",
                   ("base",), f"base_model_name_or_path: {base.name}", severity=Severity.WARNING,
                   value=False)
-        elif str(named) not in accepted:
-            c.add("artifacts.base-mismatch",
-                  f"{name} was trained on '{named}', the catalog pairs it with base {base.ref}",
-                  ("base",), f"base_model_name_or_path: {base.name}", value=False)
+        elif not names_base(str(named), base):
+            other_base = visible(str(named))
     targets = cfg.get("target_modules")
     if isinstance(targets, str):
         targets = None if targets == "all-linear" or not targets.isidentifier() else [targets]
@@ -266,7 +313,7 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
                       f"{name} targets {', '.join(unknown)}, which base {base.ref} "
                       f"({base.architecture.model_type}) does not have", ("target_modules",),
                       f"modules of {base.ref}: {', '.join(sorted(known))}", value=False)
-    return rank
+    return rank, other_base
 
 
 # ---------------------------------------------------------------- bases

@@ -125,7 +125,7 @@ class ArtifactRepo:
     def mirror(self) -> Path:
         return self.root / "mirror"
 
-    def add_base(self, name: str, version: str, local: Path) -> None:
+    def add_base(self, name: str, version: str, local: Path, aliases: tuple[str, ...] = ()) -> None:
         target = self.mirror / "models" / name / version
         shutil.copytree(local, target)
         self.bases[f"{name}@{version}"] = target
@@ -136,6 +136,7 @@ class ArtifactRepo:
             f"name: {name}",
             f'version: "{version}"',
             f"source: pvc://models/{name}/{version}/",
+            *([f"aliases: [{', '.join(aliases)}]"] if aliases else []),
             "license:",
             "  id: apache-2.0",
             architecture_yaml(target),

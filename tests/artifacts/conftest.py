@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.artifacts.artifact_case import OTHER_BUCKET_READER, ArtifactRepo, ensure_bucket
+from tests.conftest import REPO
 from tests.support.s3_server import SeaweedS3
 
 
@@ -19,6 +24,34 @@ def model_kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.support.tiny_model import build_kit
 
     return build_kit(tmp_path_factory.mktemp("artifact-kit"))
+
+
+# hub ids the stock PEFT adapters record, one per base of the kit
+HUB_IDS = {"base": "KitchenTest/Tiny-Llama-Instruct", "small_base": "KitchenTest/Tiny-Llama-Small-Instruct"}
+
+
+@pytest.fixture(scope="session")
+def stock_adapters(model_kit: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One adapter per base of the kit as PEFT saves it after loading the base by its hub
+    id: built in a child process with HF_HUB_OFFLINE=1, which the hub client reads once at
+    import (PEFT asks the hub for the base's config while saving)."""
+    root = tmp_path_factory.mktemp("stock-peft")
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from tests.support.tiny_model import build_stock_peft_adapter\n"
+        "base, out, hub_id, cache = sys.argv[1:]\n"
+        "build_stock_peft_adapter(Path(base), Path(out), hub_id=hub_id or None, cache_dir=Path(cache))\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
+    # "local": the base loaded from a folder named as on the hub (PEFT records the path)
+    local = root / "models" / HUB_IDS["base"].split("/")[1]
+    shutil.copytree(model_kit["base"], local)
+    out = {}
+    for key, base, hub_id in [*((k, model_kit[k], h) for k, h in HUB_IDS.items()), ("local", local, "")]:
+        out[key] = root / key
+        subprocess.run([sys.executable, "-c", script, str(base), str(out[key]), hub_id, str(root / "hub-cache")],
+                       check=True, env=env, cwd=REPO, capture_output=True)
+    return out
 
 
 @pytest.fixture(scope="session")

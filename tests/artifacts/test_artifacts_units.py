@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from kitchen_gitops.artifacts.coherence import LoraTensor, shape_problems
+from kitchen_gitops.artifacts.coherence import LoraTensor, names_base, shape_problems
 from kitchen_gitops.artifacts.digest import Head, digest_chunks, digest_file
 from kitchen_gitops.artifacts.safetensors import SafetensorsError, parse_header, read_header
-from kitchen_gitops.model import Architecture
+from kitchen_gitops.model import Architecture, Base
 
 
 def st_bytes(tensors: dict[str, tuple[str, list[int]]], *, pad: int = 0,
@@ -137,3 +140,43 @@ def test_shape_rules(tensor: LoraTensor, problem: str | None) -> None:
     else:
         (p,) = problems
         assert problem in p
+
+
+def _base(aliases: list[str]) -> Base:
+    from tests.conftest import CASES
+
+    data = yaml.safe_load((CASES / "minimal" / "catalog" / "bases" / "tiny-base.yaml").read_text())
+    data["aliases"] = aliases
+    return Base.model_validate(data)
+
+
+@pytest.mark.parametrize(("named", "fits"), [
+    ("tiny-base", True),  # the catalog's own names
+    ("tiny-base@1.0", True),
+    ("Org/Tiny-Base-Instruct", True),  # an alias
+    ("Tiny-Base-Instruct", True),  # a bare alias
+    ("/data/models/Tiny-Base-Instruct", True),  # a local path ending in an alias's last component
+    ("/data/models/Tiny-Base-Instruct/", True),
+    ("./tiny-base", True),  # ... or in the base's name
+    ("~/checkpoints/tiny-base", True),
+    ("C:\\models\\Tiny-Base-Instruct", True),
+    ("cache/models/Tiny-Base-Instruct", True),  # more than one slash: not a hub id
+    ("Someone/Tiny-Base-Instruct", False),  # another organisation's model of the same name
+    ("org/tiny-base-instruct", False),  # case counts
+    ("/data/models/Other-Base", False),
+    ("/data/models/Tiny-Base-Instruct/checkpoint-500", False),
+])
+def test_names_base(named: str, fits: bool) -> None:
+    assert names_base(named, _base(["Org/Tiny-Base-Instruct", "Tiny-Base-Instruct"])) is fits
+
+
+@pytest.mark.parametrize(("aliases", "message"), [
+    (["meta llama/x"], "is not a model name as a hub writes it"),
+    (["a/b/c"], "is not a model name as a hub writes it"),
+    (["/abs/path"], "is not a model name as a hub writes it"),
+    (["org/x", "org/x"], "'org/x' is listed twice"),
+    ([f"org/m{i}" for i in range(33)], "at most 32 items"),
+])
+def test_aliases_refused(aliases: list[str], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        _base(aliases)

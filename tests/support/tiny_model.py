@@ -24,6 +24,7 @@ __all__ = [
     "KIT_VERSION",
     "build_kit",
     "build_lora_adapter",
+    "build_stock_peft_adapter",
     "build_tiny_base",
 ]
 
@@ -311,6 +312,58 @@ def build_lora_adapter(
         acfg["target_modules"] = sorted(acfg["target_modules"])
     _canon_json(acfg_path, acfg)
     (out / "README.md").unlink(missing_ok=True)
+    return out
+
+
+def hub_cache(base_dir: str | Path, cache_dir: str | Path, hub_id: str) -> Path:
+    """Lay the base out as the hub client's cache holds a downloaded model
+    (``models--org--name/snapshots/<commit>/`` and ``refs/main``), so that
+    ``from_pretrained(hub_id, cache_dir=…, local_files_only=True)`` loads it by its hub id
+    without a network."""
+    commit = "0" * 40
+    repo = Path(cache_dir) / ("models--" + hub_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    shutil.copytree(base_dir, snapshot)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def build_stock_peft_adapter(
+    base_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    hub_id: str | None = None,
+    cache_dir: str | Path | None = None,
+    rank: int = 8,
+    alpha: int = 16,
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+    seed: int = 1,
+) -> Path:
+    """An adapter exactly as a team gets it from PEFT: the base loaded by its hub id (from
+    a hub cache laid out locally in ``cache_dir``) or, without ``hub_id``, from the folder
+    ``base_dir``; ``get_peft_model`` with PEFT's own initialisation, and ``save_pretrained``
+    — ``adapter_config.json`` untouched, so ``base_model_name_or_path`` is the hub id or the
+    local path PEFT recorded."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    torch.manual_seed(seed)
+    if hub_id is not None:
+        assert cache_dir is not None, "a hub id is resolved from a hub cache"
+        hub_cache(base_dir, cache_dir, hub_id)
+        model = AutoModelForCausalLM.from_pretrained(hub_id, cache_dir=str(cache_dir), local_files_only=True)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(base_dir), local_files_only=True)
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(target_modules), lora_dropout=0.0,
+                        task_type="CAUSAL_LM")
+    get_peft_model(model, config).save_pretrained(str(out))
     return out
 
 
