@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..findings import Location
 from ..model import Catalog, Expectation
 from ..plan import EnvironmentPlan, ServicePlan
+from ..serving_digest import flavor_digest, service_digest
 
 VERSION = 1
 CONFIGMAP_KEY = "expectations.json"
@@ -56,6 +57,8 @@ class FlavorExpectation(_Model):
     ref: str = ""
     smoke: list[Smoke] = Field(default_factory=list)
     probes: list[str] = Field(default_factory=list)
+    # the flavor digest (serving_digest.flavor_digest): its adapter bytes on its base's bytes
+    digest: str = ""
     source: Source = Source()
 
     @property
@@ -74,6 +77,8 @@ class ServiceExpectation(_Model):
     # the base's vocabulary: the performance load's prompts are random token ids below it
     vocab_size: int | None = Field(default=None, gt=0)
     flavors: list[FlavorExpectation] = Field(default_factory=list)
+    # the service digest (serving_digest.service_digest) of what this service was rendered from
+    serving_digest: str = ""
     source: Source = Source()
 
     @property
@@ -117,6 +122,7 @@ class GpuSpec(_Model):
 class Expectations(_Model):
     version: int = VERSION
     environment: str
+    cluster: str = ""
     services: list[ServiceExpectation] = Field(default_factory=list)
     slo: SloSpec
     load: LoadSpec = LoadSpec()
@@ -157,18 +163,21 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
                          for i, s in enumerate(f.smoke)]
                 known[f.ref] = FlavorExpectation(
                     name=f.name, ref=f.ref, smoke=smoke, probes=list(f.probes),
+                    digest=flavor_digest(f, svc.base),
                     source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
             flavors.append(known[f.ref])
         services.append(ServiceExpectation(
             tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
             vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
+            serving_digest=service_digest(svc),
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
     gpu = env.cluster.gpu
     conf = env.conformance
     return Expectations(
         environment=env.name,
+        cluster=env.cluster.name,
         services=services,
         slo=SloSpec(**env.slo.model_dump(),
                     source=Source.of(catalog.location("Environment", env.name, ("slo",)))),

@@ -287,6 +287,8 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "gate_floors": DataKey("floors", "the minimum gates per environment name (environments), the "
                            "floor of an environment not named (unnamed) and per cluster (clusters)"),
     "waiver_max_days": DataKey("days", "how many days ahead a waiver may expire at most (default 90)"),
+    "evidence_max_age_days": DataKey("days", "how old conformance evidence may be when a flavor version is "
+                                     "promoted with it (default 14)"),
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better) "
                                   "and the floor no flavor's threshold may be below", pattern=_ENV_NAME),
 }
@@ -324,7 +326,8 @@ def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
                           f"{key}.{name}.floor must be a finite number below 1e6 in size")
 
 
-_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards")
+_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards",
+                "promotion_evidence")
 _FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
 FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from")
 
