@@ -30,6 +30,7 @@ import pytest
 from kitchen_gitops.cli import main
 from kitchen_gitops.serving_digest import canonical_json
 from tests.artifacts.artifact_case import ensure_bucket
+from tests.conform.conform_support import new_signing_key
 from tests.conftest import REPO, copy_catalog
 from tests.support.s3_server import SeaweedS3
 from tests.support.vllm_server import VllmServer
@@ -54,8 +55,9 @@ def _staging_bump(root: Path) -> None:
 
 
 def _trust(root: Path, key_pem: Path, environments: str = "[staging]") -> None:
-    out = subprocess.run(["openssl", "pkey", "-in", str(key_pem), "-pubout"], check=True, capture_output=True,
-                         text=True).stdout
+    from kitchen_gitops.evidence import load_signing_key, public_pem
+
+    out = public_pem(load_signing_key(key_pem))
     body = "".join(f"      {line}\n" for line in out.strip().splitlines())
     (root / "policies/evidence-keys.yaml").write_text(
         f"keys:\n  - name: staging-test\n    environments: {environments}\n    public_key: |\n{body}",
@@ -67,7 +69,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The prepared catalog (a Git checkout, committed) and the staging signing key."""
     tmp = tmp_path_factory.mktemp("promotion")
     key = tmp / "signing-key.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    new_signing_key(key)
     repo = copy_catalog(REPO, tmp / "repo")
     _staging_bump(repo)
     _trust(repo, key)

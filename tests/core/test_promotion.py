@@ -4,7 +4,6 @@ keys file, and ``policy.promotion-evidence`` over the example's index (no server
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from kitchen_gitops.evidence import load_trusted_keys
 from kitchen_gitops.pipeline import plan, validate
 from kitchen_gitops.promotion import digest_of, edit_flavor_list
 from kitchen_gitops.serving_digest import FLAVOR_FIELDS, flavor_digest, service_digest
+from tests.conform.conform_support import new_signing_key
 
 # ---------------------------------------------------------------- digests
 
@@ -127,10 +127,7 @@ def test_splice_appends_in_the_list_style() -> None:
 
 
 def _public_pem(tmp_path: Path) -> str:
-    key = tmp_path / "k.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
-    return subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout"], check=True, capture_output=True,
-                          text=True).stdout
+    return new_signing_key(tmp_path / "k.pem")
 
 
 def test_trusted_keys_file(tmp_path: Path) -> None:
