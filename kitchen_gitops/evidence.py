@@ -336,11 +336,13 @@ def read_folder(folder: Path) -> list[tuple[str, bytes]]:
     """Every ``*.json`` file below ``folder`` (its path, its bytes), in name order."""
     if not folder.is_dir():
         raise ConfigError(f"--evidence {folder}: no such folder")
+    from .load import read_regular_file
+
     out = []
     for path in sorted(folder.rglob("*.json")):
         if path.is_file() and not path.is_symlink():
             try:
-                data = path.read_bytes()
+                data = read_regular_file(path, MAX_RECORD_BYTES)  # one byte more is refused
             except OSError as exc:
                 raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
             out.append((str(path), data))
@@ -411,7 +413,12 @@ def download(store: Any, where: S3Location) -> list[tuple[str, bytes]]:
         names = sorted(n for n in store.listing(src) if n.endswith(".json"))
         out = []
         for n in names:
-            out.append((src.uri(n), b"".join(bytes(c) for c in store.chunks(src, n))))
+            data = bytearray()
+            for chunk in store.chunks(src, n):
+                data += chunk
+                if len(data) > MAX_RECORD_BYTES:  # refused by its size: read no further
+                    break
+            out.append((src.uri(n), bytes(data)))
     except ConfigError:
         raise
     except Exception as exc:

@@ -53,6 +53,8 @@ INDEX_FORMAT = "kitchen-evidence-index/1"
 CHECK_RULE = "policy.promotion-evidence"
 MAX_AGE_KEY = "evidence_max_age_days"
 DEFAULT_MAX_AGE_DAYS = 14
+# an entry is a few hundred bytes: room for tens of thousands of flavor versions
+MAX_INDEX_BYTES = 16 << 20
 
 
 def requires_evidence(data: Mapping[str, Any], env: Environment) -> bool:
@@ -102,7 +104,9 @@ def load_index(root: Path, env: str) -> Index:
     if not path.exists() and not path.is_symlink():
         return index
     try:
-        raw = read_regular_file(path)
+        raw = read_regular_file(path, MAX_INDEX_BYTES)
+        if len(raw) > MAX_INDEX_BYTES:
+            raise ValueError(f"larger than {MAX_INDEX_BYTES >> 20} MiB")
         doc = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"{display}: not a readable evidence index ({visible(str(exc))[:200]})") from None
@@ -180,7 +184,13 @@ def entry_problem(index: Index, ref: str, digest: str, source: Environment | Non
     if path is None or not path.is_file() or path.is_symlink():
         return Problem(CHECK_RULE, f"{ref}: the record {visible(str(entry.get('record')))[:120]} that {where} "
                        "names is not a file of its records/ folder", "records/<name>.json beside the index")
-    data = path.read_bytes()
+    from .evidence import MAX_RECORD_BYTES
+    from .load import read_regular_file
+
+    try:
+        data = read_regular_file(path, MAX_RECORD_BYTES)
+    except OSError as exc:
+        return Problem(CHECK_RULE, f"{ref}: cannot read {path.name}: {exc.strerror or exc}", "a readable record")
     if hashlib.sha256(data).hexdigest() != entry.get("record_sha256"):
         return Problem(CHECK_RULE, f"{ref}: {path.name} is not the record {where} pins (sha256 differs)",
                        "the record as promoted")

@@ -221,3 +221,38 @@ def test_promote_needs_a_source_environment(example_repo: Path, capsys: pytest.C
 def test_promote_with_nothing_new_is_exit_0(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["promote", "--root", str(example_repo), "--env", "prod"]) == 0
     assert "nothing to promote" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- the rendered Job
+
+
+def test_the_rendered_job_signs_and_uploads_with_secrets_it_references(example_repo: Path) -> None:
+    import yaml
+
+    job = yaml.safe_load((example_repo / "rendered/staging/kitchen-conformance/job-kitchen-conformance.yaml")
+                         .read_text(encoding="utf-8"))
+    pod = job["spec"]["template"]["spec"]
+    serving = next(c for c in pod["containers"] if c["name"] == "serving")
+    args = serving["args"]
+
+    def arg(flag: str) -> str:
+        return str(args[args.index(flag) + 1])
+
+    assert arg("--evidence-s3") == "s3://kitchen-evidence/staging/"
+    assert arg("--s3-endpoint") == "https://minio.minio-stg.svc:9000"
+    assert arg("--evidence-key") == "/etc/kitchen-evidence-key/signing-key.pem"
+    assert arg("--ca-bundle") == "/etc/kitchen-evidence-ca/cabundle.crt"
+    assert serving["envFrom"] == [{"secretRef": {"name": "kitchen-s3-credentials"}}]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["evidence-key"]["secret"] == {
+        "secretName": "kitchen-evidence-signing-key",
+        "items": [{"key": "signing-key.pem", "path": "signing-key.pem"}]}
+    assert volumes["evidence-ca"]["configMap"] == {"name": "kitchen-internal-ca"}
+    mounts = {m["name"]: m for m in serving["volumeMounts"]}
+    assert mounts["evidence-key"] == {"name": "evidence-key", "mountPath": "/etc/kitchen-evidence-key",
+                                      "readOnly": True}
+    gpu = next(c for c in pod["containers"] if c["name"] == "gpu")
+    assert "envFrom" not in gpu and "evidence-key" not in {m["name"] for m in gpu["volumeMounts"]}
+    # dev speaks plain HTTP to its S3 and has no CA bundle
+    dev = (example_repo / "rendered/dev/kitchen-conformance/job-kitchen-conformance.yaml").read_text(encoding="utf-8")
+    assert '"http://minio.minio-dev.svc:9000"' in dev and "--ca-bundle" not in dev
