@@ -593,12 +593,12 @@ def execute_promote(opts: PromoteOptions) -> Result:
     if env is None:
         raise UsageError(f"unknown environment {opts.environment}; the catalog defines "
                          f"{', '.join(sorted(catalog.environments))}")
-    source = catalog.environments[check_promotable(env)]
+    folder = pipeline.policy_folder(opts.root, None)
+    data = load_library(folder, opts.root).data
+    source = catalog.environments[check_promotable(env, data)]
     unknown = sorted(set(opts.flavors) - {f.name for f in catalog.flavors.values()})
     if unknown:
         raise UsageError(f"--flavor {', '.join(unknown)}: no such flavor in the catalog")
-    folder = pipeline.policy_folder(opts.root, None)
-    data = load_library(folder, opts.root).data
     trusted = load_trusted_keys(folder, opts.root)
     now = opts.now or datetime.now(UTC)
     days = max_age_days(data)

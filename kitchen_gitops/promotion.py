@@ -396,7 +396,14 @@ def record_file_name(record: VerifiedRecord) -> str:
     return f"{record.environment}-{utc_text(record.time).replace('-', '').replace(':', '')}-{record.sha256[:16]}.json"
 
 
-def check_promotable(env: Environment) -> str:
+def check_promotable(env: Environment, data: Mapping[str, Any]) -> str:
+    """The environment ``env`` promotes from: its ``promotes_from``, which must be the one its
+    floors in ``policies/data.yaml`` name (an environment file cannot choose its evidence)."""
+    floors = [f["promotes_from"] for f in floors_of(data, env.name, env.cluster.name) if "promotes_from" in f]
     if not env.promotes_from:
         raise UsageError(f"environment {env.name} promotes from no environment (promotes_from is not set)")
+    if any(f != env.promotes_from for f in floors):
+        raise ConfigError(f"environment {env.name} promotes from {env.promotes_from}, but its floor in "
+                          f"policies/data.yaml says {', '.join(sorted({str(f) for f in floors}))} "
+                          "(policy.gate-floor): no evidence is looked for")
     return env.promotes_from

@@ -256,3 +256,11 @@ def test_the_rendered_job_signs_and_uploads_with_secrets_it_references(example_r
     # dev speaks plain HTTP to its S3 and has no CA bundle
     dev = (example_repo / "rendered/dev/kitchen-conformance/job-kitchen-conformance.yaml").read_text(encoding="utf-8")
     assert '"http://minio.minio-dev.svc:9000"' in dev and "--ca-bundle" not in dev
+
+
+def test_promote_takes_the_source_the_floor_names(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = example_repo / "environments/prod.yaml"
+    env.write_text(env.read_text(encoding="utf-8").replace("promotes_from: staging", "promotes_from: dev"),
+                   encoding="utf-8")
+    assert main(["promote", "--root", str(example_repo), "--env", "prod"]) == 2
+    assert "but its floor in policies/data.yaml says staging" in capsys.readouterr().err
