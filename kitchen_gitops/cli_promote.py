@@ -62,7 +62,7 @@ def promote(
     """Promote flavor versions into an environment, with signed conformance evidence from the one before."""
     opts = commands.PromoteOptions(root, env, tuple(evidence or ()), from_s3,
                                    commands.S3Options(s3_endpoint, s3_region, ca_bundle, timeout), write,
-                                   tuple(flavor or ()), _now(now), baseline if baseline is not None else "")
+                                   tuple(flavor or ()), _now(now), baseline)
     raise typer.Exit(commands.publish(commands.execute_promote(opts), fmt.value, output=output))
 
 

@@ -539,7 +539,7 @@ class PromoteOptions:
     write: bool = False
     flavors: tuple[str, ...] = ()
     now: datetime | None = None
-    baseline: str = ""  # record what the environment serves today, without an entry, as the baseline
+    baseline: str | None = None  # record what the environment serves today, without an entry, as the baseline
 
 
 def _evidence_files(opts: PromoteOptions, catalog: Any, source: Any) -> list[tuple[str, bytes]]:
@@ -603,7 +603,7 @@ def execute_promote(opts: PromoteOptions) -> Result:
     now = opts.now or datetime.now(UTC)
     days = max_age_days(data)
     index = load_index(opts.root, env.name)
-    if opts.baseline:
+    if opts.baseline is not None:
         return _write_baseline(opts, catalog, env, index, now)
     result = Result(command, environments=[env.name], gates=outcome.gates)
     given = bool(opts.evidence) or opts.from_s3
@@ -668,7 +668,7 @@ def _write_baseline(opts: PromoteOptions, catalog: Any, env: Any, index: Any, no
     from .promotion import INDEX_FILE, digest_of, served_in
 
     result = Result("promote --baseline", environments=[env.name], gates=Gates())
-    reason = " ".join(opts.baseline.split())
+    reason = " ".join((opts.baseline or "").split())
     if not reason:
         raise UsageError("--baseline needs a reason (who decided, and why)")
     added = []

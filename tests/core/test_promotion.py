@@ -264,3 +264,20 @@ def test_promote_takes_the_source_the_floor_names(example_repo: Path, capsys: py
                    encoding="utf-8")
     assert main(["promote", "--root", str(example_repo), "--env", "prod"]) == 2
     assert "but its floor in policies/data.yaml says staging" in capsys.readouterr().err
+
+
+def test_baseline_needs_a_reason_and_adds_only_what_has_no_entry(example_repo: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    for blank in ("", "  \t "):
+        assert main(["promote", "--root", str(example_repo), "--env", "prod", "--baseline", blank]) == 2
+        assert "--baseline needs a reason" in capsys.readouterr().err
+    index = example_repo / "evidence/prod/index.json"
+    before = json.loads(index.read_text(encoding="utf-8"))["flavors"]
+    del before["faq-answerer@v3"]
+    index.write_text(json.dumps({"format": "kitchen-evidence-index/1", "environment": "prod", "flavors": before}),
+                     encoding="utf-8")
+    assert main(["promote", "--root", str(example_repo), "--env", "prod", "--baseline", "adopted", "--now",
+                 "2026-12-01T00:00:00Z"]) == 0
+    after = json.loads(index.read_text(encoding="utf-8"))["flavors"]
+    assert after == {**before, "faq-answerer@v3": {"baseline": "adopted", "digest": after["faq-answerer@v3"]["digest"],
+                                                    "recorded": "2026-12-01"}}
