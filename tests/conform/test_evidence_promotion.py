@@ -214,7 +214,7 @@ def test_accepted_with_evidence_and_only_the_promoted_line_changes(
     flavor = repo / "catalog/flavors/helpdesk-classifier@v2026-03-15.yaml"
     text = flavor.read_text(encoding="utf-8")
     pin = text.split("adapter_model.safetensors:", 1)[1].split()[0].strip("\"'")
-    flavor.write_text(text.replace(pin, "0" * 64), encoding="utf-8")
+    flavor.write_text(text.replace(pin, "f" * 64), encoding="utf-8")
     capsys.readouterr()
     assert main(["check", "--root", str(repo), "--no-render-check", "--format", "json"]) == 1
     found = json.loads(capsys.readouterr().out)["findings"]
