@@ -103,6 +103,8 @@ def load_index(root: Path, env: str) -> Index:
     index = Index(env, folder, display)
     if not path.exists() and not path.is_symlink():
         return index
+    if path.is_symlink() or folder.is_symlink() or (root / INDEX_DIR).is_symlink():
+        raise ConfigError(f"{display}: a link; the evidence index and its folders are plain files in the repository")
     try:
         raw = read_regular_file(path, MAX_INDEX_BYTES)
         if len(raw) > MAX_INDEX_BYTES:

@@ -281,3 +281,13 @@ def test_baseline_needs_a_reason_and_adds_only_what_has_no_entry(example_repo: P
     after = json.loads(index.read_text(encoding="utf-8"))["flavors"]
     assert after == {**before, "faq-answerer@v3": {"baseline": "adopted", "digest": after["faq-answerer@v3"]["digest"],
                                                     "recorded": "2026-12-01"}}
+
+
+def test_a_linked_index_is_refused(example_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    index = example_repo / "evidence/prod/index.json"
+    elsewhere = tmp_path / "index.json"
+    elsewhere.write_bytes(index.read_bytes())
+    index.unlink()
+    index.symlink_to(elsewhere)
+    assert main(["check", "--root", str(example_repo), "--env", "prod", "--no-render-check"]) == 2
+    assert "evidence/prod/index.json: a link" in capsys.readouterr().err
