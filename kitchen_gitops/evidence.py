@@ -271,7 +271,7 @@ def parse_signed(data: bytes, origin: str) -> dict[str, Any]:
         raise EvidenceError(f"{origin}: larger than {MAX_RECORD_BYTES >> 20} MiB")
     try:
         doc = json.loads(data.decode("utf-8"), object_pairs_hook=_strict_object, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EvidenceError(f"{origin}: not an evidence file ({visible(str(exc))[:200]})") from None
     if not isinstance(doc, dict) or set(doc) != {"record", "signature"}:
         raise EvidenceError(f"{origin}: not an evidence file (expected record and signature)")

@@ -110,7 +110,7 @@ def load_index(root: Path, env: str) -> Index:
         if len(raw) > MAX_INDEX_BYTES:
             raise ValueError(f"larger than {MAX_INDEX_BYTES >> 20} MiB")
         doc = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{display}: not a readable evidence index ({visible(str(exc))[:200]})") from None
     if (not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT or doc.get("environment") != env
             or not isinstance(doc.get("flavors"), dict)

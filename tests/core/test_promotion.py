@@ -291,3 +291,23 @@ def test_a_linked_index_is_refused(example_repo: Path, tmp_path: Path, capsys: p
     index.symlink_to(elsewhere)
     assert main(["check", "--root", str(example_repo), "--env", "prod", "--no-render-check"]) == 2
     assert "evidence/prod/index.json: a link" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"[" * 200_000, b'{"record": NaN, "signature": {}}',
+                                     b'{"record": {}, "record": {}, "signature": {}}', b"\xff\xfe",
+                                     b"x" * (16 << 20) + b"x"])
+def test_hostile_evidence_files_are_refused_with_a_reason(example_repo: Path, tmp_path: Path, content: bytes,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    tenant = example_repo / "catalog/tenants/customer-support.yaml"
+    text = tenant.read_text(encoding="utf-8")
+    i = text.index("  staging:")
+    tenant.write_text(text[:i] + text[i:].replace("helpdesk-classifier@v2026-02-01", "helpdesk-classifier@v2026-03-15"),
+                      encoding="utf-8")
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev/record.json").write_bytes(content)
+    capsys.readouterr()
+    assert main(["promote", "--root", str(example_repo), "--env", "prod", "--evidence", str(tmp_path / "ev"),
+                 "--write"]) == 1
+    out = capsys.readouterr().out
+    assert "record.json: [warning] " in out and "(promotion.evidence-invalid)" in out
+    assert "(promotion.evidence-missing)" in out and "Traceback" not in out
