@@ -66,17 +66,31 @@ def serving(
         help="Load only this model (base or flavor); default all, in turn.")] = None,
     evaluation_concurrency: Annotated[int | None, typer.Option(
         min=1, max=1024, help="Evaluation requests in flight at once; default the load's concurrency.")] = None,
+    evidence_out: Annotated[Path | None, typer.Option(
+        "--evidence-out", file_okay=False, help="Write the signed evidence record of this run here.")] = None,
+    evidence_key: Annotated[Path | None, typer.Option(
+        "--evidence-key", dir_okay=False, help="The ed25519 private key (PEM) that signs the evidence record.")] = None,
+    evidence_s3: Annotated[str | None, typer.Option(
+        "--evidence-s3", help="Upload the signed evidence record under s3://BUCKET/PREFIX/.")] = None,
+    s3_endpoint: Annotated[str | None, typer.Option(
+        "--s3-endpoint", envvar="KITCHEN_S3_ENDPOINT", help="S3 endpoint of --evidence-s3 (host:port or URL).")] = None,
+    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")] = "us-east-1",
+    ca_bundle: Annotated[Path | None, typer.Option(
+        "--ca-bundle", envvar="AWS_CA_BUNDLE", dir_okay=False, help="PEM CA bundle of the S3 endpoint.")] = None,
     fmt: FormatOpt = Format["text"],
     json_out: JsonOpt = None,
     junit_out: JunitOpt = None,
 ) -> None:
-    """Readiness, inventory, smoke, adapter effect, evaluation sets, isolation and performance."""
+    """Readiness, inventory, smoke, adapter effect, evaluation sets, isolation and
+    performance; a signed evidence record."""
     cmd = commands.ServingCommand(
         commands.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
         tuple(endpoint or ()), tuple(check or ()), tuple(skip or ()), no_readiness, kubeconfig, token_file,
         readiness_timeout, {"concurrency": concurrency, "requests": requests, "output_tokens": output_tokens,
                             "prompt_tokens": prompt_tokens, "seed": load_seed}, isolation_rounds,
-        tuple(perf_model or ()), evaluation_concurrency)
+        tuple(perf_model or ()), evaluation_concurrency,
+        commands.EvidenceOptions(evidence_key, evidence_out, evidence_s3,
+                                 commands.S3Options(s3_endpoint, s3_region, ca_bundle)))
     result = commands.execute_serving(cmd)
     raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 

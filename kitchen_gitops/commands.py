@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import pipeline
 from .errors import ConfigError, UsageError
 from .escape import terminal
-from .findings import CheckRecord, Result, sort_findings
+from .findings import CheckRecord, Gates, Result, sort_findings
 from .report import report, resolve_format
 from .write import write_outputs, write_report
 
@@ -369,6 +369,88 @@ class ServingCommand:
     isolation_rounds: int = 3
     perf_models: tuple[str, ...] = ()
     evaluation_concurrency: int | None = None
+    evidence: EvidenceOptions | None = None
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """An S3 endpoint as seen from here; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."""
+
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    ca_bundle: Path | None = None
+    timeout_s: float = 10.0
+
+    def settings(self, environment: str = "") -> object:
+        from .artifacts.storage import S3Settings
+
+        if not self.endpoint:
+            raise UsageError("S3 needs --s3-endpoint (host:port or http(s)://host:port)")
+        return S3Settings(endpoint=self.endpoint, region=self.region,
+                          access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+                          secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+                          session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+                          ca_bundle=self.ca_bundle, timeout_s=self.timeout_s, environment=environment)
+
+
+@dataclass(frozen=True)
+class EvidenceOptions:
+    """Where a conformance run writes its signed evidence record."""
+
+    key: Path | None = None
+    out: Path | None = None
+    s3: str | None = None
+    storage: S3Options = S3Options()
+
+    @property
+    def wanted(self) -> bool:
+        return self.out is not None or self.s3 is not None
+
+
+def _evidence_step(opts: EvidenceOptions | None) -> tuple[Any, Any] | None:
+    """The signing key and upload location, checked before any check runs (exit 2 early)."""
+    from .evidence import S3Location, load_signing_key
+
+    if opts is None or not opts.wanted:
+        if opts is not None and opts.key is not None:
+            raise UsageError("--evidence-key needs --evidence-out DIR or --evidence-s3 s3://BUCKET/PREFIX/")
+        return None
+    if opts.key is None:
+        raise UsageError("--evidence-out/--evidence-s3 need --evidence-key FILE (the ed25519 signing key)")
+    key = load_signing_key(opts.key)
+    where = S3Location.parse(opts.s3) if opts.s3 is not None else None
+    if where is not None:
+        opts.storage.settings()  # an endpoint is given
+    return key, where
+
+
+def write_evidence(result: Result, exp: Any, opts: EvidenceOptions, key: Any, where: Any) -> None:
+    """Sign the run's record; write and upload it.  Adds an ``evidence`` check record: it
+    passes when the record is stored, and could not run (exit 2) when storing failed."""
+    from .artifacts.storage import S3Settings
+    from .evidence import S3Location, build_record, record_name, s3_client, sign_record, upload, write_folder
+    from .findings import Finding, Location, Severity
+
+    record = build_record(result, exp, now=datetime.now(UTC))
+    data = sign_record(record, key)
+    name = record_name(record, data)
+    rec = CheckRecord("evidence", record["environment"], details={"record": name, "verdict": record["verdict"]})
+    stored = []
+    try:
+        if opts.out is not None:
+            stored.append(str(write_folder(opts.out, name, data)))
+        if isinstance(where, S3Location):
+            settings = opts.storage.settings(record["environment"])
+            assert isinstance(settings, S3Settings)
+            stored.append(upload(s3_client(settings), where, name, data))
+    except ConfigError as exc:
+        rec.could_not_run(Finding("conform.evidence", Severity.ERROR, f"the evidence record was not stored: {exc}",
+                                  Location("<evidence>"), expected="a writable folder or S3 prefix",
+                                  environment=record["environment"]))
+    rec.details["stored"] = stored
+    rec.lines = [f"signed evidence {name} ({record['verdict']}): {', '.join(stored)}"] if stored else []
+    assert result.records is not None
+    result.records.append(rec)
 
 
 def execute_serving(cmd: ServingCommand) -> Result:
@@ -401,7 +483,12 @@ def execute_serving(cmd: ServingCommand) -> Result:
                           readiness_timeout_s=cmd.readiness_timeout,
                           evaluation_concurrency=cmd.evaluation_concurrency)
     source: IsvcSource | None = KubeIsvcSource(cmd.kubeconfig) if "readiness" in chosen else None
-    return run_serving(exp, opts, source)
+    signing = _evidence_step(cmd.evidence)
+    result = run_serving(exp, opts, source)
+    if signing is not None:
+        assert cmd.evidence is not None
+        write_evidence(result, exp, cmd.evidence, *signing)
+    return result
 
 
 @dataclass(frozen=True)
@@ -439,3 +526,247 @@ def execute_gpu(cmd: GpuCommand) -> Result:
                        mig=bool(cmd.mig), source=Source(file="<command line>"))
     return check_gpus(spec, environment, GpuOptions(node=cmd.node, min_driver=cmd.min_driver,
                                                      workload=cmd.workload), fail_on_warn=fail_on_warn)
+
+
+# ---------------------------------------------------------------- promote
+
+
+@dataclass(frozen=True)
+class PromoteOptions:
+    root: Path
+    environment: str
+    evidence: tuple[Path, ...] = ()
+    from_s3: bool = False
+    storage: S3Options = S3Options()
+    write: bool = False
+    flavors: tuple[str, ...] = ()
+    now: datetime | None = None
+    baseline: str | None = None  # record what the environment serves today, without an entry, as the baseline
+
+
+def _evidence_files(opts: PromoteOptions, catalog: Any, source: Any) -> list[tuple[str, bytes]]:
+    from .artifacts.storage import S3Settings
+    from .evidence import S3Location, download, read_folder, s3_client
+
+    files: list[tuple[str, bytes]] = []
+    for folder in opts.evidence:
+        files += read_folder(folder)
+    if opts.from_s3:
+        if source.evidence is None:
+            raise ConfigError(f"environment {source.name} has no evidence: setting (s3://BUCKET/PREFIX/ its "
+                              "conformance Job uploads to); use --evidence DIR")
+        s3 = source.storage.s3
+        storage = opts.storage
+        if not storage.endpoint:
+            endpoint = s3.endpoint if "://" in s3.endpoint else f"{'https' if s3.use_https else 'http'}://{s3.endpoint}"
+            storage = S3Options(endpoint, s3.region, storage.ca_bundle, storage.timeout_s)
+        settings = storage.settings(source.name)
+        assert isinstance(settings, S3Settings)
+        files += download(s3_client(settings), S3Location.parse(source.evidence.uri))
+    return files
+
+
+def execute_promote(opts: PromoteOptions) -> Result:
+    """``kitchen promote``: what the environment would newly serve, the evidence for each,
+    and with ``write`` the tenants' flavor lists and the evidence index."""
+    from .evidence import load_trusted_keys, verified_records
+    from .findings import Finding, Location, Severity
+    from .policy.library import load_library
+    from .promotion import (
+        Decision,
+        Problem,
+        check_promotable,
+        choose_evidence,
+        digest_of,
+        entry_problem,
+        load_index,
+        max_age_days,
+        proposed,
+    )
+
+    outcome = pipeline.validate(opts.root)
+    command = "promote --write" if opts.write else "promote"
+    if not outcome.ok:
+        result = outcome.result(command)
+        result.notes = ["the catalog has errors: fix them before promoting"]
+        return result
+    catalog = outcome.catalog
+    env = catalog.environments.get(opts.environment)
+    if env is None:
+        raise UsageError(f"unknown environment {opts.environment}; the catalog defines "
+                         f"{', '.join(sorted(catalog.environments))}")
+    folder = pipeline.policy_folder(opts.root, None)
+    data = load_library(folder, opts.root).data
+    source = catalog.environments[check_promotable(env, data)]
+    unknown = sorted(set(opts.flavors) - {f.name for f in catalog.flavors.values()})
+    if unknown:
+        raise UsageError(f"--flavor {', '.join(unknown)}: no such flavor in the catalog")
+    trusted = load_trusted_keys(folder, opts.root)
+    now = opts.now or datetime.now(UTC)
+    days = max_age_days(data)
+    index = load_index(opts.root, env.name)
+    if opts.baseline is not None:
+        return _write_baseline(opts, catalog, env, index, now)
+    result = Result(command, environments=[env.name], gates=outcome.gates)
+    given = bool(opts.evidence) or opts.from_s3
+    files = _evidence_files(opts, catalog, source) if given else []
+    records, refused = verified_records(files, trusted)
+    for reason in refused:
+        origin, _, why = reason.partition(": ")
+        result.findings.append(Finding("promotion.evidence-invalid", Severity.WARNING, why or reason,
+                                       Location(origin), expected="a record signed by a key of "
+                                       "policies/evidence-keys.yaml, unchanged since signing",
+                                       environment=source.name))
+    decisions: list[Decision] = []
+    for item in proposed(catalog, env, opts.flavors):
+        digest = digest_of(catalog, item.ref)
+        if entry_problem(index, item.ref, digest, source, trusted, days, now) is None:
+            continue
+        if any(d.served.ref == item.ref for d in decisions):
+            earlier = next(d for d in decisions if d.served.ref == item.ref)
+            decisions.append(Decision(item, digest, earlier.record, earlier.problem))
+            continue
+        record, problem = choose_evidence(item.ref, digest, source, records, now, days)
+        if not given:
+            problem = Problem(problem.rule, f"no evidence given for {item.ref}: pass --evidence DIR or --from-s3",
+                              problem.expected)
+        elif refused and problem.rule == "promotion.evidence-missing":
+            problem = Problem(problem.rule, f"{problem.message}; {len(refused)} record(s) refused (see warnings)",
+                              problem.expected)
+        decisions.append(Decision(item, digest, record, None if record is not None else problem))
+    for d in decisions:
+        if d.problem is not None:
+            result.findings.append(Finding(d.problem.rule, Severity.ERROR, d.problem.message, d.served.location,
+                                           expected=d.problem.expected, environment=env.name,
+                                           subject=f"Flavor/{d.served.ref}"))
+    result.findings = sort_findings(result.findings)
+    result.summary = [_promotion_line(d) for d in decisions]
+    result.info = {"environment": env.name, "from": source.name, "promotions": [
+        {"tenant": d.served.tenant, "flavor": d.served.ref, "replaces": d.served.old_ref, "digest": d.digest,
+         "record": d.record.origin if d.record else None, "problem": d.problem.rule if d.problem else None}
+        for d in decisions]}
+    if not decisions:
+        result.summary = [f"nothing to promote: every flavor version {env.name} would serve has evidence in "
+                          f"{index.display}"]
+        return result
+    if result.exit_code:
+        if opts.write:
+            result.notes = ["nothing written: fix the findings above"]
+        return result
+    if not opts.write:
+        result.summary.append(f"{len(decisions)} flavor version(s) can be promoted to {env.name}: "
+                              "run with --write")
+        return result
+    written = _write_promotion(opts.root, catalog, env, index, decisions, now)
+    result.summary.append(f"promoted {len(decisions)} flavor version(s) to {env.name}; wrote "
+                          f"{', '.join(written)}; run `kitchen render` and commit")
+    return result
+
+
+def _write_baseline(opts: PromoteOptions, catalog: Any, env: Any, index: Any, now: datetime) -> Result:
+    """``--baseline REASON``: the flavor versions ``env`` serves today that its index has no
+    entry for become its baseline (an entry with other bytes stays a finding: a baseline never
+    covers a re-upload)."""
+    from .promotion import INDEX_FILE, digest_of, served_in
+
+    result = Result("promote --baseline", environments=[env.name], gates=Gates())
+    reason = " ".join((opts.baseline or "").split())
+    if not reason:
+        raise UsageError("--baseline needs a reason (who decided, and why)")
+    added = []
+    for s in served_in(catalog, env.name):
+        if s.ref in index.entries:
+            continue
+        index.entries[s.ref] = {"digest": digest_of(catalog, s.ref), "baseline": reason,
+                                "recorded": now.strftime("%Y-%m-%d")}
+        added.append(s.ref)
+    if added:
+        _replace_all({index.folder / INDEX_FILE: index.to_bytes()})
+    result.summary = [f"baseline of {env.name}: {', '.join(added)} added to {index.display}" if added
+                      else f"baseline of {env.name}: every flavor version it serves has an entry already"]
+    return result
+
+
+def _promotion_line(d: Any) -> str:
+    s = d.served
+    what = f"{s.old_ref} → {s.ref}" if s.old_ref else (f"{s.ref} (new)" if s.position < 0 else s.ref)
+    if d.record is not None:
+        return (f"{s.tenant}: {what}: evidence {d.record.origin} ({d.record.verdict}, recorded "
+                f"{d.record.time.strftime('%Y-%m-%dT%H:%M:%SZ')}, signed by {d.record.signer})")
+    return f"{s.tenant}: {what}: no evidence"
+
+
+def _write_promotion(root: Path, catalog: Any, env: Any, index: Any, decisions: Sequence[Any],
+                     now: datetime) -> list[str]:
+    """Tenant files, records and the index, all or nothing; the catalog must still plan."""
+    from .load import read_regular_file
+    from .promotion import INDEX_FILE, RECORDS_DIR, edit_flavor_list, index_entry, record_file_name
+
+    contents: dict[Path, bytes] = {}
+    by_tenant: dict[str, list[Any]] = {}
+    for d in decisions:
+        if d.served.old_ref or d.served.position < 0:
+            by_tenant.setdefault(d.served.tenant, []).append(d.served)
+    for tenant, items in sorted(by_tenant.items()):
+        doc = catalog.documents[("Tenant", tenant)]
+        text = read_regular_file(doc.path).decode("utf-8")
+        try:
+            new = edit_flavor_list(text, env.name, {s.position: s.ref for s in items if s.position >= 0},
+                                   [s.ref for s in items if s.position < 0])
+        except (KeyError, IndexError, StopIteration, ValueError) as exc:
+            raise ConfigError(f"{doc.display_path}: cannot edit the flavors of {env.name} ({exc}); "
+                              "nothing written") from None
+        contents[doc.path] = new.encode("utf-8")
+    for d in decisions:
+        name = record_file_name(d.record)
+        contents[index.folder / RECORDS_DIR / name] = d.record.data
+        index.entries[d.served.ref] = index_entry(d.record, d.digest, name, now)
+    contents[index.folder / INDEX_FILE] = index.to_bytes()
+    old = _replace_all(contents)
+    check = pipeline.plan(root, [env.name])
+    if not check.ok:
+        _restore(old)
+        first = next(f for f in check.findings if f.severity.value == "error")
+        raise ConfigError(f"the promoted catalog does not plan: {first.format_text()}; nothing written")
+    return sorted({p.relative_to(root).as_posix() for p in contents})
+
+
+def _restore(old: dict[Path, bytes | None]) -> None:
+    for path, before in old.items():
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(before)
+
+
+def _replace_all(contents: dict[Path, bytes]) -> dict[Path, bytes | None]:
+    """Every file replaced atomically, or none: the old bytes come back on any failure."""
+    import tempfile
+
+    old: dict[Path, bytes | None] = {}
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in contents.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink() or (path.exists() and not path.is_file()):
+                raise ConfigError(f"{path}: not a regular file; nothing written")
+            old[path] = path.read_bytes() if path.exists() else None
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((Path(name), path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(name, path.stat().st_mode & 0o7777 if old[path] is not None else 0o644)
+        done: list[Path] = []
+        try:
+            for tmp, path in staged:
+                os.replace(tmp, path)
+                done.append(path)
+        except OSError:
+            _restore({p: old[p] for p in done})
+            raise
+    except OSError as exc:
+        raise ConfigError(f"cannot write the promotion: {exc}; nothing written") from exc
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return old

@@ -264,6 +264,7 @@ Version = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidato
 Sha256 = Annotated[str, BeforeValidator(_digits_need_quotes), AfterValidator(_sha256)]
 ImageRef = Annotated[str, AfterValidator(_image_digest)]
 PvcUri = Annotated[str, AfterValidator(_uri(("pvc",)))]
+S3Uri = Annotated[str, AfterValidator(_uri(("s3",)))]
 StorageUri = Annotated[str, AfterValidator(_uri(("s3", "pvc", "hf", "http", "https", "gs")))]
 Text = Annotated[str, StringConstraints(min_length=1)]  # free text: prompts, may span lines
 # An identifier, a name shown in a table or a header: one line, no tab
@@ -711,6 +712,14 @@ class ArgoCd(Strict):
     auto_sync: bool = True
 
 
+class Evidence(Strict):
+    """Where the post-sync conformance run uploads its signed evidence records."""
+
+    uri: S3Uri = Field(description="s3://BUCKET/PREFIX/ on the environment's S3 endpoint")
+    key_secret: Name = Field(default="kitchen-evidence-signing-key",
+                             description="Secret in the conformance namespace holding signing-key.pem")
+
+
 class Environment(Strict):
     kind: Literal["Environment"]
     name: Name
@@ -725,6 +734,7 @@ class Environment(Strict):
     gates: Gates
     conformance: Conformance = Conformance()
     observability: Observability = Observability()
+    evidence: Evidence | None = None
     argocd: ArgoCd
 
 

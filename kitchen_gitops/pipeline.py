@@ -189,6 +189,7 @@ def check(opts: CheckOptions) -> Result:
         prepare(library, engine)
         per_env = [job.run(name, engine) for name in names]
     findings = [f for env_findings in per_env for f in env_findings]
+    findings += _promotion_evidence(outcome, library.data, folder, root)
     policy = [f for f in findings if f.rule_id != STALE_RULE]
     stale = [f for f in findings if f.rule_id == STALE_RULE]
     wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
@@ -216,6 +217,19 @@ def check(opts: CheckOptions) -> Result:
     result.summary = [f"check ok: {', '.join(result.environments)}; {ran}{rendered_ok}"] \
         if not result.findings else []
     return result
+
+
+def _promotion_evidence(outcome: Outcome, data: Mapping[str, Any], folder: Path, root: Path) -> list[Finding]:
+    """``policy.promotion-evidence`` for the environments whose floor requires it."""
+    from .promotion import evidence_findings, requires_evidence
+
+    envs = [outcome.catalog.environments[n] for n in outcome.plans]
+    if not any(requires_evidence(data, e) for e in envs):
+        return []
+    from .evidence import load_trusted_keys
+
+    return evidence_findings(outcome.catalog, outcome.plans, data, load_trusted_keys(folder, root), root,
+                             dt.datetime.now(dt.UTC))
 
 
 JOBS_ENV = "KITCHEN_JOBS"

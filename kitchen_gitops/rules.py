@@ -232,6 +232,29 @@ _rule("artifacts.outside-mirror", "Path outside the PVC mirror", E,
 _rule("artifacts.lock-conflict", "Environments disagree", E,
       "The same source holds different bytes in two environments; no single pin fits.")
 
+# ---------------------------------------------------------------- promotion
+_rule("policy.promotion-evidence", "Served without promotion evidence", E,
+      "`kitchen check`, for environments whose floor (policies/data.yaml gate_floors) sets "
+      "promotion_evidence: true: every flavor version the environment serves has an entry in "
+      "evidence/<env>/index.json whose digest (adapter and base bytes) is the one served — a promotion "
+      "whose signed record (a key of policies/evidence-keys.yaml) passed in the environment it promotes "
+      "from, covers that digest and was at most evidence_max_age_days old when promoted, or the baseline "
+      "(docs/promotion.md).")
+_rule("promotion.evidence-missing", "No evidence for the promotion", E,
+      "`kitchen promote`: no signed conformance record of the environment promoted from covers this "
+      "flavor version (or none was given: --evidence DIR or --from-s3).")
+_rule("promotion.digest-mismatch", "Evidence for other bytes", E,
+      "`kitchen promote`: the records that cover this flavor version name another flavor digest: another "
+      "adapter, a re-upload under the same version, or another base than the promoted environment will serve.")
+_rule("promotion.evidence-failed", "Evidence of a failed run", E,
+      "`kitchen promote`: the record that covers these bytes is of a conformance run that did not pass.")
+_rule("promotion.evidence-expired", "Evidence too old", E,
+      "`kitchen promote`: the newest passing record for these bytes is older than evidence_max_age_days "
+      "(policies/data.yaml), or dated in the future.")
+_rule("promotion.evidence-invalid", "Evidence record refused", W,
+      "`kitchen promote`: a file given as evidence is not a record signed by a key policies/evidence-keys.yaml "
+      "trusts for its environment, or was changed after signing; it counts for nothing.")
+
 # ---------------------------------------------------------------- conformance
 _rule("conform.", "Conformance check", E,
       "A post-sync conformance check failed or could not run: `conform.readiness` (every "
@@ -240,7 +263,8 @@ _rule("conform.", "Conformance check", E,
       "adapter answers differently from its base), `conform.isolation` (concurrent requests "
       "are not answered by another model), `conform.evaluation.*` (each flavor's evaluation set "
       "scored on the live server), `conform.performance` (TTFT, TPOT, E2E, throughput "
-      "and goodput within the environment's SLOs), and the GPU checks `conform.gpu.*`.",
+      "and goodput within the environment's SLOs), `conform.evidence` (the signed evidence record "
+      "of the run could not be stored), and the GPU checks `conform.gpu.*`.",
       family=True)
 for _check, _title, _desc in (
     ("evaluation", "Evaluation set", "A flavor's evaluation set could not be scored (the server answered "

@@ -58,7 +58,7 @@ CPIP=("${PIP[@]}" install --quiet -c "$CONSTRAINTS")
 if [[ "$GATE_ONLY" == "1" ]]; then
   log "installing kitchen (the gate only)"
   "${CPIP[@]}" -e .
-  "$PY" -c "import kitchen_gitops.cli, regorus, yaml, jinja2, grafana_foundation_sdk, rouge_score.rouge_scorer"
+  "$PY" -c "import kitchen_gitops.cli, regorus, yaml, jinja2, grafana_foundation_sdk, rouge_score.rouge_scorer, cryptography"
   log "done: $VENV (the gate only; scripts/bootstrap.sh without --gate adds what the tests need)"
   exit 0
 fi

@@ -34,7 +34,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 def copy_catalog(src: Path, dst: Path) -> Path:
     """Copy a catalog repository (catalog/, environments/, evaluations/, templates/, …) to ``dst``."""
-    for sub in ("catalog", "environments", "evaluations", "templates", "rendered", "policies"):
+    for sub in ("catalog", "environments", "evaluations", "templates", "rendered", "policies", "evidence"):
         if (src / sub).is_dir():
             shutil.copytree(src / sub, dst / sub)
     if not (dst / "templates").exists():

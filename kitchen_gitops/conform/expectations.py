@@ -21,6 +21,7 @@ from ..findings import Location
 from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
 from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan
 from ..policy.library import load_policy_data
+from ..serving_digest import flavor_digest, service_digest
 
 VERSION = 1
 CONFIGMAP_KEY = "expectations.json"
@@ -95,6 +96,8 @@ class FlavorExpectation(_Model):
     smoke: list[Smoke] = Field(default_factory=list)
     probes: list[str] = Field(default_factory=list)
     evaluation: EvaluationSpec | None = None
+    # the flavor digest (serving_digest.flavor_digest): its adapter bytes on its base's bytes
+    digest: str = ""
     source: Source = Source()
 
     @property
@@ -117,6 +120,8 @@ class ServiceExpectation(_Model):
     kind: Literal["InferenceService", "LLMInferenceService"] | None = None
     # stable model names: alias -> the served name of the flavor version it serves
     aliases: dict[str, str] = Field(default_factory=dict)
+    # the service digest (serving_digest.service_digest) of what this service was rendered from
+    serving_digest: str = ""
     source: Source = Source()
 
     @property
@@ -160,6 +165,7 @@ class GpuSpec(_Model):
 class Expectations(_Model):
     version: int = VERSION
     environment: str
+    cluster: str = ""
     services: list[ServiceExpectation] = Field(default_factory=list)
     slo: SloSpec
     load: LoadSpec = LoadSpec()
@@ -245,6 +251,7 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
                 known[f.ref] = FlavorExpectation(
                     name=served.get(f.ref, f.served_name), ref=f.ref, smoke=smoke, probes=list(f.probes),
                     evaluation=evaluation_spec(catalog, env, f, params or {}),
+                    digest=flavor_digest(f, svc.base),
                     source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
             flavors.append(known[f.ref])
         services.append(ServiceExpectation(
@@ -253,12 +260,14 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
             vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
             aliases={m.name: m.flavor.served_name for m in svc.aliases},
             kind=None if svc.kind == "InferenceService" else svc.kind,
+            serving_digest=service_digest(svc),
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
     gpu = env.cluster.gpu
     conf = env.conformance
     return Expectations(
         environment=env.name,
+        cluster=env.cluster.name,
         services=services,
         slo=SloSpec(**env.slo.model_dump(),
                     source=Source.of(catalog.location("Environment", env.name, ("slo",)))),

@@ -38,6 +38,11 @@ EXPECTATIONS_DIR = "/etc/kitchen"
 REPORTS_DIR = "/reports"
 S3_CA_DIR = "/etc/kitchen-s3-ca"
 TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+EVIDENCE_KEY_DIR = "/etc/kitchen-evidence-key"
+EVIDENCE_KEY_FILE = "signing-key.pem"
+EVIDENCE_CA_DIR = "/etc/kitchen-evidence-ca"
+# the key KServe reads from the CA bundle ConfigMap (serving.kserve.io/s3-cabundle-configmap)
+CA_BUNDLE_KEY = "cabundle.crt"
 HEALTH_KEY = "resource.customizations.health.serving.kserve.io_InferenceService"
 HEALTH_KEYS = {"InferenceService": HEALTH_KEY,
                "LLMInferenceService": "resource.customizations.health.serving.kserve.io_LLMInferenceService"}
@@ -111,6 +116,19 @@ def render_conformance(r: EnvironmentRenderer) -> None:
                     "--json", f"{REPORTS_DIR}/serving.json", "--junit", f"{REPORTS_DIR}/serving.xml"]
     if env.serving.auth:
         serving_args += ["--token-file", TOKEN_PATH]
+    evidence = None
+    if env.evidence is not None:
+        s3 = env.storage.s3
+        endpoint = s3.endpoint if "://" in s3.endpoint else \
+            f"{'https' if s3.use_https else 'http'}://{s3.endpoint}"
+        serving_args += ["--evidence-out", f"{REPORTS_DIR}/evidence",
+                         "--evidence-key", f"{EVIDENCE_KEY_DIR}/{EVIDENCE_KEY_FILE}",
+                         "--evidence-s3", env.evidence.uri, "--s3-endpoint", endpoint, "--s3-region", s3.region]
+        if s3.ca_bundle_configmap:
+            serving_args += ["--ca-bundle", f"{EVIDENCE_CA_DIR}/{CA_BUNDLE_KEY}"]
+        evidence = {"uri": env.evidence.uri, "key_secret": env.evidence.key_secret, "key_file": EVIDENCE_KEY_FILE,
+                    "key_dir": EVIDENCE_KEY_DIR, "s3_secret": s3.secret, "ca_configmap": s3.ca_bundle_configmap,
+                    "ca_dir": EVIDENCE_CA_DIR}
     gpu_args = ["conform", "gpu", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
                 "--json", f"{REPORTS_DIR}/gpu.json", "--junit", f"{REPORTS_DIR}/gpu.xml"]
     r.emit(f"{ns}/job-{NAME}.yaml", "conformance-job.yaml.j2", conf_loc, srcs, "Job", "batch/v1",
@@ -121,7 +139,7 @@ def render_conformance(r: EnvironmentRenderer) -> None:
            active_deadline_s=conf.active_deadline_s, configmap=f"{NAME}-expectations",
            expectations_dir=EXPECTATIONS_DIR, reports_dir=REPORTS_DIR,
            serving_args=serving_args, gpu_args=gpu_args, s3_secret=s3_secret, s3_ca=s3_ca,
-           s3_ca_dir=S3_CA_DIR,
+           s3_ca_dir=S3_CA_DIR, evidence=evidence,
            node_selector=sorted(env.cluster.node_selector.items()),
            tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
            pod_labels=sorted([*label, (f"{DOMAIN}/environment", env.name)]))

@@ -292,6 +292,8 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "conformance_forbidden_flags": DataKey("list", "options that narrow or weaken `kitchen conform` "
                                            "(the rendered Job may not pass them)",
                                            pattern=re.compile(r"--[a-z][a-z0-9-]{0,62}")),
+    "evidence_max_age_days": DataKey("days", "how old conformance evidence may be when a flavor version is "
+                                     "promoted with it (default 14)"),
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better), "
                                   "the floor no flavor's threshold may be below and, for the metrics "
                                   "scored on the live server, the drift tolerance", pattern=_ENV_NAME),
@@ -336,7 +338,8 @@ def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
                           f"{key}.{name}.drift_tolerance must be a number from 0 to 1")
 
 
-_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards")
+_FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards",
+                "promotion_evidence")
 _FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
 FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from")
 

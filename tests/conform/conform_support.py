@@ -55,3 +55,16 @@ def write(tmp: Path, exp: Expectations) -> Path:
 
 def load_json(text: str) -> Any:
     return json.loads(text)
+
+
+def new_signing_key(path: Path) -> str:
+    """An ed25519 private key written to ``path`` as openssl writes it (PKCS#8 PEM); its
+    public key's PEM is returned."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")

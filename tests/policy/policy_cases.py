@@ -31,7 +31,7 @@ from kitchen_gitops.rules import REGISTRY
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "tests" / "cases" / "policy"
-PARTS = ("catalog", "environments", "evaluations", "templates", "policies")
+PARTS = ("catalog", "environments", "evaluations", "templates", "policies", "evidence")
 
 
 @dataclass

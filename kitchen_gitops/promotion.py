@@ -1,0 +1,411 @@
+"""Promotion with evidence: an environment serves a flavor version only with proof that
+these exact bytes passed in the environment it promotes from.
+
+``evidence/<env>/index.json`` records, per flavor version the environment may serve, the
+flavor digest (:mod:`kitchen_gitops.serving_digest`) and why it may: a **promotion** (a
+signed evidence record of the environment it promotes from, copied beside the index
+under ``records/``, and the time of the promotion) or the **baseline** (flavor versions
+served before the environment's floor required evidence; a change to it is reviewed by
+the owners of ``evidence/``, as CODEOWNERS says).
+
+``kitchen promote --env E`` proposes what E's tenants would newly serve (the versions of
+the environment E promotes from, for the tenants that run in both) and looks for
+passing, signed, fresh evidence whose flavor digest is the one E will serve; with
+``--write`` it updates the tenants' flavor lists (a splice that keeps every other byte)
+and the index.  ``kitchen check`` verifies the index (``policy.promotion-evidence``) for
+every environment whose floor in ``policies/data.yaml`` says ``promotion_evidence: true``:
+every flavor version it serves has an entry whose digest is the one served, and every
+promotion's record verifies, passed, names that digest and was fresh when promoted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, UsageError
+from .escape import visible
+from .evidence import (
+    CLOCK_SKEW,
+    EvidenceError,
+    TrustedKey,
+    VerifiedRecord,
+    fresh,
+    parse_time,
+    utc_text,
+    verify_signed,
+)
+from .findings import Finding, Location, Severity
+from .model import Catalog, Environment
+from .policy.floors import floors_of
+from .serving_digest import flavor_digest
+
+INDEX_DIR = "evidence"
+INDEX_FILE = "index.json"
+RECORDS_DIR = "records"
+INDEX_FORMAT = "kitchen-evidence-index/1"
+CHECK_RULE = "policy.promotion-evidence"
+MAX_AGE_KEY = "evidence_max_age_days"
+DEFAULT_MAX_AGE_DAYS = 14
+# an entry is a few hundred bytes: room for tens of thousands of flavor versions
+MAX_INDEX_BYTES = 16 << 20
+
+
+def requires_evidence(data: Mapping[str, Any], env: Environment) -> bool:
+    """Whether a floor that holds ``env`` says ``promotion_evidence: true``."""
+    return any(f.get("promotion_evidence") is True for f in floors_of(data, env.name, env.cluster.name))
+
+
+def max_age_days(data: Mapping[str, Any]) -> int:
+    days = data.get(MAX_AGE_KEY)
+    return days if isinstance(days, int) and not isinstance(days, bool) else DEFAULT_MAX_AGE_DAYS
+
+
+def digest_of(catalog: Catalog, ref: str) -> str:
+    flavor = catalog.flavors[ref]
+    return flavor_digest(flavor, catalog.bases[str(flavor.base)])
+
+
+# ---------------------------------------------------------------- the index
+
+
+@dataclass
+class Index:
+    environment: str
+    folder: Path  # evidence/<env>
+    display: str  # as findings name it
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exists: bool = False
+
+    def to_bytes(self) -> bytes:
+        doc = {"format": INDEX_FORMAT, "environment": self.environment,
+               "flavors": {k: self.entries[k] for k in sorted(self.entries)}}
+        return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def index_folder(root: Path, env: str) -> Path:
+    return root / INDEX_DIR / env
+
+
+def load_index(root: Path, env: str) -> Index:
+    """The environment's index (empty when there is none); ConfigError when it is unreadable."""
+    from .load import read_regular_file
+
+    folder = index_folder(root, env)
+    path = folder / INDEX_FILE
+    display = f"{INDEX_DIR}/{env}/{INDEX_FILE}"
+    index = Index(env, folder, display)
+    if not path.exists() and not path.is_symlink():
+        return index
+    if path.is_symlink() or folder.is_symlink() or (root / INDEX_DIR).is_symlink():
+        raise ConfigError(f"{display}: a link; the evidence index and its folders are plain files in the repository")
+    try:
+        raw = read_regular_file(path, MAX_INDEX_BYTES)
+        if len(raw) > MAX_INDEX_BYTES:
+            raise ValueError(f"larger than {MAX_INDEX_BYTES >> 20} MiB")
+        doc = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{display}: not a readable evidence index ({visible(str(exc))[:200]})") from None
+    if (not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT or doc.get("environment") != env
+            or not isinstance(doc.get("flavors"), dict)
+            or not all(isinstance(v, dict) for v in doc["flavors"].values())):
+        raise ConfigError(f"{display}: expected {{format: {INDEX_FORMAT}, environment: {env}, flavors: "
+                          "{name@version: {digest, …}}}")
+    index.entries = dict(doc["flavors"])
+    index.exists = True
+    return index
+
+
+@dataclass(frozen=True)
+class Problem:
+    rule: str
+    message: str
+    expected: str
+
+
+def _record_path(index: Index, name: Any) -> Path | None:
+    """The record file an entry names, confined to the index's records/ folder."""
+    if not isinstance(name, str) or not name.startswith(f"{RECORDS_DIR}/"):
+        return None
+    rest = name[len(RECORDS_DIR) + 1:]
+    if not rest or "/" in rest or "\\" in rest or rest in (".", "..") or not rest.endswith(".json"):
+        return None
+    return index.folder / RECORDS_DIR / rest
+
+
+def check_record(record: VerifiedRecord, ref: str, digest: str, source: Environment) -> Problem | None:
+    """Whether a verified record is evidence for ``ref`` with ``digest`` from ``source``
+    (freshness aside)."""
+    if record.environment != source.name:
+        return Problem("promotion.evidence-missing",
+                       f"the record is evidence of {record.environment}, not of {source.name}",
+                       f"evidence of {source.name}")
+    if record.cluster != source.cluster.name:
+        return Problem("promotion.evidence-missing",
+                       f"the record comes from cluster {record.cluster}, not {source.name}'s "
+                       f"{source.cluster.name}", f"evidence from cluster {source.cluster.name}")
+    seen = record.flavors.get(ref)
+    if not seen:
+        return Problem("promotion.evidence-missing", f"the record does not cover {ref}",
+                       f"a record of a run that served {ref}")
+    if all(e.digest != digest for e in seen):
+        return Problem("promotion.digest-mismatch",
+                       f"the record proves {ref} with digest {seen[0].digest}, other bytes than the "
+                       f"{digest} that will be served (another adapter or base, or a re-upload)",
+                       f"evidence for digest {digest}")
+    if record.verdict != "PASS":
+        return Problem("promotion.evidence-failed", f"the conformance run of {record.origin} did not pass "
+                       f"(verdict {record.verdict})", "a run whose every check passed")
+    return None
+
+
+def entry_problem(index: Index, ref: str, digest: str, source: Environment | None,
+                  trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime) -> Problem | None:
+    """Why the index does not allow ``ref`` with ``digest`` (None when it does)."""
+    entry = index.entries.get(ref)
+    where = index.display
+    if entry is None:
+        return Problem(CHECK_RULE, f"no promotion evidence for {ref} in {where}",
+                       f"an entry for {ref} (run `kitchen promote --env {index.environment}`)")
+    if entry.get("digest") != digest:
+        return Problem(CHECK_RULE, f"{ref} is served with digest {digest}, but {where} records "
+                       f"{visible(str(entry.get('digest')))[:80]}: other adapter or base bytes than were promoted",
+                       f"evidence for digest {digest}")
+    if "baseline" in entry:
+        return None
+    if source is None:
+        return Problem(CHECK_RULE, f"{ref}: environment {index.environment} promotes from no environment, so "
+                       "no promotion in its index can be verified", "promotes_from set")
+    path = _record_path(index, entry.get("record"))
+    if path is None or not path.is_file() or path.is_symlink():
+        return Problem(CHECK_RULE, f"{ref}: the record {visible(str(entry.get('record')))[:120]} that {where} "
+                       "names is not a file of its records/ folder", "records/<name>.json beside the index")
+    from .evidence import MAX_RECORD_BYTES
+    from .load import read_regular_file
+
+    try:
+        data = read_regular_file(path, MAX_RECORD_BYTES)
+    except OSError as exc:
+        return Problem(CHECK_RULE, f"{ref}: cannot read {path.name}: {exc.strerror or exc}", "a readable record")
+    if hashlib.sha256(data).hexdigest() != entry.get("record_sha256"):
+        return Problem(CHECK_RULE, f"{ref}: {path.name} is not the record {where} pins (sha256 differs)",
+                       "the record as promoted")
+    try:
+        record = verify_signed(data, f"{where} → {RECORDS_DIR}/{path.name}", trusted)
+        promoted = parse_time(entry.get("promoted"))
+    except EvidenceError as exc:
+        return Problem(CHECK_RULE, f"{ref}: {exc}", "a record signed by a key of policies/evidence-keys.yaml")
+    except ValueError:
+        return Problem(CHECK_RULE, f"{ref}: {where} has no valid promotion time", "promoted: a UTC time")
+    problem = check_record(record, ref, digest, source)
+    if problem is not None:
+        return Problem(CHECK_RULE, f"{ref}: {problem.message}", problem.expected)
+    if promoted > now + CLOCK_SKEW:
+        return Problem(CHECK_RULE, f"{ref}: promoted at {utc_text(promoted)}, in the future",
+                       "a promotion time in the past")
+    stale = fresh(record, promoted, max_days)
+    if stale:
+        return Problem(CHECK_RULE, f"{ref}: the record was not fresh when promoted: {stale}",
+                       f"evidence at most {max_days} days old at promotion")
+    return None
+
+
+# ---------------------------------------------------------------- what an environment serves
+
+
+@dataclass(frozen=True)
+class Served:
+    """One tenant's flavor version in an environment, and where its list names it."""
+
+    tenant: str
+    ref: str
+    location: Location
+    old_ref: str = ""  # a promotion: the version it replaces ("" when new, or already listed)
+    source_location: Location | None = None
+    position: int = -1  # its index in the tenant's list (-1: appended by the promotion)
+
+
+def served_in(catalog: Catalog, env: str) -> list[Served]:
+    out = []
+    for name in sorted(catalog.tenants):
+        tenv = catalog.tenants[name].environments.get(env)
+        for i, ref in enumerate(tenv.flavors if tenv else ()):
+            out.append(Served(name, str(ref), catalog.location("Tenant", name, ("environments", env, "flavors", i)),
+                              position=i))
+    return out
+
+
+def proposed(catalog: Catalog, env: Environment, only: Sequence[str] = ()) -> list[Served]:
+    """What ``env`` serves once the versions of the environment it promotes from are taken
+    over, for the tenants that run in both (``only``: these flavor names)."""
+    source = env.promotes_from
+    assert source is not None
+    out = []
+    for name in sorted(catalog.tenants):
+        tenant = catalog.tenants[name]
+        target, origin = tenant.environments.get(env.name), tenant.environments.get(source)
+        current = list(target.flavors) if target else []
+        listed = {r.name: i for i, r in enumerate(current)}
+        items = [Served(name, str(r), catalog.location("Tenant", name, ("environments", env.name, "flavors", i)),
+                        position=i) for i, r in enumerate(current)]
+        if target is None or origin is None:
+            out += items
+            continue
+        for j, ref in enumerate(origin.flavors):
+            if only and ref.name not in only:
+                continue
+            src_loc = catalog.location("Tenant", name, ("environments", source, "flavors", j))
+            if ref.name in listed:
+                i = listed[ref.name]
+                if str(current[i]) != str(ref):
+                    items[i] = Served(name, str(ref), items[i].location, str(current[i]), src_loc, i)
+            else:
+                loc = catalog.location("Tenant", name, ("environments", env.name, "flavors"))
+                items.append(Served(name, str(ref), loc, "", src_loc, -1))
+        out += items
+    return out
+
+
+# ---------------------------------------------------------------- looking for evidence
+
+
+@dataclass
+class Decision:
+    served: Served
+    digest: str
+    record: VerifiedRecord | None = None
+    problem: Problem | None = None
+
+
+def choose_evidence(ref: str, digest: str, source: Environment, records: Sequence[VerifiedRecord],
+                    now: dt.datetime, max_days: int) -> tuple[VerifiedRecord | None, Problem]:
+    """The newest acceptable record for ``ref``, or the most telling reason there is none."""
+    order = {"promotion.evidence-missing": 0, "promotion.digest-mismatch": 1, "promotion.evidence-failed": 2,
+             "promotion.evidence-expired": 3}
+    best = Problem("promotion.evidence-missing",
+                   f"no signed evidence record of {source.name} covers {ref}",
+                   f"a passing conformance record of {source.name} (cluster {source.cluster.name}) "
+                   f"for {ref} with digest {digest}, at most {max_days} days old")
+    for record in sorted(records, key=lambda r: r.time, reverse=True):
+        problem = check_record(record, ref, digest, source)
+        if problem is None:
+            stale = fresh(record, now, max_days)
+            if not stale:
+                return record, best
+            problem = Problem("promotion.evidence-expired", f"the newest passing record ({record.origin}) "
+                              f"is too old: {stale}", f"evidence at most {max_days} days old")
+        if order.get(problem.rule, 0) > order.get(best.rule, 0):
+            best = Problem(problem.rule, f"{ref}: {problem.message}", problem.expected)
+    return None, best
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _yaml_compose(text: str) -> Any:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="rt", pure=True).compose(io.StringIO(text))
+
+
+def _node(root: Any, path: Sequence[str | int]) -> Any:
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    node = root
+    for part in path:
+        if isinstance(node, MappingNode):
+            node = next(v for k, v in node.value if getattr(k, "value", None) == part)
+        elif isinstance(node, SequenceNode) and isinstance(part, int):
+            node = node.value[part]
+        else:
+            raise KeyError(part)
+    return node
+
+
+def edit_flavor_list(text: str, env: str, replace: Mapping[int, str], append: Sequence[str]) -> str:
+    """``text`` (a tenant file) with items of ``environments.<env>.flavors`` replaced and
+    new ones appended in the list's own style; every other byte as it was."""
+    from ruamel.yaml.nodes import ScalarNode, SequenceNode
+
+    from .artifacts.lock import splice_values
+
+    bom = text.startswith("\ufeff")
+    body = text[1:] if bom else text
+    if replace:
+        body = splice_values(body, {("environments", env, "flavors", i): v for i, v in replace.items()})
+    if append:
+        seq = _node(_yaml_compose(body), ("environments", env, "flavors"))
+        if not isinstance(seq, SequenceNode) or not all(isinstance(n, ScalarNode) for n in seq.value):
+            raise KeyError("flavors is not a list of names")
+        if seq.flow_style or not seq.value:
+            if not seq.value:
+                close = body.rindex("]", 0, seq.end_mark.index)
+                body = body[:close] + ", ".join(append) + body[close:]
+            else:
+                at = seq.value[-1].end_mark.index
+                body = body[:at] + "".join(f", {v}" for v in append) + body[at:]
+        else:
+            last = seq.value[-1]
+            line_start = body.rfind("\n", 0, last.start_mark.index) + 1
+            prefix = body[line_start:last.start_mark.index]
+            if prefix.strip() != "-":
+                raise KeyError("list items are not one per line")
+            end = body.find("\n", last.end_mark.index)
+            end = len(body) if end < 0 else end
+            newline = "\r\n" if body[end - 1:end] == "\r" else "\n"
+            if newline == "\r\n":
+                end -= 1
+            body = body[:end] + "".join(f"{newline}{prefix}{v}" for v in append) + body[end:]
+    return ("\ufeff" if bom else "") + body
+
+
+def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
+                      trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> list[Finding]:
+    """``policy.promotion-evidence``: for each environment whose floor requires it, every
+    flavor version it serves is allowed by its index."""
+    out: list[Finding] = []
+    days = max_age_days(data)
+    for name in sorted(plans):
+        env = catalog.environments[name]
+        if not requires_evidence(data, env):
+            continue
+        index = load_index(root, name)
+        source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
+        verdicts: dict[str, Problem | None] = {}
+        for s in served_in(catalog, name):
+            if s.ref not in verdicts:
+                verdicts[s.ref] = entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days, now)
+            problem = verdicts[s.ref]
+            if problem is not None:
+                out.append(Finding(CHECK_RULE, Severity.ERROR, problem.message, s.location,
+                                   expected=problem.expected, environment=name, subject=f"Flavor/{s.ref}"))
+    return out
+
+
+def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime) -> dict[str, Any]:
+    return {"digest": digest, "from": record.environment, "record": f"{RECORDS_DIR}/{name}",
+            "record_sha256": record.sha256, "promoted": utc_text(promoted), "signed_by": record.signer,
+            "recorded": utc_text(record.time)}
+
+
+def record_file_name(record: VerifiedRecord) -> str:
+    return f"{record.environment}-{utc_text(record.time).replace('-', '').replace(':', '')}-{record.sha256[:16]}.json"
+
+
+def check_promotable(env: Environment, data: Mapping[str, Any]) -> str:
+    """The environment ``env`` promotes from: its ``promotes_from``, which must be the one its
+    floors in ``policies/data.yaml`` name (an environment file cannot choose its evidence)."""
+    floors = [f["promotes_from"] for f in floors_of(data, env.name, env.cluster.name) if "promotes_from" in f]
+    if not env.promotes_from:
+        raise UsageError(f"environment {env.name} promotes from no environment (promotes_from is not set)")
+    if any(f != env.promotes_from for f in floors):
+        raise ConfigError(f"environment {env.name} promotes from {env.promotes_from}, but its floor in "
+                          f"policies/data.yaml says {', '.join(sorted({str(f) for f in floors}))} "
+                          "(policy.gate-floor): no evidence is looked for")
+    return env.promotes_from

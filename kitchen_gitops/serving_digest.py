@@ -1,0 +1,105 @@
+"""The serving digest: one sha256 that names exactly what an InferenceService serves.
+
+Computed from the catalog, identically wherever it is needed: at render time into the
+conformance expectations (so the post-sync run signs the digest of what Argo CD synced),
+by ``kitchen promote`` for what the target environment will serve, and by the
+``policy.promotion-evidence`` rule of ``kitchen check``.
+
+Two digests:
+
+- the **flavor digest** — the flavor (name@version), the sha256 of its adapter files, its
+  evaluation dataset pin where it has one, and its base (name@version and the sha256 of
+  every weight file): the same adapter bytes on the same base bytes.  It does not depend
+  on the environment, so evidence from staging can be compared with what prod will serve;
+- the **service digest** — the base and every flavor as above, the vLLM arguments as
+  rendered and the digest of the vLLM image: everything that decides the answers of one
+  InferenceService in one environment.
+
+Both are the sha256 of a canonical JSON serialisation (keys sorted, no whitespace,
+UTF-8).  A part a flavor does not have is left out, not written as null, so adding a
+field to ``FLAVOR_FIELDS`` (one line) leaves the digest of every flavor without it as it
+was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from .model import IMAGE_DIGEST, Base, Flavor
+from .plan import ServicePlan
+
+FORMAT = 1
+
+
+def canonical_json(value: Any) -> bytes:
+    """Keys sorted, no insignificant whitespace, UTF-8, no NaN or infinity."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def sha256_of(value: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def _evaluation_part(flavor: Flavor, name: str) -> Any:
+    """A field of the flavor's evaluation as JSON, or None where the evaluation (or the
+    field, in this version of the catalog model) is absent."""
+    if flavor.evaluation is None:
+        return None
+    return flavor.evaluation.model_dump(mode="json", by_alias=True, exclude_none=True).get(name)
+
+
+# What of a flavor the digest covers: name → how to read it (None: the flavor has none).
+FLAVOR_FIELDS: tuple[tuple[str, Callable[[Flavor], Any]], ...] = (
+    ("ref", lambda f: f.ref),
+    ("files", lambda f: f.files.model_dump(mode="json", by_alias=True)),
+    ("dataset", lambda f: _evaluation_part(f, "dataset")),
+)
+
+BASE_FIELDS: tuple[tuple[str, Callable[[Base], Any]], ...] = (
+    ("ref", lambda b: b.ref),
+    ("files", lambda b: {p.path: p.sha256 for p in b.files}),
+)
+
+
+def _material(obj: Any, fields: tuple[tuple[str, Callable[[Any], Any]], ...]) -> dict[str, Any]:
+    out = {}
+    for name, read in fields:
+        value = read(obj)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def flavor_material(flavor: Flavor, base: Base) -> dict[str, Any]:
+    return {"format": FORMAT, "flavor": _material(flavor, FLAVOR_FIELDS), "base": _material(base, BASE_FIELDS)}
+
+
+def flavor_digest(flavor: Flavor, base: Base) -> str:
+    """The same adapter bytes (and dataset) on the same base bytes."""
+    return sha256_of(flavor_material(flavor, base))
+
+
+def image_digest(image: str) -> str:
+    """``sha256:…`` of an image reference pinned by digest (the registry is not part of it:
+    environments pull the same image from their own registries)."""
+    m = IMAGE_DIGEST.fullmatch(image)
+    return f"sha256:{m['digest']}" if m else image
+
+
+def service_material(svc: ServicePlan) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "base": _material(svc.base, BASE_FIELDS),
+        "flavors": sorted((_material(f, FLAVOR_FIELDS) for f in svc.flavors), key=lambda m: str(m["ref"])),
+        "vllm_args": list(svc.args),
+        "image": image_digest(svc.environment.images.vllm),
+    }
+
+
+def service_digest(svc: ServicePlan) -> str:
+    """Everything that decides one InferenceService's answers in its environment."""
+    return sha256_of(service_material(svc))
