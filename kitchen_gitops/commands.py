@@ -711,8 +711,13 @@ def _write_promotion(root: Path, catalog: Any, env: Any, index: Any, decisions: 
         doc = catalog.documents[("Tenant", tenant)]
         text = read_regular_file(doc.path).decode("utf-8")
         try:
+            # an alias of a version the promotion replaces follows it: clients of the stable
+            # name get the promoted version, as they got the one before
+            moved = {s.old_ref: s.ref for s in items if s.old_ref}
+            tenv = catalog.tenants[tenant].environments.get(env.name)
+            follow = {a: moved[str(t)] for a, t in (tenv.aliases.items() if tenv else ()) if str(t) in moved}
             new = edit_flavor_list(text, env.name, {s.position: s.ref for s in items if s.position >= 0},
-                                   [s.ref for s in items if s.position < 0])
+                                   [s.ref for s in items if s.position < 0], follow)
         except (KeyError, IndexError, StopIteration, ValueError) as exc:
             raise ConfigError(f"{doc.display_path}: cannot edit the flavors of {env.name} ({exc}); "
                               "nothing written") from None

@@ -328,17 +328,21 @@ def _node(root: Any, path: Sequence[str | int]) -> Any:
     return node
 
 
-def edit_flavor_list(text: str, env: str, replace: Mapping[int, str], append: Sequence[str]) -> str:
-    """``text`` (a tenant file) with items of ``environments.<env>.flavors`` replaced and
-    new ones appended in the list's own style; every other byte as it was."""
+def edit_flavor_list(text: str, env: str, replace: Mapping[int, str], append: Sequence[str],
+                     aliases: Mapping[str, str] | None = None) -> str:
+    """``text`` (a tenant file) with items of ``environments.<env>.flavors`` replaced, new
+    ones appended in the list's own style, and the ``aliases`` named (alias → version)
+    pointed at the version that replaces theirs; every other byte as it was."""
     from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
     from .artifacts.lock import splice_values
 
     bom = text.startswith("\ufeff")
     body = text[1:] if bom else text
-    if replace:
-        body = splice_values(body, {("environments", env, "flavors", i): v for i, v in replace.items()})
+    changes: dict[tuple[str | int, ...], str] = {("environments", env, "flavors", i): v for i, v in replace.items()}
+    changes.update({("environments", env, "aliases", a): v for a, v in (aliases or {}).items()})
+    if changes:
+        body = splice_values(body, changes)
     if append:
         seq = _node(_yaml_compose(body), ("environments", env, "flavors"))
         if not isinstance(seq, SequenceNode) or not all(isinstance(n, ScalarNode) for n in seq.value):

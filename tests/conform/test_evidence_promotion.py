@@ -181,8 +181,10 @@ def test_accepted_with_evidence_and_only_the_promoted_line_changes(
     assert [p["flavor"] for p in doc["info"]["promotions"]] == [NEW]
     diff = _git(repo, "diff", "--unified=0", "--", "catalog", "environments", "policies", "templates")
     changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
-    assert changed == [f"-      - {OLD}", f"+      - {NEW}"]
-    assert "@@ -31 +31 @@" in diff
+    # the promoted line, and prod's stable alias of the replaced version, which follows it
+    assert changed == [f"-      - {OLD}", f"+      - {NEW}",
+                       f"-      helpdesk-classifier: {OLD}", f"+      helpdesk-classifier: {NEW}"]
+    assert "@@ -31 +31 @@" in diff and "@@ -35 +35 @@" in diff
     index = json.loads((repo / "evidence/prod/index.json").read_text(encoding="utf-8"))
     entry = index["flavors"][NEW]
     assert entry["from"] == "staging" and entry["record"].startswith("records/staging-")
