@@ -62,8 +62,9 @@ class DatasetProblem:
 # ---------------------------------------------------------------- the metrics
 
 
-def _json_value(text: str) -> Any:
-    """The JSON value an answer holds: all of it, or its first ``{…}``/``[…]`` block."""
+def json_value(text: str, what: str = "answer") -> Any:
+    """The JSON value ``text`` (a model's ``what``) holds: all of it, or its first
+    ``{…}``/``[…]`` block; ValueError when there is none."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -75,7 +76,7 @@ def _json_value(text: str) -> Any:
                 return decoder.raw_decode(text, i)[0]
             except json.JSONDecodeError:
                 continue
-    raise ValueError("no JSON value in the answer")
+    raise ValueError(f"no JSON value in the {what}")
 
 
 def predicted_label(output: str, labels: Sequence[str]) -> str | None:
@@ -104,7 +105,7 @@ def _json_schema(output: str, reference: Any, labels: Sequence[str]) -> float:
     import jsonschema
 
     try:
-        jsonschema.validate(_json_value(output), reference)
+        jsonschema.validate(json_value(output), reference)
     except (ValueError, jsonschema.ValidationError):
         return 0.0
     return 1.0

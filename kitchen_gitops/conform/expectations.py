@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
+from ..evaluation import json_value
 from ..findings import Location
 from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
 from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan
@@ -325,22 +326,6 @@ def describe(expect: Expectation) -> str:
     return " and ".join(parts)
 
 
-def _json_in(text: str) -> Any:
-    """The JSON value in ``text``: all of it, or the first ``{…}``/``[…]`` block."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    decoder = json.JSONDecoder()
-    for i, ch in enumerate(text):
-        if ch in "{[":
-            try:
-                return decoder.raw_decode(text, i)[0]
-            except json.JSONDecodeError:
-                continue
-    raise ValueError("no JSON value in the output")
-
-
 def unmet(expect: Expectation, text: str) -> list[str]:
     """Why ``text`` does not meet ``expect`` (empty when it does)."""
     problems = []
@@ -354,7 +339,7 @@ def unmet(expect: Expectation, text: str) -> list[str]:
         import jsonschema
 
         try:
-            value = _json_in(text)
+            value = json_value(text, "output")
             jsonschema.validate(value, expect.json_schema)
         except ValueError as exc:
             problems.append(str(exc))

@@ -8,26 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from kitchen_gitops import pipeline
 from kitchen_gitops.policy.engines import Engine, OpaLibEngine, RegorusEngine
-from kitchen_gitops.policy.gate import GATE_QUERY, prepare
+from kitchen_gitops.policy.gate import GATE_QUERY
 from kitchen_gitops.policy.inputs import build_inputs
-from kitchen_gitops.policy.library import Library, load_library
+from kitchen_gitops.policy.library import Library
 from kitchen_gitops.policy.testing import run_tests
 from tests.conftest import CASES, copy_catalog
 from tests.policy.policy_cases import REPO, build_repo, cases
-
-
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return load_library(REPO / "policies", REPO)
-
-
-@pytest.fixture(scope="module")
-def engines(library: Library) -> dict[str, Engine]:
-    return {"regorus": prepare(library, RegorusEngine()), "opa": prepare(library, OpaLibEngine())}
 
 
 def test_every_unit_test_passes_on_both_engines(library: Library) -> None:

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from kitchen_gitops import pipeline
-from kitchen_gitops.policy.engines import Engine, OpaLibEngine, RegorusEngine
-from kitchen_gitops.policy.gate import GATE_QUERY, prepare
+from kitchen_gitops.policy.engines import Engine
+from kitchen_gitops.policy.gate import GATE_QUERY
 from kitchen_gitops.policy.inputs import build_inputs, read_vllm_flags
-from kitchen_gitops.policy.library import Library, load_library
+from kitchen_gitops.policy.library import Library
 from tests.policy.policy_cases import REPO, build_repo, cases
 
 Doc = dict[str, Any]
@@ -141,16 +141,6 @@ def mutations(doc: Doc) -> Iterator[Mutation]:
             yield _label((*cpath, "args"), ["--trust_remote_code"]), _set((*cpath, "args"), ["--trust_remote_code"])
             yield (_label((*cpath, "env"), "HF_HUB_OFFLINE=0"),
                    _set((*cpath, "env"), [{"name": "HF_HUB_OFFLINE", "value": "0"}]))
-
-
-@pytest.fixture(scope="module")
-def library() -> Library:
-    return load_library(REPO / "policies", REPO)
-
-
-@pytest.fixture(scope="module")
-def engines(library: Library) -> dict[str, Engine]:
-    return {"regorus": prepare(library, RegorusEngine()), "opa": prepare(library, OpaLibEngine())}
 
 
 # What makes a violation a finding: where it points, the resource and the object.  The
