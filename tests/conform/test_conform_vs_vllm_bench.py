@@ -10,7 +10,12 @@ to first token is real prefill work rather than milliseconds of scheduling jitte
 tools take turns; their per-request TTFT and TPOT are pooled, and kitchen's medians must
 lie within 5 % of vLLM's.  Two shared CPU cores make single runs wander, so the comparison
 adds rounds (up to ``MAX_ROUNDS``) before it fails, and on a host whose own run-to-run
-noise exceeds 5 % it allows that noise (two standard errors), no more.
+noise exceeds 5 % it allows that noise (two standard errors), no more.  The clients share
+those cores with the server, so the heavier client slows the server it measures (vLLM's
+benchmark client: in one run here the server's own time per output token was 6.6 % shorter
+during kitchen's runs, and the clients' TPOT medians 8.6 % apart);
+a difference that the server's own histograms show for the same runs is the load's, not
+the measurement's, and is taken out (``Comparison.measurement_difference``).
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ def allowed(comparison: Comparison, row: str) -> float:
 def test_ttft_and_tpot_medians_agree_with_vllm_bench_serve(comparison: Comparison) -> None:
     comparison.rounds(ROUNDS)
     rows = ("TTFT median (ms)", "TPOT median (ms)")
-    while (any(abs(comparison.difference(r)) > TOLERANCE for r in rows)
+    while (any(abs(comparison.measurement_difference(r)) > TOLERANCE for r in rows)
            and len(comparison.kitchen.runs) < MAX_ROUNDS):
         comparison.rounds(1)
     text = comparison.table()
@@ -96,7 +101,7 @@ def test_ttft_and_tpot_medians_agree_with_vllm_bench_serve(comparison: Compariso
         rates = [float(r["prefix_cache_hit_rate"]) for r in pool.runs]
         assert sum(rates) / len(rates) < CHANCE_HITS and max(rates) < 0.4, pool.runs
     for name in rows:
-        assert abs(comparison.difference(name)) <= allowed(comparison, name), text
+        assert abs(comparison.measurement_difference(name)) <= allowed(comparison, name), text
 
 
 def test_a_second_run_measures_the_same_ttft_not_the_cache(comparison: Comparison) -> None:
