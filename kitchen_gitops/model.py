@@ -7,6 +7,7 @@ of the offending key or value through the document's span index.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -1305,6 +1306,16 @@ def _evaluation_sets(catalog: Catalog) -> list[Finding]:
                                at(("dataset", "path")), expected="a regular JSONL file of the repository",
                                subject=subject))
             continue
+        digest = hashlib.sha256(raw).hexdigest()
+        if len(raw) <= MAX_REPOSITORY_DATASET_BYTES and digest != e.dataset.sha256:
+            out.append(Finding("evaluation.dataset-pin", Severity.ERROR,
+                               f"flavor {key}'s evaluation set {visible(e.dataset.path)} has sha256 {digest}, "
+                               f"not the {e.dataset.sha256} its flavor pins: the conformance job would refuse "
+                               "it, and evidence would name another set",
+                               at(("dataset", "sha256")),
+                               expected=f"sha256: {digest} for these bytes (`kitchen artifacts lock` writes it), "
+                                        "or the pinned set back",
+                               subject=subject))
         _, bad = parse_dataset(raw, e.metric, e.labels or ())
         out += [Finding(p.rule, Severity.ERROR, f"evaluation set of flavor {key}: {p.message}",
                         Location(e.dataset.path, p.line, p.col), expected=p.expected, subject=subject)

@@ -145,6 +145,9 @@ _rule("evaluation.settings", "Evaluation settings inconsistent", E,
       "a closed label set (evaluation.labels, each label once) for label_accuracy and for no other metric.")
 _rule("evaluation.dataset-missing", "Evaluation set missing", E,
       "The evaluation set a flavor names under evaluations/ is a regular file of the repository.")
+_rule("evaluation.dataset-pin", "Evaluation set differs from its pin", E,
+      "An evaluation set of the repository has the sha256 its flavor pins (`evaluation.dataset.sha256`): "
+      "the set the conformance job scores and the evidence names is the one reviewed.")
 _rule("evaluation.dataset-json", "Evaluation set line is not JSON", E,
       "Every non-blank line of an evaluation set is one JSON object (each key once, finite numbers); the "
       "finding points at the line and column where it stops being JSON.")

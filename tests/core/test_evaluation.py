@@ -3,6 +3,7 @@ policy data, the expectations the conformance Job reads, and the progress displa
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -265,17 +266,21 @@ def test_sets_too_large_for_the_configmap_are_a_plan_finding(tmp_path: Path) -> 
     root = copy_catalog(REPO, tmp_path / "repo")
     # dev serves both example sets; grow the classifier's to 200 KiB and the FAQ's to 230 KiB
     # (each within its own bound), then three of them cannot share the 640 KiB
-    for rel, n in (("evaluations/helpdesk-classifier/v2026-03-15.jsonl", 200),
-                   ("evaluations/faq-answerer/v3.jsonl", 230)):
+    for rel, n, flavor_file in (
+            ("evaluations/helpdesk-classifier/v2026-03-15.jsonl", 200, "helpdesk-classifier@v2026-03-15.yaml"),
+            ("evaluations/faq-answerer/v3.jsonl", 230, "faq-answerer@v3.yaml")):
         path = root / rel
+        old_pin = hashlib.sha256(path.read_bytes()).hexdigest()
         first = path.read_text().splitlines()[0] + "\n"
         path.write_text(first * (n * 1024 // len(first)))
+        pinned = root / "catalog/flavors" / flavor_file  # the pin follows the set
+        pinned.write_text(pinned.read_text().replace(old_pin, hashlib.sha256(path.read_bytes()).hexdigest()))
     outcome = pipeline.plan(root, ["dev"])
     assert outcome.ok, [f.format_text() for f in outcome.findings]  # 430 KiB: fits
     flavor = root / "catalog/flavors/ticket-router@v1-2.yaml"
     flavor.write_text(flavor.read_text().replace("  metric: f1\n", "  metric: contains\n").replace(
         "  date: 2026-03-01\n", "  date: 2026-03-01\n  dataset:\n    path: evaluations/ticket-router/v1-2.jsonl\n"
-        f"    sha256: '{'0' * 64}'\n", 1))
+        f"    sha256: '{hashlib.sha256((root / 'evaluations/faq-answerer/v3.jsonl').read_bytes()).hexdigest()}'\n", 1))
     (root / "evaluations/ticket-router").mkdir()
     (root / "evaluations/ticket-router/v1-2.jsonl").write_text((root / "evaluations/faq-answerer/v3.jsonl").read_text())
     outcome = pipeline.plan(root, ["dev"])
