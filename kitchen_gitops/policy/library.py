@@ -341,7 +341,30 @@ def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:
 _FLOOR_FLAGS = ("fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation", "waiver_wildcards",
                 "promotion_evidence")
 _FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
-FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from")
+# What an environment asks of its own serving, floored by number (policy.gate-floor's
+# `limits` says which way each bound goes) and, for observability, by `enabled`.
+FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
+    "slo": ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "min_output_tokens_per_s", "goodput_min_ratio"),
+    "conformance": ("requests", "concurrency", "output_tokens", "prompt_tokens", "isolation_max_flip_rate"),
+    "observability": ("scrape_interval_s", "slo_for_minutes"),
+}
+_FLOOR_SECTION_FLAGS = {"observability": ("enabled",)}
+FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS)
+
+
+def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: Any) -> None:
+    flags = _FLOOR_SECTION_FLAGS.get(section, ())
+    known = (*FLOOR_LIMITS[section], *flags)
+    if not isinstance(item, dict) or not item:
+        raise fail(path, f"a mapping of {', '.join(known)}")
+    for name, bound in item.items():
+        if name not in known:
+            raise fail((*path, name), f"unknown field; expected one of {', '.join(known)}", at_value=False)
+        if name in flags:
+            if not isinstance(bound, bool):
+                raise fail((*path, name), "true or false")
+        elif isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound < 1e12:
+            raise fail((*path, name), "a finite number from 0 to below 1e12")
 
 
 def _check_floors(doc: Any, key: str, value: Any) -> None:
@@ -369,6 +392,8 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
             if entry in _FLOOR_LISTS and (not isinstance(item, list)
                                           or not all(isinstance(i, str) and i.strip() for i in item)):
                 raise fail(path, "a list of names")
+            if entry in FLOOR_LIMITS:
+                _check_floor_section(fail, path, entry, item)
             if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
                 raise fail(path, "null or the name of another floor")
     unnamed = value.get("unnamed")

@@ -7,8 +7,13 @@
 #   `fail_on_warn`, `air_gapped`, `require_approved_base` and `require_evaluation` on
 #   where the floor turns them on, registries, licenses (compared as SPDX ids) and the
 #   trust-remote-code allowlist within the floor's, and `promotes_from` as the floor
-#   says. An environment the floors do not name is held to the `unnamed` floor (the
-#   strictest), and every environment to the floor of its cluster too.
+#   says. What the environment asks of its own serving is floored too: its SLOs (latency
+#   objectives at most the floor's, output-token rate and goodput at least), the load of
+#   its conformance job (requests, concurrency, output and prompt tokens at least, the
+#   isolation flip rate at most) and its observability (on where the floor says so,
+#   scraped and alerting at least as often). An environment the floors do not name is
+#   held to the `unnamed` floor (the strictest), and every environment to the floor of
+#   its cluster too.
 # custom:
 #   id: policy.gate-floor
 #   severity: error
@@ -117,3 +122,57 @@ violation contains v if {
 promotes_text(from) := sprintf("promotes from %s", [from]) if is_string(from)
 
 else := "promotes from no environment"
+
+# Numeric floors of what an environment asks of its own serving: "max", the environment's
+# value at most the floor's (a latency objective, how long an alert waits); "min", at
+# least (a throughput, the conformance load).  A field the environment leaves unset where
+# the floor sets one is looser than any value.
+limits := {
+	"slo": {
+		"ttft_p95_ms": "max", "tpot_p95_ms": "max", "e2e_p95_ms": "max",
+		"min_output_tokens_per_s": "min", "goodput_min_ratio": "min",
+	},
+	"conformance": {
+		"requests": "min", "concurrency": "min", "output_tokens": "min", "prompt_tokens": "min",
+		"isolation_max_flip_rate": "max",
+	},
+	"observability": {"scrape_interval_s": "max", "slo_for_minutes": "max"},
+}
+
+# helper rules, not `not x > y` (an undefined operand would differ between engines)
+looser(got, _, _) if got == null
+
+looser(got, want, "max") if {
+	is_number(got)
+	got > want
+}
+
+looser(got, want, "min") if {
+	is_number(got)
+	got < want
+}
+
+bound_text(section, field, want, "max") := sprintf("%s.%s at most %v", [section, field, want])
+
+bound_text(section, field, want, "min") := sprintf("%s.%s at least %v", [section, field, want])
+
+set_text(section, field, null) := sprintf("sets no %s.%s", [section, field])
+
+set_text(section, field, got) := sprintf("sets %s.%s %v", [section, field, got]) if got != null
+
+violation contains v if {
+	some name in applies
+	some section, fields in limits
+	some field, way in fields
+	want := named[name][section][field]
+	got := object.get(object.get(lib.env, section, {}), field, null)
+	looser(got, want, way)
+	v := floor_violation(sprintf("%s.%s", [section, field]), set_text(section, field, got), name, bound_text(section, field, want, way))
+}
+
+violation contains v if {
+	some name in applies
+	named[name].observability.enabled == true
+	object.get(object.get(lib.env, "observability", {}), "enabled", true) != true
+	v := floor_violation("observability.enabled", "turns observability off (no scrape, no alerts, no dashboard)", name, "observability.enabled: true")
+}

@@ -12,6 +12,9 @@ floors := {
 			"strictness": "strict", "fail_on_warn": true, "air_gapped": true,
 			"require_evaluation": true, "registries": ["registry.prod.internal:5000"],
 			"licenses": ["Apache-2.0"], "trust_remote_code": [], "promotes_from": "staging",
+			"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
+			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
+			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
 		},
 		"dev": {
 			"strictness": "relaxed", "air_gapped": false, "registries": ["registry.prod.internal:5000"],
@@ -26,6 +29,9 @@ at_floor := fixtures.with_patch({
 	"environment": {
 		"promotes_from": "staging",
 		"gates": {"strictness": "strict", "fail_on_warn": true, "air_gapped": true, "require_evaluation": true},
+		"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
+		"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
+		"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
 	},
 })
 
@@ -94,4 +100,69 @@ test_fail_cluster_floor if {
 
 test_pass_dev_floor if {
 	count(violations({"environment": {"name": "dev", "promotes_from": null, "gates": {"strictness": "relaxed"}}})) == 0
+}
+
+# What the environment asks of its own serving: SLOs, conformance load, observability.
+
+only_at(vs, path) if {
+	count(vs) == 1
+	some v in vs
+	v.at.path == path
+}
+
+test_pass_slo_and_load_tighter_than_floor if {
+	count(violations({"environment": {
+		"slo": {"ttft_p95_ms": 200, "goodput_min_ratio": 0.99},
+		"conformance": {"requests": 512, "isolation_max_flip_rate": 0},
+		"observability": {"scrape_interval_s": 15},
+	}})) == 0
+}
+
+test_fail_latency_objective_loosened if {
+	only_at(violations({"environment": {"slo": {"tpot_p95_ms": 1000000000}}}), "slo.tpot_p95_ms")
+}
+
+# an objective the floor sets and the environment leaves out (null) is looser than any
+test_fail_latency_objective_dropped if {
+	only_at(violations({"environment": {"slo": {"e2e_p95_ms": null}}}), "slo.e2e_p95_ms")
+}
+
+test_fail_goodput_lowered if {
+	only_at(violations({"environment": {"slo": {"goodput_min_ratio": 0}}}), "slo.goodput_min_ratio")
+}
+
+test_fail_throughput_lowered if {
+	only_at(violations({"environment": {"slo": {"min_output_tokens_per_s": 1}}}), "slo.min_output_tokens_per_s")
+}
+
+test_fail_conformance_load_lowered if {
+	only_at(violations({"environment": {"conformance": {"requests": 1}}}), "conformance.requests")
+	only_at(violations({"environment": {"conformance": {"prompt_tokens": 1}}}), "conformance.prompt_tokens")
+}
+
+test_fail_flip_rate_raised if {
+	only_at(violations({"environment": {"conformance": {"isolation_max_flip_rate": 1}}}), "conformance.isolation_max_flip_rate")
+}
+
+test_fail_observability_off if {
+	only_at(violations({"environment": {"observability": {"enabled": false}}}), "observability.enabled")
+}
+
+test_fail_alerts_slower if {
+	only_at(violations({"environment": {"observability": {"slo_for_minutes": 1440}}}), "observability.slo_for_minutes")
+	only_at(violations({"environment": {"observability": {"scrape_interval_s": 300}}}), "observability.scrape_interval_s")
+}
+
+# an environment without the sections at all (a hand-made input) is held to them too
+test_fail_sections_missing if {
+	patched := json.remove(at_floor, ["environment/slo", "environment/conformance"])
+	vs := gate_floor.violation with input as patched with data.kitchen.params.gate_floors as floors
+	count(vs) == 10
+}
+
+# a floor without them floors nothing there (dev)
+test_pass_floor_without_limits if {
+	vs := violations({"environment": {"name": "dev", "cluster": {"name": "tokyo"}, "promotes_from": null,
+		"gates": {"strictness": "relaxed"}, "slo": {"ttft_p95_ms": 1000000000}, "observability": {"enabled": false}}})
+	count(vs) == 0
 }

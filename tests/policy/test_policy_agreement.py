@@ -65,3 +65,17 @@ def test_identical_violations_on_every_fixture(engines: dict[str, Engine], tmp_p
             assert results["regorus"] == results["opa"], f"{name}/{env}"
             compared += 1
     assert compared >= 3 + len([c for c in cases() if c.is_policy])
+
+
+def test_the_floor_limits_the_data_schema_accepts_are_the_ones_the_rule_reads(
+        engines: dict[str, Engine]) -> None:
+    """policies/data.yaml is checked against ``FLOOR_LIMITS``; ``policy.gate-floor`` reads
+    its own ``limits``: a field accepted on one side and not read on the other would be a
+    floor that floors nothing."""
+    from kitchen_gitops.policy.library import FLOOR_LIMITS
+
+    for name, engine in engines.items():
+        limits = engine.evaluate("kitchen.rules.gate_floor.limits", {})
+        assert {s: set(fields) for s, fields in limits.items()} == \
+            {s: set(f) for s, f in FLOOR_LIMITS.items()}, name
+        assert all(way in ("min", "max") for fields in limits.values() for way in fields.values()), limits
