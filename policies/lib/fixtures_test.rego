@@ -71,6 +71,7 @@ security_context := {
 	"runAsNonRoot": true,
 	"allowPrivilegeEscalation": false,
 	"capabilities": {"drop": ["ALL"]},
+	"seccompProfile": {"type": "RuntimeDefault"},
 }
 
 runtime := {

@@ -3,7 +3,11 @@
 # description: >-
 #   Every container of a rendered workload sets `securityContext.runAsNonRoot: true`
 #   (on the container or its pod), `allowPrivilegeEscalation: false`, and drops
-#   `ALL` capabilities.
+#   `ALL` capabilities; as Kubernetes' restricted Pod Security Standard has it, none is
+#   privileged, adds a capability other than `NET_BIND_SERVICE`, runs as user 0 or
+#   without a `RuntimeDefault` or `Localhost` seccomp profile (its own, else its pod's),
+#   or opens a host port, and no pod shares the node's network, PID or IPC namespace or
+#   mounts a `hostPath` volume.
 #   The InferenceService predictor's model, whose securityContext KServe merges over
 #   the runtime's container, sets no `runAsNonRoot: false`, `runAsUser: 0`,
 #   `allowPrivilegeEscalation: true` or `privileged: true`.
@@ -59,10 +63,102 @@ else := "allowPrivilegeEscalation: true" if sc.allowPrivilegeEscalation == true
 
 else := "privileged: true" if sc.privileged == true
 
+else := sprintf("capabilities.add %v", [sc.capabilities.add]) if count(lib.list_at(object.get(sc, "capabilities", {}), "add")) > 0
+
+else := "seccompProfile Unconfined" if sc.seccompProfile.type == "Unconfined"
+
 violation contains v if {
 	some x in lib.model_overrides
 	r := input.resources[x.i]
 	what := loosened(x.container.securityContext)
 	msg := sprintf("the predictor model of %s sets securityContext %s over the runtime's container", [lib.resource_id(r), what])
 	v := lib.resource_violation(r, msg, "no securityContext in the predictor model, or a non-root one")
+}
+
+# ---------------------------------------------------------------- restricted pods
+
+context(c) := sc if {
+	sc := c.securityContext
+	is_object(sc)
+} else := {}
+
+pod_context(r) := sc if {
+	sc := lib.pod_spec(r.manifest).securityContext
+	is_object(sc)
+} else := {}
+
+# a container's own setting, else its pod's (Kubernetes' precedence)
+effective(r, c, key) := v if {
+	v := context(c)[key]
+	v != null
+} else := v if {
+	v := pod_context(r)[key]
+	v != null
+}
+
+violation contains v if {
+	some x in lib.containers
+	r := input.resources[x.i]
+	context(x.container).privileged == true
+	msg := sprintf("container %s of %s is privileged", [x.container.name, lib.resource_id(r)])
+	v := lib.resource_violation(r, msg, "no securityContext.privileged: true")
+}
+
+allowed_capabilities := {"NET_BIND_SERVICE"}
+
+violation contains v if {
+	some x in lib.containers
+	r := input.resources[x.i]
+	some cap in lib.list_at(object.get(context(x.container), "capabilities", {}), "add")
+	not cap in allowed_capabilities
+	msg := sprintf("container %s of %s adds capability %v", [x.container.name, lib.resource_id(r), cap])
+	v := lib.resource_violation(r, msg, "no capabilities.add but NET_BIND_SERVICE")
+}
+
+violation contains v if {
+	some x in lib.containers
+	r := input.resources[x.i]
+	effective(r, x.container, "runAsUser") == 0
+	msg := sprintf("container %s of %s runs as user 0 (root)", [x.container.name, lib.resource_id(r)])
+	v := lib.resource_violation(r, msg, "runAsUser unset or not 0")
+}
+
+# through a helper rule: with no profile anywhere `effective` is undefined, and OPA would
+# hoist it out of a `not confined(effective(…))`, making the whole check undefined
+seccomp_confined(r, c) if effective(r, c, "seccompProfile").type in {"RuntimeDefault", "Localhost"}
+
+violation contains v if {
+	some x in lib.containers
+	r := input.resources[x.i]
+	not seccomp_confined(r, x.container)
+	msg := sprintf("container %s of %s runs without a RuntimeDefault or Localhost seccomp profile", [x.container.name, lib.resource_id(r)])
+	v := lib.resource_violation(r, msg, "seccompProfile.type: RuntimeDefault on the container or its pod")
+}
+
+violation contains v if {
+	some x in lib.containers
+	r := input.resources[x.i]
+	some port in lib.list_at(x.container, "ports")
+	object.get(port, "hostPort", 0) != 0
+	msg := sprintf("container %s of %s opens host port %v", [x.container.name, lib.resource_id(r), port.hostPort])
+	v := lib.resource_violation(r, msg, "no hostPort")
+}
+
+host_namespaces := ["hostNetwork", "hostPID", "hostIPC"]
+
+violation contains v if {
+	some r in input.resources
+	spec := lib.pod_spec(r.manifest)
+	some key in host_namespaces
+	spec[key] == true
+	msg := sprintf("%s sets %s: true, sharing the node's namespace", [lib.resource_id(r), key])
+	v := lib.resource_violation(r, msg, sprintf("no %s", [key]))
+}
+
+violation contains v if {
+	some r in input.resources
+	some vol in lib.list_at(lib.pod_spec(r.manifest), "volumes")
+	is_object(vol.hostPath)
+	msg := sprintf("%s mounts hostPath volume %s (%v)", [lib.resource_id(r), vol.name, object.get(vol.hostPath, "path", "")])
+	v := lib.resource_violation(r, msg, "no hostPath volume (a PVC, a ConfigMap or an emptyDir)")
 }
