@@ -633,7 +633,49 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
                 expected=problem.expected, actual=problem.flag, environment=env.name,
                 subject=f"Environment/{env.name}")
             out.setdefault((str(location), problem.message), finding)
+        owned = {option.dest: i for i, option in release.options_set(argv[:boundary])}
+        for i, option in release.options_set(argv[boundary:]):
+            if option.dest not in owned and option.dest not in OWNED_DESTS:
+                continue
+            location = catalog.location("Environment", env.name,
+                                        ("serving", "vllm", "extra_args", i), value=True)
+            if any(where == str(location) for where, _ in out):
+                continue  # refused by the parser already: one finding per entry
+            field = OWNED_DESTS.get(option.dest, "")
+            message = (f"extra_args of {env.name} set {option.flag}, which kitchen writes itself"
+                       + (f" from {field}" if field else "")
+                       + (f" ({argv[owned[option.dest]]} for {svc.namespace}/{svc.name})"
+                          if option.dest in owned else "")
+                       + ": vLLM would read the later one, the checks the one kitchen wrote")
+            finding = Finding(
+                "plan.vllm-owned-flag", Severity.ERROR, message, location,
+                resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
+                expected=(f"{field}, not {option.flag} in extra_args" if field
+                          else f"extra_args without {option.flag}"),
+                actual=argv[boundary + i], environment=env.name, subject=f"Environment/{env.name}")
+            out.setdefault((str(location), "owned"), finding)
     return list(out.values())
+
+
+# vLLM options kitchen writes from the catalog, whether or not a given InferenceService
+# needs them (an adapter list where it serves none is as much a smuggled adapter), with
+# the field that sets each; extra_args cannot set them a second time.
+OWNED_DESTS: dict[str, str] = {
+    "model": "the base's source",
+    "served_model_name": "the base's name",
+    "lora_modules": "the tenants' flavors",
+    "enable_lora": "the tenants' flavors",
+    "max_loras": "serving.vllm.max_loras",
+    "max_lora_rank": "serving.vllm.max_lora_rank",
+    "max_cpu_loras": "serving.vllm.max_loras",
+    "port": "the serving runtime",
+    "host": "the serving runtime (every address: where the probes and the router reach it)",
+    "tensor_parallel_size": "the base's GPUs",
+    "gpu_memory_utilization": "serving.vllm.gpu_memory_utilization",
+    "max_model_len": "serving.vllm.max_model_len",
+    "max_num_seqs": "serving.vllm.max_num_seqs",
+    "dtype": "the base's dtype",
+}
 
 
 def _tenant_env_location(catalog: Catalog, tenant: Tenant, env_name: str) -> Location:

@@ -165,6 +165,10 @@ _rule("evaluation.dataset-too-large", "Evaluation set too large", E,
 _rule("plan.vllm-args", "vLLM would refuse the command line", E,
       "Every rendered vLLM argument, the environment's extra_args included, is one the declared release's "
       "parser accepts: a flag it has (written in full), a value of its type and among its choices.")
+_rule("plan.vllm-owned-flag", "extra_args repeat a flag kitchen writes", E,
+      "The environment's extra_args set no vLLM option that kitchen writes from the catalog (the model, "
+      "served names, adapters, LoRA slots and rank, port, parallelism, memory and length limits): vLLM "
+      "reads the last occurrence, so a second --max-loras or --lora-modules would serve what no check read.")
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
       "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
       "memory of one replica.")

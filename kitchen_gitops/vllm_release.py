@@ -109,6 +109,20 @@ class VllmRelease:
             name = "--" + name[2:].replace("_", "-")
         return self.by_flag.get(name)
 
+    def options_set(self, argv: Sequence[str]) -> list[tuple[int, VllmOption]]:
+        """The option each flag of ``argv`` sets, with the flag's index (values skipped;
+        a short flag with its value attached, ``-tp2``, read as the parser reads it)."""
+        out = []
+        for i, token in enumerate(argv):
+            if not _is_flag(token):
+                continue
+            option = self.option(token)
+            if option is None and not token.startswith("--") and len(token) > 2:
+                option = self.by_flag.get(token[:2])
+            if option is not None:
+                out.append((i, option))
+        return out
+
     def has(self, flag: str) -> bool:
         return self.option(flag) is not None
 
