@@ -600,6 +600,11 @@ def _evaluation_sets_size(catalog: Catalog, plan: EnvironmentPlan) -> list[Findi
         environment=plan.environment.name, subject=f"Flavor/{ref}")]
 
 
+# The serving runtime's entrypoint: vLLM's OpenAI server, which KServe's InferenceService
+# arguments follow.
+RUNTIME_COMMAND = ("python", "-m", "vllm.entrypoints.openai.api_server")
+
+
 def runtime_args() -> tuple[str, ...]:
     """What the ServingRuntime's container passes before the InferenceService's arguments."""
     return (f"--port={PREDICTOR_PORT}",)

@@ -27,14 +27,23 @@ from typing import Any, Protocol
 import jinja2
 import jinja2.sandbox
 
+from .argv import container_argv, serving_containers
 from .errors import ConfigError
 from .escape import visible, yaml_comment
-from .findings import Location
+from .findings import Finding, Location, ResourceRef, Severity
 from .load import read_regular_file
 from .manifests import ManifestReader
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
 from .model import Catalog, Environment, service_namespace
-from .plan import LLMISVC_PORT, PREDICTOR_PORT, EnvironmentPlan, ServicePlan, TenantPlan
+from .plan import (
+    LLMISVC_PORT,
+    PREDICTOR_PORT,
+    RUNTIME_COMMAND,
+    EnvironmentPlan,
+    ServicePlan,
+    TenantPlan,
+    runtime_args,
+)
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
@@ -321,6 +330,7 @@ class EnvironmentRenderer:
                                                   _json([env.cluster.gpu.resource])),
                                          (f"{DOMAIN}/vllm-version", env.images.vllm_version)]),
                       image=env.images.vllm, env_vars=t.services[0].env_vars,
+                      command=list(RUNTIME_COMMAND), args=list(runtime_args()),
                       startup_failure_threshold=max(30, env.conformance.readiness_timeout_s // 10),
                       port=PREDICTOR_PORT,
                       shm_size="8Gi")
@@ -538,3 +548,83 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
     except ChildFailed as exc:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} "
                           f"failed: {visible(str(exc))}") from None
+
+
+# ---------------------------------------------------------------- rendered as planned
+
+DRIFT_RULE = "render.vllm-args"
+
+
+def _argv_drift(got: Sequence[Any], want: Sequence[str]) -> tuple[str, str]:
+    """The first place two command lines differ: (what the template rendered, what the plan has)."""
+    for i in range(max(len(got), len(want))):
+        g = got[i] if i < len(got) else None
+        w = want[i] if i < len(want) else None
+        if g != w:
+            return (visible(str(g)) if g is not None else "nothing", visible(w) if w is not None else "nothing")
+    return "", ""
+
+
+def drift_findings(plan: EnvironmentPlan, files: Sequence[RenderedFile]) -> list[Finding]:
+    """The vLLM command lines the templates rendered are the ones the plan computed.
+
+    Every check reads the plan (adapters, LoRA slots and rank, served names, memory) and
+    vLLM reads its argv, the last occurrence of a flag winning: a template that adds a
+    ``--lora-modules``, a second ``--max-loras`` or a ``command`` of its own would serve
+    what no check read.  So the serving runtime's container runs exactly vLLM's server
+    with the runtime's arguments, an InferenceService's model exactly the plan's
+    arguments (no other container beside it), an LLMInferenceService's ``main``
+    container exactly the arguments the plan leaves to it."""
+    env = plan.environment.name
+    objects = {(o.kind, o.namespace, o.name): o for f in files for o in f.objects}
+    out: list[Finding] = []
+
+    def drift(obj: RenderedObject, what: str, got: Sequence[Any], want: Sequence[str]) -> None:
+        if list(got) == list(want):
+            return
+        g, w = _argv_drift(got, want)
+        out.append(Finding(
+            DRIFT_RULE, Severity.ERROR,
+            f"{obj.kind} {obj.namespace}/{obj.name}: the template renders {what} other than the plan "
+            f"computed: {g} where the plan has {w}",
+            obj.source, resource=ResourceRef(obj.kind, obj.name, obj.namespace, obj.api_version),
+            expected=(f"{what}: {' '.join(visible(a) for a in want)}" if len(want) <= 8 else
+                      f"{what} as `kitchen plan --env {env}` shows it"),
+            actual=g, environment=env))
+
+    def extra(obj: RenderedObject, path: str, expected: str) -> None:
+        out.append(Finding(
+            DRIFT_RULE, Severity.ERROR,
+            f"{obj.kind} {obj.namespace}/{obj.name}: the template adds a container at {path}, "
+            "which the plan does not run and no argument check reads",
+            obj.source, resource=ResourceRef(obj.kind, obj.name, obj.namespace, obj.api_version),
+            expected=expected, actual=path, environment=env))
+
+    planned: set[tuple[str, str, str]] = set()
+    for svc in plan.services:
+        key = (svc.kind, svc.namespace, svc.name)
+        planned.add(key)
+        obj = objects.get(key)
+        if obj is None or not isinstance(obj.manifest, dict):
+            continue
+        containers = dict(serving_containers(obj.manifest))
+        if svc.kind == "InferenceService":
+            drift(obj, "the model's command line", container_argv(containers.pop("spec.predictor.model", None)),
+                  list(svc.args))
+        else:
+            main = [p for p, c in containers.items() if isinstance(c, dict) and c.get("name") == "main"]
+            for path in main[:1]:
+                drift(obj, "the main container's command line", container_argv(containers.pop(path)),
+                      list(svc.workload_args))
+        for path in containers:
+            extra(obj, path, "the model alone" if svc.kind == "InferenceService" else "the main container alone")
+    for (kind, _ns, name), obj in sorted(objects.items()):
+        if kind != "ServingRuntime" or name != RUNTIME_NAME or not isinstance(obj.manifest, dict):
+            continue
+        for path, container in serving_containers(obj.manifest):
+            if isinstance(container, dict) and container.get("name") == "kserve-container":
+                drift(obj, "the runtime's command line", container_argv(container),
+                      [*RUNTIME_COMMAND, *runtime_args()])
+            else:
+                extra(obj, path, "kserve-container alone")
+    return out

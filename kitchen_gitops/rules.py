@@ -175,6 +175,12 @@ _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
 _rule("plan.evaluation-sets-size", "Evaluation sets too large for the ConfigMap", E,
       "The evaluation sets of the repository that an environment serves hold at most 640 KiB together: they "
       "travel in the conformance ConfigMap, which Kubernetes holds to 1 MiB; larger sets go to S3.")
+_rule("render.vllm-args", "Rendered vLLM command line differs from the plan", E,
+      "The templates render the vLLM command lines the plan computed, as they are: the serving runtime's "
+      "container runs vLLM's OpenAI server with the runtime's arguments, an InferenceService's model the "
+      "plan's arguments (no other container beside it), an LLMInferenceService's main container the "
+      "arguments left to it. Every check reads the plan; vLLM reads the argv, the last occurrence of a flag "
+      "winning, so a template's own --lora-modules, --max-loras or command would serve what no check read.")
 _rule("render.stale", "Committed rendered output is stale", E,
       "The rendered/ tree in the repository differs from what the catalog renders: run `kitchen render` and commit.")
 
