@@ -276,6 +276,8 @@ DATA_SCHEMA: dict[str, DataKey] = {
                                   "load from", _SCHEMES),
     "offline_env": DataKey("map", "environment variables (name: value) every runtime of an "
                            "air-gapped environment sets", pattern=_ENV_NAME),
+    "forbidden_runtime_env": DataKey("map", "vLLM environment switches (name: what it does) no serving "
+                                     "container may turn on", pattern=_ENV_NAME),
     "auth_required_strictness": DataKey("list", "gate strictness levels at which endpoints "
                                         "require authentication", _STRICTNESS),
     "tls_required_strictness": DataKey("list", "gate strictness levels at which S3 is reached "
