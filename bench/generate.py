@@ -164,9 +164,7 @@ serving:
     max_model_len: 8192
     max_loras: 8
     max_lora_rank: 64
-slo:
-  ttft_p95_ms: 800
-  tpot_p95_ms: 60
+{_objectives(name)}
 gates:
   strictness: {"strict" if name == "prod" else "standard"}
   fail_on_warn: {"true" if name == "prod" else "false"}
@@ -176,6 +174,21 @@ gates:
 argocd:
   repo_url: https://git.example.internal/platform/catalog.git
 """
+
+
+# What each environment asks of its serving: at least the floor policies/data.yaml sets
+# for it (the organisation copies the example's floors).
+_OBJECTIVES = {
+    "prod": ("ttft_p95_ms: 500\n  tpot_p95_ms: 40\n  e2e_p95_ms: 6000\n  min_output_tokens_per_s: 800\n"
+             "  goodput_min_ratio: 0.95", "requests: 128\n  concurrency: 16\n  output_tokens: 128"),
+    "staging": ("ttft_p95_ms: 800\n  tpot_p95_ms: 60\n  e2e_p95_ms: 8000\n  min_output_tokens_per_s: 200\n"
+                "  goodput_min_ratio: 0.9", "requests: 64\n  concurrency: 8\n  output_tokens: 128"),
+}
+
+
+def _objectives(name: str) -> str:
+    slo, load = _OBJECTIVES.get(name, ("ttft_p95_ms: 800\n  tpot_p95_ms: 60", ""))
+    return f"slo:\n  {slo}" + (f"\nconformance:\n  {load}" if load else "")
 
 
 def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: int = 500,
@@ -203,7 +216,29 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
     for k, name in enumerate(env_names):
         prev = env_names[k - 1] if k else None
         (out / f"environments/{name}.yaml").write_text(_environment(k, name, prev, tenants))
+    _evidence_baselines(out)
     return out
+
+
+def _evidence_baselines(root: Path) -> None:
+    """The evidence index of every environment whose floor requires promotion evidence,
+    as an organisation adopting it starts: each flavor version it serves recorded as the
+    baseline, by the digest kitchen computes (what `policy.promotion-evidence` verifies)."""
+    from kitchen_gitops.model import load_catalog
+    from kitchen_gitops.policy.library import load_library
+    from kitchen_gitops.promotion import Index, digest_of, index_folder, requires_evidence, served_in
+
+    catalog, _ = load_catalog(root)
+    data = load_library(root / "policies", root).data
+    for name, env in sorted(catalog.environments.items()):
+        if not requires_evidence(data, env):
+            continue
+        index = Index(name, index_folder(root, name), "")
+        for served in served_in(catalog, name):
+            index.entries[served.ref] = {"baseline": "served before promotion evidence was required",
+                                         "digest": digest_of(catalog, served.ref), "recorded": "2026-01-01"}
+        index.folder.mkdir(parents=True, exist_ok=True)
+        (index.folder / "index.json").write_bytes(index.to_bytes())
 
 
 def add_org_arguments(ap: argparse.ArgumentParser) -> None:

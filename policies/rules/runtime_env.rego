@@ -51,7 +51,9 @@ serving_containers contains x if {
 violation contains v if {
 	some x in serving_containers
 	r := input.resources[x.i]
-	some name, why in forbidden
+	some entry in lib.env_vars(x.container)
+	name := entry.name
+	why := forbidden[name]
 	switched_on(x.container, name)
 	msg := sprintf("container %s of %s turns on %s=%v, which %s", [object.get(x.container, "name", "model"), lib.resource_id(r), name, lib.env_value(x.container, name), why])
 	v := lib.resource_violation(r, msg, sprintf("%s unset, or 0", [name]))
