@@ -24,3 +24,13 @@ def test_two_processes_read_what_one_reads(tmp_path: Path, monkeypatch: pytest.M
     assert two == one
     assert [(f.rule_id, f.location.file, f.location.line) for f in one[1]] == [
         ("load.syntax", "catalog/flavors/aaa-broken.yaml", 3), ("load.tab", "catalog/tenants/zzz-tab.yaml", 2)]
+
+
+def test_the_benchmark_organisation_passes_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/check_bench.py measures a gate that passes: the synthetic organisation meets
+    the floors of the repository's own policies/ (which it copies), or the benchmark
+    stops at its findings and measures nothing."""
+    from kitchen_gitops.cli import main
+
+    root = generate_org(tmp_path / "org", bases=2, flavors=40, tenants=12, envs=3)
+    assert main(["check", "--root", str(root), "--no-render-check"]) == 0, capsys.readouterr().out
