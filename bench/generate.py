@@ -158,7 +158,7 @@ storage:
     use_https: true
     secret: kitchen-s3-credentials
 serving:
-  replicas: {1 + k % 2}
+  replicas: {2 if name == "prod" else 1 + k % 2}
   auth: true
   vllm:
     max_model_len: 8192

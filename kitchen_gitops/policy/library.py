@@ -351,12 +351,14 @@ FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
     "observability": ("scrape_interval_s", "slo_for_minutes"),
 }
 _FLOOR_SECTION_FLAGS = {"observability": ("enabled",)}
-FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS)
+# Floors on what is rendered, by number: the replicas of every served base (at least).
+FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
+FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS, *FLOOR_RENDERED)
 
 
 def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: Any) -> None:
     flags = _FLOOR_SECTION_FLAGS.get(section, ())
-    known = (*FLOOR_LIMITS[section], *flags)
+    known = (*FLOOR_LIMITS.get(section, ()), *FLOOR_RENDERED.get(section, ()), *flags)
     if not isinstance(item, dict) or not item:
         raise fail(path, f"a mapping of {', '.join(known)}")
     for name, bound in item.items():
@@ -394,7 +396,7 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
             if entry in _FLOOR_LISTS and (not isinstance(item, list)
                                           or not all(isinstance(i, str) and i.strip() for i in item)):
                 raise fail(path, "a list of names")
-            if entry in FLOOR_LIMITS:
+            if entry in FLOOR_LIMITS or entry in FLOOR_RENDERED:
                 _check_floor_section(fail, path, entry, item)
             if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
                 raise fail(path, "null or the name of another floor")

@@ -10,8 +10,10 @@
 #   says. What the environment asks of its own serving is floored too: its SLOs (latency
 #   objectives at most the floor's, output-token rate and goodput at least), the load of
 #   its conformance job (requests, concurrency, output and prompt tokens at least, the
-#   isolation flip rate at most) and its observability (on where the floor says so,
-#   scraped and alerting at least as often). An environment the floors do not name is
+#   isolation flip rate at most), its observability (on where the floor says so,
+#   scraped and alerting at least as often) and the replicas every rendered
+#   InferenceService or LLMInferenceService runs (`serving.min_replicas`: a tenant's
+#   `replicas: 0` or a template's would serve nothing). An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -175,4 +177,26 @@ violation contains v if {
 	named[name].observability.enabled == true
 	object.get(object.get(lib.env, "observability", {}), "enabled", true) != true
 	v := floor_violation("observability.enabled", "turns observability off (no scrape, no alerts, no dashboard)", name, "observability.enabled: true")
+}
+
+# Replicas as rendered (KServe's default where the field is left out: one).
+replicas_of(m) := object.get(m.spec.predictor, "minReplicas", 1) if m.kind == "InferenceService"
+
+replicas_of(m) := object.get(m.spec, "replicas", 1) if m.kind == "LLMInferenceService"
+
+too_few(got, want) if {
+	is_number(got)
+	got < want
+}
+
+too_few(got, _) if not is_number(got)
+
+violation contains v if {
+	some name in applies
+	want := named[name].serving.min_replicas
+	some r in input.resources
+	got := replicas_of(r.manifest)
+	too_few(got, want)
+	msg := sprintf("%s runs %v replica(s) in environment %s, below the floor %s that policies/ sets for it", [lib.resource_id(r), got, lib.env.name, name])
+	v := lib.resource_violation(r, msg, sprintf("at least %v replica(s) (serving.replicas, or the tenant's replicas)", [want]))
 }

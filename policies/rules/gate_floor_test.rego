@@ -15,6 +15,7 @@ floors := {
 			"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
 			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
+			"serving": {"min_replicas": 1},
 		},
 		"dev": {
 			"strictness": "relaxed", "air_gapped": false, "registries": ["registry.prod.internal:5000"],
@@ -165,4 +166,35 @@ test_pass_floor_without_limits if {
 	vs := violations({"environment": {"name": "dev", "cluster": {"name": "tokyo"}, "promotes_from": null,
 		"gates": {"strictness": "relaxed"}, "slo": {"ttft_p95_ms": 1000000000}, "observability": {"enabled": false}}})
 	count(vs) == 0
+}
+
+# Replicas as rendered: a tenant's replicas: 0, or a template that leaves the field out
+# where the floor asks more than KServe's default of one.
+
+with_isvc(patch) := vs if {
+	vs := gate_floor.violation with input as object.union(at_floor, {"resources": [
+		r | some r in fixtures.with_resource("InferenceService", fixtures.isvc_with(patch)).resources
+	]}) with data.kitchen.params.gate_floors as floors
+}
+
+test_fail_zero_replicas if {
+	vs := with_isvc({"spec": {"predictor": {"minReplicas": 0}}})
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "runs 0 replica(s)")
+	v.resource.kind == "InferenceService"
+}
+
+test_pass_replicas_at_floor if {
+	count(with_isvc({"spec": {"predictor": {"minReplicas": 1}}})) == 0
+}
+
+test_fail_replicas_left_out_below_floor if {
+	patched := object.union(floors, {"environments": {"prod": {"serving": {"min_replicas": 2}}}})
+	vs := gate_floor.violation with input as at_floor with data.kitchen.params.gate_floors as patched
+	count(vs) == 1
+}
+
+test_fail_replicas_not_a_number if {
+	count(with_isvc({"spec": {"predictor": {"minReplicas": "0"}}})) == 1
 }
