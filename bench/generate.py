@@ -204,7 +204,10 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
     data = out / "policies" / "data.yaml"
     data.write_text(data.read_text(encoding="utf-8")
                     .replace("registry.stg.kitchen.internal:5000", "registry.staging.example.internal:5000")
-                    .replace("registry.prod.kitchen.internal:5000", "registry.prod.example.internal:5000"),
+                    .replace("registry.prod.kitchen.internal:5000", "registry.prod.example.internal:5000")
+                    .replace("https://git.kitchen.internal/platform/kitchen-catalog.git",
+                             "https://git.example.internal/platform/catalog.git")
+                    .replace("projects: [kitchen]", "projects: [default]"),
                     encoding="utf-8")
     env_names = [("dev", "staging", "prod")[k] if envs <= 3 else f"env-{k:02d}" for k in range(envs)]
     for i in range(bases):

@@ -353,12 +353,16 @@ FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
 _FLOOR_SECTION_FLAGS = {"observability": ("enabled",)}
 # Floors on what is rendered, by number: the replicas of every served base (at least).
 FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
-FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS, *FLOOR_RENDERED)
+# Floors on what is rendered, by list: where Argo CD may sync an environment from.
+_FLOOR_SECTION_LISTS = {"argocd": ("repo_urls", "target_revisions", "projects")}
+FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS, *FLOOR_RENDERED,
+              *_FLOOR_SECTION_LISTS)
 
 
 def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: Any) -> None:
     flags = _FLOOR_SECTION_FLAGS.get(section, ())
-    known = (*FLOOR_LIMITS.get(section, ()), *FLOOR_RENDERED.get(section, ()), *flags)
+    lists = _FLOOR_SECTION_LISTS.get(section, ())
+    known = (*FLOOR_LIMITS.get(section, ()), *FLOOR_RENDERED.get(section, ()), *flags, *lists)
     if not isinstance(item, dict) or not item:
         raise fail(path, f"a mapping of {', '.join(known)}")
     for name, bound in item.items():
@@ -367,6 +371,10 @@ def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: A
         if name in flags:
             if not isinstance(bound, bool):
                 raise fail((*path, name), "true or false")
+        elif name in lists:
+            if not isinstance(bound, list) or not bound \
+                    or not all(isinstance(i, str) and i.strip() and i == i.strip() for i in bound):
+                raise fail((*path, name), "a list of one or more values")
         elif isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound < 1e12:
             raise fail((*path, name), "a finite number from 0 to below 1e12")
 
@@ -396,7 +404,7 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
             if entry in _FLOOR_LISTS and (not isinstance(item, list)
                                           or not all(isinstance(i, str) and i.strip() for i in item)):
                 raise fail(path, "a list of names")
-            if entry in FLOOR_LIMITS or entry in FLOOR_RENDERED:
+            if entry in FLOOR_LIMITS or entry in FLOOR_RENDERED or entry in _FLOOR_SECTION_LISTS:
                 _check_floor_section(fail, path, entry, item)
             if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
                 raise fail(path, "null or the name of another floor")

@@ -13,7 +13,11 @@
 #   isolation flip rate at most), its observability (on where the floor says so,
 #   scraped and alerting at least as often) and the replicas every rendered
 #   InferenceService or LLMInferenceService runs (`serving.min_replicas`: a tenant's
-#   `replicas: 0` or a template's would serve nothing). An environment the floors do not name is
+#   `replicas: 0` or a template's would serve nothing). What Argo CD syncs into the
+#   environment comes from where the floor says (`argocd`): every rendered Application's
+#   source a repository of `repo_urls` at a revision of `target_revisions`, its path the
+#   environment's own rendered output, its project one of `projects` — so that a pull
+#   request cannot point prod at a fork, a feature branch or dev's manifests. An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -199,4 +203,53 @@ violation contains v if {
 	too_few(got, want)
 	msg := sprintf("%s runs %v replica(s) in environment %s, below the floor %s that policies/ sets for it", [lib.resource_id(r), got, lib.env.name, name])
 	v := lib.resource_violation(r, msg, sprintf("at least %v replica(s) (serving.replicas, or the tenant's replicas)", [want]))
+}
+
+# ---------------------------------------------------------------- what Argo CD syncs
+
+app_sources contains {"r": r, "src": src} if {
+	some r in lib.resources_of_kind("Application")
+	src := r.manifest.spec.source
+	is_object(src)
+}
+
+app_sources contains {"r": r, "src": src} if {
+	some r in lib.resources_of_kind("Application")
+	some src in lib.list_at(r.manifest.spec, "sources")
+}
+
+source_fields := {"repoURL": "repo_urls", "targetRevision": "target_revisions"}
+
+violation contains v if {
+	some name in applies
+	floor := named[name].argocd
+	some x in app_sources
+	some field, key in source_fields
+	allowed := floor[key]
+	got := object.get(x.src, field, null)
+	not got in allowed
+	msg := sprintf("%s syncs environment %s from %s %v, outside the floor %s that policies/ sets for it", [lib.resource_id(x.r), lib.env.name, field, got, name])
+	v := lib.resource_violation(x.r, msg, sprintf("%s one of %s", [field, concat(", ", allowed)]))
+}
+
+own_path := sprintf("%s/%s", [object.get(object.get(lib.env, "argocd", {}), "path_prefix", "rendered"), lib.env.name])
+
+violation contains v if {
+	some name in applies
+	named[name].argocd
+	some x in app_sources
+	got := object.get(x.src, "path", null)
+	got != own_path
+	msg := sprintf("%s syncs environment %s from path %v, not its own rendered output", [lib.resource_id(x.r), lib.env.name, got])
+	v := lib.resource_violation(x.r, msg, sprintf("path %s", [own_path]))
+}
+
+violation contains v if {
+	some name in applies
+	allowed := named[name].argocd.projects
+	some r in lib.resources_of_kind("Application")
+	got := object.get(r.manifest.spec, "project", null)
+	not got in allowed
+	msg := sprintf("%s puts environment %s in Argo CD project %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), lib.env.name, got, name])
+	v := lib.resource_violation(r, msg, sprintf("project one of %s", [concat(", ", allowed)]))
 }

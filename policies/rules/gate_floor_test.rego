@@ -16,6 +16,7 @@ floors := {
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
 			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
 			"serving": {"min_replicas": 1},
+			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"]},
 		},
 		"dev": {
 			"strictness": "relaxed", "air_gapped": false, "registries": ["registry.prod.internal:5000"],
@@ -197,4 +198,55 @@ test_fail_replicas_left_out_below_floor if {
 
 test_fail_replicas_not_a_number if {
 	count(with_isvc({"spec": {"predictor": {"minReplicas": "0"}}})) == 1
+}
+
+# What Argo CD syncs: repository, revision, path and project of the rendered Application.
+
+application(spec_patch) := {
+	"manifest": {
+		"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+		"metadata": {"name": "kitchen-prod", "namespace": "openshift-gitops"},
+		"spec": object.union({
+			"project": "kitchen",
+			"source": {"repoURL": "https://git.internal/catalog.git", "targetRevision": "main", "path": "rendered/prod"},
+		}, spec_patch),
+	},
+	"_source": fixtures.loc("environments/prod.yaml", 40),
+}
+
+with_app(spec_patch) := vs if {
+	vs := gate_floor.violation with input as object.union(at_floor, {"resources": array.concat(at_floor.resources, [application(spec_patch)])})
+		with data.kitchen.params.gate_floors as floors
+}
+
+test_pass_application_at_floor if {
+	count(with_app({})) == 0
+}
+
+test_fail_application_from_a_fork if {
+	vs := with_app({"source": {"repoURL": "https://github.com/attacker/fork.git"}})
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "repoURL https://github.com/attacker/fork.git")
+}
+
+test_fail_application_from_a_branch if {
+	count(with_app({"source": {"targetRevision": "feature/x"}})) == 1
+}
+
+test_fail_application_from_another_environments_output if {
+	vs := with_app({"source": {"path": "rendered/dev"}})
+	count(vs) == 1
+	some v in vs
+	v.expected == "path rendered/prod"
+}
+
+test_fail_application_in_another_project if {
+	count(with_app({"project": "default"})) == 1
+}
+
+# several sources: each one is held to the floor; a source without a revision too
+test_fail_application_second_source if {
+	vs := with_app({"sources": [{"repoURL": "https://github.com/attacker/fork.git", "path": "x"}]})
+	count(vs) == 3
 }
