@@ -72,7 +72,16 @@ def test_all_conformant(clean_server: VllmServer, tmp_path: Path,
                         capsys: pytest.CaptureFixture[str]) -> None:
     flavors = [flavor(n, smoke=smoke_for(clean_server, n)) for n in CLEAN_FLAVORS]
     exp = make_expectations(clean_server.base_url, flavors)
-    rc, doc, out = conform(tmp_path, capsys, exp, clean_server.base_url)
+    # The client/server cross-check of the performance load is a timing comparison: on a
+    # loaded 2-core host the client can be starved for a run (client TTFT 322 ms against
+    # the server's 29 ms once, with another test suite on the same cores).  Up to three
+    # runs when that cross-check is all that disagrees; any other finding fails at once.
+    for _attempt in range(3):
+        rc, doc, out = conform(tmp_path, capsys, exp, clean_server.base_url)
+        found = findings(doc) if doc else []
+        if not found or not all(f["rule_id"] == "conform.performance" and "disagree" in f["message"]
+                                for f in found):
+            break
     assert rc == 0, out
     assert doc["verdict"] == "PASS"
     assert findings(doc) == []
