@@ -97,8 +97,33 @@ def _contains(output: str, reference: Any, labels: Sequence[str]) -> float:
     return 1.0 if str(reference) in output else 0.0
 
 
+# How long one regular expression may take over one answer.  A pattern that backtracks
+# catastrophically ((a+)+$ against a long run of a's) would otherwise hold the conformance
+# job until its deadline; bounded, it is a miss with its reason.
+REGEX_TIMEOUT_S = 1.0
+
+
+class RegexTimeout(ValueError):
+    """A pattern that did not finish over an answer within REGEX_TIMEOUT_S."""
+
+
+def search(pattern: str, text: str) -> bool:
+    """``re.search`` semantics (the ``regex`` module's version 0, Python's own syntax), bounded
+    in time: :class:`RegexTimeout` when the pattern backtracks past REGEX_TIMEOUT_S."""
+    import regex
+
+    try:
+        return regex.search(pattern, text, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise RegexTimeout(f"/{visible(pattern)}/ took longer than {REGEX_TIMEOUT_S:g} s over "
+                           f"{len(text)} characters (catastrophic backtracking)") from None
+
+
 def _regex(output: str, reference: Any, labels: Sequence[str]) -> float:
-    return 1.0 if re.search(str(reference), output) else 0.0
+    try:
+        return 1.0 if search(str(reference), output) else 0.0
+    except RegexTimeout:
+        return 0.0
 
 
 def _json_schema(output: str, reference: Any, labels: Sequence[str]) -> float:

@@ -10,14 +10,13 @@ the catalog position it came from, so findings point at ``file:line:col``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
-from ..evaluation import json_value
+from ..evaluation import RegexTimeout, json_value, search
 from ..findings import Location
 from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
 from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan
@@ -333,8 +332,12 @@ def unmet(expect: Expectation, text: str) -> list[str]:
         problems.append(f"does not contain {expect.contains!r}")
     if expect.not_contains is not None and expect.not_contains in text:
         problems.append(f"contains {expect.not_contains!r}")
-    if expect.regex is not None and not re.search(expect.regex, text):
-        problems.append(f"does not match /{expect.regex}/")
+    if expect.regex is not None:
+        try:
+            if not search(expect.regex, text):
+                problems.append(f"does not match /{expect.regex}/")
+        except RegexTimeout as exc:
+            problems.append(str(exc))
     if expect.json_schema is not None:
         import jsonschema
 

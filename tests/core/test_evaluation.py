@@ -288,3 +288,21 @@ def test_sets_too_large_for_the_configmap_are_a_plan_finding(tmp_path: Path) -> 
     assert f.environment == "dev" and "hold 659 KiB" in f.message, f.message
     assert f.location.file in ("catalog/flavors/faq-answerer@v3.yaml", "catalog/flavors/ticket-router@v1-2.yaml")
     assert "move large sets to S3" in f.expected
+
+
+def test_a_pattern_that_backtracks_catastrophically_is_a_miss_with_its_reason() -> None:
+    """/(a|aa)+$/ over 80 a's and a b would take Python's re longer than the job's deadline
+    (exponential in the length); bounded to REGEX_TIMEOUT_S, it scores 0 and says why."""
+    from kitchen_gitops.conform.expectations import unmet
+    from kitchen_gitops.evaluation import REGEX_TIMEOUT_S, RegexTimeout, search
+    from kitchen_gitops.model import Expectation
+
+    answer = "a" * 80 + "b"
+    with pytest.raises(RegexTimeout, match="catastrophic backtracking"):
+        search(r"(a|aa)+$", answer)
+    assert score_answer("regex", answer, r"(a|aa)+$") == 0.0
+    (why,) = unmet(Expectation(regex=r"(a|aa)+$"), answer)
+    assert f"took longer than {REGEX_TIMEOUT_S:g} s over 81 characters" in why
+    # re.search's own semantics otherwise: a search, not a full match
+    assert search(r"\S{3,}", "ok fine") and not search(r"^\d+$", "12a")
+    assert score_answer("regex", "vpn: reset the token", r"^(network|vpn)\b") == 1.0
