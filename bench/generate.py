@@ -173,6 +173,7 @@ gates:
   require_evaluation: true
 argocd:
   repo_url: https://git.example.internal/platform/catalog.git
+  auto_sync: {"false" if name == "prod" else "true"}
 """
 
 

@@ -48,7 +48,8 @@ An environment file may tighten its gates but never loosen them below the floor 
 license, allowlist remote code or change what prod promotes from — nor ask less of its own
 serving: slower SLOs, a lighter conformance load, fewer replicas, observability off, alerts that wait
 longer than the floor's `slo`, `conformance`, `serving` and `observability` allow, or an Argo CD
-Application that syncs from another repository, revision, path or project than `argocd` names. An environment the
+Application that syncs from another repository, revision, path or project than `argocd` names, or by
+itself where it says `manual_sync: true`. An environment the
 floors do not name (a new `prod2.yaml`) is held to the `unnamed` floor, the strictest,
 and every environment to the floor of its cluster as well.
 

@@ -350,7 +350,7 @@ FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
     "conformance": ("requests", "concurrency", "output_tokens", "prompt_tokens", "isolation_max_flip_rate"),
     "observability": ("scrape_interval_s", "slo_for_minutes"),
 }
-_FLOOR_SECTION_FLAGS = {"observability": ("enabled",)}
+_FLOOR_SECTION_FLAGS = {"observability": ("enabled",), "argocd": ("manual_sync",)}
 # Floors on what is rendered, by number: the replicas of every served base (at least).
 FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
 # Floors on what is rendered, by list: where Argo CD may sync an environment from.

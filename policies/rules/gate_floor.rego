@@ -17,7 +17,9 @@
 #   environment comes from where the floor says (`argocd`): every rendered Application's
 #   source a repository of `repo_urls` at a revision of `target_revisions`, its path the
 #   environment's own rendered output, its project one of `projects` — so that a pull
-#   request cannot point prod at a fork, a feature branch or dev's manifests. An environment the floors do not name is
+#   request cannot point prod at a fork, a feature branch or dev's manifests; and where
+#   the floor says `manual_sync: true`, no Application syncs by itself (no enabled
+#   `syncPolicy.automated`: a person syncs prod). An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -252,4 +254,19 @@ violation contains v if {
 	not got in allowed
 	msg := sprintf("%s puts environment %s in Argo CD project %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), lib.env.name, got, name])
 	v := lib.resource_violation(r, msg, sprintf("project one of %s", [concat(", ", allowed)]))
+}
+
+automated(app) if {
+	auto := app.spec.syncPolicy.automated
+	is_object(auto)
+	object.get(auto, "enabled", true) != false
+}
+
+violation contains v if {
+	some name in applies
+	named[name].argocd.manual_sync == true
+	some r in lib.resources_of_kind("Application")
+	automated(r.manifest)
+	msg := sprintf("%s syncs environment %s by itself (syncPolicy.automated), below the floor %s that policies/ sets for it", [lib.resource_id(r), lib.env.name, name])
+	v := lib.resource_violation(r, msg, "no syncPolicy.automated (argocd.auto_sync: false): a person syncs it")
 }

@@ -16,7 +16,7 @@ floors := {
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
 			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
 			"serving": {"min_replicas": 1},
-			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"]},
+			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true},
 		},
 		"dev": {
 			"strictness": "relaxed", "air_gapped": false, "registries": ["registry.prod.internal:5000"],
@@ -249,4 +249,24 @@ test_fail_application_in_another_project if {
 test_fail_application_second_source if {
 	vs := with_app({"sources": [{"repoURL": "https://github.com/attacker/fork.git", "path": "x"}]})
 	count(vs) == 3
+}
+
+# prod is synced by a person: an automated sync policy is below the floor
+test_fail_application_syncs_by_itself if {
+	vs := with_app({"syncPolicy": {"automated": {"prune": true, "selfHeal": true}}})
+	count(vs) == 1
+	some v in vs
+	contains(v.msg, "by itself")
+}
+
+test_fail_application_automated_empty if {
+	count(with_app({"syncPolicy": {"automated": {}}})) == 1
+}
+
+test_pass_application_automated_disabled if {
+	count(with_app({"syncPolicy": {"automated": {"enabled": false}}})) == 0
+}
+
+test_pass_application_automated_null if {
+	count(with_app({"syncPolicy": {"automated": null}})) == 0
 }
