@@ -600,11 +600,8 @@ def drift_findings(plan: EnvironmentPlan, files: Sequence[RenderedFile]) -> list
             obj.source, resource=ResourceRef(obj.kind, obj.name, obj.namespace, obj.api_version),
             expected=expected, actual=path, environment=env))
 
-    planned: set[tuple[str, str, str]] = set()
     for svc in plan.services:
-        key = (svc.kind, svc.namespace, svc.name)
-        planned.add(key)
-        obj = objects.get(key)
+        obj = objects.get((svc.kind, svc.namespace, svc.name))
         if obj is None or not isinstance(obj.manifest, dict):
             continue
         containers = dict(serving_containers(obj.manifest))
