@@ -104,13 +104,14 @@ _SPEC = "\nspec:\n"
 _QUOTED_OR_BLOCK = ('"', "'", "|", ">")
 
 
-def _substitute(value: Any, namespace: str) -> Any:
+def substitute(value: Any, token: str, replacement: str) -> Any:
+    """``value`` (plain data) with ``token`` replaced in every string, keys included."""
     if isinstance(value, str):
-        return value.replace(_TOKEN, namespace) if _TOKEN in value else value
+        return value.replace(token, replacement) if token in value else value
     if isinstance(value, dict):
-        return {_substitute(k, namespace): _substitute(v, namespace) for k, v in value.items()}
+        return {substitute(k, token, replacement): substitute(v, token, replacement) for k, v in value.items()}
     if isinstance(value, list):
-        return [_substitute(v, namespace) for v in value]
+        return [substitute(v, token, replacement) for v in value]
     return value
 
 
@@ -158,7 +159,7 @@ class ManifestReader:
         top = load_manifest(head + "\n")
         if not isinstance(top, dict) or any(k in top for k in spec):
             return load_manifest(text)
-        top.update(_substitute(spec, namespace))
+        top.update(substitute(spec, _TOKEN, namespace))
         return top
 
     @staticmethod

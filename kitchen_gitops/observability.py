@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .manifests import substitute
 from .model import Environment
 from .plan import LLMISVC_PORT, PREDICTOR_PORT, ServicePlan, TenantPlan
 from .render import DOMAIN, LLMISVC_POD_LABELS, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta
@@ -608,7 +609,7 @@ def render_observability(r: EnvironmentRenderer) -> None:
         r.emit(f"{t.namespace}/prometheusrule-kitchen-vllm.yaml", "prometheusrule.yaml.j2", env_loc, srcs,
                "PrometheusRule", "monitoring.coreos.com/v1",
                object_meta("kitchen-vllm", t.namespace, env, wave=WAVE_RUNTIME, labels=tlabels, annotations=trace),
-               spec=specs.text(t.namespace, t.services))
+               **specs.spec(t.namespace, t.services))
     if obs.dashboard and any(t.services for t in plan.tenants):
         tenant_files = {cat.source_file("Tenant", t.tenant.name) for t in plan.tenants if t.services}
         dash_srcs = (r.env_source, *sorted(tenant_files))
@@ -640,13 +641,14 @@ class _RuleSpecs:
 
     def __init__(self, r: EnvironmentRenderer) -> None:
         self.r = r
-        self.cache: dict[tuple[int, tuple[str, ...]], str] = {}
+        self.cache: dict[tuple[int, tuple[str, ...]], tuple[str, list[dict[str, Any]]]] = {}
 
-    def text(self, namespace: str, services: Sequence[ServicePlan]) -> str:
+    def spec(self, namespace: str, services: Sequence[ServicePlan]) -> dict[str, Any]:
+        """The template's ``spec`` text and the rule ``groups`` it formats, for ``namespace``."""
         key = (max((len(s.flavors) for s in services), default=1),
                tuple(sorted(s.name for s in services if s.replicas > 0)))
-        text = self.cache.get(key)
-        if text is None:
+        cached = self.cache.get(key)
+        if cached is None:
             import jinja2
 
             from .errors import ConfigError
@@ -657,8 +659,10 @@ class _RuleSpecs:
                 text = self.r.jinja.get_template("prometheusrule-groups.yaml.j2").render(groups=groups)
             except jinja2.TemplateError as exc:
                 raise ConfigError(_template_error(exc, "prometheusrule-groups.yaml.j2", self.r.templates)) from None
-            self.cache[key] = text
-        return text.replace(_NAMESPACE_TOKEN, namespace)
+            cached = self.cache[key] = (text, groups)
+        text, groups = cached
+        return {"spec": text.replace(_NAMESPACE_TOKEN, namespace),
+                "groups": substitute(groups, _NAMESPACE_TOKEN, namespace)}
 
 
 # ---------------------------------------------------------------- runbook

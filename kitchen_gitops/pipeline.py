@@ -28,7 +28,14 @@ from .policy.gate import evaluate_policies, prepare
 from .policy.inputs import build_inputs
 from .policy.library import load_library
 from .policy.waivers import apply_waivers, load_waivers
-from .render import Contribution, RenderedFile, drift_findings, render_environment, template_dir
+from .render import (
+    Contribution,
+    RenderedFile,
+    drift_findings,
+    render_environment,
+    template_dir,
+    unintended_findings,
+)
 from .rules import RuleInfo
 from .write import Difference, check_outputs, stale_environments
 
@@ -270,6 +277,7 @@ class _EnvironmentJob:
         catalog = self.outcome.catalog
         files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions())
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
+        found += unintended_findings(name, files, self.library.data)
         if self.opts.render_check:
             found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
         inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files},

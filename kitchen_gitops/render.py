@@ -18,7 +18,7 @@ import json
 import operator
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -28,9 +28,12 @@ import jinja2
 import jinja2.sandbox
 
 from .argv import container_argv, serving_containers
+from .closed_world import Comparison, Difference, RenderedRef, points, read_documents, same
+from .closed_world import findings as closed_world_findings
 from .errors import ConfigError
 from .escape import visible, yaml_comment
 from .findings import Finding, Location, ResourceRef, Severity
+from .intended import intended_object
 from .load import read_regular_file
 from .manifests import ManifestReader
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
@@ -92,6 +95,8 @@ class RenderedObject:
     source: Location
     sources: tuple[str, ...]
     manifest: Any = None
+    # how what the template rendered differs from what kitchen intends (closed_world)
+    differences: tuple[Difference, ...] = ()
 
 
 @dataclass
@@ -272,15 +277,39 @@ class EnvironmentRenderer:
         if len(text) > MAX_RENDERED_BYTES:
             raise ConfigError(f"{self.templates / template}: renders more than {MAX_RENDERED_BYTES} "
                               "bytes for one object")
+        namespace = meta.namespace if meta else ""
         try:
-            # kustomize's own file is not applied to the cluster: nothing to read for the policies
-            manifest = None if kind == "Kustomization" else self.reader.read(text, meta.namespace if meta else "")
-        except (Exception, RecursionError) as exc:  # a template that does not render YAML: its author's error
-            raise ConfigError(f"{self.templates / template}: renders no valid YAML for {visible(path)}: "
-                              f"{visible(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
-        obj = RenderedObject(api_version, kind, meta.name if meta else path, meta.namespace if meta else "",
-                             source, srcs, manifest)
+            if kind == "Kustomization":  # kustomize's own file is not applied: nothing for the policies
+                documents, manifest = read_documents(text), None
+            else:
+                manifest = self.reader.read(text, namespace)
+                documents = [] if manifest is None else [manifest]
+        except (Exception, RecursionError) as exc:
+            documents, manifest = self._documents(text, path, template, exc), None
+            manifest = documents[0] if documents and kind != "Kustomization" else None
+        intended = intended_object(template, api_version, kind, meta, ctx)
+        differences: tuple[Difference, ...] = ()
+        if len(documents) != 1 or not same(documents[0], intended):
+            jinja_template = self.jinja.get_template(template)
+            template_text = self.jinja.loader.get_source(self.jinja, template)[0] if self.jinja.loader else ""
+            comparison = Comparison(jinja_template, template_text, f"{self.templates.name}/{template}",
+                                    {"meta": meta, "sources": yaml_comment(", ".join(srcs)), **ctx}, text)
+            differences = comparison.differences(documents, intended)
+        obj = RenderedObject(api_version, kind, meta.name if meta else path, namespace,
+                             source, srcs, manifest, differences)
         self.files.append(RenderedFile(path, text, [obj]))
+
+    def _documents(self, text: str, path: str, template: str, exc: BaseException) -> list[Any]:
+        """The documents of a text that is not one YAML document; a text that is not YAML
+        at all is its template author's error."""
+        try:
+            documents = read_documents(text)
+        except (Exception, RecursionError):
+            documents = []
+        if len(documents) > 1:
+            return documents
+        raise ConfigError(f"{self.templates / template}: renders no valid YAML for {visible(path)}: "
+                          f"{visible(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
 
     # ---------------------------------------------------------------- tenant objects
 
@@ -625,3 +654,11 @@ def drift_findings(plan: EnvironmentPlan, files: Sequence[RenderedFile]) -> list
             else:
                 extra(obj, path, "kserve-container alone")
     return out
+
+
+def unintended_findings(environment: str, files: Sequence[RenderedFile], data: Mapping[str, Any]) -> list[Finding]:
+    """What the templates rendered beyond what kitchen intends, less what the customisation
+    points of the policy data allow (:mod:`kitchen_gitops.closed_world`)."""
+    objects = [(RenderedRef(o.kind, o.name, o.namespace, o.api_version, f.path), o.differences)
+               for f in files for o in f.objects if o.differences]
+    return closed_world_findings(environment, objects, points(data)) if objects else []

@@ -181,6 +181,14 @@ _rule("render.vllm-args", "Rendered vLLM command line differs from the plan", E,
       "plan's arguments (no other container beside it), an LLMInferenceService's main container the "
       "arguments left to it. Every check reads the plan; vLLM reads the argv, the last occurrence of a flag "
       "winning, so a template's own --lora-modules, --max-loras or command would serve what no check read.")
+_rule("render.unintended-object", "Template renders another object than kitchen intends", E,
+      "Each template renders exactly the one object kitchen intends for it (built in Python, "
+      "kitchen_gitops/intended.py): a second document, no object, or another kind, apiVersion, name or "
+      "namespace is refused at the template line that wrote it (docs/security.md#the-closed-world).")
+_rule("render.unintended-field", "Template renders a field kitchen does not intend", E,
+      "Every field of a rendered object is the one kitchen intends, with its value and type: a field added, "
+      "dropped or changed is refused at the template line that wrote it, unless it is an addition that a "
+      "customisation point of policies/data.yaml allows (docs/security.md#customisation-points).")
 _rule("render.stale", "Committed rendered output is stale", E,
       "The rendered/ tree in the repository differs from what the catalog renders: run `kitchen render` and commit.")
 

@@ -262,7 +262,8 @@ class DataKey:
     """One parameter of ``policies/data.yaml``: its shape and what it is for."""
 
     # "list", "map" (name → string), "numbers" (name → positive number) or "metrics"
-    # (metric name → {higher_is_better: bool, floor: finite number})
+    # (metric name → {higher_is_better: bool, floor: finite number}) or "points" (the
+    # customisation points, checked by closed_world.check_points)
     shape: str
     description: str
     choices: tuple[str, ...] = ()
@@ -296,6 +297,9 @@ DATA_SCHEMA: dict[str, DataKey] = {
                                            pattern=re.compile(r"--[a-z][a-z0-9-]{0,62}")),
     "evidence_max_age_days": DataKey("days", "how old conformance evidence may be when a flavor version is "
                                      "promoted with it (default 14)"),
+    "customisation_points": DataKey("points", "where a template may add to what kitchen renders: extra "
+                                    "labels or annotations under keys the organisation owns, or a field "
+                                    "with the values allowed (docs/security.md#customisation-points)"),
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better), "
                                   "the floor no flavor's threshold may be below and, for the metrics "
                                   "scored on the live server, the drift tolerance", pattern=_ENV_NAME),
@@ -423,6 +427,14 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     where = doc.location((key,), value=True)
     if spec.shape == "floors":
         _check_floors(doc, key, value)
+        return
+    if spec.shape == "points":
+        from ..closed_world import check_points
+
+        problem = check_points(value)
+        if problem is not None:
+            sub, expected = problem
+            raise PolicyError(doc.location((key, *sub), value=True), f"{key}: expected {expected}")
         return
     if spec.shape == "days":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 3660:
