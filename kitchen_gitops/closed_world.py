@@ -112,7 +112,7 @@ def output_template_lines(template: jinja2.Template, source: str, ctx: Mapping[s
     Rendering is stepped chunk by chunk: a chunk of literal template text is found in the
     template's source (the occurrence nearest to the line Jinja's debug information gives),
     an expression's output belongs to the line of the expression."""
-    gen = template.root_render_func(template.new_context(dict(ctx)))
+    gen: Any = template.root_render_func(template.new_context(dict(ctx)))
     lines: list[int] = [0]
     assigned = False
     for chunk in gen:
@@ -350,8 +350,8 @@ def _shown(value: Any) -> str:
 def _identity(obj: Any) -> str:
     if not isinstance(obj, dict):
         return f"a {type(obj).__name__}"
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    ns, name = meta.get("namespace"), meta.get("name")
+    meta = obj.get("metadata")
+    ns, name = (meta.get("namespace"), meta.get("name")) if isinstance(meta, dict) else (None, None)
     where = f"{ns}/{name}" if ns else str(name)
     return visible(f"{obj.get('kind')} {where}")
 
