@@ -97,3 +97,15 @@ def test_a_linked_templates_folder_is_listed_when_it_stays_in_the_repository(tmp
     (root / "templates").unlink()
     (root / "templates").symlink_to(tmp_path)  # outside the repository: not listed
     assert _unread(root) == set()
+
+
+def test_files_not_read_are_listed_up_to_a_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kitchen_gitops.load as load
+
+    monkeypatch.setattr(load, "MAX_FILES", 3)
+    (tmp_path / "templates").mkdir()
+    for i in range(6):
+        (tmp_path / "templates" / f"n{i}.txt").write_text("")
+    problems = discover(tmp_path)[1]
+    assert [p.rule_id for p in problems] == ["load.unread-file"] * 3 + ["load.too-many-files"]
+    assert problems[-1].location.file == "templates/n3.txt"
