@@ -13,6 +13,10 @@ impossible dates and invisible control characters are findings at their position
 Every file under ``catalog/`` and ``environments/`` whose name ends in ``.yaml`` or
 ``.yml`` (any case, any depth) is read or reported; symbolic links are read only when
 they stay inside the repository, and only regular files are opened.
+
+The input side is closed: in each folder kitchen reads (:data:`READ_FILES`), a file that
+kitchen does not read — any name, any depth, dotfiles included — is a ``load.unread-file``
+finding, never skipped in silence.  Finding them only lists folders; nothing new is opened.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ MAX_FILE_BYTES = 1 << 20  # 1 MiB
 MAX_DEPTH = 32  # nested mappings and sequences
 MAX_NODES = 100_000  # scalars and collections after alias expansion
 MAX_FILES = 20_000  # YAML files below catalog/ and environments/
-MAX_DIR_DEPTH = 8  # folders below a kind folder
+MAX_DIR_DEPTH = 8  # folders below a kind folder, templates/ or policies/
 # Integers must fit in a Kubernetes int64; floats must be finite.
 MAX_INT = 2**63 - 1
 
@@ -77,6 +81,20 @@ FORBIDDEN_CHARACTERS = re.compile(
 )
 # A file or folder name may hold none of them (nor a tab or newline).
 FORBIDDEN_IN_NAMES = re.compile(FORBIDDEN_CHARACTERS.pattern[:-1] + "\\t\\n]")
+
+# What kitchen reads in each folder of the repository, as the finding's "expected" says it.
+# Every other file there is reported (load.unread-file): an allow-list, no exception for
+# dotfiles, .gitkeep or backups.  evaluations/ and evidence/ are read by name (the sets
+# flavors name, evidence/<env>/index.json), not by pattern, so they are not listed here.
+POLICY_FILES: tuple[str, ...] = ("data.yaml", "waivers.yaml", "evidence-keys.yaml")
+READ_FILES: dict[str, str] = {
+    "catalog": "YAML files (.yaml or .yml, any case) in catalog/bases/, catalog/flavors/ or "
+               "catalog/tenants/, at any depth",
+    "environments": "YAML files (.yaml or .yml, any case), at any depth",
+    "templates": "Jinja templates named *.j2 directly in templates/",
+    "policies": f"Rego modules named *.rego at any depth, and {', '.join(POLICY_FILES)} directly "
+                "in policies/",
+}
 
 
 @dataclass(frozen=True)
@@ -447,12 +465,13 @@ def _display(path: Path, root: Path) -> str:
         return visible(path.as_posix())
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Walk:
     root: Path
     real_root: Path
     files: list[tuple[str, Path, str]] = field(default_factory=list)  # (kind or "", path, display)
     problems: list[Finding] = field(default_factory=list)
+    full: bool = False  # a bound was reached: nothing more is listed
 
 
 def _kind_of(rel: str) -> str:
@@ -467,7 +486,50 @@ def _inside(real_root: Path, target: Path) -> bool:
     return target == real_root or real_root in target.parents
 
 
-def _walk(walk: _Walk, folder: Path, rel: str, depth: int) -> None:
+def reads(top: str, rel: str) -> bool:
+    """Whether kitchen reads the file at ``rel`` (posix, relative to the root) below the
+    folder ``top`` of :data:`READ_FILES`: the same names the stages that read it look for.
+
+    Below ``catalog/`` and ``environments/`` a YAML name is read (outside the kind folders,
+    to report it as misplaced); render compiles ``templates/*.j2``; the policy library reads
+    ``policies/**/*.rego`` and the files of :data:`POLICY_FILES`.
+    """
+    name = rel.rsplit("/", 1)[-1]
+    inner = rel[len(top) + 1:] if rel.startswith(top + "/") else ""
+    if top in SEARCHED_DIRS:
+        return YAML_NAME.fullmatch(name) is not None
+    if top == "templates":
+        return bool(inner) and "/" not in inner and name.endswith(".j2")
+    if top == "policies":
+        return bool(inner) and (name.endswith(".rego") or inner in POLICY_FILES)
+    return False
+
+
+def _unread(walk: _Walk, top: str, rel: str) -> None:
+    walk.problems.append(_finding(visible(rel), 1, 1, "kitchen does not read this file: nothing in it is "
+                                  "checked, rendered or applied", "load.unread-file",
+                                  f"only {READ_FILES[top]}"))
+
+
+def _bounded(walk: _Walk, display: str) -> bool:
+    """Whether a bound on the walk is reached (reported once): no more is listed."""
+    if walk.full:
+        return True
+    if len(walk.files) >= MAX_FILES:
+        walk.problems.append(_finding(display, 1, 1, f"more than {MAX_FILES} YAML files under "
+                                      f"{', '.join(SEARCHED_DIRS)}; the rest are not read",
+                                      "load.too-many-files", f"at most {MAX_FILES} catalog files"))
+    elif len(walk.problems) >= MAX_FILES:
+        walk.problems.append(_finding(display, 1, 1, f"more than {MAX_FILES} files refused or not read; "
+                                      "the rest are not listed", "load.too-many-files",
+                                      f"at most {MAX_FILES} catalog files"))
+    else:
+        return False
+    walk.full = True
+    return True
+
+
+def _walk(walk: _Walk, folder: Path, rel: str, depth: int, top: str) -> None:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
@@ -477,12 +539,9 @@ def _walk(walk: _Walk, folder: Path, rel: str, depth: int) -> None:
     for entry in entries:
         child_rel = f"{rel}/{entry.name}"
         display = visible(child_rel)
-        yaml_named = YAML_NAME.fullmatch(entry.name) is not None
-        if len(walk.files) >= MAX_FILES:
-            walk.problems.append(_finding(display, 1, 1, f"more than {MAX_FILES} YAML files under "
-                                          f"{', '.join(SEARCHED_DIRS)}; the rest are not read",
-                                          "load.too-many-files", f"at most {MAX_FILES} catalog files"))
+        if _bounded(walk, display):
             return
+        read = reads(top, child_rel)
         try:
             is_link = entry.is_symlink()
             is_dir = entry.is_dir(follow_symlinks=False)
@@ -490,74 +549,99 @@ def _walk(walk: _Walk, folder: Path, rel: str, depth: int) -> None:
         except OSError:  # pragma: no cover - vanished while listing
             continue
         if FORBIDDEN_IN_NAMES.search(entry.name):
-            if yaml_named or is_dir:
-                walk.problems.append(_finding(
-                    display, 1, 1, f"the name {'of this folder ' if is_dir else ''}holds a control or "
-                    "invisible character, which would reach rendered files, annotations and logs; "
-                    "it is not read", "load.file-name",
-                    "a file name of printable characters (no newline, tab or escape)"))
+            walk.problems.append(_finding(
+                display, 1, 1, f"the name {'of this folder ' if is_dir else ''}holds a control or "
+                "invisible character, which would reach rendered files, annotations and logs; "
+                "it is not read", "load.file-name",
+                "a file name of printable characters (no newline, tab or escape)"))
             continue
         if is_link:
-            _link(walk, Path(entry.path), child_rel, depth, yaml_named)
+            _link(walk, Path(entry.path), child_rel, top)
         elif is_dir:
             if depth >= MAX_DIR_DEPTH:
                 walk.problems.append(_finding(display, 1, 1, f"folder nested deeper than "
                                               f"{MAX_DIR_DEPTH} levels is not read", "load.too-deep",
-                                              f"catalog files at most {MAX_DIR_DEPTH} folders deep"))
+                                              f"files at most {MAX_DIR_DEPTH} folders deep"))
                 continue
-            _walk(walk, Path(entry.path), child_rel, depth + 1)
-        elif yaml_named and is_file:
+            _walk(walk, Path(entry.path), child_rel, depth + 1, top)
+        elif not read:
+            _unread(walk, top, child_rel)
+        elif top not in SEARCHED_DIRS:
+            continue  # read by the render or policy stage, which checks it as it reads it
+        elif is_file:
             walk.files.append((_kind_of(child_rel), Path(entry.path), display))
-        elif yaml_named:
+        else:
             walk.problems.append(_finding(display, 1, 1, "not a regular file (a FIFO, socket or "
                                           "device); it is not opened", "load.not-regular-file",
                                           "a regular file"))
 
 
-def _link(walk: _Walk, path: Path, rel: str, depth: int, yaml_named: bool) -> None:
+def _link(walk: _Walk, path: Path, rel: str, top: str) -> None:
     display = visible(rel)
+    read = reads(top, rel)
+    if top not in SEARCHED_DIRS:
+        # a link kitchen reads is checked by the stage that reads it; links to folders
+        # are not followed there either
+        if not read:
+            _unread(walk, top, rel)
+        return
     try:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError):  # dangling, or a loop of links
-        if yaml_named:
+        if read:
             walk.problems.append(_finding(display, 1, 1, f"symbolic link to "
                                           f"'{_shown(os.readlink(path) if path.is_symlink() else '?')}',"
                                           " which does not exist", "load.symlink",
                                           "a regular file, or a link to one inside the repository"))
+        else:
+            _unread(walk, top, rel)
         return
     if not _inside(walk.real_root, target):
-        if yaml_named or target.is_dir():
+        if read or target.is_dir():
             walk.problems.append(_finding(display, 1, 1, "symbolic link to a path outside the "
                                           "repository; it is not followed", "load.symlink",
                                           "a file inside the repository"))
+        else:
+            _unread(walk, top, rel)
         return
     if target.is_dir():
         walk.problems.append(_finding(display, 1, 1, "symbolic link to a folder; catalog folders are "
                                       "not followed through links", "load.symlink",
                                       "a real folder"))
         return
-    if yaml_named:
-        if target.is_file():
-            walk.files.append((_kind_of(rel), path, display))
-        else:
-            walk.problems.append(_finding(display, 1, 1, "symbolic link to something that is not a "
-                                          "regular file", "load.not-regular-file", "a regular file"))
+    if not read:
+        _unread(walk, top, rel)
+    elif target.is_file():
+        walk.files.append((_kind_of(rel), path, display))
+    else:
+        walk.problems.append(_finding(display, 1, 1, "symbolic link to something that is not a "
+                                      "regular file", "load.not-regular-file", "a regular file"))
 
 
 def discover(root: Path) -> tuple[list[tuple[str, Path, str]], list[Finding]]:
-    """Every YAML file below the searched folders: (kind, path, display) and what is refused.
+    """Every YAML file below the searched folders: (kind, path, display) and what is refused,
+    the files of every folder of :data:`READ_FILES` that kitchen does not read included.
 
     The kind is that of the kind folder holding the file, "" for a file outside them.
     """
     real_root = root.resolve()
     walk = _Walk(root, real_root)
-    for top in SEARCHED_DIRS:
+    for top in READ_FILES:
         folder = root / top
         if folder.is_symlink():
-            _link(walk, folder, top, 0, yaml_named=False)
-            continue
+            if top in SEARCHED_DIRS:
+                _link(walk, folder, top, top)
+                continue
+            # render and the policy library read templates/ and policies/ through a link:
+            # listed when it leads to a folder of the repository
+            try:
+                target = folder.resolve(strict=True)
+            except (OSError, RuntimeError):
+                continue
+            if not (_inside(real_root, target) and target.is_dir()):
+                continue
         if folder.is_dir():
-            _walk(walk, folder, top, 0)
+            _walk(walk, folder, top, 0, top)
     return walk.files, walk.problems
 
 

@@ -160,8 +160,10 @@ class _TemplateLoader(jinja2.BaseLoader):
 
     def get_source(self, environment: jinja2.Environment,
                    template: str) -> tuple[str, str, Callable[[], bool]]:
+        # one name directly in the folder: the templates kitchen reads (load.unread-file
+        # reports a file in a subfolder, so none may be imported from there)
         parts = [p for p in template.split("/") if p not in ("", ".")]
-        if not parts or ".." in parts or any("\\" in p for p in parts):
+        if len(parts) != 1 or parts[0] == ".." or "\\" in parts[0]:
             raise jinja2.TemplateNotFound(template)
         path = self.folder.joinpath(*parts)
         shown = visible(str(path))

@@ -85,7 +85,13 @@ _rule("load.not-regular-file", "Not a regular file", E, "A FIFO, socket or devic
 _rule("load.misplaced-file", "YAML file outside the kind folders", E,
       "Every YAML file under catalog/ lives in bases/, flavors/ or tenants/ (any depth, any case of .yaml/.yml), "
       "or it is reported instead of ignored.")
-_rule("load.too-many-files", "Too many catalog files", E, "At most 20,000 catalog files are read.")
+_rule("load.too-many-files", "Too many catalog files", E,
+      "At most 20,000 catalog files are read, and at most 20,000 files refused or not read are listed.")
+_rule("load.unread-file", "File kitchen does not read", E,
+      "The input side is closed: under catalog/, environments/, templates/ and policies/ every file is one "
+      "kitchen reads (catalog and environment YAML, templates/*.j2, policies/**/*.rego, policies/data.yaml, "
+      "waivers.yaml, evidence-keys.yaml). Anything else — a backup, a template in a subfolder, data.yml, a "
+      "dotfile, a .gitkeep — would look to a reviewer as if it mattered while nothing checks it.")
 
 # ---------------------------------------------------------------- schema and catalog
 _rule("schema.", "Schema violation", E,
