@@ -215,7 +215,7 @@ def parse_entry(flag: Any, spec: Any) -> Allowed:
     if not named:
         raise AllowListError((flag,), f"{flag} is not an option of any supported vLLM release "
                              f"({', '.join(releases())})", at_value=False)
-    for release, option in named:
+    for _release, option in named:
         if option.dest in OWNED_DESTS:
             raise AllowListError((flag,), f"{flag} is written by kitchen from {OWNED_DESTS[option.dest]}; "
                                  "extra_args cannot set it", at_value=False)
@@ -345,7 +345,7 @@ def extra_args_findings(catalog: Catalog, plan: EnvironmentPlan, allow: Mapping[
         if verdict.verdict == "owned":
             continue
         if verdict.allowed is None:
-            message = f"extra_args of {env.name} set {flag}, which vLLM options outside the allow-list may not: " \
+            message = f"extra_args of {env.name} set {flag}, an option outside the allow-list of vLLM options: " \
                       f"{verdict.why}"
             expected = f"only allowed options: {listed}"
         else:
@@ -355,6 +355,7 @@ def extra_args_findings(catalog: Catalog, plan: EnvironmentPlan, allow: Mapping[
             message = (f"extra_args of {env.name} set {flag} to {' '.join(map(repr, setting.values)) or 'nothing'}, "
                        f"outside what the allow-list of policies/data.yaml ({DATA_KEY}) lets it take")
             expected = verdict.allowed.expect
+        written = setting.written if "=" in setting.written else " ".join((setting.written, *setting.values))
         out.append(Finding(RULE, Severity.ERROR, message, location, resource=resource, expected=expected,
-                           actual=setting.written, environment=env.name, subject=f"Environment/{env.name}"))
+                           actual=written, environment=env.name, subject=f"Environment/{env.name}"))
     return out
