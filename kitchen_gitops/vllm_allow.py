@@ -221,8 +221,10 @@ def parse_entry(flag: Any, spec: Any) -> Allowed:
                                  "extra_args cannot set it", at_value=False)
         if option.dest in REFUSED:
             raise AllowListError((flag,), f"{flag} cannot be allowed: {REFUSED[option.dest]}", at_value=False)
-    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+    if not isinstance(spec, dict) or "kind" not in spec:
         raise AllowListError((flag,), f"{flag}: a mapping with kind: one of {', '.join(KINDS)}")
+    if spec["kind"] not in KINDS:
+        raise AllowListError((flag, "kind"), f"{flag}.kind: one of {', '.join(KINDS)}")
     kind = str(spec["kind"])
     fields = _KIND_FIELDS[kind]
     for key in spec:
