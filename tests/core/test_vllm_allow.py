@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kitchen_gitops import vllm_release
+from kitchen_gitops import pipeline, vllm_release
 from kitchen_gitops.pipeline import CheckOptions, check
 from kitchen_gitops.plan import OWNED_DESTS
 from kitchen_gitops.policy.errors import PolicyError
@@ -179,3 +179,14 @@ def test_without_an_allow_list_every_option_is_refused(tmp_path: Path) -> None:
         ("environments/prod.yaml:53:18", "only allowed options: none (the allow-list is empty)"),
         ("environments/prod.yaml:53:43", "only allowed options: none (the allow-list is empty)"),
     ]
+
+
+def test_max_num_batched_tokens_is_kitchens_own(tmp_path: Path) -> None:
+    """The memory plan reads serving.vllm.max_num_batched_tokens: a second value in extra_args
+    is plan.vllm-owned-flag, not an option the allow-list could take."""
+    root = copy_catalog(REPO, tmp_path / "repo")
+    _set_prod_extra_args(root, "[--enable-prefix-caching, --max_num_batched_tokens=65536]")
+    found = [f for f in pipeline.plan(root, ["prod"]).findings if f.rule_id == "plan.vllm-owned-flag"]
+    assert [(str(f.location), f.expected) for f in found] == [
+        ("environments/prod.yaml:53:43",
+         "serving.vllm.max_num_batched_tokens, not --max-num-batched-tokens in extra_args")]
