@@ -37,6 +37,7 @@ from .render import (
     unintended_findings,
 )
 from .rules import RuleInfo
+from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
 
 POLICY_DIR = "policies"
@@ -196,6 +197,8 @@ def check(opts: CheckOptions) -> Result:
         prepare(library, engine)
         per_env = [job.run(name, engine) for name in names]
     findings = [f for env_findings in per_env for f in env_findings]
+    allowed = allow_list(library.data)
+    allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
     findings += _promotion_evidence(outcome, library.data, folder, root)
     policy = [f for f in findings if f.rule_id != STALE_RULE]
     stale = [f for f in findings if f.rule_id == STALE_RULE]
@@ -211,6 +214,7 @@ def check(opts: CheckOptions) -> Result:
                                max_days=waiver_max_days(library.data))
         policy.extend(problems)
     result.findings.extend(policy)
+    result.findings.extend(allow_findings)  # security widens the allow-list itself: not waived
     if opts.render_check:
         result.findings.extend(stale)
         if not envs:  # environments no longer in the catalog

@@ -679,6 +679,7 @@ OWNED_DESTS: dict[str, str] = {
     "gpu_memory_utilization": "serving.vllm.gpu_memory_utilization",
     "max_model_len": "serving.vllm.max_model_len",
     "max_num_seqs": "serving.vllm.max_num_seqs",
+    "max_num_batched_tokens": "serving.vllm.max_num_batched_tokens",
     "dtype": "the base's dtype",
 }
 

@@ -175,6 +175,12 @@ _rule("plan.vllm-owned-flag", "extra_args repeat a flag kitchen writes", E,
       "The environment's extra_args set no vLLM option that kitchen writes from the catalog (the model, "
       "served names, adapters, LoRA slots and rank, port, parallelism, memory and length limits): vLLM "
       "reads the last occurrence, so a second --max-loras or --lora-modules would serve what no check read.")
+_rule("plan.vllm-arg-not-allowed", "extra_args set a vLLM option outside the allow-list", E,
+      "Every option the environment's extra_args set is in the allow-list of policies/data.yaml "
+      "(vllm_extra_args), with a value of the kind listed there (a switch, a bounded number, one of the "
+      "listed words, a file below a folder of /mnt/models): an option that loads code, reaches other hosts, "
+      "reads files kitchen does not pin or changes what is served is refused, and so is every option the "
+      "allow-list does not name. Read by `kitchen check`, which reads policies/.")
 _rule("plan.gpu-memory", "Replica does not fit its GPUs", E,
       "Weights, LoRA slots, runtime overhead and a KV cache for one full-length sequence must fit the GPU "
       "memory of one replica.")

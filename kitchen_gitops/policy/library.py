@@ -303,6 +303,9 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better), "
                                   "the floor no flavor's threshold may be below and, for the metrics "
                                   "scored on the live server, the drift tolerance", pattern=_ENV_NAME),
+    "vllm_extra_args": DataKey("vllm_args", "the vLLM options an environment's extra_args may set (--flag: "
+                               "{kind: switch | int, min, max | number, min, max | choice, values | path, "
+                               "under}); every other option is refused"),
 }
 
 
@@ -423,6 +426,19 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
             raise fail(("clusters", cluster), "the name of a floor (one of environments)")
 
 
+def _check_vllm_args(doc: Any, key: str, value: Any) -> None:
+    """``vllm_extra_args``: an entry that does not fit the releases' parsers, an unknown kind or
+    field, an option kitchen owns or refuses, each at its line."""
+    from ..vllm_allow import AllowListError, parse_allow_list
+
+    try:
+        parse_allow_list(value)
+    except AllowListError as exc:
+        path = (key, *exc.path)
+        where = doc.location(path, value=exc.at_value) if exc.path else doc.location(path, value=True)
+        raise PolicyError(where, f"{key}: {visible(exc.message)}") from None
+
+
 def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
     where = doc.location((key,), value=True)
     if spec.shape == "floors":
@@ -435,6 +451,9 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
         if problem is not None:
             sub, expected = problem
             raise PolicyError(doc.location((key, *sub), value=True), f"{key}: expected {expected}")
+        return
+    if spec.shape == "vllm_args":
+        _check_vllm_args(doc, key, value)
         return
     if spec.shape == "days":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 3660:
