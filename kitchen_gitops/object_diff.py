@@ -193,6 +193,26 @@ def shown(value: Any) -> str | None:
     return None if value is _ABSENT else _shorten(_json(value), VALUE_CHARS)
 
 
+CONTEXT_CHARS = 20  # shown before the first difference of two long values
+
+
+def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
+    """Two values as the report shows them; where both are long, each from a little before
+    the first character in which they differ, so that the shortened texts show the change."""
+    if old is _ABSENT or new is _ABSENT:
+        return shown(old), shown(new)
+    a, b = _json(old), _json(new)
+    if len(a) <= VALUE_CHARS and len(b) <= VALUE_CHARS:
+        return a, b
+    same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    start = max(0, same - CONTEXT_CHARS)
+
+    def window(text: str) -> str:
+        return ("…" if start else "") + _shorten(text[start:], VALUE_CHARS - (1 if start else 0))
+
+    return window(a), window(b)
+
+
 _Path = tuple[Any, str] | None  # (parent, segment): built only for the paths reported
 
 
@@ -347,7 +367,7 @@ def compare_objects(environment: str, old: Mapping[ObjectId, _Rendered], new: Ma
             more = 0
             for path, a, b in walk.changes(old[key].manifest, new[key].manifest):
                 if len(fields) < max_fields:
-                    fields.append(FieldChange(path, shown(a), shown(b)))
+                    fields.append(FieldChange(path, *shown_pair(a, b)))
                 else:
                     more += 1
             if fields or walk.stopped:
