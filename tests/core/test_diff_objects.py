@@ -4,7 +4,6 @@ objects added and removed, and each changed field with its old and new value."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from pathlib import Path
 
