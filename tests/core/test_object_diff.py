@@ -111,3 +111,20 @@ def test_the_walk_stops_at_its_bound_and_says_so(monkeypatch: pytest.MonkeyPatch
     assert change.change == "changed" and change.incomplete and not change.fields
     [full] = _diff([_file("a.yaml", _cm(v=list(range(500))))], [_file("a.yaml", _cm(v=[*range(499), -1]))])
     assert not full.incomplete and _fields(full) == [("data.v[499]", "499", "-1")]
+
+
+def test_text_and_markdown_list_a_bounded_number_of_objects() -> None:
+    from kitchen_gitops.diff import MAX_OBJECTS_SHOWN, Diff, format_json, format_markdown, format_text
+
+    added = [_file(f"cm-{i:03}.yaml", _cm(f"cm-{i:03}")) for i in range(MAX_OBJECTS_SHOWN + 5)]
+    diff = Diff("HEAD", object_changes=_diff([], added))
+    text = format_text(diff).splitlines()
+    assert text[0] == "no serving changes against HEAD"
+    assert text[1] == "dev: ConfigMap ns/cm-000 (v1) added"
+    assert text[-2:] == ["dev: … and 5 more changed object(s) (--format json lists them all)",
+                         f"{MAX_OBJECTS_SHOWN + 5} rendered object(s) change against HEAD in dev"]
+    assert len(text) == MAX_OBJECTS_SHOWN + 3
+    markdown = format_markdown(diff)
+    assert markdown.count("| added |") == MAX_OBJECTS_SHOWN
+    assert "| … and 5 more | | `--format json` lists them all |" in markdown
+    assert format_json(diff).count('"change": "added"') == MAX_OBJECTS_SHOWN + 5
