@@ -113,16 +113,16 @@ class DiffOptions:
 
 
 def execute_diff(opts: DiffOptions, fmt: str) -> Result:
-    """What the working tree serves differently from ``base``: the changes in the result's
-    summary (text, markdown) and ``info["diff"]`` (json)."""
+    """What the working tree serves and renders differently from ``base``: the changes in
+    the result's summary (text, markdown, github) and ``info["diff"]`` (json)."""
     from .diff import FORMATS, diff_against
 
-    outcome = pipeline.plan(opts.root)
+    outcome = pipeline.render(opts.root)
     result = outcome.result("diff")
     result.headline = False
     if not outcome.ok:
         return result
-    diff = diff_against(opts.root, opts.base, outcome.plans)
+    diff = diff_against(opts.root, opts.base, outcome.plans, outcome.rendered)
     name = resolve_format(fmt, os.environ)
     result.summary = FORMATS["markdown" if name == "markdown" else "text"](diff).rstrip("\n").split("\n")
     result.info = {"diff": json.loads(FORMATS["json"](diff))}

@@ -5,7 +5,10 @@ catalog, environments, evaluation sets and templates into a temporary folder) an
 by service: InferenceServices added or removed, flavors added, removed or moved to
 another version, the base version, replicas, GPUs and the vLLM arguments that change;
 and per environment the SLO and observability settings that change, with the alerts
-that appear, disappear or get another threshold.
+that appear, disappear or get another threshold.  After that, every rendered object
+that changes (:mod:`kitchen_gitops.object_diff`): what a pull request does to a RoleBinding,
+a NetworkPolicy, an alert rule, the kustomization or the Application shows even when it
+serves nothing differently.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import re
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, UsageError
 from .escape import markdown_cell, markdown_code, visible
@@ -25,8 +30,15 @@ from .evaluation import DATASET_DIR
 from .findings import has_errors
 from .load import CATALOG_DIRS
 from .model import Environment
+from .object_diff import MAX_VALUES, ObjectChange, diff_rendered
 from .observability import alert_rules, fmt
 from .plan import EnvironmentPlan, ServicePlan
+from .render import RenderedFile
+
+if TYPE_CHECKING:
+    from .pipeline import Outcome
+
+MAX_OBJECTS_SHOWN = 100  # changed objects listed per environment in text and Markdown (JSON: all)
 
 
 @dataclass(frozen=True)
@@ -58,9 +70,13 @@ class Diff:
     base: str
     changes: list[ServiceChange] = field(default_factory=list)
     environment_changes: list[EnvironmentChange] = field(default_factory=list)
+    object_changes: list[ObjectChange] = field(default_factory=list)
 
     def environments(self) -> list[str]:
         return sorted({c.environment for c in self.changes} | {c.environment for c in self.environment_changes})
+
+    def object_environments(self) -> list[str]:
+        return sorted({c.environment for c in self.object_changes})
 
 
 def _flavor_versions(svc: ServicePlan) -> dict[str, set[str]]:
@@ -238,23 +254,60 @@ def _filter_reason(exc: tarfile.FilterError) -> str:
     return type(exc).__name__
 
 
-def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan]) -> Diff:
+def diff_against(root: Path, revision: str, new: dict[str, EnvironmentPlan],
+                 rendered: Mapping[str, Sequence[RenderedFile]] | None = None) -> Diff:
+    """The serving changes of ``new`` against the catalog at ``revision``; with the working
+    tree's ``rendered`` objects, the object changes too (the revision is rendered as well)."""
     from . import pipeline
 
+    old_rendered: Mapping[str, Sequence[RenderedFile]] = {}
     with tempfile.TemporaryDirectory(prefix="kitchen-diff-") as tmp:
         base_root = checkout_revision(root, revision, Path(tmp))
         if not any((base_root / d).is_dir() for d in CATALOG_DIRS.values()):
-            return diff_plans({}, new, revision)  # the catalog is new in this change
-        outcome = pipeline.plan(base_root)
-        if has_errors(outcome.findings):
-            raise ConfigError(f"the catalog at {revision} does not validate "
-                              f"({len(outcome.findings)} finding(s)); cannot compare with it")
-    return diff_plans(outcome.plans, new, revision)
+            out = diff_plans({}, new, revision)  # the catalog is new in this change
+        else:
+            outcome = pipeline.plan(base_root) if rendered is None else _render_revision(base_root, revision)
+            if has_errors(outcome.findings):
+                raise ConfigError(f"the catalog at {revision} does not validate "
+                                  f"({len(outcome.findings)} finding(s)); cannot compare with it")
+            out = diff_plans(outcome.plans, new, revision)
+            old_rendered = outcome.rendered
+    if rendered is not None:
+        out.object_changes = diff_rendered(old_rendered, rendered)
+    return out
 
 
-def format_text(diff: Diff) -> str:
+def _render_revision(base_root: Path, revision: str) -> Outcome:
+    from . import pipeline
+
+    try:
+        return pipeline.render(base_root)
+    except ConfigError as exc:
+        message = str(exc).replace(str(base_root) + "/", "")
+        raise ConfigError(f"the catalog at {visible(revision)} does not render ({message}); "
+                          "cannot compare with it") from None
+
+
+def _shown_objects(diff: Diff, env: str) -> tuple[list[ObjectChange], int]:
+    changes = [c for c in diff.object_changes if c.environment == env]
+    return changes[:MAX_OBJECTS_SHOWN], max(0, len(changes) - MAX_OBJECTS_SHOWN)
+
+
+def _value(text: str | None) -> str:
+    return "(absent)" if text is None else text
+
+
+def _field_notes(c: ObjectChange) -> list[str]:
+    """What is left out of a changed object's field list."""
+    notes = [f"… and {c.more_fields} more changed field(s)"] if c.more_fields else []
+    if c.incomplete:
+        notes.append(f"… compared no further than {MAX_VALUES:,} values")
+    return notes
+
+
+def _serving_text(diff: Diff) -> list[str]:
     if not diff.changes and not diff.environment_changes:
-        return f"no serving changes against {visible(diff.base)}\n"
+        return [f"no serving changes against {visible(diff.base)}"]
     lines = []
     for e in diff.environment_changes:
         lines.append(f"{e.environment}: SLOs and alerts changed")
@@ -266,12 +319,35 @@ def format_text(diff: Diff) -> str:
     if diff.environment_changes:
         summary.append(f"the SLOs or alerts of {len(diff.environment_changes)} environment(s)")
     lines.append(f"{' and '.join(summary)} change against {visible(diff.base)} in {', '.join(diff.environments())}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def format_markdown(diff: Diff) -> str:
+def _objects_text(diff: Diff) -> list[str]:
+    """Each changed object on its own line, its changed fields below it: every line starts
+    with the environment or indentation, and every value is escaped onto that one line."""
+    if not diff.object_changes:
+        return [f"no rendered object changes against {visible(diff.base)}"]
+    lines = []
+    for env in diff.object_environments():
+        shown, hidden = _shown_objects(diff, env)
+        for c in shown:
+            lines.append(visible(f"{env}: {c.obj.label()} {c.change}"))
+            lines += [visible(f"    {f.path}: {_value(f.old)} → {_value(f.new)}") for f in c.fields]
+            lines += [f"    {note}" for note in _field_notes(c)]
+        if hidden:
+            lines.append(f"{visible(env)}: … and {hidden} more changed object(s) (--format json lists them all)")
+    lines.append(f"{len(diff.object_changes)} rendered object(s) change against {visible(diff.base)} "
+                 f"in {visible(', '.join(diff.object_environments()))}")
+    return lines
+
+
+def format_text(diff: Diff) -> str:
+    return "\n".join([*_serving_text(diff), *_objects_text(diff)]) + "\n"
+
+
+def _serving_markdown(diff: Diff) -> list[str]:
     if not diff.changes and not diff.environment_changes:
-        return f"### kitchen: no serving changes against {markdown_code(diff.base)}\n"
+        return [f"### kitchen: no serving changes against {markdown_code(diff.base)}", ""]
     out = [f"### kitchen: what this change serves, against {markdown_code(diff.base)}", ""]
     for env in diff.environments():
         out += [f"**{env}**", ""]
@@ -284,12 +360,38 @@ def format_markdown(diff: Diff) -> str:
             details = "<br>".join(markdown_cell(d) for d in c.details)
             out.append(f"| {markdown_code(f'{c.namespace}/{c.name}')} | {c.change} | {details} |")
         out.append("")
-    return "\n".join(out)
+    return out
+
+
+def _md_value(text: str | None) -> str:
+    return markdown_cell("(absent)") if text is None else markdown_code(text)
+
+
+def _objects_markdown(diff: Diff) -> list[str]:
+    if not diff.object_changes:
+        return ["#### Rendered objects: no changes", ""]
+    out = [f"#### Rendered objects: {len(diff.object_changes)} changed", ""]
+    for env in diff.object_environments():
+        shown, hidden = _shown_objects(diff, env)
+        out += [f"**{markdown_cell(env)}**", "", "| object | change | fields |", "|---|---|---|"]
+        for c in shown:
+            fields = [f"{markdown_code(f.path)}: {_md_value(f.old)} → {_md_value(f.new)}" for f in c.fields]
+            fields += [markdown_cell(note) for note in _field_notes(c)]
+            out.append(f"| {markdown_code(c.obj.label())} | {c.change} | {'<br>'.join(fields)} |")
+        if hidden:
+            out.append(f"| … and {hidden} more | | `--format json` lists them all |")
+        out.append("")
+    return out
+
+
+def format_markdown(diff: Diff) -> str:
+    return "\n".join([*_serving_markdown(diff), *_objects_markdown(diff)])
 
 
 def format_json(diff: Diff) -> str:
     return json.dumps({"base": diff.base, "changes": [c.as_dict() for c in diff.changes],
-                       "environments": [e.as_dict() for e in diff.environment_changes]},
+                       "environments": [e.as_dict() for e in diff.environment_changes],
+                       "objects": [c.as_dict() for c in diff.object_changes]},
                       indent=2, ensure_ascii=False) + "\n"
 
 

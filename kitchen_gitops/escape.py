@@ -20,6 +20,7 @@ function                   sink
                            only with ``keep_newlines``)
 :func:`github_message`     the message part of a GitHub workflow command (``::error …::MSG``)
 :func:`github_property`    a property value of a workflow command (``file=``, ``title=``)
+:func:`github_log`         plain lines in a GitHub Actions log, read as no workflow command
 :func:`xml_text`           JUnit XML text and attribute values (XML 1.0 valid characters)
 :func:`json_text`          JSON and SARIF strings (no lone surrogates, which cannot be
                            encoded as UTF-8)
@@ -32,6 +33,7 @@ function                   sink
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 # Characters that change how a line is read or shown rather than what it says:
@@ -103,6 +105,21 @@ def github_property(text: str) -> str:
     name or title is one line.
     """
     return visible(text).replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
+
+
+def github_log(lines: list[str]) -> list[str]:
+    """Lines for a GitHub Actions log that the runner prints and never runs.
+
+    The runner reads a line as a workflow command when it starts with ``::`` after
+    leading spaces (and, in its older syntax, when it holds ``##[``), whatever put it
+    there.  The lines, each made visible on one line, are wrapped in
+    ``::stop-commands::TOKEN`` … ``::TOKEN::``; the token is the SHA-256 of the lines
+    themselves, so it is the same for the same output and no line can know it in advance
+    to end the block early.
+    """
+    shown = [visible(line) for line in lines]
+    token = "kitchen-" + hashlib.sha256("\n".join(shown).encode("utf-8", "surrogatepass")).hexdigest()
+    return [f"::stop-commands::{token}", *shown, f"::{token}::"]
 
 
 # XML 1.0 Char ::= #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .escape import (
+    github_log,
     github_message,
     github_property,
     json_text,
@@ -370,6 +371,8 @@ def report_github(result: Result) -> str:
         if f.waived:
             text += f" [waived: {f.waived_by}]"
         lines.append(f"::{command} {','.join(props)}::{github_message(text)}")
+    if result.summary and not result.headline:
+        lines += github_log(result.summary)  # the summary is the report (diff): printed, never run
     if result.records is not None:
         lines.append(visible(f"kitchen {result.command}: {result.verdict} (exit {result.exit_code})"))
     lines.append(_counts_line(result))

@@ -31,7 +31,7 @@ def test_diff_names_every_serving_change(repo: Path, capsys: pytest.CaptureFixtu
     tenant.write_text(tenant.read_text().replace("    replicas: 2\n", "    replicas: 3\n"))
     assert main(["diff", "--root", str(repo), "--base", "HEAD"]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines() == [
+    assert out.splitlines()[:15] == [
         "dev: cs-llm/llama-3-1-8b-instruct changed",
         "    --max-lora-rank 32 → 64",
         "dev: mkt-sentiment/qwen2-5-7b-instruct removed",
@@ -48,6 +48,8 @@ def test_diff_names_every_serving_change(repo: Path, capsys: pytest.CaptureFixtu
         "    base qwen2-5-7b-instruct@2.5",
         "6 InferenceService(s) change against HEAD in dev, prod, staging",
     ]
+    # then the rendered objects: mkt-sentiment's namespace gone with all it held
+    assert "dev: Namespace mkt-sentiment (v1) removed" in out.splitlines()[15:]
 
 
 def test_diff_markdown_for_a_flavor_promotion(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,7 +93,7 @@ def test_diff_two_versions_side_by_side(repo: Path, capsys: pytest.CaptureFixtur
 
 def test_no_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["diff", "--root", str(repo)]) == 0
-    assert capsys.readouterr().out == "no serving changes against HEAD\n"
+    assert capsys.readouterr().out == "no serving changes against HEAD\nno rendered object changes against HEAD\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

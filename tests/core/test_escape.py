@@ -59,6 +59,18 @@ def test_github_message_examples() -> None:
     assert escape.github_message("\x1b[31m") == "\\e[31m"
 
 
+def test_github_log_runs_no_command() -> None:
+    """Plain log lines between stop-commands and its token: no line, whatever it holds,
+    is read as a command, and none can end the block (the token hashes the lines)."""
+    lines = ["ok", "  ::error file=a.py::forged", "x\n::warning::y", "##[error]z"]
+    out = escape.github_log(lines)
+    token = out[0].removeprefix("::stop-commands::")
+    assert out[0] != token and out[-1] == f"::{token}::"
+    assert out[1:-1] == ["ok", "  ::error file=a.py::forged", "x\\n::warning::y", "##[error]z"]
+    assert escape.github_log(lines) == out
+    assert escape.github_log([*lines, f"::{token}::"])[0] != out[0]
+
+
 def test_github_property_examples() -> None:
     assert escape.github_property("catalog/a:b,c.yaml") == "catalog/a%3Ab%2Cc.yaml"
     assert escape.github_property("x\n::warning::y") == "x\\n%3A%3Awarning%3A%3Ay"

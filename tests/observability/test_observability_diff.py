@@ -40,7 +40,8 @@ def test_slo_and_alert_changes(repo: Path, capsys: pytest.CaptureFixture[str]) -
     assert out[0] == "dev: SLOs and alerts changed"
     assert "    observability.enabled true → false" in out
     assert "    alert KitchenTTFTAboveSLO removed" in out
-    prod = out[out.index("prod: SLOs and alerts changed") + 1:-1]
+    serving = out[:out.index("the SLOs or alerts of 2 environment(s) change against HEAD in dev, prod") + 1]
+    prod = serving[serving.index("prod: SLOs and alerts changed") + 1:-1]
     assert prod == [
         "    slo.e2e_p95_ms 6000 → (unset)",
         "    slo.goodput_min_ratio 0.95 → 0.99",
@@ -50,7 +51,8 @@ def test_slo_and_alert_changes(repo: Path, capsys: pytest.CaptureFixture[str]) -
         "    alert KitchenGoodputBudgetBurnSlow threshold > 0.3 and > 0.3 → > 0.06 and > 0.06",
         "    alert KitchenTTFTAboveSLO threshold > 0.5 → > 0.4",
     ]
-    assert out[-1] == "the SLOs or alerts of 2 environment(s) change against HEAD in dev, prod"
+    # the rendered PrometheusRules say the same, field by field, after the summary
+    assert "    spec.groups[1].rules[0].expr: " in "\n".join(out[len(serving):])
     assert main(["diff", "--root", str(repo), "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)["info"]["diff"]
     assert [e["environment"] for e in data["environments"]] == ["dev", "prod"] and data["changes"] == []
@@ -62,4 +64,4 @@ def test_slo_and_alert_changes(repo: Path, capsys: pytest.CaptureFixture[str]) -
 def test_unchanged_slos_say_nothing(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _edit(repo / "environments/prod.yaml", "  ttft_p95_ms: 500\n", "  ttft_p95_ms: 500.0\n")
     assert main(["diff", "--root", str(repo)]) == 0
-    assert capsys.readouterr().out == "no serving changes against HEAD\n"
+    assert capsys.readouterr().out == "no serving changes against HEAD\nno rendered object changes against HEAD\n"

@@ -1,0 +1,385 @@
+"""What changes in the rendered objects of an environment, field by field.
+
+``kitchen diff`` compares what both sides render as the objects Argo CD applies, not as
+text: comments, key order, quoting and indentation are not part of an object.  An object
+is named by the apiVersion, kind, namespace and name its manifest states (a ``…List``
+with ``items`` stands for its items, as kustomize reads it); the kustomization, which is
+kustomize's own file rather than an object, by its path.  A second object with the same
+name, or one whose manifest names nothing, is named by its file too.
+
+Templates come from the pull request as well, so a rendered object may be huge, share
+nodes through aliases or even contain itself: the comparison walks with its own stack,
+never descends into a node it is already inside, and stops after
+:data:`MAX_VALUES` values per object.  Values are compared with their types (``1``,
+``1.0``, ``true`` and ``"1"`` all differ).  What the report shows is bounded: at most
+``max_fields`` field paths per object, values in JSON notation shortened to
+:data:`VALUE_CHARS` characters; escaping for each output sink is the formatter's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Any
+
+import yaml
+
+from .manifests import load_manifest
+from .render import RenderedFile
+
+KUSTOMIZATION = "Kustomization"
+MAX_FIELDS = 10  # field paths shown per changed object
+VALUE_CHARS = 80  # a value's JSON text, shortened beyond
+PATH_CHARS = 120  # a field path, shortened in the middle beyond
+MAX_VALUES = 1_000_000  # values compared per object before giving up on field paths
+MAX_ALIGN = 250_000  # list length product up to which elements are aligned, not paired by index
+ROOT = "(object)"
+
+
+@dataclass(frozen=True)
+class ObjectId:
+    """What names a rendered object: its manifest's identity, or ``path`` for the
+    kustomization and for an object that has no identity of its own."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    path: str = ""
+
+    def label(self) -> str:
+        if not self.kind and not self.name:
+            return self.path
+        where = f"{self.namespace}/{self.name}" if self.namespace else self.name
+        label = f"{self.kind} {where} ({self.api_version})"
+        return f"{label} in {self.path}" if self.path else label
+
+    def order(self) -> tuple[str, str, str, str, str]:
+        return (self.namespace, self.kind, self.name, self.api_version, self.path)
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"api_version": self.api_version, "kind": self.kind, "namespace": self.namespace,
+               "name": self.name}
+        if self.path:
+            out["path"] = self.path
+        return out
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field path whose value changes; values in JSON notation, shortened, None where
+    the field is absent on that side."""
+
+    path: str
+    old: str | None
+    new: str | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    environment: str
+    obj: ObjectId
+    change: str  # added | removed | changed
+    fields: tuple[FieldChange, ...] = ()
+    more_fields: int = 0  # changed paths not listed in ``fields``
+    incomplete: bool = False  # the comparison stopped at MAX_VALUES: more paths may change
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"environment": self.environment, **self.obj.as_dict(),
+                                  "change": self.change}
+        if self.change == "changed":
+            out["fields"] = [f.as_dict() for f in self.fields]
+            out["more_fields"] = self.more_fields
+            if self.incomplete:
+                out["incomplete"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    manifest: Any
+    origin: tuple[str, int]  # the file's text and the item's index in it: same origin, same object
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else _json(value)
+
+
+def _identity(manifest: Any) -> tuple[str, str, str, str] | None:
+    if not isinstance(manifest, dict):
+        return None
+    meta = manifest.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    api_version, kind, name = manifest.get("apiVersion"), manifest.get("kind"), meta.get("name")
+    if api_version is None or kind is None or name is None:
+        return None
+    return _text(api_version), _text(kind), _text(meta.get("namespace") or ""), _text(name)
+
+
+def _items(manifest: Any) -> list[Any]:
+    """The objects a manifest stands for: a ``…List``'s items (recursively), else itself."""
+    out: list[Any] = []
+    stack = [manifest]
+    expanded: set[int] = set()
+    while stack:
+        m = stack.pop()
+        kind = m.get("kind") if isinstance(m, dict) else None
+        if isinstance(kind, str) and kind.endswith("List") and isinstance(m.get("items"), list) \
+                and id(m) not in expanded:
+            expanded.add(id(m))  # a List among its own items is an object there
+            stack += reversed(m["items"])
+        else:
+            out.append(m)
+    return out
+
+
+def rendered_objects(files: Sequence[RenderedFile]) -> dict[ObjectId, _Rendered]:
+    """Every object of one environment's rendered files, by what names it."""
+    out: dict[ObjectId, _Rendered] = {}
+    for f in sorted(files, key=lambda f: f.path):
+        obj = f.objects[0] if f.objects else None
+        if obj is not None and obj.kind == KUSTOMIZATION:
+            try:
+                manifest = load_manifest(f.content)
+            except (yaml.YAMLError, RecursionError):  # not YAML: compared as the text the template wrote
+                manifest = f.content
+            out[ObjectId("", "", "", "", f.path)] = _Rendered(manifest, (f.content, 0))
+            continue
+        manifest = obj.manifest if obj is not None else None
+        for i, item in enumerate(_items(manifest)):
+            ident = _identity(item)
+            key = ObjectId(*ident) if ident else ObjectId("", "", "", "", f.path if i == 0 else f"{f.path} items[{i}]")
+            n = 1
+            while key in out:  # a second object of the same name: named by its file
+                suffix = f" ({n})" if n > 1 else ""
+                key = ObjectId(key.api_version, key.kind, key.namespace, key.name, f"{f.path}{suffix}")
+                n += 1
+            out[key] = _Rendered(item, (f.content, i))
+    return out
+
+
+# ---------------------------------------------------------------- values and paths
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    except (TypeError, ValueError, RecursionError):  # keys of mixed types, a node inside itself
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError, RecursionError):
+            return repr(value)
+
+
+def _shorten(text: str, limit: int, *, middle: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    if middle:
+        head = limit // 3
+        return text[:head] + "…" + text[len(text) - (limit - head - 1):]
+    return text[:limit - 1] + "…"
+
+
+_ABSENT = object()
+
+
+def shown(value: Any) -> str | None:
+    """A value as the report shows it: JSON notation, shortened; None where absent."""
+    return None if value is _ABSENT else _shorten(_json(value), VALUE_CHARS)
+
+
+CONTEXT_CHARS = 20  # shown before the first difference of two long values
+
+
+def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
+    """Two values as the report shows them; where both are long, each from a little before
+    the first character in which they differ, so that the shortened texts show the change."""
+    if old is _ABSENT or new is _ABSENT:
+        return shown(old), shown(new)
+    a, b = _json(old), _json(new)
+    if len(a) <= VALUE_CHARS and len(b) <= VALUE_CHARS:
+        return a, b
+    same = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    start = max(0, same - CONTEXT_CHARS)
+
+    def window(text: str) -> str:
+        return ("…" if start else "") + _shorten(text[start:], VALUE_CHARS - (1 if start else 0))
+
+    return window(a), window(b)
+
+
+_Path = tuple[Any, str] | None  # (parent, segment): built only for the paths reported
+
+
+def _segment(key: Any) -> str:
+    if isinstance(key, str) and key and (key[0].isascii() and (key[0].isalpha() or key[0] == "_")) \
+            and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return f".{key}"
+    return f"[{_json(key)}]"
+
+
+def _path_text(path: _Path) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, seg = path
+        parts.append(seg)
+    text = "".join(reversed(parts)).removeprefix(".")
+    return _shorten(text, PATH_CHARS, middle=True) if text else ROOT
+
+
+# ---------------------------------------------------------------- comparison
+
+
+def _scalar_digest(value: Any) -> int:
+    try:
+        return hash((type(value).__name__, value))
+    except TypeError:  # an unhashable scalar (a YAML set)
+        return hash((type(value).__name__, repr(value)))
+
+
+def _digest(value: Any, memo: dict[int, int]) -> int:
+    """A structural hash (equal values, equal hashes; collisions possible): used only to
+    line up list elements, never to decide that two values are equal."""
+    if not isinstance(value, dict | list):
+        return _scalar_digest(value)
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    busy: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        if id(node) in memo:
+            continue
+        children = list(node.values()) if isinstance(node, dict) else node
+        if not done:
+            busy.add(id(node))
+            stack.append((node, True))
+            stack += [(c, False) for c in children if isinstance(c, dict | list)
+                      and id(c) not in memo and id(c) not in busy]
+            continue
+        busy.discard(id(node))
+
+        def of(c: Any) -> int:
+            return memo.get(id(c), 0) if isinstance(c, dict | list) else _scalar_digest(c)
+
+        if isinstance(node, dict):
+            memo[id(node)] = hash(("d", tuple(sorted((_scalar_digest(k), of(v)) for k, v in node.items()))))
+        else:
+            memo[id(node)] = hash(("l", tuple(of(c) for c in node)))
+    return memo[id(value)]
+
+
+def _same_scalar(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b) or (a != a and b != b)  # NaN is NaN
+    except Exception:  # values that do not compare are shown as changed
+        return False
+
+
+def _key_order(key: Any) -> tuple[str, str]:
+    return (type(key).__name__, _json(key))
+
+
+class _Walk:
+    """The changed paths between two values, depth first, in a stable order."""
+
+    def __init__(self) -> None:
+        self.visited = 0
+        self.stopped = False
+        self._memo_a: dict[int, int] = {}
+        self._memo_b: dict[int, int] = {}
+
+    def _dict(self, path: _Path, a: dict[Any, Any], b: dict[Any, Any]) -> Iterator[tuple[_Path, Any, Any]]:
+        for key in sorted(a.keys() | b.keys(), key=_key_order):
+            yield (path, _segment(key)), a.get(key, _ABSENT), b.get(key, _ABSENT)
+
+    def _list(self, path: _Path, a: list[Any], b: list[Any]) -> Iterator[tuple[_Path, Any, Any]]:
+        if len(a) * len(b) > MAX_ALIGN:
+            for i in range(max(len(a), len(b))):
+                yield (path, f"[{i}]"), a[i] if i < len(a) else _ABSENT, b[i] if i < len(b) else _ABSENT
+            return
+        ha = [_digest(x, self._memo_a) for x in a]
+        hb = [_digest(x, self._memo_b) for x in b]
+        for _, i1, i2, j1, j2 in SequenceMatcher(None, ha, hb, autojunk=False).get_opcodes():
+            paired = min(i2 - i1, j2 - j1)  # equal or replaced element by element
+            for k in range(paired):
+                yield (path, f"[{j1 + k}]"), a[i1 + k], b[j1 + k]
+            for i in range(i1 + paired, i2):
+                yield (path, f"[{i}]"), a[i], _ABSENT
+            for j in range(j1 + paired, j2):
+                yield (path, f"[{j}]"), _ABSENT, b[j]
+
+    def changes(self, old: Any, new: Any) -> Iterator[tuple[str, Any, Any]]:
+        """(path, old, new) for each changed field; a subtree present on one side only is
+        one change at its root."""
+        stack: list[tuple[Iterator[tuple[_Path, Any, Any]], int, int]] = [(iter([(None, old, new)]), 0, 0)]
+        inside_a: set[int] = set()
+        inside_b: set[int] = set()
+        while stack:
+            it, ida, idb = stack[-1]
+            item = next(it, None)
+            if item is None:
+                stack.pop()
+                inside_a.discard(ida)
+                inside_b.discard(idb)
+                continue
+            self.visited += 1
+            if self.visited > MAX_VALUES:
+                self.stopped = True
+                return
+            path, a, b = item
+            if a is b and a is not _ABSENT:
+                continue  # one node reached on both sides (the same alias): nothing changes below it
+            if id(a) in inside_a or id(b) in inside_b:  # a node inside itself: compared no deeper
+                if _json(a) != _json(b):
+                    yield _path_text(path), a, b
+                continue
+            if isinstance(a, dict) and isinstance(b, dict):
+                children: Iterator[tuple[_Path, Any, Any]] = self._dict(path, a, b)
+            elif isinstance(a, list) and isinstance(b, list):
+                children = self._list(path, a, b)
+            else:
+                if not _same_scalar(a, b):
+                    yield _path_text(path), a, b
+                continue
+            inside_a.add(id(a))
+            inside_b.add(id(b))
+            stack.append((children, id(a), id(b)))
+
+
+def compare_objects(environment: str, old: Mapping[ObjectId, _Rendered], new: Mapping[ObjectId, _Rendered],
+                    max_fields: int = MAX_FIELDS) -> list[ObjectChange]:
+    """Objects added, removed and changed (with up to ``max_fields`` changed paths each)."""
+    out: list[ObjectChange] = []
+    for key in sorted(old.keys() | new.keys(), key=ObjectId.order):
+        if key not in old:
+            out.append(ObjectChange(environment, key, "added"))
+        elif key not in new:
+            out.append(ObjectChange(environment, key, "removed"))
+        elif old[key].origin != new[key].origin:
+            walk = _Walk()
+            fields: list[FieldChange] = []
+            more = 0
+            for path, a, b in walk.changes(old[key].manifest, new[key].manifest):
+                if len(fields) < max_fields:
+                    fields.append(FieldChange(path, *shown_pair(a, b)))
+                else:
+                    more += 1
+            if fields or walk.stopped:
+                out.append(ObjectChange(environment, key, "changed", tuple(fields), more, walk.stopped))
+    return out
+
+
+def diff_rendered(old: Mapping[str, Sequence[RenderedFile]], new: Mapping[str, Sequence[RenderedFile]],
+                  max_fields: int = MAX_FIELDS) -> list[ObjectChange]:
+    """The object changes of every environment rendered on either side."""
+    out: list[ObjectChange] = []
+    for env in sorted(old.keys() | new.keys()):
+        out += compare_objects(env, rendered_objects(old.get(env, ())), rendered_objects(new.get(env, ())),
+                               max_fields)
+    return out
