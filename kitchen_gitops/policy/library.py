@@ -378,11 +378,11 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
     if (section, name) == ("storage", "egress_cidrs"):
         try:
-            written = str(ipaddress.ip_network(value, strict=True))
+            written = str(ipaddress.ip_network(value, strict=False))
         except ValueError:
-            written = ""
+            written = "e.g. 10.20.0.0/16"
         if written != value:
-            return f"an address block as kitchen writes it ({written or 'e.g. 10.20.0.0/16'})"
+            return f"an address block without host bits, as kitchen writes it ({written})"
     return ""
 
 
