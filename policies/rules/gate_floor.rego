@@ -19,7 +19,14 @@
 #   environment's own rendered output, its project one of `projects` — so that a pull
 #   request cannot point prod at a fork, a feature branch or dev's manifests; and where
 #   the floor says `manual_sync: true`, no Application syncs by itself (no enabled
-#   `syncPolicy.automated`: a person syncs prod). An environment the floors do not name is
+#   `syncPolicy.automated`: a person syncs prod), and every Application deploys to a cluster
+#   of `argocd.destination_servers` (its `destination.server`, rendered from
+#   `cluster.api_server`). Where the environment's S3 is comes from the floor too
+#   (`storage`): its endpoint one of `endpoints`, exactly; `use_https` and `verify_ssl` on
+#   where the floor turns them on; the bucket of every `s3://` source it serves (a base's
+#   or a flavor's, found at its `source`) and of its `evidence.uri` one of `buckets`; and
+#   every `storage.s3.egress_cidrs` block one of the floor's `egress_cidrs` (none where
+#   it lists none). An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
