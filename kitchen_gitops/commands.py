@@ -683,8 +683,8 @@ def _write_baseline(opts: PromoteOptions, catalog: Any, env: Any, index: Any, no
     for s in served_in(catalog, env.name):
         if s.ref in index.entries:
             continue
-        index.entries[s.ref] = {"digest": digest_of(catalog, s.ref), "baseline": reason,
-                                "recorded": now.strftime("%Y-%m-%d")}
+        index.entries[s.ref] = {"digest": digest_of(catalog, s.ref), "source": catalog.flavors[s.ref].source,
+                                "baseline": reason, "recorded": now.strftime("%Y-%m-%d")}
         added.append(s.ref)
     if added:
         _replace_all({index.folder / INDEX_FILE: index.to_bytes()})
@@ -731,7 +731,7 @@ def _write_promotion(root: Path, catalog: Any, env: Any, index: Any, decisions: 
     for d in decisions:
         name = record_file_name(d.record)
         contents[index.folder / RECORDS_DIR / name] = d.record.data
-        index.entries[d.served.ref] = index_entry(d.record, d.digest, name, now)
+        index.entries[d.served.ref] = index_entry(d.record, d.digest, name, now, catalog.flavors[d.served.ref].source)
     contents[index.folder / INDEX_FILE] = index.to_bytes()
     old = _replace_all(contents)
     check = pipeline.plan(root, [env.name])

@@ -44,7 +44,7 @@ from .evidence import (
 from .findings import Finding, Location, Severity
 from .model import Catalog, Environment
 from .policy.floors import floors_of
-from .serving_digest import flavor_digest
+from .serving_digest import flavor_digest, flavor_digest_v1
 
 INDEX_DIR = "evidence"
 INDEX_FILE = "index.json"
@@ -67,9 +67,29 @@ def max_age_days(data: Mapping[str, Any]) -> int:
     return days if isinstance(days, int) and not isinstance(days, bool) else DEFAULT_MAX_AGE_DAYS
 
 
+def legacy_digest_of(catalog: Catalog, ref: str) -> str:
+    flavor = catalog.flavors[ref]
+    return flavor_digest_v1(flavor, catalog.bases[str(flavor.base)])
+
+
 def digest_of(catalog: Catalog, ref: str) -> str:
     flavor = catalog.flavors[ref]
     return flavor_digest(flavor, catalog.bases[str(flavor.base)])
+
+
+def source_problem(catalog: Catalog, index: Index, ref: str) -> Problem | None:
+    """Why the flavor's ``source`` is not the one its entry was recorded with (None when it
+    is, or the entry records none).  The digest covers the source, so a changed source fails
+    the digest comparison too; this says which part changed, at the flavor's source line."""
+    entry = index.entries.get(ref)
+    recorded = entry.get("source") if entry else None
+    now = catalog.flavors[ref].source
+    if recorded is None or recorded == now:
+        return None
+    return Problem(CHECK_RULE, f"{ref} loads from {now}, but the evidence in {index.display} proved it from "
+                   f"{visible(str(recorded))[:200]}: a changed source needs new evidence",
+                   f"source {visible(str(recorded))[:200]}, or new evidence for {now} "
+                   f"(kitchen promote --env {index.environment})")
 
 
 # ---------------------------------------------------------------- the index
@@ -166,13 +186,21 @@ def check_record(record: VerifiedRecord, ref: str, digest: str, source: Environm
 
 
 def entry_problem(index: Index, ref: str, digest: str, source: Environment | None,
-                  trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime) -> Problem | None:
-    """Why the index does not allow ``ref`` with ``digest`` (None when it does)."""
+                  trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime,
+                  legacy_digest: str = "") -> Problem | None:
+    """Why the index does not allow ``ref`` with ``digest`` (None when it does);
+    ``legacy_digest``: the flavor's digest of format 1, to tell an entry recorded before the
+    digest covered the source apart from other bytes."""
     entry = index.entries.get(ref)
     where = index.display
     if entry is None:
         return Problem(CHECK_RULE, f"no promotion evidence for {ref} in {where}",
                        f"an entry for {ref} (run `kitchen promote --env {index.environment}`)")
+    if legacy_digest and entry.get("digest") == legacy_digest:
+        return Problem(CHECK_RULE, f"{ref}: {where} records its digest of format 1, which does not pin the "
+                       "adapter's source; its evidence does not prove where the adapter is loaded from",
+                       f"new evidence (kitchen promote --env {index.environment}), or the entry removed and "
+                       "recorded again with --baseline")
     if entry.get("digest") != digest:
         return Problem(CHECK_RULE, f"{ref} is served with digest {digest}, but {where} records "
                        f"{visible(str(entry.get('digest')))[:80]}: other adapter or base bytes than were promoted",
@@ -384,7 +412,15 @@ def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[
         verdicts: dict[str, Problem | None] = {}
         for s in served_in(catalog, name):
             if s.ref not in verdicts:
-                verdicts[s.ref] = entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days, now)
+                moved = source_problem(catalog, index, s.ref)
+                if moved is not None:  # once, at the flavor's source line
+                    out.append(Finding(CHECK_RULE, Severity.ERROR, moved.message,
+                                       catalog.location("Flavor", s.ref, ("source",)), expected=moved.expected,
+                                       environment=name, subject=f"Flavor/{s.ref}"))
+                    verdicts[s.ref] = None
+                    continue
+                verdicts[s.ref] = entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days, now,
+                                                legacy_digest_of(catalog, s.ref))
             problem = verdicts[s.ref]
             if problem is not None:
                 out.append(Finding(CHECK_RULE, Severity.ERROR, problem.message, s.location,
@@ -392,8 +428,11 @@ def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[
     return out
 
 
-def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime) -> dict[str, Any]:
-    return {"digest": digest, "from": record.environment, "record": f"{RECORDS_DIR}/{name}",
+def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime,
+                source: str) -> dict[str, Any]:
+    """An entry of a promotion; ``source``: the flavor's source, which its digest covers,
+    recorded as well to say so when it changes."""
+    return {"digest": digest, "source": source, "from": record.environment, "record": f"{RECORDS_DIR}/{name}",
             "record_sha256": record.sha256, "promoted": utc_text(promoted), "signed_by": record.signer,
             "recorded": utc_text(record.time)}
 

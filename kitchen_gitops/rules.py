@@ -269,10 +269,11 @@ _rule("artifacts.lock-conflict", "Environments disagree", E,
 _rule("policy.promotion-evidence", "Served without promotion evidence", E,
       "`kitchen check`, for environments whose floor (policies/data.yaml gate_floors) sets "
       "promotion_evidence: true: every flavor version the environment serves has an entry in "
-      "evidence/<env>/index.json whose digest (adapter and base bytes) is the one served — a promotion "
-      "whose signed record (a key of policies/evidence-keys.yaml) passed in the environment it promotes "
-      "from, covers that digest and was at most evidence_max_age_days old when promoted, or the baseline "
-      "(docs/promotion.md).")
+      "evidence/<env>/index.json whose digest (adapter and base bytes, and the adapter's source URI) is "
+      "the one served — a promotion whose signed record (a key of policies/evidence-keys.yaml) passed in "
+      "the environment it promotes from, covers that digest and was at most evidence_max_age_days old "
+      "when promoted, or the baseline (docs/promotion.md). A flavor whose source differs from the one its "
+      "entry records is a finding at its source line: a changed source needs new evidence.")
 _rule("promotion.evidence-missing", "No evidence for the promotion", E,
       "`kitchen promote`: no signed conformance record of the environment promoted from covers this "
       "flavor version (or none was given: --evidence DIR or --from-s3).")

@@ -7,10 +7,11 @@ by ``kitchen promote`` for what the target environment will serve, and by the
 
 Two digests:
 
-- the **flavor digest** — the flavor (name@version), the sha256 of its adapter files, its
-  evaluation dataset pin where it has one, and its base (name@version and the sha256 of
-  every weight file): the same adapter bytes on the same base bytes.  It does not depend
-  on the environment, so evidence from staging can be compared with what prod will serve;
+- the **flavor digest** — the flavor (name@version), the sha256 of its adapter files, the
+  URI they are loaded from (``source``), its evaluation dataset pin where it has one, and
+  its base (name@version and the sha256 of every weight file): the same adapter bytes from
+  the same place on the same base bytes.  It does not depend on the environment, so
+  evidence from staging can be compared with what prod will serve;
 - the **service digest** — the base and every flavor as above, the vLLM arguments as
   rendered and the digest of the vLLM image: everything that decides the answers of one
   InferenceService in one environment.
@@ -18,7 +19,9 @@ Two digests:
 Both are the sha256 of a canonical JSON serialisation (keys sorted, no whitespace,
 UTF-8).  A part a flavor does not have is left out, not written as null, so adding a
 field to ``FLAVOR_FIELDS`` (one line) leaves the digest of every flavor without it as it
-was.
+was.  Format 2 added the flavor's ``source`` (format 1 pinned the adapter's sha256 and
+not where it is read from): every flavor has one, so every digest of format 1 differs
+from its format-2 digest (:func:`flavor_digest_v1` tells an entry recorded before apart).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 from .model import IMAGE_DIGEST, Base, Flavor
 from .plan import ServicePlan
 
-FORMAT = 1
+FORMAT = 2
 
 
 def canonical_json(value: Any) -> bytes:
@@ -53,10 +56,14 @@ def _evaluation_part(flavor: Flavor, name: str) -> Any:
 
 
 # What of a flavor the digest covers: name → how to read it (None: the flavor has none).
-FLAVOR_FIELDS: tuple[tuple[str, Callable[[Flavor], Any]], ...] = (
+FLAVOR_FIELDS_V1: tuple[tuple[str, Callable[[Flavor], Any]], ...] = (
     ("ref", lambda f: f.ref),
     ("files", lambda f: f.files.model_dump(mode="json", by_alias=True)),
     ("dataset", lambda f: _evaluation_part(f, "dataset")),
+)
+FLAVOR_FIELDS: tuple[tuple[str, Callable[[Flavor], Any]], ...] = (
+    *FLAVOR_FIELDS_V1,
+    ("source", lambda f: f.source),
 )
 
 BASE_FIELDS: tuple[tuple[str, Callable[[Base], Any]], ...] = (
@@ -79,8 +86,15 @@ def flavor_material(flavor: Flavor, base: Base) -> dict[str, Any]:
 
 
 def flavor_digest(flavor: Flavor, base: Base) -> str:
-    """The same adapter bytes (and dataset) on the same base bytes."""
+    """The same adapter bytes from the same source (and dataset) on the same base bytes."""
     return sha256_of(flavor_material(flavor, base))
+
+
+def flavor_digest_v1(flavor: Flavor, base: Base) -> str:
+    """The flavor digest of format 1 (no source), as evidence indexes written before format
+    2 record it: to say why such an entry no longer matches, never to accept one."""
+    return sha256_of({"format": 1, "flavor": _material(flavor, FLAVOR_FIELDS_V1),
+                      "base": _material(base, BASE_FIELDS)})
 
 
 def image_digest(image: str) -> str:

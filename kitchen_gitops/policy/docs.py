@@ -49,7 +49,10 @@ license, allowlist remote code or change what prod promotes from — nor ask les
 serving: slower SLOs, a lighter conformance load, fewer replicas, observability off, alerts that wait
 longer than the floor's `slo`, `conformance`, `serving` and `observability` allow, or an Argo CD
 Application that syncs from another repository, revision, path or project than `argocd` names, or by
-itself where it says `manual_sync: true`. An environment the
+itself where it says `manual_sync: true`, or deploys to another cluster than its `destination_servers`
+— nor point prod's S3 (`storage`) at another endpoint, without TLS or its verification, at
+buckets the floor does not list (adapters, bases and evidence alike) or open its storage
+egress to address blocks beyond the floor's. An environment the
 floors do not name (a new `prod2.yaml`) is held to the `unnamed` floor, the strictest,
 and every environment to the floor of its cluster as well.
 

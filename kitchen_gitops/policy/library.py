@@ -357,13 +357,40 @@ FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
     "conformance": ("requests", "concurrency", "output_tokens", "prompt_tokens", "isolation_max_flip_rate"),
     "observability": ("scrape_interval_s", "slo_for_minutes"),
 }
-_FLOOR_SECTION_FLAGS = {"observability": ("enabled",), "argocd": ("manual_sync",)}
+_FLOOR_SECTION_FLAGS = {"observability": ("enabled",), "argocd": ("manual_sync",),
+                        "storage": ("use_https", "verify_ssl")}
 # Floors on what is rendered, by number: the replicas of every served base (at least).
 FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
-# Floors on what is rendered, by list: where Argo CD may sync an environment from.
-_FLOOR_SECTION_LISTS = {"argocd": ("repo_urls", "target_revisions", "projects")}
+# Floors by list (the environment's or the rendered value one of these): where Argo CD may
+# sync an environment from and deploy it to, and the S3 endpoint, buckets and address
+# blocks its storage may use.
+_FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
+    "argocd": ("repo_urls", "target_revisions", "projects", "destination_servers"),
+    "storage": ("endpoints", "buckets", "egress_cidrs"),
+}
+# A list a floor may leave empty: no address block at all (the S3 endpoint a cluster service).
+_FLOOR_EMPTY_LISTS = frozenset({("storage", "egress_cidrs")})
 FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS, *FLOOR_RENDERED,
               *_FLOOR_SECTION_LISTS)
+
+
+def _floor_value_problem(section: str, name: str, value: str) -> str:
+    """Why a value of a floor's list could never equal the environment's (compared exactly,
+    as the catalog model writes it): "" when it could."""
+    import ipaddress
+
+    from ..model import S3_BUCKET
+
+    if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
+        return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
+    if (section, name) == ("storage", "egress_cidrs"):
+        try:
+            written = str(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            written = "e.g. 10.20.0.0/16"
+        if written != value:
+            return f"an address block without host bits, as kitchen writes it ({written})"
+    return ""
 
 
 def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: Any) -> None:
@@ -379,9 +406,14 @@ def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: A
             if not isinstance(bound, bool):
                 raise fail((*path, name), "true or false")
         elif name in lists:
-            if not isinstance(bound, list) or not bound \
+            empty_ok = (section, name) in _FLOOR_EMPTY_LISTS
+            if not isinstance(bound, list) or not (bound or empty_ok) \
                     or not all(isinstance(i, str) and i.strip() and i == i.strip() for i in bound):
-                raise fail((*path, name), "a list of one or more values")
+                raise fail((*path, name), "a list of values" if empty_ok else "a list of one or more values")
+            for i, item in enumerate(bound):
+                problem = _floor_value_problem(section, name, item)
+                if problem:
+                    raise fail((*path, name, i), problem)
         elif isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound < 1e12:
             raise fail((*path, name), "a finite number from 0 to below 1e12")
 

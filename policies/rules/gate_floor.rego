@@ -19,7 +19,14 @@
 #   environment's own rendered output, its project one of `projects` — so that a pull
 #   request cannot point prod at a fork, a feature branch or dev's manifests; and where
 #   the floor says `manual_sync: true`, no Application syncs by itself (no enabled
-#   `syncPolicy.automated`: a person syncs prod). An environment the floors do not name is
+#   `syncPolicy.automated`: a person syncs prod), and every Application deploys to a cluster
+#   of `argocd.destination_servers` (its `destination.server`, rendered from
+#   `cluster.api_server`). Where the environment's S3 is comes from the floor too
+#   (`storage`): its endpoint one of `endpoints`, exactly; `use_https` and `verify_ssl` on
+#   where the floor turns them on; the bucket of every `s3://` source it serves (a base's
+#   or a flavor's, found at its `source`) and of its `evidence.uri` one of `buckets`; and
+#   every `storage.s3.egress_cidrs` block one of the floor's `egress_cidrs` (none where
+#   it lists none). An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -269,4 +276,105 @@ violation contains v if {
 	automated(r.manifest)
 	msg := sprintf("%s syncs environment %s by itself (syncPolicy.automated), below the floor %s that policies/ sets for it", [lib.resource_id(r), lib.env.name, name])
 	v := lib.resource_violation(r, msg, "no syncPolicy.automated (argocd.auto_sync: false): a person syncs it")
+}
+
+# ---------------------------------------------------------------- where the environment's S3 is
+
+s3 := object.get(object.get(lib.env, "storage", {}), "s3", {})
+
+violation contains v if {
+	some name in applies
+	allowed := named[name].storage.endpoints
+	got := object.get(s3, "endpoint", null)
+	not got in allowed
+	v := floor_violation("storage.s3.endpoint", sprintf("reaches S3 at %v", [got]), name, sprintf("storage.s3.endpoint one of %s", [concat(", ", allowed)]))
+}
+
+# use_https and verify_ssl, true where the floor says so (the model's default is true: a
+# field left out is compared as written out, absent from a hand-made input as off)
+tls_flags := {"use_https": "plain HTTP", "verify_ssl": "TLS without certificate verification"}
+
+violation contains v if {
+	some name in applies
+	some flag, what in tls_flags
+	named[name].storage[flag] == true
+	object.get(s3, flag, false) != true
+	v := floor_violation(sprintf("storage.s3.%s", [flag]), sprintf("reaches S3 over %s (%s: false)", [what, flag]), name, sprintf("storage.s3.%s: true", [flag]))
+}
+
+# The address blocks the storage egress may reach: within the floor's list (none where the
+# floor lists none, or sets a storage floor without egress_cidrs).
+violation contains v if {
+	some name in applies
+	floor := named[name].storage
+	allowed := object.get(floor, "egress_cidrs", [])
+	some i, cidr in lib.list_at(s3, "egress_cidrs")
+	not cidr in allowed
+	v := floor_violation(sprintf("storage.s3.egress_cidrs.%d", [i]), sprintf("lets storage egress reach %v", [cidr]), name, egress_text(allowed))
+}
+
+egress_text(allowed) := sprintf("storage.s3.egress_cidrs within %s", [concat(", ", allowed)]) if count(allowed) > 0
+
+else := "no storage.s3.egress_cidrs (the S3 endpoint is a service of the cluster)"
+
+# The bucket of an s3:// URI.
+bucket(uri) := split(trim_prefix(uri, "s3://"), "/")[0] if {
+	is_string(uri)
+	startswith(uri, "s3://")
+}
+
+# Every S3 source the environment serves (a base or flavor of one of its
+# InferenceServices) and where its evidence goes, with the field that sets it.
+s3_sources contains {"item": item, "object": sprintf("Base/%s", [s.base]), "what": sprintf("base %s loads from", [s.base])} if {
+	some s in lib.services
+	item := input.catalog.bases[s.base]
+}
+
+s3_sources contains {"item": item, "object": sprintf("Flavor/%s", [ref]), "what": sprintf("flavor %s loads from", [ref])} if {
+	some s in lib.services
+	some ref in s.flavors
+	item := input.catalog.flavors[ref]
+}
+
+bucket_violation(name, allowed, item, field, uri, what, object_id) := {
+	"msg": sprintf("%s s3 bucket %s in environment %s, outside the floor %s that policies/ sets for it", [what, bucket(uri), lib.env.name, name]),
+	"at": lib.at(item, field),
+	"object": object_id,
+	"expected": sprintf("a bucket of %s", [concat(", ", allowed)]),
+}
+
+violation contains v if {
+	some name in applies
+	allowed := named[name].storage.buckets
+	some x in s3_sources
+	b := bucket(x.item.source)
+	not b in allowed
+	v := bucket_violation(name, allowed, x.item, "source", x.item.source, x.what, x.object)
+}
+
+violation contains v if {
+	some name in applies
+	allowed := named[name].storage.buckets
+	uri := lib.env.evidence.uri
+	b := bucket(uri)
+	not b in allowed
+	v := bucket_violation(name, allowed, lib.env, "evidence.uri", uri, "the conformance evidence goes to", sprintf("Environment/%s", [lib.env.name]))
+}
+
+# ---------------------------------------------------------------- where Argo CD syncs to
+
+destination_server(app) := object.get(app.spec.destination, "server", null) if is_object(app.spec.destination)
+
+else := null
+
+# The cluster every rendered Application deploys to (rendered from cluster.api_server): a
+# server of the floor's list; a destination by cluster name, or none, is not one.
+violation contains v if {
+	some name in applies
+	allowed := named[name].argocd.destination_servers
+	some r in lib.resources_of_kind("Application")
+	got := destination_server(r.manifest)
+	not got in allowed
+	msg := sprintf("%s deploys environment %s to cluster %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), lib.env.name, got, name])
+	v := object.union(lib.resource_violation(r, msg, sprintf("destination.server (cluster.api_server) one of %s", [concat(", ", allowed)])), {"at": lib.at(lib.env, "cluster.api_server")})
 }

@@ -16,7 +16,10 @@ floors := {
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
 			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
 			"serving": {"min_replicas": 1},
-			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true},
+			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
+				"destination_servers": ["https://kubernetes.default.svc"]},
+			"storage": {"endpoints": ["minio.minio.svc:9000"], "use_https": true, "verify_ssl": true,
+				"buckets": ["lora", "kitchen-evidence"], "egress_cidrs": []},
 		},
 		"dev": {
 			"strictness": "relaxed", "air_gapped": false, "registries": ["registry.prod.internal:5000"],
@@ -209,6 +212,7 @@ application(spec_patch) := {
 		"spec": object.union({
 			"project": "kitchen",
 			"source": {"repoURL": "https://git.internal/catalog.git", "targetRevision": "main", "path": "rendered/prod"},
+			"destination": {"server": "https://kubernetes.default.svc"},
 		}, spec_patch),
 	},
 	"_source": fixtures.loc("environments/prod.yaml", 40),
@@ -269,4 +273,108 @@ test_pass_application_automated_disabled if {
 
 test_pass_application_automated_null if {
 	count(with_app({"syncPolicy": {"automated": null}})) == 0
+}
+
+# Where Argo CD deploys the environment: the Application's destination server (rendered
+# from cluster.api_server), found at the setting.
+
+test_fail_application_to_another_cluster if {
+	vs := with_app({"destination": {"server": "https://api.ocp-dev-tokyo.example:6443"}})
+	only_at(vs, "cluster.api_server")
+	some v in vs
+	contains(v.msg, "to cluster https://api.ocp-dev-tokyo.example:6443")
+}
+
+# a destination named by cluster name (no server) is not a server of the floor's list
+test_fail_application_destination_by_name if {
+	app := json.patch(application({}), [{"op": "replace", "path": "/manifest/spec/destination", "value": {"name": "in-cluster"}}])
+	vs := gate_floor.violation with input as object.union(at_floor, {"resources": array.concat(at_floor.resources, [app])})
+		with data.kitchen.params.gate_floors as floors
+	only_at(vs, "cluster.api_server")
+}
+
+test_fail_application_without_destination if {
+	app := json.remove(application({}), ["manifest/spec/destination"])
+	vs := gate_floor.violation with input as object.union(at_floor, {"resources": array.concat(at_floor.resources, [app])})
+		with data.kitchen.params.gate_floors as floors
+	count(vs) == 1
+}
+
+# The environment's S3: endpoint, TLS, the buckets of what it serves and of its evidence,
+# the address blocks of its storage egress.
+
+test_fail_public_s3_endpoint if {
+	vs := violations({"environment": {"storage": {"s3": {"endpoint": "s3.amazonaws.com"}}}})
+	only_at(vs, "storage.s3.endpoint")
+	some v in vs
+	contains(v.msg, "reaches S3 at s3.amazonaws.com")
+}
+
+test_fail_s3_plain_http if {
+	only_at(violations({"environment": {"storage": {"s3": {"use_https": false}}}}), "storage.s3.use_https")
+}
+
+test_fail_s3_tls_unverified if {
+	only_at(violations({"environment": {"storage": {"s3": {"verify_ssl": false}}}}), "storage.s3.verify_ssl")
+}
+
+# absent from a hand-made input: off, below the floor
+test_fail_s3_tls_flag_absent if {
+	patched := json.remove(at_floor, ["environment/storage/s3/verify_ssl"])
+	vs := gate_floor.violation with input as patched with data.kitchen.params.gate_floors as floors
+	only_at(vs, "storage.s3.verify_ssl")
+}
+
+test_fail_storage_egress_wider_than_floor if {
+	vs := violations({"environment": {"storage": {"s3": {"egress_cidrs": ["0.0.0.0/0"]}}}})
+	only_at(vs, "storage.s3.egress_cidrs.0")
+	some v in vs
+	v.expected == "no storage.s3.egress_cidrs (the S3 endpoint is a service of the cluster)"
+}
+
+test_egress_within_the_floors_list if {
+	patched := object.union(floors, {"environments": {"prod": {"storage": {"egress_cidrs": ["10.20.0.0/16"]}}}})
+	env := object.union(at_floor, {"environment": {"storage": {"s3": {"egress_cidrs": ["10.20.0.0/16", "10.0.0.0/8"]}}}})
+	vs := gate_floor.violation with input as env with data.kitchen.params.gate_floors as patched
+	only_at(vs, "storage.s3.egress_cidrs.1")
+}
+
+test_fail_flavor_from_another_bucket if {
+	vs := violations({"catalog": {"flavors": {"faq@v1": {"source": "s3://public-models/faq/v1/"}}}})
+	only_at(vs, "source")
+	some v in vs
+	v.object == "Flavor/faq@v1"
+	v.at.file == "catalog/flavors/faq@v1.yaml"
+	contains(v.msg, "from s3 bucket public-models")
+}
+
+test_fail_base_from_another_bucket if {
+	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "s3://public-models/qwen/2.5/"}}}})
+	only_at(vs, "source")
+	some v in vs
+	v.object == "Base/qwen@2.5"
+}
+
+# a flavor of the catalog that the environment does not serve is not its storage
+test_pass_flavor_not_served if {
+	other := object.union(fixtures.flavor, {"name": "other", "ref": "other@v1", "source": "s3://public-models/other/v1/"})
+	count(violations({"catalog": {"flavors": {"other@v1": other}}})) == 0
+}
+
+test_fail_evidence_in_another_bucket if {
+	vs := violations({"environment": {"evidence": {"uri": "s3://attacker-bucket/prod/"}}})
+	only_at(vs, "evidence.uri")
+}
+
+test_pass_evidence_in_an_allowed_bucket if {
+	count(violations({"environment": {"evidence": {"uri": "s3://kitchen-evidence/prod/"}}})) == 0
+}
+
+# dev's floor sets no storage floor; a dev environment on the prod cluster gets prod's
+test_storage_floor_by_name_and_cluster if {
+	dev := {"environment": {"name": "dev", "promotes_from": null, "gates": {"strictness": "relaxed"},
+		"storage": {"s3": {"endpoint": "s3.amazonaws.com", "verify_ssl": false}}}}
+	count(violations(dev)) == 0
+	on_prod := object.union(dev, {"environment": {"cluster": {"name": "osaka"}}})
+	count(violations(on_prod)) == 4 # strictness, promotes_from, endpoint, verify_ssl
 }

@@ -193,6 +193,57 @@ def test_the_baseline_covers_its_bytes_only(example_repo: Path, capsys: pytest.C
     assert "other adapter or base bytes than were promoted" in lines[0]
 
 
+def test_a_changed_source_needs_new_evidence(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same adapter pins read from another place: the digest covers the source, and the
+    finding says what changed, at the flavor's source line (once, whoever serves it)."""
+    flavor = example_repo / "catalog/flavors/ticket-router@v1-2.yaml"
+    text = flavor.read_text(encoding="utf-8")
+    flavor.write_text(text.replace("source: s3://lora/ticket-router/v1-2/", "source: s3://lora/ticket-router/v1-3/"),
+                      encoding="utf-8")
+    rc, lines = _check(example_repo, capsys)
+    assert rc == 1
+    assert lines == ["catalog/flavors/ticket-router@v1-2.yaml:8:1: [error] ticket-router@v1-2 loads from "
+                     "s3://lora/ticket-router/v1-3/, but the evidence in evidence/prod/index.json proved it from "
+                     "s3://lora/ticket-router/v1-2/: a changed source needs new evidence; expected source "
+                     "s3://lora/ticket-router/v1-2/, or new evidence for s3://lora/ticket-router/v1-3/ "
+                     "(kitchen promote --env prod) [env prod, Flavor/ticket-router@v1-2] (policy.promotion-evidence)"]
+
+
+def test_the_digest_pins_the_source_without_the_recorded_one(example_repo: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """An index entry that records no source (or whose source was edited along) still pins it
+    through its digest."""
+    index = example_repo / "evidence/prod/index.json"
+    doc = json.loads(index.read_text(encoding="utf-8"))
+    del doc["flavors"]["ticket-router@v1-2"]["source"]
+    index.write_text(json.dumps(doc), encoding="utf-8")
+    assert _check(example_repo, capsys) == (0, [])
+    flavor = example_repo / "catalog/flavors/ticket-router@v1-2.yaml"
+    flavor.write_text(flavor.read_text(encoding="utf-8").replace("s3://lora/ticket-router/v1-2/",
+                                                                 "s3://lora/ticket-router/v1-3/"), encoding="utf-8")
+    rc, lines = _check(example_repo, capsys)
+    assert rc == 1 and len(lines) == 1
+    assert lines[0].startswith("catalog/tenants/customer-support.yaml:33:9: [error] ticket-router@v1-2 is served "
+                               "with digest sha256:")
+
+
+def test_an_entry_of_the_digest_without_source_is_not_accepted(example_repo: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """An index written before the digest covered the source: each entry says so."""
+    from kitchen_gitops.promotion import legacy_digest_of
+
+    catalog = validate(example_repo).catalog
+    index = example_repo / "evidence/prod/index.json"
+    doc = json.loads(index.read_text(encoding="utf-8"))
+    for ref, entry in doc["flavors"].items():
+        entry["digest"] = legacy_digest_of(catalog, ref)
+        del entry["source"]
+    index.write_text(json.dumps(doc), encoding="utf-8")
+    rc, lines = _check(example_repo, capsys)
+    assert rc == 1 and len(lines) == 6
+    assert all("records its digest of format 1, which does not pin the adapter's source" in line for line in lines)
+
+
 def test_without_an_index_every_version_is_a_finding(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (example_repo / "evidence/prod/index.json").unlink()
     rc, lines = _check(example_repo, capsys)
@@ -280,7 +331,7 @@ def test_baseline_needs_a_reason_and_adds_only_what_has_no_entry(example_repo: P
                  "2026-12-01T00:00:00Z"]) == 0
     after = json.loads(index.read_text(encoding="utf-8"))["flavors"]
     assert after == {**before, "faq-answerer@v3": {"baseline": "adopted", "digest": after["faq-answerer@v3"]["digest"],
-                                                    "recorded": "2026-12-01"}}
+                                                    "recorded": "2026-12-01", "source": "s3://lora/faq-answerer/v3/"}}
 
 
 def test_a_linked_index_is_refused(example_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
