@@ -86,12 +86,23 @@ def diff_paths(rendered: Any, intended: Any, path: Path = (),
             if k not in rendered:
                 out.append(("missing", (*path, k), None, v))
     elif isinstance(rendered, list) and isinstance(intended, list):
-        for i in range(min(len(rendered), len(intended))):
-            diff_paths(rendered[i], intended[i], (*path, i), out, limit)
-        for i in range(len(intended), len(rendered)):
-            out.append(("added", (*path, i), rendered[i], None))
-        for i in range(len(rendered), len(intended)):
-            out.append(("missing", (*path, i), None, intended[i]))
+        # items inserted or removed are reported once, not as every later item shifting:
+        # the equal items at both ends are set aside, the rest compared pairwise
+        head = 0
+        while head < min(len(rendered), len(intended)) and same(rendered[head], intended[head]):
+            head += 1
+        tail = 0
+        while tail < min(len(rendered), len(intended)) - head and \
+                same(rendered[-1 - tail], intended[-1 - tail]):
+            tail += 1
+        got, want = rendered[head:len(rendered) - tail], intended[head:len(intended) - tail]
+        paired = len(got) if len(got) == len(want) else 0
+        for i in range(paired):
+            diff_paths(got[i], want[i], (*path, head + i), out, limit)
+        for i in range(paired, len(got)):
+            out.append(("added", (*path, head + i), got[i], None))
+        for i in range(paired, len(want)):
+            out.append(("missing", (*path, head + i), None, want[i]))
     elif isinstance(rendered, dict | list) or isinstance(intended, dict | list) \
             or not _same_scalar(rendered, intended):
         out.append(("changed", path, rendered, intended))
