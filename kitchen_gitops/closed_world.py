@@ -27,6 +27,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .escape import visible
 from .findings import Finding, Location, ResourceRef, Severity
+from .manifests import check_duplicates
 
 OBJECT_RULE = "render.unintended-object"
 FIELD_RULE = "render.unintended-field"
@@ -222,8 +223,12 @@ class Comparison:
 
 
 def read_documents(text: str) -> list[Any]:
-    """Every non-empty YAML document of ``text`` (YAML errors propagate)."""
+    """Every non-empty YAML document of ``text`` (YAML errors, a key twice in a mapping
+    included, propagate)."""
     loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for node in yaml.compose_all(text, Loader=loader):
+        if node is not None:
+            check_duplicates(node)
     return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
 
 

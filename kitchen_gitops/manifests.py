@@ -54,6 +54,30 @@ class _Loader(_Base):  # type: ignore[misc]
         return None
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A key twice in one mapping: YAML readers disagree on which copy wins (PyYAML keeps
+    the last, others refuse the document), so what a check read might not be what is
+    applied."""
+
+
+def check_duplicates(node: Node) -> None:
+    """Raise :class:`DuplicateKey` for a mapping of ``node``'s tree that holds a key twice."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, MappingNode):
+            seen: set[str] = set()
+            for k, v in n.value:
+                if isinstance(k, ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    if k.value in seen:
+                        raise DuplicateKey(f"key '{k.value}' appears twice in one mapping "
+                                           f"(line {k.start_mark.line + 1} of the rendered text)")
+                    seen.add(k.value)
+                stack += [k, v]
+        elif isinstance(n, SequenceNode):
+            stack += list(n.value)
+
+
 class _Unsupported(Exception):
     """A node the tight builder leaves to PyYAML's full constructor."""
 
@@ -75,7 +99,11 @@ def _build(node: Node) -> Any:
         for knode, vnode in node.value:
             if not isinstance(knode, ScalarNode) or knode.tag == "tag:yaml.org,2002:merge":
                 raise _Unsupported("key")
-            out[_build(knode)] = _build(vnode)
+            key = _build(knode)
+            if key in out:
+                raise DuplicateKey(f"key '{knode.value}' appears twice in one mapping "
+                                   f"(line {knode.start_mark.line + 1} of the rendered text)")
+            out[key] = _build(vnode)
         return out
     if isinstance(node, SequenceNode) and node.tag == "tag:yaml.org,2002:seq":
         return [_build(v) for v in node.value]
@@ -96,6 +124,7 @@ def load_manifest(text: str) -> Any:
     try:
         return _build(node)
     except (_Unsupported, TypeError, RecursionError):
+        check_duplicates(node)
         return yaml.load(text, Loader=_Base)
 
 
@@ -175,6 +204,6 @@ class ManifestReader:
             return None
         try:
             built = _build(node)
-        except (_Unsupported, TypeError, RecursionError):
+        except (_Unsupported, TypeError, RecursionError, DuplicateKey):
             return None
         return built if isinstance(built, dict) else None

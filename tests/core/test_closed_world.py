@@ -205,3 +205,19 @@ def test_a_bad_customisation_point_is_exit_2_at_its_line(example_repo: Path,
     err = capsys.readouterr().err
     assert f"policies/data.yaml:{line}:" in err and "reserved prefix" in err
 
+
+
+def test_a_key_twice_in_a_rendered_mapping_stops_the_gate(planned: Planned) -> None:
+    """PyYAML keeps the last copy, other readers refuse the document: what a check read
+    could differ from what is applied, so the gate stops at the template (exit 2)."""
+    base, outcomes = planned
+    isvc = _originals()["inferenceservice.yaml.j2"]
+    anchor = "    minReplicas: {{ replicas }}\n"
+    for text in (isvc.replace(anchor, "    minReplicas: 0\n" + anchor),
+                 isvc.replace("kind: InferenceService\n", "kind: InferenceService\nkind: InferenceService\n")):
+        with pytest.raises(ConfigError, match="appears twice"):
+            _gate(base, outcomes, {**_originals(), "inferenceservice.yaml.j2": text})
+    kustomization = _originals()["kustomization.yaml.j2"]
+    with pytest.raises(ConfigError, match="appears twice"):
+        _gate(base, outcomes, {**_originals(), "kustomization.yaml.j2": kustomization.replace(
+            "kind: Kustomization\n", "kind: Kustomization\nresources: []\n")})
