@@ -221,3 +221,35 @@ def test_a_key_twice_in_a_rendered_mapping_stops_the_gate(planned: Planned) -> N
     with pytest.raises(ConfigError, match="appears twice"):
         _gate(base, outcomes, {**_originals(), "kustomization.yaml.j2": kustomization.replace(
             "kind: Kustomization\n", "kind: Kustomization\nresources: []\n")})
+
+
+def _one_base(tenant: str) -> str:
+    """One GPU of quota in dev and a flavor of one base: the example's dev cluster is full."""
+    lines = [line for line in tenant.split("\n") if "helpdesk-classifier" not in line]
+    return "\n".join(lines).replace("gpu_quota: 2", "gpu_quota: 1")
+
+
+def test_legitimate_changes_keep_passing_the_gate(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A new tenant, and the documented customisations (the organisation's own labels and
+    annotations on every object, an allowed priority class), pass ``kitchen check``."""
+    tenants = example_repo / "catalog" / "tenants"
+    text = (tenants / "platform-eng.yaml").read_text(encoding="utf-8")
+    text = text.replace("name: platform-eng\n", "name: search-eng\nnamespace: search-eng\n", 1)
+    staging = text.index("  staging:")
+    (tenants / "search-eng.yaml").write_text(_one_base(text[:staging]), encoding="utf-8")
+    templates = example_repo / "templates"
+    macros = (templates / "_macros.j2").read_text(encoding="utf-8")
+    macros = macros.replace("{{ pad }}  labels:\n", '{{ pad }}  labels:\n{{ pad }}    team: "ml-platform"\n')
+    macros = macros.replace("{%- if m.annotations %}\n{{ pad }}  annotations:\n",
+                            '{{ pad }}  annotations:\n{{ pad }}    kitchen.example.com/owner: "ml platform"\n'
+                            "{%- if m.annotations %}\n")
+    (templates / "_macros.j2").write_text(macros, encoding="utf-8")
+    isvc = (templates / "inferenceservice.yaml.j2").read_text(encoding="utf-8")
+    anchor = "    serviceAccountName: {{ service_account | tojson }}\n"
+    (templates / "inferenceservice.yaml.j2").write_text(
+        isvc.replace(anchor, anchor + "    priorityClassName: kitchen-inference-standard\n"), encoding="utf-8")
+    assert main(["render", "--root", str(example_repo)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--root", str(example_repo)]) == 0, capsys.readouterr().out
+    rendered = (example_repo / "rendered" / "dev" / "search-eng" / "namespace.yaml").read_text(encoding="utf-8")
+    assert 'team: "ml-platform"' in rendered and "kitchen.example.com/owner" in rendered
