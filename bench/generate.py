@@ -154,7 +154,7 @@ images:
   kitchen: {reg}/platform/kitchen@sha256:{_sha('kitchen', name)}
 storage:
   s3:
-    endpoint: minio.minio-{name}.svc:9000
+    endpoint: minio.minio-{'stg' if name == 'staging' else name}.svc:9000
     use_https: true
     secret: kitchen-s3-credentials
 serving:
