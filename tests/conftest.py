@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,25 @@ def example_repo(tmp_path: Path) -> Path:
 @pytest.fixture
 def minimal_repo(tmp_path: Path) -> Path:
     return copy_catalog(CASES / "minimal", tmp_path / "minimal")
+
+
+def git(root: Path, *args: str) -> None:
+    """Run ``git`` in ``root`` as a fixed author, quietly; a failure fails the test."""
+    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+                   cwd=root, check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(example_repo: Path) -> Path:
+    """The example repository as the first commit of a Git repository (``kitchen diff``'s base)."""
+    git(example_repo, "init", "-q")
+    git(example_repo, "add", "-A")
+    git(example_repo, "commit", "-qm", "base")
+    return example_repo
+
+
+def edit_once(path: Path, old: str, new: str) -> None:
+    """Replace ``old``, which must occur exactly once in the file, by ``new``."""
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from kitchen_gitops.cli import main
-
-
-def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-                   cwd=root, check=True, capture_output=True)
-
-
-@pytest.fixture
-def repo(example_repo: Path) -> Path:
-    _git(example_repo, "init", "-q")
-    _git(example_repo, "add", "-A")
-    _git(example_repo, "commit", "-qm", "base")
-    return example_repo
+from tests.conftest import git as _git
 
 
 def test_diff_names_every_serving_change(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,31 +4,12 @@ objects added and removed, and each changed field with its old and new value."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from kitchen_gitops.cli import main
-
-
-def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
-                   cwd=root, check=True, capture_output=True)
-
-
-@pytest.fixture
-def repo(example_repo: Path) -> Path:
-    _git(example_repo, "init", "-q")
-    _git(example_repo, "add", "-A")
-    _git(example_repo, "commit", "-qm", "base")
-    return example_repo
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert text.count(old) == 1, old
-    path.write_text(text.replace(old, new))
+from tests.conftest import edit_once as _edit
 
 
 def _diff(repo: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
