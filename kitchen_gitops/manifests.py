@@ -63,8 +63,12 @@ class DuplicateKey(yaml.YAMLError):
 def check_duplicates(node: Node) -> None:
     """Raise :class:`DuplicateKey` for a mapping of ``node``'s tree that holds a key twice."""
     stack = [node]
+    seen_nodes: set[int] = set()  # an alias reaches a node again, or even one it is inside
     while stack:
         n = stack.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
         if isinstance(n, MappingNode):
             seen: set[str] = set()
             for k, v in n.value:
