@@ -28,6 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .escape import visible
 from .findings import Finding, Location, ResourceRef, Severity
 from .manifests import check_duplicates
+from .value_diff import ABSENT, Walk, same_scalar
 
 OBJECT_RULE = "render.unintended-object"
 FIELD_RULE = "render.unintended-field"
@@ -65,48 +66,15 @@ def same(rendered: Any, intended: Any) -> bool:
         return not diff_paths(rendered, intended)
 
 
-def _same_scalar(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def diff_paths(rendered: Any, intended: Any, path: Path = (),
-               out: list[tuple[Change, Path, Any, Any]] | None = None,
-               limit: int = 10_000) -> list[tuple[Change, Path, Any, Any]]:
-    """Where ``rendered`` differs from ``intended``: (change, path, rendered, intended)."""
-    if out is None:
-        out = []
-    if len(out) >= limit:
-        return out
-    if isinstance(rendered, dict) and isinstance(intended, dict):
-        for k, v in rendered.items():
-            if k not in intended:
-                out.append(("added", (*path, k), v, None))
-            else:
-                diff_paths(v, intended[k], (*path, k), out, limit)
-        for k, v in intended.items():
-            if k not in rendered:
-                out.append(("missing", (*path, k), None, v))
-    elif isinstance(rendered, list) and isinstance(intended, list):
-        # items inserted or removed are reported once, not as every later item shifting:
-        # the equal items at both ends are set aside, the rest compared pairwise
-        head = 0
-        while head < min(len(rendered), len(intended)) and same(rendered[head], intended[head]):
-            head += 1
-        tail = 0
-        while tail < min(len(rendered), len(intended)) - head and \
-                same(rendered[-1 - tail], intended[-1 - tail]):
-            tail += 1
-        got, want = rendered[head:len(rendered) - tail], intended[head:len(intended) - tail]
-        paired = len(got) if len(got) == len(want) else 0
-        for i in range(paired):
-            diff_paths(got[i], want[i], (*path, head + i), out, limit)
-        for i in range(paired, len(got)):
-            out.append(("added", (*path, head + i), got[i], None))
-        for i in range(paired, len(want)):
-            out.append(("missing", (*path, head + i), None, want[i]))
-    elif isinstance(rendered, dict | list) or isinstance(intended, dict | list) \
-            or not _same_scalar(rendered, intended):
-        out.append(("changed", path, rendered, intended))
+def diff_paths(rendered: Any, intended: Any, limit: int = 10_000) -> list[tuple[Change, Path, Any, Any]]:
+    """Where ``rendered`` differs from ``intended``, at most ``limit`` places:
+    (change, path, rendered value, intended value), None for the side a field is absent."""
+    out: list[tuple[Change, Path, Any, Any]] = []
+    for path, want, got in Walk().changes(intended, rendered):
+        change: Change = "added" if want is ABSENT else "missing" if got is ABSENT else "changed"
+        out.append((change, path, None if got is ABSENT else got, None if want is ABSENT else want))
+        if len(out) >= limit:
+            break
     return out
 
 
@@ -291,7 +259,7 @@ class Point:
                 return isinstance(value, dict) and bool(value) and \
                     all(self.allows_key(k, v) for k, v in value.items())
             return False
-        return tuple(path) == self.path and any(_same_scalar(value, v) for v in self.values)
+        return tuple(path) == self.path and any(same_scalar(value, v) for v in self.values)
 
 
 def points(data: Mapping[str, Any]) -> tuple[Point, ...]:

@@ -7,34 +7,31 @@ with ``items`` stands for its items, as kustomize reads it); the kustomization, 
 kustomize's own file rather than an object, by its path.  A second object with the same
 name, or one whose manifest names nothing, is named by its file too.
 
-Templates come from the pull request as well, so a rendered object may be huge, share
-nodes through aliases or even contain itself: the comparison walks with its own stack,
-never descends into a node it is already inside, and stops after
-:data:`MAX_VALUES` values per object.  Values are compared with their types (``1``,
-``1.0``, ``true`` and ``"1"`` all differ).  What the report shows is bounded: at most
+The fields are compared by :class:`kitchen_gitops.value_diff.Walk` (types included,
+aliases and self-containing nodes handled), which stops after :data:`MAX_VALUES` values
+per object.  What the report shows is bounded: at most
 ``max_fields`` field paths per object, values in JSON notation shortened to
 :data:`VALUE_CHARS` characters; escaping for each output sink is the formatter's.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any
 
 import yaml
 
 from .manifests import load_manifest
 from .render import RenderedFile
+from .value_diff import ABSENT, Walk
+from .value_diff import json_text as _json
 
 KUSTOMIZATION = "Kustomization"
 MAX_FIELDS = 10  # field paths shown per changed object
 VALUE_CHARS = 80  # a value's JSON text, shortened beyond
 PATH_CHARS = 120  # a field path, shortened in the middle beyond
 MAX_VALUES = 1_000_000  # values compared per object before giving up on field paths
-MAX_ALIGN = 250_000  # list length product up to which elements are aligned, not paired by index
 ROOT = "(object)"
 
 
@@ -166,16 +163,6 @@ def rendered_objects(files: Sequence[RenderedFile]) -> dict[ObjectId, _Rendered]
 # ---------------------------------------------------------------- values and paths
 
 
-def _json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    except (TypeError, ValueError, RecursionError):  # keys of mixed types, a node inside itself
-        try:
-            return json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError, RecursionError):
-            return repr(value)
-
-
 def _shorten(text: str, limit: int, *, middle: bool = False) -> str:
     if len(text) <= limit:
         return text
@@ -185,12 +172,10 @@ def _shorten(text: str, limit: int, *, middle: bool = False) -> str:
     return text[:limit - 1] + "…"
 
 
-_ABSENT = object()
-
 
 def shown(value: Any) -> str | None:
     """A value as the report shows it: JSON notation, shortened; None where absent."""
-    return None if value is _ABSENT else _shorten(_json(value), VALUE_CHARS)
+    return None if value is ABSENT else _shorten(_json(value), VALUE_CHARS)
 
 
 CONTEXT_CHARS = 20  # shown before the first difference of two long values
@@ -199,7 +184,7 @@ CONTEXT_CHARS = 20  # shown before the first difference of two long values
 def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
     """Two values as the report shows them; where both are long, each from a little before
     the first character in which they differ, so that the shortened texts show the change."""
-    if old is _ABSENT or new is _ABSENT:
+    if old is ABSENT or new is ABSENT:
         return shown(old), shown(new)
     a, b = _json(old), _json(new)
     if len(a) <= VALUE_CHARS and len(b) <= VALUE_CHARS:
@@ -213,9 +198,6 @@ def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
     return window(a), window(b)
 
 
-_Path = tuple[Any, str] | None  # (parent, segment): built only for the paths reported
-
-
 def _segment(key: Any) -> str:
     if isinstance(key, str) and key and (key[0].isascii() and (key[0].isalpha() or key[0] == "_")) \
             and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
@@ -223,133 +205,9 @@ def _segment(key: Any) -> str:
     return f"[{_json(key)}]"
 
 
-def _path_text(path: _Path) -> str:
-    parts: list[str] = []
-    while path is not None:
-        path, seg = path
-        parts.append(seg)
-    text = "".join(reversed(parts)).removeprefix(".")
+def _path_text(path: tuple[Any, ...]) -> str:
+    text = "".join(_segment(step) for step in path).removeprefix(".")
     return _shorten(text, PATH_CHARS, middle=True) if text else ROOT
-
-
-# ---------------------------------------------------------------- comparison
-
-
-def _scalar_digest(value: Any) -> int:
-    try:
-        return hash((type(value).__name__, value))
-    except TypeError:  # an unhashable scalar (a YAML set)
-        return hash((type(value).__name__, repr(value)))
-
-
-def _digest(value: Any, memo: dict[int, int]) -> int:
-    """A structural hash (equal values, equal hashes; collisions possible): used only to
-    line up list elements, never to decide that two values are equal."""
-    if not isinstance(value, dict | list):
-        return _scalar_digest(value)
-    stack: list[tuple[Any, bool]] = [(value, False)]
-    busy: set[int] = set()
-    while stack:
-        node, done = stack.pop()
-        if id(node) in memo:
-            continue
-        children = list(node.values()) if isinstance(node, dict) else node
-        if not done:
-            busy.add(id(node))
-            stack.append((node, True))
-            stack += [(c, False) for c in children if isinstance(c, dict | list)
-                      and id(c) not in memo and id(c) not in busy]
-            continue
-        busy.discard(id(node))
-
-        def of(c: Any) -> int:
-            return memo.get(id(c), 0) if isinstance(c, dict | list) else _scalar_digest(c)
-
-        if isinstance(node, dict):
-            memo[id(node)] = hash(("d", tuple(sorted((_scalar_digest(k), of(v)) for k, v in node.items()))))
-        else:
-            memo[id(node)] = hash(("l", tuple(of(c) for c in node)))
-    return memo[id(value)]
-
-
-def _same_scalar(a: Any, b: Any) -> bool:
-    if type(a) is not type(b):
-        return False
-    try:
-        return bool(a == b) or (a != a and b != b)  # NaN is NaN
-    except Exception:  # values that do not compare are shown as changed
-        return False
-
-
-def _key_order(key: Any) -> tuple[str, str]:
-    return (type(key).__name__, _json(key))
-
-
-class _Walk:
-    """The changed paths between two values, depth first, in a stable order."""
-
-    def __init__(self) -> None:
-        self.visited = 0
-        self.stopped = False
-        self._memo_a: dict[int, int] = {}
-        self._memo_b: dict[int, int] = {}
-
-    def _dict(self, path: _Path, a: dict[Any, Any], b: dict[Any, Any]) -> Iterator[tuple[_Path, Any, Any]]:
-        for key in sorted(a.keys() | b.keys(), key=_key_order):
-            yield (path, _segment(key)), a.get(key, _ABSENT), b.get(key, _ABSENT)
-
-    def _list(self, path: _Path, a: list[Any], b: list[Any]) -> Iterator[tuple[_Path, Any, Any]]:
-        if len(a) * len(b) > MAX_ALIGN:
-            for i in range(max(len(a), len(b))):
-                yield (path, f"[{i}]"), a[i] if i < len(a) else _ABSENT, b[i] if i < len(b) else _ABSENT
-            return
-        ha = [_digest(x, self._memo_a) for x in a]
-        hb = [_digest(x, self._memo_b) for x in b]
-        for _, i1, i2, j1, j2 in SequenceMatcher(None, ha, hb, autojunk=False).get_opcodes():
-            paired = min(i2 - i1, j2 - j1)  # equal or replaced element by element
-            for k in range(paired):
-                yield (path, f"[{j1 + k}]"), a[i1 + k], b[j1 + k]
-            for i in range(i1 + paired, i2):
-                yield (path, f"[{i}]"), a[i], _ABSENT
-            for j in range(j1 + paired, j2):
-                yield (path, f"[{j}]"), _ABSENT, b[j]
-
-    def changes(self, old: Any, new: Any) -> Iterator[tuple[str, Any, Any]]:
-        """(path, old, new) for each changed field; a subtree present on one side only is
-        one change at its root."""
-        stack: list[tuple[Iterator[tuple[_Path, Any, Any]], int, int]] = [(iter([(None, old, new)]), 0, 0)]
-        inside_a: set[int] = set()
-        inside_b: set[int] = set()
-        while stack:
-            it, ida, idb = stack[-1]
-            item = next(it, None)
-            if item is None:
-                stack.pop()
-                inside_a.discard(ida)
-                inside_b.discard(idb)
-                continue
-            self.visited += 1
-            if self.visited > MAX_VALUES:
-                self.stopped = True
-                return
-            path, a, b = item
-            if a is b and a is not _ABSENT:
-                continue  # one node reached on both sides (the same alias): nothing changes below it
-            if id(a) in inside_a or id(b) in inside_b:  # a node inside itself: compared no deeper
-                if _json(a) != _json(b):
-                    yield _path_text(path), a, b
-                continue
-            if isinstance(a, dict) and isinstance(b, dict):
-                children: Iterator[tuple[_Path, Any, Any]] = self._dict(path, a, b)
-            elif isinstance(a, list) and isinstance(b, list):
-                children = self._list(path, a, b)
-            else:
-                if not _same_scalar(a, b):
-                    yield _path_text(path), a, b
-                continue
-            inside_a.add(id(a))
-            inside_b.add(id(b))
-            stack.append((children, id(a), id(b)))
 
 
 def compare_objects(environment: str, old: Mapping[ObjectId, _Rendered], new: Mapping[ObjectId, _Rendered],
@@ -362,12 +220,12 @@ def compare_objects(environment: str, old: Mapping[ObjectId, _Rendered], new: Ma
         elif key not in new:
             out.append(ObjectChange(environment, key, "removed"))
         elif old[key].origin != new[key].origin:
-            walk = _Walk()
+            walk = Walk(MAX_VALUES)
             fields: list[FieldChange] = []
             more = 0
             for path, a, b in walk.changes(old[key].manifest, new[key].manifest):
                 if len(fields) < max_fields:
-                    fields.append(FieldChange(path, *shown_pair(a, b)))
+                    fields.append(FieldChange(_path_text(path), *shown_pair(a, b)))
                 else:
                     more += 1
             if fields or walk.stopped:
