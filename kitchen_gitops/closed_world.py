@@ -28,7 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .escape import visible
 from .findings import Finding, Location, ResourceRef, Severity
 from .manifests import check_duplicates
-from .value_diff import ABSENT, Walk, same_scalar
+from .value_diff import ABSENT, Walk, json_text, path_text, same_scalar
 
 OBJECT_RULE = "render.unintended-object"
 FIELD_RULE = "render.unintended-field"
@@ -138,13 +138,17 @@ def _node_at(node: Node | None, path: Path) -> tuple[Node | None, Node | None]:
     return node, key_node
 
 
-def _output_line(text: str, document: int, path: Path, change: Change) -> int:
-    """The 0-based line of ``text`` where the node at ``path`` of the ``document``-th
-    YAML document starts (its key, for a mapping entry)."""
+def _composed(text: str) -> list[Node]:
+    """The node trees of the documents of ``text``, with their positions (none if not YAML)."""
     try:
-        docs = [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
+        return [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
     except (yaml.YAMLError, RecursionError):
-        return 0
+        return []
+
+
+def _output_line(docs: Sequence[Node], document: int, path: Path, change: Change) -> int:
+    """The 0-based line where the node at ``path`` of the ``document``-th document starts
+    (its key, for a mapping entry)."""
     if document >= len(docs):
         return 0
     node, key = _node_at(docs[document], path if change != "missing" else path[:-1])
@@ -164,6 +168,7 @@ class Comparison:
                  text: str) -> None:
         self.template, self.source, self.shown, self.ctx, self.text = template, source, shown, ctx, text
         self._lines: list[int] | None = None
+        self._nodes: list[Node] | None = None
 
     def location(self, document: int, path: Path, change: Change) -> Location:
         if self._lines is None:
@@ -171,7 +176,9 @@ class Comparison:
                 self._lines = output_template_lines(self.template, self.source, self.ctx)
             except Exception:  # the template rendered once already; a second run may still fail
                 self._lines = []
-        line = _output_line(self.text, document, path, change)
+        if self._nodes is None:
+            self._nodes = _composed(self.text)
+        line = _output_line(self._nodes, document, path, change)
         tline = self._lines[line] if line < len(self._lines) else 0
         if not tline:  # a line of its own output with no visible character: the nearest above
             tline = next((t for t in reversed(self._lines[:line]) if t), 0)
@@ -312,22 +319,11 @@ def check_points(value: Any) -> tuple[tuple[Any, ...], str] | None:
 
 
 def _dotted(path: Path) -> str:
-    out = ""
-    for step in path:
-        if isinstance(step, int):
-            out += f"[{step}]"
-        else:
-            text = visible(str(step))
-            out += ("." if out else "") + (text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text))
-    return out or "the object"
+    return visible(path_text(path)) or "the object"
 
 
 def _shown(value: Any) -> str:
-    try:
-        text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        text = repr(value)
-    text = visible(text)
+    text = visible(json_text(value))
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 

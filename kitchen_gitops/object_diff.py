@@ -24,7 +24,7 @@ import yaml
 
 from .manifests import load_manifest
 from .render import RenderedFile
-from .value_diff import ABSENT, Walk
+from .value_diff import ABSENT, Walk, path_text
 from .value_diff import json_text as _json
 
 KUSTOMIZATION = "Kustomization"
@@ -198,15 +198,8 @@ def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
     return window(a), window(b)
 
 
-def _segment(key: Any) -> str:
-    if isinstance(key, str) and key and (key[0].isascii() and (key[0].isalpha() or key[0] == "_")) \
-            and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
-        return f".{key}"
-    return f"[{_json(key)}]"
-
-
 def _path_text(path: tuple[Any, ...]) -> str:
-    text = "".join(_segment(step) for step in path).removeprefix(".")
+    text = path_text(path)
     return _shorten(text, PATH_CHARS, middle=True) if text else ROOT
 
 

@@ -31,6 +31,18 @@ def path_tuple(path: _Path) -> tuple[Any, ...]:
     return tuple(reversed(parts))
 
 
+def _segment(key: Any) -> str:
+    if isinstance(key, str) and key and (key[0].isascii() and (key[0].isalpha() or key[0] == "_")) \
+            and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
+        return f".{key}"
+    return f"[{json_text(key)}]"
+
+
+def path_text(path: tuple[Any, ...]) -> str:
+    """A path of :meth:`Walk.changes` as people write it: ``spec.containers[0]["a/b"]``."""
+    return "".join(_segment(step) for step in path).removeprefix(".")
+
+
 def json_text(value: Any) -> str:
     """A value in JSON notation, whatever it holds (mixed keys, a node inside itself)."""
     try:
