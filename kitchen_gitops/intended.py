@@ -65,10 +65,6 @@ def _block(content: str) -> str:
     return content.rstrip("\n") + "\n" if content.strip("\n") else ""
 
 
-def _str(value: Any) -> str:
-    return str(value)
-
-
 def _scheduling(ctx: Mapping[str, Any], out: dict[str, Any]) -> None:
     if ctx["node_selector"]:
         out["nodeSelector"] = dict(ctx["node_selector"])
@@ -77,7 +73,7 @@ def _scheduling(ctx: Mapping[str, Any], out: dict[str, Any]) -> None:
 
 
 def _resources(ctx: Mapping[str, Any]) -> dict[str, Any]:
-    one = {"cpu": ctx["cpu"], "memory": ctx["memory"], ctx["gpu_resource"]: _str(ctx["gpus"])}
+    one = {"cpu": ctx["cpu"], "memory": ctx["memory"], ctx["gpu_resource"]: str(ctx["gpus"])}
     return {"requests": dict(one), "limits": dict(one)}
 
 
@@ -100,7 +96,7 @@ def namespace(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[s
 
 def resource_quota(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
     return {**_head(api_version, kind, meta),
-            "spec": {"hard": {f"requests.{ctx['gpu_resource']}": _str(ctx["gpu_quota"])}}}
+            "spec": {"hard": {f"requests.{ctx['gpu_resource']}": str(ctx["gpu_quota"])}}}
 
 
 def role_binding(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,7 +160,7 @@ def serving_runtime(api_version: str, kind: str, meta: MetaLike | None, ctx: Map
     return {**_head(api_version, kind, meta), "spec": {
         "multiModel": False,
         "supportedModelFormats": [{"name": "vLLM", "autoSelect": True}],
-        "annotations": {"prometheus.kserve.io/port": _str(port), "prometheus.kserve.io/path": "/metrics"},
+        "annotations": {"prometheus.kserve.io/port": str(port), "prometheus.kserve.io/path": "/metrics"},
         "containers": [container],
         "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": ctx["shm_size"]}}],
     }}

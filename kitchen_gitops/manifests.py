@@ -60,6 +60,11 @@ class DuplicateKey(yaml.YAMLError):
     applied."""
 
 
+def _duplicate(key: ScalarNode) -> DuplicateKey:
+    return DuplicateKey(f"key '{key.value}' appears twice in one mapping "
+                        f"(line {key.start_mark.line + 1} of the rendered text)")
+
+
 def check_duplicates(node: Node) -> None:
     """Raise :class:`DuplicateKey` for a mapping of ``node``'s tree that holds a key twice."""
     stack = [node]
@@ -74,8 +79,7 @@ def check_duplicates(node: Node) -> None:
             for k, v in n.value:
                 if isinstance(k, ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
                     if k.value in seen:
-                        raise DuplicateKey(f"key '{k.value}' appears twice in one mapping "
-                                           f"(line {k.start_mark.line + 1} of the rendered text)")
+                        raise _duplicate(k)
                     seen.add(k.value)
                 stack += [k, v]
         elif isinstance(n, SequenceNode):
@@ -105,8 +109,7 @@ def _build(node: Node) -> Any:
                 raise _Unsupported("key")
             key = _build(knode)
             if key in out:
-                raise DuplicateKey(f"key '{knode.value}' appears twice in one mapping "
-                                   f"(line {knode.start_mark.line + 1} of the rendered text)")
+                raise _duplicate(knode)
             out[key] = _build(vnode)
         return out
     if isinstance(node, SequenceNode) and node.tag == "tag:yaml.org,2002:seq":

@@ -287,7 +287,7 @@ class EnvironmentRenderer:
                 manifest = self.reader.read(text, namespace)
                 documents = [] if manifest is None else [manifest]
         except (Exception, RecursionError) as exc:
-            documents, manifest = self._documents(text, path, template, exc), None
+            documents = self._documents(text, path, template, exc)
             manifest = documents[0] if documents and kind != "Kustomization" else None
         intended = intended_object(template, api_version, kind, meta, ctx)
         differences: tuple[Difference, ...] = ()
