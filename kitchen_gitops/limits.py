@@ -17,7 +17,7 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from .errors import ConfigError
 
@@ -65,48 +65,87 @@ def run_bounded(work: Callable[[], T], *, seconds: float, memory_bytes: int | No
     An exception of a ``passthrough`` type raised by ``work`` is raised again here (it
     must be picklable by its ``args``); any other becomes :class:`ChildFailed`.
     """
+    return start_bounded(work, seconds=seconds, memory_bytes=memory_bytes, passthrough=passthrough).result()
+
+
+class Pending(Generic[T]):
+    """A result being computed: :meth:`result` waits for it (at most once)."""
+
+    def result(self) -> T:
+        raise NotImplementedError
+
+
+class Done(Pending[T]):
+    """A result computed already."""
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def result(self) -> T:
+        return self._value
+
+
+class _Child(Pending[T]):
+    """A forked child computing the work; its time limit counts from the fork."""
+
+    def __init__(self, pid: int, read_fd: int, deadline: float, seconds: float) -> None:
+        self._pid, self._fd, self._deadline, self._seconds = pid, read_fd, deadline, seconds
+
+    def result(self) -> T:
+        try:
+            payload = _collect(self._fd, self._pid, self._deadline, self._seconds)
+        finally:
+            os.close(self._fd)
+        kind, value = pickle.loads(payload)  # our own child's answer
+        if kind == "ok":
+            return value  # type: ignore[no-any-return]
+        if kind == "raise":
+            raise value
+        raise ChildFailed(str(value))
+
+
+def start_bounded(work: Callable[[], T], *, seconds: float, memory_bytes: int | None = None,
+                  passthrough: tuple[type[BaseException], ...] = (ConfigError,)) -> Pending[T]:
+    """:func:`run_bounded` started: the child computes ``work()`` while the caller goes on,
+    and ``result()`` waits for its answer, within ``seconds`` of the start."""
     if not hasattr(os, "fork"):  # pragma: no cover - not on Linux
-        return work()
+        return Done(work())
     read_fd, write_fd = os.pipe()
+    deadline = time.monotonic() + seconds
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child; its coverage is not collected
         os.close(read_fd)
-        status = 0
-        try:
-            if memory_bytes:
-                _limit_memory(memory_bytes)
-            answer: tuple[Any, ...] = ("ok", work())
-        except passthrough as exc:
-            answer = ("raise", exc)
-        except MemoryError:
-            answer = ("error", "ran out of memory")
-        except BaseException as exc:
-            answer = ("error", f"{type(exc).__name__}: {exc}")
-        try:
-            payload = pickle.dumps(answer)
-        except Exception as exc:
-            payload = pickle.dumps(("error", f"unpicklable result: {type(exc).__name__}"))
-        try:
-            with os.fdopen(write_fd, "wb") as out:
-                out.write(payload)
-        except BaseException:
-            status = 1
-        os._exit(status)
+        _answer(work, write_fd, memory_bytes, passthrough)
     os.close(write_fd)
+    return _Child(pid, read_fd, deadline, seconds)
+
+
+def _answer(work: Callable[[], Any], write_fd: int, memory_bytes: int | None,
+            passthrough: tuple[type[BaseException], ...]) -> NoReturn:  # pragma: no cover - the child
+    status = 0
     try:
-        payload = _collect(read_fd, pid, seconds)
-    finally:
-        os.close(read_fd)
-    kind, value = pickle.loads(payload)  # our own child's answer
-    if kind == "ok":
-        return value  # type: ignore[no-any-return]
-    if kind == "raise":
-        raise value
-    raise ChildFailed(str(value))
+        if memory_bytes:
+            _limit_memory(memory_bytes)
+        answer: tuple[Any, ...] = ("ok", work())
+    except passthrough as exc:
+        answer = ("raise", exc)
+    except MemoryError:
+        answer = ("error", "ran out of memory")
+    except BaseException as exc:
+        answer = ("error", f"{type(exc).__name__}: {exc}")
+    try:
+        payload = pickle.dumps(answer)
+    except Exception as exc:
+        payload = pickle.dumps(("error", f"unpicklable result: {type(exc).__name__}"))
+    try:
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(payload)
+    except BaseException:
+        status = 1
+    os._exit(status)
 
 
-def _collect(fd: int, pid: int, seconds: float) -> bytes:
-    deadline = time.monotonic() + seconds
+def _collect(fd: int, pid: int, deadline: float, seconds: float) -> bytes:
     chunks: list[bytes] = []
     try:
         while True:

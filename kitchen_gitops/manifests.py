@@ -135,9 +135,14 @@ def load_manifest(text: str) -> Any:
         return yaml.load(text, Loader=_Base)
 
 
-_TOKEN = "__kitchen_namespace__"  # no DNS-1123 namespace contains "_"
-_SPEC = "\nspec:\n"
+# Stands for the namespace while a text is read.  No DNS-1123 name holds "~" or "_", and
+# "~" starts the token only: no end of one occurrence can begin another, so replacing the
+# namespace by the token and back gives the text again, exactly.  It is longer than any
+# namespace (63 characters at most), so no key of the tokenised text is shorter than in
+# the text itself (YAML limits an implicit key to 1024 characters).
+_TOKEN = "~kitchen_namespace_" + "x" * 45
 _QUOTED_OR_BLOCK = ('"', "'", "|", ">")
+_MAX_NAMESPACE = 63
 
 
 def substitute(value: Any, token: str, replacement: str) -> Any:
@@ -158,7 +163,7 @@ def _token_only_in_strings(node: Node) -> bool:
     while stack:
         n = stack.pop()
         if isinstance(n, ScalarNode):
-            if _TOKEN in n.value and n.style not in _QUOTED_OR_BLOCK:
+            if _TOKEN in n.value and (n.style not in _QUOTED_OR_BLOCK or n.tag != _STR):
                 return False
         elif isinstance(n, MappingNode):
             for k, v in n.value:
@@ -169,38 +174,44 @@ def _token_only_in_strings(node: Node) -> bool:
 
 
 class ManifestReader:
-    """Reads the manifests of one render.  The ``spec:`` of an object whose text differs
-    from another's only by its namespace (a PrometheusRule per tenant namespace) is read
-    once and the namespace put back into its strings: the same object as reading the
-    text, for the cost of a copy.  Anything that could make the two differ — a document
-    marker, an escape sequence, the namespace in a plain scalar, an alias across the
-    split — reads the whole text instead."""
+    """Reads the manifests of one render.  An object whose text differs from another's
+    only by its namespace (a tenant's NetworkPolicies, RoleBindings and PrometheusRule,
+    where the tenant's name is its namespace) is read once, with a token for the
+    namespace, and the namespace put back into its strings: the same object as reading
+    the text, for the cost of a copy.  Anything that could make the two differ — a
+    document marker, an escape sequence, the namespace in a plain scalar (whose type it
+    could change) or in a tag — reads the text itself.  A template whose objects never
+    share a text (an InferenceService's flavors differ) stops being tried after a few."""
 
-    def __init__(self, min_bytes: int = 4096) -> None:
-        self.min_bytes = min_bytes
-        self._specs: dict[str, Any] = {}  # spec text with the namespace as a token → its object, or None
+    TRIES = 16  # texts of one template read without a shared one before its texts are read directly
+    LIMIT = 4096  # distinct tokenised texts kept
 
-    def read(self, text: str, namespace: str = "") -> Any:
-        if not namespace or len(text) < self.min_bytes or _TOKEN in text:
+    def __init__(self) -> None:
+        self._read: dict[str, Any] = {}  # tokenised text → its object, or None where it is not safe
+        self._tries: dict[str, int] = {}  # template → texts read without a shared one (-1: one was shared)
+
+    def read(self, text: str, namespace: str = "", template: str = "") -> Any:
+        if (not namespace or len(namespace) > _MAX_NAMESPACE or self._tries.get(template, 0) >= self.TRIES
+                or _TOKEN in text or "\\" in text or "\n---" in text or "\n..." in text
+                or text.startswith(("---", "..."))):
             return load_manifest(text)
-        head, sep, tail = text.partition(_SPEC)
-        if not sep or "\\" in tail or "\n---" in text or "\n..." in text or text.startswith(("---", "...")):
+        key = text.replace(namespace, _TOKEN)
+        if key in self._read:
+            self._tries[template] = -1
+            read = self._read[key]
+        else:
+            if self._tries.get(template, 0) >= 0:
+                self._tries[template] = self._tries.get(template, 0) + 1
+            if len(self._read) >= self.LIMIT:
+                self._read.clear()
+            read = self._read[key] = self._read_tokenised(key)
+        if read is None:
             return load_manifest(text)
-        key = tail.replace(namespace, _TOKEN)
-        if key not in self._specs:
-            self._specs[key] = self._read_spec(key)
-        spec = self._specs[key]
-        if spec is None:
-            return load_manifest(text)
-        top = load_manifest(head + "\n")
-        if not isinstance(top, dict) or any(k in top for k in spec):
-            return load_manifest(text)
-        top.update(substitute(spec, _TOKEN, namespace))
-        return top
+        return substitute(read, _TOKEN, namespace)
 
     @staticmethod
-    def _read_spec(key: str) -> Any:
-        loader = _Loader("spec:\n" + key)
+    def _read_tokenised(key: str) -> Any:
+        loader = _Loader(key)
         try:
             node = loader.get_single_node()
         except yaml.YAMLError:
@@ -211,6 +222,6 @@ class ManifestReader:
             return None
         try:
             built = _build(node)
-        except (_Unsupported, TypeError, RecursionError, DuplicateKey):
+        except (Exception, RecursionError):  # read from the text itself, which says what is wrong
             return None
         return built if isinstance(built, dict) else None

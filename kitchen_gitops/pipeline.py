@@ -18,13 +18,14 @@ from typing import Any
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
+from .limits import Pending
 from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog, output_prefix
 from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, plan_environment, plan_findings
 from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
-from .policy.gate import evaluate_policies, prepare
+from .policy.gate import prepare, start_policies
 from .policy.inputs import build_inputs
 from .policy.library import load_library
 from .policy.waivers import apply_waivers, load_waivers
@@ -195,8 +196,8 @@ def check(opts: CheckOptions) -> Result:
     else:
         engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
         prepare(library, engine)
-        per_env = [job.run(name, engine) for name in names]
-    findings = [f for env_findings in per_env for f in env_findings]
+        per_env = job.run_all(names, engine)
+    findings = [f for name in names for f in per_env[name]]
     allowed = allow_list(library.data)
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
     findings += _promotion_evidence(outcome, library.data, folder, root)
@@ -277,7 +278,9 @@ class _EnvironmentJob:
     templates: Path
     out_dir: Path
 
-    def run(self, name: str, engine: Any) -> list[Finding]:
+    def start(self, name: str, engine: Any) -> Pending[list[Finding]]:
+        """Render ``name`` and start its policy evaluation, which runs in a child process
+        (the embedded engine) while the caller goes on; ``result()`` has every finding."""
         catalog = self.outcome.catalog
         files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions())
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
@@ -286,31 +289,71 @@ class _EnvironmentJob:
             found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
         inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files},
                               output_prefix(catalog))
-        found += evaluate_policies(self.library, engine, inputs, catalog.locate)
-        return found
+        return _Joined(found, start_policies(self.library, engine, inputs, catalog.locate))
+
+    def run_all(self, names: Sequence[str], engine: Any) -> dict[str, list[Finding]]:
+        """Every environment of ``names``, each rendered while the previous one's policies
+        are evaluated: one render and one evaluation at a time, side by side."""
+        out: dict[str, list[Finding]] = {}
+        previous: tuple[str, Pending[list[Finding]]] | None = None
+        for name in names:
+            started = self.start(name, engine)
+            if previous is not None:
+                out[previous[0]] = previous[1].result()
+            previous = (name, started)
+        if previous is not None:
+            out[previous[0]] = previous[1].result()
+        return out
+
+
+class _Joined(Pending[list[Finding]]):
+    """Findings found already, and those of an evaluation under way."""
+
+    def __init__(self, found: list[Finding], evaluation: Pending[list[Finding]]) -> None:
+        self.found, self.evaluation = found, evaluation
+
+    def result(self) -> list[Finding]:
+        return self.found + self.evaluation.result()
 
 
 _JOB: _EnvironmentJob | None = None  # the job of a forked worker, inherited from the parent
-_ENGINE: Any = None
 
 
-def _worker(name: str) -> list[Finding]:
-    global _ENGINE
+def _worker(names: list[str]) -> dict[str, list[Finding]]:
     assert _JOB is not None
-    if _ENGINE is None:
-        _ENGINE = make_engine(_JOB.opts.engine)
-        prepare(_JOB.library, _ENGINE)
-    return _JOB.run(name, _ENGINE)
+    engine = make_engine(_JOB.opts.engine)
+    prepare(_JOB.library, engine)
+    return _JOB.run_all(names, engine)
 
 
-def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> list[list[Finding]]:
+def _shares(plans: Mapping[str, EnvironmentPlan], workers: int) -> list[list[str]]:
+    """The environments split between ``workers`` with about the same work each (the
+    largest first, each to the least loaded worker); the work of one is its tenants and
+    services, which its rendered objects follow. Within a share the largest comes first,
+    so that the last render, which no evaluation runs beside, is the smallest."""
+    def size(name: str) -> int:
+        plan = plans[name]
+        return len(plan.tenants) + len(plan.services) + 1
+
+    shares: list[list[str]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for name in sorted(plans, key=lambda n: (-size(n), n)):
+        least = loads.index(min(loads))
+        shares[least].append(name)
+        loads[least] += size(name)
+    return [share for share in shares if share]
+
+
+def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> dict[str, list[Finding]]:
     """``job`` for every environment in forked processes that inherit the catalog and the
-    plans; an error in one (a broken template or policy) is raised here as it was there."""
+    plans, each with its share of the environments; an error in one (a broken template or
+    policy) is raised here as it was there."""
     global _JOB
     _JOB = job
     try:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            return list(pool.map(_worker, names))
+        shares = _shares({n: job.outcome.plans[n] for n in names}, workers)
+        with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
+            return {name: found for part in pool.map(_worker, shares) for name, found in part.items()}
     finally:
         _JOB = None

@@ -284,7 +284,7 @@ class EnvironmentRenderer:
             if kind == "Kustomization":  # kustomize's own file is not applied: nothing for the policies
                 documents, manifest = read_documents(text), None
             else:
-                manifest = self.reader.read(text, namespace)
+                manifest = self.reader.read(text, namespace, template)
                 documents = [] if manifest is None else [manifest]
         except (Exception, RecursionError) as exc:
             documents = self._documents(text, path, template, exc)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..findings import Location
-from ..limits import ChildFailed, TimeLimitExceeded, run_bounded, seconds_from_env
+from ..limits import ChildFailed, Done, Pending, TimeLimitExceeded, seconds_from_env, start_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
@@ -233,6 +233,11 @@ class TimeLimitedEngine:
         self.engine.load(modules, data)
 
     def evaluate(self, path: str, input_doc: Any) -> Any:
+        return self.start(path, input_doc).result()
+
+    def start(self, path: str, input_doc: Any) -> Pending[Any]:
+        """The evaluation started in its child: the caller goes on (rendering the next
+        environment) while it runs, and ``result()`` waits for it."""
         def work() -> tuple[Any, ...]:
             try:
                 return ("ok", self.engine.evaluate(path, input_doc))
@@ -240,18 +245,37 @@ class TimeLimitedEngine:
                 loc = exc.location
                 return ("policy", (loc.file, loc.line, loc.col) if loc else None, exc.detail)
 
+        return _Evaluation(start_bounded(work, seconds=self.seconds, passthrough=()), path, self.name,
+                           self.seconds)
+
+
+class _Evaluation(Pending[Any]):
+    """A time-limited evaluation under way; its answer, or its failure as a PolicyError."""
+
+    def __init__(self, child: Pending[tuple[Any, ...]], path: str, engine: str, seconds: float) -> None:
+        self.child, self.path, self.engine, self.seconds = child, path, engine, seconds
+
+    def result(self) -> Any:
         try:
-            kind, *rest = run_bounded(work, seconds=self.seconds, passthrough=())
+            kind, *rest = self.child.result()
         except TimeLimitExceeded:
-            raise PolicyError(None, f"data.{path}: evaluation did not finish within "
+            raise PolicyError(None, f"data.{self.path}: evaluation did not finish within "
                               f"{self.seconds:g}s (${TIMEOUT_ENV}); a rule may loop over "
-                              f"a huge collection ({self.name})") from None
+                              f"a huge collection ({self.engine})") from None
         except ChildFailed as exc:
-            raise PolicyError(None, f"data.{path}: the engine failed: {exc} ({self.name})") from None
+            raise PolicyError(None, f"data.{self.path}: the engine failed: {exc} ({self.engine})") from None
         if kind == "ok":
             return rest[0]
         where = Location(*rest[0]) if rest[0] else None
         raise PolicyError(where, rest[1])
+
+
+def start_evaluation(engine: Engine, path: str, input_doc: Any) -> Pending[Any]:
+    """``engine.evaluate(path, input_doc)``, under way in a child where the engine runs in
+    one (the time-limited embedded engine), else computed now."""
+    if isinstance(engine, TimeLimitedEngine):
+        return engine.start(path, input_doc)
+    return Done(engine.evaluate(path, input_doc))
 
 
 def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0,

@@ -11,8 +11,9 @@ from typing import Any
 
 from ..escape import visible
 from ..findings import Finding, Location, ResourceRef, sort_findings
+from ..limits import Pending
 from ..model import PositionError
-from .engines import Engine, RegorusEngine
+from .engines import Engine, RegorusEngine, start_evaluation
 from .errors import PolicyError
 from .library import GATE_PACKAGE, Library, Rule, violation_location
 
@@ -77,12 +78,28 @@ def evaluate_policies(library: Library, engine: Engine, inputs: Mapping[str, Map
                       locate: Locate | None = None) -> list[Finding]:
     """Every rule over every environment's input; the engine must be :func:`prepare`d.
     ``locate`` resolves the fields that violations point at (``lib.at``)."""
-    findings: list[Finding] = []
-    for env, doc in inputs.items():
-        fallback = _location(doc.get("environment", {}).get("_source"), Location(f"<{env}>"))
-        result = engine.evaluate(GATE_QUERY, doc)
-        findings.extend(violations_to_findings(library, env, result, fallback, locate))
-    return sort_findings(findings)
+    return start_policies(library, engine, inputs, locate).result()
+
+
+class _PolicyRun(Pending[list[Finding]]):
+    def __init__(self, library: Library, started: list[tuple[str, Location, Pending[Any]]],
+                 locate: Locate | None) -> None:
+        self.library, self.started, self.locate = library, started, locate
+
+    def result(self) -> list[Finding]:
+        findings: list[Finding] = []
+        for env, fallback, evaluation in self.started:
+            findings.extend(violations_to_findings(self.library, env, evaluation.result(), fallback, self.locate))
+        return sort_findings(findings)
+
+
+def start_policies(library: Library, engine: Engine, inputs: Mapping[str, Mapping[str, Any]],
+                   locate: Locate | None = None) -> Pending[list[Finding]]:
+    """:func:`evaluate_policies` started: where the engine evaluates in a child process,
+    the caller goes on while it runs, and ``result()`` collects the findings."""
+    started = [(env, _location(doc.get("environment", {}).get("_source"), Location(f"<{env}>")),
+                start_evaluation(engine, GATE_QUERY, doc)) for env, doc in inputs.items()]
+    return _PolicyRun(library, started, locate)
 
 
 def default_engine() -> Engine:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,61 @@ def test_reader_reads_as_the_text_says(spec: str, namespace: str) -> None:
                 reader.read(text, ns)
             continue
         assert reader.read(text, ns) == want, (ns, spec)
+
+
+@pytest.mark.parametrize("spec", [
+    '  a: "NS"\n  b: ["x-NS", \'NS\']\n  "NS-key": 1\n',
+    "  a: !!bool \"NS\"\n",  # an explicit tag on the namespace: its type is not a string's
+    "  a: !!int 'NS'\n",
+    "  a: &NS-anchor \"v\"\n  b: *NS-anchor\n",
+    "  NS: 1\n",  # a plain key
+    "  a: !NS \"v\"\n",  # the namespace in a tag
+    "  a: |\n    NS\n    NS: x\n",
+    "  a: \"~kitchen_namespace_\"\n",  # the token's start in the text
+    '  a: "NS"\n  a: "b"\n',  # a duplicate key
+])
+@pytest.mark.parametrize("namespace", ["cs-llm", "yes", "null", "a", "x" * 63])
+def test_reader_reads_every_object_as_the_text_says(spec: str, namespace: str) -> None:
+    """Objects that differ only by their quoted namespace are read once; what comes back
+    is what reading each text alone gives (libyaml's reading, a duplicate key refused),
+    or its error."""
+    from kitchen_gitops.manifests import ManifestReader
+
+    reader = ManifestReader()
+    for ns in ("other-one", namespace, "third", namespace):
+        text = (f'# from catalog/tenants/{ns}.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n'
+                f'  name: "{ns}-x"\n  namespace: "{ns}"\nspec:\n' + spec.replace("NS", ns))
+        try:
+            want = load_manifest(text)
+        except (yaml.YAMLError, ValueError, KeyError) as exc:
+            with pytest.raises(type(exc)):
+                reader.read(text, ns, "configmap.yaml.j2")
+            continue
+        got = reader.read(text, ns, "configmap.yaml.j2")
+        assert got == want and json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True), (ns, spec)
+
+
+def test_reader_shares_the_reading_of_texts_that_differ_by_namespace() -> None:
+    """Counted, not timed: a second tenant's NetworkPolicy is not parsed again."""
+    from kitchen_gitops import manifests
+
+    calls = []
+    real = manifests._Loader
+
+    class Counting(real):  # type: ignore[misc, valid-type]
+        def __init__(self, text: str) -> None:
+            calls.append(text)
+            super().__init__(text)
+
+    reader = manifests.ManifestReader()
+    texts = [f'kind: NetworkPolicy\nmetadata:\n  name: "deny"\n  namespace: "{ns}"\n'
+             f'  labels: {{"kitchen-gitops.io/tenant": "{ns}"}}\nspec: {{"podSelector": {{}}}}\n'
+             for ns in ("t-1", "t-2", "t-3")]
+    manifests._Loader = Counting
+    try:
+        got = [reader.read(t, ns, "np.j2") for t, ns in zip(texts, ("t-1", "t-2", "t-3"), strict=True)]
+    finally:
+        manifests._Loader = real
+    assert [g["metadata"]["namespace"] for g in got] == ["t-1", "t-2", "t-3"]
+    assert got == [yaml.safe_load(t) for t in texts]
+    assert len(calls) == 1
