@@ -17,10 +17,10 @@ approved(base) if {
 }
 
 violation contains v if {
-	lib.env.gates.require_approved_base
-	some s in lib.services
+	data.kitchen.lib.env.gates.require_approved_base
+	some s in data.kitchen.lib.services
 	base := input.catalog.bases[s.base]
 	not approved(base)
-	msg := sprintf("base %s is not approved (with an approver recorded), which environment %s requires", [s.base, lib.env.name])
+	msg := sprintf("base %s is not approved (with an approver recorded), which environment %s requires", [s.base, data.kitchen.lib.env.name])
 	v := lib.service_violation(s, base, "license.approval", sprintf("Base/%s", [s.base]), msg, "license.approval.approved: true and an approver")
 }

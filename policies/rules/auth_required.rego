@@ -16,14 +16,14 @@ auth_annotation := "security.opendatahub.io/enable-auth"
 
 protected(r) if lib.annotation(r, auth_annotation) == "true"
 
-required if lib.strictness in lib.params.auth_required_strictness
+required if data.kitchen.lib.strictness in data.kitchen.lib.params.auth_required_strictness
 
 violation contains v if {
 	required
 	some kind in {"InferenceService", "LLMInferenceService"}
 	some r in lib.resources_of_kind(kind)
 	not protected(r)
-	msg := sprintf("%s accepts unauthenticated requests, but environment %s (%s gates) requires authentication", [lib.resource_id(r), lib.env.name, lib.strictness])
-	at := {true: lib.at(lib.env, "serving.auth"), false: r._source}[lib.env.serving.auth == false]
+	msg := sprintf("%s accepts unauthenticated requests, but environment %s (%s gates) requires authentication", [lib.resource_id(r), data.kitchen.lib.env.name, data.kitchen.lib.strictness])
+	at := {true: lib.at(data.kitchen.lib.env, "serving.auth"), false: r._source}[data.kitchen.lib.env.serving.auth == false]
 	v := object.union(lib.resource_violation(r, msg, "serving.auth: true"), {"at": at})
 }

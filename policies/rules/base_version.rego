@@ -23,7 +23,7 @@ by_source[src] contains ref if {
 sources := by_source
 
 violation contains v if {
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	f := input.catalog.flavors[ref]
 	trained_on(f) != s.base
@@ -32,7 +32,7 @@ violation contains v if {
 }
 
 violation contains v if {
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	f := input.catalog.flavors[ref]
 	some other in sources[f.source]

@@ -18,7 +18,7 @@ import data.kitchen.lib
 
 job_name := "kitchen-conformance"
 
-required if lib.strictness in lib.params.conformance_required_strictness
+required if data.kitchen.lib.strictness in data.kitchen.lib.params.conformance_required_strictness
 
 jobs contains r if {
 	some r in lib.resources_of_kind("Job")
@@ -32,9 +32,9 @@ violation contains v if {
 	required
 	count(jobs) == 0
 	v := {
-		"msg": sprintf("environment %s renders no conformance Job %s/%s: nothing proves after a sync that its flavors are served", [lib.env.name, job_name, job_name]),
-		"at": lib.at(lib.env, "conformance"),
-		"object": sprintf("Environment/%s", [lib.env.name]),
+		"msg": sprintf("environment %s renders no conformance Job %s/%s: nothing proves after a sync that its flavors are served", [data.kitchen.lib.env.name, job_name, job_name]),
+		"at": lib.at(data.kitchen.lib.env, "conformance"),
+		"object": sprintf("Environment/%s", [data.kitchen.lib.env.name]),
 		"expected": expected,
 	}
 }
@@ -93,7 +93,7 @@ violation contains v if {
 	r := x.r
 	c := x.c
 	some flag, _ in lib.vllm_flags(c)
-	flag in lib.params.conformance_forbidden_flags
+	flag in data.kitchen.lib.params.conformance_forbidden_flags
 	msg := sprintf("container %v of %s passes %s to kitchen conform, which narrows or redirects the post-sync proof", [object.get(c, "name", "?"), lib.resource_id(r), flag])
 	v := lib.resource_violation(r, msg, expected)
 }
@@ -116,8 +116,8 @@ violation contains v if {
 	required
 	some x in job_containers
 	image := object.get(x.c, "image", "")
-	image != lib.env.images.kitchen
-	msg := sprintf("container %v of %s runs image %v, not the environment's kitchen image %s", [object.get(x.c, "name", "?"), lib.resource_id(x.r), image, lib.env.images.kitchen])
+	image != data.kitchen.lib.env.images.kitchen
+	msg := sprintf("container %v of %s runs image %v, not the environment's kitchen image %s", [object.get(x.c, "name", "?"), lib.resource_id(x.r), image, data.kitchen.lib.env.images.kitchen])
 	v := lib.resource_violation(x.r, msg, expected)
 }
 

@@ -14,12 +14,12 @@ package kitchen.rules.evaluation_floor
 
 import data.kitchen.lib
 
-metrics := object.get(lib.params, "evaluation_metrics", {})
+metrics := object.get(data.kitchen.lib.params, "evaluation_metrics", {})
 
 # Each evaluation of a flavor served here: {"s": service, "ref": ref, "f": flavor, "e": evaluation}.
 evaluated contains {"s": s, "ref": ref, "f": f, "e": e} if {
-	lib.env.gates.require_evaluation
-	some s in lib.services
+	data.kitchen.lib.env.gates.require_evaluation
+	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	f := input.catalog.flavors[ref]
 	e := f.evaluation
@@ -42,7 +42,7 @@ below_floor(e, m) if {
 violation contains v if {
 	some x in evaluated
 	not known(x.e.metric)
-	msg := sprintf("flavor %s is evaluated on metric %v, which the policy data names no floor for; environment %s requires an evaluation", [x.ref, x.e.metric, lib.env.name])
+	msg := sprintf("flavor %s is evaluated on metric %v, which the policy data names no floor for; environment %s requires an evaluation", [x.ref, x.e.metric, data.kitchen.lib.env.name])
 	v := lib.service_violation(x.s, x.f, "evaluation.metric", sprintf("Flavor/%s", [x.ref]), msg, sprintf("one of %s", [concat(", ", sort(object.keys(metrics)))]))
 }
 

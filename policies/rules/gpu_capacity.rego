@@ -13,7 +13,7 @@ package kitchen.rules.gpu_capacity
 
 import data.kitchen.lib
 
-total := lib.env.cluster.gpu.per_node * lib.env.cluster.gpu.nodes
+total := data.kitchen.lib.env.cluster.gpu.per_node * data.kitchen.lib.env.cluster.gpu.nodes
 
 planned(t) := sum([s.gpus | some s in t.services])
 
@@ -22,10 +22,10 @@ violation contains v if {
 	gpus := planned(t)
 	gpus > t.gpu_quota
 	tenant := input.catalog.tenants[t.tenant]
-	msg := sprintf("tenant %s plans %d GPUs in %s, above its quota of %d", [t.tenant, gpus, lib.env.name, t.gpu_quota])
+	msg := sprintf("tenant %s plans %d GPUs in %s, above its quota of %d", [t.tenant, gpus, data.kitchen.lib.env.name, t.gpu_quota])
 	v := {
 		"msg": msg,
-		"at": lib.at(tenant, sprintf("environments.%s.replicas", [lib.env.name])),
+		"at": lib.at(tenant, sprintf("environments.%s.replicas", [data.kitchen.lib.env.name])),
 		"object": sprintf("Tenant/%s", [t.tenant]),
 		"expected": sprintf("at most %d GPUs (gpu_quota)", [t.gpu_quota]),
 	}
@@ -34,25 +34,25 @@ violation contains v if {
 violation contains v if {
 	gpus := sum([planned(t) | some t in input.plan.tenants])
 	gpus > total
-	msg := sprintf("environment %s plans %d GPUs, but its cluster has %d", [lib.env.name, gpus, total])
+	msg := sprintf("environment %s plans %d GPUs, but its cluster has %d", [data.kitchen.lib.env.name, gpus, total])
 	v := {
 		"msg": msg,
-		"at": lib.at(lib.env, "cluster.gpu"),
-		"object": sprintf("Environment/%s", [lib.env.name]),
+		"at": lib.at(data.kitchen.lib.env, "cluster.gpu"),
+		"object": sprintf("Environment/%s", [data.kitchen.lib.env.name]),
 		"expected": sprintf("at most %d GPUs planned", [total]),
 	}
 }
 
 violation contains v if {
-	some s in lib.services
-	s.tensor_parallel_size > lib.env.cluster.gpu.per_node
+	some s in data.kitchen.lib.services
+	s.tensor_parallel_size > data.kitchen.lib.env.cluster.gpu.per_node
 	tenant := input.catalog.tenants[s.tenant]
-	msg := sprintf("%s/%s needs %d GPUs per replica, but a node of %s has %d", [s.namespace, s.inference_service, s.tensor_parallel_size, lib.env.name, lib.env.cluster.gpu.per_node])
+	msg := sprintf("%s/%s needs %d GPUs per replica, but a node of %s has %d", [s.namespace, s.inference_service, s.tensor_parallel_size, data.kitchen.lib.env.name, data.kitchen.lib.env.cluster.gpu.per_node])
 	v := {
 		"msg": msg,
-		"at": lib.at(lib.env, "cluster.gpu.per_node"),
+		"at": lib.at(data.kitchen.lib.env, "cluster.gpu.per_node"),
 		"resource": lib.service_resource(s),
 		"object": sprintf("Tenant/%s", [tenant.name]),
-		"expected": sprintf("at most %d GPUs per replica", [lib.env.cluster.gpu.per_node]),
+		"expected": sprintf("at most %d GPUs per replica", [data.kitchen.lib.env.cluster.gpu.per_node]),
 	}
 }

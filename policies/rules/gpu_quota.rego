@@ -11,16 +11,16 @@ package kitchen.rules.gpu_quota
 
 import data.kitchen.lib
 
-total := lib.env.cluster.gpu.per_node * lib.env.cluster.gpu.nodes
+total := data.kitchen.lib.env.cluster.gpu.per_node * data.kitchen.lib.env.cluster.gpu.nodes
 
 violation contains v if {
 	quota := sum([t.gpu_quota | some t in input.plan.tenants])
 	quota > total
-	msg := sprintf("tenants of environment %s hold %d GPUs of quota, but it has %d GPUs", [lib.env.name, quota, total])
+	msg := sprintf("tenants of environment %s hold %d GPUs of quota, but it has %d GPUs", [data.kitchen.lib.env.name, quota, total])
 	v := {
 		"msg": msg,
-		"at": lib.at(lib.env, "cluster.gpu"),
-		"object": sprintf("Environment/%s", [lib.env.name]),
+		"at": lib.at(data.kitchen.lib.env, "cluster.gpu"),
+		"object": sprintf("Environment/%s", [data.kitchen.lib.env.name]),
 		"expected": sprintf("at most %d GPUs of quota in total", [total]),
 	}
 }

@@ -12,7 +12,7 @@ package kitchen.rules.gpu_resources
 
 import data.kitchen.lib
 
-gpu := lib.env.cluster.gpu.resource
+gpu := data.kitchen.lib.env.cluster.gpu.resource
 
 model_resources(r) := object.get(r.manifest, ["spec", "predictor", "model", "resources"], {}) if {
 	r.manifest.kind == "InferenceService"

@@ -34,11 +34,11 @@ tag_of(image) := tag if {
 # so for an untagged image (tag_of undefined) that body is undefined on OPA, true on regorus.
 latest(image) if tag_of(image) == "latest"
 
-allowed(image) if registry(image) in lib.env.registry.allowed
+allowed(image) if registry(image) in data.kitchen.lib.env.registry.allowed
 
 # Every container that names an image: those of the workloads, and an InferenceService
 # predictor's model that overrides the runtime's image.
-with_image := lib.containers | {x | some x in lib.model_overrides; x.container.image}
+with_image := data.kitchen.lib.containers | {x | some x in data.kitchen.lib.model_overrides; x.container.image}
 
 violation contains v if {
 	some x in with_image
@@ -65,6 +65,6 @@ violation contains v if {
 	image := x.container.image
 	not allowed(image)
 	r := input.resources[x.i]
-	msg := sprintf("container %s of %s pulls from registry %s, which environment %s does not allow", [object.get(x.container, "name", "(predictor model)"), lib.resource_id(r), registry(image), lib.env.name])
-	v := lib.resource_violation(r, msg, sprintf("one of %s", [concat(", ", lib.env.registry.allowed)]))
+	msg := sprintf("container %s of %s pulls from registry %s, which environment %s does not allow", [object.get(x.container, "name", "(predictor model)"), lib.resource_id(r), registry(image), data.kitchen.lib.env.name])
+	v := lib.resource_violation(r, msg, sprintf("one of %s", [concat(", ", data.kitchen.lib.env.registry.allowed)]))
 }

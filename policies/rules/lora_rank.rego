@@ -15,43 +15,43 @@ package kitchen.rules.lora_rank
 import data.kitchen.lib
 
 violation contains v if {
-	max_rank := lib.env.serving.vllm.max_lora_rank
-	some s in lib.services
+	max_rank := data.kitchen.lib.env.serving.vllm.max_lora_rank
+	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	f := input.catalog.flavors[ref]
 	f.rank > max_rank
-	msg := sprintf("flavor %s has rank %d, above environment %s's maximum %d", [ref, f.rank, lib.env.name, max_rank])
+	msg := sprintf("flavor %s has rank %d, above environment %s's maximum %d", [ref, f.rank, data.kitchen.lib.env.name, max_rank])
 	v := lib.service_violation(s, f, "rank", sprintf("Flavor/%s", [ref]), msg, sprintf("rank <= %d", [max_rank]))
 }
 
 # A flavor of the InferenceService `r` already above the maximum: reported (and waived)
 # on the flavor, not again on what it renders.
 declared_above(r) if {
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	s.namespace == r.manifest.metadata.namespace
 	s.inference_service == r.manifest.metadata.name
 	some ref in s.flavors
-	input.catalog.flavors[ref].rank > lib.env.serving.vllm.max_lora_rank
+	input.catalog.flavors[ref].rank > data.kitchen.lib.env.serving.vllm.max_lora_rank
 }
 
 violation contains v if {
-	max_rank := lib.env.serving.vllm.max_lora_rank
-	some x in lib.serving_containers
+	max_rank := data.kitchen.lib.env.serving.vllm.max_lora_rank
+	some x in data.kitchen.lib.serving_containers
 	r := input.resources[x.i]
 	rendered := x.flags["--max-lora-rank"]
 	to_number(rendered) > max_rank
 	not declared_above(r)
-	msg := sprintf("%s renders --max-lora-rank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, lib.env.name, max_rank])
-	v := object.union(lib.resource_violation(r, msg, sprintf("--max-lora-rank <= %d", [max_rank])), {"at": lib.at(lib.env, "serving.vllm.max_lora_rank")})
+	msg := sprintf("%s renders --max-lora-rank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, data.kitchen.lib.env.name, max_rank])
+	v := object.union(lib.resource_violation(r, msg, sprintf("--max-lora-rank <= %d", [max_rank])), {"at": lib.at(data.kitchen.lib.env, "serving.vllm.max_lora_rank")})
 }
 
 # An LLMInferenceService carries the rank in its spec; KServe's controller writes the flag.
 violation contains v if {
-	max_rank := lib.env.serving.vllm.max_lora_rank
+	max_rank := data.kitchen.lib.env.serving.vllm.max_lora_rank
 	some r in lib.resources_of_kind("LLMInferenceService")
 	rendered := object.get(r.manifest.spec, ["model", "lora", "maxRank"], 0)
 	to_number(rendered) > max_rank
 	not declared_above(r)
-	msg := sprintf("%s sets spec.model.lora.maxRank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, lib.env.name, max_rank])
-	v := object.union(lib.resource_violation(r, msg, sprintf("maxRank <= %d", [max_rank])), {"at": lib.at(lib.env, "serving.vllm.max_lora_rank")})
+	msg := sprintf("%s sets spec.model.lora.maxRank=%v, above environment %s's maximum %d", [lib.resource_id(r), rendered, data.kitchen.lib.env.name, max_rank])
+	v := object.union(lib.resource_violation(r, msg, sprintf("maxRank <= %d", [max_rank])), {"at": lib.at(data.kitchen.lib.env, "serving.vllm.max_lora_rank")})
 }

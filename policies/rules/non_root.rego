@@ -30,7 +30,7 @@ drops_all(c) if "ALL" in c.securityContext.capabilities.drop
 no_escalation(c) if c.securityContext.allowPrivilegeEscalation == false
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	not non_root(r, x.container)
 	msg := sprintf("container %s of %s may run as root", [x.container.name, lib.resource_id(r)])
@@ -38,7 +38,7 @@ violation contains v if {
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	not drops_all(x.container)
 	msg := sprintf("container %s of %s does not drop all capabilities", [x.container.name, lib.resource_id(r)])
@@ -46,7 +46,7 @@ violation contains v if {
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	not no_escalation(x.container)
 	msg := sprintf("container %s of %s allows privilege escalation", [x.container.name, lib.resource_id(r)])
@@ -68,7 +68,7 @@ else := sprintf("capabilities.add %v", [sc.capabilities.add]) if count(lib.list_
 else := "seccompProfile Unconfined" if sc.seccompProfile.type == "Unconfined"
 
 violation contains v if {
-	some x in lib.model_overrides
+	some x in data.kitchen.lib.model_overrides
 	r := input.resources[x.i]
 	what := loosened(x.container.securityContext)
 	msg := sprintf("the predictor model of %s sets securityContext %s over the runtime's container", [lib.resource_id(r), what])
@@ -97,7 +97,7 @@ effective(r, c, key) := v if {
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	context(x.container).privileged == true
 	msg := sprintf("container %s of %s is privileged", [x.container.name, lib.resource_id(r)])
@@ -107,7 +107,7 @@ violation contains v if {
 allowed_capabilities := {"NET_BIND_SERVICE"}
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	some cap in lib.list_at(object.get(context(x.container), "capabilities", {}), "add")
 	not cap in allowed_capabilities
@@ -116,7 +116,7 @@ violation contains v if {
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	effective(r, x.container, "runAsUser") == 0
 	msg := sprintf("container %s of %s runs as user 0 (root)", [x.container.name, lib.resource_id(r)])
@@ -128,7 +128,7 @@ violation contains v if {
 seccomp_confined(r, c) if effective(r, c, "seccompProfile").type in {"RuntimeDefault", "Localhost"}
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	not seccomp_confined(r, x.container)
 	msg := sprintf("container %s of %s runs without a RuntimeDefault or Localhost seccomp profile", [x.container.name, lib.resource_id(r)])
@@ -136,7 +136,7 @@ violation contains v if {
 }
 
 violation contains v if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	some port in lib.list_at(x.container, "ports")
 	object.get(port, "hostPort", 0) != 0

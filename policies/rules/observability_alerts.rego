@@ -13,9 +13,9 @@ package kitchen.rules.observability_alerts
 
 import data.kitchen.lib
 
-enabled if object.get(lib.env, ["observability", "enabled"], true) == true
+enabled if object.get(data.kitchen.lib.env, ["observability", "enabled"], true) == true
 
-slo := object.get(lib.env, "slo", {})
+slo := object.get(data.kitchen.lib.env, "slo", {})
 
 required contains "KitchenTTFTAboveSLO"
 
@@ -44,15 +44,15 @@ alerts contains [ns, name] if {
 
 violation contains v if {
 	enabled
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	some name in required
 	not [s.namespace, name] in alerts
-	msg := sprintf("%s/%s has no alert %s in its namespace's PrometheusRule, although observability is on in %s", [s.namespace, s.inference_service, name, lib.env.name])
+	msg := sprintf("%s/%s has no alert %s in its namespace's PrometheusRule, although observability is on in %s", [s.namespace, s.inference_service, name, data.kitchen.lib.env.name])
 	v := {
 		"msg": msg,
-		"at": lib.at(lib.env, "slo"),
+		"at": lib.at(data.kitchen.lib.env, "slo"),
 		"resource": lib.service_resource(s),
-		"object": sprintf("Environment/%s", [lib.env.name]),
+		"object": sprintf("Environment/%s", [data.kitchen.lib.env.name]),
 		"expected": sprintf("alert %s (docs/observability.md)", [name]),
 	}
 }

@@ -13,13 +13,13 @@ package kitchen.rules.observability_scrape
 
 import data.kitchen.lib
 
-enabled if object.get(lib.env, ["observability", "enabled"], true) == true
+enabled if object.get(data.kitchen.lib.env, ["observability", "enabled"], true) == true
 
 monitoring_namespace := ns if {
-	ns := object.get(lib.env, ["observability", "monitoring_namespace"], null)
+	ns := object.get(data.kitchen.lib.env, ["observability", "monitoring_namespace"], null)
 	ns != null
 } else := "openshift-user-workload-monitoring" if {
-	object.get(lib.env, ["cluster", "platform"], "openshift") == "openshift"
+	object.get(data.kitchen.lib.env, ["cluster", "platform"], "openshift") == "openshift"
 } else := "monitoring"
 
 # [namespace, InferenceService] pairs a PodMonitor scrapes on /metrics.
@@ -55,15 +55,15 @@ admitted contains [ns, number] if {
 
 violation contains v if {
 	enabled
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	not [s.namespace, kind_of(s), s.inference_service] in scraped
-	msg := sprintf("%s/%s has no PodMonitor scraping its /metrics, although observability is on in %s", [s.namespace, s.inference_service, lib.env.name])
+	msg := sprintf("%s/%s has no PodMonitor scraping its /metrics, although observability is on in %s", [s.namespace, s.inference_service, data.kitchen.lib.env.name])
 	v := observability_violation(s, msg, sprintf("a PodMonitor selecting %s: %s on path /metrics", [pod_label[kind_of(s)], s.inference_service]))
 }
 
 violation contains v if {
 	enabled
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	port := vllm_port[kind_of(s)]
 	not [s.namespace, port] in admitted
 	msg := sprintf("no NetworkPolicy in %s admits the monitoring namespace %s to vLLM's port %d", [s.namespace, monitoring_namespace, port])
@@ -72,8 +72,8 @@ violation contains v if {
 
 observability_violation(s, msg, expected) := {
 	"msg": msg,
-	"at": lib.at(lib.env, "observability"),
+	"at": lib.at(data.kitchen.lib.env, "observability"),
 	"resource": lib.service_resource(s),
-	"object": sprintf("Environment/%s", [lib.env.name]),
+	"object": sprintf("Environment/%s", [data.kitchen.lib.env.name]),
 	"expected": expected,
 }

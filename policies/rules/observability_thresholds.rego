@@ -14,7 +14,7 @@ package kitchen.rules.observability_thresholds
 
 import data.kitchen.lib
 
-slo := object.get(lib.env, "slo", {})
+slo := object.get(data.kitchen.lib.env, "slo", {})
 
 expected(a) := slo.ttft_p95_ms / 1000 if a.labels.slo == "ttft_p95_ms"
 
@@ -27,7 +27,7 @@ expected(a) := slo.e2e_p95_ms / 1000 if {
 
 expected(a) := slo.min_output_tokens_per_s if a.labels.slo == "min_output_tokens_per_s"
 
-expected(a) := lib.params.burn_rates[a.labels.long_window] * (1 - slo.goodput_min_ratio) if {
+expected(a) := data.kitchen.lib.params.burn_rates[a.labels.long_window] * (1 - slo.goodput_min_ratio) if {
 	a.labels.slo == "goodput_min_ratio"
 }
 
@@ -55,20 +55,20 @@ violation contains v if {
 	want := expected(x.alert)
 	got := thresholds(x.alert.expr)
 	mismatch(got, want)
-	msg := sprintf("alert %s in %s compares against %v, but environment %s's slo.%s gives %v", [x.alert.alert, x.r.manifest.metadata.namespace, got, lib.env.name, x.alert.labels.slo, want])
+	msg := sprintf("alert %s in %s compares against %v, but environment %s's slo.%s gives %v", [x.alert.alert, x.r.manifest.metadata.namespace, got, data.kitchen.lib.env.name, x.alert.labels.slo, want])
 	v := threshold_violation(x, msg, sprintf("every threshold of the expression equal to %v", [want]))
 }
 
 violation contains v if {
 	some x in slo_alerts
 	not expected(x.alert)
-	msg := sprintf("alert %s in %s is labelled slo: %s, which names no objective of environment %s", [x.alert.alert, x.r.manifest.metadata.namespace, x.alert.labels.slo, lib.env.name])
+	msg := sprintf("alert %s in %s is labelled slo: %s, which names no objective of environment %s", [x.alert.alert, x.r.manifest.metadata.namespace, x.alert.labels.slo, data.kitchen.lib.env.name])
 	v := threshold_violation(x, msg, "slo: one of ttft_p95_ms, tpot_p95_ms, e2e_p95_ms, min_output_tokens_per_s, goodput_min_ratio (with long_window)")
 }
 
 threshold_violation(x, msg, expected) := {
 	"msg": msg,
-	"at": lib.at(lib.env, sprintf("slo.%s", [x.alert.labels.slo])),
+	"at": lib.at(data.kitchen.lib.env, sprintf("slo.%s", [x.alert.labels.slo])),
 	"resource": lib.resource_ref(x.r),
 	"object": lib.resource_id(x.r),
 	"expected": expected,

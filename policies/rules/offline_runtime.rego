@@ -18,24 +18,24 @@ import data.kitchen.lib
 env_set(c, name, value) if lib.env_value(c, name) == value
 
 violation contains v if {
-	lib.env.gates.air_gapped
-	some x in lib.containers
+	data.kitchen.lib.env.gates.air_gapped
+	some x in data.kitchen.lib.containers
 	r := input.resources[x.i]
 	r.manifest.kind in {"ServingRuntime", "InferenceService", "LLMInferenceService"}
-	some name, value in lib.params.offline_env
+	some name, value in data.kitchen.lib.params.offline_env
 	not env_set(x.container, name, value)
-	msg := sprintf("container %s of %s does not set %s=%s in air-gapped environment %s", [x.container.name, lib.resource_id(r), name, value, lib.env.name])
+	msg := sprintf("container %s of %s does not set %s=%s in air-gapped environment %s", [x.container.name, lib.resource_id(r), name, value, data.kitchen.lib.env.name])
 	v := lib.resource_violation(r, msg, sprintf("env %s=%s", [name, value]))
 }
 
 # The predictor's model may set env of its own, which KServe merges over the runtime's.
 violation contains v if {
-	lib.env.gates.air_gapped
-	some x in lib.model_overrides
+	data.kitchen.lib.env.gates.air_gapped
+	some x in data.kitchen.lib.model_overrides
 	r := input.resources[x.i]
-	some name, value in lib.params.offline_env
+	some name, value in data.kitchen.lib.params.offline_env
 	got := lib.env_value(x.container, name)
 	got != value
-	msg := sprintf("the predictor model of %s sets %s=%v over the runtime's, in air-gapped environment %s", [lib.resource_id(r), name, got, lib.env.name])
+	msg := sprintf("the predictor model of %s sets %s=%v over the runtime's, in air-gapped environment %s", [lib.resource_id(r), name, got, data.kitchen.lib.env.name])
 	v := lib.resource_violation(r, msg, sprintf("env %s=%s, or none in the predictor model", [name, value]))
 }

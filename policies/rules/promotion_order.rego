@@ -16,7 +16,7 @@ import data.kitchen.lib
 # default has `"namespace": null` in the input, and `object.get(tenant, "namespace", name)`
 # gave null — the rule never fired for such a tenant.
 service_of(name, ref) := s if {
-	some s in lib.services
+	some s in data.kitchen.lib.services
 	s.tenant == name
 	ref in s.flavors
 }
@@ -24,10 +24,10 @@ service_of(name, ref) := s if {
 violation contains v if {
 	source := input.promotion.from
 	some name, tenant in input.catalog.tenants
-	some i, f in lib.list_at(tenant.environments[lib.env.name], "flavors")
+	some i, f in lib.list_at(tenant.environments[data.kitchen.lib.env.name], "flavors")
 	ref := sprintf("%s@%s", [f.name, f.version])
 	not input.promotion.flavors[ref]
 	s := service_of(name, ref)
-	msg := sprintf("flavor %s is deployed in %s but not in %s, which %s promotes from", [ref, lib.env.name, source, lib.env.name])
-	v := lib.service_violation(s, tenant, sprintf("environments.%s.flavors.%d", [lib.env.name, i]), sprintf("Flavor/%s", [ref]), msg, sprintf("a flavor version already deployed in %s", [source]))
+	msg := sprintf("flavor %s is deployed in %s but not in %s, which %s promotes from", [ref, data.kitchen.lib.env.name, source, data.kitchen.lib.env.name])
+	v := lib.service_violation(s, tenant, sprintf("environments.%s.flavors.%d", [data.kitchen.lib.env.name, i]), sprintf("Flavor/%s", [ref]), msg, sprintf("a flavor version already deployed in %s", [source]))
 }

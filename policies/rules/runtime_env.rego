@@ -16,7 +16,7 @@ package kitchen.rules.runtime_env
 
 import data.kitchen.lib
 
-forbidden := object.get(lib.params, "forbidden_runtime_env", {})
+forbidden := object.get(data.kitchen.lib.params, "forbidden_runtime_env", {})
 
 off_values := {"", "0", "false"}
 
@@ -40,12 +40,12 @@ switched_on(c, name) if {
 serving_kinds := {"ServingRuntime", "InferenceService", "LLMInferenceService"}
 
 serving_containers contains x if {
-	some x in lib.containers
+	some x in data.kitchen.lib.containers
 	input.resources[x.i].manifest.kind in serving_kinds
 }
 
 serving_containers contains x if {
-	some x in lib.model_overrides
+	some x in data.kitchen.lib.model_overrides
 }
 
 violation contains v if {

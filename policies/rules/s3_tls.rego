@@ -13,7 +13,7 @@ package kitchen.rules.s3_tls
 
 import data.kitchen.lib
 
-required if lib.strictness in lib.params.tls_required_strictness
+required if data.kitchen.lib.strictness in data.kitchen.lib.params.tls_required_strictness
 
 checks := [
 	{"annotation": "serving.kserve.io/s3-usehttps", "field": "storage.s3.use_https", "what": "plain HTTP"},
@@ -26,8 +26,8 @@ violation contains v if {
 	some check in checks
 	value := lib.annotation(r, check.annotation)
 	value != "1"
-	msg := sprintf("%s reaches S3 at %s over %s in environment %s", [lib.resource_id(r), lib.env.storage.s3.endpoint, check.what, lib.env.name])
-	v := object.union(lib.resource_violation(r, msg, sprintf("%s: true", [check.field])), {"at": lib.at(lib.env, check.field)})
+	msg := sprintf("%s reaches S3 at %s over %s in environment %s", [lib.resource_id(r), data.kitchen.lib.env.storage.s3.endpoint, check.what, data.kitchen.lib.env.name])
+	v := object.union(lib.resource_violation(r, msg, sprintf("%s: true", [check.field])), {"at": lib.at(data.kitchen.lib.env, check.field)})
 }
 
 # The endpoint as rendered: a scheme of its own overrides use_https, in any case
@@ -38,6 +38,6 @@ violation contains v if {
 	endpoint := lib.annotation(r, "serving.kserve.io/s3-endpoint")
 	is_string(endpoint)
 	startswith(lower(endpoint), "http://")
-	msg := sprintf("%s reaches S3 at %s over plain HTTP in environment %s", [lib.resource_id(r), endpoint, lib.env.name])
-	v := object.union(lib.resource_violation(r, msg, "an endpoint without http:// (use_https: true), or https://"), {"at": lib.at(lib.env, "storage.s3.endpoint")})
+	msg := sprintf("%s reaches S3 at %s over plain HTTP in environment %s", [lib.resource_id(r), endpoint, data.kitchen.lib.env.name])
+	v := object.union(lib.resource_violation(r, msg, "an endpoint without http:// (use_https: true), or https://"), {"at": lib.at(data.kitchen.lib.env, "storage.s3.endpoint")})
 }

@@ -16,23 +16,23 @@ scheme(uri) := lower(split(uri, "://")[0]) if contains(uri, "://")
 
 scheme(uri) := "" if not contains(uri, "://")
 
-approved(uri) if scheme(uri) in lib.params.air_gapped_schemes
+approved(uri) if scheme(uri) in data.kitchen.lib.params.air_gapped_schemes
 
 violation contains v if {
-	lib.env.gates.air_gapped
-	some s in lib.services
+	data.kitchen.lib.env.gates.air_gapped
+	some s in data.kitchen.lib.services
 	item := input.catalog.bases[s.base]
 	not approved(item.source)
-	msg := sprintf("base %s loads from %s, which is not approved storage in air-gapped environment %s", [s.base, item.source, lib.env.name])
-	v := lib.service_violation(s, item, "source", sprintf("Base/%s", [s.base]), msg, sprintf("a %s URI", [concat(" or ", [sprintf("%s://", [x]) | some x in lib.params.air_gapped_schemes])]))
+	msg := sprintf("base %s loads from %s, which is not approved storage in air-gapped environment %s", [s.base, item.source, data.kitchen.lib.env.name])
+	v := lib.service_violation(s, item, "source", sprintf("Base/%s", [s.base]), msg, sprintf("a %s URI", [concat(" or ", [sprintf("%s://", [x]) | some x in data.kitchen.lib.params.air_gapped_schemes])]))
 }
 
 violation contains v if {
-	lib.env.gates.air_gapped
-	some s in lib.services
+	data.kitchen.lib.env.gates.air_gapped
+	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	item := input.catalog.flavors[ref]
 	not approved(item.source)
-	msg := sprintf("flavor %s loads from %s, which is not approved storage in air-gapped environment %s", [ref, item.source, lib.env.name])
-	v := lib.service_violation(s, item, "source", sprintf("Flavor/%s", [ref]), msg, sprintf("a %s URI", [concat(" or ", [sprintf("%s://", [x]) | some x in lib.params.air_gapped_schemes])]))
+	msg := sprintf("flavor %s loads from %s, which is not approved storage in air-gapped environment %s", [ref, item.source, data.kitchen.lib.env.name])
+	v := lib.service_violation(s, item, "source", sprintf("Flavor/%s", [ref]), msg, sprintf("a %s URI", [concat(" or ", [sprintf("%s://", [x]) | some x in data.kitchen.lib.params.air_gapped_schemes])]))
 }

@@ -20,28 +20,28 @@ trusts(x) if {
 	not value in {"false", "False", "0"}
 }
 
-allowlisted(base) if base.name in lib.env.gates.trust_remote_code_allowlist
+allowlisted(base) if base.name in data.kitchen.lib.env.gates.trust_remote_code_allowlist
 
 # Where the flag comes from: the environment's extra_args when it is there, else the base.
-source_of(base) := lib.at(lib.env, sprintf("serving.vllm.extra_args.%d", [i])) if {
-	some i, arg in lib.list_at(lib.env.serving.vllm, "extra_args")
+source_of(base) := lib.at(data.kitchen.lib.env, sprintf("serving.vllm.extra_args.%d", [i])) if {
+	some i, arg in lib.list_at(data.kitchen.lib.env.serving.vllm, "extra_args")
 	lib.flag_name(arg) == "--trust-remote-code"
 } else := lib.at(base, "trust_remote_code")
 
 violation contains v if {
-	some x in lib.serving_containers
+	some x in data.kitchen.lib.serving_containers
 	r := input.resources[x.i]
 	r.manifest.kind in {"InferenceService", "LLMInferenceService"}
 	trusts(x)
 	ref := lib.annotation(r, "kitchen-gitops.io/base")
 	base := input.catalog.bases[ref]
 	not allowlisted(base)
-	msg := sprintf("%s runs base %s with --trust-remote-code, but %s is not on environment %s's allowlist", [lib.resource_id(r), ref, base.name, lib.env.name])
+	msg := sprintf("%s runs base %s with --trust-remote-code, but %s is not on environment %s's allowlist", [lib.resource_id(r), ref, base.name, data.kitchen.lib.env.name])
 	v := object.union(lib.resource_violation(r, msg, "trust_remote_code: false, or the base on gates.trust_remote_code_allowlist"), {"at": source_of(base), "object": sprintf("Base/%s", [ref])})
 }
 
 violation contains v if {
-	some x in lib.serving_containers
+	some x in data.kitchen.lib.serving_containers
 	r := input.resources[x.i]
 	r.manifest.kind in {"InferenceService", "LLMInferenceService"}
 	trusts(x)
@@ -52,7 +52,7 @@ violation contains v if {
 
 # A serving runtime is shared by every base of its namespace: remote code there is never allowlisted.
 violation contains v if {
-	some x in lib.serving_containers
+	some x in data.kitchen.lib.serving_containers
 	r := input.resources[x.i]
 	r.manifest.kind == "ServingRuntime"
 	trusts(x)

@@ -51,3 +51,30 @@ def test_pattern_absent_from_policy_examples() -> None:
     # the docs and examples teach the same idiom
     for path in sorted(Path(REPO / "docs").rglob("*.md")):
         assert _offences(path.read_text(encoding="utf-8")) == [], path
+
+
+# A value of the library read through its import (`lib.env`, `lib.services`): the
+# embedded engine evaluates the whole `kitchen.lib` package to read it — about 0.3 s for
+# each rule that does on the synthetic organisation of bench/check_bench.py, where the
+# full path (`data.kitchen.lib.env`) reads the one rule.  Calls (`lib.resource_id(r)`)
+# are not affected.
+LIB_VALUE = re.compile(r"(?<![\w.])lib\.[a-z_]\w*\b(?!\s*\()")
+
+
+def _library_values(text: str) -> list[tuple[int, str]]:
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)
+            if LIB_VALUE.search(line.split("#", 1)[0])]
+
+
+def test_lint_catches_library_values_read_through_the_import() -> None:
+    assert [n for n, _ in _library_values("\tx := lib.env.name\n\tsome s in lib.services\n")] == [1, 2]
+    assert _library_values("\tx := data.kitchen.lib.env.name\n\tlib.resource_id(r)\n\t# lib.env\n") == []
+
+
+def test_rules_read_library_values_by_their_full_path() -> None:
+    found = []
+    for path in sorted((REPO / "policies").rglob("*.rego")):
+        if not path.name.endswith("_test.rego"):
+            found += [f"{path.relative_to(REPO)}:{n}: {line}"
+                      for n, line in _library_values(path.read_text(encoding="utf-8"))]
+    assert found == [], "read library values as data.kitchen.lib.<name>:\n" + "\n".join(found)
