@@ -103,6 +103,13 @@ class Repository:
                 out.append(Commit(*parts))
         return out
 
+    def commit(self, sha: str) -> Commit:
+        raw = self.git("log", "-1", "-z", "--format=%H%x1f%an%x1f%ae%x1f%cI%x1f%s", sha, "--")
+        parts = raw.decode("utf-8", "replace").strip("\0\n").split("\x1f")
+        if len(parts) != 5:
+            raise ConfigError(f"git log cannot read commit {sha}")
+        return Commit(*parts)
+
     def files(self, commit: str, folder: str) -> list[Blob]:
         """The regular files below ``folder`` at ``commit`` (links and submodules left out)."""
         raw = self.git("ls-tree", "-r", "-l", "-z", commit, "--", self.prefix + folder)
