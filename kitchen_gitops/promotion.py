@@ -470,6 +470,28 @@ def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[
     return out
 
 
+def rolled_back(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
+                trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> set[tuple[str, str]]:
+    """(environment, name@version) served again by a rollback its index records, whose entry
+    the gate accepts: proven in that environment, so the promotion chain is not asked again
+    (``policy.promotion-order`` does not apply to them; docs/operations.md)."""
+    out: set[tuple[str, str]] = set()
+    days = max_age_days(data)
+    for name in sorted(plans):
+        env = catalog.environments[name]
+        if not requires_evidence(data, env):
+            continue
+        index = load_index(root, name)
+        restored = {str(c.get("flavor")) for r in index.rollbacks for c in r.get("changes") or ()
+                    if isinstance(c, dict)}
+        source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
+        for s in served_in(catalog, name):
+            if s.ref in restored and entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days,
+                                                   now, legacy_digest_of(catalog, s.ref)) is None:
+                out.add((name, s.ref))
+    return out
+
+
 def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime,
                 source: str) -> dict[str, Any]:
     """An entry of a promotion; ``source``: the flavor's source, which its digest covers,
