@@ -226,6 +226,7 @@ class Stint:
     evidence: dict[str, Any] | None = None
     problem: str = ""
     rollback: dict[str, Any] | None = None  # the rollback that removed it
+    seen: tuple[str, ...] = ()  # the entry and record verified last
 
     def as_dict(self) -> dict[str, Any]:
         kind = "baseline" if "baseline" in self.entry else ("promotion" if self.entry else None)
@@ -280,8 +281,8 @@ def read_history(repo: Repository, env: str, trusted: Mapping[str, TrustedKey],
             stint.rollback = _rollback_removing(prev_index, index, *key)
         for key in sorted(state.served() - previous.served()):
             open_[key] = _enter(out, repo, commit, index, key, trusted)
-        for key, stint in open_.items():  # an entry recorded after the version entered
-            if not stint.entry and key[1] in index.entries:
+        for key, stint in open_.items():  # an entry recorded later, or its record changed since
+            if key[1] in index.entries and stint.seen != _fingerprint(repo, commit.sha, index, key[1]):
                 _attach(out, repo, commit, index, stint, trusted)
         previous, prev_index = state, index
     if flavors:
@@ -301,15 +302,27 @@ def _enter(out: History, repo: Repository, commit: Commit, index: Index, key: tu
     return stint
 
 
+def _fingerprint(repo: Repository, commit: str, index: Index, ref: str) -> tuple[str, ...]:
+    entry = json.dumps(index.entries.get(ref), sort_keys=True, default=str)
+    _, records = index_files(repo, commit, index.environment)
+    name = f"{INDEX_DIR}/{index.environment}/{(index.entries.get(ref) or {}).get('record')}"
+    return entry, next((b.sha for b in records if b.path == name), "")
+
+
 def _attach(out: History, repo: Repository, commit: Commit, index: Index, stint: Stint,
             trusted: Mapping[str, TrustedKey]) -> None:
-    stint.entry = dict(index.entries[stint.ref])
-    stint.evidence, stint.problem = verify_entry(repo, commit.sha, index, stint.ref, trusted)
-    if stint.problem:
+    """Verify the entry of the stint's version at ``commit``: the evidence it shows is the
+    first that verified; a later change that does not verify is a finding."""
+    stint.seen = _fingerprint(repo, commit.sha, index, stint.ref)
+    evidence, problem = verify_entry(repo, commit.sha, index, stint.ref, trusted)
+    if not stint.entry or (stint.evidence is None and not problem):
+        stint.entry, stint.evidence = dict(index.entries[stint.ref]), evidence
+    if problem:
+        stint.problem = problem
         blob, _ = index_files(repo, commit.sha, index.environment)
         raw = repo.read([blob], MAX_INDEX_BYTES).get(blob.sha) if blob else None
         out.findings.append(Finding(
-            INVALID_RULE, Severity.ERROR, f"at {commit.short}: {stint.problem}",
+            INVALID_RULE, Severity.ERROR, f"at {commit.short}: {problem}",
             entry_location(raw, f"{INDEX_DIR}/{index.environment}/{INDEX_FILE}", stint.ref),
             expected="the record the index pins, signed by a key of policies/evidence-keys.yaml",
             environment=index.environment, subject=f"Flavor/{stint.ref}"))

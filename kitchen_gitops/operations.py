@@ -78,8 +78,8 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
     result = Result(command, environments=[env.name], headline=False)
     with tempfile.TemporaryDirectory(prefix="kitchen-rollback-") as tmp:
         target, passed = find_target(repo, judge, current, Path(tmp), opts.to)
-        result.findings += [f for cand in passed[:1] for f in cand.findings]
         if target is None:
+            result.findings += [f for cand in passed[:1] for f in cand.findings]
             if opts.to is None:
                 result.findings.append(Finding(
                     NONE_RULE, Severity.ERROR, f"no earlier state of {env.name} in the Git history has evidence "
@@ -192,6 +192,7 @@ def _stint_lines(s: Any) -> list[str]:
         lines += [f"  score {x.get('metric')} {x.get('score')} (threshold {x.get('threshold')}, "
                   f"{x.get('status')})" for x in ev["scores"]]
         lines += [f"  SLO {x.get('service')}: {x.get('status')}" for x in ev["slo"]]
+        lines += [f"  evidence refused later: {s.problem}"] if s.problem else []
     elif s.problem:
         lines.append(f"  evidence refused: {s.problem}")
     else:
