@@ -116,9 +116,9 @@ def test_history_reports_a_rewritten_or_missing_record(repo: Path, promoted: dic
     assert stint["evidence_problem"]
 
 
-def test_without_any_proven_earlier_state_the_rollback_is_refused(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """dev keeps no evidence index: none of its states is proven."""
-    _set(repo, "dev", "faq-answerer@v3\n", "faq-answerer@v3\n")
+def test_without_any_proven_earlier_state_the_rollback_is_refused(repo: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """staging keeps no evidence index: none of its states is proven."""
     rc, doc, _ = _run(capsys, "rollback", "--root", str(repo), "--env", "staging")
     assert rc == 1 and ("rollback.no-proven-state", "evidence/staging/index.json") in _found(doc)
     assert any(f["rule_id"] == "rollback.unproven" and "no promotion evidence" in f["message"]
