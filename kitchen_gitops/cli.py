@@ -108,7 +108,7 @@ def diff(
 
 
 # Command groups that live in their own modules; each module defines register(app).
-EXTENSIONS: tuple[str, ...] = ("cli_artifacts", "cli_conform", "cli_policy", "cli_promote")
+EXTENSIONS: tuple[str, ...] = ("cli_artifacts", "cli_conform", "cli_policy", "cli_promote", "cli_rollback")
 
 
 def _register_extensions() -> None:

@@ -693,7 +693,7 @@ class Observability(Strict):
         "openshift-user-workload-monitoring on OpenShift, monitoring on Kubernetes")
     dashboard: bool = True
     dashboard_namespace: Name = "kitchen-conformance"
-    runbook_url: NonEmpty = Field(default="docs/observability.md",
+    runbook_url: NonEmpty = Field(default="docs/operations.md",
                                   description="the runbook document; each alert links to its section")
     slo_for_minutes: int = Field(default=10, gt=0, le=1440)
     saturation: Saturation = Saturation()

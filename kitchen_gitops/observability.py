@@ -18,7 +18,7 @@ For each environment whose ``observability.enabled`` is on (the default), render
 
 Every threshold comes from the catalog (``slo:`` and ``observability:`` of the
 environment); every alert links to its runbook section, generated from ``ALERTS`` by
-:func:`runbook_markdown` into docs/observability.md.  The vLLM metric names are those
+:func:`runbook_markdown` into docs/operations.md.  The vLLM metric names are those
 vLLM 0.32 exports (the tests check each against a live server's ``/metrics``).
 """
 
@@ -201,8 +201,8 @@ ALERTS: tuple[AlertDoc, ...] = (
              "budget is gone in an hour.",
              ("Which criterion is bad: the `kitchen:vllm_slo_bad_requests:ratio_rate5m` series "
               "carry a `criterion` label (ttft, tpot, e2e, error).",
-              "A recent sync? `kitchen diff` against the previous revision shows what changed "
-              "in the environment; roll back through Argo CD.",
+              "A recent sync? `kitchen history --env <env>` shows what entered the environment "
+              "when; `kitchen rollback --env <env>` returns it to its last proven state.",
               "Errors: the vLLM container log, and `kitchen conform serving` for each flavor.")),
     AlertDoc("KitchenGoodputBudgetBurnSlow", "critical", "goodput_min_ratio",
              "Goodput error budget burning (6 h and 30 min windows)",
@@ -673,7 +673,7 @@ RUNBOOK_END = "<!-- end of runbook -->"
 
 
 def runbook_markdown() -> str:
-    """The runbook section of docs/observability.md, one heading per alert (its anchor)."""
+    """The runbook section of docs/operations.md, one heading per alert (its anchor)."""
     out = [RUNBOOK_BEGIN, ""]
     for a in ALERTS:
         threshold = (f"`slo.{a.slo}`" if a.slo else

@@ -201,6 +201,7 @@ def check(opts: CheckOptions) -> Result:
     allowed = allow_list(library.data)
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
     findings += _promotion_evidence(outcome, library.data, folder, root)
+    findings = _after_rollback(findings, outcome, library.data, folder, root)
     policy = [f for f in findings if f.rule_id != STALE_RULE]
     stale = [f for f in findings if f.rule_id == STALE_RULE]
     wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
@@ -242,6 +243,21 @@ def _promotion_evidence(outcome: Outcome, data: Mapping[str, Any], folder: Path,
 
     return evidence_findings(outcome.catalog, outcome.plans, data, load_trusted_keys(folder, root), root,
                              dt.datetime.now(dt.UTC))
+
+
+def _after_rollback(findings: list[Finding], outcome: Outcome, data: Mapping[str, Any], folder: Path,
+                    root: Path) -> list[Finding]:
+    """A version a recorded rollback served again, proven in its environment, needs no
+    promotion order: the environment it promotes from may have moved on."""
+    if not any(f.rule_id == "policy.promotion-order" for f in findings):
+        return findings
+    from .evidence import load_trusted_keys
+    from .promotion import rolled_back
+
+    back = rolled_back(outcome.catalog, outcome.plans, data, load_trusted_keys(folder, root), root,
+                       dt.datetime.now(dt.UTC))
+    return [f for f in findings if not (f.rule_id == "policy.promotion-order"
+                                        and (f.environment, f.subject.removeprefix("Flavor/")) in back)]
 
 
 JOBS_ENV = "KITCHEN_JOBS"

@@ -102,10 +102,15 @@ class Index:
     display: str  # as findings name it
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     exists: bool = False
+    # the rollbacks recorded (kitchen rollback --write), oldest first; what the gate verifies
+    # is the entries, never these
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        doc = {"format": INDEX_FORMAT, "environment": self.environment,
-               "flavors": {k: self.entries[k] for k in sorted(self.entries)}}
+        doc: dict[str, Any] = {"format": INDEX_FORMAT, "environment": self.environment,
+                               "flavors": {k: self.entries[k] for k in sorted(self.entries)}}
+        if self.rollbacks:
+            doc["rollbacks"] = self.rollbacks
         return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -120,24 +125,36 @@ def load_index(root: Path, env: str) -> Index:
     folder = index_folder(root, env)
     path = folder / INDEX_FILE
     display = f"{INDEX_DIR}/{env}/{INDEX_FILE}"
-    index = Index(env, folder, display)
     if not path.exists() and not path.is_symlink():
-        return index
+        return Index(env, folder, display)
     if path.is_symlink() or folder.is_symlink() or (root / INDEX_DIR).is_symlink():
         raise ConfigError(f"{display}: a link; the evidence index and its folders are plain files in the repository")
     try:
         raw = read_regular_file(path, MAX_INDEX_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{display}: not a readable evidence index ({visible(str(exc))[:200]})") from None
+    return parse_index(raw, env, folder, display)
+
+
+def parse_index(raw: bytes, env: str, folder: Path, display: str) -> Index:
+    """An index from its bytes (the working tree's, or a commit's); ConfigError when it is not one."""
+    index = Index(env, folder, display)
+    try:
         if len(raw) > MAX_INDEX_BYTES:
             raise ValueError(f"larger than {MAX_INDEX_BYTES >> 20} MiB")
         doc = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{display}: not a readable evidence index ({visible(str(exc))[:200]})") from None
     if (not isinstance(doc, dict) or doc.get("format") != INDEX_FORMAT or doc.get("environment") != env
             or not isinstance(doc.get("flavors"), dict)
             or not all(isinstance(v, dict) for v in doc["flavors"].values())):
         raise ConfigError(f"{display}: expected {{format: {INDEX_FORMAT}, environment: {env}, flavors: "
                           "{name@version: {digest, …}}}")
+    rollbacks = doc.get("rollbacks", [])
+    if not isinstance(rollbacks, list) or not all(isinstance(r, dict) for r in rollbacks):
+        raise ConfigError(f"{display}: expected rollbacks: a list of {{time, to, changes, …}}")
     index.entries = dict(doc["flavors"])
+    index.rollbacks = list(rollbacks)
     index.exists = True
     return index
 
@@ -357,10 +374,11 @@ def _node(root: Any, path: Sequence[str | int]) -> Any:
 
 
 def edit_flavor_list(text: str, env: str, replace: Mapping[int, str], append: Sequence[str],
-                     aliases: Mapping[str, str] | None = None) -> str:
+                     aliases: Mapping[str, str] | None = None, remove: Sequence[int] = ()) -> str:
     """``text`` (a tenant file) with items of ``environments.<env>.flavors`` replaced, new
-    ones appended in the list's own style, and the ``aliases`` named (alias → version)
-    pointed at the version that replaces theirs; every other byte as it was."""
+    ones appended in the list's own style, the items at ``remove`` (positions before the
+    edit) taken out with their line, and the ``aliases`` named (alias → version) pointed at
+    the version that replaces theirs; every other byte as it was."""
     from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
     from .artifacts.lock import splice_values
@@ -394,7 +412,31 @@ def edit_flavor_list(text: str, env: str, replace: Mapping[int, str], append: Se
             if newline == "\r\n":
                 end -= 1
             body = body[:end] + "".join(f"{newline}{prefix}{v}" for v in append) + body[end:]
+    for position in sorted(set(remove), reverse=True):
+        body = _remove_item(body, env, position)
     return ("\ufeff" if bom else "") + body
+
+
+def _remove_item(body: str, env: str, position: int) -> str:
+    """``body`` without item ``position`` of the flavor list: its whole line (a comment on it
+    goes with it) in a block list, the item and one comma in a flow list."""
+    from ruamel.yaml.nodes import SequenceNode
+
+    seq = _node(_yaml_compose(body), ("environments", env, "flavors"))
+    if not isinstance(seq, SequenceNode):
+        raise KeyError("flavors is not a list of names")
+    items = seq.value
+    item = items[position]
+    if seq.flow_style:
+        if position + 1 < len(items):
+            return body[:item.start_mark.index] + body[items[position + 1].start_mark.index:]
+        start = items[position - 1].end_mark.index if position else item.start_mark.index
+        return body[:start] + body[item.end_mark.index:]
+    line_start = body.rfind("\n", 0, item.start_mark.index) + 1
+    if body[line_start:item.start_mark.index].strip() != "-":
+        raise KeyError("list items are not one per line")
+    end = body.find("\n", item.end_mark.index)
+    return body[:line_start] + ("" if end < 0 else body[end + 1:])
 
 
 def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
@@ -425,6 +467,28 @@ def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[
             if problem is not None:
                 out.append(Finding(CHECK_RULE, Severity.ERROR, problem.message, s.location,
                                    expected=problem.expected, environment=name, subject=f"Flavor/{s.ref}"))
+    return out
+
+
+def rolled_back(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
+                trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> set[tuple[str, str]]:
+    """(environment, name@version) served again by a rollback its index records, whose entry
+    the gate accepts: proven in that environment, so the promotion chain is not asked again
+    (``policy.promotion-order`` does not apply to them; docs/operations.md)."""
+    out: set[tuple[str, str]] = set()
+    days = max_age_days(data)
+    for name in sorted(plans):
+        env = catalog.environments[name]
+        if not requires_evidence(data, env):
+            continue
+        index = load_index(root, name)
+        restored = {str(c.get("flavor")) for r in index.rollbacks for c in r.get("changes") or ()
+                    if isinstance(c, dict)}
+        source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
+        for s in served_in(catalog, name):
+            if s.ref in restored and entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days,
+                                                   now, legacy_digest_of(catalog, s.ref)) is None:
+                out.add((name, s.ref))
     return out
 
 

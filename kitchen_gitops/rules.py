@@ -289,6 +289,27 @@ _rule("promotion.evidence-invalid", "Evidence record refused", W,
       "`kitchen promote`: a file given as evidence is not a record signed by a key policies/evidence-keys.yaml "
       "trusts for its environment, or was changed after signing; it counts for nothing.")
 
+# ---------------------------------------------------------------- rollback and history
+_rule("rollback.unproven", "Rollback target not proven", E,
+      "`kitchen rollback`: a flavor version the state to return to serves is not allowed by the evidence "
+      "index of that commit as `kitchen check` would judge it today (no entry, other bytes than the catalog "
+      "now pins, a record missing, rewritten or signed by a key no longer trusted, a failed run, evidence not "
+      "fresh when promoted), or the catalog no longer defines it. Expiry since the promotion does not count "
+      "(docs/operations.md).")
+_rule("rollback.no-proven-state", "No proven state to return to", E,
+      "`kitchen rollback` without --to: no earlier first-parent commit serves the environment with evidence "
+      "for every flavor version; the findings of the newest such state say why.")
+_rule("rollback.manual-edit", "Rollback needs a hand edit", E,
+      "`kitchen rollback`: returning to the state needs an edit kitchen does not make (a tenant added to or "
+      "removed from the environment since, an alias added or removed since); nothing is written.")
+_rule("history.evidence-invalid", "Evidence in the history does not verify", E,
+      "`kitchen history`: an evidence index of a commit names a record that is missing, is not the one it "
+      "pins (sha256), does not verify with a key policies/evidence-keys.yaml trusts today, or does not prove "
+      "the digest the entry records; or the index itself is not readable.")
+_rule("history.unreadable", "Tenant file unreadable at a commit", W,
+      "`kitchen history` and `kitchen rollback`: a tenant file of a commit does not parse; the tenant is "
+      "taken as the commit before it listed it.")
+
 # ---------------------------------------------------------------- conformance
 _rule("conform.", "Conformance check", E,
       "A post-sync conformance check failed or could not run: `conform.readiness` (every "

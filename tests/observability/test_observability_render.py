@@ -48,7 +48,7 @@ def test_prod_emits_a_scrape_target_per_service_and_rules_per_namespace(tmp_path
     assert _threshold(alerts["KitchenKVCacheNearFull"]["expr"]) == {"0.9"}
     assert _threshold(alerts["KitchenRequestsWaiting"]["expr"]) == {"16"}
     for name, a in alerts.items():
-        assert a["annotations"]["runbook_url"].endswith(f"/docs/observability.md#{name.lower()}")
+        assert a["annotations"]["runbook_url"].endswith(f"/docs/operations.md#{name.lower()}")
         assert a["labels"]["severity"] in ("warning", "critical")
     # every expression selects its own namespace only: rules of several namespaces never collide
     for g in rules["legal-ai"]["spec"]["groups"]:
@@ -211,7 +211,7 @@ def test_goodput_counts_against_a_bucket_boundary() -> None:
 
 
 def test_runbook_in_docs_is_generated_and_every_alert_has_its_section(update_golden: bool) -> None:
-    path = REPO / "docs/observability.md"
+    path = REPO / "docs/operations.md"
     text = path.read_text(encoding="utf-8")
     begin, end = text.index(obs.RUNBOOK_BEGIN), text.index(obs.RUNBOOK_END) + len(obs.RUNBOOK_END) + 1
     if update_golden:
