@@ -195,7 +195,10 @@ violation contains v if {
 # Replicas as rendered (KServe's default where the field is left out: one).
 replicas_of(m) := object.get(m.spec.predictor, "minReplicas", 1) if m.kind == "InferenceService"
 
-replicas_of(m) := object.get(m.spec, "replicas", 1) if m.kind == "LLMInferenceService"
+# an autoscaling LLMInferenceService has spec.scaling instead of spec.replicas (KServe refuses both)
+replicas_of(m) := object.get(m.spec, "replicas", object.get(object.get(m.spec, "scaling", {}), "minReplicas", 1)) if {
+	m.kind == "LLMInferenceService"
+}
 
 too_few(got, want) if {
 	is_number(got)
