@@ -142,9 +142,9 @@ def test_catalogs_without_autoscaling_render_what_they_rendered(tmp_path: Path) 
     ("    gpu_quota: 4\n    autoscaling:\n      max: 3\n", "", "catalog.autoscaling", "prod.yaml:39:1",
      "names no Prometheus"),
     ("    gpu_quota: 4\n    autoscaling:\n      max: 3\n      signal: kv_cache_usage\n      target: 80\n",
-     ENV_SCALING, "schema.value-error", "customer-support.yaml:29:5", "exceeds what kv_cache_usage can reach"),
+     ENV_SCALING, "schema.value-error", "customer-support.yaml:30:7", "exceeds what kv_cache_usage can reach"),
     ("    gpu_quota: 4\n    autoscaling:\n      max: 3\n      signal: requests_waiting\n", ENV_SCALING,
-     "schema.value-error", "customer-support.yaml:29:5", "signal and target are given together"),
+     "schema.value-error", "customer-support.yaml:30:7", "signal and target are given together"),
     ("    gpu_quota: 4\n    autoscaling:\n      max: 3\n      window_s: 30\n", ENV_SCALING,
      "catalog.autoscaling", "customer-support.yaml:29:5", "less than two scrapes"),
 ])
@@ -159,7 +159,7 @@ def test_autoscaling_that_cannot_mean_what_it_says_is_a_finding(
 def test_hostile_prometheus_url_is_refused(tmp_path: Path) -> None:
     root = example(tmp_path, CS_PROD, "  autoscaling:\n    prometheus_url: http://user:pw@evil.example/?q=1\n")
     got = findings(root)
-    assert any(r.startswith("schema.") and "prod.yaml:40:21" in loc for r, loc, _ in got), got
+    assert any(r.startswith("schema.") and "prod.yaml:43:21" in loc for r, loc, _ in got), got
 
 
 def test_full_scale_across_environments_of_one_cluster(tmp_path: Path) -> None:
@@ -168,7 +168,7 @@ def test_full_scale_across_environments_of_one_cluster(tmp_path: Path) -> None:
     edit(root, "environments/staging.yaml", "  name: ocp-stg-tokyo\n", "  name: ocp-prod-osaka\n")
     got = [f for f in findings(root) if f[0] == "plan.cluster-gpu-capacity"]
     assert len(got) == 1, got
-    assert got[0][1].endswith("customer-support.yaml:31:7")  # the line of max
+    assert got[0][1].endswith("customer-support.yaml:30:7")  # the line of max
     assert "share cluster ocp-prod-osaka" in got[0][2]
 
 
