@@ -131,6 +131,9 @@ def _describe(old: ServicePlan, new: ServicePlan) -> list[str]:
         details.append(f"replicas {old.replicas} → {new.replicas}")
     if old.gpus != new.gpus:
         details.append(f"GPUs {old.gpus} → {new.gpus}")
+    if old.max_replicas != new.max_replicas and (old.scaling or new.scaling):  # fixed: said by replicas
+        details.append(f"max replicas {old.max_replicas} → {new.max_replicas} "
+                       f"(GPUs at full scale {old.gpus_max} → {new.gpus_max})")
     oa, na = _args(old), _args(new)
     for flag in sorted(oa.keys() | na.keys()):
         if oa.get(flag) != na.get(flag):

@@ -169,9 +169,14 @@ def serving_runtime(api_version: str, kind: str, meta: MetaLike | None, ctx: Map
 def inference_service(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
     predictor: dict[str, Any] = {
         "minReplicas": ctx["replicas"],
-        "maxReplicas": ctx["replicas"],
-        "serviceAccountName": ctx["service_account"],
+        "maxReplicas": ctx["max_replicas"],
     }
+    if ctx["scale_metric"]:
+        predictor["scaleMetric"] = ctx["scale_metric"]
+        predictor["scaleTarget"] = ctx["scale_target"]
+    if ctx["external"]:
+        predictor["autoScaling"] = _isvc_autoscaling(ctx["external"])
+    predictor["serviceAccountName"] = ctx["service_account"]
     _scheduling(ctx, predictor)
     predictor["storageUris"] = [{"uri": s["uri"], "mountPath": s["mountPath"]} for s in ctx["storage_uris"]] or None
     predictor["model"] = {
@@ -181,6 +186,30 @@ def inference_service(api_version: str, kind: str, meta: MetaLike | None, ctx: M
         "resources": _resources(ctx),
     }
     return {**_head(api_version, kind, meta), "spec": {"predictor": predictor}}
+
+
+def _isvc_autoscaling(ext: Mapping[str, Any]) -> dict[str, Any]:
+    external: dict[str, Any] = {
+        "metric": {"backend": "prometheus", "serverAddress": ext["server"], "query": ext["query"],
+                   "namespace": ext["namespace"]},
+        "target": {"type": "AverageValue", "averageValue": ext["target"]},
+    }
+    if ext["authentication"]:
+        external["authenticationRef"] = {"authModes": "bearer", "authenticationRef": {"name": ext["authentication"]}}
+    return {"metrics": [{"type": "External", "external": external}],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": ext["scale_down_window_s"]}}}
+
+
+def _llmisvc_scaling(sc: Mapping[str, Any]) -> dict[str, Any]:
+    trigger: dict[str, Any] = {"type": "prometheus", "metricType": "AverageValue", "metadata": {
+        "serverAddress": sc["server"], "query": sc["query"], "threshold": sc["target"], "namespace": sc["namespace"]}}
+    if sc["authentication"]:
+        trigger["metadata"]["authModes"] = "bearer"
+        trigger["authenticationRef"] = {"name": sc["authentication"]}
+    return {"minReplicas": sc["min"], "maxReplicas": sc["max"], "keda": {
+        "pollingInterval": sc["polling_s"], "triggers": [trigger],
+        "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {
+            "stabilizationWindowSeconds": sc["scale_down_window_s"]}}}}}}
 
 
 def llm_inference_service(api_version: str, kind: str, meta: MetaLike | None,
@@ -202,7 +231,7 @@ def llm_inference_service(api_version: str, kind: str, meta: MetaLike | None,
     }]
     return {**_head(api_version, kind, meta), "spec": {
         "model": model,
-        "replicas": ctx["replicas"],
+        **({"scaling": _llmisvc_scaling(ctx["scaling"])} if ctx["scaling"] else {"replicas": ctx["replicas"]}),
         "parallelism": {"tensor": ctx["tensor"]},
         "template": template,
         "router": {"gateway": {}, "route": {}, "scheduler": {"config": {"inline": ctx["scheduler_config"]}}},

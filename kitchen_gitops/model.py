@@ -31,6 +31,8 @@ from .escape import visible
 from .evaluation import DATASET_DIR, DATASET_SUFFIX, MAX_REPOSITORY_DATASET_BYTES, METRICS, parse_dataset
 from .findings import Finding, Location, Severity
 from .load import CATALOG_DIRS, Document, load_documents
+from .scaling import Autoscaling, EnvironmentAutoscaling
+from .scaling import catalog_findings as autoscaling_findings
 
 # Every pattern is matched with fullmatch: "$" would also match before a trailing
 # newline, and "cs-llm\n" would pass as a DNS label and become a folder name.
@@ -524,6 +526,7 @@ class TenantEnvironment(Strict):
         description="stable model names, each serving one of the flavor versions listed here")
     gpu_quota: int = Field(ge=0, le=MAX_COUNT)
     replicas: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    autoscaling: Autoscaling | None = None
 
 
 class Tenant(Strict):
@@ -642,6 +645,7 @@ class Serving(Strict):
     auth: bool = False
     resources: Resources = Resources()
     vllm: VllmDefaults
+    autoscaling: EnvironmentAutoscaling | None = None
 
 
 class Slo(Strict):
@@ -993,6 +997,7 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
     findings.extend(_cluster_safety(catalog))
     findings.extend(_evaluation_sets(catalog))
     findings.extend(_vllm_releases(catalog))
+    findings.extend(autoscaling_findings(catalog.tenants, catalog.environments, catalog.location))
     return catalog, findings
 
 

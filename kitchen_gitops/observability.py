@@ -34,24 +34,23 @@ from .manifests import substitute
 from .model import Environment
 from .plan import LLMISVC_PORT, PREDICTOR_PORT, ServicePlan, TenantPlan
 from .render import DOMAIN, LLMISVC_POD_LABELS, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta
+from .vllm_metrics import (
+    E2E,
+    GENERATION_TOKENS,
+    HTTP_REQUESTS,
+    ITL,
+    KV_CACHE,
+    LORA_INFO,
+    QUEUE,
+    RUNNING,
+    SUCCESS,
+    TPOT,
+    TTFT,
+    VLLM_METRICS,  # noqa: F401  the names the tests check against a live server
+    WAITING,
+    WAITING_BY_REASON,
+)
 
-# ---------------------------------------------------------------- vLLM 0.32 metrics
-
-TTFT = "vllm:time_to_first_token_seconds"
-TPOT = "vllm:request_time_per_output_token_seconds"  # per request, as `kitchen conform` measures TPOT
-ITL = "vllm:inter_token_latency_seconds"
-E2E = "vllm:e2e_request_latency_seconds"
-QUEUE = "vllm:request_queue_time_seconds"
-SUCCESS = "vllm:request_success_total"
-GENERATION_TOKENS = "vllm:generation_tokens_total"
-KV_CACHE = "vllm:kv_cache_usage_perc"  # 0..1 (was vllm:gpu_cache_usage_perc before vLLM 0.10)
-RUNNING = "vllm:num_requests_running"
-WAITING = "vllm:num_requests_waiting"
-WAITING_BY_REASON = "vllm:num_requests_waiting_by_reason"  # reason="deferred": the LoRA budget among others
-LORA_INFO = "vllm:lora_requests_info"
-HTTP_REQUESTS = "http_requests_total"  # vLLM's API server (prometheus-fastapi-instrumentator)
-VLLM_METRICS = (TTFT, TPOT, ITL, E2E, QUEUE, SUCCESS, GENERATION_TOKENS, KV_CACHE, RUNNING, WAITING,
-                WAITING_BY_REASON, LORA_INFO, HTTP_REQUESTS)
 # GPU metrics of NVIDIA's DCGM exporter: shown when present, not exported by vLLM
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
 DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"

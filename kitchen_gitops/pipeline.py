@@ -22,7 +22,7 @@ from .limits import Pending
 from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog, output_prefix
 from .observability import CONTRIBUTION as OBSERVABILITY
-from .plan import EnvironmentPlan, plan_environment, plan_findings
+from .plan import EnvironmentPlan, cluster_findings, plan_environment, plan_findings
 from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import prepare, start_policies
@@ -96,6 +96,7 @@ def plan(root: Path, envs: Sequence[str] | None = None) -> Outcome:
         p = plan_environment(outcome.catalog, env)
         outcome.plans[env] = p
         extra.extend(plan_findings(outcome.catalog, p))
+    extra.extend(cluster_findings(outcome.catalog, outcome.plans))
     outcome.findings = sort_findings([*outcome.findings, *extra])
     return outcome
 

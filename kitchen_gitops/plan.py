@@ -24,6 +24,7 @@ from .model import (
     Gpu,
     Tenant,
 )
+from .scaling import Scaling, resolve
 from .vllm_release import VllmRelease
 
 # The port vLLM serves on inside the predictor (probes, scrape target, network policies).
@@ -328,6 +329,7 @@ class ServicePlan:
     vllm: VllmArgs
     env_vars: tuple[tuple[str, str], ...]
     aliases: tuple[LoraModule, ...] = ()
+    scaling: Scaling | None = None  # None: a fixed `replicas`
 
     @property
     def adapters(self) -> tuple[LoraModule, ...]:
@@ -358,7 +360,17 @@ class ServicePlan:
 
     @property
     def gpus(self) -> int:
+        """GPUs at the replicas always running (``min`` when it autoscales)."""
         return self.tensor_parallel_size * self.replicas
+
+    @property
+    def max_replicas(self) -> int:
+        return self.scaling.max if self.scaling is not None else self.replicas
+
+    @property
+    def gpus_max(self) -> int:
+        """GPUs at full scale: what quotas and the cluster must hold."""
+        return self.tensor_parallel_size * self.max_replicas
 
     @property
     def runtime_name(self) -> str:
@@ -391,6 +403,9 @@ class ServicePlan:
             "tensor_parallel_size": self.tensor_parallel_size,
             "replicas": self.replicas,
             "gpus": self.gpus,
+            "max_replicas": self.max_replicas,
+            "gpus_max": self.gpus_max,
+            "autoscaling": self.scaling.as_dict() if self.scaling is not None else None,
             "memory": self.memory.as_dict(),
             "args": list(self.args),
             "vllm_args": {flag: list(v) if isinstance(v, tuple) else v for flag, v in self.vllm.flags().items()},
@@ -424,6 +439,7 @@ class EnvironmentPlan:
             "gpu": {"product": env.cluster.gpu.product, "memory_gib": env.cluster.gpu.memory_gib,
                     "total": env.cluster.gpu.total},
             "gpus_planned": sum(s.gpus for s in self.services),
+            "gpus_planned_max": sum(s.gpus_max for s in self.services),
             "gpu_quota_total": sum(t.gpu_quota for t in self.tenants),
             "tenants": [{"tenant": t.tenant.name, "namespace": t.namespace, "gpu_quota": t.gpu_quota,
                          "services": [s.as_dict() for s in t.services]} for t in self.tenants],
@@ -469,7 +485,8 @@ def release_options(options: list[tuple[str, ArgValue]], release: VllmRelease | 
 
 
 def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Flavor],
-                 replicas: int, aliases: dict[str, str] | None = None) -> ServicePlan:
+                 replicas: int, aliases: dict[str, str] | None = None,
+                 scaling: Scaling | None = None) -> ServicePlan:
     """``aliases``: alias name → the ``name@version`` of one of ``flavors`` it serves."""
     vllm = env.serving.vllm
     release = environment_release(env)
@@ -517,7 +534,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
         max_cpu_loras=max_cpu_loras, max_model_len=max_model_len, tensor_parallel_size=tp,
         replicas=replicas, memory=memory, lora_modules=modules,
         vllm=VllmArgs(tuple(release_options(options, release)), tuple(vllm.extra_args)),
-        env_vars=OFFLINE_ENV, aliases=alias_modules,
+        env_vars=OFFLINE_ENV, aliases=alias_modules, scaling=scaling,
     )
 
 
@@ -535,11 +552,14 @@ def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
         for ref in tenv.flavors:
             flavor = catalog.flavors[str(ref)]
             by_base.setdefault(str(flavor.base), []).append(flavor)
+        scaling = resolve(env.name, env.serving.autoscaling, tenv.autoscaling, tenv.replicas, env.serving.replicas)
         replicas = env.serving.replicas if tenv.replicas is None else tenv.replicas
+        if scaling is not None:
+            replicas = scaling.min
         aliases = {a: str(ref) for a, ref in tenv.aliases.items()}
         for base_ref in sorted(by_base):
             base = catalog.bases[base_ref]
-            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas, aliases))
+            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas, aliases, scaling))
         plan.tenants.append(tplan)
     return plan
 
@@ -567,6 +587,43 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                 actual=f"{m.kv_tokens} KV tokens", environment=env.name, subject=f"Base/{svc.base.ref}",
             ))
     out += _evaluation_sets_size(catalog, plan)
+    return out
+
+
+def max_location(catalog: Catalog, svc: ServicePlan) -> Location:
+    """The catalog line that sets a service's full scale: its ``max`` (the tenant's or its
+    environment's), else the tenant's fixed replicas (or where it would write them)."""
+    if svc.scaling is not None:
+        key = svc.tenant.name if svc.scaling.max_from == "Tenant" else svc.environment.name
+        return catalog.location(svc.scaling.max_from, key, tuple(svc.scaling.max_field.split(".")))
+    return catalog.location("Tenant", svc.tenant.name, ("environments", svc.environment.name, "replicas"))
+
+
+def cluster_findings(catalog: Catalog, plans: dict[str, EnvironmentPlan]) -> list[Finding]:
+    """Environments that name one cluster share its GPUs: at full scale (every tenant at
+    ``max``) they fit it together.  One environment alone is the policy's (policy.gpu-capacity)."""
+    clusters: dict[str, list[str]] = {}
+    for name, env in sorted(catalog.environments.items()):
+        clusters.setdefault(env.cluster.name, []).append(name)
+    out: list[Finding] = []
+    for cluster, names in sorted(clusters.items()):
+        if len(names) < 2 or not any(n in plans for n in names):
+            continue
+        services = [s for n in names for s in (plans.get(n) or plan_environment(catalog, n)).services]
+        total = min(catalog.environments[n].cluster.gpu.total for n in names)
+        planned = sum(s.gpus_max for s in services)
+        if planned <= total or not services:
+            continue
+        top = max(services, key=lambda s: (s.gpus_max, s.scaling is not None, s.environment.name, s.namespace))
+        shares = ", ".join(f"{n} {sum(s.gpus_max for s in services if s.environment.name == n)}" for n in names)
+        out.append(Finding(
+            "plan.cluster-gpu-capacity", Severity.ERROR,
+            f"environments {', '.join(names)} share cluster {cluster} ({total} GPUs) and plan {planned} GPUs "
+            f"at full scale ({shares}); the largest, {top.namespace}/{top.name} in {top.environment.name}, "
+            f"at {top.max_replicas} replica(s) × {top.tensor_parallel_size} GPU(s)",
+            max_location(catalog, top), resource=ResourceRef(top.kind, top.name, top.namespace, top.api_version),
+            expected=f"at most {total} GPUs at max replicas over every environment of cluster {cluster}",
+            actual=f"{planned} GPUs", environment=top.environment.name, subject=f"Tenant/{top.tenant.name}"))
     return out
 
 

@@ -441,13 +441,14 @@ class EnvironmentRenderer:
                              cat.location("Tenant", svc.tenant.name, loc_path))
             return
         if env.serving.deployment_mode == "RawDeployment":
-            annotations.append(("serving.kserve.io/autoscalerClass", "none"))
+            annotations.append(("serving.kserve.io/autoscalerClass", "keda" if svc.scaling else "none"))
         self.emit(f"{svc.namespace}/inferenceservice-{svc.name}.yaml", "inferenceservice.yaml.j2",
                   cat.location("Tenant", svc.tenant.name, loc_path), srcs,
                   "InferenceService", svc.api_version,
                   object_meta(svc.name, svc.namespace, env, wave=WAVE_SERVICE, labels=labels,
                         annotations=annotations),
                   replicas=svc.replicas, service_account=STORAGE_SERVICE_ACCOUNT,
+                  **isvc_scaling(svc),
                   node_selector=sorted(env.cluster.node_selector.items()),
                   tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
                   storage_uris=svc.storage_uris, runtime=RUNTIME_NAME, args=list(svc.args),
@@ -468,7 +469,7 @@ class EnvironmentRenderer:
                   model_uri=svc.base.source, model_name=svc.served_model_name,
                   adapters=[{"name": m.name, "uri": m.uri} for m in svc.adapters],
                   max_rank=svc.max_lora_rank, max_adapters=svc.max_loras, max_cpu_adapters=svc.max_cpu_loras,
-                  replicas=svc.replicas, tensor=svc.tensor_parallel_size,
+                  replicas=svc.replicas, tensor=svc.tensor_parallel_size, scaling=llmisvc_scaling(svc),
                   service_account=STORAGE_SERVICE_ACCOUNT, image=env.images.vllm,
                   node_selector=sorted(env.cluster.node_selector.items()),
                   tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
@@ -500,6 +501,42 @@ class EnvironmentRenderer:
         for contribute in self.contributions:
             if not contribute.in_kustomization:
                 contribute(self)  # outside the kustomization, like the Application
+
+
+def _keda_trigger(svc: ServicePlan) -> dict[str, Any]:
+    """What KEDA's Prometheus scaler reads for one InferenceService: the query from the
+    environment's Prometheus, in the tenant's namespace (the Thanos querier of OpenShift's
+    user-workload monitoring answers only with it), the target per replica."""
+    assert svc.scaling is not None
+    sc = svc.scaling
+    return {"server": sc.prometheus_url, "query": sc.query(svc.namespace, svc.name), "namespace": svc.namespace,
+            "target": fmt_number(sc.target), "authentication": sc.authentication,
+            "scale_down_window_s": sc.scale_down_window_s}
+
+
+def isvc_scaling(svc: ServicePlan) -> dict[str, Any]:
+    """An InferenceService's replica range and how KServe scales it: KEDA on the query in
+    RawDeployment, Knative's concurrency in Serverless mode; fixed replicas without autoscaling."""
+    out: dict[str, Any] = {"max_replicas": svc.max_replicas, "scale_metric": None, "scale_target": None,
+                           "external": None}
+    if svc.scaling is None:
+        return out
+    if svc.environment.serving.deployment_mode == "Serverless":
+        return {**out, "scale_metric": "concurrency", "scale_target": int(svc.scaling.target)}
+    return {**out, "external": _keda_trigger(svc)}
+
+
+def llmisvc_scaling(svc: ServicePlan) -> dict[str, Any] | None:
+    """An LLMInferenceService's ``spec.scaling`` (KEDA), which replaces ``spec.replicas``."""
+    if svc.scaling is None:
+        return None
+    return {"min": svc.scaling.min, "max": svc.scaling.max,
+            "polling_s": svc.environment.observability.scrape_interval_s, **_keda_trigger(svc)}
+
+
+def fmt_number(value: float) -> str:
+    """A Kubernetes quantity of a target: ``2``, ``0.75``."""
+    return str(int(value)) if value == int(value) else f"{value:.6g}"
 
 
 def _template_error(exc: BaseException, template: str, folder: Path) -> str:

@@ -142,6 +142,14 @@ _rule("catalog.rbac-subject", "Access group refused", E,
 _rule("catalog.vllm-release", "Unsupported vLLM release", E,
       "An environment's images.vllm_version is a release kitchen has a parser table for "
       "(kitchen_gitops/data/vllm, docs/compatibility.md): the arguments are rendered for that release.")
+_rule("catalog.autoscaling", "Autoscaling that cannot mean what it says", E,
+      "A tenant's autoscaling and its environment's default make one whole (docs/catalog.md#autoscaling): "
+      "a max, min at most max, not beside a fixed replicas; a Prometheus for KEDA and observability on "
+      "(the query reads what kitchen's PodMonitor scrapes), a window of at least two scrapes; in "
+      "Serverless mode, Knative's concurrency (requests_running, a whole-number target).")
+_rule("plan.cluster-gpu-capacity", "Environments on one cluster exceed its GPUs at full scale", E,
+      "Environments that name the same cluster.name share its GPUs: their tenants at max replicas "
+      "(replicas x GPUs per replica, summed over every environment on the cluster) fit the cluster.")
 # ---------------------------------------------------------------- evaluation sets
 _rule("evaluation.unknown-metric", "Evaluation metric unknown", E,
       "A flavor with an evaluation set scores it on a metric kitchen computes: exact_match, contains, regex, "

@@ -33,3 +33,26 @@ test_fail_replica_larger_than_a_node if {
 	some v in vs
 	v.resource.kind == "InferenceService"
 }
+
+scaled(max_replicas, from, field) := {"gpus": 1, "gpus_max": max_replicas, "tensor_parallel_size": 1, "autoscaling": {
+	"min": 1, "max": max_replicas, "max_from": from, "max_field": field,
+}}
+
+test_pass_autoscaling_within_quota if {
+	count(gpu_capacity.violation) == 0 with input as fixtures.with_patch(plan_with(scaled(2, "Tenant", "environments.prod.autoscaling.max"), 2))
+}
+
+test_fail_autoscaling_max_above_quota if {
+	vs := gpu_capacity.violation with input as fixtures.with_patch(plan_with(scaled(3, "Tenant", "environments.prod.autoscaling.max"), 2))
+	count(vs) == 1
+	some v in vs
+	v.at.path == "environments.prod.autoscaling.max"
+}
+
+test_fail_environment_default_max_above_cluster if {
+	vs := gpu_capacity.violation with input as fixtures.with_patch(plan_with(scaled(12, "Environment", "serving.autoscaling.max"), 12))
+	count(vs) == 1
+	some v in vs
+	v.at.path == "serving.autoscaling.max"
+	v.object == "Tenant/support"
+}
