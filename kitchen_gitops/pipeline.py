@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .admission import FOLDER as ADMISSION_FOLDER
+from .admission import render_admission, reserved_findings
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
@@ -26,7 +28,7 @@ from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import evaluate_policies, prepare
 from .policy.inputs import build_inputs
-from .policy.library import load_library
+from .policy.library import load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
 from .render import (
     Contribution,
@@ -51,6 +53,16 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     plans: dict[str, EnvironmentPlan] = field(default_factory=dict)
     rendered: dict[str, list[RenderedFile]] = field(default_factory=dict)
+    # the admission policies of every environment, paths relative to <prefix>/admission/
+    admission: list[RenderedFile] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> dict[str, list[RenderedFile]]:
+        """What ``kitchen render`` writes under the output folder: each environment's
+        folder and, where anything was rendered, the admission folder."""
+        if not self.rendered:
+            return dict(self.rendered)
+        return {**self.rendered, ADMISSION_FOLDER: self.admission}
 
     @property
     def ok(self) -> bool:
@@ -106,12 +118,15 @@ def contributions() -> tuple[Contribution, ...]:
 
 def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
     outcome = plan(root, envs)
+    if outcome.ok:
+        outcome.findings = sort_findings([*outcome.findings, *reserved_findings(outcome.catalog)])
     if not outcome.ok:
         return outcome
     templates = template_dir(root)
     extra = contributions()
     for env, p in outcome.plans.items():
         outcome.rendered[env] = render_environment(outcome.catalog, p, templates, extra)
+    outcome.admission = render_admission(outcome.catalog, load_policy_data(root))
     return outcome
 
 
@@ -123,7 +138,8 @@ def output_dir(root: Path, catalog: Catalog) -> Path:
 
 def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]], *, full: bool,
                    root: Path) -> list[Finding]:
-    """The committed rendered output that differs from what the catalog renders."""
+    """The committed rendered output that differs from what the catalog renders (the
+    admission folder's findings name the environment below it)."""
     diffs = check_outputs(out_dir, rendered, prune_environments=full)
     objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files if f.objects}
     return _as_stale(out_dir, diffs, objects, root)
@@ -143,8 +159,15 @@ def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, 
     return [Finding(STALE_RULE, Severity.ERROR, f"committed rendered output {words.get(d.change, d.change)}",
                     Location(f"{shown}/{d.path}"), resource=resource(d.path),
                     expected="run `kitchen render` and commit the rendered output",
-                    environment=d.path.split("/", 1)[0].rstrip("/"))
+                    environment=_environment_of(d.path))
             for d in diffs]
+
+
+def _environment_of(path: str) -> str:
+    """The environment a path of the output belongs to: its first folder, or the second
+    one below the admission folder."""
+    parts = path.rstrip("/").split("/")
+    return parts[1] if parts[0] == ADMISSION_FOLDER and len(parts) > 2 else parts[0]
 
 
 def policy_folder(root: Path, policies: Path | None) -> Path:
@@ -181,6 +204,8 @@ def check(opts: CheckOptions) -> Result:
     root = opts.root
     envs = list(opts.environments) or None
     outcome = plan(root, envs)
+    if outcome.ok:
+        outcome.findings = sort_findings([*outcome.findings, *reserved_findings(outcome.catalog)])
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
     if not outcome.ok:
@@ -217,6 +242,8 @@ def check(opts: CheckOptions) -> Result:
     result.findings.extend(allow_findings)  # security widens the allow-list itself: not waived
     if opts.render_check:
         result.findings.extend(stale)
+        admission = {ADMISSION_FOLDER: render_admission(outcome.catalog, library.data)}
+        result.findings.extend(stale_findings(job.out_dir, admission, full=False, root=root))
         if not envs:  # environments no longer in the catalog
             result.findings.extend(_as_stale(job.out_dir, stale_environments(job.out_dir, names), {}, root))
     result.findings = sort_findings(result.findings)
@@ -224,7 +251,7 @@ def check(opts: CheckOptions) -> Result:
                     for r in library.rules.values()}
     result.rules_run = sorted(result.rules)
     ran = f"{len(library.rules)} rules"
-    rendered_ok = "; rendered/ up to date" if opts.render_check else ""
+    rendered_ok = "; rendered/ and its admission policies up to date" if opts.render_check else ""
     result.summary = [f"check ok: {', '.join(result.environments)}; {ran}{rendered_ok}"] \
         if not result.findings else []
     return result

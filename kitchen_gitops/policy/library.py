@@ -303,6 +303,9 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better), "
                                   "the floor no flavor's threshold may be below and, for the metrics "
                                   "scored on the live server, the drift tolerance", pattern=_ENV_NAME),
+    "admission_actions": DataKey("list", "what the cluster does with an object the admission policies refuse "
+                                 "(the bindings' validationActions): [Warn, Audit] while rolling out, then [Deny] "
+                                 "(docs/policies.md#admission)", ("Deny", "Warn", "Audit")),
     "vllm_extra_args": DataKey("vllm_args", "the vLLM options an environment's extra_args may set (--flag: "
                                "{kind: switch | int, min, max | number, min, max | choice, values | path, "
                                "under}); every other option is refused"),
