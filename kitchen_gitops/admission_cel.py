@@ -123,8 +123,8 @@ def not_user_zero() -> str:
 
 def seccomp_confined() -> str:
     kinds = "['RuntimeDefault', 'Localhost']"
-    return (f"variables.containers.all(c, {path('c', 'securityContext.seccompProfile')} ? "
-            f"({path('c', 'securityContext.seccompProfile.type')} && c.securityContext.seccompProfile.type in {kinds}) : "
+    own = f"{path('c', 'securityContext.seccompProfile.type')} && c.securityContext.seccompProfile.type in {kinds}"
+    return (f"variables.containers.all(c, {path('c', 'securityContext.seccompProfile')} ? ({own}) : "
             f"({path('variables.pod', 'securityContext.seccompProfile.type')} && "
             f"variables.pod.securityContext.seccompProfile.type in {kinds}))")
 
