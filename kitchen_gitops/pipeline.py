@@ -251,7 +251,7 @@ def check(opts: CheckOptions) -> Result:
                     for r in library.rules.values()}
     result.rules_run = sorted(result.rules)
     ran = f"{len(library.rules)} rules"
-    rendered_ok = "; rendered/ and its admission policies up to date" if opts.render_check else ""
+    rendered_ok = "; rendered/ up to date" if opts.render_check else ""
     result.summary = [f"check ok: {', '.join(result.environments)}; {ran}{rendered_ok}"] \
         if not result.findings else []
     return result
