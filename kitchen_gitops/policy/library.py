@@ -506,6 +506,9 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
             if spec.pattern is not None and not spec.pattern.fullmatch(item):
                 raise PolicyError(doc.location((key, i), value=True),
                                   f"{key}[{i}] '{visible(item)}' is not a valid value")
+        if key == "admission_actions" and ({"Deny", "Warn"} <= set(value) or not value):
+            raise PolicyError(where, f"{key}: expected [Deny], [Deny, Audit], [Warn, Audit], [Warn] or [Audit] "
+                              "(Kubernetes refuses a binding with both Deny and Warn, or none)")
         return
     if not isinstance(value, dict):
         raise PolicyError(where, f"{key} must be a mapping ({spec.description})")

@@ -195,3 +195,40 @@ def test_every_binding_names_a_policy_and_an_environment() -> None:
         assert b["spec"]["validationActions"] == ["Deny"]
         assert policies[b["spec"]["policyName"]]["spec"]["failurePolicy"] == "Fail"
 
+
+
+# ---------------------------------------------------------------- hostile input
+
+
+def test_an_environment_named_like_the_admission_folder_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for part in ("catalog", "environments", "evaluations", "templates", "policies", "evidence"):
+        shutil.copytree(REPO / part, root / part)
+    text = (root / "environments" / "dev.yaml").read_text(encoding="utf-8")
+    (root / "environments" / "admission.yaml").write_text(text.replace("name: dev\n", "name: admission\n", 1),
+                                                           encoding="utf-8")
+    outcome = pipeline.render(root)
+    found = [f for f in outcome.findings if f.rule_id == "render.admission-folder"]
+    assert [str(f.location) for f in found] == ["environments/admission.yaml:3:7"]
+    assert not outcome.rendered and not outcome.admission
+
+
+@pytest.mark.parametrize("text", ['a") || true || ("', "back\\slash", "line\nbreak", "'quote'", "ümlaut\u202e"])
+def test_a_value_enters_an_expression_as_a_string_and_nothing_else(text: str) -> None:
+    from kitchen_gitops.admission_cel import literal
+    from tests.support.admission_eval import evaluate
+
+    assert evaluate(f"{literal(text)} == object.v", {"object": {"v": text}}) is True
+    assert evaluate(f"[{literal(text)}].exists(r, 'x'.startsWith(r))", {}) is False
+
+
+def test_deny_and_warn_together_is_refused_at_its_line(tmp_path: Path) -> None:
+    from kitchen_gitops.policy.errors import PolicyError
+
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    data = tmp_path / "policies" / "data.yaml"
+    data.write_text(data.read_text(encoding="utf-8").replace("admission_actions: [Deny]",
+                                                             "admission_actions: [Deny, Warn]"), encoding="utf-8")
+    with pytest.raises(PolicyError) as err:
+        load_library(tmp_path / "policies", tmp_path)
+    assert "admission_actions" in str(err.value) and "data.yaml:" in str(err.value)
