@@ -177,7 +177,7 @@ def policies(s: Settings) -> list[Policy]:
     if s.min_replicas is not None:
         out.append(Policy("min-replicas", ("InferenceService", "LLMInferenceService"), (
             Validation("policy.gate-floor", cel.min_replicas(s.min_replicas),
-                       f"runs fewer than {s.min_replicas} replica(s), the floor policies/ sets"),
+                       f"runs fewer than {s.min_replicas} replica(s), its floor in policies/ (serving.min_replicas)"),
         )))
     return sorted(out, key=lambda p: p.name)
 

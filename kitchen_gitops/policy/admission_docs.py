@@ -87,15 +87,16 @@ any `--trust-remote-code` but `=false` is refused, and a selector with empty
 
 def _rows(rule_ids: Iterable[str]) -> list[str]:
     sample = Settings("<env>", ("<registry>",), (), 1, ("<switch>",), ("<name>",), ("--<flag>",), DEFAULT_ACTIONS)
-    where: dict[str, list[str]] = {}
+    where: dict[str, dict[str, list[str]]] = {}
     for p in policies(sample):
         for v in p.validations:
-            where.setdefault(v.rule, []).append(f"`kitchen-<env>-{p.name}`: {v.reason.replace('<', '&lt;')}")
+            reason = v.reason.replace("<", "&lt;")
+            reason = reason.replace("fewer than 1 replica(s), its floor", "fewer replicas than its floor")
+            where.setdefault(v.rule, {}).setdefault(f"kitchen-&lt;env>-{p.name}", []).append(reason)
     rows = []
     for rule in sorted(set(rule_ids) | set(where)):
-        at = where.get(rule)
-        enforced = "CI and admission" if at else "CI"
-        rows.append(f"| `{rule}` | {enforced} | {'; '.join(at) if at else '—'} |")
+        at = "; ".join(f"`{name}`: the object {', or '.join(reasons)}" for name, reasons in where.get(rule, {}).items())
+        rows.append(f"| `{rule}` | {'CI and admission' if at else 'CI'} | {at or '—'} |")
     return rows
 
 

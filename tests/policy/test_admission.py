@@ -128,6 +128,13 @@ def test_admission_agrees_with_the_gate(case: Case, tmp_path: Path) -> None:
             assert denied <= refused(outcome, findings, None), f"{case.name} on {engine}"
 
 
+def test_every_rule_admission_names_is_one_the_gate_reports() -> None:
+    from kitchen_gitops.rules import REGISTRY
+
+    library = load_library(REPO / "policies", REPO)
+    assert {r.id for r in library.rules.values()} | set(REGISTRY) >= RULES
+
+
 def test_every_case_of_an_enforced_rule_says_what_admission_does() -> None:
     unmarked = [c.name for c in cases() if c.rule in RULES and not c.admission]
     assert unmarked == []
