@@ -116,10 +116,16 @@ def contributions() -> tuple[Contribution, ...]:
     return (*CONFORMANCE_OBJECTS, OBSERVABILITY)
 
 
-def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
+def _planned(root: Path, envs: Sequence[str] | None) -> Outcome:
+    """``plan``, and an environment that would render into the admission folder refused."""
     outcome = plan(root, envs)
     if outcome.ok:
         outcome.findings = sort_findings([*outcome.findings, *reserved_findings(outcome.catalog)])
+    return outcome
+
+
+def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
+    outcome = _planned(root, envs)
     if not outcome.ok:
         return outcome
     templates = template_dir(root)
@@ -203,9 +209,7 @@ def check(opts: CheckOptions) -> Result:
     findings come back; nothing else crosses between them."""
     root = opts.root
     envs = list(opts.environments) or None
-    outcome = plan(root, envs)
-    if outcome.ok:
-        outcome.findings = sort_findings([*outcome.findings, *reserved_findings(outcome.catalog)])
+    outcome = _planned(root, envs)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
     if not outcome.ok:
