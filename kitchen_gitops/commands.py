@@ -95,15 +95,15 @@ def execute_render(opts: RenderOptions) -> Result:
     target = opts.out if opts.out is not None else pipeline.output_dir(opts.root, outcome.catalog)
     full = not opts.environments
     if opts.check:
-        stale = pipeline.stale_findings(target, outcome.rendered, full=full, root=opts.root)
+        stale = pipeline.stale_findings(target, outcome.outputs, full=full, root=opts.root)
         result = outcome.result(command)
         result.findings = sort_findings([*result.findings, *stale])
         result.summary = ([f"{len(stale)} rendered file(s) out of date: run `kitchen render` and commit"]
                           if stale else [f"rendered output up to date ({', '.join(outcome.rendered)})"])
         return result
-    write_outputs(target, outcome.rendered, prune_environments=full)
+    write_outputs(target, outcome.outputs, prune_environments=full)
     return outcome.result(command, [f"rendered {name}: {len(files)} files in {target / name}"
-                                    for name, files in outcome.rendered.items()])
+                                    for name, files in outcome.outputs.items()])
 
 
 @dataclass(frozen=True)

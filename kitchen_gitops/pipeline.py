@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .admission import FOLDER as ADMISSION_FOLDER
+from .admission import render_admission, reserved_findings
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
@@ -27,7 +29,7 @@ from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import prepare, start_policies
 from .policy.inputs import build_inputs
-from .policy.library import load_library
+from .policy.library import load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
 from .render import (
     Contribution,
@@ -52,6 +54,16 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     plans: dict[str, EnvironmentPlan] = field(default_factory=dict)
     rendered: dict[str, list[RenderedFile]] = field(default_factory=dict)
+    # the admission policies of every environment, paths relative to <prefix>/admission/
+    admission: list[RenderedFile] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> dict[str, list[RenderedFile]]:
+        """What ``kitchen render`` writes under the output folder: each environment's
+        folder and, where anything was rendered, the admission folder."""
+        if not self.rendered:
+            return dict(self.rendered)
+        return {**self.rendered, ADMISSION_FOLDER: self.admission}
 
     @property
     def ok(self) -> bool:
@@ -106,14 +118,23 @@ def contributions() -> tuple[Contribution, ...]:
     return (*CONFORMANCE_OBJECTS, OBSERVABILITY)
 
 
-def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
+def _planned(root: Path, envs: Sequence[str] | None) -> Outcome:
+    """``plan``, and an environment that would render into the admission folder refused."""
     outcome = plan(root, envs)
+    if outcome.ok:
+        outcome.findings = sort_findings([*outcome.findings, *reserved_findings(outcome.catalog)])
+    return outcome
+
+
+def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
+    outcome = _planned(root, envs)
     if not outcome.ok:
         return outcome
     templates = template_dir(root)
     extra = contributions()
     for env, p in outcome.plans.items():
         outcome.rendered[env] = render_environment(outcome.catalog, p, templates, extra)
+    outcome.admission = render_admission(outcome.catalog, load_policy_data(root))
     return outcome
 
 
@@ -125,7 +146,8 @@ def output_dir(root: Path, catalog: Catalog) -> Path:
 
 def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]], *, full: bool,
                    root: Path) -> list[Finding]:
-    """The committed rendered output that differs from what the catalog renders."""
+    """The committed rendered output that differs from what the catalog renders (the
+    admission folder's findings name the environment below it)."""
     diffs = check_outputs(out_dir, rendered, prune_environments=full)
     objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files if f.objects}
     return _as_stale(out_dir, diffs, objects, root)
@@ -145,8 +167,15 @@ def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, 
     return [Finding(STALE_RULE, Severity.ERROR, f"committed rendered output {words.get(d.change, d.change)}",
                     Location(f"{shown}/{d.path}"), resource=resource(d.path),
                     expected="run `kitchen render` and commit the rendered output",
-                    environment=d.path.split("/", 1)[0].rstrip("/"))
+                    environment=_environment_of(d.path))
             for d in diffs]
+
+
+def _environment_of(path: str) -> str:
+    """The environment a path of the output belongs to: its first folder, or the second
+    one below the admission folder."""
+    parts = path.rstrip("/").split("/")
+    return parts[1] if parts[0] == ADMISSION_FOLDER and len(parts) > 2 else parts[0]
 
 
 def policy_folder(root: Path, policies: Path | None) -> Path:
@@ -182,7 +211,7 @@ def check(opts: CheckOptions) -> Result:
     findings come back; nothing else crosses between them."""
     root = opts.root
     envs = list(opts.environments) or None
-    outcome = plan(root, envs)
+    outcome = _planned(root, envs)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
     if not outcome.ok:
@@ -220,6 +249,8 @@ def check(opts: CheckOptions) -> Result:
     result.findings.extend(allow_findings)  # security widens the allow-list itself: not waived
     if opts.render_check:
         result.findings.extend(stale)
+        admission = {ADMISSION_FOLDER: render_admission(outcome.catalog, library.data)}
+        result.findings.extend(stale_findings(job.out_dir, admission, full=False, root=root))
         if not envs:  # environments no longer in the catalog
             result.findings.extend(_as_stale(job.out_dir, stale_environments(job.out_dir, names), {}, root))
     result.findings = sort_findings(result.findings)

@@ -84,6 +84,11 @@ API_VERSIONS = {"InferenceService": ISVC_API_VERSION, "LLMInferenceService": LLM
 # The port vLLM serves on in an LLMInferenceService's workload (KServe's LLMInferenceServiceConfig).
 LLMISVC_PORT = 8000
 OFFLINE_ENV = (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("VLLM_NO_USAGE_STATS", "1"))
+# Every vLLM option kitchen itself writes (plan_service, runtime_args), as the admission
+# policies allow them on a serving container beside the allow-list of extra_args.
+KITCHEN_FLAGS = ("--model", "--served-model-name", "--dtype", "--max-model-len", "--tensor-parallel-size",
+                 "--gpu-memory-utilization", "--max-num-seqs", "--max-num-batched-tokens", "--trust-remote-code",
+                 "--enable-lora", "--max-loras", "--max-lora-rank", "--max-cpu-loras", "--lora-modules", "--port")
 
 
 # vLLM's --gpu-memory-utilization where neither the environment nor a release table says

@@ -78,6 +78,9 @@ LLMISVC_POD_LABELS = (("app.kubernetes.io/part-of", "llminferenceservice"), ("ks
 
 # Argo CD sync waves: namespaces first, then RBAC/quotas/policies, runtimes, then models.
 WAVE_NAMESPACE = -10
+# Pod Security admission on every namespace kitchen renders: the restricted profile,
+# enforced, and reported to users (warn) and in the audit log (audit).
+POD_SECURITY = tuple((f"pod-security.kubernetes.io/{mode}", "restricted") for mode in ("audit", "enforce", "warn"))
 WAVE_RBAC = -5
 WAVE_RUNTIME = 0
 WAVE_SERVICE = 10
@@ -330,7 +333,7 @@ class EnvironmentRenderer:
             ns_ann.append(("openshift.io/description", tenant.description))
         self.emit(f"{d}/namespace.yaml", "namespace.yaml.j2", self.catalog.location("Tenant", tenant.name, ("name",)),
                   srcs, "Namespace", "v1",
-                  object_meta(ns, "", env, wave=WAVE_NAMESPACE, labels=tlabel, annotations=ns_ann))
+                  object_meta(ns, "", env, wave=WAVE_NAMESPACE, labels=(*tlabel, *POD_SECURITY), annotations=ns_ann))
         self.emit(f"{d}/resourcequota-gpu.yaml", "resourcequota.yaml.j2",
                   self.catalog.location("Tenant", tenant.name, ("environments", env.name, "gpu_quota")),
                   srcs, "ResourceQuota", "v1",

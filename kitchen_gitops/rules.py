@@ -210,7 +210,11 @@ _rule("render.unintended-field", "Template renders a field kitchen does not inte
       "dropped or changed is refused at the template line that wrote it, unless it is an addition that a "
       "customisation point of policies/data.yaml allows (docs/security.md#customisation-points).")
 _rule("render.stale", "Committed rendered output is stale", E,
-      "The rendered/ tree in the repository differs from what the catalog renders: run `kitchen render` and commit.")
+      "The rendered/ tree in the repository differs from what the catalog renders, its admission policies "
+      "(rendered/admission/) included: run `kitchen render` and commit.")
+_rule("render.admission-folder", "Environment named like the admission folder", E,
+      "No environment is named `admission`: its output would be the folder of the admission policies "
+      "(rendered/admission/, docs/policies.md#admission).")
 
 # ---------------------------------------------------------------- waivers
 _rule("policy.waiver-invalid", "Malformed waiver", E,

@@ -152,4 +152,7 @@ if [[ "$SKIP_VLLM" != "1" ]]; then
 else
   "$PY" -c "import regorus, minio, lupa"
 fi
+# the CEL reference implementation (the dev extra: cel-expr-python) that the admission
+# agreement tests evaluate the generated policies with
+"$PY" -c "from cel_expr_python import cel; cel.NewEnv().compile('1 + 1')"
 log "done: $VENV"

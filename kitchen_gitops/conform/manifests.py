@@ -24,6 +24,7 @@ from typing import Any
 from ..render import (
     CONFORMANCE_NAMESPACE,
     DOMAIN,
+    POD_SECURITY,
     WAVE_NAMESPACE,
     WAVE_RBAC,
     Contribution,
@@ -83,7 +84,7 @@ def render_conformance(r: EnvironmentRenderer) -> None:
     trace = ((f"{DOMAIN}/sources", r.env_source),)
 
     r.emit(f"{ns}/namespace.yaml", "namespace.yaml.j2", conf_loc, (r.env_source,), "Namespace", "v1",
-           object_meta(ns, "", env, wave=WAVE_NAMESPACE, labels=label,
+           object_meta(ns, "", env, wave=WAVE_NAMESPACE, labels=(*label, *POD_SECURITY),
                  annotations=[*trace, ("openshift.io/display-name", "kitchen conformance")]))
     r.emit(f"{ns}/serviceaccount-{NAME}.yaml", "conformance-serviceaccount.yaml.j2", conf_loc,
            (r.env_source,), "ServiceAccount", "v1",

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from ..rules import RuleInfo, builtin_rules
+from .admission_docs import admission_docs
 from .library import Library, Module, Rule
 
 DOC_PATH = "docs/policies.md"
@@ -25,6 +26,8 @@ the embedded engine (regorus) or an OPA server (`--opa-url`). Each finding carri
 rule id, its severity, the catalog `file:line:col` it comes from, the environment and the
 rendered resource it concerns. The checks built into the stages are listed after the
 policy rules ([built-in checks](#built-in-checks)). Exceptions go in `policies/waivers.yaml` (owner, reason, expiry).
+The rules that one object decides are enforced by the cluster too, through admission
+policies generated from the same sources ([admission](#admission)).
 
 ## Who owns which file
 
@@ -139,6 +142,7 @@ def render_docs(library: Library) -> str:
         for kind, label in (("pass", "Passing example"), ("fail", "Failing example")):
             if kind in ex:
                 out += [f"{label} (from its unit tests):", "", "```rego", ex[kind], "```", ""]
+    out += admission_docs(r.id for r in rules)
     out += _builtin_docs()
     return "\n".join(out).rstrip() + "\n"
 

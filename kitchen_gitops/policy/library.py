@@ -303,6 +303,9 @@ DATA_SCHEMA: dict[str, DataKey] = {
     "evaluation_metrics": DataKey("metrics", "per evaluation metric: its direction (higher_is_better), "
                                   "the floor no flavor's threshold may be below and, for the metrics "
                                   "scored on the live server, the drift tolerance", pattern=_ENV_NAME),
+    "admission_actions": DataKey("list", "what the cluster does with an object the admission policies refuse "
+                                 "(the bindings' validationActions): [Warn, Audit] while rolling out, then [Deny] "
+                                 "(docs/policies.md#admission)", ("Deny", "Warn", "Audit")),
     "vllm_extra_args": DataKey("vllm_args", "the vLLM options an environment's extra_args may set (--flag: "
                                "{kind: switch | int, min, max | number, min, max | choice, values | path, "
                                "under}); every other option is refused"),
@@ -503,6 +506,9 @@ def _check_data(doc: Any, key: str, value: Any, spec: DataKey) -> None:
             if spec.pattern is not None and not spec.pattern.fullmatch(item):
                 raise PolicyError(doc.location((key, i), value=True),
                                   f"{key}[{i}] '{visible(item)}' is not a valid value")
+        if key == "admission_actions" and ({"Deny", "Warn"} <= set(value) or not value):
+            raise PolicyError(where, f"{key}: expected [Deny], [Deny, Audit], [Warn, Audit], [Warn] or [Audit] "
+                              "(Kubernetes refuses a binding with both Deny and Warn, or none)")
         return
     if not isinstance(value, dict):
         raise PolicyError(where, f"{key} must be a mapping ({spec.description})")

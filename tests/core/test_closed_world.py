@@ -155,7 +155,7 @@ def test_customisation_points_pass_and_reserved_keys_do_not(planned: Planned) ->
     ours = macros.replace(anchor, anchor + '{{ pad }}    kitchen.example.com/cost-center: "ml-42"\n')
     found, rendered = _gate(base, outcomes, {**_originals(), "_macros.j2": ours})
     assert "kitchen.example.com/cost-center" in rendered and found == []
-    for key in ("pod-security.kubernetes.io/enforce", "sidecar.istio.io/inject", "other.example.org/x"):
+    for key in ("pod-security.kubernetes.io/enforce-version", "sidecar.istio.io/inject", "other.example.org/x"):
         theirs = macros.replace(anchor, anchor + f'{{{{ pad }}}}    {key}: "privileged"\n')
         found, _ = _gate(base, outcomes, {**_originals(), "_macros.j2": theirs})
         assert found and all(f.endswith(FIELD_RULE) for f in found), key

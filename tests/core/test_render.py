@@ -54,7 +54,7 @@ def test_rerender_is_byte_identical(example_repo: Path) -> None:
     assert main(["render", "--root", str(example_repo), "--out", str(out_a)]) == 0
     assert main(["render", "--root", str(example_repo), "--out", str(out_b)]) == 0
     assert _tree(out_a) == first == _tree(out_b)
-    assert sorted({k.split("/")[0] for k in first}) == ["dev", "prod", "staging"]
+    assert sorted({k.split("/")[0] for k in first}) == ["admission", "dev", "prod", "staging"]
 
 
 def test_check_fails_after_catalog_edit_and_passes_after_render(

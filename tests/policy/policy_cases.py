@@ -16,6 +16,9 @@
         location: catalog/flavors/faq-answerer@v3.yaml:12:1
         resource: "[prod] InferenceService cs-llm/llama-3-1-8b-instruct"   # optional
         environment: prod        # optional: else the resource's, else the only one checked
+    admission: deny              # a rule the admission policies enforce too: they deny exactly
+                                 # the objects the gate refuses (tests/policy/test_admission.py);
+                                 # or {ci-only: why} where only the gate can tell
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ class Case:
     def environments(self) -> list[str] | None:
         envs = self.spec.get("environments")
         return list(envs) if envs else None
+
+    @property
+    def admission(self) -> str:
+        """``deny``, ``ci-only`` or "" (a case the admission policies are not about)."""
+        value = self.spec.get("admission")
+        if isinstance(value, dict) and set(value) == {"ci-only"}:
+            return "ci-only"
+        return "deny" if value == "deny" else ""
 
     @property
     def expected(self) -> list[dict[str, str]]:
