@@ -37,24 +37,24 @@ package kitchen.rules.gate_floor
 
 import data.kitchen.lib
 
-floors := object.get(data.kitchen.data.kitchen.lib.params, "gate_floors", {})
+floors := object.get(data.kitchen.lib.params, "gate_floors", {})
 
 named := object.get(floors, "environments", {})
 
 # The names of the floors that hold this environment: its own (else the `unnamed` one)
 # and its cluster's.
 applies contains name if {
-	name := data.kitchen.data.kitchen.lib.env.name
+	name := data.kitchen.lib.env.name
 	named[name]
 }
 
 applies contains name if {
-	not named[data.kitchen.data.kitchen.lib.env.name]
+	not named[data.kitchen.lib.env.name]
 	name := floors.unnamed
 }
 
 applies contains name if {
-	cluster := data.kitchen.data.kitchen.lib.env.cluster.name
+	cluster := data.kitchen.lib.env.cluster.name
 	name := object.get(floors, "clusters", {})[cluster]
 }
 
@@ -62,12 +62,12 @@ level := {"relaxed": 0, "standard": 1, "strict": 2}
 
 flags := ["fail_on_warn", "air_gapped", "require_approved_base", "require_evaluation"]
 
-gates := object.get(data.kitchen.data.kitchen.lib.env, "gates", {})
+gates := object.get(data.kitchen.lib.env, "gates", {})
 
 floor_violation(field, msg, floor_name, expected) := {
-	"msg": sprintf("environment %s %s, below the floor %s that policies/ sets for it", [data.kitchen.data.kitchen.lib.env.name, msg, floor_name]),
-	"at": lib.at(data.kitchen.data.kitchen.lib.env, field),
-	"object": sprintf("Environment/%s", [data.kitchen.data.kitchen.lib.env.name]),
+	"msg": sprintf("environment %s %s, below the floor %s that policies/ sets for it", [data.kitchen.lib.env.name, msg, floor_name]),
+	"at": lib.at(data.kitchen.lib.env, field),
+	"object": sprintf("Environment/%s", [data.kitchen.lib.env.name]),
 	"expected": expected,
 }
 
@@ -95,7 +95,7 @@ violation contains v if {
 violation contains v if {
 	some name in applies
 	allowed := named[name].registries
-	some i, r in lib.list_at(object.get(data.kitchen.data.kitchen.lib.env, "registry", {}), "allowed")
+	some i, r in lib.list_at(object.get(data.kitchen.lib.env, "registry", {}), "allowed")
 	not r in allowed
 	v := floor_violation(sprintf("registry.allowed.%d", [i]), sprintf("allows registry %s", [r]), name, sprintf("registries within %s", [concat(", ", allowed)]))
 }
@@ -103,7 +103,7 @@ violation contains v if {
 violation contains v if {
 	some name in applies
 	allowed := named[name].registries
-	r := data.kitchen.data.kitchen.lib.env.registry.internal
+	r := data.kitchen.lib.env.registry.internal
 	not r in allowed
 	v := floor_violation("registry.internal", sprintf("pulls from registry %s", [r]), name, sprintf("one of %s", [concat(", ", allowed)]))
 }
@@ -129,7 +129,7 @@ violation contains v if {
 	floor := named[name]
 	"promotes_from" in object.keys(floor)
 	want := floor.promotes_from
-	got := object.get(data.kitchen.data.kitchen.lib.env, "promotes_from", null)
+	got := object.get(data.kitchen.lib.env, "promotes_from", null)
 	got != want
 	v := floor_violation("promotes_from", promotes_text(got), name, promotes_text(want))
 }
@@ -180,7 +180,7 @@ violation contains v if {
 	some section, fields in limits
 	some field, way in fields
 	want := named[name][section][field]
-	got := object.get(object.get(data.kitchen.data.kitchen.lib.env, section, {}), field, null)
+	got := object.get(object.get(data.kitchen.lib.env, section, {}), field, null)
 	looser(got, want, way)
 	v := floor_violation(sprintf("%s.%s", [section, field]), set_text(section, field, got), name, bound_text(section, field, want, way))
 }
@@ -188,7 +188,7 @@ violation contains v if {
 violation contains v if {
 	some name in applies
 	named[name].observability.enabled == true
-	object.get(object.get(data.kitchen.data.kitchen.lib.env, "observability", {}), "enabled", true) != true
+	object.get(object.get(data.kitchen.lib.env, "observability", {}), "enabled", true) != true
 	v := floor_violation("observability.enabled", "turns observability off (no scrape, no alerts, no dashboard)", name, "observability.enabled: true")
 }
 
@@ -213,7 +213,7 @@ violation contains v if {
 	some r in input.resources
 	got := replicas_of(r.manifest)
 	too_few(got, want)
-	msg := sprintf("%s runs %v replica(s) in environment %s, below the floor %s that policies/ sets for it", [lib.resource_id(r), got, data.kitchen.data.kitchen.lib.env.name, name])
+	msg := sprintf("%s runs %v replica(s) in environment %s, below the floor %s that policies/ sets for it", [lib.resource_id(r), got, data.kitchen.lib.env.name, name])
 	v := lib.resource_violation(r, msg, sprintf("at least %v replica(s) (serving.replicas, or the tenant's replicas)", [want]))
 }
 
@@ -240,11 +240,11 @@ violation contains v if {
 	allowed := floor[key]
 	got := object.get(x.src, field, null)
 	not got in allowed
-	msg := sprintf("%s syncs environment %s from %s %v, outside the floor %s that policies/ sets for it", [lib.resource_id(x.r), data.kitchen.data.kitchen.lib.env.name, field, got, name])
+	msg := sprintf("%s syncs environment %s from %s %v, outside the floor %s that policies/ sets for it", [lib.resource_id(x.r), data.kitchen.lib.env.name, field, got, name])
 	v := lib.resource_violation(x.r, msg, sprintf("%s one of %s", [field, concat(", ", allowed)]))
 }
 
-own_path := sprintf("%s/%s", [object.get(object.get(data.kitchen.data.kitchen.lib.env, "argocd", {}), "path_prefix", "rendered"), data.kitchen.data.kitchen.lib.env.name])
+own_path := sprintf("%s/%s", [object.get(object.get(data.kitchen.lib.env, "argocd", {}), "path_prefix", "rendered"), data.kitchen.lib.env.name])
 
 violation contains v if {
 	some name in applies
@@ -252,7 +252,7 @@ violation contains v if {
 	some x in app_sources
 	got := object.get(x.src, "path", null)
 	got != own_path
-	msg := sprintf("%s syncs environment %s from path %v, not its own rendered output", [lib.resource_id(x.r), data.kitchen.data.kitchen.lib.env.name, got])
+	msg := sprintf("%s syncs environment %s from path %v, not its own rendered output", [lib.resource_id(x.r), data.kitchen.lib.env.name, got])
 	v := lib.resource_violation(x.r, msg, sprintf("path %s", [own_path]))
 }
 
@@ -262,7 +262,7 @@ violation contains v if {
 	some r in lib.resources_of_kind("Application")
 	got := object.get(r.manifest.spec, "project", null)
 	not got in allowed
-	msg := sprintf("%s puts environment %s in Argo CD project %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.data.kitchen.lib.env.name, got, name])
+	msg := sprintf("%s puts environment %s in Argo CD project %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.lib.env.name, got, name])
 	v := lib.resource_violation(r, msg, sprintf("project one of %s", [concat(", ", allowed)]))
 }
 
@@ -277,13 +277,13 @@ violation contains v if {
 	named[name].argocd.manual_sync == true
 	some r in lib.resources_of_kind("Application")
 	automated(r.manifest)
-	msg := sprintf("%s syncs environment %s by itself (syncPolicy.automated), below the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.data.kitchen.lib.env.name, name])
+	msg := sprintf("%s syncs environment %s by itself (syncPolicy.automated), below the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.lib.env.name, name])
 	v := lib.resource_violation(r, msg, "no syncPolicy.automated (argocd.auto_sync: false): a person syncs it")
 }
 
 # ---------------------------------------------------------------- where the environment's S3 is
 
-s3 := object.get(object.get(data.kitchen.data.kitchen.lib.env, "storage", {}), "s3", {})
+s3 := object.get(object.get(data.kitchen.lib.env, "storage", {}), "s3", {})
 
 violation contains v if {
 	some name in applies
@@ -329,18 +329,18 @@ bucket(uri) := split(trim_prefix(uri, "s3://"), "/")[0] if {
 # Every S3 source the environment serves (a base or flavor of one of its
 # InferenceServices) and where its evidence goes, with the field that sets it.
 s3_sources contains {"item": item, "object": sprintf("Base/%s", [s.base]), "what": sprintf("base %s loads from", [s.base])} if {
-	some s in data.kitchen.data.kitchen.lib.services
+	some s in data.kitchen.lib.services
 	item := input.catalog.bases[s.base]
 }
 
 s3_sources contains {"item": item, "object": sprintf("Flavor/%s", [ref]), "what": sprintf("flavor %s loads from", [ref])} if {
-	some s in data.kitchen.data.kitchen.lib.services
+	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	item := input.catalog.flavors[ref]
 }
 
 bucket_violation(name, allowed, item, field, uri, what, object_id) := {
-	"msg": sprintf("%s s3 bucket %s in environment %s, outside the floor %s that policies/ sets for it", [what, bucket(uri), data.kitchen.data.kitchen.lib.env.name, name]),
+	"msg": sprintf("%s s3 bucket %s in environment %s, outside the floor %s that policies/ sets for it", [what, bucket(uri), data.kitchen.lib.env.name, name]),
 	"at": lib.at(item, field),
 	"object": object_id,
 	"expected": sprintf("a bucket of %s", [concat(", ", allowed)]),
@@ -358,10 +358,10 @@ violation contains v if {
 violation contains v if {
 	some name in applies
 	allowed := named[name].storage.buckets
-	uri := data.kitchen.data.kitchen.lib.env.evidence.uri
+	uri := data.kitchen.lib.env.evidence.uri
 	b := bucket(uri)
 	not b in allowed
-	v := bucket_violation(name, allowed, data.kitchen.data.kitchen.lib.env, "evidence.uri", uri, "the conformance evidence goes to", sprintf("Environment/%s", [data.kitchen.data.kitchen.lib.env.name]))
+	v := bucket_violation(name, allowed, data.kitchen.lib.env, "evidence.uri", uri, "the conformance evidence goes to", sprintf("Environment/%s", [data.kitchen.lib.env.name]))
 }
 
 # ---------------------------------------------------------------- where Argo CD syncs to
@@ -378,6 +378,6 @@ violation contains v if {
 	some r in lib.resources_of_kind("Application")
 	got := destination_server(r.manifest)
 	not got in allowed
-	msg := sprintf("%s deploys environment %s to cluster %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.data.kitchen.lib.env.name, got, name])
-	v := object.union(lib.resource_violation(r, msg, sprintf("destination.server (cluster.api_server) one of %s", [concat(", ", allowed)])), {"at": lib.at(data.kitchen.data.kitchen.lib.env, "cluster.api_server")})
+	msg := sprintf("%s deploys environment %s to cluster %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.lib.env.name, got, name])
+	v := object.union(lib.resource_violation(r, msg, sprintf("destination.server (cluster.api_server) one of %s", [concat(", ", allowed)])), {"at": lib.at(data.kitchen.lib.env, "cluster.api_server")})
 }
