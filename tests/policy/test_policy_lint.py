@@ -78,3 +78,24 @@ def test_rules_read_library_values_by_their_full_path() -> None:
             found += [f"{path.relative_to(REPO)}:{n}: {line}"
                       for n, line in _library_values(path.read_text(encoding="utf-8"))]
     assert found == [], "read library values as data.kitchen.lib.<name>:\n" + "\n".join(found)
+
+
+def test_every_library_value_a_rule_reads_exists() -> None:
+    """A misspelt path (`data.kitchen.lib.envv`) is undefined on both engines, and a rule
+    that reads it silently never fires: every path a rule reads names a rule of the library."""
+    lib = (REPO / "policies" / "lib" / "kitchen.rego").read_text(encoding="utf-8")
+    defined = set(re.findall(r"^([a-z_]\w*)\b", lib, flags=re.MULTILINE))
+    found = []
+    for path in sorted((REPO / "policies").rglob("*.rego")):
+        if path.name.endswith("_test.rego"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if code.startswith("import "):
+                continue
+            for m in re.finditer(r"\bdata\.kitchen\.(\w+)(?:\.(\w+))?", code):
+                top, name = m.group(1), m.group(2)
+                if top == "params" or (top == "lib" and name in defined) or top == "rules":
+                    continue
+                found.append(f"{path.relative_to(REPO)}:{n}: {m.group(0)}")
+    assert found == [], "paths that name no rule of the library:\n" + "\n".join(found)
