@@ -8,6 +8,7 @@ the LoRA slots and a full-length KV cache fit in the GPU memory of one replica.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -283,11 +284,10 @@ def _flag_text(value: ArgValue) -> str | None:
 
 
 def _int_list(value: Any) -> list[int] | None:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value if value.lstrip().startswith("[") else f"[{value.replace(' ', ',')}]")
-        except ValueError:
-            return None
+    """Sizes as vLLM reads them: several values (``--flag 1 2 8``), ``[1, 2, 8]`` or ``1,2,8``."""
+    if isinstance(value, tuple | str):
+        parts = [p for p in re.split(r"[\s,\[\]]+", " ".join(value) if isinstance(value, tuple) else value) if p]
+        value = [int(p) for p in parts] if parts and all(p.isdigit() for p in parts) else None
     if isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value):
         return value
     return None
