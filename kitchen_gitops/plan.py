@@ -8,6 +8,7 @@ the LoRA slots and a full-length KV cache fit in the GPU memory of one replica.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,10 +63,21 @@ NON_TORCH_GIB = 0.22
 # 0.892 (0.860); the fifth slot alone 0.19 ± 0.01 GiB (tensors: 0.172).
 LORA_ALLOCATION_FACTOR = 1.04
 # CUDA graphs, captured after the KV cache is allocated and outside the budget (vLLM 0.26's
-# V2 model runner makes no estimate of them): 0.91 GiB measured (0.73 with batch
-# invariance); scaled by layers × hidden relative to that shape.
-CUDA_GRAPH_GIB = 0.91
+# V2 model runner makes no estimate of them): a function of what vLLM captures
+# (``cuda_graphs``; docs/conformance.md, "CUDA graphs").  Measured "Graph capturing
+# finished ..., took X GiB" for the Llama-3.1-8B shape with 4 LoRA slots (2 LoRA cases):
+#   max_num_seqs 128 (H100): 35 sizes up to 256, 70 piecewise + 38 full captures: 0.63 GiB
+#   max_num_seqs 256 (H200): 51 sizes up to 512, 102 piecewise + 70 full captures: 0.91 GiB
+#   max_num_seqs 512 (H100): 51 sizes up to 512, 102 piecewise + 102 full captures: 1.34 GiB
+# 256 and 512 differ only by the full graphs of 272..512 tokens: each full capture keeps
+# about 4.5 hidden vectors per token of its batch (0.43 GiB for 12,544 tokens); the rest is
+# 64 KiB per piecewise graph (a piecewise capture is one graph per layer and one more) and
+# 0.41 GiB whatever is captured, scaled by layers × hidden (three terms, three points:
+# an exact fit, docs/conformance.md).  0.73 GiB with batch invariance at 256 (not modelled).
+CUDA_GRAPH_FIXED_GIB = 0.41
 CUDA_GRAPH_REFERENCE = 32 * 4096
+CUDA_GRAPH_PIECE_BYTES = 64 << 10
+CUDA_GRAPH_FULL_TOKEN_HIDDEN = 4.5
 # The CUDA contexts of vLLM's processes, also outside the budget: nvidia-smi showed 126.66
 # GiB used while serving, vLLM held 125.59 (weights + non-torch + KV cache + graphs).
 CUDA_CONTEXT_GIB = 1.07
@@ -137,6 +149,12 @@ class MemoryEstimate:
     max_model_len: int
     max_num_batched_tokens: int
     cuda_context_gib: float
+    gpus: int = 1  # the replica's (--tensor-parallel-size): every total above is divided evenly
+    graphs: CudaGraphs | None = None
+
+    def per_gpu(self, gib: float) -> float:
+        """One GPU's share of a total above (each GPU of a replica holds the same)."""
+        return gib / self.gpus
 
     @property
     def overhead_gib(self) -> float:
@@ -179,17 +197,20 @@ class MemoryEstimate:
         }
 
 
-def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int) -> int:
-    """What one LoRA slot costs in vLLM, which preallocates every slot at ``--max-lora-rank``
-    (a smaller adapter is zero-padded into it) for every module it can wrap, whatever the
-    adapters target (lora/model_manager.py ``_create_lora_modules``):
+def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int, tp: int = 1) -> int:
+    """What one LoRA slot costs on each GPU of a replica in vLLM, which preallocates every slot
+    at ``--max-lora-rank`` (a smaller adapter is zero-padded into it) for every module it can
+    wrap, whatever the adapters target (lora/model_manager.py ``_create_lora_modules``,
+    lora/layers/):
 
     - each layer's 7 projections: A (rank × in) and B (out × rank) per q, k, v, o, gate, up,
-      down (the merged qkv and gate_up keep one A and B per slice);
-    - the embeddings (``VocabParallelEmbeddingWithLoRA``: A vocab × rank, B hidden × rank)
-      and the LM head (``LogitsProcessorWithLoRA``: A rank × hidden, B vocab × rank) — the
-      part the plan missed before issue 13 (0.016 GiB of the 0.172 per rank-32 slot of a
-      Llama-3.1-8B shape).
+      down (the merged qkv and gate_up keep one A and B per slice).  Under tensor
+      parallelism a column-parallel projection (q, k, v, gate, up) keeps all of A and its
+      share of B's rows, a row-parallel one (o, down) its share of A's columns and all of B;
+    - the embeddings (``VocabParallelEmbeddingWithLoRA``: A vocab × rank, B hidden × rank) and
+      the LM head (``LogitsProcessorWithLoRA``: A rank × hidden, B vocab × rank), whole on
+      every GPU — the part the plan missed before issue 13 (0.016 GiB of the 0.172 per
+      rank-32 slot of a Llama-3.1-8B shape).
 
     These are the tensors' bytes; ``estimate_memory`` adds what the allocator reserves
     beyond them (``LORA_ALLOCATION_FACTOR``).
@@ -197,10 +218,154 @@ def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int) -> int:
     h, kv = arch.hidden_size, arch.num_key_value_heads * arch.head_dim
     q = arch.num_attention_heads * arch.head_dim
     inter = arch.intermediate_size
-    shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, inter), (h, inter), (inter, h)]
-    layers = arch.num_hidden_layers * rank * sum(i + o for i, o in shapes)
+    column = [(h, q), (h, kv), (h, kv), (h, inter), (h, inter)]
+    row = [(q, h), (inter, h)]
+    per_layer = sum(i + o / tp for i, o in column) + sum(i / tp + o for i, o in row)
+    layers = arch.num_hidden_layers * rank * per_layer
     embeddings = 2 * rank * (arch.vocab_size + h)  # embed_tokens and lm_head
-    return (layers + embeddings) * dtype_bytes
+    return round(layers + embeddings) * dtype_bytes
+
+
+def kv_heads_per_gpu(arch: Architecture, tp: int) -> int:
+    """The KV heads each GPU of a replica holds: vLLM splits them across the ranks, and gives
+    every rank one (replicated) where there are fewer heads than ranks."""
+    return max(1, arch.num_key_value_heads // tp)
+
+
+@dataclass(frozen=True)
+class CudaGraphs:
+    """The CUDA graphs vLLM 0.26 captures on each GPU (V2 model runner):
+
+    - the capture sizes (``VllmConfig._set_cudagraph_sizes``): 1, 2, 4, then every 8 below
+      256, then every 16, up to ``min(2 × max_num_seqs, 512)`` capped by
+      ``max_num_batched_tokens`` (which is added where it is under that cap and off the
+      stride); or the sizes the compilation configuration names;
+    - each size captured once per LoRA case (``lora_utils.get_lora_capture_cases``): without
+      LoRA one; with it two (no adapter active, and all of them), or, with
+      ``--specialize-active-lora``, no adapter, each power of two up to ``--max-loras`` and
+      ``--max-loras`` + 1;
+    - in ``FULL_AND_PIECEWISE`` mode (the default): a piecewise capture of every size (one
+      graph per layer and one more), and a full graph of every size a batch of decodes can
+      take (``cudagraph_utils.CudaGraphManager._init_candidates``: at most ``max_num_seqs``
+      tokens); ``PIECEWISE`` only the first, ``FULL_DECODE_ONLY`` only the second, ``FULL``
+      a full graph of every size; ``NONE`` (``--enforce-eager``, ``-O0``) nothing.
+    """
+
+    mode: str
+    sizes: tuple[int, ...]
+    lora_cases: int
+    piecewise_sizes: tuple[int, ...]
+    full_sizes: tuple[int, ...]
+
+    @property
+    def piecewise_captures(self) -> int:
+        return len(self.piecewise_sizes) * self.lora_cases
+
+    @property
+    def full_captures(self) -> int:
+        return len(self.full_sizes) * self.lora_cases
+
+    @property
+    def full_tokens(self) -> int:
+        """The tokens of every full capture together."""
+        return sum(self.full_sizes) * self.lora_cases
+
+    def gib(self, arch: Architecture, dtype_bytes: int) -> float:
+        """What the capture takes on one GPU (the constants' comment says how it was measured)."""
+        if not self.sizes:
+            return 0.0
+        shape = arch.num_hidden_layers * arch.hidden_size / CUDA_GRAPH_REFERENCE
+        pieces = self.piecewise_captures * (arch.num_hidden_layers + 1) * CUDA_GRAPH_PIECE_BYTES
+        full = self.full_tokens * CUDA_GRAPH_FULL_TOKEN_HIDDEN * arch.hidden_size * dtype_bytes
+        return CUDA_GRAPH_FIXED_GIB * shape + (pieces + full) / GIB
+
+
+GRAPH_MODES = ("NONE", "PIECEWISE", "FULL", "FULL_DECODE_ONLY", "FULL_AND_PIECEWISE")
+# --optimization-level's cudagraph_mode (config/vllm.py OPTIMIZATION_LEVEL_0x; default 2)
+OPTIMIZATION_GRAPH_MODES = {"0": "NONE", "1": "PIECEWISE", "2": "FULL_AND_PIECEWISE", "3": "FULL_AND_PIECEWISE"}
+
+
+def _flag_text(value: ArgValue) -> str | None:
+    return " ".join(value) if isinstance(value, tuple) else value
+
+
+def _int_list(value: Any) -> list[int] | None:
+    """Sizes as vLLM reads them: several values (``--flag 1 2 8``), ``[1, 2, 8]`` or ``1,2,8``."""
+    if isinstance(value, tuple | str):
+        parts = [p for p in re.split(r"[\s,\[\]]+", " ".join(value) if isinstance(value, tuple) else value) if p]
+        value = [int(p) for p in parts] if parts and all(p.isdigit() for p in parts) else None
+    if isinstance(value, list) and value and all(isinstance(v, int) and v > 0 for v in value):
+        return value
+    return None
+
+
+def _compilation_config(flags: dict[str, ArgValue]) -> dict[str, Any]:
+    text = _flag_text(flags.get("--compilation-config", flags.get("-cc")))
+    if not text:
+        return {}
+    try:
+        config = json.loads(text)
+    except ValueError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def cuda_graphs(extra_args: tuple[str, ...] | list[str], max_num_seqs: int, max_num_batched_tokens: int,
+                max_loras: int, tp: int = 1) -> CudaGraphs:
+    """What vLLM 0.26 captures (``CudaGraphs``), read from the options that decide it in the
+    environment's ``extra_args``: ``--enforce-eager``, ``--optimization-level``/``-O<n>``,
+    ``--compilation-config``/``-cc`` (its ``cudagraph_mode``, ``cudagraph_capture_sizes``,
+    ``max_cudagraph_capture_size``, ``cudagraph_specialize_lora``, ``pass_config.enable_sp``),
+    ``--cudagraph-capture-sizes``, ``--max-cudagraph-capture-size``,
+    ``--specialize-active-lora`` and ``--performance-mode``.  ``max_loras`` 0: no LoRA."""
+    flags = VllmArgs((), tuple(extra_args)).flags()
+    config = _compilation_config(flags)
+    level = next((f[2:] for f in flags if f.startswith("-O") and f[2:].isdigit()), None)
+    level = _flag_text(flags.get("--optimization-level")) or level
+    mode = OPTIMIZATION_GRAPH_MODES.get(level or "2", "FULL_AND_PIECEWISE")
+    declared = config.get("cudagraph_mode")
+    if isinstance(declared, str) and declared.upper() in GRAPH_MODES:
+        mode = declared.upper()
+    if "--enforce-eager" in flags:
+        mode = "NONE"
+    if mode == "NONE":
+        return CudaGraphs(mode, (), 0, (), ())
+    tokens = max_num_batched_tokens
+    declared_ceiling = _flag_text(flags.get("--max-cudagraph-capture-size")) or ""
+    ceiling = int(declared_ceiling) if declared_ceiling.isdigit() else config.get("max_cudagraph_capture_size")
+    ceiling = min(tokens, ceiling if isinstance(ceiling, int) and ceiling > 0 else min(2 * max_num_seqs, 512))
+    named = _int_list(flags.get("--cudagraph-capture-sizes")) or _int_list(config.get("cudagraph_capture_sizes"))
+    if named is not None:
+        sizes = sorted({s for s in named if s <= tokens})
+    else:
+        if _flag_text(flags.get("--performance-mode")) == "interactivity":
+            sizes = list(range(1, min(ceiling, 32) + 1))
+        else:
+            sizes = [s for s in (1, 2, 4) if s <= ceiling]
+        sizes += range(8, min(ceiling + 1, 256), 8)
+        sizes += range(256, ceiling + 1, 16)
+        if tokens <= ceiling:
+            sizes.append(tokens)
+        sizes = sorted(set(sizes))
+    passes = config.get("pass_config")
+    if tp > 1 and isinstance(passes, dict) and passes.get("enable_sp") is True:
+        sizes = [s for s in sizes if s % tp == 0]
+    largest = sizes[-1] if sizes else 0
+    if max_loras <= 0:
+        cases = 1
+    elif config.get("cudagraph_specialize_lora", True) is not False and "--specialize-active-lora" in flags \
+            and _flag_text(flags["--specialize-active-lora"]) not in ("false", "False", "0"):
+        cases = 1 + len([n for n in range(1, max_loras + 2) if n & (n - 1) == 0 or n == max_loras + 1])
+    else:
+        cases = 2
+    piecewise = tuple(sizes) if mode in ("PIECEWISE", "FULL_AND_PIECEWISE") else ()
+    if mode == "FULL":
+        full = tuple(sizes)
+    elif mode in ("FULL_DECODE_ONLY", "FULL_AND_PIECEWISE"):
+        full = tuple(s for s in sizes if s <= min(max_num_seqs, largest))
+    else:
+        full = ()
+    return CudaGraphs(mode, tuple(sizes), cases, piecewise, full)
 
 
 def cuda_memory_gib(gpu: Gpu) -> float:
@@ -214,29 +379,31 @@ def default_batched_tokens(gpu_gib: float) -> int:
 
 def estimate_memory(base: Base, env: Environment, tp: int, max_loras: int, max_rank: int,
                     max_model_len: int) -> MemoryEstimate:
+    """One replica of ``tp`` GPUs: each GPU's share as vLLM divides it (the weights, the
+    activations' intermediate and the KV heads split across the ranks; the rotary cache,
+    the whole halves of the LoRA tensors, the runtime and the CUDA graphs on every GPU),
+    times ``tp``.  The KV cache's tokens are one GPU's, as vLLM counts them (each rank holds
+    its share of the heads of every token)."""
     arch = base.architecture
     nbytes = DTYPE_BYTES[arch.torch_dtype]
-    gpu = env.cluster.gpu
     vllm = env.serving.vllm
-    per_gpu = cuda_memory_gib(gpu)
-    total = per_gpu * tp
-    usable = total * memory_utilization(env)
-    rope = arch.max_position_embeddings * arch.head_dim * nbytes * tp
-    weights = (arch.parameters_billions * 1e9 * nbytes + rope) / GIB
-    slot = LORA_ALLOCATION_FACTOR * lora_slot_bytes(arch, max_rank, nbytes) / GIB
+    per_gpu = cuda_memory_gib(env.cluster.gpu)
+    usable = per_gpu * memory_utilization(env)
+    rope = arch.max_position_embeddings * arch.head_dim * nbytes
+    weights = (arch.parameters_billions * 1e9 * nbytes / tp + rope) / GIB
+    slot = LORA_ALLOCATION_FACTOR * lora_slot_bytes(arch, max_rank, nbytes, tp) / GIB
     lora = max_loras * slot
     batched = vllm.max_num_batched_tokens or default_batched_tokens(per_gpu)
     per_token = (3 * arch.intermediate_size / tp + 4 * arch.hidden_size) * nbytes
-    activation = ACTIVATION_FACTOR * batched * per_token * tp / GIB
-    non_torch = NON_TORCH_GIB * tp
-    graphs = (CUDA_GRAPH_GIB * arch.num_hidden_layers * arch.hidden_size / CUDA_GRAPH_REFERENCE
-              if "--enforce-eager" not in vllm.extra_args else 0.0) * tp
-    kv_cache = max(usable - weights - lora - activation - non_torch, 0.0)
-    kv_per_token = 2 * arch.num_hidden_layers * arch.num_key_value_heads * arch.head_dim * nbytes
+    activation = ACTIVATION_FACTOR * batched * per_token / GIB
+    captured = cuda_graphs(vllm.extra_args, vllm.max_num_seqs, batched, max_loras, tp)
+    graphs = captured.gib(arch, nbytes)
+    kv_cache = max(usable - weights - lora - activation - NON_TORCH_GIB, 0.0)
+    kv_per_token = 2 * arch.num_hidden_layers * kv_heads_per_gpu(arch, tp) * arch.head_dim * nbytes
     blocks = int(kv_cache * GIB // (kv_per_token * KV_BLOCK_TOKENS))
-    return MemoryEstimate(total, usable, weights, lora, slot, activation, non_torch, graphs,
-                          kv_cache, kv_per_token, blocks * KV_BLOCK_TOKENS, max_model_len,
-                          batched, CUDA_CONTEXT_GIB * tp)
+    return MemoryEstimate(per_gpu * tp, usable * tp, weights * tp, lora * tp, slot * tp, activation * tp,
+                          NON_TORCH_GIB * tp, graphs * tp, kv_cache * tp, kv_per_token * tp,
+                          blocks * KV_BLOCK_TOKENS, max_model_len, batched, CUDA_CONTEXT_GIB * tp, tp, captured)
 
 
 @dataclass(frozen=True)

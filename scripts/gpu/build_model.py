@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
-"""Build a Llama-3.1-8B-shaped model with random weights and four PEFT-format LoRA adapters.
+"""Build a Llama-3.1-8B-shaped model with random weights and four PEFT-format LoRA adapters,
+where the rendered InferenceService of the `h200` environment mounts them.
 
-    python3 build_model.py OUT KITCHEN_ROOT [--no-weights]
+    python3 build_model.py OUT KITCHEN_ROOT [--no-weights] [--catalog DIR] [--env NAME]
+    python3 build_model.py --layout KITCHEN_ROOT [--catalog DIR] [--env NAME]   # print the paths, build nothing
 
-OUT/base: config.json (the real Llama-3.1-8B config: hidden 4096, 32 layers, 32 heads,
-8 KV heads, intermediate 14336, vocab 128256, bf16, llama3 RoPE), 4 safetensors shards of
-random bf16 weights (std 0.02, norms 1) generated on the GPU, generation_config.json and a
-tokenizer.  The tokenizer is the project's offline one (tests/support/tiny_model.py:
-a byte-level BPE trained on a built-in corpus) padded with plain tokens " zq<i>" to
-128256 entries, so that every id the model can emit decodes to text; no merge produces a
-padding token, so encoding is unchanged.
+OUT stands for KServe's model mount: the recipe links /mnt/models -> OUT (run_h200.sh), and
+every path is the one `kitchen plan` gives the InferenceService of the catalog (default:
+example-catalog/ beside this file), relative to that mount.  Nothing here spells a path:
+`layout` asks kitchen's planner, so the recipe writes what `kitchen render` loads (each
+adapter under its served name, `<flavor>-<version>`).
 
-OUT/adapters/{faq,summarise,classify,noop}: adapter_config.json written by peft's
-LoraConfig.save_pretrained and adapter_model.safetensors with peft's key names
-(base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight, ...), ranks 8/16/32/8 on
-q,k,v,o,gate,up,down.  A and B are random (PEFT would start B at zero) so that
-(alpha/r)·B·A has the spread of the base weights; noop is all zeros.
+the base (`--model`): config.json (the real Llama-3.1-8B config: hidden 4096, 32 layers,
+32 heads, 8 KV heads, intermediate 14336, vocab 128256, bf16, llama3 RoPE), 4 safetensors
+shards of random bf16 weights (std 0.02, norms 1) generated on the GPU,
+generation_config.json and a tokenizer.  The tokenizer is the project's offline one
+(tests/support/tiny_model.py: a byte-level BPE trained on a built-in corpus) padded with
+plain tokens " zq<i>" to 128256 entries, so that every id the model can emit decodes to
+text; no merge produces a padding token, so encoding is unchanged.
+
+each adapter (`--lora-modules`, one per flavor version): adapter_config.json written by
+peft's LoraConfig.save_pretrained and adapter_model.safetensors with peft's key names
+(base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight, ...), the flavor's rank
+and alpha (faq 8, summarise 16, classify 32, noop 8) on q,k,v,o,gate,up,down.  A and B are
+random (PEFT would start B at zero) so that (alpha/r)·B·A has the spread of the base
+weights; noop is all zeros.
 No downloads; deterministic for fixed seeds.
 """
 
@@ -23,20 +32,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
 
-import torch
-from safetensors.torch import save_file
-
-OUT = Path(sys.argv[1])
-KITCHEN = Path(sys.argv[2])
-WEIGHTS = "--no-weights" not in sys.argv
-sys.path.insert(0, str(KITCHEN))
-from tests.support import tiny_model as tm  # noqa: E402
-
+HERE = Path(__file__).resolve().parent
+CATALOG = HERE / "example-catalog"
+ENV = "h200"
 CONFIG = {  # meta-llama/Llama-3.1-8B-Instruct's config.json, with the offline tokenizer's special ids
     "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
     "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2, "head_dim": 128, "hidden_act": "silu",
@@ -58,13 +64,51 @@ KV = CONFIG["num_key_value_heads"] * CONFIG["head_dim"]
 MODULES = {"q_proj": ("self_attn", H, Q), "k_proj": ("self_attn", H, KV), "v_proj": ("self_attn", H, KV),
            "o_proj": ("self_attn", Q, H), "gate_proj": ("mlp", H, I), "up_proj": ("mlp", H, I),
            "down_proj": ("mlp", I, H)}
-# name -> (rank, alpha, seed, zero)
-ADAPTERS = {"faq": (8, 16, 11, False), "summarise": (16, 32, 12, False), "classify": (32, 32, 13, False),
-            "noop": (8, 16, 14, True)}
+# flavor name -> (seed, all zeros); rank and alpha are the catalog's
+WEIGHTS_OF = {"faq": (11, False), "summarise": (12, False), "classify": (13, False), "noop": (14, True)}
 
 
-def padded_tokenizer(size: int):
+@dataclass(frozen=True)
+class Adapter:
+    path: PurePosixPath  # where the rendered InferenceService mounts it
+    flavor: str
+    rank: int
+    alpha: float
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the rendered InferenceService reads, as the planner gives it."""
+
+    mount: PurePosixPath  # the folder OUT stands for (/mnt/models)
+    base: PurePosixPath
+    adapters: tuple[Adapter, ...]
+
+    def local(self, out: Path, path: PurePosixPath) -> Path:
+        return out / path.relative_to(self.mount)
+
+
+def layout(catalog: Path = CATALOG, env: str = ENV) -> Layout:
+    from kitchen_gitops import pipeline
+    from kitchen_gitops.plan import ADAPTER_MOUNT, BASE_MOUNT
+
+    outcome = pipeline.plan(catalog, [env])
+    if not outcome.ok:
+        raise SystemExit(f"{catalog}: kitchen plan failed: " + "; ".join(f.message for f in outcome.findings))
+    services = outcome.plans[env].services
+    if len(services) != 1:
+        raise SystemExit(f"{catalog}: expected one InferenceService in {env}, the plan has {len(services)}")
+    svc = services[0]
+    mount = PurePosixPath(os.path.commonpath([BASE_MOUNT, ADAPTER_MOUNT]))
+    adapters = tuple(Adapter(PurePosixPath(m.path), m.flavor.name, m.flavor.rank, m.flavor.alpha)
+                     for m in svc.lora_modules)  # aliases serve these same folders
+    return Layout(mount, PurePosixPath(svc.vllm.flags()["--model"] or BASE_MOUNT), adapters)
+
+
+def padded_tokenizer(size: int) -> Any:
     from tokenizers import Tokenizer
+
+    from tests.support import tiny_model as tm
 
     tok = tm._train_tokenizer(512)
     data = json.loads(tok.to_str())
@@ -83,7 +127,12 @@ def canon(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def build_base(out: Path) -> None:
+def build_base(out: Path, weights: bool) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from tests.support import tiny_model as tm
+
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -93,14 +142,14 @@ def build_base(out: Path) -> None:
     assert n == CONFIG["vocab_size"], n
     canon(out / "config.json", CONFIG)
     canon(out / "generation_config.json", {"bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2})
-    if not WEIGHTS:
+    if not weights:
         return
     gen = torch.Generator(device="cuda").manual_seed(0)
 
-    def rnd(*shape: int) -> torch.Tensor:
+    def rnd(*shape: int) -> Any:
         return torch.randn(shape, generator=gen, device="cuda", dtype=torch.float32).mul_(INIT_STD).to(torch.bfloat16)
 
-    def ones(n: int) -> torch.Tensor:
+    def ones(n: int) -> Any:
         return torch.ones(n, device="cuda", dtype=torch.bfloat16)
 
     per_shard = math.ceil(L / SHARDS)
@@ -108,7 +157,7 @@ def build_base(out: Path) -> None:
     total = 0
     for s in range(SHARDS):
         t0 = time.perf_counter()
-        state: dict[str, torch.Tensor] = {}
+        state: dict[str, Any] = {}
         if s == 0:
             state["model.embed_tokens.weight"] = rnd(CONFIG["vocab_size"], H)
         for layer in range(s * per_shard, min(L, (s + 1) * per_shard)):
@@ -135,13 +184,16 @@ def build_base(out: Path) -> None:
     print(f"base: {params / 1e9:.3f} B parameters, {total / 2**30:.2f} GiB", flush=True)
 
 
-def build_adapter(out: Path, rank: int, alpha: int, seed: int, zero: bool) -> None:
+def build_adapter(out: Path, rank: int, alpha: float, seed: int, zero: bool) -> None:
+    import torch
     from peft import LoraConfig
+    from safetensors.torch import save_file
 
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    LoraConfig(r=rank, lora_alpha=alpha, target_modules=sorted(MODULES), lora_dropout=0.0, bias="none",
+    whole = int(alpha) if alpha == int(alpha) else alpha  # 16, as PEFT writes an integer alpha
+    LoraConfig(r=rank, lora_alpha=whole, target_modules=sorted(MODULES), lora_dropout=0.0, bias="none",
                task_type="CAUSAL_LM", base_model_name_or_path="llama-3-1-8b-instruct").save_pretrained(str(out))
     cfg = json.loads((out / "adapter_config.json").read_text(encoding="utf-8"))
     cfg["target_modules"] = sorted(cfg["target_modules"])
@@ -159,17 +211,39 @@ def build_adapter(out: Path, rank: int, alpha: int, seed: int, zero: bool) -> No
             tensors[f"{p}.lora_B.weight"] = b.to(torch.bfloat16).contiguous()
     save_file(tensors, str(out / "adapter_model.safetensors"), {"format": "pt"})
     size = sum(v.numel() * 2 for v in tensors.values())
-    print(f"adapter {out.name}: rank {rank}, alpha {alpha}, {'zero' if zero else 'random'}, "
+    print(f"adapter {out}: rank {rank}, alpha {alpha}, {'zero' if zero else 'random'}, "
           f"{size / 2**20:.1f} MiB", flush=True)
 
 
-def main() -> None:
+def option(args: list[str], name: str, default: str) -> str:
+    if name in args:
+        i = args.index(name)
+        value = args[i + 1]
+        del args[i:i + 2]
+        return value
+    return default
+
+
+def main(argv: list[str]) -> None:
+    args = list(argv)
+    catalog = Path(option(args, "--catalog", str(CATALOG)))
+    env = option(args, "--env", ENV)
+    if args[0] == "--layout":
+        sys.path.insert(0, str(Path(args[1])))
+        plan = layout(catalog, env)
+        print(json.dumps({"base": str(plan.base), "adapters": {str(a.path): a.flavor for a in plan.adapters}},
+                         indent=1))
+        return
+    out, kitchen = Path(args[0]), Path(args[1])
+    sys.path.insert(0, str(kitchen))
+    plan = layout(catalog, env)
     t0 = time.perf_counter()
-    build_base(OUT / "base")
-    for name, (rank, alpha, seed, zero) in ADAPTERS.items():
-        build_adapter(OUT / "adapters" / name, rank, alpha, seed, zero)
+    build_base(plan.local(out, plan.base), weights="--no-weights" not in args)
+    for a in plan.adapters:
+        seed, zero = WEIGHTS_OF[a.flavor]
+        build_adapter(plan.local(out, a.path), a.rank, a.alpha, seed, zero)
     print(f"built in {time.perf_counter() - t0:.1f}s", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

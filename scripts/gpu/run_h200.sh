@@ -3,7 +3,7 @@
 #
 #   bash .gpu/tools/run_h200.sh BUDGET_S STAGE...
 #
-# stages: install build plan serve conform iso10 bench spare diag (or: all = install..bench)
+# stages: install build plan serve conform iso10 bench spare diag graphs (or: all = install..bench)
 # Each stage runs once per machine (markers in /tmp/gpu-eval/done) and only if enough of
 # BUDGET_S is left; results go to /tmp/gpu-eval/results and, at the end, to $OUT (if set)
 # (summary.txt + results.tgz).  The server outlives the command (setsid), so a later command
@@ -191,13 +191,50 @@ do_spare() {  # the same server with a spare LoRA slot (--max-loras 5): isolatio
   done_ spare
 }
 
+do_graphs() {  # the CUDA-graph memory at other --max-num-seqs (GRAPH_SEQS, default "32 512"): the rendered
+  # server of the plan stage's catalog with only max_num_seqs changed, started, asked once per adapter, stopped
+  [ -f $W/done/plan ] || return 0
+  stage graphs 200 || return 0
+  python3 $EVAL/serve.py stop; rm -f $W/done/serve
+  for n in ${GRAPH_SEQS:-32 512}; do
+    [ "$(left)" -ge 150 ] || { log "graphs: max_num_seqs $n skipped, $(left)s left"; continue; }
+    C=$W/catalog-seqs$n; rm -rf $C && cp -r $W/catalog $C && rm -rf $C/rendered
+    sed -i "s/^    max_num_seqs: [0-9]*$/    max_num_seqs: $n/" $C/environments/h200.yaml
+    kitchen plan --root $C --env h200 --format json > $R/plan-seqs$n.json
+    kitchen render --root $C --env h200 > /dev/null 2>&1 || { log "graphs: render failed for $n"; continue; }
+    t0=$(date +%s)
+    python3 $EVAL/serve.py start $C/rendered/h200 $R/vllm-seqs$n.log
+    python3 $EVAL/serve.py wait $R/vllm-seqs$n.log $(( $(left) - 20 )); rc=$?
+    log "graphs: max_num_seqs $n ready rc=$rc after $(( $(date +%s) - t0 ))s"
+    if [ $rc = 0 ]; then
+      nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader > $R/nvidia-smi-seqs$n.txt
+      for m in $(python3 -c "import json,sys; s=json.load(open(sys.argv[1]))['h200']['tenants'][0]['services'][0]; print(' '.join(a['name'] for a in s['adapters']))" $R/plan-seqs$n.json); do
+        curl -s $URL/v1/completions -H 'Content-Type: application/json' \
+          -d "{\"model\":\"$m\",\"prompt\":\"Hello\",\"max_tokens\":4,\"temperature\":0}" | cut -c1-200; echo
+      done > $R/adapters-seqs$n.txt
+    fi
+    python3 $EVAL/serve.py stop
+    { echo "== max_num_seqs $n (ready rc=$rc)"
+      grep -oE "'max_cudagraph_capture_size': [0-9]+|'cudagraph_capture_sizes': \[[^]]*\]|'cudagraph_mode': <[^>]*>" \
+        $R/vllm-seqs$n.log | sort -u
+      grep -hE "Graph capturing finished|GPU KV cache size|Available KV cache memory|Model loading took|Actual usage" \
+        $R/vllm-seqs$n.log | cut -c1-400
+      grep -aoE "Capturing CUDA graphs \([A-Z_]+\): 100%[^0-9]*[0-9]+/[0-9]+" $R/vllm-seqs$n.log | sort -u
+      cat $R/nvidia-smi-seqs$n.txt 2>/dev/null
+      python3 -c "import json,sys; m=json.load(open(sys.argv[1]))['h200']['tenants'][0]['services'][0]['memory']; print('plan', {k: m[k] for k in ('kv_tokens','cuda_graph_gib','serving_gib','gpu_memory_gib')})" $R/plan-seqs$n.json
+      grep -c '"choices"' $R/adapters-seqs$n.txt 2>/dev/null | sed 's/^/adapters answering: /'; } >> $R/graphs.txt 2>&1
+  done
+  cat $R/graphs.txt
+  done_ graphs
+}
+
 collect() {
   ls -la $R > $R/files.txt
   { cat $R/timeline.txt; echo; cat $R/versions.txt 2>/dev/null; echo; grep -E "KV cache|Maximum concurrency|Model loading took|Available KV|CUDA graph|Graph capturing" $R/vllm.log 2>/dev/null | cut -c1-300;
     echo; grep -hE "Model loading took|Actual usage|CUDA graph|GPU KV cache size|Available KV" $R/vllm*.log 2>/dev/null | cut -c1-700;
     echo; cat $R/conform.txt 2>/dev/null | head -60; echo; cat $R/conform2.txt 2>/dev/null | head -30;
     echo; cat $R/bench/bench_compare.md 2>/dev/null; echo; cat $R/conform-spare.txt $R/conform-bi.txt 2>/dev/null | head -80;
-    echo; cat $R/bench-diag/bench_compare.md 2>/dev/null; } > $R/summary.txt
+    echo; cat $R/bench-diag/bench_compare.md 2>/dev/null; echo; cat $R/graphs.txt 2>/dev/null; } > $R/summary.txt
   if [ -n "${OUT:-}" ]; then
     cp $R/summary.txt $OUT/summary.txt
     tar -czf $OUT/results.tgz -C $W --exclude='*.pid' results
