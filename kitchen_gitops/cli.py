@@ -1,13 +1,12 @@
 """The ``kitchen`` command line: option parsing only.
 
-Each command parses its options into a value and hands it to :mod:`kitchen_gitops.commands`;
+Each command parses its options into its module's ``Options`` (:mod:`kitchen_gitops.commands`);
 the result is written in the chosen format and judged by the one exit rule.  Exit codes:
 0 clean, 1 findings (or a stale ``rendered/``), 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from enum import StrEnum
@@ -16,12 +15,14 @@ from typing import Annotated
 
 import typer
 
-from . import commands, pipeline
+from . import commands
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
+from .commands import diff as diff_command
+from .commands import plan as plan_command
+from .commands import render as render_command
+from .commands import validate as validate_command
 from .errors import KitchenError
 from .escape import terminal, visible
-from .plan import EnvironmentPlan
-from .report import report
 
 app = typer.Typer(
     name="kitchen",
@@ -40,24 +41,8 @@ class PlanFormat(StrEnum):
 @app.command()
 def validate(root: RootOpt = Path("."), fmt: FormatOpt = Format["text"], output: OutputOpt = None) -> None:
     """Check the catalog: YAML, schema, names and cross references."""
-    raise typer.Exit(commands.publish(commands.execute_validate(root), fmt.value, output=output))
-
-
-def _plan_table(p: EnvironmentPlan) -> str:
-    env = p.environment
-    rows = [("NAMESPACE/INFERENCESERVICE", "BASE", "FLAVORS", "MAX RANK", "GPUS", "REPLICAS", "KV FIT")]
-    for s in p.services:
-        rows.append((f"{s.namespace}/{s.name}", s.base.ref, ",".join(f.ref for f in s.flavors) or "-",
-                     f"{max((f.rank for f in s.flavors), default=0)}→{s.max_lora_rank}",
-                     f"{s.tensor_parallel_size}×{env.cluster.gpu.product}", str(s.replicas),
-                     f"{s.memory.full_length_sequences:.1f}× {s.max_model_len}"
-                     + ("" if s.memory.fits else " (does not fit)")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"environment {env.name}: {env.cluster.gpu.total}× {env.cluster.gpu.product} "
-             f"({env.cluster.gpu.memory_gib:g} GiB), {sum(s.gpus for s in p.services)} GPUs planned, "
-             f"{sum(t.gpu_quota for t in p.tenants)} GPUs of quota"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines) + "\n"
+    result = validate_command.execute(validate_command.Options(root))
+    raise typer.Exit(commands.publish(result, fmt.value, output=output))
 
 
 @app.command()
@@ -67,18 +52,8 @@ def plan(
     fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.table,
 ) -> None:
     """Show which InferenceService serves which base with which flavors, per environment."""
-    outcome = pipeline.plan(root, env)
-    result = outcome.result("plan")
-    if outcome.findings:
-        sys.stderr.write(report(result, "text"))
-    if not outcome.ok:
-        raise typer.Exit(result.exit_code)
-    if fmt is PlanFormat.json:
-        doc = {name: p.as_dict() for name, p in outcome.plans.items()}
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        typer.echo("\n".join(_plan_table(p) for p in outcome.plans.values()), nl=False)
-    raise typer.Exit(result.exit_code)
+    opts = plan_command.Options(root, tuple(env or ()), fmt.value)
+    raise typer.Exit(plan_command.publish(plan_command.execute(opts), opts.format))
 
 
 @app.command()
@@ -91,8 +66,8 @@ def render(
     output: Annotated[Path | None, typer.Option("--output", help="Write the report here instead of stdout.")] = None,
 ) -> None:
     """Render manifests per environment under rendered/<env>/ (or check they are up to date)."""
-    opts = commands.RenderOptions(root, tuple(env or ()), out, check)
-    raise typer.Exit(commands.publish(commands.execute_render(opts), fmt.value, output=output))
+    opts = render_command.Options(root, tuple(env or ()), out, check)
+    raise typer.Exit(commands.publish(render_command.execute(opts), fmt.value, output=output))
 
 
 @app.command()
@@ -103,7 +78,7 @@ def diff(
     output: OutputOpt = None,
 ) -> None:
     """What the catalog in the working tree changes, per environment, against a Git revision."""
-    result = commands.execute_diff(commands.DiffOptions(root, base), fmt.value)
+    result = diff_command.execute(diff_command.Options(root, base, fmt.value))
     raise typer.Exit(commands.publish(result, fmt.value, output=output))
 
 

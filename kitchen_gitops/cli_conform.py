@@ -13,12 +13,13 @@ import typer
 
 from . import commands
 from .cli_options import Format, FormatOpt
+from .commands import conform as conform_command
 from .conform.serving import CHECKS
 
 ExpectationsOpt = Annotated[Path | None, typer.Option(
     "--expectations", "-x",
-    help=f"Expectations JSON (the rendered ConfigMap's content); default ${commands.EXPECTATIONS_ENV} or "
-         f"{commands.DEFAULT_EXPECTATIONS}, unless --catalog is given.")]
+    help=f"Expectations JSON (the rendered ConfigMap's content); default ${conform_command.EXPECTATIONS_ENV} or "
+         f"{conform_command.DEFAULT_EXPECTATIONS}, unless --catalog is given.")]
 CatalogOpt = Annotated[Path | None, typer.Option(
     "--catalog", "--root", help="Build the expectations from this catalog instead (needs --env).")]
 EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="Environment, with --catalog.")]
@@ -83,15 +84,15 @@ def serving(
 ) -> None:
     """Readiness, inventory, smoke, adapter effect, evaluation sets, isolation and
     performance; a signed evidence record."""
-    cmd = commands.ServingCommand(
-        commands.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
+    opts = conform_command.ServingOptions(
+        conform_command.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
         tuple(endpoint or ()), tuple(check or ()), tuple(skip or ()), no_readiness, kubeconfig, token_file,
         readiness_timeout, {"concurrency": concurrency, "requests": requests, "output_tokens": output_tokens,
                             "prompt_tokens": prompt_tokens, "seed": load_seed}, isolation_rounds,
         tuple(perf_model or ()), evaluation_concurrency,
-        commands.EvidenceOptions(evidence_key, evidence_out, evidence_s3,
+        conform_command.EvidenceOptions(evidence_key, evidence_out, evidence_s3,
                                  commands.S3Options(s3_endpoint, s3_region, ca_bundle)))
-    result = commands.execute_serving(cmd)
+    result = conform_command.execute_serving(opts)
     raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 
 
@@ -114,9 +115,10 @@ def gpu(
     junit_out: JunitOpt = None,
 ) -> None:
     """NVML: count, product, memory, driver, ECC, row remaps, MIG; a CUDA workload."""
-    cmd = commands.GpuCommand(commands.ExpectationsSource(expectations, catalog, env), product, count,
-                              memory_gib, mig, no_expectations, node, min_driver, not no_workload)
-    raise typer.Exit(commands.publish(commands.execute_gpu(cmd), fmt.value, also=_also(json_out, junit_out)))
+    opts = conform_command.GpuOptions(conform_command.ExpectationsSource(expectations, catalog, env), product,
+                                      count, memory_gib, mig, no_expectations, node, min_driver, not no_workload)
+    result = conform_command.execute_gpu(opts)
+    raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 
 
 def register(app: typer.Typer) -> None:

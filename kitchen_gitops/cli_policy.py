@@ -14,7 +14,8 @@ import typer
 
 from . import commands
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
-from .pipeline import CheckOptions
+from .commands import check as check_command
+from .commands import policy as policy_command
 from .policy.engines import ENGINES
 
 OPA_URL_ENV = "KITCHEN_OPA_URL"
@@ -46,9 +47,9 @@ def check(
     today: Annotated[str | None, typer.Option("--today", hidden=True, help="Date for waiver expiry (tests).")] = None,
 ) -> None:
     """The CI gate: validate, plan, render in memory, policies, waivers, rendered/ up to date."""
-    opts = CheckOptions(root, tuple(env or ()), policies, waivers, engine.value, opa_url, opa_timeout,
-                        render_check, fail_on_warn, commands.parse_day(today))
-    raise typer.Exit(commands.publish(commands.execute_check(opts), fmt.value, output=output))
+    opts = check_command.Options(root, tuple(env or ()), policies, waivers, engine.value, opa_url, opa_timeout,
+                                 render_check, fail_on_warn, today)
+    raise typer.Exit(commands.publish(check_command.execute(opts), fmt.value, output=output))
 
 
 policy_app = typer.Typer(help="The policy library: run its unit tests, generate its docs.",
@@ -66,8 +67,8 @@ def policy_test(
     output: OutputOpt = None,
 ) -> None:
     """Run the test_ rules of the policy library (like `opa test`); exit 1 on a failure."""
-    opts = commands.PolicyTestOptions(root, policies, engine.value, run, verbose)
-    raise typer.Exit(commands.publish(commands.execute_policy_test(opts), fmt.value, output=output))
+    opts = policy_command.TestOptions(root, policies, engine.value, run, verbose)
+    raise typer.Exit(commands.publish(policy_command.execute_test(opts), fmt.value, output=output))
 
 
 @policy_app.command("docs")
@@ -77,7 +78,7 @@ def policy_docs(
     check_only: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if out of date.")] = False,
 ) -> None:
     """Generate docs/policies.md from the rules' metadata and tests, and the built-in rules."""
-    code, line = commands.execute_policy_docs(commands.PolicyDocsOptions(root, policies, check_only))
+    code, line = policy_command.execute_docs(policy_command.DocsOptions(root, policies, check_only))
     typer.echo(line, err=bool(code))
     raise typer.Exit(code)
 

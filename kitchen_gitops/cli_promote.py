@@ -16,6 +16,7 @@ import typer
 
 from . import commands
 from .cli_options import Format, FormatOpt, OutputOpt, RootOpt
+from .commands import promote as promote_command
 from .errors import UsageError
 
 
@@ -60,10 +61,10 @@ def promote(
     output: OutputOpt = None,
 ) -> None:
     """Promote flavor versions into an environment, with signed conformance evidence from the one before."""
-    opts = commands.PromoteOptions(root, env, tuple(evidence or ()), from_s3,
+    opts = promote_command.Options(root, env, tuple(evidence or ()), from_s3,
                                    commands.S3Options(s3_endpoint, s3_region, ca_bundle, timeout), write,
                                    tuple(flavor or ()), _now(now), baseline)
-    raise typer.Exit(commands.publish(commands.execute_promote(opts), fmt.value, output=output))
+    raise typer.Exit(commands.publish(promote_command.execute(opts), fmt.value, output=output))
 
 
 def register(app: typer.Typer) -> None:

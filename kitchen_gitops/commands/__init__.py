@@ -1,0 +1,70 @@
+"""One module per command: each parses nothing and decides nothing of its stages' business.
+
+A command's module holds its ``Options`` (what the command line said, as a value), a
+``build`` that assembles the parts the options name (where there is more than the options
+to assemble) and ``execute``, which runs them and returns a
+:class:`~kitchen_gitops.findings.Result`.  The CLI modules (``cli*.py``) only parse a
+command line into ``Options`` and hand the result to :func:`publish`, which writes it in
+the chosen format and returns the one exit rule's code (``Result.exit_code``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import ConfigError, UsageError
+from ..escape import terminal
+from ..findings import Result
+from ..report import report, resolve_format
+from ..write import write_report
+
+
+def publish(result: Result, fmt: str, *, output: Path | None = None, stream: TextIO | None = None,
+            also: Sequence[tuple[Path, str]] = ()) -> int:
+    """Write the report (to ``output`` or ``stream``, default stdout) and any extra copies
+    in other formats; returns the exit code of the one exit rule."""
+    name = resolve_format(fmt, os.environ)
+    for path, other in also:
+        _write(path, report(result, other), other)
+    text = report(result, name)
+    if output is not None:
+        write_report(output, text)
+    else:
+        (stream or sys.stdout).write(text)
+    for note in result.notes:
+        sys.stderr.write(terminal(note) + "\n")
+    return result.exit_code
+
+
+def _write(path: Path, text: str, what: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the {what} report: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """An S3 endpoint as seen from here; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."""
+
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    ca_bundle: Path | None = None
+    timeout_s: float = 10.0
+
+    def settings(self, environment: str = "") -> object:
+        from ..artifacts.storage import S3Settings
+
+        if not self.endpoint:
+            raise UsageError("S3 needs --s3-endpoint (host:port or http(s)://host:port)")
+        return S3Settings(endpoint=self.endpoint, region=self.region,
+                          access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+                          secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+                          session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+                          ca_bundle=self.ca_bundle, timeout_s=self.timeout_s, environment=environment)
