@@ -11,8 +11,6 @@ replaced atomically, and only when every digest could be computed.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +22,7 @@ from ..errors import ConfigError
 from ..escape import visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
+from ..write import WriteFailed, replace_files
 from .scan import ArtifactScan, PathKey
 from .verify import storage_findings
 
@@ -175,18 +174,7 @@ def write_files(contents: dict[Path, bytes], root: Path | None = None) -> None:
                     path.exists() and not path.is_symlink() and not path.is_file()):
                 raise ConfigError(f"{visible(str(path))}: not a catalog file inside {root}; "
                                   "nothing written")
-    staged: list[tuple[Path, Path]] = []
     try:
-        for path, data in contents.items():
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            staged.append((Path(name), path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(name, path.lstat().st_mode & 0o7777 if not path.is_symlink() else 0o644)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the catalog: {exc}") from exc
-    finally:
-        for staged_tmp, _ in staged:
-            staged_tmp.unlink(missing_ok=True)
+        replace_files(contents)
+    except WriteFailed as exc:
+        raise ConfigError(f"cannot write the catalog: {exc.error}") from exc

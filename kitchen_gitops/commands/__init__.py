@@ -21,7 +21,7 @@ from ..errors import ConfigError, UsageError
 from ..escape import terminal
 from ..findings import Result
 from ..report import report, resolve_format
-from ..write import write_report
+from ..write import write_reports
 
 
 def publish(result: Result, fmt: str, *, output: Path | None = None, stream: TextIO | None = None,
@@ -29,22 +29,23 @@ def publish(result: Result, fmt: str, *, output: Path | None = None, stream: Tex
     """Write the report (to ``output`` or ``stream``, default stdout) and any extra copies
     in other formats; returns the exit code of the one exit rule."""
     name = resolve_format(fmt, os.environ)
+    files = {path: report(result, other) for path, other in also}
     for path, other in also:
-        _write(path, report(result, other), other)
+        _make_folder(path, other)
     text = report(result, name)
     if output is not None:
-        write_report(output, text)
-    else:
+        files[output] = text
+    write_reports(files)  # the report and its copies: all written, or none
+    if output is None:
         (stream or sys.stdout).write(text)
     for note in result.notes:
         sys.stderr.write(terminal(note) + "\n")
     return result.exit_code
 
 
-def _write(path: Path, text: str, what: str) -> None:
+def _make_folder(path: Path, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the {what} report: {exc.strerror or exc}") from None
 

@@ -5,8 +5,7 @@ writes their outcome."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 from .. import pipeline
 from ..errors import ConfigError, UsageError
 from ..findings import Gates, Result, sort_findings
+from ..write import WriteFailed, replace_files
 from . import S3Options
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _write_baseline(opts: Options, p: Promotion) -> Result:
         raise UsageError("--baseline needs a reason (who decided, and why)")
     added = add_baseline(p.outcome.catalog, env.name, index, reason, p.now)
     if added:
-        _replace_all({index.folder / INDEX_FILE: index.to_bytes()})
+        _write({index.folder / INDEX_FILE: index.to_bytes()})
     result.summary = [f"baseline of {env.name}: {', '.join(added)} added to {index.display}" if added
                       else f"baseline of {env.name}: every flavor version it serves has an entry already"]
     return result
@@ -162,49 +162,27 @@ def _write_promotion(root: Path, p: Promotion, decisions: Sequence[Decision]) ->
     from ..promotion import promotion_files
 
     contents = promotion_files(p.outcome.catalog, p.env.name, p.index, decisions, p.now)
-    old = _replace_all(contents)
-    check = pipeline.plan(root, [p.env.name])
-    if not check.ok:
-        _restore(old)
-        first = next(f for f in check.findings if f.severity.value == "error")
-        raise ConfigError(f"the promoted catalog does not plan: {first.format_text()}; nothing written")
+
+    def plans() -> None:
+        check = pipeline.plan(root, [p.env.name])
+        if not check.ok:
+            first = next(f for f in check.findings if f.severity.value == "error")
+            raise ConfigError(f"the promoted catalog does not plan: {first.format_text()}; nothing written")
+
+    _write(contents, verify=plans)
     return sorted({path.relative_to(root).as_posix() for path in contents})
-def _restore(old: dict[Path, bytes | None]) -> None:
-    for path, before in old.items():
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            path.write_bytes(before)
 
 
-def _replace_all(contents: dict[Path, bytes]) -> dict[Path, bytes | None]:
-    """Every file replaced atomically, or none: the old bytes come back on any failure."""
-    import tempfile
-
-    old: dict[Path, bytes | None] = {}
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, data in contents.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_symlink() or (path.exists() and not path.is_file()):
-                raise ConfigError(f"{path}: not a regular file; nothing written")
-            old[path] = path.read_bytes() if path.exists() else None
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            staged.append((Path(name), path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(name, path.stat().st_mode & 0o7777 if old[path] is not None else 0o644)
-        done: list[Path] = []
+def _write(contents: dict[Path, bytes], verify: Callable[[], None] | None = None) -> None:
+    """Every file written, or none (the old ones back when ``verify`` fails)."""
+    for path in contents:
         try:
-            for tmp, path in staged:
-                os.replace(tmp, path)
-                done.append(path)
-        except OSError:
-            _restore({p: old[p] for p in done})
-            raise
-    except OSError as exc:
-        raise ConfigError(f"cannot write the promotion: {exc}; nothing written") from exc
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-    return old
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the promotion: {exc}; nothing written") from exc
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise ConfigError(f"{path}: not a regular file; nothing written")
+    try:
+        replace_files(contents, verify=verify)
+    except WriteFailed as exc:
+        raise ConfigError(f"cannot write the promotion: {exc.error}; nothing written") from exc
