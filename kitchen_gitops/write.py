@@ -131,6 +131,24 @@ def stale_environments(out: Path, names: Iterable[str]) -> list[Difference]:
             and _is_generated_env(folder)]
 
 
+def swap_folder(staging: Path, out: Path) -> None:
+    """Put the folder ``staging`` (a sibling of ``out``) in place of ``out``, whole: the old
+    folder comes back if the swap fails.  Raises OSError."""
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) if out.exists() else None
+    try:
+        if old is not None:
+            os.replace(out, old / out.name)
+        try:
+            os.replace(staging, out)
+        except OSError:
+            if old is not None:
+                os.replace(old / out.name, out)
+            raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 class WriteFailed(Exception):
     """A file of :func:`replace_files` could not be written; nothing was changed."""
 

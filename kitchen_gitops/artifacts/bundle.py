@@ -16,7 +16,6 @@ The output is deterministic (sorted, no timestamps) and appears whole or not at 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from ..errors import ConfigError
 from ..escape import tsv_field, visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
+from ..write import swap_folder
 from .scan import ArtifactScan
 from .storage import REPOSITORY, ContainerProblem, ObjectMissing, SourceUri, Store
 from .verify import storage_findings
@@ -171,13 +171,7 @@ def write_bundle(out: Path, bundle: Bundle, *, with_files: bool = False,
                 return sort_findings(findings)
         for name, content in bundle.manifest_files().items():
             (staging / name).write_text(content, encoding="utf-8", newline="\n")
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(staging, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_folder(staging, out)
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write the bundle: {exc}") from exc
     finally:

@@ -8,6 +8,7 @@ mode for mode and link for link what it was.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,3 +152,22 @@ def test_a_rendered_tree_is_swapped_whole(tmp_path: Path, monkeypatch: pytest.Mo
         return write_outputs(root, rendered, prune_environments=True)
 
     each_failure(tmp_path, monkeypatch, setup, action, (ConfigError,))
+
+
+def test_a_folder_is_swapped_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As ``kitchen bundle`` puts its folder in place."""
+    def setup(root: Path) -> None:
+        (root / "bundle").mkdir(parents=True)
+        (root / "bundle" / "SHA256SUMS").write_text("old\n")
+
+    def action(root: Path) -> None:
+        staging = root / ".bundle.new"
+        staging.mkdir(exist_ok=True)
+        (staging / "SHA256SUMS").write_text("new\n")
+        try:
+            write.swap_folder(staging, root / "bundle")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    assert each_failure(tmp_path, monkeypatch, setup, action, (OSError,)) == 2
+    assert (tmp_path / "probe" / "bundle" / "SHA256SUMS").read_text() == "new\n"
