@@ -53,7 +53,8 @@ def plan(
 ) -> None:
     """Show which InferenceService serves which base with which flavors, per environment."""
     opts = plan_command.Options(root, tuple(env or ()), fmt.value)
-    raise typer.Exit(plan_command.publish(plan_command.execute(opts), opts.format))
+    result = plan_command.execute(opts)
+    raise typer.Exit(commands.publish(result, plan_command.FORMATS[opts.format], display=plan_command.DISPLAY))
 
 
 @app.command()
@@ -78,8 +79,8 @@ def diff(
     output: OutputOpt = None,
 ) -> None:
     """What the catalog in the working tree changes, per environment, against a Git revision."""
-    result = diff_command.execute(diff_command.Options(root, base, fmt.value))
-    raise typer.Exit(commands.publish(result, fmt.value, output=output))
+    result = diff_command.execute(diff_command.Options(root, base))
+    raise typer.Exit(commands.publish(result, fmt.value, display=diff_command.DISPLAY, output=output))
 
 
 # Command groups that live in their own modules; each module defines register(app).

@@ -31,7 +31,8 @@ def verify(root: RootOpt = Path("."), env: EnvOpt = None, fmt: FormatOpt = Forma
            output: OutputOpt = None, *, storage: Any = None) -> None:
     """Check every base and flavor an environment serves: present, pinned sha256, coherent."""
     opts = artifacts_command.Options(root, tuple(env or ()), storage)
-    raise typer.Exit(commands.publish(artifacts_command.execute_verify(opts), fmt.value, output=output))
+    result = artifacts_command.execute_verify(opts)
+    raise typer.Exit(commands.publish(result, fmt.value, display=artifacts_command.VERIFY_DISPLAY, output=output))
 
 
 @artifacts_app.command("lock")

@@ -17,6 +17,7 @@ from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
 from .commands import check as check_command
 from .commands import policy as policy_command
 from .policy.engines import ENGINES
+from .report import Options as Display
 
 OPA_URL_ENV = "KITCHEN_OPA_URL"
 
@@ -68,7 +69,8 @@ def policy_test(
 ) -> None:
     """Run the test_ rules of the policy library (like `opa test`); exit 1 on a failure."""
     opts = policy_command.TestOptions(root, policies, engine.value, run, verbose)
-    raise typer.Exit(commands.publish(policy_command.execute_test(opts), fmt.value, output=output))
+    result = policy_command.execute_test(opts)
+    raise typer.Exit(commands.publish(result, fmt.value, display=Display(show_passing=verbose), output=output))
 
 
 @policy_app.command("docs")
@@ -76,11 +78,12 @@ def policy_docs(
     root: RootOpt = Path("."),
     policies: PoliciesOpt = None,
     check_only: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if out of date.")] = False,
+    fmt: FormatOpt = Format["text"],
+    output: OutputOpt = None,
 ) -> None:
     """Generate docs/policies.md from the rules' metadata and tests, and the built-in rules."""
-    code, line = policy_command.execute_docs(policy_command.DocsOptions(root, policies, check_only))
-    typer.echo(line, err=bool(code))
-    raise typer.Exit(code)
+    result = policy_command.execute_docs(policy_command.DocsOptions(root, policies, check_only))
+    raise typer.Exit(commands.publish(result, fmt.value, output=output))
 
 
 def register(app: typer.Typer) -> None:

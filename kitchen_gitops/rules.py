@@ -220,6 +220,10 @@ _rule("policy.waiver-too-long", "Waiver expires too far ahead", E,
 _rule("policy.test", "Policy unit test failed", E,
       "`kitchen policy test`: a `test_` rule of the policy library is not true, or does not evaluate.")
 
+_rule("policy.docs-stale", "Generated policy docs are stale", E,
+      "`kitchen policy docs --check`: docs/policies.md is not what the policy library and the built-in "
+      "rules generate; run `kitchen policy docs` and commit.")
+
 # ---------------------------------------------------------------- artifacts
 _rule("artifacts.unsupported-source", "Source cannot be read", E,
       "Artifacts are verified from s3:// and pvc:// sources.")

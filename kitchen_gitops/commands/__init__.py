@@ -4,8 +4,9 @@ A command's module holds its ``Options`` (what the command line said, as a value
 ``build`` that assembles the parts the options name (where there is more than the options
 to assemble) and ``execute``, which runs them and returns a
 :class:`~kitchen_gitops.findings.Result`.  The CLI modules (``cli*.py``) only parse a
-command line into ``Options`` and hand the result to :func:`publish`, which writes it in
-the chosen format and returns the one exit rule's code (``Result.exit_code``).
+command line into ``Options`` (and the reporter's display options) and hand the result to
+:func:`publish`, which writes it through the one reporter registry and returns the one
+exit rule's code (``Result.exit_code``).
 """
 
 from __future__ import annotations
@@ -20,19 +21,22 @@ from typing import TextIO
 from ..errors import ConfigError, UsageError
 from ..escape import terminal
 from ..findings import Result
-from ..report import report, resolve_format
+from ..report import SHOWN, report, resolve_format
+from ..report import Options as Display
 from ..write import write_reports
 
 
-def publish(result: Result, fmt: str, *, output: Path | None = None, stream: TextIO | None = None,
-            also: Sequence[tuple[Path, str]] = ()) -> int:
+def publish(result: Result, fmt: str, *, display: Display = SHOWN, output: Path | None = None,
+            stream: TextIO | None = None, also: Sequence[tuple[Path, str]] = ()) -> int:
     """Write the report (to ``output`` or ``stream``, default stdout) and any extra copies
-    in other formats; returns the exit code of the one exit rule."""
+    in other formats, shown as ``display`` says; returns the exit code of the one exit rule."""
     name = resolve_format(fmt, os.environ)
-    files = {path: report(result, other) for path, other in also}
+    files = {path: report(result, other, display) for path, other in also}
     for path, other in also:
         _make_folder(path, other)
-    text = report(result, name)
+    if display.document and result.findings:  # the detail is the report: findings beside it
+        sys.stderr.write(report(result, "text"))
+    text = report(result, name, display)
     if output is not None:
         files[output] = text
     write_reports(files)  # the report and its copies: all written, or none

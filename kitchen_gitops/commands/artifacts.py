@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .. import pipeline
 from ..findings import Result, sort_findings
+from ..report import Options as Display
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class Options:
     out: Path | None = None  # bundle
     with_files: bool = False  # bundle
 
+
+# verify's text lists the findings only: a line per artifact is for the machine-read formats
+VERIFY_DISPLAY = Display(text_records=False)
 
 # What the artifacts commands settle themselves: verify reports a repository set that
 # differs from its pin as artifacts.checksum-mismatch, and lock writes the new pin.
@@ -60,7 +64,6 @@ def execute_verify(opts: Options) -> Result:
              for s in scans for n, d in s.digests.items()}
     arts = {(s.kind, s.key) for s in (sc.artifact for sc in scans)}
     bases = sum(1 for k, _ in arts if k == "Base")
-    result.text_records = False  # a line per artifact is for the machine-read formats
     verdict = "ok" if result.exit_code == 0 else "FAILED"
     line = (f"artifacts {verdict}: {len(files)} files ({mib(sum(files.values()))}) of {bases} bases and "
             f"{len(arts) - bases} flavors checked in {', '.join(envs)}")

@@ -3,15 +3,18 @@ environment, as a table or JSON."""
 
 from __future__ import annotations
 
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import pipeline
 from ..findings import Result
 from ..plan import EnvironmentPlan
-from ..report import report
+from ..report import Options as Display
+
+# the plans are the report (a table, or their JSON); the catalog's findings go to stderr
+DISPLAY = Display(document=True)
+FORMATS = {"table": "text", "json": "json"}  # plan's --format → the reporter that shows it
 
 
 @dataclass(frozen=True)
@@ -19,15 +22,6 @@ class Options:
     root: Path
     environments: tuple[str, ...] = ()
     format: str = "table"  # table or json
-
-
-@dataclass
-class Planned:
-    """The plans, and the findings of the catalog they come from."""
-
-    result: Result
-    plans: dict[str, EnvironmentPlan]
-    ok: bool
 
 
 def plan_table(p: EnvironmentPlan) -> str:
@@ -47,22 +41,25 @@ def plan_table(p: EnvironmentPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plans_text(plans: dict[str, EnvironmentPlan], fmt: str) -> str:
-    if fmt == "json":
-        doc = {name: p.as_dict() for name, p in plans.items()}
-        return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return "\n".join(plan_table(p) for p in plans.values())
+@dataclass(frozen=True)
+class Plans:
+    """The environments' plans as the reporters show them (findings.Detail)."""
+
+    plans: dict[str, EnvironmentPlan]
+
+    def text(self) -> str:
+        return "\n".join(plan_table(p) for p in self.plans.values())
+
+    def markdown(self) -> str:
+        return self.text()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: p.as_dict() for name, p in self.plans.items()}
 
 
-def execute(opts: Options) -> Planned:
+def execute(opts: Options) -> Result:
     outcome = pipeline.plan(opts.root, list(opts.environments) or None)
-    return Planned(outcome.result("plan"), outcome.plans, outcome.ok)
-
-
-def publish(planned: Planned, fmt: str) -> int:
-    """The catalog's findings on stderr; the plans, if the catalog plans, on stdout."""
-    if planned.result.findings:
-        sys.stderr.write(report(planned.result, "text"))
-    if planned.ok:
-        sys.stdout.write(plans_text(planned.plans, fmt))
-    return planned.result.exit_code
+    result = outcome.result("plan")
+    if outcome.ok:
+        result.detail = Plans(outcome.plans)
+    return result

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import pipeline
-from ..findings import CheckRecord, Result
+from ..findings import CheckRecord, Finding, Location, Result, Severity
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,6 @@ def execute_test(opts: TestOptions) -> Result:
         if not t.passed:
             rec.add(t.finding())
         result.records.append(rec)
-    result.show_passing = opts.verbose
     result.duration_s = round(time.monotonic() - t0, 3)
     failed = sum(1 for t in tests if not t.passed)
     result.summary = [f"{len(tests) - failed}/{len(tests)} policy tests passed ({opts.engine}, "
@@ -57,17 +56,23 @@ class DocsOptions:
     check: bool = False
 
 
-def execute_docs(opts: DocsOptions) -> tuple[int, str]:
-    """Generate (or check) the rule reference; returns the exit code and the line to print."""
+def execute_docs(opts: DocsOptions) -> Result:
+    """Generate (or check) the rule reference."""
     from ..policy.docs import DOC_PATH, render_docs, write_docs
     from ..policy.library import load_library
 
     library = load_library(pipeline.policy_folder(opts.root, opts.policies), opts.root)
     path = opts.root / DOC_PATH
+    result = Result("policy docs --check" if opts.check else "policy docs")
     if opts.check:
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != render_docs(library):
-            return 1, f"{path} is out of date: run `kitchen policy docs`"
-        return 0, f"{path} up to date"
+            result.findings = [Finding("policy.docs-stale", Severity.ERROR, "out of date: run "
+                                       "`kitchen policy docs` and commit", Location(DOC_PATH),
+                                       expected="the docs the policy library generates")]
+        else:
+            result.summary = [f"{path} up to date"]
+        return result
     changed = write_docs(library, path)
-    return 0, f"{'wrote' if changed else 'unchanged'} {path}"
+    result.summary = [f"{'wrote' if changed else 'unchanged'} {path}"]
+    return result

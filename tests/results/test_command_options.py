@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kitchen_gitops import commands
 from kitchen_gitops.artifacts.scan import StorageOptions
 from kitchen_gitops.cli import main
 from kitchen_gitops.commands import S3Options
@@ -25,6 +26,7 @@ from kitchen_gitops.commands import promote as promote_command
 from kitchen_gitops.commands import render as render_command
 from kitchen_gitops.commands import validate as validate_command
 from kitchen_gitops.findings import Result
+from kitchen_gitops.report import Options as Display
 
 R = Path("repo")
 MIRROR = Path(__file__).parent  # a folder that exists
@@ -54,7 +56,7 @@ CASES: list[tuple[list[str], Any, str, Any]] = [
      render_command.Options(R, ("dev",), Path("o"), False)),
     (["render", "--check"], render_command, "execute", render_command.Options(Path("."), (), None, True)),
     (["diff", "--root", "repo", "--base", "origin/main", "--format", "markdown"], diff_command, "execute",
-     diff_command.Options(R, "origin/main", "markdown")),
+     diff_command.Options(R, "origin/main")),
     (["check", "--root", "repo", "-e", "prod", "--fail-on-warn", "--no-render-check", "--opa-url",
       "http://opa:8181", "--opa-timeout", "3", "--waivers", "w.yaml", "--today", "2026-01-02"],
      check_command, "execute",
@@ -105,18 +107,41 @@ def test_a_command_line_parses_into_its_options(argv: list[str], module: Any, na
     for var in NO_ENV:
         monkeypatch.delenv(var, raising=False)
     seen: list[Any] = []
-    planned = plan_command.Planned(Result("plan"), {}, ok=True)
-    answer = (lambda: planned) if module is plan_command else (lambda: Result(argv[0], records=None))
-    monkeypatch.setattr(module, name, _recorder(seen, answer))
+    monkeypatch.setattr(module, name, _recorder(seen, lambda: Result(argv[0])))
     assert main(argv) == 0, capsys.readouterr().err
     assert seen == [expected]
 
 
 def test_policy_docs_parses_into_its_options(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
-    monkeypatch.setattr(policy_command, "execute_docs", _recorder(seen, lambda: (0, "unchanged")))
+    monkeypatch.setattr(policy_command, "execute_docs", _recorder(seen, lambda: Result("policy docs")))
     assert main(["policy", "docs", "--root", "repo", "--check"]) == 0
     assert seen == [policy_command.DocsOptions(R, None, True)]
+
+
+@pytest.mark.parametrize(("argv", "module", "name", "fmt", "display"), [
+    (["plan", "--format", "json"], plan_command, "execute", "json", Display(document=True)),
+    (["plan"], plan_command, "execute", "text", Display(document=True)),
+    (["diff", "--format", "github"], diff_command, "execute", "github", Display(headline=False)),
+    (["policy", "test", "-v"], policy_command, "execute_test", "text", Display(show_passing=True)),
+    (["policy", "test"], policy_command, "execute_test", "text", Display(show_passing=False)),
+    (["artifacts", "verify", "-f", "json"], artifacts_command, "execute_verify", "json",
+     Display(text_records=False)),
+    (["validate", "-f", "sarif"], validate_command, "execute", "sarif", Display()),
+])
+def test_a_command_line_chooses_how_its_result_is_shown(argv: list[str], module: Any, name: str, fmt: str,
+                                                       display: Display, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The display options go to the reporter, never onto the result."""
+    shown: list[tuple[str, Display]] = []
+
+    def publish(result: Result, fmt: str, *, display: Display = Display(), **_: Any) -> int:
+        shown.append((fmt, display))
+        return 0
+
+    monkeypatch.setattr(module, name, lambda opts: Result(argv[0]))
+    monkeypatch.setattr(commands, "publish", publish)
+    assert main(argv) == 0
+    assert shown == [(fmt, display)]
 
 
 def test_every_command_has_a_case() -> None:
