@@ -7,7 +7,6 @@ the result is written in the chosen format and judged by the one exit rule.  Exi
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from . import commands
+from . import commands, settings
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
 from .commands import diff as diff_command
 from .commands import plan as plan_command
@@ -115,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show) and hasattr(exc, "exit_code"):
             show()
             return 2
-        if os.environ.get("KITCHEN_DEBUG"):
+        if settings.DEBUG.flag():
             raise
         # a bug of kitchen's, not the input's: say so on one line, never a traceback in CI logs
         typer.echo(f"kitchen: internal error: {type(exc).__name__}: {visible(str(exc))[:500]} "
-                   "(set KITCHEN_DEBUG=1 for the traceback, and report it)", err=True)
+                   f"(set {settings.DEBUG.name}=1 for the traceback, and report it)", err=True)
         return 2
     return int(rc) if isinstance(rc, int) else 0
 

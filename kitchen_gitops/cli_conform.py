@@ -11,15 +11,15 @@ from typing import Annotated
 
 import typer
 
-from . import commands
+from . import commands, settings
 from .cli_options import Format, FormatOpt
 from .commands import conform as conform_command
 from .conform.serving import CHECKS
 
 ExpectationsOpt = Annotated[Path | None, typer.Option(
     "--expectations", "-x",
-    help=f"Expectations JSON (the rendered ConfigMap's content); default ${conform_command.EXPECTATIONS_ENV} or "
-         f"{conform_command.DEFAULT_EXPECTATIONS}, unless --catalog is given.")]
+    help=f"Expectations JSON (the rendered ConfigMap's content); default ${settings.EXPECTATIONS.name} or "
+         f"{settings.EXPECTATIONS_FILE}, unless --catalog is given.")]
 CatalogOpt = Annotated[Path | None, typer.Option(
     "--catalog", "--root", help="Build the expectations from this catalog instead (needs --env).")]
 EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="Environment, with --catalog.")]
@@ -74,10 +74,12 @@ def serving(
     evidence_s3: Annotated[str | None, typer.Option(
         "--evidence-s3", help="Upload the signed evidence record under s3://BUCKET/PREFIX/.")] = None,
     s3_endpoint: Annotated[str | None, typer.Option(
-        "--s3-endpoint", envvar="KITCHEN_S3_ENDPOINT", help="S3 endpoint of --evidence-s3 (host:port or URL).")] = None,
-    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")] = "us-east-1",
+        "--s3-endpoint", envvar=settings.S3_ENDPOINT.name,
+        help="S3 endpoint of --evidence-s3 (host:port or URL).")] = None,
+    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")] = settings.S3_REGION,
     ca_bundle: Annotated[Path | None, typer.Option(
-        "--ca-bundle", envvar="AWS_CA_BUNDLE", dir_okay=False, help="PEM CA bundle of the S3 endpoint.")] = None,
+        "--ca-bundle", envvar=settings.CA_BUNDLE.name, dir_okay=False,
+        help="PEM CA bundle of the S3 endpoint.")] = None,
     fmt: FormatOpt = Format["text"],
     json_out: JsonOpt = None,
     junit_out: JunitOpt = None,

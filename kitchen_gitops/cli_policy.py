@@ -12,14 +12,12 @@ from typing import Annotated
 
 import typer
 
-from . import commands
+from . import commands, settings
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
 from .commands import check as check_command
 from .commands import policy as policy_command
 from .policy.engines import ENGINES
 from .report import Options as Display
-
-OPA_URL_ENV = "KITCHEN_OPA_URL"
 
 EngineName = Enum("EngineName", {name: name for name in ENGINES}, type=str)  # type: ignore[misc]
 
@@ -27,7 +25,7 @@ PoliciesOpt = Annotated[Path | None, typer.Option("--policies", help="Policy fol
 EngineOpt = Annotated[EngineName, typer.Option(
     "--engine", help="Embedded engine: regorus (default) or opa (the real OPA engine, if installed).")]
 OpaUrlOpt = Annotated[str | None, typer.Option(
-    "--opa-url", envvar=OPA_URL_ENV, help=f"Evaluate on this OPA server instead (${OPA_URL_ENV}).")]
+    "--opa-url", envvar=settings.OPA_URL.name, help=f"Evaluate on this OPA server instead (${settings.OPA_URL.name}).")]
 TimeoutOpt = Annotated[float, typer.Option("--opa-timeout", help="Seconds to wait for the OPA server.")]
 
 
@@ -40,9 +38,9 @@ def check(
     waivers: Annotated[Path | None, typer.Option(
         "--waivers", help="Waivers file; default <policies>/waivers.yaml.")] = None,
     policies: PoliciesOpt = None,
-    engine: EngineOpt = EngineName["regorus"],
+    engine: EngineOpt = EngineName[settings.DEFAULT_ENGINE],
     opa_url: OpaUrlOpt = None,
-    opa_timeout: TimeoutOpt = 10.0,
+    opa_timeout: TimeoutOpt = settings.OPA_TIMEOUT_S,
     render_check: Annotated[bool, typer.Option("--render-check/--no-render-check",
                                                help="Also fail when rendered/ is stale.")] = True,
     today: Annotated[str | None, typer.Option("--today", hidden=True, help="Date for waiver expiry (tests).")] = None,
@@ -61,7 +59,7 @@ policy_app = typer.Typer(help="The policy library: run its unit tests, generate 
 def policy_test(
     root: RootOpt = Path("."),
     policies: PoliciesOpt = None,
-    engine: EngineOpt = EngineName["regorus"],
+    engine: EngineOpt = EngineName[settings.DEFAULT_ENGINE],
     run: Annotated[str, typer.Option("--run", "-r", help="Only tests whose name contains this.")] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List passing tests too.")] = False,
     fmt: FormatOpt = Format["text"],

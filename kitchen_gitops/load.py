@@ -45,6 +45,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 
+from . import settings
 from .escape import visible
 from .findings import Finding, Location, Severity
 
@@ -681,7 +682,7 @@ def _parallel(files: int) -> bool:
 
     return (files >= PARALLEL_LOAD_MIN_FILES and hasattr(os, "fork")
             and not multiprocessing.current_process().daemon
-            and os.environ.get("KITCHEN_JOBS", "").strip() != "1")
+            and settings.JOBS.raw() != "1")
 
 
 def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:

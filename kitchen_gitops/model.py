@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import vllm_release
+from . import settings, vllm_release
 from .escape import visible
 from .evaluation import DATASET_DIR, DATASET_SUFFIX, MAX_REPOSITORY_DATASET_BYTES, METRICS, parse_dataset
 from .findings import Finding, Location, Severity
@@ -598,7 +598,7 @@ class S3Storage(Strict):
     endpoint: Endpoint
     use_https: bool = True
     verify_ssl: bool = True
-    region: NonEmpty = "us-east-1"
+    region: NonEmpty = settings.S3_REGION
     secret: Name = Field(description="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     ca_bundle_configmap: Name | None = None
     egress_cidrs: list[Cidr] = Field(

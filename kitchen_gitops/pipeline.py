@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
@@ -163,9 +164,9 @@ class CheckOptions:
     environments: tuple[str, ...] = ()
     policies: Path | None = None
     waivers: Path | None = None
-    engine: str = "regorus"
+    engine: str = settings.DEFAULT_ENGINE
     opa_url: str | None = None
-    opa_timeout: float = 10.0
+    opa_timeout: float = settings.OPA_TIMEOUT_S
     render_check: bool = True
     fail_on_warn: bool = False
     today: dt.date | None = None
@@ -243,24 +244,18 @@ def _promotion_evidence(outcome: Outcome, data: Mapping[str, Any], folder: Path,
                              dt.datetime.now(dt.UTC))
 
 
-JOBS_ENV = "KITCHEN_JOBS"
-
-
 def _jobs(opts: CheckOptions) -> int:
     """Worker processes for the environments: one per CPU this process may use, unless
-    ``$KITCHEN_JOBS`` says otherwise (more workers than CPUs finish three environments on
+    ``$KITCHEN_JOBS`` (settings.JOBS) says otherwise (more workers than CPUs finish three environments on
     two CPUs sooner — 1.27x against 1.69x the baseline in bench/check_bench.py — but hold
     every environment's policy input at once: 1.05 GiB against 0.74 GiB); one (in process)
     for engines that cannot be forked (the real OPA engine runs Go) or reached from
     several processes at once."""
-    if opts.engine != "regorus" or opts.opa_url:
+    if opts.engine != settings.DEFAULT_ENGINE or opts.opa_url:
         return 1
-    configured = os.environ.get(JOBS_ENV, "").strip()
-    if configured:
-        try:
-            return max(1, int(configured))
-        except ValueError:
-            raise UsageError(f"${JOBS_ENV}={configured!r} is not a number of processes") from None
+    configured = settings.JOBS.count()
+    if configured is not None:
+        return configured
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

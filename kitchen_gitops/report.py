@@ -12,12 +12,12 @@ SARIF writer for every command.
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import settings
 from .escape import (
     github_log,
     github_message,
@@ -463,8 +463,8 @@ def resolve_format(fmt: str, environ: Mapping[str, str] | None = None) -> str:
     """``auto``: GitHub workflow commands under GitHub Actions, text elsewhere."""
     if fmt != "auto":
         return fmt
-    env = os.environ if environ is None else environ
-    return "github" if env.get("GITHUB_ACTIONS") == "true" else "text"
+    flag = settings.GITHUB_ACTIONS.get() if environ is None else environ.get(settings.GITHUB_ACTIONS.name)
+    return "github" if flag == "true" else "text"
 
 
 def report_auto(result: Result, options: Options = SHOWN) -> str:

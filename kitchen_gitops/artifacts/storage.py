@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import settings
 from ..errors import ConfigError
 from .digest import CHUNK_BYTES, read_file_chunks
 
@@ -184,7 +185,7 @@ class S3Settings:
     endpoint: str  # host:port, or a URL whose scheme decides TLS
     secure: bool = True
     verify_tls: bool = True
-    region: str = "us-east-1"
+    region: str = settings.S3_REGION
     access_key: str | None = None
     secret_key: str | None = None
     session_token: str | None = None
@@ -240,7 +241,7 @@ class S3Store:
                 else:
                     import certifi
 
-                    kwargs["ca_certs"] = os.environ.get("SSL_CERT_FILE") or certifi.where()
+                    kwargs["ca_certs"] = settings.SSL_CERT_FILE.get() or certifi.where()
             else:
                 kwargs["cert_reqs"] = "CERT_NONE"
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)

@@ -11,13 +11,13 @@ exit rule's code (``Result.exit_code``).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from .. import settings
 from ..errors import ConfigError, UsageError
 from ..escape import terminal
 from ..findings import Result
@@ -30,7 +30,7 @@ def publish(result: Result, fmt: str, *, display: Display = SHOWN, output: Path 
             stream: TextIO | None = None, also: Sequence[tuple[Path, str]] = ()) -> int:
     """Write the report (to ``output`` or ``stream``, default stdout) and any extra copies
     in other formats, shown as ``display`` says; returns the exit code of the one exit rule."""
-    name = resolve_format(fmt, os.environ)
+    name = resolve_format(fmt)
     files = {path: report(result, other, display) for path, other in also}
     for path, other in also:
         _make_folder(path, other)
@@ -59,9 +59,9 @@ class S3Options:
     """An S3 endpoint as seen from here; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY."""
 
     endpoint: str | None = None
-    region: str = "us-east-1"
+    region: str = settings.S3_REGION
     ca_bundle: Path | None = None
-    timeout_s: float = 10.0
+    timeout_s: float = settings.S3_TIMEOUT_S
 
     def settings(self, environment: str = "") -> object:
         from ..artifacts.storage import S3Settings
@@ -69,7 +69,7 @@ class S3Options:
         if not self.endpoint:
             raise UsageError("S3 needs --s3-endpoint (host:port or http(s)://host:port)")
         return S3Settings(endpoint=self.endpoint, region=self.region,
-                          access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-                          secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-                          session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+                          access_key=settings.credential(settings.ACCESS_KEY),
+                          secret_key=settings.credential(settings.SECRET_KEY),
+                          session_token=settings.credential(settings.SESSION_TOKEN),
                           ca_bundle=self.ca_bundle, timeout_s=self.timeout_s, environment=environment)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import pipeline
+from .. import pipeline, settings
 from ..errors import UsageError
 from ..findings import Result
 
@@ -17,9 +17,9 @@ class Options:
     environments: tuple[str, ...] = ()
     policies: Path | None = None
     waivers: Path | None = None
-    engine: str = "regorus"
+    engine: str = settings.DEFAULT_ENGINE
     opa_url: str | None = None
-    opa_timeout: float = 10.0
+    opa_timeout: float = settings.OPA_TIMEOUT_S
     render_check: bool = True
     fail_on_warn: bool = False
     today: str | None = None  # YYYY-MM-DD: the day waivers expire against (tests)

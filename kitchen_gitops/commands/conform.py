@@ -3,14 +3,13 @@ signed evidence record of a serving run."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import pipeline
+from .. import pipeline, settings
 from ..errors import ConfigError, UsageError
 from ..findings import CheckRecord, Result
 from . import S3Options
@@ -20,10 +19,6 @@ if TYPE_CHECKING:
     from ..conform.readiness import IsvcSource
     from ..conform.serving import ServingOptions as RunOptions
     from ..evidence import S3Location
-
-DEFAULT_EXPECTATIONS = "/etc/kitchen/expectations.json"
-EXPECTATIONS_ENV = "KITCHEN_EXPECTATIONS"
-
 
 @dataclass(frozen=True)
 class ExpectationsSource:
@@ -46,7 +41,7 @@ def build_expectations(src: ExpectationsSource) -> object:
             first = next(f for f in outcome.findings if f.severity.value == "error")
             raise ConfigError(f"the catalog does not plan: {first.format_text()}")
         return from_catalog(outcome.catalog, outcome.plans[src.environment])
-    path = src.path if src.path is not None else Path(os.environ.get(EXPECTATIONS_ENV, DEFAULT_EXPECTATIONS))
+    path = src.path if src.path is not None else settings.EXPECTATIONS.path(settings.EXPECTATIONS_FILE)
     exp = load_expectations(path)
     if src.environment and src.environment != exp.environment:
         raise UsageError(f"{path} holds the expectations of {exp.environment}, not {src.environment}")

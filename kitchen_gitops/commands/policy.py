@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .. import pipeline
+from .. import pipeline, settings
 from ..findings import CheckRecord, Finding, Location, Result, Severity
 
 
@@ -18,7 +18,7 @@ class TestOptions:
 
     root: Path
     policies: Path | None = None
-    engine: str = "regorus"
+    engine: str = settings.DEFAULT_ENGINE
     match: str = ""
     verbose: bool = False
 

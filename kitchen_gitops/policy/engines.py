@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .. import settings
 from ..findings import Location
-from ..limits import ChildFailed, TimeLimitExceeded, run_bounded, seconds_from_env
+from ..limits import ChildFailed, TimeLimitExceeded, run_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
@@ -203,15 +204,11 @@ class OpaServerEngine:
 
 ENGINES = ("regorus", "opa")
 
-# Seconds one evaluation (one environment's gate, one policy test) may take in an
-# embedded engine; KITCHEN_POLICY_TIMEOUT overrides it.  The example library evaluates
-# an environment in milliseconds; the bench's organisation-size catalog in under 2 s.
-POLICY_TIMEOUT_S = 60.0
-TIMEOUT_ENV = "KITCHEN_POLICY_TIMEOUT"
-
-
 def policy_timeout() -> float:
-    return seconds_from_env(TIMEOUT_ENV, POLICY_TIMEOUT_S, EngineUnavailable)
+    """Seconds one evaluation (one environment's gate, one policy test) may take in an
+    embedded engine (settings.POLICY_TIMEOUT).  The example library evaluates an
+    environment in milliseconds; the bench's organisation-size catalog in under 2 s."""
+    return settings.POLICY_TIMEOUT.seconds(settings.POLICY_TIMEOUT_S, EngineUnavailable)
 
 
 class TimeLimitedEngine:
@@ -244,7 +241,7 @@ class TimeLimitedEngine:
             kind, *rest = run_bounded(work, seconds=self.seconds, passthrough=())
         except TimeLimitExceeded:
             raise PolicyError(None, f"data.{path}: evaluation did not finish within "
-                              f"{self.seconds:g}s (${TIMEOUT_ENV}); a rule may loop over "
+                              f"{self.seconds:g}s (${settings.POLICY_TIMEOUT.name}); a rule may loop over "
                               f"a huge collection ({self.name})") from None
         except ChildFailed as exc:
             raise PolicyError(None, f"data.{path}: the engine failed: {exc} ({self.name})") from None
@@ -254,7 +251,7 @@ class TimeLimitedEngine:
         raise PolicyError(where, rest[1])
 
 
-def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0,
+def make_engine(name: str = settings.DEFAULT_ENGINE, *, opa_url: str | None = None, timeout: float = 10.0,
                 time_limit: float | None = None) -> Engine:
     """The engine to evaluate with.  The default embedded engine gets a time limit per
     evaluation (``time_limit``, default :func:`policy_timeout`); an OPA server has the
