@@ -37,13 +37,13 @@ from .render import (
     template_dir,
     unintended_findings,
 )
-from .rules import RuleInfo
+from .rules import RENDER_STALE, RuleInfo
 from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
 
 POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
-STALE_RULE = "render.stale"
+STALE_RULE = RENDER_STALE
 
 
 @dataclass

@@ -24,6 +24,7 @@ from .model import (
     Gpu,
     Tenant,
 )
+from .rules import PLAN_EVALUATION_SETS_SIZE, PLAN_GPU_MEMORY, PLAN_VLLM_ARGS, PLAN_VLLM_OWNED_FLAG
 from .vllm_release import VllmRelease
 
 # The port vLLM serves on inside the predictor (probes, scrape target, network policies).
@@ -553,7 +554,7 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
         if not svc.memory.fits:
             m = svc.memory
             out.append(Finding(
-                "plan.gpu-memory", Severity.ERROR,
+                PLAN_GPU_MEMORY, Severity.ERROR,
                 f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
                 f"{svc.tensor_parallel_size}× {env.cluster.gpu.product}: weights {m.weights_gib:.1f} GiB "
                 f"+ LoRA slots {m.lora_gib:.2f} GiB + activations and runtime "
@@ -590,7 +591,7 @@ def _evaluation_sets_size(catalog: Catalog, plan: EnvironmentPlan) -> list[Findi
         return []
     biggest, (size, ref) = max(sizes.items(), key=lambda kv: (kv[1][0], kv[0]))
     return [Finding(
-        "plan.evaluation-sets-size", Severity.ERROR,
+        PLAN_EVALUATION_SETS_SIZE, Severity.ERROR,
         f"the evaluation sets of the repository served in {plan.environment.name} hold {total >> 10} KiB; "
         f"they travel in the conformance ConfigMap (1 MiB with everything else); the largest is {biggest} "
         f"({size >> 10} KiB, flavor {ref})",
@@ -632,7 +633,7 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
                 location = catalog.location("Environment", env.name, ("images", "vllm_version"), value=True)
                 what = f"the arguments of {svc.namespace}/{svc.name} in {env.name}"
             finding = Finding(
-                "plan.vllm-args", Severity.ERROR,
+                PLAN_VLLM_ARGS, Severity.ERROR,
                 f"vLLM {release.release} would refuse {what}: {problem.message}",
                 location, resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=problem.expected, actual=problem.flag, environment=env.name,
@@ -653,7 +654,7 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
                           if option.dest in owned else "")
                        + ": vLLM would read the later one, the checks the one kitchen wrote")
             finding = Finding(
-                "plan.vllm-owned-flag", Severity.ERROR, message, location,
+                PLAN_VLLM_OWNED_FLAG, Severity.ERROR, message, location,
                 resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=(f"{field}, not {option.flag} in extra_args" if field
                           else f"extra_args without {option.flag}"),

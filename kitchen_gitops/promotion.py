@@ -45,13 +45,21 @@ from .evidence import (
 from .findings import Finding, Location, Severity
 from .model import Catalog, Environment
 from .policy.floors import floors_of
+from .rules import (
+    POLICY_PROMOTION_EVIDENCE,
+    PROMOTION_DIGEST_MISMATCH,
+    PROMOTION_EVIDENCE_EXPIRED,
+    PROMOTION_EVIDENCE_FAILED,
+    PROMOTION_EVIDENCE_INVALID,
+    PROMOTION_EVIDENCE_MISSING,
+)
 from .serving_digest import flavor_digest, flavor_digest_v1
 
 INDEX_DIR = "evidence"
 INDEX_FILE = "index.json"
 RECORDS_DIR = "records"
 INDEX_FORMAT = "kitchen-evidence-index/1"
-CHECK_RULE = "policy.promotion-evidence"
+CHECK_RULE = POLICY_PROMOTION_EVIDENCE
 MAX_AGE_KEY = "evidence_max_age_days"
 DEFAULT_MAX_AGE_DAYS = 14
 # an entry is a few hundred bytes: room for tens of thousands of flavor versions
@@ -164,24 +172,24 @@ def check_record(record: VerifiedRecord, ref: str, digest: str, source: Environm
     """Whether a verified record is evidence for ``ref`` with ``digest`` from ``source``
     (freshness aside)."""
     if record.environment != source.name:
-        return Problem("promotion.evidence-missing",
+        return Problem(PROMOTION_EVIDENCE_MISSING,
                        f"the record is evidence of {record.environment}, not of {source.name}",
                        f"evidence of {source.name}")
     if record.cluster != source.cluster.name:
-        return Problem("promotion.evidence-missing",
+        return Problem(PROMOTION_EVIDENCE_MISSING,
                        f"the record comes from cluster {record.cluster}, not {source.name}'s "
                        f"{source.cluster.name}", f"evidence from cluster {source.cluster.name}")
     seen = record.flavors.get(ref)
     if not seen:
-        return Problem("promotion.evidence-missing", f"the record does not cover {ref}",
+        return Problem(PROMOTION_EVIDENCE_MISSING, f"the record does not cover {ref}",
                        f"a record of a run that served {ref}")
     if all(e.digest != digest for e in seen):
-        return Problem("promotion.digest-mismatch",
+        return Problem(PROMOTION_DIGEST_MISMATCH,
                        f"the record proves {ref} with digest {seen[0].digest}, other bytes than the "
                        f"{digest} that will be served (another adapter or base, or a re-upload)",
                        f"evidence for digest {digest}")
     if record.verdict != "PASS":
-        return Problem("promotion.evidence-failed", f"the conformance run of {record.origin} did not pass "
+        return Problem(PROMOTION_EVIDENCE_FAILED, f"the conformance run of {record.origin} did not pass "
                        f"(verdict {record.verdict})", "a run whose every check passed")
     return None
 
@@ -315,9 +323,9 @@ class Decision:
 def choose_evidence(ref: str, digest: str, source: Environment, records: Sequence[VerifiedRecord],
                     now: dt.datetime, max_days: int) -> tuple[VerifiedRecord | None, Problem]:
     """The newest acceptable record for ``ref``, or the most telling reason there is none."""
-    order = {"promotion.evidence-missing": 0, "promotion.digest-mismatch": 1, "promotion.evidence-failed": 2,
-             "promotion.evidence-expired": 3}
-    best = Problem("promotion.evidence-missing",
+    order: dict[str, int] = {PROMOTION_EVIDENCE_MISSING: 0, PROMOTION_DIGEST_MISMATCH: 1, PROMOTION_EVIDENCE_FAILED: 2,
+             PROMOTION_EVIDENCE_EXPIRED: 3}
+    best = Problem(PROMOTION_EVIDENCE_MISSING,
                    f"no signed evidence record of {source.name} covers {ref}",
                    f"a passing conformance record of {source.name} (cluster {source.cluster.name}) "
                    f"for {ref} with digest {digest}, at most {max_days} days old")
@@ -327,7 +335,7 @@ def choose_evidence(ref: str, digest: str, source: Environment, records: Sequenc
             stale = fresh(record, now, max_days)
             if not stale:
                 return record, best
-            problem = Problem("promotion.evidence-expired", f"the newest passing record ({record.origin}) "
+            problem = Problem(PROMOTION_EVIDENCE_EXPIRED, f"the newest passing record ({record.origin}) "
                               f"is too old: {stale}", f"evidence at most {max_days} days old")
         if order.get(problem.rule, 0) > order.get(best.rule, 0):
             best = Problem(problem.rule, f"{ref}: {problem.message}", problem.expected)
@@ -354,7 +362,7 @@ def decide(catalog: Catalog, env: Environment, source: Environment, index: Index
         if not given:
             problem = Problem(problem.rule, f"no evidence given for {item.ref}: pass --evidence DIR or --from-s3",
                               problem.expected)
-        elif refused and problem.rule == "promotion.evidence-missing":
+        elif refused and problem.rule == PROMOTION_EVIDENCE_MISSING:
             problem = Problem(problem.rule, f"{problem.message}; {len(refused)} record(s) refused (see warnings)",
                               problem.expected)
         decisions.append(Decision(item, digest, record, None if record is not None else problem))
@@ -363,7 +371,7 @@ def decide(catalog: Catalog, env: Environment, source: Environment, index: Index
 
 def refusal_findings(refused: Sequence[Refusal], source: str) -> list[Finding]:
     """A warning per evidence file that does not verify, at the file."""
-    return [Finding("promotion.evidence-invalid", Severity.WARNING, r.reason, Location(r.origin),
+    return [Finding(PROMOTION_EVIDENCE_INVALID, Severity.WARNING, r.reason, Location(r.origin),
                     expected="a record signed by a key of policies/evidence-keys.yaml, unchanged since signing",
                     environment=source) for r in refused]
 

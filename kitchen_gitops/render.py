@@ -48,6 +48,7 @@ from .plan import (
     TenantPlan,
     runtime_args,
 )
+from .rules import RENDER_VLLM_ARGS
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
@@ -581,7 +582,7 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
 # ---------------------------------------------------------------- rendered as planned
 
-DRIFT_RULE = "render.vllm-args"
+DRIFT_RULE = RENDER_VLLM_ARGS
 
 
 def _argv_drift(got: Sequence[Any], want: Sequence[str]) -> tuple[str, str]:

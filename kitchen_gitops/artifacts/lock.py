@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..escape import visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
+from ..rules import ARTIFACTS_LOCK_CONFLICT, ARTIFACTS_LOCK_STALE
 from ..write import WriteFailed, replace_files
 from .scan import ArtifactScan, PathKey
 from .verify import storage_findings
@@ -111,7 +112,7 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
             first = chosen.setdefault(k, (d.sha256, d.size, scan.environment))
             if first[:2] != (d.sha256, d.size):
                 findings.append(Finding(
-                    "artifacts.lock-conflict", Severity.ERROR,
+                    ARTIFACTS_LOCK_CONFLICT, Severity.ERROR,
                     f"{art.source.uri(pin.name)} differs between environments "
                     f"{first[2]} (sha256 {first[0]}) and {scan.environment} (sha256 {d.sha256})",
                     doc.location(pin.sha_path, value=True),
@@ -134,7 +135,7 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
 
 def stale_findings(updates: Sequence[PinUpdate]) -> list[Finding]:
     """``lock --check``: one finding per pin that a lock would change."""
-    return [Finding("artifacts.lock-stale", Severity.ERROR,
+    return [Finding(ARTIFACTS_LOCK_STALE, Severity.ERROR,
                     f"{u.what} is {u.new}, the catalog pins {u.old}", u.location,
                     expected=f"{u.new} (run `kitchen artifacts lock`)", environment=u.environment,
                     subject=u.subject)

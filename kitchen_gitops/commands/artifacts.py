@@ -12,6 +12,7 @@ from pathlib import Path
 from .. import pipeline
 from ..findings import Result, sort_findings
 from ..report import Options as Display
+from ..rules import EVALUATION_DATASET_PIN
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ VERIFY_DISPLAY = Display(text_records=False)
 
 # What the artifacts commands settle themselves: verify reports a repository set that
 # differs from its pin as artifacts.checksum-mismatch, and lock writes the new pin.
-ARTIFACT_SETTLED = frozenset({"evaluation.dataset-pin"})
+ARTIFACT_SETTLED = frozenset({EVALUATION_DATASET_PIN})
 
 
 def catalog_for(root: Path, envs: Sequence[str], command: str) -> tuple[pipeline.Outcome, list[str], Result | None]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import pipeline, settings
 from ..findings import CheckRecord, Finding, Location, Result, Severity
+from ..rules import POLICY_DOCS_STALE
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def execute_docs(opts: DocsOptions) -> Result:
     if opts.check:
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != render_docs(library):
-            result.findings = [Finding("policy.docs-stale", Severity.ERROR, "out of date: run "
+            result.findings = [Finding(POLICY_DOCS_STALE, Severity.ERROR, "out of date: run "
                                        "`kitchen policy docs` and commit", Location(DOC_PATH),
                                        expected="the docs the policy library generates")]
         else:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..findings import CheckRecord, Finding, Gates, Location, ResourceRef, Result, Severity, Status
 from ..plan import API_VERSIONS, ISVC_API_VERSION
+from ..rules import CONFORM
 from .expectations import ServiceExpectation
 
 __all__ = ["CheckRecord", "ConformReport", "Status", "clip", "finding", "isvc_ref", "timed"]
@@ -60,7 +61,7 @@ def finding(check: str, message: str, *, location: Location, resource: ResourceR
             expected: str = "", actual: str = "", flavor: str = "",
             severity: Severity = Severity.ERROR, environment: str = "") -> Finding:
     """A conformance finding; ``actual`` is what came back, ``flavor`` the model asked."""
-    return Finding(f"conform.{check}", severity, message, location, resource, expected, actual,
+    return Finding(CONFORM.member(check), severity, message, location, resource, expected, actual,
                    environment=environment, subject=f"model/{flavor}" if flavor else "")
 
 
