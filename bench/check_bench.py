@@ -127,7 +127,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kitchen-check-bench-") as tmp:
         root = generate_from_args(Path(tmp) / "org", a)
         out = Path(tmp) / "rendered"
-        from kitchen_gitops.commands import RenderOptions, execute_render
+        from kitchen_gitops.commands.render import Options as RenderOptions
+        from kitchen_gitops.commands.render import execute as execute_render
 
         if execute_render(RenderOptions(root, out=out)).exit_code:
             raise SystemExit("the synthetic organisation does not render")

@@ -30,6 +30,7 @@ from .model import Catalog, Environment
 from .plan import KITCHEN_FLAGS, OFFLINE_ENV, RUNTIME_COMMAND, environment_release
 from .policy.floors import floors_of
 from .render import DOMAIN, MANAGED_BY, RenderedFile, RenderedObject
+from .rules import RENDER_ADMISSION_FOLDER
 from .vllm_allow import allow_list
 
 FOLDER = "admission"
@@ -37,7 +38,7 @@ API_VERSION = "admissionregistration.k8s.io/v1"
 ENV_LABEL = f"{DOMAIN}/environment"
 ACTIONS_KEY = "admission_actions"
 DEFAULT_ACTIONS = ("Deny",)
-RESERVED_RULE = "render.admission-folder"
+RESERVED_RULE = RENDER_ADMISSION_FOLDER
 # The Application of the admission output syncs before the environment's (wave 0); in it,
 # the policies before their bindings.
 WAVE_APPLICATION = -1

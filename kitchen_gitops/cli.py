@@ -1,14 +1,12 @@
 """The ``kitchen`` command line: option parsing only.
 
-Each command parses its options into a value and hands it to :mod:`kitchen_gitops.commands`;
+Each command parses its options into its module's ``Options`` (:mod:`kitchen_gitops.commands`);
 the result is written in the chosen format and judged by the one exit rule.  Exit codes:
 0 clean, 1 findings (or a stale ``rendered/``), 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -16,12 +14,14 @@ from typing import Annotated
 
 import typer
 
-from . import commands, pipeline
+from . import commands, settings
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
+from .commands import diff as diff_command
+from .commands import plan as plan_command
+from .commands import render as render_command
+from .commands import validate as validate_command
 from .errors import KitchenError
 from .escape import terminal, visible
-from .plan import EnvironmentPlan
-from .report import report
 
 app = typer.Typer(
     name="kitchen",
@@ -40,31 +40,8 @@ class PlanFormat(StrEnum):
 @app.command()
 def validate(root: RootOpt = Path("."), fmt: FormatOpt = Format["text"], output: OutputOpt = None) -> None:
     """Check the catalog: YAML, schema, names and cross references."""
-    raise typer.Exit(commands.publish(commands.execute_validate(root), fmt.value, output=output))
-
-
-def _span(low: int, high: int) -> str:
-    """``2`` for a fixed count, ``2→4`` from the replicas always running to full scale."""
-    return str(low) if low == high else f"{low}→{high}"
-
-
-def _plan_table(p: EnvironmentPlan) -> str:
-    env = p.environment
-    rows = [("NAMESPACE/INFERENCESERVICE", "BASE", "FLAVORS", "MAX RANK", "GPUS", "REPLICAS", "KV FIT")]
-    for s in p.services:
-        rows.append((f"{s.namespace}/{s.name}", s.base.ref, ",".join(f.ref for f in s.flavors) or "-",
-                     f"{max((f.rank for f in s.flavors), default=0)}→{s.max_lora_rank}",
-                     f"{s.tensor_parallel_size}×{env.cluster.gpu.product}", _span(s.replicas, s.max_replicas)
-                     + (f" ({_span(s.gpus, s.gpus_max)} GPUs)" if s.scaling is not None else ""),
-                     f"{s.memory.full_length_sequences:.1f}× {s.max_model_len}"
-                     + ("" if s.memory.fits else " (does not fit)")))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [f"environment {env.name}: {env.cluster.gpu.total}× {env.cluster.gpu.product} "
-             f"({env.cluster.gpu.memory_gib:g} GiB), "
-             f"{_span(sum(s.gpus for s in p.services), sum(s.gpus_max for s in p.services))} GPUs planned, "
-             f"{sum(t.gpu_quota for t in p.tenants)} GPUs of quota"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join(lines) + "\n"
+    result = validate_command.execute(validate_command.Options(root))
+    raise typer.Exit(commands.publish(result, fmt.value, output=output))
 
 
 @app.command()
@@ -74,18 +51,9 @@ def plan(
     fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.table,
 ) -> None:
     """Show which InferenceService serves which base with which flavors, per environment."""
-    outcome = pipeline.plan(root, env)
-    result = outcome.result("plan")
-    if outcome.findings:
-        sys.stderr.write(report(result, "text"))
-    if not outcome.ok:
-        raise typer.Exit(result.exit_code)
-    if fmt is PlanFormat.json:
-        doc = {name: p.as_dict() for name, p in outcome.plans.items()}
-        typer.echo(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
-    else:
-        typer.echo("\n".join(_plan_table(p) for p in outcome.plans.values()), nl=False)
-    raise typer.Exit(result.exit_code)
+    opts = plan_command.Options(root, tuple(env or ()), fmt.value)
+    result = plan_command.execute(opts)
+    raise typer.Exit(commands.publish(result, plan_command.FORMATS[opts.format], display=plan_command.DISPLAY))
 
 
 @app.command()
@@ -98,8 +66,8 @@ def render(
     output: Annotated[Path | None, typer.Option("--output", help="Write the report here instead of stdout.")] = None,
 ) -> None:
     """Render manifests per environment under rendered/<env>/ (or check they are up to date)."""
-    opts = commands.RenderOptions(root, tuple(env or ()), out, check)
-    raise typer.Exit(commands.publish(commands.execute_render(opts), fmt.value, output=output))
+    opts = render_command.Options(root, tuple(env or ()), out, check)
+    raise typer.Exit(commands.publish(render_command.execute(opts), fmt.value, output=output))
 
 
 @app.command()
@@ -110,8 +78,8 @@ def diff(
     output: OutputOpt = None,
 ) -> None:
     """What the catalog in the working tree changes, per environment, against a Git revision."""
-    result = commands.execute_diff(commands.DiffOptions(root, base), fmt.value)
-    raise typer.Exit(commands.publish(result, fmt.value, output=output))
+    result = diff_command.execute(diff_command.Options(root, base))
+    raise typer.Exit(commands.publish(result, fmt.value, display=diff_command.DISPLAY, output=output))
 
 
 # Command groups that live in their own modules; each module defines register(app).
@@ -146,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         if callable(show) and hasattr(exc, "exit_code"):
             show()
             return 2
-        if os.environ.get("KITCHEN_DEBUG"):
+        if settings.DEBUG.flag():
             raise
         # a bug of kitchen's, not the input's: say so on one line, never a traceback in CI logs
         typer.echo(f"kitchen: internal error: {type(exc).__name__}: {visible(str(exc))[:500]} "
-                   "(set KITCHEN_DEBUG=1 for the traceback, and report it)", err=True)
+                   f"(set {settings.DEBUG.name}=1 for the traceback, and report it)", err=True)
         return 2
     return int(rc) if isinstance(rc, int) else 0
 

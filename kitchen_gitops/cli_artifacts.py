@@ -1,7 +1,8 @@
 """``kitchen artifacts verify|lock`` and ``kitchen bundle``: option parsing only.
 
 The storage options are declared once (:func:`~kitchen_gitops.cli_options.with_storage_options`);
-the work is in :mod:`kitchen_gitops.commands` and :mod:`kitchen_gitops.artifacts`.  Exit
+the work is in :mod:`kitchen_gitops.commands.artifacts`, :mod:`kitchen_gitops.commands.bundle`
+and :mod:`kitchen_gitops.artifacts`.  Exit
 codes: 0 clean, 1 findings, 2 usage, configuration or storage that cannot be reached at all.
 """
 
@@ -14,6 +15,8 @@ import typer
 
 from . import commands
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt, with_storage_options
+from .commands import artifacts as artifacts_command
+from .commands import bundle as bundle_command
 
 artifacts_app = typer.Typer(
     name="artifacts",
@@ -27,8 +30,9 @@ artifacts_app = typer.Typer(
 def verify(root: RootOpt = Path("."), env: EnvOpt = None, fmt: FormatOpt = Format["text"],
            output: OutputOpt = None, *, storage: Any = None) -> None:
     """Check every base and flavor an environment serves: present, pinned sha256, coherent."""
-    opts = commands.ArtifactsOptions(root, tuple(env or ()), storage)
-    raise typer.Exit(commands.publish(commands.execute_verify(opts), fmt.value, output=output))
+    opts = artifacts_command.Options(root, tuple(env or ()), storage)
+    result = artifacts_command.execute_verify(opts)
+    raise typer.Exit(commands.publish(result, fmt.value, display=artifacts_command.VERIFY_DISPLAY, output=output))
 
 
 @artifacts_app.command("lock")
@@ -43,8 +47,8 @@ def lock(
     *, storage: Any = None,
 ) -> None:
     """Write the sha256 of what is in storage into the catalog (comments and format kept)."""
-    opts = commands.ArtifactsOptions(root, tuple(env or ()), storage, check=check)
-    raise typer.Exit(commands.publish(commands.execute_lock(opts), fmt.value, output=output))
+    opts = artifacts_command.Options(root, tuple(env or ()), storage, check=check)
+    raise typer.Exit(commands.publish(artifacts_command.execute_lock(opts), fmt.value, output=output))
 
 
 @with_storage_options
@@ -60,8 +64,8 @@ def bundle(
     *, storage: Any = None,
 ) -> None:
     """Write the carry-in manifest of an environment: images by digest, files with sha256."""
-    opts = commands.ArtifactsOptions(root, (env,) if env else (), storage, out=out, with_files=with_files)
-    raise typer.Exit(commands.publish(commands.execute_bundle(opts), fmt.value))
+    opts = bundle_command.Options(root, (env,) if env else (), storage, out=out, with_files=with_files)
+    raise typer.Exit(commands.publish(bundle_command.execute(opts), fmt.value))
 
 
 def register(app: typer.Typer) -> None:

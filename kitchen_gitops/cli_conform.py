@@ -11,14 +11,15 @@ from typing import Annotated
 
 import typer
 
-from . import commands
+from . import commands, settings
 from .cli_options import Format, FormatOpt
+from .commands import conform as conform_command
 from .conform.serving import CHECKS
 
 ExpectationsOpt = Annotated[Path | None, typer.Option(
     "--expectations", "-x",
-    help=f"Expectations JSON (the rendered ConfigMap's content); default ${commands.EXPECTATIONS_ENV} or "
-         f"{commands.DEFAULT_EXPECTATIONS}, unless --catalog is given.")]
+    help=f"Expectations JSON (the rendered ConfigMap's content); default ${settings.EXPECTATIONS.name} or "
+         f"{settings.EXPECTATIONS_FILE}, unless --catalog is given.")]
 CatalogOpt = Annotated[Path | None, typer.Option(
     "--catalog", "--root", help="Build the expectations from this catalog instead (needs --env).")]
 EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="Environment, with --catalog.")]
@@ -73,25 +74,27 @@ def serving(
     evidence_s3: Annotated[str | None, typer.Option(
         "--evidence-s3", help="Upload the signed evidence record under s3://BUCKET/PREFIX/.")] = None,
     s3_endpoint: Annotated[str | None, typer.Option(
-        "--s3-endpoint", envvar="KITCHEN_S3_ENDPOINT", help="S3 endpoint of --evidence-s3 (host:port or URL).")] = None,
-    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")] = "us-east-1",
+        "--s3-endpoint", envvar=settings.S3_ENDPOINT.name,
+        help="S3 endpoint of --evidence-s3 (host:port or URL).")] = None,
+    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")] = settings.S3_REGION,
     ca_bundle: Annotated[Path | None, typer.Option(
-        "--ca-bundle", envvar="AWS_CA_BUNDLE", dir_okay=False, help="PEM CA bundle of the S3 endpoint.")] = None,
+        "--ca-bundle", envvar=settings.CA_BUNDLE.name, dir_okay=False,
+        help="PEM CA bundle of the S3 endpoint.")] = None,
     fmt: FormatOpt = Format["text"],
     json_out: JsonOpt = None,
     junit_out: JunitOpt = None,
 ) -> None:
     """Readiness, inventory, smoke, adapter effect, evaluation sets, isolation and
     performance; a signed evidence record."""
-    cmd = commands.ServingCommand(
-        commands.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
+    opts = conform_command.ServingOptions(
+        conform_command.ExpectationsSource(expectations, catalog, env), tuple(tenant or ()), tuple(service or ()),
         tuple(endpoint or ()), tuple(check or ()), tuple(skip or ()), no_readiness, kubeconfig, token_file,
         readiness_timeout, {"concurrency": concurrency, "requests": requests, "output_tokens": output_tokens,
                             "prompt_tokens": prompt_tokens, "seed": load_seed}, isolation_rounds,
         tuple(perf_model or ()), evaluation_concurrency,
-        commands.EvidenceOptions(evidence_key, evidence_out, evidence_s3,
+        conform_command.EvidenceOptions(evidence_key, evidence_out, evidence_s3,
                                  commands.S3Options(s3_endpoint, s3_region, ca_bundle)))
-    result = commands.execute_serving(cmd)
+    result = conform_command.execute_serving(opts)
     raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 
 
@@ -114,9 +117,10 @@ def gpu(
     junit_out: JunitOpt = None,
 ) -> None:
     """NVML: count, product, memory, driver, ECC, row remaps, MIG; a CUDA workload."""
-    cmd = commands.GpuCommand(commands.ExpectationsSource(expectations, catalog, env), product, count,
-                              memory_gib, mig, no_expectations, node, min_driver, not no_workload)
-    raise typer.Exit(commands.publish(commands.execute_gpu(cmd), fmt.value, also=_also(json_out, junit_out)))
+    opts = conform_command.GpuOptions(conform_command.ExpectationsSource(expectations, catalog, env), product,
+                                      count, memory_gib, mig, no_expectations, node, min_driver, not no_workload)
+    result = conform_command.execute_gpu(opts)
+    raise typer.Exit(commands.publish(result, fmt.value, also=_also(json_out, junit_out)))
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from . import settings
 from .errors import UsageError
 from .report import REPORTERS
 
@@ -34,24 +34,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 # the storage options: name → (annotation, default)
 STORAGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "pvc_mirror": (Annotated[Path | None, typer.Option(
-        "--pvc-mirror", envvar="KITCHEN_PVC_MIRROR", file_okay=False,
+        "--pvc-mirror", envvar=settings.PVC_MIRROR.name, file_okay=False,
         help="Local mirror of the PVCs: pvc://CLAIM/PATH is read from DIR/CLAIM/PATH.")], None),
     "flavors_only": (Annotated[bool, typer.Option(
         "--flavors-only", help="Check adapters only (no --pvc-mirror needed for bases).")], False),
     "s3_endpoint": (Annotated[str | None, typer.Option(
-        "--s3-endpoint", envvar="KITCHEN_S3_ENDPOINT",
+        "--s3-endpoint", envvar=settings.S3_ENDPOINT.name,
         help="S3 endpoint as seen from here (host:port or URL); default: the environment's.")], None),
     "access_key": (Annotated[str | None, typer.Option(
-        "--access-key", envvar="AWS_ACCESS_KEY_ID", show_envvar=True,
+        "--access-key", envvar=settings.ACCESS_KEY.name, show_envvar=True,
         help="S3 access key (prefer the environment variable).")], None),
     "secret_key": (Annotated[str | None, typer.Option(
-        "--secret-key", envvar="AWS_SECRET_ACCESS_KEY", show_envvar=True,
+        "--secret-key", envvar=settings.SECRET_KEY.name, show_envvar=True,
         help="S3 secret key (prefer the environment variable).")], None),
     "ca_bundle": (Annotated[Path | None, typer.Option(
-        "--ca-bundle", envvar="AWS_CA_BUNDLE", dir_okay=False,
+        "--ca-bundle", envvar=settings.CA_BUNDLE.name, dir_okay=False,
         help="PEM file of the CA that signed the S3 endpoint's certificate.")], None),
     "timeout": (Annotated[float, typer.Option(
-        "--timeout", min=0.1, help="Seconds to wait for the S3 endpoint to connect or answer.")], 10.0),
+        "--timeout", min=0.1, help="Seconds to wait for the S3 endpoint to connect or answer.")],
+                settings.S3_TIMEOUT_S),
     "jobs": (Annotated[int | None, typer.Option(
         "--jobs", "-j", min=1, help="Files read and hashed in parallel (default: 2 per CPU, 4..16).")], None),
 }
@@ -64,7 +65,7 @@ def storage_options(**values: Any) -> Any:
     mirror = values["pvc_mirror"]
     options = StorageOptions(
         pvc_mirror=mirror, s3_endpoint=values["s3_endpoint"], access_key=values["access_key"],
-        secret_key=values["secret_key"], session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
+        secret_key=values["secret_key"], session_token=settings.credential(settings.SESSION_TOKEN),
         ca_bundle=values["ca_bundle"], timeout_s=values["timeout"], skip_bases=values["flavors_only"])
     if values["jobs"] is not None:
         options.jobs = values["jobs"]

@@ -12,12 +12,12 @@ from typing import Annotated
 
 import typer
 
-from . import commands
+from . import commands, settings
 from .cli_options import EnvOpt, Format, FormatOpt, OutputOpt, RootOpt
-from .pipeline import CheckOptions
+from .commands import check as check_command
+from .commands import policy as policy_command
 from .policy.engines import ENGINES
-
-OPA_URL_ENV = "KITCHEN_OPA_URL"
+from .report import Options as Display
 
 EngineName = Enum("EngineName", {name: name for name in ENGINES}, type=str)  # type: ignore[misc]
 
@@ -25,7 +25,7 @@ PoliciesOpt = Annotated[Path | None, typer.Option("--policies", help="Policy fol
 EngineOpt = Annotated[EngineName, typer.Option(
     "--engine", help="Embedded engine: regorus (default) or opa (the real OPA engine, if installed).")]
 OpaUrlOpt = Annotated[str | None, typer.Option(
-    "--opa-url", envvar=OPA_URL_ENV, help=f"Evaluate on this OPA server instead (${OPA_URL_ENV}).")]
+    "--opa-url", envvar=settings.OPA_URL.name, help=f"Evaluate on this OPA server instead (${settings.OPA_URL.name}).")]
 TimeoutOpt = Annotated[float, typer.Option("--opa-timeout", help="Seconds to wait for the OPA server.")]
 
 
@@ -38,17 +38,17 @@ def check(
     waivers: Annotated[Path | None, typer.Option(
         "--waivers", help="Waivers file; default <policies>/waivers.yaml.")] = None,
     policies: PoliciesOpt = None,
-    engine: EngineOpt = EngineName["regorus"],
+    engine: EngineOpt = EngineName[settings.DEFAULT_ENGINE],
     opa_url: OpaUrlOpt = None,
-    opa_timeout: TimeoutOpt = 10.0,
+    opa_timeout: TimeoutOpt = settings.OPA_TIMEOUT_S,
     render_check: Annotated[bool, typer.Option("--render-check/--no-render-check",
                                                help="Also fail when rendered/ is stale.")] = True,
     today: Annotated[str | None, typer.Option("--today", hidden=True, help="Date for waiver expiry (tests).")] = None,
 ) -> None:
     """The CI gate: validate, plan, render in memory, policies, waivers, rendered/ up to date."""
-    opts = CheckOptions(root, tuple(env or ()), policies, waivers, engine.value, opa_url, opa_timeout,
-                        render_check, fail_on_warn, commands.parse_day(today))
-    raise typer.Exit(commands.publish(commands.execute_check(opts), fmt.value, output=output))
+    opts = check_command.Options(root, tuple(env or ()), policies, waivers, engine.value, opa_url, opa_timeout,
+                                 render_check, fail_on_warn, today)
+    raise typer.Exit(commands.publish(check_command.execute(opts), fmt.value, output=output))
 
 
 policy_app = typer.Typer(help="The policy library: run its unit tests, generate its docs.",
@@ -59,15 +59,16 @@ policy_app = typer.Typer(help="The policy library: run its unit tests, generate 
 def policy_test(
     root: RootOpt = Path("."),
     policies: PoliciesOpt = None,
-    engine: EngineOpt = EngineName["regorus"],
+    engine: EngineOpt = EngineName[settings.DEFAULT_ENGINE],
     run: Annotated[str, typer.Option("--run", "-r", help="Only tests whose name contains this.")] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List passing tests too.")] = False,
     fmt: FormatOpt = Format["text"],
     output: OutputOpt = None,
 ) -> None:
     """Run the test_ rules of the policy library (like `opa test`); exit 1 on a failure."""
-    opts = commands.PolicyTestOptions(root, policies, engine.value, run, verbose)
-    raise typer.Exit(commands.publish(commands.execute_policy_test(opts), fmt.value, output=output))
+    opts = policy_command.TestOptions(root, policies, engine.value, run, verbose)
+    result = policy_command.execute_test(opts)
+    raise typer.Exit(commands.publish(result, fmt.value, display=Display(show_passing=verbose), output=output))
 
 
 @policy_app.command("docs")
@@ -75,11 +76,12 @@ def policy_docs(
     root: RootOpt = Path("."),
     policies: PoliciesOpt = None,
     check_only: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if out of date.")] = False,
+    fmt: FormatOpt = Format["text"],
+    output: OutputOpt = None,
 ) -> None:
     """Generate docs/policies.md from the rules' metadata and tests, and the built-in rules."""
-    code, line = commands.execute_policy_docs(commands.PolicyDocsOptions(root, policies, check_only))
-    typer.echo(line, err=bool(code))
-    raise typer.Exit(code)
+    result = policy_command.execute_docs(policy_command.DocsOptions(root, policies, check_only))
+    raise typer.Exit(commands.publish(result, fmt.value, output=output))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,8 +14,9 @@ from typing import Annotated
 
 import typer
 
-from . import commands
+from . import commands, settings
 from .cli_options import Format, FormatOpt, OutputOpt, RootOpt
+from .commands import promote as promote_command
 from .errors import UsageError
 
 
@@ -50,20 +51,22 @@ def promote(
     now: Annotated[str | None, typer.Option(
         "--now", help="Judge freshness at this time (UTC, e.g. 2026-03-01T12:00:00Z); default now.")] = None,
     s3_endpoint: Annotated[str | None, typer.Option(
-        "--s3-endpoint", envvar="KITCHEN_S3_ENDPOINT",
+        "--s3-endpoint", envvar=settings.S3_ENDPOINT.name,
         help="S3 endpoint as seen from here; default the source environment's.")] = None,
-    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region.")] = "us-east-1",
+    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region.")] = settings.S3_REGION,
     ca_bundle: Annotated[Path | None, typer.Option(
-        "--ca-bundle", envvar="AWS_CA_BUNDLE", dir_okay=False, help="PEM CA bundle of the S3 endpoint.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="S3 timeout in seconds.")] = 10.0,
+        "--ca-bundle", envvar=settings.CA_BUNDLE.name, dir_okay=False,
+        help="PEM CA bundle of the S3 endpoint.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", min=0.1, help="S3 timeout in seconds.")] = settings.S3_TIMEOUT_S,
     fmt: FormatOpt = Format["text"],
     output: OutputOpt = None,
 ) -> None:
     """Promote flavor versions into an environment, with signed conformance evidence from the one before."""
-    opts = commands.PromoteOptions(root, env, tuple(evidence or ()), from_s3,
+    opts = promote_command.Options(root, env, tuple(evidence or ()), from_s3,
                                    commands.S3Options(s3_endpoint, s3_region, ca_bundle, timeout), write,
                                    tuple(flavor or ()), _now(now), baseline)
-    raise typer.Exit(commands.publish(commands.execute_promote(opts), fmt.value, output=output))
+    raise typer.Exit(commands.publish(promote_command.execute(opts), fmt.value, output=output))
 
 
 def register(app: typer.Typer) -> None:

@@ -39,7 +39,8 @@ def rollback(
 ) -> None:
     """Return an environment to its last state whose every flavor version was proven there."""
     opts = operations.RollbackOptions(root, env, to, write, reason, _now(now))
-    raise typer.Exit(commands.publish(operations.execute_rollback(opts, fmt.value), fmt.value, output=output))
+    raise typer.Exit(commands.publish(operations.execute_rollback(opts, fmt.value), fmt.value,
+                                      display=operations.DISPLAY, output=output))
 
 
 def history(
@@ -52,7 +53,8 @@ def history(
 ) -> None:
     """Every flavor version an environment served: when, by whose commit, with which evidence."""
     opts = operations.HistoryOptions(root, env, tuple(flavor or ()))
-    raise typer.Exit(commands.publish(operations.execute_history(opts, fmt.value), fmt.value, output=output))
+    raise typer.Exit(commands.publish(operations.execute_history(opts, fmt.value), fmt.value,
+                                      display=operations.DISPLAY, output=output))
 
 
 def register(app: typer.Typer) -> None:

@@ -28,10 +28,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .escape import visible
 from .findings import Finding, Location, ResourceRef, Severity
 from .manifests import check_duplicates
+from .rules import RENDER_UNINTENDED_FIELD, RENDER_UNINTENDED_OBJECT
 from .value_diff import ABSENT, Walk, json_text, path_text, same_scalar
 
-OBJECT_RULE = "render.unintended-object"
-FIELD_RULE = "render.unintended-field"
+OBJECT_RULE = RENDER_UNINTENDED_OBJECT
+FIELD_RULE = RENDER_UNINTENDED_FIELD
 MAX_DIFFERENCES = 20  # per object; the rest are counted
 MAX_SHOWN = 120  # characters of a value in a message
 

@@ -78,6 +78,18 @@ class Diff:
     def object_environments(self) -> list[str]:
         return sorted({c.environment for c in self.object_changes})
 
+    # the forms the reporters show (findings.Detail)
+    def text(self) -> str:
+        return format_text(self)
+
+    def markdown(self) -> str:
+        return format_markdown(self)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"base": self.base, "changes": [c.as_dict() for c in self.changes],
+                "environments": [e.as_dict() for e in self.environment_changes],
+                "objects": [c.as_dict() for c in self.object_changes]}
+
 
 def _flavor_versions(svc: ServicePlan) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
@@ -392,10 +404,5 @@ def format_markdown(diff: Diff) -> str:
 
 
 def format_json(diff: Diff) -> str:
-    return json.dumps({"base": diff.base, "changes": [c.as_dict() for c in diff.changes],
-                       "environments": [e.as_dict() for e in diff.environment_changes],
-                       "objects": [c.as_dict() for c in diff.object_changes]},
-                      indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(diff.as_dict(), indent=2, ensure_ascii=False) + "\n"
 
-
-FORMATS = {"text": format_text, "markdown": format_markdown, "json": format_json}

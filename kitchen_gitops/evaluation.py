@@ -23,6 +23,13 @@ from typing import Any
 
 from .escape import visible
 from .load import FORBIDDEN_CHARACTERS
+from .rules import (
+    EVALUATION_DATASET_EMPTY,
+    EVALUATION_DATASET_ENCODING,
+    EVALUATION_DATASET_JSON,
+    EVALUATION_DATASET_RECORD,
+    EVALUATION_DATASET_TOO_LARGE,
+)
 
 # Where the catalog repository keeps its evaluation sets, and what a set may cost.  A set
 # in the repository travels inside the conformance ConfigMap (at most 1 MiB with
@@ -257,44 +264,44 @@ def parse_record(text: str, lineno: int, metric: Metric, labels: Sequence[str]) 
     # written raw; escaped (\u202e) it is visible, and reports show it escaped
     bad = FORBIDDEN_CHARACTERS.search(text)
     if bad is not None:
-        return DatasetProblem("evaluation.dataset-record",
+        return DatasetProblem(EVALUATION_DATASET_RECORD,
                               f"the line holds the invisible character {visible(bad.group(0))}",
                               lineno, bad.start() + 1, "printable text; write such a character as a \\u escape")
     try:
         data = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants,
                           parse_float=_finite)
     except json.JSONDecodeError as exc:
-        return DatasetProblem("evaluation.dataset-json", f"not JSON: {exc.msg}", lineno, exc.colno,
+        return DatasetProblem(EVALUATION_DATASET_JSON, f"not JSON: {exc.msg}", lineno, exc.colno,
                               "one JSON object per line")
     except (_Duplicate, ValueError, RecursionError) as exc:
-        return DatasetProblem("evaluation.dataset-json", f"not usable JSON: {exc}", lineno, 1,
+        return DatasetProblem(EVALUATION_DATASET_JSON, f"not usable JSON: {exc}", lineno, 1,
                               "one JSON object per line, each key once, finite numbers")
     if not isinstance(data, dict):
-        return DatasetProblem("evaluation.dataset-record", f"a JSON {type(data).__name__} is not a record",
+        return DatasetProblem(EVALUATION_DATASET_RECORD, f"a JSON {type(data).__name__} is not a record",
                               lineno, 1, 'an object {"prompt": …, "reference": …}')
     unknown = sorted(set(data) - set(RECORD_KEYS))
     if unknown:
-        return DatasetProblem("evaluation.dataset-record", f"unknown key '{visible(unknown[0])}'",
+        return DatasetProblem(EVALUATION_DATASET_RECORD, f"unknown key '{visible(unknown[0])}'",
                               lineno, _key_col(text, unknown[0]), f"only {', '.join(RECORD_KEYS)}")
     for key in ("prompt", "reference"):
         if key not in data:
-            return DatasetProblem("evaluation.dataset-record", f"missing '{key}'", lineno, 1,
+            return DatasetProblem(EVALUATION_DATASET_RECORD, f"missing '{key}'", lineno, 1,
                                   f'a record with "{key}"')
     prompt = data["prompt"]
     if not isinstance(prompt, str) or not prompt.strip():
-        return DatasetProblem("evaluation.dataset-record",
+        return DatasetProblem(EVALUATION_DATASET_RECORD,
                               "prompt is blank" if isinstance(prompt, str) else "prompt is not a string",
                               lineno, _key_col(text, "prompt"), "a non-blank string")
     if len(prompt) > MAX_PROMPT_CHARS:
-        return DatasetProblem("evaluation.dataset-record", f"prompt has {len(prompt)} characters",
+        return DatasetProblem(EVALUATION_DATASET_RECORD, f"prompt has {len(prompt)} characters",
                               lineno, _key_col(text, "prompt"), f"at most {MAX_PROMPT_CHARS}")
     rid = data.get("id", "")
     if not isinstance(rid, str):
-        return DatasetProblem("evaluation.dataset-record", "id is not a string", lineno,
+        return DatasetProblem(EVALUATION_DATASET_RECORD, "id is not a string", lineno,
                               _key_col(text, "id"), "a string")
     problem, expected = _check_reference(metric, data["reference"], labels)
     if problem:
-        return DatasetProblem("evaluation.dataset-record", problem, lineno, _key_col(text, "reference"),
+        return DatasetProblem(EVALUATION_DATASET_RECORD, problem, lineno, _key_col(text, "reference"),
                               expected)
     return Record(lineno, prompt, data["reference"], rid)
 
@@ -305,7 +312,7 @@ def parse_dataset(raw: bytes, metric_name: str, labels: Sequence[str] = (),
     skipped).  ``metric_name`` must be a registry metric."""
     metric = METRICS[metric_name]
     if len(raw) > limit:
-        return [], [DatasetProblem("evaluation.dataset-too-large",
+        return [], [DatasetProblem(EVALUATION_DATASET_TOO_LARGE,
                                    f"the set has more than {limit} bytes", 1, 1,
                                    f"at most {limit // 1024} KiB"
                                    + (" (a larger set goes to S3)" if limit == MAX_REPOSITORY_DATASET_BYTES
@@ -318,7 +325,7 @@ def parse_dataset(raw: bytes, metric_name: str, labels: Sequence[str] = (),
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             col = len(line[:exc.start].decode("utf-8", "replace")) + 1
-            problems.append(DatasetProblem("evaluation.dataset-encoding", "not UTF-8", lineno, col,
+            problems.append(DatasetProblem(EVALUATION_DATASET_ENCODING, "not UTF-8", lineno, col,
                                            "UTF-8 text"))
             continue
         text = text.removesuffix("\r")
@@ -330,11 +337,11 @@ def parse_dataset(raw: bytes, metric_name: str, labels: Sequence[str] = (),
         else:
             records.append(got)
         if len(records) > MAX_RECORDS:
-            problems.append(DatasetProblem("evaluation.dataset-too-large",
+            problems.append(DatasetProblem(EVALUATION_DATASET_TOO_LARGE,
                                            f"more than {MAX_RECORDS} records", lineno, 1,
                                            f"at most {MAX_RECORDS} records"))
             return records[:MAX_RECORDS], problems
     if not records and not problems:
-        problems.append(DatasetProblem("evaluation.dataset-empty", "the set holds no record", 1, 1,
+        problems.append(DatasetProblem(EVALUATION_DATASET_EMPTY, "the set holds no record", 1, 1,
                                        'at least one line {"prompt": …, "reference": …}'))
     return records, problems

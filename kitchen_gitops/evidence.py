@@ -47,7 +47,19 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 class EvidenceError(Exception):
-    """A record that cannot be trusted, and why (one line)."""
+    """A record that cannot be trusted: where it came from, and why (one line)."""
+
+    def __init__(self, origin: str, reason: str) -> None:
+        super().__init__(f"{origin}: {reason}")
+        self.origin, self.reason = origin, reason
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An evidence file that does not verify: where it came from, and why."""
+
+    origin: str
+    reason: str
 
 
 def kitchen_version() -> str:
@@ -268,13 +280,13 @@ def _no_constant(name: str) -> Any:
 
 def parse_signed(data: bytes, origin: str) -> dict[str, Any]:
     if len(data) > MAX_RECORD_BYTES:
-        raise EvidenceError(f"{origin}: larger than {MAX_RECORD_BYTES >> 20} MiB")
+        raise EvidenceError(origin, f"larger than {MAX_RECORD_BYTES >> 20} MiB")
     try:
         doc = json.loads(data.decode("utf-8"), object_pairs_hook=_strict_object, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise EvidenceError(f"{origin}: not an evidence file ({visible(str(exc))[:200]})") from None
+        raise EvidenceError(origin, f"not an evidence file ({visible(str(exc))[:200]})") from None
     if not isinstance(doc, dict) or set(doc) != {"record", "signature"}:
-        raise EvidenceError(f"{origin}: not an evidence file (expected record and signature)")
+        raise EvidenceError(origin, "not an evidence file (expected record and signature)")
     return doc
 
 
@@ -285,24 +297,24 @@ def verify_signed(data: bytes, origin: str, trusted: Mapping[str, TrustedKey]) -
     doc = parse_signed(data, origin)
     record, sig = doc["record"], doc["signature"]
     if not isinstance(record, dict) or not isinstance(sig, dict):
-        raise EvidenceError(f"{origin}: not an evidence file (record and signature are objects)")
+        raise EvidenceError(origin, "not an evidence file (record and signature are objects)")
     if sig.get("algorithm") != ALGORITHM:
-        raise EvidenceError(f"{origin}: signature algorithm {visible(str(sig.get('algorithm')))}, expected {ALGORITHM}")
+        raise EvidenceError(origin, f"signature algorithm {visible(str(sig.get('algorithm')))}, expected {ALGORITHM}")
     key = trusted.get(str(sig.get("key_id")))
     if key is None:
-        raise EvidenceError(f"{origin}: signed by key {visible(str(sig.get('key_id')))[:80]}, which "
+        raise EvidenceError(origin, f"signed by key {visible(str(sig.get('key_id')))[:80]}, which "
                             f"policies/{KEYS_FILE} does not trust")
     try:
         signature = base64.b64decode(str(sig.get("value")), validate=True)
         key.public_key.verify(signature, canonical_json(record))
     except (ValueError, InvalidSignature):
-        raise EvidenceError(f"{origin}: the signature of key {key.name} does not verify: the record or its "
+        raise EvidenceError(origin, f"the signature of key {key.name} does not verify: the record or its "
                             "signature was changed after signing") from None
     if record.get("format") != FORMAT:
-        raise EvidenceError(f"{origin}: format {visible(str(record.get('format')))}, expected {FORMAT}")
+        raise EvidenceError(origin, f"format {visible(str(record.get('format')))}, expected {FORMAT}")
     env = record.get("environment")
     if env not in key.environments:
-        raise EvidenceError(f"{origin}: evidence of environment {visible(str(env))} signed by key {key.name}, "
+        raise EvidenceError(origin, f"evidence of environment {visible(str(env))} signed by key {key.name}, "
                             f"which is trusted for {', '.join(sorted(key.environments))} only")
     try:
         when = parse_time(record.get("time"))
@@ -314,7 +326,7 @@ def verify_signed(data: bytes, origin: str, trusted: Mapping[str, TrustedKey]) -
                 out.flavors.setdefault(str(f["ref"]), []).append(
                     FlavorEvidence(str(f["ref"]), str(f["digest"]), where))
     except (KeyError, TypeError, ValueError) as exc:
-        raise EvidenceError(f"{origin}: a signed record without the fields of {FORMAT} ({exc!r})") from None
+        raise EvidenceError(origin, f"a signed record without the fields of {FORMAT} ({exc!r})") from None
     return out
 
 
@@ -427,13 +439,13 @@ def download(store: Any, where: S3Location) -> list[tuple[str, bytes]]:
 
 
 def verified_records(files: Iterable[tuple[str, bytes]],
-                     trusted: Mapping[str, TrustedKey]) -> tuple[list[VerifiedRecord], list[str]]:
+                     trusted: Mapping[str, TrustedKey]) -> tuple[list[VerifiedRecord], list[Refusal]]:
     """The records that verify, and why each other one does not."""
     good: list[VerifiedRecord] = []
-    bad: list[str] = []
+    bad: list[Refusal] = []
     for origin, data in files:
         try:
             good.append(verify_signed(data, origin, trusted))
         except EvidenceError as exc:
-            bad.append(str(exc))
+            bad.append(Refusal(exc.origin, exc.reason))
     return good, bad

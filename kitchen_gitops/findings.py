@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -237,6 +237,16 @@ def has_errors(findings: Iterable[Finding]) -> bool:
     return any(f.severity is Severity.ERROR and not f.waived for f in findings)
 
 
+class Detail(Protocol):
+    """What a command found that is not a finding, in the forms the reporters show."""
+
+    def text(self) -> str: ...
+
+    def markdown(self) -> str: ...
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class Result:
     """What a command found: findings, per-check records where checks ran, and what the
@@ -256,9 +266,9 @@ class Result:
     info: dict[str, Any] = field(default_factory=dict)
     started: str = ""
     duration_s: float = 0.0
-    show_passing: bool = True  # text: list the checks that passed too
-    text_records: bool = True  # text: list the checks (else only the findings, as for check)
-    headline: bool = True  # markdown: a headline with the counts (diff: its summary is the report)
+    # the command's own account beside its findings (kitchen diff's changes, kitchen plan's
+    # plans), which each reporter shows in its own form
+    detail: Detail | None = None
 
     def all_findings(self) -> list[Finding]:
         """The command's findings and those of its records, deduplicated, in order."""

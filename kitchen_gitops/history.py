@@ -28,10 +28,11 @@ from .load import MAX_FILE_BYTES, parse_text
 from .model import Catalog
 from .promotion import INDEX_DIR, INDEX_FILE, MAX_INDEX_BYTES, RECORDS_DIR, Index, parse_index
 from .revisions import Blob, Commit, Repository
+from .rules import HISTORY_EVIDENCE_INVALID, HISTORY_UNREADABLE
 
 TENANTS_DIR = "catalog/tenants"
-INVALID_RULE = "history.evidence-invalid"
-UNREADABLE_RULE = "history.unreadable"
+INVALID_RULE = HISTORY_EVIDENCE_INVALID
+UNREADABLE_RULE = HISTORY_UNREADABLE
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from . import settings
+
 # Argo CD deletes an Application's resources before the Application itself (foreground
 # cascading deletion); the domain-qualified name is the one the API server accepts without
 # a warning (finalizer names are qualified since Kubernetes 1.29 warns on bare ones).
@@ -292,12 +294,14 @@ def conformance_role_binding(api_version: str, kind: str, meta: MetaLike | None,
 
 def _job_container(ctx: Mapping[str, Any], name: str, args: Sequence[str], gpu: bool) -> dict[str, Any]:
     evidence = ctx["evidence"]
-    env: list[dict[str, Any]] = [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
+    # the variables kitchen conform reads in the Job (kitchen_gitops.settings)
+    env: list[dict[str, Any]] = [{"name": settings.NODE_NAME.name,
+                                  "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
     if ctx["s3_secret"] and not gpu:
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": ctx["s3_secret"], "key": key}}}
-                for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+                for key in (settings.ACCESS_KEY.name, settings.SECRET_KEY.name)]
         if ctx["s3_ca"]:
-            env.append({"name": "AWS_CA_BUNDLE", "value": f"{ctx['s3_ca_dir']}/cabundle.crt"})
+            env.append({"name": settings.CA_BUNDLE.name, "value": f"{ctx['s3_ca_dir']}/cabundle.crt"})
     if gpu:
         env += [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                 {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"}]

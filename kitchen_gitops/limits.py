@@ -32,19 +32,6 @@ class ChildFailed(Exception):
     """The child ended without an answer: killed, out of memory, or an unpicklable result."""
 
 
-def seconds_from_env(name: str, default: float, error: type[ConfigError] = ConfigError) -> float:
-    """A time limit from ``$name`` (``default`` when unset): a number of seconds between 0
-    and a day, or ``error`` naming the variable (exit 2)."""
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        raise error(f"${name}={raw!r} is not a number of seconds") from None
-    if not 0 < value < 86_400:
-        raise error(f"${name}={raw!r} must be between 0 and 86400 seconds")
-    return value
-
-
 def _limit_memory(extra_bytes: int) -> None:  # pragma: no cover - runs in the child
     import resource
 

@@ -45,6 +45,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 
+from . import rules, settings
 from .escape import visible
 from .findings import Finding, Location, Severity
 
@@ -168,12 +169,12 @@ class _Builder:
             out: dict[str, Any] = {}
             for knode, vnode in node.value:
                 if not isinstance(knode, ScalarNode):
-                    self._problem(knode, "mapping keys must be plain strings", "load.key-type",
+                    self._problem(knode, "mapping keys must be plain strings", rules.LOAD_KEY_TYPE,
                                   "a string key")
                     continue
                 if str(knode.tag or "").endswith(":merge"):
                     self._problem(knode, "merge keys (<<) are not supported: their keys would have "
-                                  "no position of their own", "load.merge-key",
+                                  "no position of their own", rules.LOAD_MERGE_KEY,
                                   "the keys written out in this mapping")
                     continue
                 key = str(knode.value)
@@ -186,7 +187,7 @@ class _Builder:
                         self.display_path, kmark[0], kmark[1],
                         f"duplicate key '{_shown(key)}' (first defined at line {first.key_line}, "
                         f"column {first.key_col})",
-                        "load.duplicate-key", "each key once per mapping"))
+                        rules.LOAD_DUPLICATE_KEY, "each key once per mapping"))
                     continue
                 out[key] = self.build(vnode, (*path, key), kmark)
             return out
@@ -200,7 +201,7 @@ class _Builder:
             return True
         self._problem(node, f"{what} '{_shown(text)}' holds the invisible character "
                       f"{visible(bad.group(0))}, which changes how output that quotes it is shown "
-                      "or parsed", "load.control-character", "printable text (tab and newline allowed)")
+                      "or parsed", rules.LOAD_CONTROL_CHARACTER, "printable text (tab and newline allowed)")
         return False
 
     def scalar(self, node: Node) -> Any:
@@ -210,32 +211,32 @@ class _Builder:
         except (YAMLError, ValueError, OverflowError, TypeError) as exc:
             tag = str(node.tag or "")
             if tag.endswith(":timestamp"):
-                self._problem(node, f"'{_shown(raw)}' is not a valid date: {_reason(exc)}", "load.date",
+                self._problem(node, f"'{_shown(raw)}' is not a valid date: {_reason(exc)}", rules.LOAD_DATE,
                               "a real calendar date YYYY-MM-DD")
             elif tag.endswith((":int", ":float")):
-                self._problem(node, f"number '{_shown(raw)}' is out of range", "load.number",
+                self._problem(node, f"number '{_shown(raw)}' is out of range", rules.LOAD_NUMBER,
                               f"an integer of at most {len(str(MAX_INT))} digits or a finite number")
             else:
-                self._problem(node, f"invalid scalar '{_shown(raw)}': {_reason(exc)}", "load.syntax")
+                self._problem(node, f"invalid scalar '{_shown(raw)}': {_reason(exc)}", rules.LOAD_SYNTAX)
             return None
         if isinstance(value, bool) or value is None:
             return value
         if isinstance(value, int) and abs(value) > MAX_INT:
-            self._problem(node, f"integer '{_shown(raw)}' is out of range", "load.number",
+            self._problem(node, f"integer '{_shown(raw)}' is out of range", rules.LOAD_NUMBER,
                           f"an integer between {-MAX_INT} and {MAX_INT}")
             return None
         if isinstance(value, float) and not math.isfinite(value):
-            self._problem(node, f"'{_shown(raw)}' is not a finite number", "load.number",
+            self._problem(node, f"'{_shown(raw)}' is not a finite number", rules.LOAD_NUMBER,
                           "a finite number (not .inf, .nan or an exponent beyond 1e308)")
             return None
         if isinstance(value, dt.datetime | dt.date) and not 1 <= value.year <= 9999:
-            self._problem(node, f"'{_shown(raw)}' is not a valid date", "load.date", "a date YYYY-MM-DD")
+            self._problem(node, f"'{_shown(raw)}' is not a valid date", rules.LOAD_DATE, "a date YYYY-MM-DD")
             return None
         if isinstance(value, str) and not self._text_ok(node, value, "value"):
             return None
         if not isinstance(value, str | int | float | dt.date):
             # bytes, sets and the like cannot come from an implicit tag; refuse, don't guess
-            self._problem(node, f"unsupported value '{_shown(raw)}'", "load.tag", "a string, number, "
+            self._problem(node, f"unsupported value '{_shown(raw)}'", rules.LOAD_TAG, "a string, number, "
                           "boolean, date or null")
             return None
         return value
@@ -286,7 +287,7 @@ def _tab_problems(text: str, display: str) -> list[Finding]:
             col = len(line) - len(stripped) + 1
             problems.append(_finding(display, lineno, col,
                                      "tab character in indentation; YAML indents with spaces",
-                                     "load.tab", "spaces"))
+                                     rules.LOAD_TAB, "spaces"))
     return problems
 
 
@@ -313,7 +314,7 @@ def _bound_problems(yaml: YAML, text: str, display: str) -> list[Finding]:
             if tag is not None:
                 line, col = _mark(event)
                 return [_finding(display, line, col, f"explicit tag '{_shown(str(tag))}' is not "
-                                 "supported", "load.tag", "a plain or quoted value (no ! or !! tags)")]
+                                 "supported", rules.LOAD_TAG, "a plain or quoted value (no ! or !! tags)")]
         if isinstance(event, ScalarEvent):
             if event.anchor:
                 sizes[event.anchor] = 1
@@ -323,7 +324,7 @@ def _bound_problems(yaml: YAML, text: str, display: str) -> list[Finding]:
             if len(stack) - 1 > MAX_DEPTH:
                 line, col = _mark(event)
                 return [_finding(display, line, col, f"nesting deeper than {MAX_DEPTH} levels",
-                                 "load.too-deep", f"at most {MAX_DEPTH} nested mappings or lists")]
+                                 rules.LOAD_TOO_DEEP, f"at most {MAX_DEPTH} nested mappings or lists")]
         elif isinstance(event, CollectionEndEvent):
             anchor, count = stack.pop()
             if anchor:
@@ -333,7 +334,7 @@ def _bound_problems(yaml: YAML, text: str, display: str) -> list[Finding]:
             line, col = _mark(event)
             if any(frame[0] == event.anchor for frame in stack):
                 return [_finding(display, line, col, f"alias *{_shown(str(event.anchor))} refers to a "
-                                 "node that contains it (a recursive alias)", "load.alias",
+                                 "node that contains it (a recursive alias)", rules.LOAD_ALIAS,
                                  "an alias to a complete node defined before it")]
             stack[-1][1] += sizes.get(event.anchor, 1)  # undefined: the composer reports it
         else:
@@ -341,7 +342,7 @@ def _bound_problems(yaml: YAML, text: str, display: str) -> list[Finding]:
         if stack[-1][1] > MAX_NODES or sum(frame[1] for frame in stack) > MAX_NODES:
             line, col = _mark(event)
             return [_finding(display, line, col, f"the document expands to more than {MAX_NODES} "
-                             "values (aliases counted at every use)", "load.alias",
+                             "values (aliases counted at every use)", rules.LOAD_ALIAS,
                              f"at most {MAX_NODES} values after alias expansion")]
     return []
 
@@ -364,7 +365,7 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
     """Parse one file's bytes into a :class:`Document`, or findings that say why not."""
     if len(raw) > MAX_FILE_BYTES:
         return None, [_finding(display_path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes, "
-                               "the limit for one catalog file", "load.too-large",
+                               "the limit for one catalog file", rules.LOAD_TOO_LARGE,
                                f"a catalog file of at most {MAX_FILE_BYTES // 1024} KiB")]
     try:
         text = raw.decode("utf-8")
@@ -374,7 +375,7 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
         col = exc.start - (before.rfind(b"\n") + 1) + 1
         return None, [_finding(display_path, line, col,
                                f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
-                               "load.encoding", "UTF-8 text")]
+                               rules.LOAD_ENCODING, "UTF-8 text")]
     if text.startswith("\ufeff"):
         text = text[1:]
     tabs = _tab_problems(text, display_path)
@@ -393,29 +394,29 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
         context = f" {exc.context}" if exc.context else ""
         return None, [_finding(display_path, line, col,
                                f"YAML syntax error: {_shown(problem + context, 200)}",
-                               "load.syntax", "well-formed YAML")]
+                               rules.LOAD_SYNTAX, "well-formed YAML")]
     except ReaderError as exc:
         line, col = _error_position(text, exc.position) if isinstance(exc.position, int) else (1, 1)
         char = exc.character
         shown = f"U+{char:04X}" if isinstance(char, int) else visible(str(char))
         return None, [_finding(display_path, line, col,
-                               f"character {shown} is not allowed in YAML", "load.control-character",
+                               f"character {shown} is not allowed in YAML", rules.LOAD_CONTROL_CHARACTER,
                                "printable text")]
     except YAMLError as exc:
-        return None, [_finding(display_path, 1, 1, f"YAML error: {_reason(exc)}", "load.syntax")]
+        return None, [_finding(display_path, 1, 1, f"YAML error: {_reason(exc)}", rules.LOAD_SYNTAX)]
     nodes = [n for n in nodes if n is not None]
     if not nodes:
-        return None, [_finding(display_path, 1, 1, "file is empty", "load.empty",
+        return None, [_finding(display_path, 1, 1, "file is empty", rules.LOAD_EMPTY,
                                "one catalog object (a mapping with kind and name)")]
     if len(nodes) > 1:
         second = nodes[1].start_mark
         return None, [_finding(display_path, second.line + 1, second.column + 1,
                                f"file holds {len(nodes)} YAML documents",
-                               "load.multiple-documents", "exactly one object per file")]
+                               rules.LOAD_MULTIPLE_DOCUMENTS, "exactly one object per file")]
     root = nodes[0]
     if not isinstance(root, MappingNode):
         return None, [_finding(display_path, root.start_mark.line + 1, root.start_mark.column + 1,
-                               "top level is not a mapping", "load.not-mapping",
+                               "top level is not a mapping", rules.LOAD_NOT_MAPPING,
                                "a mapping with kind and name")]
     builder = _Builder(yaml, display_path)
     data = builder.build(root, (), None)
@@ -453,7 +454,7 @@ def load_file(path: Path, root: Path, display: str | None = None) -> tuple[Docum
     try:
         raw = read_regular_file(path)
     except OSError as exc:
-        return None, [_finding(display, 1, 1, f"cannot read file: {exc.strerror or exc}", "load.io",
+        return None, [_finding(display, 1, 1, f"cannot read file: {exc.strerror or exc}", rules.LOAD_IO,
                                "a readable regular file")]
     return parse_text(raw, path, display)
 
@@ -507,7 +508,7 @@ def reads(top: str, rel: str) -> bool:
 
 def _unread(walk: _Walk, top: str, rel: str) -> None:
     walk.problems.append(_finding(visible(rel), 1, 1, "kitchen does not read this file: nothing in it is "
-                                  "checked, rendered or applied", "load.unread-file",
+                                  "checked, rendered or applied", rules.LOAD_UNREAD_FILE,
                                   f"only {READ_FILES[top]}"))
 
 
@@ -518,10 +519,10 @@ def _bounded(walk: _Walk, display: str) -> bool:
     if len(walk.files) >= MAX_FILES:
         walk.problems.append(_finding(display, 1, 1, f"more than {MAX_FILES} YAML files under "
                                       f"{', '.join(SEARCHED_DIRS)}; the rest are not read",
-                                      "load.too-many-files", f"at most {MAX_FILES} catalog files"))
+                                      rules.LOAD_TOO_MANY_FILES, f"at most {MAX_FILES} catalog files"))
     elif len(walk.problems) >= MAX_FILES:
         walk.problems.append(_finding(display, 1, 1, f"more than {MAX_FILES} files refused or not read; "
-                                      "the rest are not listed", "load.too-many-files",
+                                      "the rest are not listed", rules.LOAD_TOO_MANY_FILES,
                                       f"at most {MAX_FILES} catalog files"))
     else:
         return False
@@ -534,7 +535,7 @@ def _walk(walk: _Walk, folder: Path, rel: str, depth: int, top: str) -> None:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as exc:
         walk.problems.append(_finding(visible(rel), 1, 1, f"cannot list folder: {exc.strerror or exc}",
-                                      "load.io", "a readable folder"))
+                                      rules.LOAD_IO, "a readable folder"))
         return
     for entry in entries:
         child_rel = f"{rel}/{entry.name}"
@@ -552,7 +553,7 @@ def _walk(walk: _Walk, folder: Path, rel: str, depth: int, top: str) -> None:
             walk.problems.append(_finding(
                 display, 1, 1, f"the name {'of this folder ' if is_dir else ''}holds a control or "
                 "invisible character, which would reach rendered files, annotations and logs; "
-                "it is not read", "load.file-name",
+                "it is not read", rules.LOAD_FILE_NAME,
                 "a file name of printable characters (no newline, tab or escape)"))
             continue
         if is_link:
@@ -560,7 +561,7 @@ def _walk(walk: _Walk, folder: Path, rel: str, depth: int, top: str) -> None:
         elif is_dir:
             if depth >= MAX_DIR_DEPTH:
                 walk.problems.append(_finding(display, 1, 1, f"folder nested deeper than "
-                                              f"{MAX_DIR_DEPTH} levels is not read", "load.too-deep",
+                                              f"{MAX_DIR_DEPTH} levels is not read", rules.LOAD_TOO_DEEP,
                                               f"files at most {MAX_DIR_DEPTH} folders deep"))
                 continue
             _walk(walk, Path(entry.path), child_rel, depth + 1, top)
@@ -572,7 +573,7 @@ def _walk(walk: _Walk, folder: Path, rel: str, depth: int, top: str) -> None:
             walk.files.append((_kind_of(child_rel), Path(entry.path), display))
         else:
             walk.problems.append(_finding(display, 1, 1, "not a regular file (a FIFO, socket or "
-                                          "device); it is not opened", "load.not-regular-file",
+                                          "device); it is not opened", rules.LOAD_NOT_REGULAR_FILE,
                                           "a regular file"))
 
 
@@ -591,7 +592,7 @@ def _link(walk: _Walk, path: Path, rel: str, top: str) -> None:
         if read:
             walk.problems.append(_finding(display, 1, 1, f"symbolic link to "
                                           f"'{_shown(os.readlink(path) if path.is_symlink() else '?')}',"
-                                          " which does not exist", "load.symlink",
+                                          " which does not exist", rules.LOAD_SYMLINK,
                                           "a regular file, or a link to one inside the repository"))
         else:
             _unread(walk, top, rel)
@@ -599,14 +600,14 @@ def _link(walk: _Walk, path: Path, rel: str, top: str) -> None:
     if not _inside(walk.real_root, target):
         if read or target.is_dir():
             walk.problems.append(_finding(display, 1, 1, "symbolic link to a path outside the "
-                                          "repository; it is not followed", "load.symlink",
+                                          "repository; it is not followed", rules.LOAD_SYMLINK,
                                           "a file inside the repository"))
         else:
             _unread(walk, top, rel)
         return
     if target.is_dir():
         walk.problems.append(_finding(display, 1, 1, "symbolic link to a folder; catalog folders are "
-                                      "not followed through links", "load.symlink",
+                                      "not followed through links", rules.LOAD_SYMLINK,
                                       "a real folder"))
         return
     if not read:
@@ -615,7 +616,7 @@ def _link(walk: _Walk, path: Path, rel: str, top: str) -> None:
         walk.files.append((_kind_of(rel), path, display))
     else:
         walk.problems.append(_finding(display, 1, 1, "symbolic link to something that is not a "
-                                      "regular file", "load.not-regular-file", "a regular file"))
+                                      "regular file", rules.LOAD_NOT_REGULAR_FILE, "a regular file"))
 
 
 def discover(root: Path) -> tuple[list[tuple[str, Path, str]], list[Finding]]:
@@ -664,7 +665,7 @@ def _load_files(root: Path, files: list[tuple[str, Path, str]]) -> tuple[list[tu
     for kind, path, display in files:
         if not kind:
             findings.append(_finding(display, 1, 1, "a YAML file outside the kind folders is not part "
-                                     "of the catalog", "load.misplaced-file",
+                                     "of the catalog", rules.LOAD_MISPLACED_FILE,
                                      f"one of {', '.join(f + '/' for f in CATALOG_DIRS.values())}"))
             continue
         doc, problems = load_file(path, root, display)
@@ -681,7 +682,7 @@ def _parallel(files: int) -> bool:
 
     return (files >= PARALLEL_LOAD_MIN_FILES and hasattr(os, "fork")
             and not multiprocessing.current_process().daemon
-            and os.environ.get("KITCHEN_JOBS", "").strip() != "1")
+            and settings.JOBS.raw() != "1")
 
 
 def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from . import vllm_release
+from . import rules, settings, vllm_release
 from .escape import visible
 from .evaluation import DATASET_DIR, DATASET_SUFFIX, MAX_REPOSITORY_DATASET_BYTES, METRICS, parse_dataset
 from .findings import Finding, Location, Severity
@@ -601,7 +601,7 @@ class S3Storage(Strict):
     endpoint: Endpoint
     use_https: bool = True
     verify_ssl: bool = True
-    region: NonEmpty = "us-east-1"
+    region: NonEmpty = settings.S3_REGION
     secret: Name = Field(description="Secret holding AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY")
     ca_bundle_configmap: Name | None = None
     egress_cidrs: list[Cidr] = Field(
@@ -920,7 +920,7 @@ def _validation_findings(doc: Document, exc: ValidationError, kind: str) -> list
             msg = visible(str(err["msg"]).removeprefix("Value error, "))
             message = f"{field_name}: {msg}"
             expected = _expected_for(err)
-        out.append(Finding(f"schema.{etype.replace('_', '-')}", Severity.ERROR, message,
+        out.append(Finding(rules.SCHEMA.member(etype.replace("_", "-")), Severity.ERROR, message,
                            location, expected=expected))
     return out
 
@@ -948,7 +948,7 @@ def _expected_for(err: Any) -> str:
 
 
 def _ref_finding(doc: Document, path: tuple[str | int, ...], message: str, expected: str) -> Finding:
-    return Finding("catalog.dangling-reference", Severity.ERROR, message,
+    return Finding(rules.CATALOG_DANGLING_REFERENCE, Severity.ERROR, message,
                    doc.location(path, value=True), expected=expected)
 
 
@@ -962,13 +962,13 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
         kind = doc.kind
         if kind not in KIND_MODELS:
             findings.append(Finding(
-                "schema.kind", Severity.ERROR,
+                rules.SCHEMA_KIND, Severity.ERROR,
                 f"unknown or missing kind '{kind}'" if kind else "missing field 'kind'",
                 doc.location(("kind",), value=True), expected=f"kind: {folder_kind}"))
             continue
         if kind != folder_kind:
             findings.append(Finding(
-                "catalog.misplaced", Severity.ERROR,
+                rules.CATALOG_MISPLACED, Severity.ERROR,
                 f"a {kind} does not belong in the {folder_kind} folder",
                 doc.location(("kind",), value=True), expected=f"kind: {folder_kind}"))
             continue
@@ -982,7 +982,7 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
         if (kind, key) in first_seen:
             first = first_seen[(kind, key)]
             findings.append(Finding(
-                "catalog.duplicate-name", Severity.ERROR,
+                rules.CATALOG_DUPLICATE_NAME, Severity.ERROR,
                 f"{kind} '{key}' is already defined in {first.location(('name',))}",
                 doc.location(("name",), value=True), expected=f"a unique {kind} name"))
             continue
@@ -1009,7 +1009,7 @@ def _vllm_releases(catalog: Catalog) -> list[Finding]:
         version = env.images.vllm_version
         if vllm_release.release(version) is None:
             out.append(Finding(
-                "catalog.vllm-release", Severity.ERROR,
+                rules.CATALOG_VLLM_RELEASE, Severity.ERROR,
                 f"environment {name} declares vLLM '{visible(version)}', a release kitchen has no parser table for",
                 catalog.location("Environment", name, ("images", "vllm_version"), value=True),
                 expected="one of " + ", ".join(known) + " (docs/compatibility.md)"))
@@ -1031,7 +1031,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
         doc = catalog.doc("Tenant", name)
         if tenant.ns in namespaces:
             out.append(Finding(
-                "catalog.duplicate-namespace", Severity.ERROR,
+                rules.CATALOG_DUPLICATE_NAMESPACE, Severity.ERROR,
                 f"namespace '{tenant.ns}' is already used by tenant {namespaces[tenant.ns]}",
                 doc.location(("namespace",) if tenant.namespace else ("name",), value=True),
                 expected="one namespace per tenant"))
@@ -1039,7 +1039,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
         for env_name, tenv in tenant.environments.items():
             if env_name not in catalog.environments and ("Environment", env_name) not in catalog.invalid:
                 out.append(Finding(
-                    "catalog.dangling-reference", Severity.ERROR,
+                    rules.CATALOG_DANGLING_REFERENCE, Severity.ERROR,
                     f"tenant {name} runs in environment '{env_name}', which is not defined"
                     f"{catalog.unloaded_hint('Environment', env_name)}",
                     doc.location(("environments", env_name)),
@@ -1060,7 +1060,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                 other = bases_used.setdefault(used.base.name, used.base.version)
                 if other != used.base.version:
                     out.append(Finding(
-                        "catalog.base-version-conflict", Severity.ERROR,
+                        rules.CATALOG_BASE_VERSION_CONFLICT, Severity.ERROR,
                         f"tenant {name} in {env_name} uses flavors of {used.base.name} at "
                         f"versions {other} and {used.base.version}; one InferenceService "
                         "serves one base version",
@@ -1082,7 +1082,7 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
         for name, env in sorted(catalog.environments.items()):
             if env.argocd.path_prefix != want:
                 out.append(Finding(
-                    "catalog.path-prefix", Severity.ERROR,
+                    rules.CATALOG_PATH_PREFIX, Severity.ERROR,
                     f"environment {name} renders to '{env.argocd.path_prefix}/{name}', environment {first} to "
                     f"'{want}/{first}': the repository has one folder of rendered output",
                     catalog.location("Environment", name, ("argocd", "path_prefix"), value=True),
@@ -1103,7 +1103,7 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
         key = str(ref)
         if listed.index(key) != i:
             out.append(Finding(
-                "catalog.duplicate-flavor", Severity.ERROR,
+                rules.CATALOG_DUPLICATE_FLAVOR, Severity.ERROR,
                 f"tenant {tenant} lists flavor {key} twice in {env_name}", at,
                 expected="each flavor version once per environment (two versions of a flavor may "
                 "be listed side by side)"))
@@ -1114,12 +1114,12 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
         served = served_name(ref.name, ref.version)
         if len(served) > 63:
             out.append(Finding(
-                "catalog.served-name", Severity.ERROR,
+                rules.CATALOG_SERVED_NAME, Severity.ERROR,
                 f"flavor {key} would be served as '{served}', {len(served)} characters", at,
                 expected="a flavor name and version that make a served name of at most 63 characters"))
         elif served in taken:
             out.append(Finding(
-                "catalog.served-name", Severity.ERROR,
+                rules.CATALOG_SERVED_NAME, Severity.ERROR,
                 f"flavor {key} would be served as '{served}', the name of {taken[served]} in "
                 f"tenant {tenant}'s {env_name}", at,
                 expected="flavor versions whose served names (<flavor>-<version>, lower case, "
@@ -1130,14 +1130,14 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
         path = ("environments", env_name, "aliases", alias)
         if str(target) not in listed:
             out.append(Finding(
-                "catalog.alias", Severity.ERROR,
+                rules.CATALOG_ALIAS, Severity.ERROR,
                 f"tenant {tenant}'s alias {alias} in {env_name} points at {target}, which it does "
                 f"not serve there", doc.location(path, value=True),
                 expected=f"one of the versions listed in environments.{env_name}.flavors: "
                 f"{', '.join(listed) or '(none)'}"))
         elif alias in taken:
             out.append(Finding(
-                "catalog.alias", Severity.ERROR,
+                rules.CATALOG_ALIAS, Severity.ERROR,
                 f"tenant {tenant}'s alias {alias} in {env_name} is already the name of {taken[alias]}",
                 doc.location(path), expected="an alias that no flavor version or base is served as"))
     return out
@@ -1154,7 +1154,7 @@ def _controller_flags(catalog: Catalog, name: str, env: Environment) -> list[Fin
         flag = "--" + token.partition("=")[0][2:].replace("_", "-") if token.startswith("--") else ""
         if flag in LLMISVC_CONTROLLER_FLAGS:
             out.append(Finding(
-                "catalog.controller-flag", Severity.ERROR,
+                rules.CATALOG_CONTROLLER_FLAG, Severity.ERROR,
                 f"environment {name} serves through LLMInferenceServices, whose controller sets "
                 f"{flag} itself from the spec; extra_args cannot set it",
                 catalog.location("Environment", name, ("serving", "vllm", "extra_args", i), value=True),
@@ -1225,7 +1225,7 @@ def _cluster_safety(catalog: Catalog) -> list[Finding]:
                     for e in sorted(tenant.environments) if e in catalog.environments]
         for reason in dict.fromkeys(r for r in reasons if r):
             out.append(Finding(
-                "catalog.reserved-namespace", Severity.ERROR,
+                rules.CATALOG_RESERVED_NAMESPACE, Severity.ERROR,
                 f"tenant {name} would be rendered into namespace '{tenant.ns}', which {reason}",
                 doc.location(ns_path, value=True), expected="a namespace of the tenant's own"))
         for role in sorted(tenant.access_groups):
@@ -1233,7 +1233,7 @@ def _cluster_safety(catalog: Catalog) -> list[Finding]:
                 problem = _subject_problem(subject, tenant.ns)
                 if problem:
                     out.append(Finding(
-                        "catalog.rbac-subject", Severity.ERROR,
+                        rules.CATALOG_RBAC_SUBJECT, Severity.ERROR,
                         f"tenant {name} grants {role} on namespace {tenant.ns} to "
                         f"'{visible(subject)}': {problem}",
                         doc.location(("access_groups", role, i), value=True),
@@ -1274,7 +1274,7 @@ def _evaluation_sets(catalog: Catalog) -> list[Finding]:
 
         metric = METRICS.get(e.metric)
         if metric is None:
-            out.append(Finding("evaluation.unknown-metric", Severity.ERROR,
+            out.append(Finding(rules.EVALUATION_UNKNOWN_METRIC, Severity.ERROR,
                                f"flavor {key} scores its evaluation set on metric '{visible(e.metric)}', "
                                "which kitchen cannot compute", at(("metric",)),
                                expected=f"one of {', '.join(METRICS)}", subject=subject))
@@ -1298,7 +1298,7 @@ def _evaluation_sets(catalog: Catalog) -> list[Finding]:
         if e.labels and len(set(e.labels)) != len(e.labels):
             problems.append((at(("labels",)), "lists a label twice", "each label once"))
         for loc, what, expected in problems:
-            out.append(Finding("evaluation.settings", Severity.ERROR, f"flavor {key}'s evaluation {what}",
+            out.append(Finding(rules.EVALUATION_SETTINGS, Severity.ERROR, f"flavor {key}'s evaluation {what}",
                                loc, expected=expected, subject=subject))
         if problems or e.dataset.path is None:
             continue
@@ -1306,14 +1306,14 @@ def _evaluation_sets(catalog: Catalog) -> list[Finding]:
             raw = read_dataset(catalog.root, e.dataset.path)
         except OSError as exc:
             reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
-            out.append(Finding("evaluation.dataset-missing", Severity.ERROR,
+            out.append(Finding(rules.EVALUATION_DATASET_MISSING, Severity.ERROR,
                                f"flavor {key}'s evaluation set {visible(e.dataset.path)} cannot be read: {reason}",
                                at(("dataset", "path")), expected="a regular JSONL file of the repository",
                                subject=subject))
             continue
         digest = hashlib.sha256(raw).hexdigest()
         if len(raw) <= MAX_REPOSITORY_DATASET_BYTES and digest != e.dataset.sha256:
-            out.append(Finding("evaluation.dataset-pin", Severity.ERROR,
+            out.append(Finding(rules.EVALUATION_DATASET_PIN, Severity.ERROR,
                                f"flavor {key}'s evaluation set {visible(e.dataset.path)} has sha256 {digest}, "
                                f"not the {e.dataset.sha256} its flavor pins: the conformance job would refuse "
                                "it, and evidence would name another set",

@@ -15,6 +15,10 @@ from . import pipeline
 from .errors import UsageError
 from .escape import markdown_cell
 from .findings import Finding, Location, Result, Severity, sort_findings
+from .report import Options as Display
+
+# the rollback and the history are the report: no headline of counts above them
+DISPLAY = Display(headline=False)
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
     data, trusted = _trust(opts.root)
     judge = Judge(catalog, env, trusted, max_age_days(data), opts.now or datetime.now(UTC))
     current = current_state(catalog, env.name)
-    result = Result(command, environments=[env.name], headline=False)
+    result = Result(command, environments=[env.name])
     with tempfile.TemporaryDirectory(prefix="kitchen-rollback-") as tmp:
         target, passed = find_target(repo, judge, current, Path(tmp), opts.to)
         if target is None:
@@ -110,19 +114,28 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
 
 
 def _write(opts: RollbackOptions, catalog: Any, judge: Any, target: Any, edits: Any, head: str | None) -> list[str]:
-    from .commands import _replace_all, _restore
     from .errors import ConfigError
     from .rollback import rollback_contents, rollback_record
+    from .write import WriteFailed, replace_files
 
     reason = " ".join(opts.reason.split())
     contents = rollback_contents(opts.root, catalog, judge, target, edits,
                                  rollback_record(target, edits, head, judge.now, reason))
-    old = _replace_all(contents)
-    check = pipeline.plan(opts.root, [judge.env.name])
-    if not check.ok:
-        _restore(old)
-        first = next(f for f in check.findings if f.severity.value == "error")
-        raise ConfigError(f"the rolled-back catalog does not plan: {first.format_text()}; nothing written")
+
+    def plans() -> None:
+        check = pipeline.plan(opts.root, [judge.env.name])
+        if not check.ok:
+            first = next(f for f in check.findings if f.severity.value == "error")
+            raise ConfigError(f"the rolled-back catalog does not plan: {first.format_text()}; nothing written")
+
+    for path in contents:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise ConfigError(f"{path}: not a regular file; nothing written")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        replace_files(contents, verify=plans)
+    except WriteFailed as exc:
+        raise ConfigError(f"cannot write the rollback: {exc.error}; nothing written") from exc
     return sorted({p.relative_to(opts.root).as_posix() for p in contents})
 
 
@@ -172,7 +185,7 @@ def execute_history(opts: HistoryOptions, fmt: str = "text") -> Result:
     _, trusted = _trust(opts.root)
     history = read_history(repo, env.name, trusted, opts.flavors)
     findings = [f if f.environment else dataclasses.replace(f, environment=env.name) for f in history.findings]
-    result = Result("history", sort_findings(findings), environments=[env.name], headline=False)
+    result = Result("history", sort_findings(findings), environments=[env.name])
     result.info = {"environment": env.name, "commits": history.commits,
                    "history": [s.as_dict() for s in history.stints]}
     result.summary = _history_lines(env.name, history, fmt)

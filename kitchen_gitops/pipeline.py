@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .admission import FOLDER as ADMISSION_FOLDER
 from .admission import render_admission, reserved_findings
 from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
@@ -39,13 +40,13 @@ from .render import (
     template_dir,
     unintended_findings,
 )
-from .rules import RuleInfo
+from .rules import RENDER_STALE, RuleInfo
 from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
 
 POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
-STALE_RULE = "render.stale"
+STALE_RULE = RENDER_STALE
 
 
 @dataclass
@@ -194,9 +195,9 @@ class CheckOptions:
     environments: tuple[str, ...] = ()
     policies: Path | None = None
     waivers: Path | None = None
-    engine: str = "regorus"
+    engine: str = settings.DEFAULT_ENGINE
     opa_url: str | None = None
-    opa_timeout: float = 10.0
+    opa_timeout: float = settings.OPA_TIMEOUT_S
     render_check: bool = True
     fail_on_warn: bool = False
     today: dt.date | None = None
@@ -292,24 +293,18 @@ def _after_rollback(findings: list[Finding], outcome: Outcome, data: Mapping[str
                                         and (f.environment, f.subject.removeprefix("Flavor/")) in back)]
 
 
-JOBS_ENV = "KITCHEN_JOBS"
-
-
 def _jobs(opts: CheckOptions) -> int:
     """Worker processes for the environments: one per CPU this process may use, unless
-    ``$KITCHEN_JOBS`` says otherwise (more workers than CPUs finish three environments on
+    ``$KITCHEN_JOBS`` (settings.JOBS) says otherwise (more workers than CPUs finish three environments on
     two CPUs sooner — 1.27x against 1.69x the baseline in bench/check_bench.py — but hold
     every environment's policy input at once: 1.05 GiB against 0.74 GiB); one (in process)
     for engines that cannot be forked (the real OPA engine runs Go) or reached from
     several processes at once."""
-    if opts.engine != "regorus" or opts.opa_url:
+    if opts.engine != settings.DEFAULT_ENGINE or opts.opa_url:
         return 1
-    configured = os.environ.get(JOBS_ENV, "").strip()
-    if configured:
-        try:
-            return max(1, int(configured))
-        except ValueError:
-            raise UsageError(f"${JOBS_ENV}={configured!r} is not a number of processes") from None
+    configured = settings.JOBS.count()
+    if configured is not None:
+        return configured
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

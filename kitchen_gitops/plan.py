@@ -25,6 +25,13 @@ from .model import (
     Gpu,
     Tenant,
 )
+from .rules import (
+    PLAN_CLUSTER_GPU_CAPACITY,
+    PLAN_EVALUATION_SETS_SIZE,
+    PLAN_GPU_MEMORY,
+    PLAN_VLLM_ARGS,
+    PLAN_VLLM_OWNED_FLAG,
+)
 from .scaling import Scaling, resolve
 from .vllm_release import VllmRelease
 
@@ -745,7 +752,7 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
         if not svc.memory.fits:
             m = svc.memory
             out.append(Finding(
-                "plan.gpu-memory", Severity.ERROR,
+                PLAN_GPU_MEMORY, Severity.ERROR,
                 f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
                 f"{svc.tensor_parallel_size}× {env.cluster.gpu.product}: weights {m.weights_gib:.1f} GiB "
                 f"+ LoRA slots {m.lora_gib:.2f} GiB + activations and runtime "
@@ -789,7 +796,7 @@ def cluster_findings(catalog: Catalog, plans: dict[str, EnvironmentPlan]) -> lis
         top = max(services, key=lambda s: (s.gpus_max, s.scaling is not None, s.environment.name, s.namespace))
         shares = ", ".join(f"{n} {sum(s.gpus_max for s in services if s.environment.name == n)}" for n in names)
         out.append(Finding(
-            "plan.cluster-gpu-capacity", Severity.ERROR,
+            PLAN_CLUSTER_GPU_CAPACITY, Severity.ERROR,
             f"environments {', '.join(names)} share cluster {cluster} ({total} GPUs) and plan {planned} GPUs "
             f"at full scale ({shares}); the largest, {top.namespace}/{top.name} in {top.environment.name}, "
             f"at {top.max_replicas} replica(s) × {top.tensor_parallel_size} GPU(s)",
@@ -819,7 +826,7 @@ def _evaluation_sets_size(catalog: Catalog, plan: EnvironmentPlan) -> list[Findi
         return []
     biggest, (size, ref) = max(sizes.items(), key=lambda kv: (kv[1][0], kv[0]))
     return [Finding(
-        "plan.evaluation-sets-size", Severity.ERROR,
+        PLAN_EVALUATION_SETS_SIZE, Severity.ERROR,
         f"the evaluation sets of the repository served in {plan.environment.name} hold {total >> 10} KiB; "
         f"they travel in the conformance ConfigMap (1 MiB with everything else); the largest is {biggest} "
         f"({size >> 10} KiB, flavor {ref})",
@@ -861,7 +868,7 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
                 location = catalog.location("Environment", env.name, ("images", "vllm_version"), value=True)
                 what = f"the arguments of {svc.namespace}/{svc.name} in {env.name}"
             finding = Finding(
-                "plan.vllm-args", Severity.ERROR,
+                PLAN_VLLM_ARGS, Severity.ERROR,
                 f"vLLM {release.release} would refuse {what}: {problem.message}",
                 location, resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=problem.expected, actual=problem.flag, environment=env.name,
@@ -882,7 +889,7 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
                           if option.dest in owned else "")
                        + ": vLLM would read the later one, the checks the one kitchen wrote")
             finding = Finding(
-                "plan.vllm-owned-flag", Severity.ERROR, message, location,
+                PLAN_VLLM_OWNED_FLAG, Severity.ERROR, message, location,
                 resource=ResourceRef("InferenceService", svc.name, svc.namespace, ISVC_API_VERSION),
                 expected=(f"{field}, not {option.flag} in extra_args" if field
                           else f"extra_args without {option.flag}"),

@@ -34,6 +34,7 @@ from .escape import visible
 from .evidence import (
     CLOCK_SKEW,
     EvidenceError,
+    Refusal,
     TrustedKey,
     VerifiedRecord,
     fresh,
@@ -44,13 +45,21 @@ from .evidence import (
 from .findings import Finding, Location, Severity
 from .model import Catalog, Environment
 from .policy.floors import floors_of
+from .rules import (
+    POLICY_PROMOTION_EVIDENCE,
+    PROMOTION_DIGEST_MISMATCH,
+    PROMOTION_EVIDENCE_EXPIRED,
+    PROMOTION_EVIDENCE_FAILED,
+    PROMOTION_EVIDENCE_INVALID,
+    PROMOTION_EVIDENCE_MISSING,
+)
 from .serving_digest import flavor_digest, flavor_digest_v1
 
 INDEX_DIR = "evidence"
 INDEX_FILE = "index.json"
 RECORDS_DIR = "records"
 INDEX_FORMAT = "kitchen-evidence-index/1"
-CHECK_RULE = "policy.promotion-evidence"
+CHECK_RULE = POLICY_PROMOTION_EVIDENCE
 MAX_AGE_KEY = "evidence_max_age_days"
 DEFAULT_MAX_AGE_DAYS = 14
 # an entry is a few hundred bytes: room for tens of thousands of flavor versions
@@ -180,24 +189,24 @@ def check_record(record: VerifiedRecord, ref: str, digest: str, source: Environm
     """Whether a verified record is evidence for ``ref`` with ``digest`` from ``source``
     (freshness aside)."""
     if record.environment != source.name:
-        return Problem("promotion.evidence-missing",
+        return Problem(PROMOTION_EVIDENCE_MISSING,
                        f"the record is evidence of {record.environment}, not of {source.name}",
                        f"evidence of {source.name}")
     if record.cluster != source.cluster.name:
-        return Problem("promotion.evidence-missing",
+        return Problem(PROMOTION_EVIDENCE_MISSING,
                        f"the record comes from cluster {record.cluster}, not {source.name}'s "
                        f"{source.cluster.name}", f"evidence from cluster {source.cluster.name}")
     seen = record.flavors.get(ref)
     if not seen:
-        return Problem("promotion.evidence-missing", f"the record does not cover {ref}",
+        return Problem(PROMOTION_EVIDENCE_MISSING, f"the record does not cover {ref}",
                        f"a record of a run that served {ref}")
     if all(e.digest != digest for e in seen):
-        return Problem("promotion.digest-mismatch",
+        return Problem(PROMOTION_DIGEST_MISMATCH,
                        f"the record proves {ref} with digest {seen[0].digest}, other bytes than the "
                        f"{digest} that will be served (another adapter or base, or a re-upload)",
                        f"evidence for digest {digest}")
     if record.verdict != "PASS":
-        return Problem("promotion.evidence-failed", f"the conformance run of {record.origin} did not pass "
+        return Problem(PROMOTION_EVIDENCE_FAILED, f"the conformance run of {record.origin} did not pass "
                        f"(verdict {record.verdict})", "a run whose every check passed")
     return None
 
@@ -331,9 +340,9 @@ class Decision:
 def choose_evidence(ref: str, digest: str, source: Environment, records: Sequence[VerifiedRecord],
                     now: dt.datetime, max_days: int) -> tuple[VerifiedRecord | None, Problem]:
     """The newest acceptable record for ``ref``, or the most telling reason there is none."""
-    order = {"promotion.evidence-missing": 0, "promotion.digest-mismatch": 1, "promotion.evidence-failed": 2,
-             "promotion.evidence-expired": 3}
-    best = Problem("promotion.evidence-missing",
+    order: dict[str, int] = {PROMOTION_EVIDENCE_MISSING: 0, PROMOTION_DIGEST_MISMATCH: 1, PROMOTION_EVIDENCE_FAILED: 2,
+             PROMOTION_EVIDENCE_EXPIRED: 3}
+    best = Problem(PROMOTION_EVIDENCE_MISSING,
                    f"no signed evidence record of {source.name} covers {ref}",
                    f"a passing conformance record of {source.name} (cluster {source.cluster.name}) "
                    f"for {ref} with digest {digest}, at most {max_days} days old")
@@ -343,11 +352,119 @@ def choose_evidence(ref: str, digest: str, source: Environment, records: Sequenc
             stale = fresh(record, now, max_days)
             if not stale:
                 return record, best
-            problem = Problem("promotion.evidence-expired", f"the newest passing record ({record.origin}) "
+            problem = Problem(PROMOTION_EVIDENCE_EXPIRED, f"the newest passing record ({record.origin}) "
                               f"is too old: {stale}", f"evidence at most {max_days} days old")
         if order.get(problem.rule, 0) > order.get(best.rule, 0):
             best = Problem(problem.rule, f"{ref}: {problem.message}", problem.expected)
     return None, best
+
+
+def decide(catalog: Catalog, env: Environment, source: Environment, index: Index,
+           records: Sequence[VerifiedRecord], refused: Sequence[Refusal], *, given: bool,
+           trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime,
+           only: Sequence[str] = ()) -> list[Decision]:
+    """A decision for each flavor version ``env`` would newly serve that its index does not
+    allow yet: the record that proves it, or the problem (``given``: evidence was passed at
+    all; ``refused``: the files that did not verify, which a missing record mentions)."""
+    decisions: list[Decision] = []
+    for item in proposed(catalog, env, only):
+        digest = digest_of(catalog, item.ref)
+        if entry_problem(index, item.ref, digest, source, trusted, max_days, now) is None:
+            continue
+        earlier = next((d for d in decisions if d.served.ref == item.ref), None)
+        if earlier is not None:
+            decisions.append(Decision(item, digest, earlier.record, earlier.problem))
+            continue
+        record, problem = choose_evidence(item.ref, digest, source, records, now, max_days)
+        if not given:
+            problem = Problem(problem.rule, f"no evidence given for {item.ref}: pass --evidence DIR or --from-s3",
+                              problem.expected)
+        elif refused and problem.rule == PROMOTION_EVIDENCE_MISSING:
+            problem = Problem(problem.rule, f"{problem.message}; {len(refused)} record(s) refused (see warnings)",
+                              problem.expected)
+        decisions.append(Decision(item, digest, record, None if record is not None else problem))
+    return decisions
+
+
+def refusal_findings(refused: Sequence[Refusal], source: str) -> list[Finding]:
+    """A warning per evidence file that does not verify, at the file."""
+    return [Finding(PROMOTION_EVIDENCE_INVALID, Severity.WARNING, r.reason, Location(r.origin),
+                    expected="a record signed by a key of policies/evidence-keys.yaml, unchanged since signing",
+                    environment=source) for r in refused]
+
+
+def decision_findings(decisions: Sequence[Decision], env: str) -> list[Finding]:
+    """An error per flavor version without evidence, at the tenant's list."""
+    return [Finding(d.problem.rule, Severity.ERROR, d.problem.message, d.served.location,
+                    expected=d.problem.expected, environment=env, subject=f"Flavor/{d.served.ref}")
+            for d in decisions if d.problem is not None]
+
+
+def decision_line(d: Decision) -> str:
+    s = d.served
+    what = f"{s.old_ref} → {s.ref}" if s.old_ref else (f"{s.ref} (new)" if s.position < 0 else s.ref)
+    if d.record is not None:
+        return (f"{s.tenant}: {what}: evidence {d.record.origin} ({d.record.verdict}, recorded "
+                f"{d.record.time.strftime('%Y-%m-%dT%H:%M:%SZ')}, signed by {d.record.signer})")
+    return f"{s.tenant}: {what}: no evidence"
+
+
+def decision_dict(d: Decision) -> dict[str, str | None]:
+    return {"tenant": d.served.tenant, "flavor": d.served.ref, "replaces": d.served.old_ref, "digest": d.digest,
+            "record": d.record.origin if d.record else None, "problem": d.problem.rule if d.problem else None}
+
+
+def add_baseline(catalog: Catalog, env: str, index: Index, reason: str, now: dt.datetime) -> list[str]:
+    """The flavor versions ``env`` serves today that its index has no entry for, entered as
+    its baseline (an entry with other bytes stays a finding: a baseline never covers a
+    re-upload); returns the references added."""
+    added = []
+    for s in served_in(catalog, env):
+        if s.ref in index.entries:
+            continue
+        index.entries[s.ref] = {"digest": digest_of(catalog, s.ref), "source": catalog.flavors[s.ref].source,
+                                "baseline": reason, "recorded": now.strftime("%Y-%m-%d")}
+        added.append(s.ref)
+    return added
+
+
+def _tenant_edit(catalog: Catalog, env: str, tenant: str, items: Sequence[Served]) -> bytes:
+    from .load import read_regular_file
+
+    doc = catalog.documents[("Tenant", tenant)]
+    text = read_regular_file(doc.path).decode("utf-8")
+    try:
+        # an alias of a version the promotion replaces follows it: clients of the stable
+        # name get the promoted version, as they got the one before
+        moved = {s.old_ref: s.ref for s in items if s.old_ref}
+        tenv = catalog.tenants[tenant].environments.get(env)
+        follow = {a: moved[str(t)] for a, t in (tenv.aliases.items() if tenv else ()) if str(t) in moved}
+        new = edit_flavor_list(text, env, {s.position: s.ref for s in items if s.position >= 0},
+                               [s.ref for s in items if s.position < 0], follow)
+    except (KeyError, IndexError, StopIteration, ValueError) as exc:
+        raise ConfigError(f"{doc.display_path}: cannot edit the flavors of {env} ({exc}); "
+                          "nothing written") from None
+    return new.encode("utf-8")
+
+
+def promotion_files(catalog: Catalog, env: str, index: Index, decisions: Sequence[Decision],
+                    now: dt.datetime) -> dict[Path, bytes]:
+    """Every file a promotion writes, with its new content: the tenants' flavor lists, the
+    records beside the index, and the index (whose entries are updated)."""
+    contents: dict[Path, bytes] = {}
+    by_tenant: dict[str, list[Served]] = {}
+    for d in decisions:
+        if d.served.old_ref or d.served.position < 0:
+            by_tenant.setdefault(d.served.tenant, []).append(d.served)
+    for tenant, items in sorted(by_tenant.items()):
+        contents[catalog.documents[("Tenant", tenant)].path] = _tenant_edit(catalog, env, tenant, items)
+    for d in decisions:
+        assert d.record is not None
+        name = record_file_name(d.record)
+        contents[index.folder / RECORDS_DIR / name] = d.record.data
+        index.entries[d.served.ref] = index_entry(d.record, d.digest, name, now, catalog.flavors[d.served.ref].source)
+    contents[index.folder / INDEX_FILE] = index.to_bytes()
+    return contents
 
 
 # ---------------------------------------------------------------- writing

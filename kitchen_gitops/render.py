@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import jinja2
 import jinja2.sandbox
 
+from . import settings
 from .argv import container_argv, serving_containers
 from .closed_world import Comparison, Difference, RenderedRef, points, read_documents, same
 from .closed_world import findings as closed_world_findings
@@ -47,6 +48,7 @@ from .plan import (
     TenantPlan,
     runtime_args,
 )
+from .rules import RENDER_VLLM_ARGS
 
 DOMAIN = "kitchen-gitops.io"
 MANAGED_BY = (("app.kubernetes.io/managed-by", "kitchen"), ("app.kubernetes.io/part-of", "kitchen-gitops"))
@@ -564,16 +566,13 @@ def _template_error(exc: BaseException, template: str, folder: Path) -> str:
 _service_namespace = service_namespace
 
 
-# Bounds on rendering one environment (templates come from pull requests too): time,
-# and memory beyond what the process already holds.  KITCHEN_RENDER_TIMEOUT overrides.
-RENDER_TIMEOUT_S = 60.0
+# Bounds on rendering one environment (templates come from pull requests too): time
+# (settings.RENDER_TIMEOUT), and memory beyond what the process already holds.
 RENDER_MEMORY_BYTES = 2 << 30
 
 
 def _render_timeout() -> float:
-    from .limits import seconds_from_env
-
-    return seconds_from_env("KITCHEN_RENDER_TIMEOUT", RENDER_TIMEOUT_S)
+    return settings.RENDER_TIMEOUT.seconds(settings.RENDER_TIMEOUT_S)
 
 
 def _compile_templates(templates: Path) -> None:
@@ -615,7 +614,7 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
                                   memory_bytes=RENDER_MEMORY_BYTES)
     except TimeLimitExceeded:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "
-                          f"finish within {seconds:g}s ($KITCHEN_RENDER_TIMEOUT)") from None
+                          f"finish within {seconds:g}s (${settings.RENDER_TIMEOUT.name})") from None
     except ChildFailed as exc:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} "
                           f"failed: {visible(str(exc))}") from None
@@ -623,7 +622,7 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
 # ---------------------------------------------------------------- rendered as planned
 
-DRIFT_RULE = "render.vllm-args"
+DRIFT_RULE = RENDER_VLLM_ARGS
 
 
 def _argv_drift(got: Sequence[Any], want: Sequence[str]) -> tuple[str, str]:

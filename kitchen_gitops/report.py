@@ -2,18 +2,22 @@
 
 ``REPORTERS`` is both the registry and the CLI's list of ``--format`` choices.  Each
 reporter reads only the result model: findings (with their environment and objects),
-per-check records where checks ran, and rule metadata from :mod:`kitchen_gitops.rules`.
-There is one JUnit writer and one SARIF writer for every command.
+per-check records where checks ran, a command's own :class:`~kitchen_gitops.findings.Detail`
+and rule metadata from :mod:`kitchen_gitops.rules`.  How a result is shown — which
+records, whether the detail is the whole report — is the reporter's :class:`Options`
+(as conftest's ``output.Options``), never the result's.  There is one JUnit writer and one
+SARIF writer for every command.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from . import settings
 from .escape import (
     github_log,
     github_message,
@@ -32,7 +36,21 @@ TOOL_NAME = "kitchen"
 TOOL_URI = "https://github.com/kitchen-gitops/kitchen-gitops"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
-Reporter = Callable[[Result], str]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a result is shown; nothing here changes what was found or the exit code."""
+
+    show_passing: bool = True  # text: list the checks that passed too
+    text_records: bool = True  # text: list the checks (else only the findings, as for check)
+    headline: bool = True  # markdown: a headline with the counts (else the detail is the report)
+    document: bool = False  # text and json: the result's detail alone (plan); findings go to stderr
+
+
+SHOWN = Options()
+
+Reporter = Callable[[Result, Options], str]
 
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _MARK = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.ERROR: "ERROR",
@@ -93,21 +111,31 @@ def _counts_line(result: Result) -> str:
 # ---------------------------------------------------------------- text
 
 
-def report_text(result: Result) -> str:
-    if result.records is None or not result.text_records:
+def _summary(result: Result, *, markdown: bool = False) -> list[str]:
+    """The summary lines, or the detail's text (or Markdown) where the command has one."""
+    if result.detail is None:
+        return result.summary
+    text = result.detail.markdown() if markdown else result.detail.text()
+    return text.rstrip("\n").split("\n")
+
+
+def report_text(result: Result, options: Options = SHOWN) -> str:
+    if options.document:
+        return result.detail.text() if result.detail is not None else ""
+    if result.records is None or not options.text_records:
         findings = result.all_findings()
         lines = [terminal(f.format_text()) for f in findings]
         if findings:
             lines.append(_counts_line(result) + _warning_gate(result, findings))
-        lines += [terminal(line) for line in result.summary]
+        lines += [terminal(line) for line in _summary(result)]
         return "\n".join(lines) + "\n" if lines else ""
     envs = f": environment {', '.join(result.environments)}" if result.environments else ""
     lines = [terminal(f"kitchen {result.command}{envs}: {result.verdict} (exit {result.exit_code})")]
-    lines += [terminal(line) for line in result.summary]
+    lines += [terminal(line) for line in _summary(result)]
     records = result.records
     width = max((len(r.check) for r in records), default=10)
     for r in records:
-        if not result.show_passing and r.status in (Status.PASS, Status.SKIP):
+        if not options.show_passing and r.status in (Status.PASS, Status.SKIP):
             continue
         note = f" — {r.note}" if r.note else ""
         lines.append(terminal(f"  [{_MARK[r.status]:5}] {r.check:{width}}  {r.subject}  ({r.duration_s:.1f}s){note}"))
@@ -154,7 +182,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def report_json(result: Result) -> str:
+def report_json(result: Result, options: Options = SHOWN) -> str:
+    if options.document:
+        if result.detail is None:
+            return ""
+        return json.dumps(result.detail.as_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return json.dumps(_json_safe(report_dict(result)), indent=2, ensure_ascii=False, sort_keys=True,
                       default=str) + "\n"
 
@@ -215,7 +247,7 @@ def _record_case(suite: ET.Element, r: CheckRecord) -> dict[str, int]:
     return out
 
 
-def report_junit(result: Result) -> str:
+def report_junit(result: Result, options: Options = SHOWN) -> str:
     """JUnit XML.  Checks: a test case per check record, a suite per environment and subject
     group.  Findings: a test case per finding (failed; skipped when waived), and a passing
     case per rule that ran and found nothing, in a suite per environment."""
@@ -280,7 +312,7 @@ def report_junit(result: Result) -> str:
 # ---------------------------------------------------------------- sarif
 
 
-def report_sarif(result: Result) -> str:
+def report_sarif(result: Result, options: Options = SHOWN) -> str:
     """SARIF 2.1.0: real regions, the environment and the rendered object as logical
     locations, every reported rule described in ``tool.driver.rules``, waivers as
     external suppressions."""
@@ -354,7 +386,7 @@ def report_sarif(result: Result) -> str:
 # ---------------------------------------------------------------- github
 
 
-def report_github(result: Result) -> str:
+def report_github(result: Result, options: Options = SHOWN) -> str:
     """GitHub Actions workflow commands: annotations on the exact catalog lines."""
     lines = []
     for f in result.all_findings():
@@ -371,8 +403,8 @@ def report_github(result: Result) -> str:
         if f.waived:
             text += f" [waived: {f.waived_by}]"
         lines.append(f"::{command} {','.join(props)}::{github_message(text)}")
-    if result.summary and not result.headline:
-        lines += github_log(result.summary)  # the summary is the report (diff): printed, never run
+    if not options.headline and (summary := _summary(result)):
+        lines += github_log(summary)  # the detail is the report (diff): printed, never run
     if result.records is not None:
         lines.append(visible(f"kitchen {result.command}: {result.verdict} (exit {result.exit_code})"))
     lines.append(_counts_line(result))
@@ -386,19 +418,19 @@ def _md(text: str) -> str:
     return markdown_cell(text)
 
 
-def report_markdown(result: Result) -> str:
+def report_markdown(result: Result, options: Options = SHOWN) -> str:
     """A pull-request comment: counts, then a table per state (open, waived)."""
     c = result.counts()
     code = result.exit_code
     icon = "❌" if code == 1 else ("⚠️" if code == 2 or c["warning"] else "✅")
     findings = result.all_findings()
     out: list[str] = []
-    if result.headline or findings:
+    if options.headline or findings:
         out += [f"### {icon} kitchen {markdown_cell(result.command)}", "",
                 f"**{c['error']}** error(s), **{c['warning']}** warning(s), **{c['info']}** info, "
                 f"**{c['waived']}** waived — exit {code}", ""]
-    if result.summary and not result.headline:
-        out += [*(terminal(line) for line in result.summary), ""]
+    if not options.headline and (summary := _summary(result, markdown=True)):
+        out += [*(terminal(line) for line in summary), ""]
     if result.records is not None:
         out += ["| | check | subject | time |", "|---|---|---|---|"]
         out += [f"| {_MARK[r.status]} | {markdown_code(r.check)} | {_md(r.subject)} | {r.duration_s:.1f}s |"
@@ -431,12 +463,12 @@ def resolve_format(fmt: str, environ: Mapping[str, str] | None = None) -> str:
     """``auto``: GitHub workflow commands under GitHub Actions, text elsewhere."""
     if fmt != "auto":
         return fmt
-    env = os.environ if environ is None else environ
-    return "github" if env.get("GITHUB_ACTIONS") == "true" else "text"
+    flag = settings.GITHUB_ACTIONS.get() if environ is None else environ.get(settings.GITHUB_ACTIONS.name)
+    return "github" if flag == "true" else "text"
 
 
-def report_auto(result: Result) -> str:
-    return REPORTERS[resolve_format("auto")](result)
+def report_auto(result: Result, options: Options = SHOWN) -> str:
+    return REPORTERS[resolve_format("auto")](result, options)
 
 
 REPORTERS: dict[str, Reporter] = {
@@ -450,5 +482,5 @@ REPORTERS: dict[str, Reporter] = {
 }
 
 
-def report(result: Result, fmt: str) -> str:
-    return REPORTERS[resolve_format(fmt)](result)
+def report(result: Result, fmt: str, options: Options = SHOWN) -> str:
+    return REPORTERS[resolve_format(fmt)](result, options)

@@ -45,10 +45,11 @@ from .promotion import (
     load_index,
 )
 from .revisions import Commit, Repository
+from .rules import ROLLBACK_MANUAL_EDIT, ROLLBACK_NO_PROVEN_STATE, ROLLBACK_UNPROVEN
 
-UNPROVEN_RULE = "rollback.unproven"
-NONE_RULE = "rollback.no-proven-state"
-MANUAL_RULE = "rollback.manual-edit"
+UNPROVEN_RULE = ROLLBACK_UNPROVEN
+NONE_RULE = ROLLBACK_NO_PROVEN_STATE
+MANUAL_RULE = ROLLBACK_MANUAL_EDIT
 MAX_STATES = 500  # commits examined for the default target
 
 

@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .findings import Finding, Location, Severity
+from .rules import CATALOG_AUTOSCALING
 from .vllm_metrics import KV_CACHE, RUNNING, WAITING
 
-RULE = "catalog.autoscaling"
+RULE = CATALOG_AUTOSCALING
 MAX_REPLICAS = 1_000_000  # as model.MAX_COUNT: far above any cluster, far below overflow
 
 SignalName = Literal["requests_waiting", "requests_running", "kv_cache_usage"]

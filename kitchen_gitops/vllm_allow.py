@@ -29,10 +29,11 @@ from typing import Any
 from .findings import Finding, ResourceRef, Severity
 from .model import Catalog
 from .plan import OWNED_DESTS, EnvironmentPlan, environment_release
+from .rules import PLAN_VLLM_ARG_NOT_ALLOWED
 from .vllm_release import UNCHECKABLE, VllmOption, VllmRelease, releases
 
 DATA_KEY = "vllm_extra_args"
-RULE = "plan.vllm-arg-not-allowed"
+RULE = PLAN_VLLM_ARG_NOT_ALLOWED
 MODELS_ROOT = "/mnt/models"
 KINDS = ("switch", "int", "number", "choice", "path")
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {

@@ -1,17 +1,23 @@
-"""Write rendered environments deterministically and atomically, or check them.
+"""The one writer: every file kitchen writes appears whole, and all files of one command
+appear or none change.
 
-All files of a run are built in a temporary directory next to the output and swapped
-in per environment with renames, so a reader sees the old tree or the new tree, never
-a mix; a failure leaves the old tree untouched.  Directories of environments and
-tenants that no longer exist disappear with the swap.
+Rendered environments (:func:`write_outputs`) are built in a temporary directory next to
+the output and swapped in per environment with renames, so a reader sees the old tree or
+the new tree, never a mix; directories of environments and tenants that no longer exist
+disappear with the swap.  Single files — reports and their copies, catalog pins, tenant
+files, the evidence index and records, generated docs — go through :func:`replace_files`:
+each is staged beside its target and renamed over it, the old one kept (in memory)
+until every rename has succeeded and the caller's ``verify`` has passed, and put back on
+any failure.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,25 +131,144 @@ def stale_environments(out: Path, names: Iterable[str]) -> list[Difference]:
             and _is_generated_env(folder)]
 
 
-def write_report(path: Path, text: str) -> None:
-    """Write a report file whole or not at all; a folder, a missing parent or a read-only
-    place is a :class:`ConfigError` (exit 2), never a traceback or a half-written file."""
+def swap_folder(staging: Path, out: Path) -> None:
+    """Put the folder ``staging`` (a sibling of ``out``) in place of ``out``, whole: the old
+    folder comes back if the swap fails.  Raises OSError."""
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent)) if out.exists() else None
+    try:
+        if old is not None:
+            os.replace(out, old / out.name)
+        try:
+            os.replace(staging, out)
+        except OSError:
+            if old is not None:
+                os.replace(old / out.name, out)
+            raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class WriteFailed(Exception):
+    """A file of :func:`replace_files` could not be written; nothing was changed."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"{path}: {error.strerror or error}")
+        self.path, self.error = path, error
+
+    @property
+    def reason(self) -> str:
+        return str(self.error.strerror or self.error)
+
+
+def _mode(path: Path) -> int:
+    """The permissions a replacement keeps: the file's own, or 0644 for a new file (or a
+    link, which is replaced by a file, never written through)."""
+    if path.is_symlink() or not path.exists():
+        return 0o644
+    return path.stat().st_mode & 0o7777
+
+
+@dataclass(frozen=True)
+class _Old:
+    """A file as it was before :func:`replace_files`: its bytes and permissions, the target
+    of a link, or nothing.  Kept in memory, not beside it: a file left in a catalog folder,
+    even for a moment, is read by a check that ``verify`` runs."""
+
+    path: Path
+    data: bytes | None = None
+    mode: int = 0o644
+    link: str | None = None
+
+    @classmethod
+    def of(cls, path: Path) -> _Old:
+        if path.is_symlink():
+            return cls(path, link=os.readlink(path))
+        if not path.exists():
+            return cls(path)
+        return cls(path, path.read_bytes(), path.stat().st_mode & 0o7777)
+
+    def put_back(self) -> None:
+        if self.link is None and self.data is None:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_name(f".{self.path.name}.kitchen-{secrets.token_hex(6)}")
+        try:
+            if self.link is not None:
+                os.symlink(self.link, tmp)
+            else:
+                tmp.write_bytes(self.data or b"")
+                os.chmod(tmp, self.mode)
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _undo(replaced: list[_Old]) -> None:
+    """Put back the files replaced so far, newest first."""
+    for old in reversed(replaced):
+        old.put_back()
+
+
+def replace_files(contents: Mapping[Path, bytes], *, verify: Callable[[], None] | None = None) -> None:
+    """Write every file of ``contents`` (its parent must exist), all or none.
+
+    ``verify``, when given, runs once every file is in place; whatever it raises puts the
+    old files back and is raised again.  A file that cannot be staged or renamed raises
+    :class:`WriteFailed` naming it, after the files already renamed are put back.
+    """
+    staged: list[tuple[Path, Path]] = []
+    replaced: list[_Old] = []
+    current = Path()
+    try:
+        for path, data in contents.items():
+            current = path
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((Path(name), path))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(name, _mode(path))
+        for tmp, path in staged:
+            current = path
+            replaced.append(_Old.of(path))
+            os.replace(tmp, path)
+        if verify is not None:
+            verify()
+    except OSError as exc:
+        _undo(replaced)
+        raise WriteFailed(current, exc) from exc
+    except BaseException:
+        _undo(replaced)
+        raise
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def report_target(path: Path) -> None:
+    """A report file's place must be a file in an existing folder (exit 2 otherwise)."""
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; --output names the report file to write")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ConfigError(f"{path}: no folder {parent} to write the report in")
-    tmp: Path | None = None
-    try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-        tmp = None
-    except (OSError, UnicodeEncodeError) as exc:
-        raise ConfigError(f"{path}: cannot write the report: {getattr(exc, 'strerror', None) or exc}") from exc
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
 
+
+def write_reports(reports: Mapping[Path, str]) -> None:
+    """Write report files whole, all or none; a folder, a missing parent or a read-only
+    place is a :class:`ConfigError` (exit 2), never a traceback or a half-written file."""
+    for path in reports:
+        report_target(path)
+    try:
+        data = {path: text.encode("utf-8") for path, text in reports.items()}
+    except UnicodeEncodeError as exc:
+        raise ConfigError(f"cannot write the report: {exc}") from exc
+    try:
+        replace_files(data)
+    except WriteFailed as exc:
+        raise ConfigError(f"{exc.path}: cannot write the report: {exc.reason}") from exc
+
+
+def write_report(path: Path, text: str) -> None:
+    """One report file, whole or not at all (:func:`write_reports`)."""
+    write_reports({path: text})

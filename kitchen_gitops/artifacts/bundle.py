@@ -16,7 +16,6 @@ The output is deterministic (sorted, no timestamps) and appears whole or not at 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,8 @@ from ..errors import ConfigError
 from ..escape import tsv_field, visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
+from ..rules import ARTIFACTS_CHECKSUM_MISMATCH, ARTIFACTS_READ_ERROR, ARTIFACTS_SIZE_MISMATCH
+from ..write import swap_folder
 from .scan import ArtifactScan
 from .storage import REPOSITORY, ContainerProblem, ObjectMissing, SourceUri, Store
 from .verify import storage_findings
@@ -109,7 +110,7 @@ def build_bundle(catalog: Catalog, env_name: str,
                 continue
             if pin.size is not None and pin.size_path is not None and size != pin.size:
                 findings.append(Finding(
-                    "artifacts.size-mismatch", Severity.ERROR,
+                    ARTIFACTS_SIZE_MISMATCH, Severity.ERROR,
                     f"{art.source.uri(pin.name)} has {size} bytes, the catalog pins {pin.size}",
                     doc.location(pin.size_path, value=True), expected=f"size {pin.size}"))
             path = bundle_path(art.source, pin.name)
@@ -136,10 +137,10 @@ def _copy_entry(entry: BundleEntry, root: Path) -> Finding | None:
                 h.update(chunk)
                 fh.write(chunk)
     except (ObjectMissing, ContainerProblem) as exc:
-        return Finding("artifacts.read-error", Severity.ERROR, f"{entry.source}: {exc}",
+        return Finding(ARTIFACTS_READ_ERROR, Severity.ERROR, f"{entry.source}: {exc}",
                        entry.location)
     if h.hexdigest() != entry.sha256:
-        return Finding("artifacts.checksum-mismatch", Severity.ERROR,
+        return Finding(ARTIFACTS_CHECKSUM_MISMATCH, Severity.ERROR,
                        f"sha256 of {entry.source} is {h.hexdigest()}, the catalog pins "
                        f"{entry.sha256}; not bundled", entry.location,
                        expected=f"sha256 {entry.sha256}")
@@ -171,13 +172,7 @@ def write_bundle(out: Path, bundle: Bundle, *, with_files: bool = False,
                 return sort_findings(findings)
         for name, content in bundle.manifest_files().items():
             (staging / name).write_text(content, encoding="utf-8", newline="\n")
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(staging, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        swap_folder(staging, out)
     except OSError as exc:
         raise ConfigError(f"{out}: cannot write the bundle: {exc}") from exc
     finally:

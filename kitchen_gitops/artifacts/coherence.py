@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import rules
 from ..escape import visible
 from ..findings import Finding, Location, Severity
 from ..model import Architecture, Base, Catalog, Flavor
@@ -164,7 +165,7 @@ class Checker:
         try:
             return parse_header(digest.head, digest.size)
         except SafetensorsError as exc:
-            self.add("artifacts.safetensors-invalid",
+            self.add(rules.ARTIFACTS_SAFETENSORS_INVALID,
                      f"{self.uri}{name} is not a whole safetensors file: {exc}", path,
                      "a complete safetensors file (re-copy it; if the new file is approved, "
                      "re-lock)")
@@ -183,7 +184,7 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
     other_base: str | None = None  # what base_model_name_or_path names, if not this base
     if config is not None:
         cfg = c.json_file("adapter_config.json", config, cfg_path,
-                          "artifacts.adapter-config-invalid")
+                          rules.ARTIFACTS_ADAPTER_CONFIG_INVALID)
         if cfg is not None:
             rank, other_base = _check_adapter_config(c, cfg, flavor, base)
     fits: bool | None = None  # the tensors fit the base; None: not read
@@ -192,7 +193,7 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
         if header is not None and base is not None:
             tensors = lora_tensors(header)
             if not tensors:
-                c.add("artifacts.adapter-shape",
+                c.add(rules.ARTIFACTS_ADAPTER_SHAPE,
                       f"{uri}adapter_model.safetensors holds no LoRA tensors "
                       f"({len(header.tensors)} tensors, none named *.lora_A/*.lora_B)",
                       model_path, "a PEFT LoRA adapter")
@@ -200,7 +201,7 @@ def check_adapter(catalog: Catalog, key: str, flavor: Flavor, base: Base | None,
             fits = bool(tensors) and not problems
             if problems:
                 arch = base.architecture
-                c.add("artifacts.adapter-shape",
+                c.add(rules.ARTIFACTS_ADAPTER_SHAPE,
                       f"adapter_model.safetensors does not fit base {base.ref} "
                       f"({_arch_summary(arch)}): {_listed(problems)} "
                       f"[{len(problems)} of {len(tensors)} LoRA tensors]; the adapter was "
@@ -240,13 +241,13 @@ def _report_other_base(c: Checker, base: Base, named: str, fits: bool | None) ->
     not be read."""
     known = ", ".join([base.name, *base.aliases])
     if fits:
-        c.add("artifacts.base-mismatch",
+        c.add(rules.ARTIFACTS_BASE_MISMATCH,
               f"{c.uri}adapter_config.json names base '{named}', which is neither {base.ref} nor one of its "
               f"aliases ({known}); its tensor shapes fit {base.ref}", ("base",),
               f"base_model_name_or_path naming {base.name}, or '{named}' among the aliases of {base.ref}",
               severity=Severity.WARNING, value=False)
     else:
-        c.add("artifacts.base-mismatch",
+        c.add(rules.ARTIFACTS_BASE_MISMATCH,
               f"{c.uri}adapter_config.json was trained on '{named}', the catalog pairs it with base {base.ref} "
               f"(known as {known})" + ("" if fits is False else "; its tensors could not be read to prove it fits"),
               ("base",), f"an adapter trained on {base.ref}", value=False)
@@ -260,22 +261,22 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
     name = f"{c.uri}adapter_config.json"
     peft_type = cfg.get("peft_type")
     if peft_type != "LORA":
-        c.add("artifacts.adapter-type",
+        c.add(rules.ARTIFACTS_ADAPTER_TYPE,
               f"{name} has peft_type {peft_type!r}; vLLM serves LoRA adapters only",
               cfg_path, "peft_type: LORA")
     if cfg.get("use_dora"):
-        c.add("artifacts.adapter-type", f"{name} is a DoRA adapter (use_dora: true), which "
+        c.add(rules.ARTIFACTS_ADAPTER_TYPE, f"{name} is a DoRA adapter (use_dora: true), which "
               "vLLM does not serve", cfg_path, "a plain LoRA adapter")
     r = cfg.get("r")
     rank: int | None = None
     other_base: str | None = None
     if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
-        c.add("artifacts.adapter-config-invalid", f"{name}: r is {r!r}, not a positive integer",
+        c.add(rules.ARTIFACTS_ADAPTER_CONFIG_INVALID, f"{name}: r is {r!r}, not a positive integer",
               cfg_path, "r: the LoRA rank")
     else:
         rank = r
         if r != flavor.rank:
-            c.add("artifacts.rank-mismatch",
+            c.add(rules.ARTIFACTS_RANK_MISMATCH,
                   f"the catalog declares rank {flavor.rank}, {name} has r = {r}; vLLM's "
                   "--max-lora-rank is planned from the catalog", ("rank",),
                   f"rank: {r}")
@@ -283,13 +284,13 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
         rank = None  # per-module ranks: the shapes are checked without one rank
     alpha = cfg.get("lora_alpha")
     if flavor.alpha is not None and isinstance(alpha, int | float) and alpha != flavor.alpha:
-        c.add("artifacts.alpha-mismatch",
+        c.add(rules.ARTIFACTS_ALPHA_MISMATCH,
               f"the catalog declares alpha {flavor.alpha:g}, {name} has lora_alpha {alpha:g}",
               ("alpha",), f"alpha: {alpha:g}", severity=Severity.WARNING)
     if base is not None:
         named = cfg.get("base_model_name_or_path")
         if not named:
-            c.add("artifacts.base-mismatch", f"{name} does not name the base it was trained on",
+            c.add(rules.ARTIFACTS_BASE_MISMATCH, f"{name} does not name the base it was trained on",
                   ("base",), f"base_model_name_or_path: {base.name}", severity=Severity.WARNING,
                   value=False)
         elif not names_base(str(named), base):
@@ -301,7 +302,7 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
         found = sorted({str(t) for t in targets})
         declared = sorted(set(flavor.target_modules))
         if found != declared:
-            c.add("artifacts.target-modules",
+            c.add(rules.ARTIFACTS_TARGET_MODULES,
                   f"the catalog lists target modules [{', '.join(declared)}], {name} targets "
                   f"[{', '.join(found)}]", ("target_modules",),
                   f"target_modules: [{', '.join(found)}]", value=False)
@@ -309,7 +310,7 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
         if base is not None and known is not None:
             unknown = [t for t in found if t not in known]
             if unknown:
-                c.add("artifacts.target-modules",
+                c.add(rules.ARTIFACTS_TARGET_MODULES,
                       f"{name} targets {', '.join(unknown)}, which base {base.ref} "
                       f"({base.architecture.model_type}) does not have", ("target_modules",),
                       f"modules of {base.ref}: {', '.join(sorted(known))}", value=False)
@@ -351,22 +352,22 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
     # what must be pinned for vLLM to start offline
     for required in ("config.json", "tokenizer_config.json"):
         if required not in pinned:
-            c.add("artifacts.required-file", f"base {base.ref} pins no {required}", ("files",),
+            c.add(rules.ARTIFACTS_REQUIRED_FILE, f"base {base.ref} pins no {required}", ("files",),
                   f"a files entry for {required}", value=False)
     if not pinned & set(TOKENIZER_FILES):
-        c.add("artifacts.required-file", f"base {base.ref} pins no tokenizer "
+        c.add(rules.ARTIFACTS_REQUIRED_FILE, f"base {base.ref} pins no tokenizer "
               "(tokenizer.json or tokenizer.model)", ("files",),
               "a files entry for tokenizer.json", value=False)
     has_index = "model.safetensors.index.json" in pinned
     if not has_index and "model.safetensors" not in pinned:
-        c.add("artifacts.required-file", f"base {base.ref} pins no safetensors weights "
+        c.add(rules.ARTIFACTS_REQUIRED_FILE, f"base {base.ref} pins no safetensors weights "
               "(model.safetensors, or model.safetensors.index.json and its shards)",
               ("files",), "a files entry for the weights", value=False)
 
     cfg_digest = digests.get("config.json")
     if cfg_digest is not None:
         cfg = c.json_file("config.json", cfg_digest, pin_path("config.json"),
-                          "artifacts.base-config-invalid")
+                          rules.ARTIFACTS_BASE_CONFIG_INVALID)
         if cfg is not None:
             arch = base.architecture
             for field in ARCH_FIELDS:
@@ -374,7 +375,7 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
                 if found is None:
                     continue  # not every config writes every field
                 if found != declared:
-                    c.add("artifacts.base-config",
+                    c.add(rules.ARTIFACTS_BASE_CONFIG,
                           f"{uri}config.json has {field} {json.dumps(found)}, the catalog "
                           f"declares {json.dumps(declared)}", ("architecture", field),
                           f"{field}: {json.dumps(found)} (the facts of config.json)")
@@ -390,10 +391,10 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
     index_digest = digests.get("model.safetensors.index.json")
     if has_index and index_digest is not None:
         idx = c.json_file("model.safetensors.index.json", index_digest,
-                          pin_path("model.safetensors.index.json"), "artifacts.index-invalid")
+                          pin_path("model.safetensors.index.json"), rules.ARTIFACTS_INDEX_INVALID)
         weight_map = idx.get("weight_map") if idx is not None else None
         if idx is not None and not isinstance(weight_map, dict):
-            c.add("artifacts.index-invalid", f"{uri}model.safetensors.index.json has no "
+            c.add(rules.ARTIFACTS_INDEX_INVALID, f"{uri}model.safetensors.index.json has no "
                   "weight_map", pin_path("model.safetensors.index.json"),
                   "a weight_map from tensor name to shard file")
         elif isinstance(weight_map, dict):
@@ -404,7 +405,7 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
         total = sum(h.numel for h in headers.values()) / 1e9
         declared_b = base.architecture.parameters_billions
         if abs(total - declared_b) > max(0.05 * total, 0.005):
-            c.add("artifacts.base-parameters",
+            c.add(rules.ARTIFACTS_BASE_PARAMETERS,
                   f"the safetensors files hold {total:.4g} billion parameters, the catalog "
                   f"declares {declared_b:g}", ("architecture", "parameters_billions"),
                   f"parameters_billions: {total:.3g}", severity=Severity.WARNING)
@@ -416,7 +417,7 @@ def _check_index(c: Checker, base: Base, weight_map: dict[str, Any], pinned: set
     shards = sorted({str(v) for v in weight_map.values()})
     for shard in shards:
         if shard not in pinned:
-            c.add("artifacts.required-file",
+            c.add(rules.ARTIFACTS_REQUIRED_FILE,
                   f"model.safetensors.index.json of base {base.ref} names shard {shard}, "
                   "which the catalog does not pin", ("files",),
                   f"a files entry for {shard}", value=False)
@@ -426,6 +427,6 @@ def _check_index(c: Checker, base: Base, weight_map: dict[str, Any], pinned: set
         if h is not None and tensor not in h.tensors:
             problems.append(f"{tensor} is not in {shard}")
     if problems:
-        c.add("artifacts.index-invalid",
+        c.add(rules.ARTIFACTS_INDEX_INVALID,
               f"model.safetensors.index.json does not match the shards: {_listed(problems)}",
               pin_path("model.safetensors.index.json"), "the index written with the shards")

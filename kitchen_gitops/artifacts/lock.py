@@ -11,8 +11,6 @@ replaced atomically, and only when every digest could be computed.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +22,8 @@ from ..errors import ConfigError
 from ..escape import visible
 from ..findings import Finding, Location, Severity, sort_findings
 from ..model import Catalog
+from ..rules import ARTIFACTS_LOCK_CONFLICT, ARTIFACTS_LOCK_STALE
+from ..write import WriteFailed, replace_files
 from .scan import ArtifactScan, PathKey
 from .verify import storage_findings
 
@@ -112,7 +112,7 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
             first = chosen.setdefault(k, (d.sha256, d.size, scan.environment))
             if first[:2] != (d.sha256, d.size):
                 findings.append(Finding(
-                    "artifacts.lock-conflict", Severity.ERROR,
+                    ARTIFACTS_LOCK_CONFLICT, Severity.ERROR,
                     f"{art.source.uri(pin.name)} differs between environments "
                     f"{first[2]} (sha256 {first[0]}) and {scan.environment} (sha256 {d.sha256})",
                     doc.location(pin.sha_path, value=True),
@@ -135,7 +135,7 @@ def lock_updates(catalog: Catalog, scans: Iterable[ArtifactScan]) -> tuple[list[
 
 def stale_findings(updates: Sequence[PinUpdate]) -> list[Finding]:
     """``lock --check``: one finding per pin that a lock would change."""
-    return [Finding("artifacts.lock-stale", Severity.ERROR,
+    return [Finding(ARTIFACTS_LOCK_STALE, Severity.ERROR,
                     f"{u.what} is {u.new}, the catalog pins {u.old}", u.location,
                     expected=f"{u.new} (run `kitchen artifacts lock`)", environment=u.environment,
                     subject=u.subject)
@@ -175,18 +175,7 @@ def write_files(contents: dict[Path, bytes], root: Path | None = None) -> None:
                     path.exists() and not path.is_symlink() and not path.is_file()):
                 raise ConfigError(f"{visible(str(path))}: not a catalog file inside {root}; "
                                   "nothing written")
-    staged: list[tuple[Path, Path]] = []
     try:
-        for path, data in contents.items():
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            staged.append((Path(name), path))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.chmod(name, path.lstat().st_mode & 0o7777 if not path.is_symlink() else 0o644)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write the catalog: {exc}") from exc
-    finally:
-        for staged_tmp, _ in staged:
-            staged_tmp.unlink(missing_ok=True)
+        replace_files(contents)
+    except WriteFailed as exc:
+        raise ConfigError(f"cannot write the catalog: {exc.error}") from exc

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import settings
 from ..errors import ConfigError
+from ..rules import (
+    ARTIFACTS_ACCESS_DENIED,
+    ARTIFACTS_BUCKET_MISSING,
+    ARTIFACTS_CLAIM_MISSING,
+    ARTIFACTS_MISSING_FILE,
+    ARTIFACTS_OUTSIDE_MIRROR,
+    ARTIFACTS_STORAGE_ERROR,
+)
 from .digest import CHUNK_BYTES, read_file_chunks
 
 # S3 error codes that mean every request will fail the same way
@@ -116,12 +125,12 @@ class MirrorStore:
     def listing(self, source: SourceUri) -> dict[str, int]:
         claim = self.mirror / source.container
         if claim.is_dir() and self._confined(claim) is None:
-            raise ContainerProblem("artifacts.outside-mirror",
+            raise ContainerProblem(ARTIFACTS_OUTSIDE_MIRROR,
                                    f"claim '{source.container}' links outside the PVC mirror "
                                    f"{self.mirror}; not read")
         if not claim.is_dir():
             raise ContainerProblem(
-                "artifacts.claim-missing",
+                ARTIFACTS_CLAIM_MISSING,
                 f"claim '{source.container}' is not in the PVC mirror {self.mirror} "
                 f"(no folder {claim})")
         folder = self._dir(source)
@@ -129,7 +138,7 @@ class MirrorStore:
         if not folder.is_dir():
             return out
         if self._confined(folder) is None:
-            raise ContainerProblem("artifacts.outside-mirror",
+            raise ContainerProblem(ARTIFACTS_OUTSIDE_MIRROR,
                                    f"{folder} links outside the PVC mirror {self.mirror}; not read")
         try:
             for dirpath, _dirs, files in os.walk(folder):
@@ -140,7 +149,7 @@ class MirrorStore:
                         continue  # a link out of the mirror or a special file is not there
                     out[path.relative_to(folder).as_posix()] = real.stat().st_size
         except OSError as exc:
-            raise ContainerProblem("artifacts.access-denied",
+            raise ContainerProblem(ARTIFACTS_ACCESS_DENIED,
                                    f"cannot read {folder}: {exc.strerror}") from exc
         return out
 
@@ -154,7 +163,7 @@ class MirrorStore:
         try:
             yield from read_file_chunks(real)
         except OSError as exc:
-            raise ContainerProblem("artifacts.access-denied",
+            raise ContainerProblem(ARTIFACTS_ACCESS_DENIED,
                                    f"cannot read {path}: {exc.strerror}") from exc
 
 
@@ -169,7 +178,7 @@ class RepositoryStore(MirrorStore):
     def listing(self, source: SourceUri) -> dict[str, int]:
         folder = self.mirror / source.container
         if not folder.is_dir() or self._confined(folder) is None:
-            raise ContainerProblem("artifacts.missing-file",
+            raise ContainerProblem(ARTIFACTS_MISSING_FILE,
                                    f"no folder {source.container}/ in the catalog repository")
         return super().listing(source)
 
@@ -184,7 +193,7 @@ class S3Settings:
     endpoint: str  # host:port, or a URL whose scheme decides TLS
     secure: bool = True
     verify_tls: bool = True
-    region: str = "us-east-1"
+    region: str = settings.S3_REGION
     access_key: str | None = None
     secret_key: str | None = None
     session_token: str | None = None
@@ -240,7 +249,7 @@ class S3Store:
                 else:
                     import certifi
 
-                    kwargs["ca_certs"] = os.environ.get("SSL_CERT_FILE") or certifi.where()
+                    kwargs["ca_certs"] = settings.SSL_CERT_FILE.get() or certifi.where()
             else:
                 kwargs["cert_reqs"] = "CERT_NONE"
                 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -299,7 +308,7 @@ class S3Store:
                 return ObjectMissing(source.uri(name))
             if code == "NoSuchBucket":
                 return ContainerProblem(
-                    "artifacts.bucket-missing",
+                    ARTIFACTS_BUCKET_MISSING,
                     f"bucket '{source.container}' does not exist on {where}")
             if code in _CREDENTIAL_CODES:
                 secret = (f"; in the cluster they come from Secret {self.settings.secret_name}"
@@ -313,10 +322,10 @@ class S3Store:
                     f"region (now '{self.settings.region}')")
             if code == "AccessDenied":
                 return ContainerProblem(
-                    "artifacts.access-denied",
+                    ARTIFACTS_ACCESS_DENIED,
                     f"access denied to {source.uri(name)} on {where}: the credentials may "
                     "not read this bucket")
-            return ContainerProblem("artifacts.storage-error",
+            return ContainerProblem(ARTIFACTS_STORAGE_ERROR,
                                     f"{source.uri(name)} on {where}: {code}: {exc.message}")
         if isinstance(exc, ServerError):
             return StorageUnreachable(f"{where} failed with HTTP {exc.status_code}: {exc}")

@@ -12,6 +12,13 @@ from dataclasses import dataclass, replace
 from ..evaluation import MAX_S3_DATASET_BYTES, METRICS, parse_dataset
 from ..findings import CheckRecord, Finding, Location, Severity, sort_findings
 from ..model import Base, Catalog, Flavor
+from ..rules import (
+    ARTIFACTS_CHECKSUM_MISMATCH,
+    ARTIFACTS_MISSING_FILE,
+    ARTIFACTS_READ_ERROR,
+    ARTIFACTS_SIZE_MISMATCH,
+    ARTIFACTS_UNSUPPORTED_SOURCE,
+)
 from .coherence import check_adapter, check_base
 from .scan import Artifact, ArtifactScan, PathKey, Progress, StorageOptions, scan_environments
 from .storage import REPOSITORY
@@ -54,7 +61,7 @@ def storage_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
     art = scan.artifact
     out: list[Finding] = []
     if scan.unsupported:
-        out.append(Finding("artifacts.unsupported-source", Severity.ERROR,
+        out.append(Finding(ARTIFACTS_UNSUPPORTED_SOURCE, Severity.ERROR,
                            f"{art.kind} {art.key}: cannot read {art.source.uri()}: "
                            f"{scan.unsupported}",
                            _loc(catalog, art.kind, art.key, _source_path(art), value=True),
@@ -69,13 +76,13 @@ def storage_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
         return out
     for pin in art.pins:
         if pin.name in scan.missing:
-            out.append(Finding("artifacts.missing-file", Severity.ERROR,
+            out.append(Finding(ARTIFACTS_MISSING_FILE, Severity.ERROR,
                                f"{art.source.uri(pin.name)} is not in storage "
                                f"(environment {scan.environment})",
                                _loc(catalog, art.kind, art.key, pin.entry_path, value=False),
                                expected=f"the file pinned for {art.kind} {art.key}"))
         elif pin.name in scan.errors:
-            out.append(Finding("artifacts.read-error", Severity.ERROR, scan.errors[pin.name],
+            out.append(Finding(ARTIFACTS_READ_ERROR, Severity.ERROR, scan.errors[pin.name],
                                _loc(catalog, art.kind, art.key, pin.entry_path, value=False)))
     return out
 
@@ -89,7 +96,7 @@ def checksum_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
             continue
         if d.sha256 != pin.sha256:
             out.append(Finding(
-                "artifacts.checksum-mismatch", Severity.ERROR,
+                ARTIFACTS_CHECKSUM_MISMATCH, Severity.ERROR,
                 f"sha256 of {art.source.uri(pin.name)} is {d.sha256}, the catalog pins "
                 f"{pin.sha256}",
                 _loc(catalog, art.kind, art.key, pin.sha_path, value=True),
@@ -97,7 +104,7 @@ def checksum_findings(catalog: Catalog, scan: ArtifactScan) -> list[Finding]:
                          "`kitchen artifacts lock`"))
         if pin.size is not None and pin.size_path is not None and d.size != pin.size:
             out.append(Finding(
-                "artifacts.size-mismatch", Severity.ERROR,
+                ARTIFACTS_SIZE_MISMATCH, Severity.ERROR,
                 f"{art.source.uri(pin.name)} has {d.size} bytes, the catalog pins {pin.size}",
                 _loc(catalog, art.kind, art.key, pin.size_path, value=True),
                 expected=f"size {pin.size}"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from .. import settings
 from ..evaluation import (
     MAX_REPOSITORY_DATASET_BYTES,
     MAX_S3_DATASET_BYTES,
@@ -37,7 +37,7 @@ from ..evaluation import (
 from ..findings import Location, ResourceRef, Severity
 from .client import ApiError, Unreachable, completion_body
 from .expectations import DatasetSpec, EvaluationSpec, FlavorExpectation
-from .results import CheckResult, Status, clip, finding, timed
+from .results import CheckRecord, Status, clip, finding, timed
 
 CHECK = "evaluation"
 
@@ -66,12 +66,12 @@ def fetch_dataset(spec: DatasetSpec, *, timeout_s: float = 30.0) -> bytes:
     )
 
     folder, _, name = spec.uri.rpartition("/")
-    ca = os.environ.get("AWS_CA_BUNDLE")
+    ca = settings.CA_BUNDLE.get()
     store = S3Store(S3Settings(
         endpoint=spec.s3.endpoint, secure=spec.s3.use_https, verify_tls=spec.s3.verify_ssl,
-        region=spec.s3.region, access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        session_token=os.environ.get("AWS_SESSION_TOKEN"), ca_bundle=Path(ca) if ca else None,
+        region=spec.s3.region, access_key=settings.ACCESS_KEY.get(),
+        secret_key=settings.SECRET_KEY.get(),
+        session_token=settings.SESSION_TOKEN.get(), ca_bundle=Path(ca) if ca else None,
         timeout_s=timeout_s, connections=1, secret_name=spec.s3.secret))
     out = bytearray()
     try:
@@ -180,10 +180,10 @@ class EvaluationTarget:
 
 
 def check_evaluation(target: EvaluationTarget, flavor: FlavorExpectation,
-                     progress_stream: TextIO | None = None) -> CheckResult:
+                     progress_stream: TextIO | None = None) -> CheckRecord:
     """Score ``flavor``'s evaluation set on the flavor and on its base, and judge it."""
     subject = flavor.ref or flavor.name
-    res = CheckResult(CHECK, subject)
+    res = CheckRecord(CHECK, subject)
     spec = flavor.evaluation
     with timed(res):
         if spec is None:
@@ -250,7 +250,7 @@ def _score(target: EvaluationTarget, flavor: FlavorExpectation, spec: Evaluation
     return scored, elapsed
 
 
-def _judge(res: CheckResult, target: EvaluationTarget, flavor: FlavorExpectation, spec: EvaluationSpec,
+def _judge(res: CheckRecord, target: EvaluationTarget, flavor: FlavorExpectation, spec: EvaluationSpec,
            scored: list[Scored], elapsed: float) -> None:
     subject = flavor.ref or flavor.name
     metric = METRICS[spec.metric]

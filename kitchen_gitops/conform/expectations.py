@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import settings
 from ..errors import ConfigError
 from ..evaluation import RegexTimeout, json_value, search
 from ..findings import Location
@@ -60,7 +61,7 @@ class S3Spec(_Model):
     endpoint: str
     use_https: bool = True
     verify_ssl: bool = True
-    region: str = "us-east-1"
+    region: str = settings.S3_REGION
     secret: str = ""
 
 

@@ -9,7 +9,6 @@ Without NVML (no driver, no GPU, ``nvidia-ml-py`` missing) the result is one cle
 from __future__ import annotations
 
 import contextlib
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -18,10 +17,11 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
+from .. import settings
 from ..findings import Location, ResourceRef, Severity
 from .expectations import GpuSpec
 from .report import describe_measurements
-from .results import CheckResult, ConformReport, Status, finding, timed
+from .results import CheckRecord, ConformReport, Status, finding, timed
 
 GIB = 1024**3
 # NVML reports usable memory a little under the marketing size (80 GB H100: 79.6 GiB)
@@ -129,14 +129,14 @@ def check_gpus(spec: GpuSpec | None, environment: str, opts: GpuOptions | None =
 def _check_gpus(report: ConformReport, spec: GpuSpec | None, environment: str, opts: GpuOptions,
                 nvml_loader: Callable[[], ModuleType],
                 workload: Callable[[int], dict[str, Any]] | None) -> ConformReport:
-    node = opts.node or os.environ.get("NODE_NAME", "") or platform.node()
+    node = opts.node or settings.NODE_NAME.text() or platform.node()
     report.info["node"] = node
     t0 = time.monotonic()
     loc = spec.source.location() if spec is not None else Location("<command line>")
     ref = ResourceRef("Node", node, "", "v1")
 
-    nvml_res = CheckResult("gpu.nvml", node)
-    report.results.append(nvml_res)
+    nvml_res = CheckRecord("gpu.nvml", node)
+    report.records.append(nvml_res)
     try:
         nvml = nvml_loader()
         nvml.nvmlInit()
@@ -165,20 +165,20 @@ def _check_gpus(report: ConformReport, spec: GpuSpec | None, environment: str, o
             nvml_res.add(finding("gpu.nvml", f"driver {driver} is older than {opts.min_driver}",
                                  location=loc, resource=ref, expected=f">= {opts.min_driver}",
                                  actual=driver))
-        report.results += _judge(spec, gpus, loc, ref, node)
+        report.records += _judge(spec, gpus, loc, ref, node)
     finally:
         with contextlib.suppress(Exception):  # shutting down is best effort
             nvml.nvmlShutdown()
     if opts.workload and gpus:
-        report.results.append(_workload(gpus, node, loc, ref, workload))
+        report.records.append(_workload(gpus, node, loc, ref, workload))
     report.duration_s = round(time.monotonic() - t0, 3)
     return report
 
 
 def _judge(spec: GpuSpec | None, gpus: list[GpuInfo], loc: Location, ref: ResourceRef,
-           node: str) -> list[CheckResult]:
+           node: str) -> list[CheckRecord]:
     out = []
-    count = CheckResult("gpu.count", node, details={"visible": len(gpus)})
+    count = CheckRecord("gpu.count", node, details={"visible": len(gpus)})
     out.append(count)
     if not gpus:
         count.add(finding("gpu.count", f"NVML sees no GPU on {node}", location=loc, resource=ref,
@@ -190,11 +190,11 @@ def _judge(spec: GpuSpec | None, gpus: list[GpuInfo], loc: Location, ref: Resour
             count.add(finding("gpu.count", f"{node} has {len(gpus)} GPU(s), the environment "
                               f"declares {spec.per_node} per node", location=loc, resource=ref,
                               expected=f"{spec.per_node} GPUs", actual=f"{len(gpus)} GPUs"))
-    product = CheckResult("gpu.product", node, details={"names": sorted({g.name for g in gpus})})
-    memory = CheckResult("gpu.memory", node)
-    ecc = CheckResult("gpu.ecc", node)
-    remap = CheckResult("gpu.row-remap", node)
-    mig = CheckResult("gpu.mig", node)
+    product = CheckRecord("gpu.product", node, details={"names": sorted({g.name for g in gpus})})
+    memory = CheckRecord("gpu.memory", node)
+    ecc = CheckRecord("gpu.ecc", node)
+    remap = CheckRecord("gpu.row-remap", node)
+    mig = CheckRecord("gpu.mig", node)
     out += [product, memory, ecc, remap, mig]
     for g in gpus:
         tag = f"GPU {g.index} ({g.uuid})"
@@ -297,8 +297,8 @@ def cuda_workload(index: int) -> dict[str, Any]:
 
 
 def _workload(gpus: list[GpuInfo], node: str, loc: Location, ref: ResourceRef,
-              workload: Callable[[int], dict[str, Any]] | None) -> CheckResult:
-    res = CheckResult("gpu.cuda", node)
+              workload: Callable[[int], dict[str, Any]] | None) -> CheckRecord:
+    res = CheckRecord("gpu.cuda", node)
     run = workload or cuda_workload
     with timed(res):
         for g in gpus:

@@ -40,7 +40,7 @@ from ..findings import Severity
 from ..observability import CONFORMANCE_RULES  # the rules that watch the same histograms after the run
 from .client import ApiError, OpenAIClient, Prompt, StreamRecord, Unreachable, stream_completion
 from .expectations import LoadSpec, ServiceExpectation, SloSpec
-from .results import CheckResult, finding, isvc_ref, timed
+from .results import CheckRecord, finding, isvc_ref, timed
 
 PERCENTILES = (50.0, 95.0, 99.0)
 # words of the prompts where the base's vocabulary size is unknown (an expectations document
@@ -359,9 +359,9 @@ def cross_check(before: str, after: str, metrics: PerfMetrics, base: str) -> dic
 
 def run_performance(client: OpenAIClient, svc: ServiceExpectation, slo: SloSpec, load: LoadSpec,
                     models: Sequence[str], environment: str, *, token: str | None = None,
-                    timeout: float = 300.0) -> CheckResult:
+                    timeout: float = 300.0) -> CheckRecord:
     """The load, its figures against the SLO, and the server's view of the same run."""
-    res = CheckResult("performance", svc.key)
+    res = CheckRecord("performance", svc.key)
     ref = isvc_ref(svc, environment)
     loc = slo.source.location()
     with timed(res):
@@ -425,7 +425,7 @@ def _e2e(slo: SloSpec) -> str:
     return f", end-to-end <= {slo.e2e_p95_ms:g} ms" if slo.e2e_p95_ms is not None else ""
 
 
-def _slo(res: CheckResult, what: str, dist: Distribution, limit: float, shape: str,
+def _slo(res: CheckRecord, what: str, dist: Distribution, limit: float, shape: str,
          loc: Any, ref: Any) -> None:
     p95 = dist.p[95.0]
     if p95 > limit:
@@ -435,7 +435,7 @@ def _slo(res: CheckResult, what: str, dist: Distribution, limit: float, shape: s
             location=loc, resource=ref, expected=f"{what} <= {limit:g} ms", actual=f"{p95:.1f} ms"))
 
 
-def _cross_findings(res: CheckResult, checks: dict[str, Any], requests: int, loc: Any,
+def _cross_findings(res: CheckRecord, checks: dict[str, Any], requests: int, loc: Any,
                     ref: Any) -> None:
     if not checks:
         res.note = "the server's /metrics has no vLLM latency histograms: no cross-check"

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from ..findings import Severity
 from .expectations import ServiceExpectation
-from .results import CheckResult, Status, finding, isvc_ref
+from .results import CheckRecord, Status, finding, isvc_ref
 
 HEALTHY, PROGRESSING, DEGRADED, SUSPENDED = "Healthy", "Progressing", "Degraded", "Suspended"
 
@@ -178,7 +178,7 @@ class KubeIsvcSource:
 
 @dataclass
 class Readiness:
-    result: CheckResult
+    record: CheckRecord
     health: Health
     url: str
 
@@ -200,7 +200,7 @@ def wait_ready(source: IsvcSource, services: Sequence[ServiceExpectation], envir
     def settle(svc: ServiceExpectation, health: Health, status: Status, *,
                could_not_run: bool = False, severity: Severity = Severity.ERROR) -> None:
         waited = round(clock() - start, 1)
-        res = CheckResult("readiness", svc.key, details={"health": health.status,
+        res = CheckRecord("readiness", svc.key, details={"health": health.status,
                                                          "message": health.message,
                                                          "waited_s": waited})
         res.duration_s = waited

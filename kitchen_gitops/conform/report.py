@@ -88,7 +88,7 @@ def describe_measurements(report: ConformReport) -> ConformReport:
     name the environment in every finding."""
     report.finish()
     report.summary = gpu_lines(report)
-    for r in report.results:
+    for r in report.records:
         if r.check == "performance":
             r.lines = [line.strip() for line in perf_lines(r.details)]
         elif r.check == "gpu.cuda":

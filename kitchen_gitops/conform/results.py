@@ -17,11 +17,10 @@ from typing import Any
 
 from ..findings import CheckRecord, Finding, Gates, Location, ResourceRef, Result, Severity, Status
 from ..plan import API_VERSIONS, ISVC_API_VERSION
+from ..rules import CONFORM
 from .expectations import ServiceExpectation
 
-CheckResult = CheckRecord  # a conformance check's record
-
-__all__ = ["CheckResult", "ConformReport", "Status", "clip", "finding", "isvc_ref", "timed"]
+__all__ = ["CheckRecord", "ConformReport", "Status", "clip", "finding", "isvc_ref", "timed"]
 
 
 @contextmanager
@@ -34,7 +33,9 @@ def timed(result: CheckRecord) -> Iterator[CheckRecord]:
 
 
 class ConformReport(Result):
-    """A conformance run: ``kind`` is ``serving`` or ``gpu``."""
+    """A conformance run: ``kind`` is ``serving`` or ``gpu``; its records are the checks."""
+
+    records: list[CheckRecord]
 
     def __init__(self, kind: str, environment: str, *, started: str = "", fail_on_warn: bool = False,
                  info: dict[str, Any] | None = None) -> None:
@@ -44,18 +45,9 @@ class ConformReport(Result):
         self.kind = kind
         self.environment = environment
 
-    @property
-    def results(self) -> list[CheckRecord]:
-        assert self.records is not None
-        return self.records
-
-    @results.setter
-    def results(self, value: list[CheckRecord]) -> None:
-        self.records = value
-
     def finish(self) -> None:
         """Every finding names the environment it was checked in."""
-        for r in self.results:
+        for r in self.records:
             r.findings = [f if f.environment else replace(f, environment=self.environment)
                           for f in r.findings]
 
@@ -69,7 +61,7 @@ def finding(check: str, message: str, *, location: Location, resource: ResourceR
             expected: str = "", actual: str = "", flavor: str = "",
             severity: Severity = Severity.ERROR, environment: str = "") -> Finding:
     """A conformance finding; ``actual`` is what came back, ``flavor`` the model asked."""
-    return Finding(f"conform.{check}", severity, message, location, resource, expected, actual,
+    return Finding(CONFORM.member(check), severity, message, location, resource, expected, actual,
                    environment=environment, subject=f"model/{flavor}" if flavor else "")
 
 

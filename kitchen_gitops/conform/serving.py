@@ -43,7 +43,7 @@ from .expectations import (
 from .perf import run_performance
 from .readiness import IsvcSource, Readiness, wait_ready
 from .report import describe_measurements
-from .results import CheckResult, ConformReport, Status, clip, finding, isvc_ref, timed
+from .results import CheckRecord, ConformReport, Status, clip, finding, isvc_ref, timed
 
 CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "evaluation", "isolation", "performance")
 # Short greedy answers: enough to tell models apart, and cheap to score under every model.
@@ -92,8 +92,8 @@ class _Service:
         return isvc_ref(self.exp, self.environment)
 
 
-def _unreachable(check: str, svc: _Service, exc: Exception) -> CheckResult:
-    res = CheckResult(check, svc.exp.key)
+def _unreachable(check: str, svc: _Service, exc: Exception) -> CheckRecord:
+    res = CheckRecord(check, svc.exp.key)
     what = "does not answer" if isinstance(exc, Unreachable) else "answered with an error"
     res.could_not_run(finding(
         check, f"{svc.exp.key} at {svc.url} {what}: {exc}", location=svc.exp.source.location(),
@@ -104,10 +104,10 @@ def _unreachable(check: str, svc: _Service, exc: Exception) -> CheckResult:
 # ---------------------------------------------------------------- inventory
 
 
-def check_inventory(svc: _Service) -> CheckResult:
+def check_inventory(svc: _Service) -> CheckRecord:
     """``GET /v1/models`` lists the base and exactly the catalog's flavors, parented by it."""
     exp = svc.exp
-    res = CheckResult("inventory", exp.key)
+    res = CheckRecord("inventory", exp.key)
     with timed(res):
         models = svc.client.models()
         listed = {str(m.get("id")): m for m in models}
@@ -162,8 +162,8 @@ def check_inventory(svc: _Service) -> CheckResult:
 # ---------------------------------------------------------------- smoke
 
 
-def check_smoke(svc: _Service, flavor: FlavorExpectation) -> CheckResult:
-    res = CheckResult("smoke", f"{svc.exp.key}:{flavor.name}")
+def check_smoke(svc: _Service, flavor: FlavorExpectation) -> CheckRecord:
+    res = CheckRecord("smoke", f"{svc.exp.key}:{flavor.name}")
     with timed(res):
         if not flavor.smoke:
             res.status = Status.SKIP
@@ -185,9 +185,9 @@ def check_smoke(svc: _Service, flavor: FlavorExpectation) -> CheckResult:
 # ---------------------------------------------------------------- adapter effect
 
 
-def check_adapter_effect(svc: _Service, flavor: FlavorExpectation) -> CheckResult:
+def check_adapter_effect(svc: _Service, flavor: FlavorExpectation) -> CheckRecord:
     """The flavor must answer differently from the base on its probe prompts."""
-    res = CheckResult("adapter-effect", f"{svc.exp.key}:{flavor.name}")
+    res = CheckRecord("adapter-effect", f"{svc.exp.key}:{flavor.name}")
     with timed(res):
         prompts = flavor.effect_prompts or list(DEFAULT_PROBES)
         same = []
@@ -222,7 +222,7 @@ def _flavor_name(ref: str) -> str:
 
 
 def _compare_versions(svc: _Service, flavor: FlavorExpectation, prompts: list[str],
-                      res: CheckResult) -> None:
+                      res: CheckRecord) -> None:
     """Two versions of a flavor served side by side must be two adapters: a version that
     answers exactly like another on every probe prompt is served from the same weights
     (the same files uploaded twice, or a name reused for new weights)."""
@@ -245,9 +245,9 @@ def _compare_versions(svc: _Service, flavor: FlavorExpectation, prompts: list[st
         res.details["differs_from_versions"] = differ
 
 
-def check_alias(svc: _Service, alias: str, flavor: FlavorExpectation) -> CheckResult:
+def check_alias(svc: _Service, alias: str, flavor: FlavorExpectation) -> CheckRecord:
     """An alias serves its flavor version: the same greedy answers on the flavor's probes."""
-    res = CheckResult("adapter-effect", f"{svc.exp.key}:{alias}")
+    res = CheckRecord("adapter-effect", f"{svc.exp.key}:{alias}")
     with timed(res):
         prompts = flavor.effect_prompts or list(DEFAULT_PROBES)
         other = [(p, svc.answer(alias, p, PROBE_TOKENS)) for p in prompts
@@ -354,10 +354,10 @@ def _same(rec: StreamRecord, ref: Completion) -> bool:
     return rec.text == ref.text
 
 
-def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpec) -> CheckResult:
+def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpec) -> CheckRecord:
     """Base and flavor requests sent together must get the answers they get one by one, or
     answers that only their own model explains (numerics, counted and reported)."""
-    res = CheckResult("isolation", svc.exp.key)
+    res = CheckRecord("isolation", svc.exp.key)
     with timed(res):
         flavors = svc.served
         if not flavors:
@@ -430,7 +430,7 @@ def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpe
     return res
 
 
-def _leak(res: CheckResult, svc: _Service, models: list[str], m: str, p: str,
+def _leak(res: CheckRecord, svc: _Service, models: list[str], m: str, p: str,
           rec: StreamRecord, expected: Completion, a: Attribution) -> None:
     who = "the base" if m == svc.exp.base else f"flavor {m}"
     n = len(rec.token_ids) or PROBE_TOKENS
@@ -453,7 +453,7 @@ def _leak(res: CheckResult, svc: _Service, models: list[str], m: str, p: str,
         expected=f"the sequential answer {clip(expected.text)}", actual=rec.text))
 
 
-def _flips(res: CheckResult, svc: _Service, flips: list[tuple[str, str, StreamRecord, Attribution]],
+def _flips(res: CheckRecord, svc: _Service, flips: list[tuple[str, str, StreamRecord, Attribution]],
            total: int, isolation: IsolationSpec) -> None:
     rate = len(flips) / total
     worst = max(a.own_max_deficit for *_, a in flips)
@@ -472,18 +472,18 @@ def _flips(res: CheckResult, svc: _Service, flips: list[tuple[str, str, StreamRe
 # ---------------------------------------------------------------- orchestration
 
 
-def _skip(check: str, subject: str, note: str) -> CheckResult:
-    return CheckResult(check, subject, status=Status.SKIP, note=note)
+def _skip(check: str, subject: str, note: str) -> CheckRecord:
+    return CheckRecord(check, subject, status=Status.SKIP, note=note)
 
 
-def _guard(check: str, svc: _Service, fn: Callable[[], CheckResult]) -> CheckResult:
+def _guard(check: str, svc: _Service, fn: Callable[[], CheckRecord]) -> CheckRecord:
     try:
         return fn()
     except (Unreachable, ApiError) as exc:
         return _unreachable(check, svc, exc)
 
 
-def _evaluate(svc: _Service, flavor: FlavorExpectation, exp: Expectations, opts: ServingOptions) -> CheckResult:
+def _evaluate(svc: _Service, flavor: FlavorExpectation, exp: Expectations, opts: ServingOptions) -> CheckRecord:
     target = EvaluationTarget(svc.url, svc.exp.base, svc.exp.key, svc.ref, opts.token, opts.request_timeout_s,
                               opts.evaluation_concurrency or exp.load.concurrency)
     try:
@@ -494,8 +494,8 @@ def _evaluate(svc: _Service, flavor: FlavorExpectation, exp: Expectations, opts:
         return res
 
 
-def check_service(svc: _Service, exp: Expectations, opts: ServingOptions) -> list[CheckResult]:
-    out: list[CheckResult] = []
+def check_service(svc: _Service, exp: Expectations, opts: ServingOptions) -> list[CheckRecord]:
+    out: list[CheckRecord] = []
     want = set(opts.checks)
     inv = _guard("inventory", svc, lambda: check_inventory(svc))
     if "inventory" in want or inv.status is Status.ERROR:
@@ -552,17 +552,17 @@ def run_serving(exp: Expectations, opts: ServingOptions,
     for s in exp.services:
         r = ready.get(s.key)
         if r is not None:
-            report.results.append(r.result)
-            if r.result.status is not Status.PASS:
-                report.results += [_skip(c, s.key, "not Ready") for c in CHECKS[1:]
+            report.records.append(r.record)
+            if r.record.status is not Status.PASS:
+                report.records += [_skip(c, s.key, "not Ready") for c in CHECKS[1:]
                                    if c in opts.checks]
                 continue
         elif "readiness" in opts.checks:
-            report.results.append(_skip("readiness", s.key, "no Kubernetes API (--no-readiness)"))
+            report.records.append(_skip("readiness", s.key, "no Kubernetes API (--no-readiness)"))
         url = endpoint_of(s, opts, r)
         with OpenAIClient(url, token=opts.token, timeout=opts.request_timeout_s) as client:
             svc = _Service(s, exp.environment, url, client)
-            report.results += check_service(svc, exp, opts)
+            report.records += check_service(svc, exp, opts)
     report.duration_s = round(time.monotonic() - t0, 3)
     report.info = {"services": [s.key for s in exp.services],
                    "checks": [c for c in CHECKS if c in opts.checks]}

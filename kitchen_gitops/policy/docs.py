@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..rules import RuleInfo, builtin_rules
 from .admission_docs import admission_docs
 from .library import Library, Module, Rule
@@ -152,6 +153,11 @@ def write_docs(library: Library, path: Path) -> bool:
     text = render_docs(library)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    from ..write import WriteFailed, replace_files
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_files({path: text.encode("utf-8")})
+    except (OSError, WriteFailed) as exc:
+        raise ConfigError(f"{path}: cannot write the policy docs: {exc}") from exc
     return True

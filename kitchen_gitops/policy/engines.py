@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .. import settings
 from ..findings import Location
-from ..limits import ChildFailed, Done, Pending, TimeLimitExceeded, seconds_from_env, start_bounded
+from ..limits import ChildFailed, Done, Pending, TimeLimitExceeded, start_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
 
@@ -203,15 +204,11 @@ class OpaServerEngine:
 
 ENGINES = ("regorus", "opa")
 
-# Seconds one evaluation (one environment's gate, one policy test) may take in an
-# embedded engine; KITCHEN_POLICY_TIMEOUT overrides it.  The example library evaluates
-# an environment in milliseconds; the bench's organisation-size catalog in under 2 s.
-POLICY_TIMEOUT_S = 60.0
-TIMEOUT_ENV = "KITCHEN_POLICY_TIMEOUT"
-
-
 def policy_timeout() -> float:
-    return seconds_from_env(TIMEOUT_ENV, POLICY_TIMEOUT_S, EngineUnavailable)
+    """Seconds one evaluation (one environment's gate, one policy test) may take in an
+    embedded engine (settings.POLICY_TIMEOUT).  The example library evaluates an
+    environment in milliseconds; the bench's organisation-size catalog in under 2 s."""
+    return settings.POLICY_TIMEOUT.seconds(settings.POLICY_TIMEOUT_S, EngineUnavailable)
 
 
 class TimeLimitedEngine:
@@ -260,7 +257,7 @@ class _Evaluation(Pending[Any]):
             kind, *rest = self.child.result()
         except TimeLimitExceeded:
             raise PolicyError(None, f"data.{self.path}: evaluation did not finish within "
-                              f"{self.seconds:g}s (${TIMEOUT_ENV}); a rule may loop over "
+                              f"{self.seconds:g}s (${settings.POLICY_TIMEOUT.name}); a rule may loop over "
                               f"a huge collection ({self.engine})") from None
         except ChildFailed as exc:
             raise PolicyError(None, f"data.{self.path}: the engine failed: {exc} ({self.engine})") from None
@@ -278,7 +275,7 @@ def start_evaluation(engine: Engine, path: str, input_doc: Any) -> Pending[Any]:
     return Done(engine.evaluate(path, input_doc))
 
 
-def make_engine(name: str = "regorus", *, opa_url: str | None = None, timeout: float = 10.0,
+def make_engine(name: str = settings.DEFAULT_ENGINE, *, opa_url: str | None = None, timeout: float = 10.0,
                 time_limit: float | None = None) -> Engine:
     """The engine to evaluate with.  The default embedded engine gets a time limit per
     evaluation (``time_limit``, default :func:`policy_timeout`); an OPA server has the

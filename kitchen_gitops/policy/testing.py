@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass
 
 from ..findings import Finding, Severity
+from ..rules import POLICY_TEST
 from .engines import Engine, make_engine
 from .errors import PolicyError
 from .library import Library, TestRule
 
-TEST_RULE = "policy.test"
+TEST_RULE = POLICY_TEST
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,23 @@ from pathlib import Path
 
 from ..findings import Finding, Location, Severity
 from ..load import Document, load_file
+from ..rules import (
+    POLICY_WAIVER_EXPIRED,
+    POLICY_WAIVER_INVALID,
+    POLICY_WAIVER_STALE,
+    POLICY_WAIVER_TOO_LONG,
+    POLICY_WAIVER_TOO_WIDE,
+)
 from .floors import WAIVER_MAX_DAYS
 
 FIELDS = ("rule", "object", "environment", "owner", "reason", "expires")
 REQUIRED = ("rule", "object", "owner", "reason", "expires")
 
-INVALID = "policy.waiver-invalid"
-EXPIRED = "policy.waiver-expired"
-STALE = "policy.waiver-stale"
-TOO_WIDE = "policy.waiver-too-wide"
-TOO_LONG = "policy.waiver-too-long"
+INVALID = POLICY_WAIVER_INVALID
+EXPIRED = POLICY_WAIVER_EXPIRED
+STALE = POLICY_WAIVER_STALE
+TOO_WIDE = POLICY_WAIVER_TOO_WIDE
+TOO_LONG = POLICY_WAIVER_TOO_LONG
 
 # who answers for a waiver: an address (ops@example.com) or a team id (ai-platform,
 # @org/team) — not a blank, not a sentence

@@ -97,13 +97,13 @@ def run(gpus: list[dict[str, Any]], spec: GpuSpec = SPEC) -> Any:
 
 
 def by_check(report: Any) -> dict[str, Any]:
-    return {r.check: r for r in report.results}
+    return {r.check: r for r in report.records}
 
 
 def test_healthy_node_passes() -> None:
     report = run([{"ecc": (0, 0)}, {"ecc": (0, 0)}])
     assert report.exit_code == 0
-    assert all(r.status is Status.PASS for r in report.results)
+    assert all(r.status is Status.PASS for r in report.records)
     assert report.info["driver_version"] == "580.159.04"
 
 

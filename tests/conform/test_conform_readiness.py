@@ -135,8 +135,8 @@ def test_waits_until_ready() -> None:
                                 (40, sample("healthy_raw.yaml"))]})
     done = wait_ready(src, [svc("a")], "dev", timeout_s=300, poll_s=5, clock=clock, sleep=clock.sleep)
     r = done["ns/a"]
-    assert r.result.status is Status.PASS and r.health.ready
-    assert 40 <= r.result.details["waited_s"] < 50
+    assert r.record.status is Status.PASS and r.health.ready
+    assert 40 <= r.record.details["waited_s"] < 50
 
 
 def test_deadline_reports_the_last_state() -> None:
@@ -144,8 +144,8 @@ def test_deadline_reports_the_last_state() -> None:
     src = Source_(clock, {"a": [(0, sample("progressing.yaml"))], "b": [(0, sample("healthy.yaml"))]})
     done = wait_ready(src, [svc("a"), svc("b")], "dev", timeout_s=60, poll_s=5, clock=clock,
                       sleep=clock.sleep)
-    assert done["ns/b"].result.status is Status.PASS
-    fail = done["ns/a"].result
+    assert done["ns/b"].record.status is Status.PASS
+    fail = done["ns/a"].record
     assert fail.status is Status.FAIL
     (f,) = fail.findings
     assert f.rule_id == "conform.readiness" and "is Progressing" in f.message
@@ -159,8 +159,8 @@ def test_degraded_fails_after_the_grace_period_not_the_deadline() -> None:
     src = Source_(clock, {"a": [(0, sample("crashloop_raw.yaml"))]})
     done = wait_ready(src, [svc("a")], "dev", timeout_s=900, poll_s=5, degraded_grace_s=30,
                       clock=clock, sleep=clock.sleep)
-    assert done["ns/a"].result.status is Status.FAIL
-    assert "Degraded: model BlockedByFailedLoad" in done["ns/a"].result.findings[0].message
+    assert done["ns/a"].record.status is Status.FAIL
+    assert "Degraded: model BlockedByFailedLoad" in done["ns/a"].record.findings[0].message
     assert 30 <= clock.now < 40
 
 
@@ -169,14 +169,14 @@ def test_transient_degraded_recovers() -> None:
     src = Source_(clock, {"a": [(0, sample("degraded.yaml")), (15, sample("healthy.yaml"))]})
     done = wait_ready(src, [svc("a")], "dev", timeout_s=900, poll_s=5, degraded_grace_s=60,
                       clock=clock, sleep=clock.sleep)
-    assert done["ns/a"].result.status is Status.PASS
+    assert done["ns/a"].record.status is Status.PASS
 
 
 def test_forbidden_could_not_run() -> None:
     clock = Clock()
     src = Source_(clock, {"a": [(0, Forbidden("403 Forbidden"))]})
     done = wait_ready(src, [svc("a")], "dev", timeout_s=900, clock=clock, sleep=clock.sleep)
-    assert done["ns/a"].result.status is Status.ERROR
+    assert done["ns/a"].record.status is Status.ERROR
     assert src.calls == 1
 
 
@@ -203,9 +203,9 @@ def test_llm_inference_service_ready_with_its_gateway_url() -> None:
     done = wait_ready(source, [svc], "dev", timeout_s=5, poll_s=0.01)
     assert source.asked == [("LLMInferenceService", "support", "tiny-llama")]
     r = done["support/tiny-llama"]
-    assert r.result.status is Status.PASS
+    assert r.record.status is Status.PASS
     assert r.url == "http://openshift-ai-inference.openshift-ingress.svc.cluster.local/support/tiny-llama"
-    assert r.result.findings == []
+    assert r.record.findings == []
 
 
 def test_llm_inference_service_config_error_fails_with_the_reason() -> None:

@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from kitchen_gitops.conform.report import describe_measurements
-from kitchen_gitops.conform.results import CheckResult, ConformReport, Status, finding
+from kitchen_gitops.conform.results import CheckRecord, ConformReport, Status, finding
 from kitchen_gitops.findings import Location, ResourceRef, Severity
 from kitchen_gitops.report import REPORTERS
 
@@ -16,7 +16,7 @@ REF = ResourceRef("InferenceService", "tiny", "ns", "serving.kserve.io/v1beta1")
 def report(*statuses: Status) -> ConformReport:
     rep = ConformReport("serving", "dev")
     for i, st in enumerate(statuses):
-        r = CheckResult("smoke", f"ns/tiny:f{i}")
+        r = CheckRecord("smoke", f"ns/tiny:f{i}")
         if st is Status.FAIL:
             r.add(finding("smoke", f"flavor f{i}: bad answer", location=Location("catalog/f.yaml", 4, 5),
                           resource=REF, expected="contains 'Paris'", actual="Lyon", flavor=f"f{i}"))
@@ -26,7 +26,7 @@ def report(*statuses: Status) -> ConformReport:
             r.add(finding("smoke", "meh", location=Location("x"), resource=REF, severity=Severity.WARNING))
         else:
             r.status = st
-        rep.results.append(r)
+        rep.records.append(r)
     return describe_measurements(rep)
 
 

@@ -85,7 +85,7 @@ def staging_server(kit: dict[str, Any], workspace: dict[str, Path],
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     """vLLM serving staging's customer-support InferenceService under the names its
     expectations use (the base's served name, each flavor's served name)."""
-    from kitchen_gitops.commands import ExpectationsSource, build_expectations
+    from kitchen_gitops.commands.conform import ExpectationsSource, build_expectations
 
     exp: Any = build_expectations(ExpectationsSource(catalog=workspace["repo"], environment="staging"))
     svc = next(s for s in exp.services if s.tenant == "customer-support")

@@ -3,7 +3,6 @@ object, how values compare, and the bounds on what a hostile template can make i
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from kitchen_gitops.findings import Location
 from kitchen_gitops.manifests import load_manifest
 from kitchen_gitops.object_diff import MAX_FIELDS, VALUE_CHARS, ObjectChange, diff_rendered
 from kitchen_gitops.render import RenderedFile, RenderedObject
+from kitchen_gitops.value_diff import Walk
 
 
 def _file(path: str, text: str, kind: str = "ConfigMap") -> RenderedFile:
@@ -94,14 +94,22 @@ def test_an_environment_only_on_one_side() -> None:
     assert [(c.environment, c.change) for c in changes] == [("new", "added")]
 
 
-def test_a_node_inside_itself_is_compared_without_end() -> None:
+def test_a_node_inside_itself_is_compared_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
     """YAML aliases let a template render an object that contains itself."""
     old = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ns}\nspec: &s {a: 1, self: *s}\n"
     new = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: ns}\nspec: &s {a: 2, self: *s}\n"
-    started = time.monotonic()
+    walks: list[Walk] = []
+
+    class CountedWalk(Walk):
+        def __init__(self, limit: int = 1_000_000) -> None:
+            super().__init__(limit)
+            walks.append(self)
+
+    monkeypatch.setattr(object_diff, "Walk", CountedWalk)
     [change] = _diff([_file("a.yaml", old)], [_file("a.yaml", new)])
-    assert time.monotonic() - started < 5
     assert [f.path for f in change.fields][:1] == ["spec.a"]
+    # the values visited, counted: a walk into the node again would run to MAX_VALUES
+    assert [(w.visited <= 20, w.stopped) for w in walks] == [(True, False)], [w.visited for w in walks]
 
 
 def test_the_walk_stops_at_its_bound_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -196,30 +196,61 @@ def test_command_in_every_format(name: str, tmp_path: Path, capsys: pytest.Captu
     assert runs["markdown"][1].startswith("### ")
 
 
-def test_every_rule_id_in_the_code_is_described() -> None:
-    """Each rule id a built-in check can report (string literals shaped like one, in the
-    package's code) is registered with a title and description, or belongs to a family."""
+def _id_literals(source: str) -> set[str]:
+    """String literals shaped like a rule id of any prefix the registry knows (and the GPU
+    checks', which report as conform.gpu.<check>)."""
     import ast
     import re
 
+    from kitchen_gitops.rules import REGISTRY
+
+    prefixes = sorted({rule_id.split(".")[0] for rule_id in REGISTRY} | {"gpu"})
+    shape = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})\.[a-z0-9][a-z0-9.-]*$")
+    return {node.value for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and shape.match(node.value)}
+
+
+def test_the_code_reports_with_registered_rules_not_strings() -> None:
+    """Built-in checks report with the registry's typed entries (``rules.LOAD_ALIAS``): no
+    module but rules.py spells a registered id, and every other literal shaped like an id
+    (of any prefix) is a check name, a family member or a file name, never an id that has
+    no entry."""
     from kitchen_gitops.rules import REGISTRY, describe
 
-    shape = re.compile(r"^(load|schema|catalog|plan|render|policy|artifacts|conform|gpu)\.[a-z0-9.-]+$")
-    found: set[str] = set()
+    registered = {rule_id for rule_id, info in REGISTRY.items() if not info.family}
+    spelled: dict[str, set[str]] = {}
+    others: set[str] = set()
     for path in sorted((REPO / "kitchen_gitops").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and shape.match(node.value):
-                found.add(node.value)
-    found -= {"policy.rego"}  # not rule ids: file names and the like
+        if path.name == "rules.py":
+            continue
+        found = _id_literals(path.read_text(encoding="utf-8"))
+        if found & registered:
+            spelled[path.name] = found & registered
+        others |= found - registered
+    assert not spelled, f"use the registry's constants: {spelled}"
     # the rules of the policy library (the admission policies name them; a rollback lifts
     # policy.promotion-order's findings) describe themselves in their METADATA
     from kitchen_gitops.policy.library import load_library
 
-    found -= {r.id for r in load_library(REPO / "policies", REPO).rules.values()}
-    # the GPU checks report as conform.gpu.<check>
-    missing = sorted(r for r in found if describe(f"conform.{r}" if r.startswith("gpu.") else r) is None)
+    others -= {r.id for r in load_library(REPO / "policies", REPO).rules.values()}
+    # a conformance check's name reports as conform.<name>, which is registered
+    missing = sorted(r for r in others if describe(r) is None and f"conform.{r}" not in REGISTRY)
     assert not missing, f"rule ids without a registry entry: {missing}"
-    assert len(found) >= 50
+
+
+def test_the_literal_check_covers_every_prefix() -> None:
+    from kitchen_gitops.rules import REGISTRY
+
+    prefixes = {rule_id.split(".")[0] for rule_id in REGISTRY}
+    assert {"load", "schema", "catalog", "evaluation", "plan", "render", "policy", "artifacts", "promotion",
+            "conform"} <= prefixes
+    for prefix in prefixes:
+        assert _id_literals(f'X = "{prefix}.made-up"\n') == {f"{prefix}.made-up"}
+
+
+def test_every_rule_is_described() -> None:
+    from kitchen_gitops.rules import REGISTRY, describe
+
     for info in REGISTRY.values():
         assert info.title and info.description and info.help_uri.startswith("https://")
     # families: the dynamic ids are described by them

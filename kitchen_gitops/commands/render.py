@@ -1,0 +1,41 @@
+"""``kitchen render [--check]``: manifests per environment, written all or nothing, or
+compared with the committed output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import pipeline
+from ..findings import Result, sort_findings
+from ..write import write_outputs
+
+
+@dataclass(frozen=True)
+class Options:
+    root: Path
+    environments: tuple[str, ...] = ()
+    out: Path | None = None
+    check: bool = False
+
+
+def execute(opts: Options) -> Result:
+    """Render (or with ``check``, compare with the committed output) every environment asked."""
+    outcome = pipeline.render(opts.root, opts.environments or None)
+    command = "render --check" if opts.check else "render"
+    if not outcome.ok:
+        result = outcome.result(command)
+        result.notes = [] if opts.check else ["nothing written: fix the findings above"]
+        return result
+    target = opts.out if opts.out is not None else pipeline.output_dir(opts.root, outcome.catalog)
+    full = not opts.environments
+    if opts.check:
+        stale = pipeline.stale_findings(target, outcome.outputs, full=full, root=opts.root)
+        result = outcome.result(command)
+        result.findings = sort_findings([*result.findings, *stale])
+        result.summary = ([f"{len(stale)} rendered file(s) out of date: run `kitchen render` and commit"]
+                          if stale else [f"rendered output up to date ({', '.join(outcome.rendered)})"])
+        return result
+    write_outputs(target, outcome.outputs, prune_environments=full)
+    return outcome.result(command, [f"rendered {name}: {len(files)} files in {target / name}"
+                                    for name, files in outcome.outputs.items()])
