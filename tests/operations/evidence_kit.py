@@ -35,7 +35,7 @@ def conformance_record(root: Path, env: str, key: Path, out: Path, when: dt.date
     """A signed record of a conformance run of ``env`` over the catalog at ``root``: every
     flavor scored (``failing``: this flavor version below its threshold), every InferenceService
     within its SLOs; written under ``out``."""
-    from kitchen_gitops.commands import ExpectationsSource, build_expectations
+    from kitchen_gitops.commands.conform import ExpectationsSource, build_expectations
 
     exp: Any = build_expectations(ExpectationsSource(catalog=root, environment=env))
     records = []
