@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kitchen_gitops import commands
+from kitchen_gitops import commands, operations
 from kitchen_gitops.artifacts.scan import StorageOptions
 from kitchen_gitops.cli import main
 from kitchen_gitops.commands import S3Options
@@ -90,11 +90,17 @@ CASES: list[tuple[list[str], Any, str, Any]] = [
      promote_command, "execute",
      promote_command.Options(R, "prod", (Path("ev"),), False, S3Options("http://s3:9000", "us-east-1", None, 4.0),
                              True, ("faq",), dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), None)),
+    (["rollback", "--env", "prod", "--root", "repo", "--to", "HEAD~2", "--write", "--reason", "bad answers",
+      "--now", "2026-03-01T12:00:00Z"],
+     operations, "execute_rollback",
+     operations.RollbackOptions(R, "prod", "HEAD~2", True, "bad answers", dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))),
+    (["history", "--env", "prod", "--root", "repo", "--flavor", "faq", "--flavor", "legal@v2"],
+     operations, "execute_history", operations.HistoryOptions(R, "prod", ("faq", "legal@v2"))),
 ]
 
 
 def _recorder(seen: list[Any], answer: Callable[[], Any]) -> Callable[[Any], Any]:
-    def execute(opts: Any) -> Any:
+    def execute(opts: Any, *how: Any) -> Any:  # rollback and history are also told the format
         seen.append(opts)
         return answer()
     return execute
