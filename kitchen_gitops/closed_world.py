@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jinja2
+import orjson
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -61,6 +62,11 @@ def same(rendered: Any, intended: Any) -> bool:
     """Equal as data, types included (``true`` is not ``1``, ``1`` is not ``1.0``)."""
     if rendered != intended:
         return False
+    try:  # orjson writes each type its own way, ten times faster than the standard library
+        return bool(orjson.dumps(rendered, option=orjson.OPT_SORT_KEYS)
+                    == orjson.dumps(intended, option=orjson.OPT_SORT_KEYS))
+    except TypeError:  # a key that is not a string, an integer beyond 64 bits, bytes: the slow path
+        pass
     try:
         return _ENCODE(rendered) == _ENCODE(intended)
     except (TypeError, ValueError, RecursionError):  # keys of mixed types: walk instead

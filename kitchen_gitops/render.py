@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import jinja2
 import jinja2.sandbox
+import orjson
 
 from . import settings
 from .argv import container_argv, serving_containers
@@ -135,7 +136,13 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, allow_nan=False).
 
 
 def _json(value: Any) -> str:
-    text = _ENCODE(value)
+    if type(value) is str:  # most values: orjson writes a string as the standard library does, faster
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:  # a lone surrogate
+            text = _ENCODE(value)
+    else:
+        text = _ENCODE(value)
     return _JSON_ESCAPE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text) if _JSON_ESCAPE.search(text) else text
 
 
