@@ -181,27 +181,34 @@ class ManifestReader:
     the text, for the cost of a copy.  Anything that could make the two differ — a
     document marker, an escape sequence, the namespace in a plain scalar (whose type it
     could change) or in a tag — reads the text itself.  A template whose objects never
-    share a text (an InferenceService's flavors differ) stops being tried after a few."""
+    share a text (an InferenceService's flavors differ) stops being tried once it has missed
+    often and hit seldom; one whose texts repeat after a while (a PrometheusRule names its
+    tenant's InferenceServices, and tenants share a few bases) keeps being tried."""
 
-    TRIES = 16  # texts of one template read without a shared one before its texts are read directly
+    MISSES = 32  # a template is no longer tried past this many misses with fewer than one hit in four
     LIMIT = 4096  # distinct tokenised texts kept
 
     def __init__(self) -> None:
         self._read: dict[str, Any] = {}  # tokenised text → its object, or None where it is not safe
-        self._tries: dict[str, int] = {}  # template → texts read without a shared one (-1: one was shared)
+        self._tries: dict[str, list[int]] = {}  # template → [hits, misses]
+
+    def _tried(self, template: str) -> bool:
+        """Tried often enough, and seldom shared: its texts are read directly from now on."""
+        hits, misses = self._tries.get(template, (0, 0))
+        return misses >= self.MISSES and hits * 4 < misses
 
     def read(self, text: str, namespace: str = "", template: str = "") -> Any:
-        if (not namespace or len(namespace) > _MAX_NAMESPACE or self._tries.get(template, 0) >= self.TRIES
+        if (not namespace or len(namespace) > _MAX_NAMESPACE or self._tried(template)
                 or _TOKEN in text or "\\" in text or "\n---" in text or "\n..." in text
                 or text.startswith(("---", "..."))):
             return load_manifest(text)
         key = text.replace(namespace, _TOKEN)
+        tries = self._tries.setdefault(template, [0, 0])
         if key in self._read:
-            self._tries[template] = -1
+            tries[0] += 1
             read = self._read[key]
         else:
-            if self._tries.get(template, 0) >= 0:
-                self._tries[template] = self._tries.get(template, 0) + 1
+            tries[1] += 1
             if len(self._read) >= self.LIMIT:
                 self._read.clear()
             read = self._read[key] = self._read_tokenised(key)
