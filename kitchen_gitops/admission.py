@@ -30,7 +30,7 @@ from .model import Catalog, Environment
 from .plan import KITCHEN_FLAGS, OFFLINE_ENV, RUNTIME_COMMAND, environment_release
 from .policy.floors import floors_of
 from .render import DOMAIN, MANAGED_BY, RenderedFile, RenderedObject
-from .rules import RENDER_ADMISSION_FOLDER
+from .rules import PLAN_VLLM_ARG_NOT_ALLOWED, RENDER_ADMISSION_FOLDER, RENDER_UNINTENDED_FIELD, RENDER_VLLM_ARGS
 from .vllm_allow import allow_list
 
 FOLDER = "admission"
@@ -159,13 +159,13 @@ def policies(s: Settings) -> list[Policy]:
         Policy("serving-environment", SERVING, (
             Validation("policy.runtime-env", cel.env_off(s.forbidden_env),
                        f"turns on a vLLM switch past the checks ({', '.join(s.forbidden_env)})"),
-            Validation("render.unintended-field", cel.env_allowed(s.serving_env),
+            Validation(RENDER_UNINTENDED_FIELD, cel.env_allowed(s.serving_env),
                        f"sets environment variables other than kitchen's ({', '.join(s.serving_env)}) or envFrom"),
         )),
         Policy("vllm-command-line", SERVING, (
-            Validation("render.vllm-args", cel.command_is(RUNTIME_COMMAND),
+            Validation(RENDER_VLLM_ARGS, cel.command_is(RUNTIME_COMMAND),
                        f"runs another command than {' '.join(RUNTIME_COMMAND)}"),
-            Validation("plan.vllm-arg-not-allowed", cel.args_allowed(s.vllm_flags),
+            Validation(PLAN_VLLM_ARG_NOT_ALLOWED, cel.args_allowed(s.vllm_flags),
                        "passes vLLM an option that neither kitchen writes nor vllm_extra_args allows"),
             Validation("policy.trust-remote-code", cel.no_remote_code(s.remote_code_bases),
                        "passes --trust-remote-code for a base not on the allowlist"),
