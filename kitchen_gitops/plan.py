@@ -216,7 +216,7 @@ def lora_slot_bytes(arch: Architecture, rank: int, dtype_bytes: int, tp: int = 1
       share of B's rows, a row-parallel one (o, down) its share of A's columns and all of B;
     - the embeddings (``VocabParallelEmbeddingWithLoRA``: A vocab × rank, B hidden × rank) and
       the LM head (``LogitsProcessorWithLoRA``: A rank × hidden, B vocab × rank), whole on
-      every GPU — the part the plan missed before issue 13 (0.016 GiB of the 0.172 per
+      every GPU — the part an earlier plan missed (0.016 GiB of the 0.172 per
       rank-32 slot of a Llama-3.1-8B shape).
 
     These are the tensors' bytes; ``estimate_memory`` adds what the allocator reserves
