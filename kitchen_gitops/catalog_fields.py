@@ -173,6 +173,17 @@ def _resource_name(value: str) -> str:
     return value
 
 
+# A registry as an image reference starts with it: host[:port][/path], as OCI names it.
+REGISTRY = re.compile(rf"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{{1,5}})?(?:/{_OCI_COMPONENT})*")
+
+
+def _registry(value: str) -> str:
+    if len(value) > 255 or not REGISTRY.fullmatch(value):
+        raise ValueError(f"'{visible(value)}' is not a registry (host, host:port, optionally /path, "
+                         "as an image reference starts)")
+    return value
+
+
 def _endpoint(value: str) -> str:
     m = ENDPOINT.fullmatch(value)
     if m is None or (m.group("port") and not 0 < int(m.group("port")) < 65536):
@@ -263,6 +274,7 @@ RelativePath = Annotated[str, AfterValidator(_relative_path)]
 Quantity = Annotated[str, BeforeValidator(_quantity)]
 ResourceName = Annotated[str, AfterValidator(_resource_name)]
 Endpoint = Annotated[str, AfterValidator(_endpoint)]
+Registry = Annotated[str, AfterValidator(_registry)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Date = Annotated[dt.date, BeforeValidator(_date)]
 ModelAlias = Annotated[str, AfterValidator(_model_alias)]

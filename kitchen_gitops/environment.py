@@ -24,6 +24,7 @@ from .catalog_fields import (
     S3Uri,
     Strict,
 )
+from .catalog_fields import Registry as RegistryName
 from .catalog_kinds import Base, Flavor, Tenant
 from .scaling import EnvironmentAutoscaling
 
@@ -66,8 +67,8 @@ class Cluster(Strict):
 
 
 class Registry(Strict):
-    internal: NonEmpty
-    allowed: list[NonEmpty] = Field(min_length=1)
+    internal: RegistryName
+    allowed: list[RegistryName] = Field(min_length=1)
 
 
 class Images(Strict):
