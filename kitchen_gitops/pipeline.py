@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import settings
 from .admission import FOLDER as ADMISSION_FOLDER
@@ -43,6 +43,9 @@ from .render import (
 from .rules import RENDER_STALE, RuleInfo
 from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
+
+if TYPE_CHECKING:  # the evidence stage (and its cryptography) loads only where a floor asks for it
+    from .promotion import EvidenceVerdicts
 
 POLICY_DIR = "policies"
 WAIVERS_FILE = "waivers.yaml"
@@ -231,8 +234,8 @@ def check(opts: CheckOptions) -> Result:
     findings = [f for name in names for f in per_env[name]]
     allowed = allow_list(library.data)
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
-    findings += _promotion_evidence(outcome, library.data, folder, root)
-    findings = _after_rollback(findings, outcome, library.data, folder, root)
+    evidence = _promotion_evidence(outcome, library.data, folder, root)
+    findings = _after_rollback([*findings, *evidence.findings], evidence.rolled_back)
     policy = [f for f in findings if f.rule_id != STALE_RULE]
     stale = [f for f in findings if f.rule_id == STALE_RULE]
     wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
@@ -265,32 +268,25 @@ def check(opts: CheckOptions) -> Result:
     return result
 
 
-def _promotion_evidence(outcome: Outcome, data: Mapping[str, Any], folder: Path, root: Path) -> list[Finding]:
-    """``policy.promotion-evidence`` for the environments whose floor requires it."""
-    from .promotion import evidence_findings, requires_evidence
+def _promotion_evidence(outcome: Outcome, data: Mapping[str, Any], folder: Path, root: Path) -> EvidenceVerdicts:
+    """``policy.promotion-evidence`` for the environments whose floor requires it, and the
+    versions a recorded rollback served again there."""
+    from .promotion import EvidenceVerdicts, judge_evidence, requires_evidence
 
     envs = [outcome.catalog.environments[n] for n in outcome.plans]
     if not any(requires_evidence(data, e) for e in envs):
-        return []
+        return EvidenceVerdicts()
     from .evidence import load_trusted_keys
 
-    return evidence_findings(outcome.catalog, outcome.plans, data, load_trusted_keys(folder, root), root,
-                             dt.datetime.now(dt.UTC))
+    return judge_evidence(outcome.catalog, outcome.plans, data, load_trusted_keys(folder, root), root,
+                          dt.datetime.now(dt.UTC))
 
 
-def _after_rollback(findings: list[Finding], outcome: Outcome, data: Mapping[str, Any], folder: Path,
-                    root: Path) -> list[Finding]:
+def _after_rollback(findings: list[Finding], rolled_back: set[tuple[str, str]]) -> list[Finding]:
     """A version a recorded rollback served again, proven in its environment, needs no
     promotion order: the environment it promotes from may have moved on."""
-    if not any(f.rule_id == "policy.promotion-order" for f in findings):
-        return findings
-    from .evidence import load_trusted_keys
-    from .promotion import rolled_back
-
-    back = rolled_back(outcome.catalog, outcome.plans, data, load_trusted_keys(folder, root), root,
-                       dt.datetime.now(dt.UTC))
     return [f for f in findings if not (f.rule_id == "policy.promotion-order"
-                                        and (f.environment, f.subject.removeprefix("Flavor/")) in back)]
+                                        and (f.environment, f.subject.removeprefix("Flavor/")) in rolled_back)]
 
 
 def _jobs(opts: CheckOptions) -> int:

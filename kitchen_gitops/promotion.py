@@ -556,57 +556,54 @@ def _remove_item(body: str, env: str, position: int) -> str:
     return body[:line_start] + ("" if end < 0 else body[end + 1:])
 
 
-def evidence_findings(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
-                      trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> list[Finding]:
-    """``policy.promotion-evidence``: for each environment whose floor requires it, every
-    flavor version it serves is allowed by its index."""
-    out: list[Finding] = []
+@dataclass
+class EvidenceVerdicts:
+    """What the evidence indexes say of the versions the environments serve: the findings
+    of ``policy.promotion-evidence``, and the (environment, name@version) a rollback its
+    index records served again whose entry the gate accepts — proven in that environment,
+    so the promotion chain is not asked again (``policy.promotion-order`` does not apply
+    to them; docs/operations.md)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    rolled_back: set[tuple[str, str]] = field(default_factory=set)
+
+
+def judge_evidence(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
+                   trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> EvidenceVerdicts:
+    """Each flavor version served where the floor requires evidence, judged once against
+    its environment's index."""
+    out = EvidenceVerdicts()
     days = max_age_days(data)
     for name in sorted(plans):
         env = catalog.environments[name]
-        if not requires_evidence(data, env):
-            continue
-        index = load_index(root, name)
-        source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
-        verdicts: dict[str, Problem | None] = {}
-        for s in served_in(catalog, name):
-            if s.ref not in verdicts:
-                moved = source_problem(catalog, index, s.ref)
-                if moved is not None:  # once, at the flavor's source line
-                    out.append(Finding(CHECK_RULE, Severity.ERROR, moved.message,
-                                       catalog.location("Flavor", s.ref, ("source",)), expected=moved.expected,
-                                       environment=name, subject=f"Flavor/{s.ref}"))
-                    verdicts[s.ref] = None
-                    continue
-                verdicts[s.ref] = entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days, now,
-                                                legacy_digest_of(catalog, s.ref))
-            problem = verdicts[s.ref]
-            if problem is not None:
-                out.append(Finding(CHECK_RULE, Severity.ERROR, problem.message, s.location,
-                                   expected=problem.expected, environment=name, subject=f"Flavor/{s.ref}"))
+        if requires_evidence(data, env):
+            _judge_environment(catalog, name, env, load_index(root, name), trusted, days, now, out)
     return out
 
 
-def rolled_back(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
-                trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> set[tuple[str, str]]:
-    """(environment, name@version) served again by a rollback its index records, whose entry
-    the gate accepts: proven in that environment, so the promotion chain is not asked again
-    (``policy.promotion-order`` does not apply to them; docs/operations.md)."""
-    out: set[tuple[str, str]] = set()
-    days = max_age_days(data)
-    for name in sorted(plans):
-        env = catalog.environments[name]
-        if not requires_evidence(data, env):
-            continue
-        index = load_index(root, name)
-        restored = {str(c.get("flavor")) for r in index.rollbacks for c in r.get("changes") or ()
-                    if isinstance(c, dict)}
-        source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
-        for s in served_in(catalog, name):
-            if s.ref in restored and entry_problem(index, s.ref, digest_of(catalog, s.ref), source, trusted, days,
-                                                   now, legacy_digest_of(catalog, s.ref)) is None:
-                out.add((name, s.ref))
-    return out
+def _judge_environment(catalog: Catalog, name: str, env: Environment, index: Index,
+                       trusted: Mapping[str, TrustedKey], days: int, now: dt.datetime, out: EvidenceVerdicts) -> None:
+    restored = {str(c.get("flavor")) for r in index.rollbacks for c in r.get("changes") or ()
+                if isinstance(c, dict)}
+    source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
+    verdicts: dict[str, Problem | None] = {}
+    for s in served_in(catalog, name):
+        if s.ref not in verdicts:
+            moved = source_problem(catalog, index, s.ref)
+            problem = None if moved is not None and s.ref not in restored else entry_problem(
+                index, s.ref, digest_of(catalog, s.ref), source, trusted, days, now, legacy_digest_of(catalog, s.ref))
+            if s.ref in restored and problem is None:
+                out.rolled_back.add((name, s.ref))
+            if moved is not None:  # once, at the flavor's source line
+                out.findings.append(Finding(CHECK_RULE, Severity.ERROR, moved.message,
+                                            catalog.location("Flavor", s.ref, ("source",)), expected=moved.expected,
+                                            environment=name, subject=f"Flavor/{s.ref}"))
+                problem = None
+            verdicts[s.ref] = problem
+        problem = verdicts[s.ref]
+        if problem is not None:
+            out.findings.append(Finding(CHECK_RULE, Severity.ERROR, problem.message, s.location,
+                                        expected=problem.expected, environment=name, subject=f"Flavor/{s.ref}"))
 
 
 def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime,
