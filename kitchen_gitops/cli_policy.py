@@ -47,7 +47,7 @@ def check(
 ) -> None:
     """The CI gate: validate, plan, render in memory, policies, waivers, rendered/ up to date."""
     opts = check_command.Options(root, tuple(env or ()), policies, waivers, engine.value, opa_url, opa_timeout,
-                                 render_check, fail_on_warn, today)
+                                 render_check, fail_on_warn, check_command.parse_day(today))
     raise typer.Exit(commands.publish(check_command.execute(opts), fmt.value, output=output))
 
 

@@ -61,7 +61,7 @@ CASES: list[tuple[list[str], Any, str, Any]] = [
       "http://opa:8181", "--opa-timeout", "3", "--waivers", "w.yaml", "--today", "2026-01-02"],
      check_command, "execute",
      check_command.Options(R, ("prod",), None, Path("w.yaml"), "regorus", "http://opa:8181", 3.0, False, True,
-                           "2026-01-02")),
+                           dt.date(2026, 1, 2))),
     (["check"], check_command, "execute", check_command.Options(Path("."))),
     (["policy", "test", "--root", "repo", "--run", "alias", "-v"], policy_command, "execute_test",
      policy_command.TestOptions(R, None, "regorus", "alias", True)),
