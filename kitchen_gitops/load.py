@@ -262,6 +262,26 @@ class _Resolver(VersionedResolver):
             version = self._loader_version if self._loader_version is not None else (1, 2)
         return version
 
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The tag of a node; a plain scalar's is remembered per YAML version and text (it
+        depends on nothing else: kitchen's loader adds no path resolvers), for the same
+        keys and values repeat in every file of a catalog."""
+        if kind is not ScalarNode or not implicit[0] or len(value) > _RESOLVED_MAX_TEXT:
+            return super().resolve(kind, value, implicit)
+        key = (self.processing_version, value)
+        tag = _RESOLVED.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(_RESOLVED) < _RESOLVED_MAX:
+                _RESOLVED[key] = tag
+        return tag
+
+
+# plain scalars' tags by (YAML version, text): bounded in entries and in the length of a text
+_RESOLVED: dict[tuple[Any, str], Any] = {}
+_RESOLVED_MAX = 1 << 16
+_RESOLVED_MAX_TEXT = 128
+
 
 _YAML: YAML | None = None
 

@@ -201,11 +201,30 @@ class _TemplateLoader(jinja2.BaseLoader):
         return text, str(path), lambda: os.path.exists(real) and os.stat(real).st_mtime == mtime
 
 
+_SAFE_ATTRIBUTES_MAX = 4096
+
+
 class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, with repetition and powers bounded (a template cannot
     build a gigabyte string or a huge number)."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._safe_attributes: dict[tuple[type, str], bool] = {}
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        """Jinja's answer, remembered per type and attribute name: every test it makes
+        (private or internal names, the mutating methods of lists, dicts and sets) depends
+        on nothing else, and templates read the same few attributes thousands of times."""
+        key = (type(obj), attr)
+        safe = self._safe_attributes.get(key)
+        if safe is None:
+            safe = super().is_safe_attribute(obj, attr, value)
+            if len(self._safe_attributes) < _SAFE_ATTRIBUTES_MAX:
+                self._safe_attributes[key] = safe
+        return safe
 
     def call_binop(self, context: jinja2.runtime.Context, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "**":

@@ -151,3 +151,29 @@ def test_a_failed_swap_puts_every_environment_back(example_repo: Path, monkeypat
     assert "nothing changed: [Errno 28] No space left on device" in capsys.readouterr().err
     assert _tree(example_repo / "rendered") == before
     assert not [p for p in (example_repo / "rendered").iterdir() if p.name.startswith(".kitchen-")]
+
+
+def test_the_sandbox_remembers_its_answers_per_type_and_attribute(tmp_path: Path) -> None:
+    """The sandbox answers every attribute as Jinja does, whatever was read before: a safe
+    read of one attribute does not open another attribute of the same type, nor the same
+    attribute of another type."""
+    import jinja2
+
+    from kitchen_gitops.render import _environment
+
+    (tmp_path / "safe.j2").write_text("{{ d.keys() | list }} {{ s.upper() }} {{ d.get('a') }}")
+    (tmp_path / "mutate.j2").write_text("{{ d.keys() | list }}{{ d.clear() }}")
+    (tmp_path / "private.j2").write_text("{{ s.upper() }}{{ s.__class__ }}")
+    (tmp_path / "internal.j2").write_text("{{ f.__name__ }}{{ f.__globals__ }}")
+    (tmp_path / "list.j2").write_text("{{ d.get('a') }}{{ l.append(1) }}")
+    env = _environment(str(tmp_path))
+    for _ in range(2):  # the second time from what the first remembered
+        d = {"a": 1}
+        assert env.get_template("safe.j2").render(d=d, s="x") == "['a'] X 1"
+        with pytest.raises(jinja2.exceptions.SecurityError):
+            env.get_template("mutate.j2").render(d=d)
+        assert d == {"a": 1}
+        for name, ctx in (("private.j2", {"s": "x"}), ("internal.j2", {"f": test_golden}),
+                          ("list.j2", {"d": d, "l": []})):
+            with pytest.raises(jinja2.exceptions.SecurityError):
+                env.get_template(name).render(**ctx)
