@@ -26,6 +26,44 @@ EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="Environment, wi
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="Also write the JSON report here.")]
 JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")]
 
+# the options of ``conform serving``
+TenantOpt = Annotated[list[str] | None, typer.Option(
+    "--tenant", "-t", help="Only this tenant (name or namespace); repeatable.")]
+ServiceOpt = Annotated[list[str] | None, typer.Option(
+    "--service", "-s", help="Only this InferenceService (NAMESPACE/NAME); repeatable.")]
+EndpointOpt = Annotated[list[str] | None, typer.Option(
+    "--endpoint", help="[NAMESPACE/NAME=]URL overriding the service's endpoint; repeatable.")]
+CheckOpt = Annotated[list[str] | None, typer.Option(
+    "--check", "-c", help=f"Run only these checks: {', '.join(CHECKS)}; repeatable.")]
+SkipOpt = Annotated[list[str] | None, typer.Option("--skip", help="Skip this check; repeatable.")]
+NoReadinessOpt = Annotated[bool, typer.Option(
+    "--no-readiness", help="Do not ask the Kubernetes API (outside a cluster).")]
+KubeconfigOpt = Annotated[str | None, typer.Option(help="kubeconfig instead of in-cluster.")]
+TokenFileOpt = Annotated[Path | None, typer.Option(
+    help="Bearer token for authenticated endpoints (the Job passes its service account's).")]
+ReadinessTimeoutOpt = Annotated[float | None, typer.Option(
+    help="Seconds to wait for Ready; default from the environment.")]
+LoadCountOpt = Annotated[int | None, typer.Option(min=1)]
+LoadSeedOpt = Annotated[int | None, typer.Option(
+    help="Seed of the load's random prompts (default: a new one each run).")]
+IsolationRoundsOpt = Annotated[int, typer.Option(
+    min=1, help="Concurrent bursts of every base/flavor request on every probe.")]
+PerfModelOpt = Annotated[list[str] | None, typer.Option(
+    help="Load only this model (base or flavor); default all, in turn.")]
+EvaluationConcurrencyOpt = Annotated[int | None, typer.Option(
+    min=1, max=1024, help="Evaluation requests in flight at once; default the load's concurrency.")]
+EvidenceOutOpt = Annotated[Path | None, typer.Option(
+    "--evidence-out", file_okay=False, help="Write the signed evidence record of this run here.")]
+EvidenceKeyOpt = Annotated[Path | None, typer.Option(
+    "--evidence-key", dir_okay=False, help="The ed25519 private key (PEM) that signs the evidence record.")]
+EvidenceS3Opt = Annotated[str | None, typer.Option(
+    "--evidence-s3", help="Upload the signed evidence record under s3://BUCKET/PREFIX/.")]
+S3EndpointOpt = Annotated[str | None, typer.Option(
+    "--s3-endpoint", envvar=settings.S3_ENDPOINT.name, help="S3 endpoint of --evidence-s3 (host:port or URL).")]
+S3RegionOpt = Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")]
+CaBundleOpt = Annotated[Path | None, typer.Option(
+    "--ca-bundle", envvar=settings.CA_BUNDLE.name, dir_okay=False, help="PEM CA bundle of the S3 endpoint.")]
+
 conform = typer.Typer(name="conform", no_args_is_help=True,
                       help="Prove a deployment: GPUs, and every flavor served, correct, isolated, within SLO.")
 
@@ -39,47 +77,29 @@ def serving(
     expectations: ExpectationsOpt = None,
     catalog: CatalogOpt = None,
     env: EnvOpt = None,
-    tenant: Annotated[list[str] | None, typer.Option(
-        "--tenant", "-t", help="Only this tenant (name or namespace); repeatable.")] = None,
-    service: Annotated[list[str] | None, typer.Option(
-        "--service", "-s", help="Only this InferenceService (NAMESPACE/NAME); repeatable.")] = None,
-    endpoint: Annotated[list[str] | None, typer.Option(
-        "--endpoint", help="[NAMESPACE/NAME=]URL overriding the service's endpoint; repeatable.")] = None,
-    check: Annotated[list[str] | None, typer.Option(
-        "--check", "-c", help=f"Run only these checks: {', '.join(CHECKS)}; repeatable.")] = None,
-    skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this check; repeatable.")] = None,
-    no_readiness: Annotated[bool, typer.Option(
-        "--no-readiness", help="Do not ask the Kubernetes API (outside a cluster).")] = False,
-    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig instead of in-cluster.")] = None,
-    token_file: Annotated[Path | None, typer.Option(
-        help="Bearer token for authenticated endpoints (the Job passes its service account's).")] = None,
-    readiness_timeout: Annotated[float | None, typer.Option(
-        help="Seconds to wait for Ready; default from the environment.")] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1)] = None,
-    requests: Annotated[int | None, typer.Option(min=1)] = None,
-    output_tokens: Annotated[int | None, typer.Option(min=1)] = None,
-    prompt_tokens: Annotated[int | None, typer.Option(min=1)] = None,
-    load_seed: Annotated[int | None, typer.Option(
-        help="Seed of the load's random prompts (default: a new one each run).")] = None,
-    isolation_rounds: Annotated[int, typer.Option(
-        min=1, help="Concurrent bursts of every base/flavor request on every probe.")] = 3,
-    perf_model: Annotated[list[str] | None, typer.Option(
-        help="Load only this model (base or flavor); default all, in turn.")] = None,
-    evaluation_concurrency: Annotated[int | None, typer.Option(
-        min=1, max=1024, help="Evaluation requests in flight at once; default the load's concurrency.")] = None,
-    evidence_out: Annotated[Path | None, typer.Option(
-        "--evidence-out", file_okay=False, help="Write the signed evidence record of this run here.")] = None,
-    evidence_key: Annotated[Path | None, typer.Option(
-        "--evidence-key", dir_okay=False, help="The ed25519 private key (PEM) that signs the evidence record.")] = None,
-    evidence_s3: Annotated[str | None, typer.Option(
-        "--evidence-s3", help="Upload the signed evidence record under s3://BUCKET/PREFIX/.")] = None,
-    s3_endpoint: Annotated[str | None, typer.Option(
-        "--s3-endpoint", envvar=settings.S3_ENDPOINT.name,
-        help="S3 endpoint of --evidence-s3 (host:port or URL).")] = None,
-    s3_region: Annotated[str, typer.Option("--s3-region", help="S3 region of --evidence-s3.")] = settings.S3_REGION,
-    ca_bundle: Annotated[Path | None, typer.Option(
-        "--ca-bundle", envvar=settings.CA_BUNDLE.name, dir_okay=False,
-        help="PEM CA bundle of the S3 endpoint.")] = None,
+    tenant: TenantOpt = None,
+    service: ServiceOpt = None,
+    endpoint: EndpointOpt = None,
+    check: CheckOpt = None,
+    skip: SkipOpt = None,
+    no_readiness: NoReadinessOpt = False,
+    kubeconfig: KubeconfigOpt = None,
+    token_file: TokenFileOpt = None,
+    readiness_timeout: ReadinessTimeoutOpt = None,
+    concurrency: LoadCountOpt = None,
+    requests: LoadCountOpt = None,
+    output_tokens: LoadCountOpt = None,
+    prompt_tokens: LoadCountOpt = None,
+    load_seed: LoadSeedOpt = None,
+    isolation_rounds: IsolationRoundsOpt = 3,
+    perf_model: PerfModelOpt = None,
+    evaluation_concurrency: EvaluationConcurrencyOpt = None,
+    evidence_out: EvidenceOutOpt = None,
+    evidence_key: EvidenceKeyOpt = None,
+    evidence_s3: EvidenceS3Opt = None,
+    s3_endpoint: S3EndpointOpt = None,
+    s3_region: S3RegionOpt = settings.S3_REGION,
+    ca_bundle: CaBundleOpt = None,
     fmt: FormatOpt = Format["text"],
     json_out: JsonOpt = None,
     junit_out: JunitOpt = None,

@@ -5,6 +5,7 @@ served names, reserved namespaces, the vLLM releases and the evaluation sets."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ from .catalog_fields import (
     Strict,
     service_namespace,
 )
-from .catalog_kinds import Base, Flavor, TenantEnvironment, served_name
+from .catalog_kinds import Base, Evaluation, Flavor, TenantEnvironment, served_name
 from .environment import KIND_MODELS, ArgoCd, Environment
 from .escape import visible
-from .evaluation import MAX_REPOSITORY_DATASET_BYTES, METRICS, parse_dataset
+from .evaluation import MAX_REPOSITORY_DATASET_BYTES, METRICS, Metric, parse_dataset
 from .findings import Finding, Location, Severity
 from .load import Document, load_documents
 from .scaling import catalog_findings as autoscaling_findings
@@ -166,6 +167,19 @@ def _vllm_releases(catalog: Catalog) -> list[Finding]:
 
 
 def _cross_references(catalog: Catalog) -> list[Finding]:
+    out = _flavor_bases(catalog) + _tenant_references(catalog)
+    for name, env in catalog.environments.items():
+        out += _controller_flags(catalog, name, env)
+        if env.promotes_from and env.promotes_from not in catalog.environments:
+            out.append(_ref_finding(
+                catalog.doc("Environment", name), ("promotes_from",),
+                f"environment {name} promotes from '{env.promotes_from}', which is not defined",
+                f"one of {', '.join(sorted(catalog.environments))}"))
+    return out + _path_prefixes(catalog)
+
+
+def _flavor_bases(catalog: Catalog) -> list[Finding]:
+    """Each flavor's base is in the catalog (or failed to load, which is reported there)."""
     out: list[Finding] = []
     for key, flavor in catalog.flavors.items():
         doc = catalog.doc("Flavor", key)
@@ -175,6 +189,13 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                 doc, ("base",), f"flavor {key} names base {flavor.base}, which is not in the catalog"
                 f"{catalog.unloaded_hint('Base', flavor.base.name)}",
                 f"one of {', '.join(known)}" if known else "a Base defined in catalog/bases/"))
+    return out
+
+
+def _tenant_references(catalog: Catalog) -> list[Finding]:
+    """Each tenant: a namespace of its own, environments that exist, and in each the
+    flavors it serves and their served names."""
+    out: list[Finding] = []
     namespaces: dict[str, str] = {}
     for name, tenant in catalog.tenants.items():
         doc = catalog.doc("Tenant", name)
@@ -193,49 +214,57 @@ def _cross_references(catalog: Catalog) -> list[Finding]:
                     f"{catalog.unloaded_hint('Environment', env_name)}",
                     doc.location(("environments", env_name)),
                     expected=f"one of {', '.join(sorted(catalog.environments)) or 'environments/*.yaml'}"))
-            bases_used: dict[str, str] = {}
-            for i, ref in enumerate(tenv.flavors):
-                path = ("environments", env_name, "flavors", i)
-                used = catalog.flavors.get(str(ref))
-                if used is None and ("Flavor", str(ref)) in catalog.invalid:
-                    continue
-                if used is None:
-                    known = sorted(f.ref for f in catalog.flavors.values() if f.name == ref.name)
-                    out.append(_ref_finding(
-                        doc, path, f"tenant {name} uses flavor {ref}, which is not in the catalog"
-                        f"{catalog.unloaded_hint('Flavor', ref.name)}",
-                        f"one of {', '.join(known)}" if known else "a Flavor defined in catalog/flavors/"))
-                    continue
-                other = bases_used.setdefault(used.base.name, used.base.version)
-                if other != used.base.version:
-                    out.append(Finding(
-                        rules.CATALOG_BASE_VERSION_CONFLICT, Severity.ERROR,
-                        f"tenant {name} in {env_name} uses flavors of {used.base.name} at "
-                        f"versions {other} and {used.base.version}; one InferenceService "
-                        "serves one base version",
-                        doc.location(path, value=True), expected=f"flavors trained on {used.base.name}@{other}"))
+            out += _tenant_flavors(catalog, doc, name, env_name, tenv)
             out += _served_names(catalog, doc, name, env_name, tenv)
-    for name, env in catalog.environments.items():
-        out += _controller_flags(catalog, name, env)
-        if env.promotes_from and env.promotes_from not in catalog.environments:
+    return out
+
+
+def _tenant_flavors(catalog: Catalog, doc: Document, name: str, env_name: str,
+                    tenv: TenantEnvironment) -> list[Finding]:
+    """The flavors a tenant serves in an environment: in the catalog, and trained on one
+    version of each base (one InferenceService serves one base version)."""
+    out: list[Finding] = []
+    bases_used: dict[str, str] = {}
+    for i, ref in enumerate(tenv.flavors):
+        path = ("environments", env_name, "flavors", i)
+        used = catalog.flavors.get(str(ref))
+        if used is None and ("Flavor", str(ref)) in catalog.invalid:
+            continue
+        if used is None:
+            known = sorted(f.ref for f in catalog.flavors.values() if f.name == ref.name)
             out.append(_ref_finding(
-                catalog.doc("Environment", name), ("promotes_from",),
-                f"environment {name} promotes from '{env.promotes_from}', which is not defined",
-                f"one of {', '.join(sorted(catalog.environments))}"))
-    # one folder of rendered output per repository: render writes it, check compares it,
-    # every Application syncs <path_prefix>/<environment> from it
+                doc, path, f"tenant {name} uses flavor {ref}, which is not in the catalog"
+                f"{catalog.unloaded_hint('Flavor', ref.name)}",
+                f"one of {', '.join(known)}" if known else "a Flavor defined in catalog/flavors/"))
+            continue
+        other = bases_used.setdefault(used.base.name, used.base.version)
+        if other != used.base.version:
+            out.append(Finding(
+                rules.CATALOG_BASE_VERSION_CONFLICT, Severity.ERROR,
+                f"tenant {name} in {env_name} uses flavors of {used.base.name} at "
+                f"versions {other} and {used.base.version}; one InferenceService "
+                "serves one base version",
+                doc.location(path, value=True), expected=f"flavors trained on {used.base.name}@{other}"))
+    return out
+
+
+def _path_prefixes(catalog: Catalog) -> list[Finding]:
+    """One folder of rendered output per repository: render writes it, check compares it,
+    every Application syncs <path_prefix>/<environment> from it."""
     prefixes = sorted({env.argocd.path_prefix for env in catalog.environments.values()})
-    if len(prefixes) > 1:
-        first = min(catalog.environments)
-        want = catalog.environments[first].argocd.path_prefix
-        for name, env in sorted(catalog.environments.items()):
-            if env.argocd.path_prefix != want:
-                out.append(Finding(
-                    rules.CATALOG_PATH_PREFIX, Severity.ERROR,
-                    f"environment {name} renders to '{env.argocd.path_prefix}/{name}', environment {first} to "
-                    f"'{want}/{first}': the repository has one folder of rendered output",
-                    catalog.location("Environment", name, ("argocd", "path_prefix"), value=True),
-                    expected=f"argocd.path_prefix: {want}", environment=name))
+    if len(prefixes) <= 1:
+        return []
+    out: list[Finding] = []
+    first = min(catalog.environments)
+    want = catalog.environments[first].argocd.path_prefix
+    for name, env in sorted(catalog.environments.items()):
+        if env.argocd.path_prefix != want:
+            out.append(Finding(
+                rules.CATALOG_PATH_PREFIX, Severity.ERROR,
+                f"environment {name} renders to '{env.argocd.path_prefix}/{name}', environment {first} to "
+                f"'{want}/{first}': the repository has one folder of rendered output",
+                catalog.location("Environment", name, ("argocd", "path_prefix"), value=True),
+                expected=f"argocd.path_prefix: {want}", environment=name))
     return out
 
 
@@ -414,66 +443,87 @@ def _evaluation_sets(catalog: Catalog) -> list[Finding]:
     out: list[Finding] = []
     for key, flavor in sorted(catalog.flavors.items()):
         e = flavor.evaluation
-        if e is None or e.dataset is None:
-            continue
-        subject = f"Flavor/{key}"
+        if e is not None and e.dataset is not None:
+            out += _evaluation_set(catalog, key, e)
+    return out
 
-        def at(path: tuple[str | int, ...], k: str = key) -> Location:
-            return catalog.location("Flavor", k, ("evaluation", *path), value=True)
 
-        metric = METRICS.get(e.metric)
-        if metric is None:
-            out.append(Finding(rules.EVALUATION_UNKNOWN_METRIC, Severity.ERROR,
-                               f"flavor {key} scores its evaluation set on metric '{visible(e.metric)}', "
-                               "which kitchen cannot compute", at(("metric",)),
-                               expected=f"one of {', '.join(METRICS)}", subject=subject))
-            continue
-        problems: list[tuple[Location, str, str]] = []
-        if e.higher_is_better != metric.higher_is_better:
-            problems.append((at(("higher_is_better",)),
-                             f"says higher_is_better: {str(e.higher_is_better).lower()} for {e.metric}",
-                             f"higher_is_better: {str(metric.higher_is_better).lower()} (the metric decides)"))
-        for name in ("score", "threshold"):
-            value = getattr(e, name)
-            if not 0 <= value <= 1:
-                problems.append((at((name,)), f"{name} {value:g} is outside what {e.metric} can score",
-                                 "a number from 0 to 1"))
-        if metric.reference == "label" and not e.labels:
-            problems.append((at(()), f"scores {e.metric} without a label set",
-                             "evaluation.labels: the closed set of labels the flavor answers with"))
-        if metric.reference != "label" and e.labels:
-            problems.append((at(("labels",)), f"names labels, which {e.metric} does not read",
-                             "no labels, or metric: label_accuracy"))
-        if e.labels and len(set(e.labels)) != len(e.labels):
-            problems.append((at(("labels",)), "lists a label twice", "each label once"))
-        for loc, what, expected in problems:
-            out.append(Finding(rules.EVALUATION_SETTINGS, Severity.ERROR, f"flavor {key}'s evaluation {what}",
-                               loc, expected=expected, subject=subject))
-        if problems or e.dataset.path is None:
-            continue
-        try:
-            raw = read_dataset(catalog.root, e.dataset.path)
-        except OSError as exc:
-            reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
-            out.append(Finding(rules.EVALUATION_DATASET_MISSING, Severity.ERROR,
-                               f"flavor {key}'s evaluation set {visible(e.dataset.path)} cannot be read: {reason}",
-                               at(("dataset", "path")), expected="a regular JSONL file of the repository",
-                               subject=subject))
-            continue
-        digest = hashlib.sha256(raw).hexdigest()
-        if len(raw) <= MAX_REPOSITORY_DATASET_BYTES and digest != e.dataset.sha256:
-            out.append(Finding(rules.EVALUATION_DATASET_PIN, Severity.ERROR,
-                               f"flavor {key}'s evaluation set {visible(e.dataset.path)} has sha256 {digest}, "
-                               f"not the {e.dataset.sha256} its flavor pins: the conformance job would refuse "
-                               "it, and evidence would name another set",
-                               at(("dataset", "sha256")),
-                               expected=f"sha256: {digest} for these bytes (`kitchen artifacts lock` writes it), "
-                                        "or the pinned set back",
-                               subject=subject))
-        _, bad = parse_dataset(raw, e.metric, e.labels or ())
-        out += [Finding(p.rule, Severity.ERROR, f"evaluation set of flavor {key}: {p.message}",
-                        Location(e.dataset.path, p.line, p.col), expected=p.expected, subject=subject)
-                for p in bad]
+EvaluationAt = Callable[[tuple[str | int, ...]], Location]
+
+
+def _evaluation_set(catalog: Catalog, key: str, e: Evaluation) -> list[Finding]:
+    """One flavor's evaluation: its metric, its settings for that metric, then its set of
+    the repository where the settings hold."""
+    subject = f"Flavor/{key}"
+
+    def at(path: tuple[str | int, ...]) -> Location:
+        return catalog.location("Flavor", key, ("evaluation", *path), value=True)
+
+    metric = METRICS.get(e.metric)
+    if metric is None:
+        return [Finding(rules.EVALUATION_UNKNOWN_METRIC, Severity.ERROR,
+                        f"flavor {key} scores its evaluation set on metric '{visible(e.metric)}', "
+                        "which kitchen cannot compute", at(("metric",)),
+                        expected=f"one of {', '.join(METRICS)}", subject=subject)]
+    problems = _evaluation_settings(e, metric, at)
+    out = [Finding(rules.EVALUATION_SETTINGS, Severity.ERROR, f"flavor {key}'s evaluation {what}",
+                   loc, expected=expected, subject=subject) for loc, what, expected in problems]
+    if problems or e.dataset is None or e.dataset.path is None:
+        return out
+    return out + _repository_set(catalog, key, e, e.dataset.path, at)
+
+
+def _evaluation_settings(e: Evaluation, metric: Metric, at: EvaluationAt) -> list[tuple[Location, str, str]]:
+    """What the evaluation's settings say against its metric: (where, what, expected)."""
+    problems: list[tuple[Location, str, str]] = []
+    if e.higher_is_better != metric.higher_is_better:
+        problems.append((at(("higher_is_better",)),
+                         f"says higher_is_better: {str(e.higher_is_better).lower()} for {e.metric}",
+                         f"higher_is_better: {str(metric.higher_is_better).lower()} (the metric decides)"))
+    for name in ("score", "threshold"):
+        value = getattr(e, name)
+        if not 0 <= value <= 1:
+            problems.append((at((name,)), f"{name} {value:g} is outside what {e.metric} can score",
+                             "a number from 0 to 1"))
+    if metric.reference == "label" and not e.labels:
+        problems.append((at(()), f"scores {e.metric} without a label set",
+                         "evaluation.labels: the closed set of labels the flavor answers with"))
+    if metric.reference != "label" and e.labels:
+        problems.append((at(("labels",)), f"names labels, which {e.metric} does not read",
+                         "no labels, or metric: label_accuracy"))
+    if e.labels and len(set(e.labels)) != len(e.labels):
+        problems.append((at(("labels",)), "lists a label twice", "each label once"))
+    return problems
+
+
+def _repository_set(catalog: Catalog, key: str, e: Evaluation, path: str, at: EvaluationAt) -> list[Finding]:
+    """The evaluation set at ``path`` of the repository: readable, the bytes its flavor
+    pins, and every line a record of the metric."""
+    assert e.dataset is not None
+    subject = f"Flavor/{key}"
+    try:
+        raw = read_dataset(catalog.root, path)
+    except OSError as exc:
+        reason = "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
+        return [Finding(rules.EVALUATION_DATASET_MISSING, Severity.ERROR,
+                        f"flavor {key}'s evaluation set {visible(path)} cannot be read: {reason}",
+                        at(("dataset", "path")), expected="a regular JSONL file of the repository",
+                        subject=subject)]
+    out: list[Finding] = []
+    digest = hashlib.sha256(raw).hexdigest()
+    if len(raw) <= MAX_REPOSITORY_DATASET_BYTES and digest != e.dataset.sha256:
+        out.append(Finding(rules.EVALUATION_DATASET_PIN, Severity.ERROR,
+                           f"flavor {key}'s evaluation set {visible(path)} has sha256 {digest}, "
+                           f"not the {e.dataset.sha256} its flavor pins: the conformance job would refuse "
+                           "it, and evidence would name another set",
+                           at(("dataset", "sha256")),
+                           expected=f"sha256: {digest} for these bytes (`kitchen artifacts lock` writes it), "
+                                    "or the pinned set back",
+                           subject=subject))
+    _, bad = parse_dataset(raw, e.metric, e.labels or ())
+    out += [Finding(p.rule, Severity.ERROR, f"evaluation set of flavor {key}: {p.message}",
+                    Location(path, p.line, p.col), expected=p.expected, subject=subject)
+            for p in bad]
     return out
 
 

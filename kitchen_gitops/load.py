@@ -383,6 +383,28 @@ def _error_position(text: str, index: int) -> tuple[int, int]:
 
 def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | None, list[Finding]]:
     """Parse one file's bytes into a :class:`Document`, or findings that say why not."""
+    text, problems = _decode(raw, display_path)
+    if text is None:
+        return None, problems
+    tabs = _tab_problems(text, display_path)
+    if tabs:
+        return None, tabs
+    yaml = _yaml()
+    nodes, problems = _compose(yaml, text, display_path)
+    if nodes is None:
+        return None, problems
+    root, problems = _single_mapping(nodes, display_path)
+    if root is None:
+        return None, problems
+    builder = _Builder(yaml, display_path)
+    data = builder.build(root, (), None)
+    if builder.problems:
+        return None, builder.problems
+    return Document(path, display_path, data, builder.spans), []
+
+
+def _decode(raw: bytes, display_path: str) -> tuple[str | None, list[Finding]]:
+    """The file's text (UTF-8 within the size limit, without a byte-order mark), or why not."""
     if len(raw) > MAX_FILE_BYTES:
         return None, [_finding(display_path, 1, 1, f"file is larger than {MAX_FILE_BYTES} bytes, "
                                "the limit for one catalog file", rules.LOAD_TOO_LARGE,
@@ -398,10 +420,11 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
                                rules.LOAD_ENCODING, "UTF-8 text")]
     if text.startswith("\ufeff"):
         text = text[1:]
-    tabs = _tab_problems(text, display_path)
-    if tabs:
-        return None, tabs
-    yaml = _yaml()
+    return text, []
+
+
+def _compose(yaml: YAML, text: str, display_path: str) -> tuple[list[Node] | None, list[Finding]]:
+    """The YAML documents of the text as nodes (within the size bounds), or the syntax problem."""
     try:
         bounds = _bound_problems(yaml, text, display_path)
         if bounds:
@@ -424,6 +447,11 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
                                "printable text")]
     except YAMLError as exc:
         return None, [_finding(display_path, 1, 1, f"YAML error: {_reason(exc)}", rules.LOAD_SYNTAX)]
+    return nodes, []
+
+
+def _single_mapping(nodes: list[Node], display_path: str) -> tuple[MappingNode | None, list[Finding]]:
+    """The file's one document, a mapping; or why the file holds none, several or another value."""
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         return None, [_finding(display_path, 1, 1, "file is empty", rules.LOAD_EMPTY,
@@ -438,11 +466,7 @@ def parse_text(raw: bytes, path: Path, display_path: str) -> tuple[Document | No
         return None, [_finding(display_path, root.start_mark.line + 1, root.start_mark.column + 1,
                                "top level is not a mapping", rules.LOAD_NOT_MAPPING,
                                "a mapping with kind and name")]
-    builder = _Builder(yaml, display_path)
-    data = builder.build(root, (), None)
-    if builder.problems:
-        return None, builder.problems
-    return Document(path, display_path, data, builder.spans), []
+    return root, []
 
 
 def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:

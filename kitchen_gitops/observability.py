@@ -423,8 +423,30 @@ PANEL_W, PANEL_H = 8, 8
 DASHBOARD_SELECTOR = '{namespace="$namespace", inferenceservice=~"$inferenceservice"}'
 
 
+@dataclass(frozen=True)
+class PanelSpec:
+    """One time-series panel of a tenant row: its queries (PromQL, legend) and the
+    objective drawn as a red line (None: none)."""
+
+    title: str
+    unit: str
+    queries: Sequence[tuple[str, str]]
+    description: str
+    line: float | None = None
+
+
 def _panels(env: Environment, next_id: list[int], y0: int) -> list[Any]:
     """The panels of one tenant row: one series per InferenceService of the tenant."""
+    specs = [*_latency_panels(env), *_traffic_panels(env), *_saturation_panels(env), *_gpu_panels(env)]
+    out = []
+    for i, spec in enumerate(specs):
+        next_id[0] += 1
+        out.append(_timeseries(spec, next_id[0], i, y0))
+    return out
+
+
+def _timeseries(spec: PanelSpec, panel_id: int, i: int, y0: int) -> Any:
+    """A panel of the row, the ``i``-th: three to a line from ``y0``."""
     from grafana_foundation_sdk.builders import common as cb
     from grafana_foundation_sdk.builders import dashboard as db
     from grafana_foundation_sdk.builders import prometheus as pq
@@ -432,85 +454,111 @@ def _panels(env: Environment, next_id: list[int], y0: int) -> list[Any]:
     from grafana_foundation_sdk.models import common as cm
     from grafana_foundation_sdk.models import dashboard as dm
 
+    p = (timeseries.Panel().id(panel_id).title(spec.title).description(spec.description).unit(spec.unit)
+         .datasource(dm.DataSourceRef(type_val="prometheus", uid="${datasource}"))
+         .grid_pos(dm.GridPos(h=PANEL_H, w=PANEL_W, x=(i % 3) * PANEL_W, y=y0 + (i // 3) * PANEL_H))
+         .min(0).legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
+                        .placement(cm.LegendPlacement.BOTTOM).calcs([])))
+    for k, (expr, legend) in enumerate(spec.queries):
+        p = p.with_target(pq.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + k)))
+    steps = [dm.Threshold(value=None, color="green")]
+    if spec.line is not None:  # the objective, drawn as a red line
+        steps.append(dm.Threshold(value=spec.line, color="red"))
+        p = p.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.LINE))
+    return p.thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps))
+
+
+def _percentiles(metric: str, prefix: str = "") -> list[tuple[str, str]]:
+    """The p50 and p95 recording rules of a latency histogram, one series per InferenceService."""
+    return [(f"{rule_name(metric, f'p{q}_5m')}{DASHBOARD_SELECTOR}", f"{{{{inferenceservice}}}} {prefix}p{q}")
+            for q in (50, 95)]
+
+
+def _latency_panels(env: Environment) -> list[PanelSpec]:
+    """Latencies and throughput, each with the SLO's objective."""
+    slo, sel = env.slo, DASHBOARD_SELECTOR
+    return [
+        PanelSpec("Time to first token", "s", _percentiles(TTFT),
+                  f"p50 and p95 over 5 min; red line: the SLO's p95 ({fmt(slo.ttft_p95_ms)} ms).",
+                  slo.ttft_p95_ms / 1000),
+        PanelSpec("Time per output token", "s", [*_percentiles(TPOT, "TPOT "), *_percentiles(ITL, "ITL ")],
+                  "Per request (TPOT, what the SLO and `kitchen conform` measure) and between tokens (ITL); "
+                  f"red line: the SLO's TPOT p95 ({fmt(slo.tpot_p95_ms)} ms).", slo.tpot_p95_ms / 1000),
+        PanelSpec("End-to-end latency", "s", _percentiles(E2E),
+                  "Arrival to last token" + (f"; red line: the SLO's p95 ({fmt(slo.e2e_p95_ms)} ms)."
+                                             if slo.e2e_p95_ms is not None else "."),
+                  slo.e2e_p95_ms / 1000 if slo.e2e_p95_ms is not None else None),
+        PanelSpec("Output tokens/s", "short", [(f"{OUTPUT_TOKENS_RATE}{sel}", "{{inferenceservice}}")],
+                  "Generated tokens per second, all replicas" +
+                  (f"; red line: the SLO's minimum while requests wait ({fmt(slo.min_output_tokens_per_s)})."
+                   if slo.min_output_tokens_per_s > 0 else "."),
+                  slo.min_output_tokens_per_s if slo.min_output_tokens_per_s > 0 else None),
+    ]
+
+
+def _traffic_panels(env: Environment) -> list[PanelSpec]:
+    """Requests, server errors, and the share of requests that spend the error budget."""
     sel = DASHBOARD_SELECTOR
-    slo, sat = env.slo, env.observability.saturation
-    out: list[Any] = []
+    budget = 1 - env.slo.goodput_min_ratio
+    return [
+        PanelSpec("Requests and server errors", "reqps",
+                  [(f"{REQUESTS_RATE}{sel}", "{{inferenceservice}} finished"),
+                   (f"{ERROR_RATIO}{sel} * on ({BY}) {REQUESTS_RATE}{sel}", "{{inferenceservice}} 5xx")],
+                  "Finished requests per second, and HTTP 5xx answers per second."),
+        PanelSpec("Goodput: share of bad requests", "percentunit",
+                  [(f"{GOODPUT_BAD}{w}{sel}", f"{{{{inferenceservice}}}} {w}") for w in ("5m", "1h", "6h")],
+                  f"Requests that missed a latency objective or failed; red line: the error budget "
+                  f"({fmt(budget * 100)} %). The burn-rate alerts fire at 14.4× it over 1 h and 6× over 6 h.",
+                  budget),
+    ]
 
-    def panel(title: str, unit: str, queries: Sequence[tuple[str, str]], description: str,
-              line: float | None = None) -> None:
-        next_id[0] += 1
-        i = len(out)
-        p = (timeseries.Panel().id(next_id[0]).title(title).description(description).unit(unit)
-             .datasource(dm.DataSourceRef(type_val="prometheus", uid="${datasource}"))
-             .grid_pos(dm.GridPos(h=PANEL_H, w=PANEL_W, x=(i % 3) * PANEL_W, y=y0 + (i // 3) * PANEL_H))
-             .min(0).legend(cb.VizLegendOptions().show_legend(True).display_mode(cm.LegendDisplayMode.LIST)
-                            .placement(cm.LegendPlacement.BOTTOM).calcs([])))
-        for k, (expr, legend) in enumerate(queries):
-            p = p.with_target(pq.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + k)))
-        steps = [dm.Threshold(value=None, color="green")]
-        if line is not None:  # the objective, drawn as a red line
-            steps.append(dm.Threshold(value=line, color="red"))
-            p = p.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.LINE))
-        out.append(p.thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps)))
 
-    def pct(metric: str, prefix: str = "") -> list[tuple[str, str]]:
-        return [(f"{rule_name(metric, f'p{q}_5m')}{sel}", f"{{{{inferenceservice}}}} {prefix}p{q}") for q in (50, 95)]
+def _saturation_panels(env: Environment) -> list[PanelSpec]:
+    """The queue, the KV cache and the LoRA slots, with the environment's saturation thresholds."""
+    sat, sel = env.observability.saturation, DASHBOARD_SELECTOR
+    return [
+        PanelSpec("Queue", "short",
+                  [(f"{RUNNING_SUM}{sel}", "{{inferenceservice}} running"),
+                   (f"{WAITING_SUM}{sel}", "{{inferenceservice}} waiting"),
+                   (f"{WAITING_LORA_SUM}{sel}", "{{inferenceservice}} waiting for a LoRA slot")],
+                  "Requests running and waiting in vLLM, all replicas; red line: waiting requests tolerated.",
+                  float(sat.requests_waiting_max) if sat.requests_waiting_max else None),
+        PanelSpec("Queue time", "s", _percentiles(QUEUE),
+                  "Time requests spent waiting before their first scheduling."),
+        PanelSpec("KV cache", "percentunit", [(f"{KV_CACHE_MAX}{sel}", "{{inferenceservice}} (fullest replica)")],
+                  f"KV-cache usage; red line: the saturation threshold ({fmt(sat.kv_cache_usage_max * 100)} %).",
+                  sat.kv_cache_usage_max),
+        PanelSpec("LoRA adapters", "short",
+                  [(f"{LORA_RUNNING}{sel}", "{{inferenceservice}} running"),
+                   (f"{LORA_WAITING}{sel}", "{{inferenceservice}} waiting"),
+                   (f"count by ({BY}, max_lora, running_lora_adapters, waiting_lora_adapters) ({LORA_LATEST}{sel})",
+                    "{{inferenceservice}} max_loras {{max_lora}}: running [{{running_lora_adapters}}] "
+                    "waiting [{{waiting_lora_adapters}}]")],
+                  "Adapters in the running batch and adapters with waiting requests (fullest replica); the "
+                  "legend names them and the --max-loras slots."),
+    ]
 
-    def dcgm(metric: str, agg: str) -> str:
-        # the exporter's own namespace/pod labels win unless it honours labels: match either
-        # KServe names an LLMInferenceService's vLLM pods <name>-kserve-…, a predictor's <name>-predictor-…
-        pods = ('"$inferenceservice-kserve-.*"' if env.serving.api == "LLMInferenceService"
-                else '"$inferenceservice-predictor-.*"')
-        return (f'{agg} by (exported_pod, gpu) ({metric}{{exported_namespace="$namespace", exported_pod=~{pods}}})'
-                f' or {agg} by (pod, gpu) ({metric}{{namespace="$namespace", pod=~{pods}}})')
 
-    budget = 1 - slo.goodput_min_ratio
-    panel("Time to first token", "s", pct(TTFT),
-          f"p50 and p95 over 5 min; red line: the SLO's p95 ({fmt(slo.ttft_p95_ms)} ms).", slo.ttft_p95_ms / 1000)
-    panel("Time per output token", "s", [*pct(TPOT, "TPOT "), *pct(ITL, "ITL ")],
-          "Per request (TPOT, what the SLO and `kitchen conform` measure) and between tokens (ITL); "
-          f"red line: the SLO's TPOT p95 ({fmt(slo.tpot_p95_ms)} ms).", slo.tpot_p95_ms / 1000)
-    panel("End-to-end latency", "s", pct(E2E),
-          "Arrival to last token" + (f"; red line: the SLO's p95 ({fmt(slo.e2e_p95_ms)} ms)."
-                                     if slo.e2e_p95_ms is not None else "."),
-          slo.e2e_p95_ms / 1000 if slo.e2e_p95_ms is not None else None)
-    panel("Output tokens/s", "short", [(f"{OUTPUT_TOKENS_RATE}{sel}", "{{inferenceservice}}")],
-          "Generated tokens per second, all replicas" +
-          (f"; red line: the SLO's minimum while requests wait ({fmt(slo.min_output_tokens_per_s)})."
-           if slo.min_output_tokens_per_s > 0 else "."),
-          slo.min_output_tokens_per_s if slo.min_output_tokens_per_s > 0 else None)
-    panel("Requests and server errors", "reqps",
-          [(f"{REQUESTS_RATE}{sel}", "{{inferenceservice}} finished"),
-           (f"{ERROR_RATIO}{sel} * on ({BY}) {REQUESTS_RATE}{sel}", "{{inferenceservice}} 5xx")],
-          "Finished requests per second, and HTTP 5xx answers per second.")
-    panel("Goodput: share of bad requests", "percentunit",
-          [(f"{GOODPUT_BAD}{w}{sel}", f"{{{{inferenceservice}}}} {w}") for w in ("5m", "1h", "6h")],
-          f"Requests that missed a latency objective or failed; red line: the error budget "
-          f"({fmt(budget * 100)} %). The burn-rate alerts fire at 14.4× it over 1 h and 6× over 6 h.", budget)
-    panel("Queue", "short",
-          [(f"{RUNNING_SUM}{sel}", "{{inferenceservice}} running"),
-           (f"{WAITING_SUM}{sel}", "{{inferenceservice}} waiting"),
-           (f"{WAITING_LORA_SUM}{sel}", "{{inferenceservice}} waiting for a LoRA slot")],
-          "Requests running and waiting in vLLM, all replicas; red line: waiting requests tolerated.",
-          float(sat.requests_waiting_max) if sat.requests_waiting_max else None)
-    panel("Queue time", "s", pct(QUEUE), "Time requests spent waiting before their first scheduling.")
-    panel("KV cache", "percentunit", [(f"{KV_CACHE_MAX}{sel}", "{{inferenceservice}} (fullest replica)")],
-          f"KV-cache usage; red line: the saturation threshold ({fmt(sat.kv_cache_usage_max * 100)} %).",
-          sat.kv_cache_usage_max)
-    panel("LoRA adapters", "short",
-          [(f"{LORA_RUNNING}{sel}", "{{inferenceservice}} running"),
-           (f"{LORA_WAITING}{sel}", "{{inferenceservice}} waiting"),
-           (f"count by ({BY}, max_lora, running_lora_adapters, waiting_lora_adapters) ({LORA_LATEST}{sel})",
-            "{{inferenceservice}} max_loras {{max_lora}}: running [{{running_lora_adapters}}] "
-            "waiting [{{waiting_lora_adapters}}]")],
-          "Adapters in the running batch and adapters with waiting requests (fullest replica); the "
-          "legend names them and the --max-loras slots.")
-    panel("GPU utilisation (DCGM)", "percent", [(dcgm(DCGM_GPU_UTIL, "avg"), "{{exported_pod}}{{pod}} GPU {{gpu}}")],
-          "From NVIDIA's DCGM exporter, when it runs in the cluster.")
-    panel("GPU memory used (DCGM)", "decmbytes",
-          [(dcgm(DCGM_FB_USED, "sum"), "{{exported_pod}}{{pod}} GPU {{gpu}}")],
-          "Frame-buffer memory in use per GPU, from the DCGM exporter.")
-    return out
+def _gpu_panels(env: Environment) -> list[PanelSpec]:
+    """GPU utilisation and memory from NVIDIA's DCGM exporter."""
+    return [
+        PanelSpec("GPU utilisation (DCGM)", "percent",
+                  [(_dcgm(env, DCGM_GPU_UTIL, "avg"), "{{exported_pod}}{{pod}} GPU {{gpu}}")],
+                  "From NVIDIA's DCGM exporter, when it runs in the cluster."),
+        PanelSpec("GPU memory used (DCGM)", "decmbytes",
+                  [(_dcgm(env, DCGM_FB_USED, "sum"), "{{exported_pod}}{{pod}} GPU {{gpu}}")],
+                  "Frame-buffer memory in use per GPU, from the DCGM exporter."),
+    ]
+
+
+def _dcgm(env: Environment, metric: str, agg: str) -> str:
+    """A DCGM metric of the selected InferenceService's pods, per pod and GPU."""
+    # the exporter's own namespace/pod labels win unless it honours labels: match either
+    # KServe names an LLMInferenceService's vLLM pods <name>-kserve-…, a predictor's <name>-predictor-…
+    pods = ('"$inferenceservice-kserve-.*"' if env.serving.api == "LLMInferenceService"
+            else '"$inferenceservice-predictor-.*"')
+    return (f'{agg} by (exported_pod, gpu) ({metric}{{exported_namespace="$namespace", exported_pod=~{pods}}})'
+            f' or {agg} by (pod, gpu) ({metric}{{namespace="$namespace", pod=~{pods}}})')
 
 
 def build_dashboard(env: Environment, tenants: Sequence[TenantPlan]) -> dict[str, Any]:

@@ -320,67 +320,78 @@ def report_sarif(result: Result, options: Options = SHOWN) -> str:
     extra = _rules(result)
     ids = sorted({f.rule_id for f in findings} | set(result.rules_run))
     index = {rid: i for i, rid in enumerate(ids)}
-    descriptors = []
-    for rid in ids:
-        info = describe(rid, extra)
-        title = info.title if info else rid
-        d: dict[str, Any] = {"id": rid, "name": rid.replace(".", "/"),
-                             "shortDescription": {"text": title},
-                             "fullDescription": {"text": (info.description if info else "") or title},
-                             "defaultConfiguration": {
-                                 "level": _LEVEL[(info.severity if info else Severity.ERROR).value]}}
-        if info is not None:
-            d["helpUri"] = info.help_uri
-            d["properties"] = {"source": info.source}
-        descriptors.append(d)
-    results = []
-    for f in findings:
-        phys: dict[str, Any] = {"artifactLocation": {"uri": f.location.file, "uriBaseId": "SRCROOT"}}
-        if f.location.line > 0:
-            phys["region"] = {"startLine": f.location.line, "startColumn": max(f.location.col, 1)}
-        location: dict[str, Any] = {"physicalLocation": phys}
-        logical = []
-        if f.environment:
-            logical.append({"name": f.environment, "kind": "namespace",
-                            "fullyQualifiedName": f"environment/{f.environment}"})
-        if f.resource is not None:
-            r = f.resource
-            logical.append({"name": r.name, "kind": "resource",
-                            "fullyQualifiedName": "/".join(
-                                p for p in (f.environment, r.kind, r.namespace, r.name) if p)})
-        if f.subject:
-            logical.append({"name": f.subject, "kind": "object", "fullyQualifiedName": f.subject})
-        if logical:
-            location["logicalLocations"] = logical
-        props: dict[str, Any] = {"environment": f.environment or None}
-        if f.resource is not None:
-            props["resource"] = _resource_dict(f.resource)
-        if f.subject:
-            props["object"] = f.subject
-        if f.expected:
-            props["expected"] = f.expected
-        if f.actual:
-            props["actual"] = f.actual
-        item: dict[str, Any] = {
-            "ruleId": f.rule_id, "ruleIndex": index[f.rule_id], "level": _LEVEL[f.severity.value],
-            "message": {"text": f.detail() + (f" [{f.where()}]" if f.where() else "")},
-            "locations": [location], "properties": props,
-        }
-        if f.waived:
-            item["suppressions"] = [{"kind": "external", "justification": f.waived_by}]
-        results.append(item)
     doc = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": TOOL_NAME, "informationUri": TOOL_URI, "rules": descriptors}},
+            "tool": {"driver": {"name": TOOL_NAME, "informationUri": TOOL_URI,
+                                "rules": [_sarif_rule(rid, extra) for rid in ids]}},
             "originalUriBaseIds": {"SRCROOT": {"description": {"text": "the repository root"}}},
-            "results": results,
+            "results": [_sarif_result(f, index[f.rule_id]) for f in findings],
             "properties": {"command": result.command, "environments": result.environments,
                            "exitCode": result.exit_code},
         }],
     }
     return json.dumps(_json_safe(doc), indent=2, ensure_ascii=False) + "\n"
+
+
+def _sarif_rule(rid: str, extra: Mapping[str, RuleInfo]) -> dict[str, Any]:
+    """A rule's descriptor: its title and description, default level, help and source."""
+    info = describe(rid, extra)
+    title = info.title if info else rid
+    d: dict[str, Any] = {"id": rid, "name": rid.replace(".", "/"),
+                         "shortDescription": {"text": title},
+                         "fullDescription": {"text": (info.description if info else "") or title},
+                         "defaultConfiguration": {
+                             "level": _LEVEL[(info.severity if info else Severity.ERROR).value]}}
+    if info is not None:
+        d["helpUri"] = info.help_uri
+        d["properties"] = {"source": info.source}
+    return d
+
+
+def _sarif_result(f: Finding, rule_index: int) -> dict[str, Any]:
+    """A finding as a SARIF result: its location, the finding's properties, a waiver as an
+    external suppression."""
+    props: dict[str, Any] = {"environment": f.environment or None}
+    if f.resource is not None:
+        props["resource"] = _resource_dict(f.resource)
+    if f.subject:
+        props["object"] = f.subject
+    if f.expected:
+        props["expected"] = f.expected
+    if f.actual:
+        props["actual"] = f.actual
+    item: dict[str, Any] = {
+        "ruleId": f.rule_id, "ruleIndex": rule_index, "level": _LEVEL[f.severity.value],
+        "message": {"text": f.detail() + (f" [{f.where()}]" if f.where() else "")},
+        "locations": [_sarif_location(f)], "properties": props,
+    }
+    if f.waived:
+        item["suppressions"] = [{"kind": "external", "justification": f.waived_by}]
+    return item
+
+
+def _sarif_location(f: Finding) -> dict[str, Any]:
+    """The catalog region, and the environment, rendered resource and object as logical locations."""
+    phys: dict[str, Any] = {"artifactLocation": {"uri": f.location.file, "uriBaseId": "SRCROOT"}}
+    if f.location.line > 0:
+        phys["region"] = {"startLine": f.location.line, "startColumn": max(f.location.col, 1)}
+    location: dict[str, Any] = {"physicalLocation": phys}
+    logical = []
+    if f.environment:
+        logical.append({"name": f.environment, "kind": "namespace",
+                        "fullyQualifiedName": f"environment/{f.environment}"})
+    if f.resource is not None:
+        r = f.resource
+        logical.append({"name": r.name, "kind": "resource",
+                        "fullyQualifiedName": "/".join(
+                            p for p in (f.environment, r.kind, r.namespace, r.name) if p)})
+    if f.subject:
+        logical.append({"name": f.subject, "kind": "object", "fullyQualifiedName": f.subject})
+    if logical:
+        location["logicalLocations"] = logical
+    return location
 
 
 # ---------------------------------------------------------------- github

@@ -139,63 +139,75 @@ class VllmRelease:
         split = len(argv) if boundary is None else boundary
         i = 0
         while i < len(argv):
-            token = argv[i]
-            if not _is_flag(token):
-                problems.append(ArgProblem(i, token, f"unexpected value {token!r}: no flag takes it",
-                                           "a --flag before each value"))
-                i += 1
-                continue
-            name, eq, inline = token.partition("=")
-            if name == "--":
-                problems.append(ArgProblem(i, name, "'--' ends the options: vLLM would read what follows as the model",
-                                           "flags only"))
-                i += 1
-                continue
-            option = self.option(name)
-            if option is not None and option.flag in UNCHECKABLE:
-                problems.append(ArgProblem(i, name, UNCHECKABLE[option.flag], "flags kitchen can read"))
-            if option is None and not name.startswith("--") and len(name) > 2:  # -O3: a short flag and its value
-                option = self.by_flag.get(name[:2])
-                if option is not None and option.takes_value:
-                    name, eq, inline = name[:2], "=", token[2:]
-                else:
-                    option = None
-            if option is None:
-                base = self.option(name.split(".", 1)[0]) if "." in name else None
-                if base is not None and base.value in ("json", "other"):  # --compilation-config.mode=3
-                    i += 1 if eq else 2
-                    continue
-                problems.append(ArgProblem(i, name, self._unknown(name), f"a flag of vLLM {self.release}"))
-                i += 1
-                continue
-            i += 1
-            if not option.takes_value:
-                if eq:
-                    problems.append(ArgProblem(i - 1, name, f"{name} takes no value", f"{name} alone"))
-                continue
-            values: list[str] = []
-            if eq:
-                values.append(inline)
-            else:
-                many = option.nargs in ("+", "*")
-                while i < len(argv) and not _is_flag(argv[i]) and (many or not values):
-                    values.append(argv[i])
-                    i += 1
-            start = i - len(values)
-            if not eq and start < split <= i - 1 and values:
-                problems.append(ArgProblem(split, argv[split],
-                                           f"{argv[split]!r} would be read as a value of {name}",
-                                           "a --flag first"))
-            if not values and option.nargs not in ("?", "*"):
-                problems.append(ArgProblem(i - 1, name, f"{name} expects a value", _expect(option)))
-            for value in values:
-                why = option.refusal(value)
-                if why is None and option.dest == "max_lora_rank" and value.isdigit() \
-                        and int(value) not in self.lora_ranks:  # 0.11 checks it in LoRAConfig, not the parser
-                    why = "one of " + ", ".join(map(str, self.lora_ranks))
-                if why is not None:
-                    problems.append(ArgProblem(i - 1, name, f"{name}: invalid value {value!r}", why))
+            i = self._check_at(argv, i, split, problems)
         return problems
+
+    def _check_at(self, argv: Sequence[str], i: int, split: int, problems: list[ArgProblem]) -> int:
+        """Read the token at ``i`` and the values its flag takes, adding what the parser would
+        refuse to ``problems``; the index of the next token to read."""
+        token = argv[i]
+        if not _is_flag(token):
+            problems.append(ArgProblem(i, token, f"unexpected value {token!r}: no flag takes it",
+                                       "a --flag before each value"))
+            return i + 1
+        name, eq, inline = token.partition("=")
+        if name == "--":
+            problems.append(ArgProblem(i, name, "'--' ends the options: vLLM would read what follows as the model",
+                                       "flags only"))
+            return i + 1
+        option = self.option(name)
+        if option is not None and option.flag in UNCHECKABLE:
+            problems.append(ArgProblem(i, name, UNCHECKABLE[option.flag], "flags kitchen can read"))
+        if option is None and not name.startswith("--") and len(name) > 2:  # -O3: a short flag and its value
+            option = self.by_flag.get(name[:2])
+            if option is not None and option.takes_value:
+                name, eq, inline = name[:2], "=", token[2:]
+            else:
+                option = None
+        if option is None:
+            base = self.option(name.split(".", 1)[0]) if "." in name else None
+            if base is not None and base.value in ("json", "other"):  # --compilation-config.mode=3
+                return i + (1 if eq else 2)
+            problems.append(ArgProblem(i, name, self._unknown(name), f"a flag of vLLM {self.release}"))
+            return i + 1
+        if not option.takes_value:
+            if eq:
+                problems.append(ArgProblem(i, name, f"{name} takes no value", f"{name} alone"))
+            return i + 1
+        return self._check_values(argv, i + 1, split, option, name, inline if eq else None, problems)
+
+    def _check_values(self, argv: Sequence[str], i: int, split: int, option: VllmOption, name: str,
+                      inline: str | None, problems: list[ArgProblem]) -> int:
+        """The values of the flag ``name`` before ``i``: ``inline`` (``--flag=value``), else the
+        tokens from ``i`` on (one, or as many as a ``+``/``*`` option takes); the index after them."""
+        values: list[str] = []
+        if inline is not None:
+            values.append(inline)
+        else:
+            many = option.nargs in ("+", "*")
+            while i < len(argv) and not _is_flag(argv[i]) and (many or not values):
+                values.append(argv[i])
+                i += 1
+        start = i - len(values)
+        if inline is None and start < split <= i - 1 and values:
+            problems.append(ArgProblem(split, argv[split],
+                                       f"{argv[split]!r} would be read as a value of {name}",
+                                       "a --flag first"))
+        if not values and option.nargs not in ("?", "*"):
+            problems.append(ArgProblem(i - 1, name, f"{name} expects a value", _expect(option)))
+        for value in values:
+            why = self._refusal(option, value)
+            if why is not None:
+                problems.append(ArgProblem(i - 1, name, f"{name}: invalid value {value!r}", why))
+        return i
+
+    def _refusal(self, option: VllmOption, value: str) -> str | None:
+        """Why the release refuses ``value`` for ``option`` (None: it accepts it)."""
+        why = option.refusal(value)
+        if why is None and option.dest == "max_lora_rank" and value.isdigit() \
+                and int(value) not in self.lora_ranks:  # 0.11 checks it in LoRAConfig, not the parser
+            why = "one of " + ", ".join(map(str, self.lora_ranks))
+        return why
 
     def _unknown(self, name: str) -> str:
         long = "--" + name[2:].replace("_", "-") if name.startswith("--") else name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,26 +253,42 @@ def _report_other_base(c: Checker, base: Base, named: str, fits: bool | None) ->
               ("base",), f"an adapter trained on {base.ref}", value=False)
 
 
+ADAPTER_CONFIG_PATH: PathKey = ("files", "adapter_config.json")
+
+
 def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
                           base: Base | None) -> tuple[int | None, str | None]:
     """The adapter's rank (None: per-module ranks or unreadable) and the base it names
     where that is not ``base``."""
-    cfg_path: PathKey = ("files", "adapter_config.json")
     name = f"{c.uri}adapter_config.json"
+    _check_adapter_type(c, cfg, name)
+    rank = _adapter_rank(c, cfg, flavor, name)
+    _check_alpha(c, cfg, flavor, name)
+    other_base = _other_base_named(c, cfg, base, name) if base is not None else None
+    _check_target_modules(c, cfg, flavor, base, name)
+    return rank, other_base
+
+
+def _check_adapter_type(c: Checker, cfg: dict[str, Any], name: str) -> None:
+    """vLLM serves plain LoRA adapters: not another PEFT type, not DoRA."""
     peft_type = cfg.get("peft_type")
     if peft_type != "LORA":
         c.add(rules.ARTIFACTS_ADAPTER_TYPE,
               f"{name} has peft_type {peft_type!r}; vLLM serves LoRA adapters only",
-              cfg_path, "peft_type: LORA")
+              ADAPTER_CONFIG_PATH, "peft_type: LORA")
     if cfg.get("use_dora"):
         c.add(rules.ARTIFACTS_ADAPTER_TYPE, f"{name} is a DoRA adapter (use_dora: true), which "
-              "vLLM does not serve", cfg_path, "a plain LoRA adapter")
+              "vLLM does not serve", ADAPTER_CONFIG_PATH, "a plain LoRA adapter")
+
+
+def _adapter_rank(c: Checker, cfg: dict[str, Any], flavor: Flavor, name: str) -> int | None:
+    """``r``, checked against the catalog's rank; None where it is not a positive integer or
+    the adapter has per-module ranks (``rank_pattern``)."""
     r = cfg.get("r")
     rank: int | None = None
-    other_base: str | None = None
     if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
         c.add(rules.ARTIFACTS_ADAPTER_CONFIG_INVALID, f"{name}: r is {r!r}, not a positive integer",
-              cfg_path, "r: the LoRA rank")
+              ADAPTER_CONFIG_PATH, "r: the LoRA rank")
     else:
         rank = r
         if r != flavor.rank:
@@ -282,39 +298,53 @@ def _check_adapter_config(c: Checker, cfg: dict[str, Any], flavor: Flavor,
                   f"rank: {r}")
     if cfg.get("rank_pattern"):
         rank = None  # per-module ranks: the shapes are checked without one rank
+    return rank
+
+
+def _check_alpha(c: Checker, cfg: dict[str, Any], flavor: Flavor, name: str) -> None:
     alpha = cfg.get("lora_alpha")
     if flavor.alpha is not None and isinstance(alpha, int | float) and alpha != flavor.alpha:
         c.add(rules.ARTIFACTS_ALPHA_MISMATCH,
               f"the catalog declares alpha {flavor.alpha:g}, {name} has lora_alpha {alpha:g}",
               ("alpha",), f"alpha: {alpha:g}", severity=Severity.WARNING)
-    if base is not None:
-        named = cfg.get("base_model_name_or_path")
-        if not named:
-            c.add(rules.ARTIFACTS_BASE_MISMATCH, f"{name} does not name the base it was trained on",
-                  ("base",), f"base_model_name_or_path: {base.name}", severity=Severity.WARNING,
-                  value=False)
-        elif not names_base(str(named), base):
-            other_base = visible(str(named))
+
+
+def _other_base_named(c: Checker, cfg: dict[str, Any], base: Base, name: str) -> str | None:
+    """The base ``base_model_name_or_path`` names where it is not ``base`` (a warning where
+    it names none)."""
+    named = cfg.get("base_model_name_or_path")
+    if not named:
+        c.add(rules.ARTIFACTS_BASE_MISMATCH, f"{name} does not name the base it was trained on",
+              ("base",), f"base_model_name_or_path: {base.name}", severity=Severity.WARNING,
+              value=False)
+    elif not names_base(str(named), base):
+        return visible(str(named))
+    return None
+
+
+def _check_target_modules(c: Checker, cfg: dict[str, Any], flavor: Flavor, base: Base | None,
+                          name: str) -> None:
+    """The modules the adapter targets: those the catalog lists, and modules the base has."""
     targets = cfg.get("target_modules")
     if isinstance(targets, str):
         targets = None if targets == "all-linear" or not targets.isidentifier() else [targets]
-    if isinstance(targets, list):
-        found = sorted({str(t) for t in targets})
-        declared = sorted(set(flavor.target_modules))
-        if found != declared:
+    if not isinstance(targets, list):
+        return
+    found = sorted({str(t) for t in targets})
+    declared = sorted(set(flavor.target_modules))
+    if found != declared:
+        c.add(rules.ARTIFACTS_TARGET_MODULES,
+              f"the catalog lists target modules [{', '.join(declared)}], {name} targets "
+              f"[{', '.join(found)}]", ("target_modules",),
+              f"target_modules: [{', '.join(found)}]", value=False)
+    known = base_modules(base.architecture) if base is not None else None
+    if base is not None and known is not None:
+        unknown = [t for t in found if t not in known]
+        if unknown:
             c.add(rules.ARTIFACTS_TARGET_MODULES,
-                  f"the catalog lists target modules [{', '.join(declared)}], {name} targets "
-                  f"[{', '.join(found)}]", ("target_modules",),
-                  f"target_modules: [{', '.join(found)}]", value=False)
-        known = base_modules(base.architecture) if base is not None else None
-        if base is not None and known is not None:
-            unknown = [t for t in found if t not in known]
-            if unknown:
-                c.add(rules.ARTIFACTS_TARGET_MODULES,
-                      f"{name} targets {', '.join(unknown)}, which base {base.ref} "
-                      f"({base.architecture.model_type}) does not have", ("target_modules",),
-                      f"modules of {base.ref}: {', '.join(sorted(known))}", value=False)
-    return rank, other_base
+                  f"{name} targets {', '.join(unknown)}, which base {base.ref} "
+                  f"({base.architecture.model_type}) does not have", ("target_modules",),
+                  f"modules of {base.ref}: {', '.join(sorted(known))}", value=False)
 
 
 # ---------------------------------------------------------------- bases
@@ -349,7 +379,23 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
     def pin_path(name: str) -> PathKey:
         return ("files", index_of[name])
 
-    # what must be pinned for vLLM to start offline
+    _check_required_files(c, base, pinned)
+    cfg_digest = digests.get("config.json")
+    if cfg_digest is not None:
+        _check_base_config(c, base, cfg_digest, pin_path("config.json"))
+    headers = _read_headers(c, pinned, digests, pin_path)
+    has_index = "model.safetensors.index.json" in pinned
+    index_digest = digests.get("model.safetensors.index.json")
+    if has_index and index_digest is not None:
+        _check_index_file(c, base, index_digest, pinned, headers, pin_path)
+    if headers and (not has_index or len(headers) == len(
+            [n for n in pinned if n.endswith(".safetensors")])):
+        _check_parameters(c, base, headers)
+    return c.findings
+
+
+def _check_required_files(c: Checker, base: Base, pinned: set[str]) -> None:
+    """What must be pinned for vLLM to start offline."""
     for required in ("config.json", "tokenizer_config.json"):
         if required not in pinned:
             c.add(rules.ARTIFACTS_REQUIRED_FILE, f"base {base.ref} pins no {required}", ("files",),
@@ -358,28 +404,33 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
         c.add(rules.ARTIFACTS_REQUIRED_FILE, f"base {base.ref} pins no tokenizer "
               "(tokenizer.json or tokenizer.model)", ("files",),
               "a files entry for tokenizer.json", value=False)
-    has_index = "model.safetensors.index.json" in pinned
-    if not has_index and "model.safetensors" not in pinned:
+    if "model.safetensors.index.json" not in pinned and "model.safetensors" not in pinned:
         c.add(rules.ARTIFACTS_REQUIRED_FILE, f"base {base.ref} pins no safetensors weights "
               "(model.safetensors, or model.safetensors.index.json and its shards)",
               ("files",), "a files entry for the weights", value=False)
 
-    cfg_digest = digests.get("config.json")
-    if cfg_digest is not None:
-        cfg = c.json_file("config.json", cfg_digest, pin_path("config.json"),
-                          rules.ARTIFACTS_BASE_CONFIG_INVALID)
-        if cfg is not None:
-            arch = base.architecture
-            for field in ARCH_FIELDS:
-                declared, found = getattr(arch, field), _config_value(cfg, field)
-                if found is None:
-                    continue  # not every config writes every field
-                if found != declared:
-                    c.add(rules.ARTIFACTS_BASE_CONFIG,
-                          f"{uri}config.json has {field} {json.dumps(found)}, the catalog "
-                          f"declares {json.dumps(declared)}", ("architecture", field),
-                          f"{field}: {json.dumps(found)} (the facts of config.json)")
 
+def _check_base_config(c: Checker, base: Base, digest: Digest, path: PathKey) -> None:
+    """config.json against the architecture the catalog declares (a field the config does
+    not write is not compared)."""
+    cfg = c.json_file("config.json", digest, path, rules.ARTIFACTS_BASE_CONFIG_INVALID)
+    if cfg is None:
+        return
+    arch = base.architecture
+    for field in ARCH_FIELDS:
+        declared, found = getattr(arch, field), _config_value(cfg, field)
+        if found is None:
+            continue  # not every config writes every field
+        if found != declared:
+            c.add(rules.ARTIFACTS_BASE_CONFIG,
+                  f"{c.uri}config.json has {field} {json.dumps(found)}, the catalog "
+                  f"declares {json.dumps(declared)}", ("architecture", field),
+                  f"{field}: {json.dumps(found)} (the facts of config.json)")
+
+
+def _read_headers(c: Checker, pinned: set[str], digests: dict[str, Digest],
+                  pin_path: Callable[[str], PathKey]) -> dict[str, SafetensorsHeader]:
+    """The header of every pinned safetensors file that was read."""
     headers: dict[str, SafetensorsHeader] = {}
     for name in sorted(pinned):
         d = digests.get(name)
@@ -387,29 +438,32 @@ def check_base(catalog: Catalog, key: str, base: Base, digests: dict[str, Digest
             h = c.safetensors(name, d, pin_path(name))
             if h is not None:
                 headers[name] = h
+    return headers
 
-    index_digest = digests.get("model.safetensors.index.json")
-    if has_index and index_digest is not None:
-        idx = c.json_file("model.safetensors.index.json", index_digest,
-                          pin_path("model.safetensors.index.json"), rules.ARTIFACTS_INDEX_INVALID)
-        weight_map = idx.get("weight_map") if idx is not None else None
-        if idx is not None and not isinstance(weight_map, dict):
-            c.add(rules.ARTIFACTS_INDEX_INVALID, f"{uri}model.safetensors.index.json has no "
-                  "weight_map", pin_path("model.safetensors.index.json"),
-                  "a weight_map from tensor name to shard file")
-        elif isinstance(weight_map, dict):
-            _check_index(c, base, weight_map, pinned, headers, pin_path)
 
-    if headers and (not has_index or len(headers) == len(
-            [n for n in pinned if n.endswith(".safetensors")])):
-        total = sum(h.numel for h in headers.values()) / 1e9
-        declared_b = base.architecture.parameters_billions
-        if abs(total - declared_b) > max(0.05 * total, 0.005):
-            c.add(rules.ARTIFACTS_BASE_PARAMETERS,
-                  f"the safetensors files hold {total:.4g} billion parameters, the catalog "
-                  f"declares {declared_b:g}", ("architecture", "parameters_billions"),
-                  f"parameters_billions: {total:.3g}", severity=Severity.WARNING)
-    return c.findings
+def _check_index_file(c: Checker, base: Base, digest: Digest, pinned: set[str],
+                      headers: dict[str, SafetensorsHeader], pin_path: Callable[[str], PathKey]) -> None:
+    """model.safetensors.index.json: readable, with a weight_map that fits the shards."""
+    name = "model.safetensors.index.json"
+    idx = c.json_file(name, digest, pin_path(name), rules.ARTIFACTS_INDEX_INVALID)
+    weight_map = idx.get("weight_map") if idx is not None else None
+    if idx is not None and not isinstance(weight_map, dict):
+        c.add(rules.ARTIFACTS_INDEX_INVALID, f"{c.uri}model.safetensors.index.json has no "
+              "weight_map", pin_path(name),
+              "a weight_map from tensor name to shard file")
+    elif isinstance(weight_map, dict):
+        _check_index(c, base, weight_map, pinned, headers, pin_path)
+
+
+def _check_parameters(c: Checker, base: Base, headers: dict[str, SafetensorsHeader]) -> None:
+    """The parameters the safetensors files hold against the catalog's count (within 5 %)."""
+    total = sum(h.numel for h in headers.values()) / 1e9
+    declared_b = base.architecture.parameters_billions
+    if abs(total - declared_b) > max(0.05 * total, 0.005):
+        c.add(rules.ARTIFACTS_BASE_PARAMETERS,
+              f"the safetensors files hold {total:.4g} billion parameters, the catalog "
+              f"declares {declared_b:g}", ("architecture", "parameters_billions"),
+              f"parameters_billions: {total:.3g}", severity=Severity.WARNING)
 
 
 def _check_index(c: Checker, base: Base, weight_map: dict[str, Any], pinned: set[str],

@@ -177,75 +177,107 @@ def _check_gpus(report: ConformReport, spec: GpuSpec | None, environment: str, o
 
 def _judge(spec: GpuSpec | None, gpus: list[GpuInfo], loc: Location, ref: ResourceRef,
            node: str) -> list[CheckRecord]:
-    out = []
+    count = _judge_count(spec, gpus, loc, ref, node)
+    if not gpus:
+        return [count]
+    product = CheckRecord("gpu.product", node, details={"names": sorted({g.name for g in gpus})})
+    memory = CheckRecord("gpu.memory", node)
+    ecc = CheckRecord("gpu.ecc", node)
+    remap = CheckRecord("gpu.row-remap", node)
+    mig = CheckRecord("gpu.mig", node)
+    for g in gpus:
+        tag = f"GPU {g.index} ({g.uuid})"
+        _judge_product(product, g, tag, spec, loc, ref)
+        _judge_memory(memory, g, tag, spec, loc, ref)
+        _judge_ecc(ecc, g, tag, loc, ref)
+        _judge_remap(remap, g, tag, loc, ref)
+        _judge_mig(mig, g, tag, spec, loc, ref)
+    return [count, product, memory, ecc, remap, mig]
+
+
+def _judge_count(spec: GpuSpec | None, gpus: list[GpuInfo], loc: Location, ref: ResourceRef,
+                 node: str) -> CheckRecord:
+    """The GPUs NVML sees: at least one, as many as the environment declares per node."""
     count = CheckRecord("gpu.count", node, details={"visible": len(gpus)})
-    out.append(count)
     if not gpus:
         count.add(finding("gpu.count", f"NVML sees no GPU on {node}", location=loc, resource=ref,
                           expected=f"{spec.per_node if spec else 'at least 1'} GPU(s)", actual="0"))
-        return out
+        return count
     if spec is not None:
         count.details["declared_per_node"] = spec.per_node
         if len(gpus) != spec.per_node:
             count.add(finding("gpu.count", f"{node} has {len(gpus)} GPU(s), the environment "
                               f"declares {spec.per_node} per node", location=loc, resource=ref,
                               expected=f"{spec.per_node} GPUs", actual=f"{len(gpus)} GPUs"))
-    product = CheckRecord("gpu.product", node, details={"names": sorted({g.name for g in gpus})})
-    memory = CheckRecord("gpu.memory", node)
-    ecc = CheckRecord("gpu.ecc", node)
-    remap = CheckRecord("gpu.row-remap", node)
-    mig = CheckRecord("gpu.mig", node)
-    out += [product, memory, ecc, remap, mig]
-    for g in gpus:
-        tag = f"GPU {g.index} ({g.uuid})"
-        if spec is not None and normalize_product(g.name) != normalize_product(spec.product):
-            product.add(finding("gpu.product", f"{tag} is {g.name}", location=loc, resource=ref,
-                                expected=spec.product, actual=g.name))
-        total_gib = g.memory_total / GIB
-        memory.details[f"gpu{g.index}_total_gib"] = round(total_gib, 2)
-        if spec is not None and total_gib < spec.memory_gib * MEMORY_TOLERANCE:
-            memory.add(finding("gpu.memory", f"{tag} has {total_gib:.1f} GiB", location=loc,
-                               resource=ref, expected=f"about {spec.memory_gib:g} GiB (at least "
-                               f"{spec.memory_gib * MEMORY_TOLERANCE:.1f})",
-                               actual=f"{total_gib:.1f} GiB"))
-        if g.ecc_volatile_uncorrected is None:
-            ecc.details[f"gpu{g.index}"] = "not supported or ECC disabled"
-        else:
-            ecc.details[f"gpu{g.index}"] = {"volatile": g.ecc_volatile_uncorrected,
-                                            "aggregate": g.ecc_aggregate_uncorrected}
-            if g.ecc_volatile_uncorrected > 0:
-                ecc.add(finding("gpu.ecc", f"{tag} has {g.ecc_volatile_uncorrected} uncorrected "
-                                "ECC error(s) since the last driver load", location=loc,
-                                resource=ref, expected="0", actual=str(g.ecc_volatile_uncorrected)))
-            elif g.ecc_aggregate_uncorrected:
-                ecc.add(finding("gpu.ecc", f"{tag} has {g.ecc_aggregate_uncorrected} uncorrected "
-                                "ECC error(s) over its lifetime", location=loc, resource=ref,
-                                severity=Severity.WARNING, expected="0",
-                                actual=str(g.ecc_aggregate_uncorrected)))
-        if g.remap_pending is None:
-            remap.details[f"gpu{g.index}"] = "not supported"
-        else:
-            remap.details[f"gpu{g.index}"] = {"pending": g.remap_pending, "failure": g.remap_failure}
-            if g.remap_pending:
-                remap.add(finding("gpu.row-remap", f"{tag} has a pending row remap: reset the GPU",
-                                  location=loc, resource=ref, expected="no pending remap",
-                                  actual="pending"))
-            if g.remap_failure:
-                remap.add(finding("gpu.row-remap", f"{tag} failed a row remap: replace the GPU",
-                                  location=loc, resource=ref, expected="no remap failure",
-                                  actual="failure occurred"))
-        current = bool(g.mig_current)
-        mig.details[f"gpu{g.index}"] = {"current": g.mig_current, "pending": g.mig_pending}
-        if spec is not None and current != spec.mig:
-            mig.add(finding("gpu.mig", f"{tag} has MIG mode {'on' if current else 'off'}",
-                            location=loc, resource=ref,
-                            expected=f"MIG {'on' if spec.mig else 'off'} as declared",
-                            actual=f"MIG {'on' if current else 'off'}"))
-        elif g.mig_pending is not None and g.mig_pending != current:
-            mig.add(finding("gpu.mig", f"{tag} has a MIG mode change pending a reset",
-                            location=loc, resource=ref, severity=Severity.WARNING,
-                            expected="no pending change", actual="pending"))
-    return out
+    return count
+
+
+def _judge_product(product: CheckRecord, g: GpuInfo, tag: str, spec: GpuSpec | None, loc: Location,
+                   ref: ResourceRef) -> None:
+    if spec is not None and normalize_product(g.name) != normalize_product(spec.product):
+        product.add(finding("gpu.product", f"{tag} is {g.name}", location=loc, resource=ref,
+                            expected=spec.product, actual=g.name))
+
+
+def _judge_memory(memory: CheckRecord, g: GpuInfo, tag: str, spec: GpuSpec | None, loc: Location,
+                  ref: ResourceRef) -> None:
+    total_gib = g.memory_total / GIB
+    memory.details[f"gpu{g.index}_total_gib"] = round(total_gib, 2)
+    if spec is not None and total_gib < spec.memory_gib * MEMORY_TOLERANCE:
+        memory.add(finding("gpu.memory", f"{tag} has {total_gib:.1f} GiB", location=loc,
+                           resource=ref, expected=f"about {spec.memory_gib:g} GiB (at least "
+                           f"{spec.memory_gib * MEMORY_TOLERANCE:.1f})",
+                           actual=f"{total_gib:.1f} GiB"))
+
+
+def _judge_ecc(ecc: CheckRecord, g: GpuInfo, tag: str, loc: Location, ref: ResourceRef) -> None:
+    """Uncorrected ECC errors: an error since the driver loaded, a warning over the GPU's lifetime."""
+    if g.ecc_volatile_uncorrected is None:
+        ecc.details[f"gpu{g.index}"] = "not supported or ECC disabled"
+        return
+    ecc.details[f"gpu{g.index}"] = {"volatile": g.ecc_volatile_uncorrected,
+                                    "aggregate": g.ecc_aggregate_uncorrected}
+    if g.ecc_volatile_uncorrected > 0:
+        ecc.add(finding("gpu.ecc", f"{tag} has {g.ecc_volatile_uncorrected} uncorrected "
+                        "ECC error(s) since the last driver load", location=loc,
+                        resource=ref, expected="0", actual=str(g.ecc_volatile_uncorrected)))
+    elif g.ecc_aggregate_uncorrected:
+        ecc.add(finding("gpu.ecc", f"{tag} has {g.ecc_aggregate_uncorrected} uncorrected "
+                        "ECC error(s) over its lifetime", location=loc, resource=ref,
+                        severity=Severity.WARNING, expected="0",
+                        actual=str(g.ecc_aggregate_uncorrected)))
+
+
+def _judge_remap(remap: CheckRecord, g: GpuInfo, tag: str, loc: Location, ref: ResourceRef) -> None:
+    """Row remapping: one pending needs a reset, one failed needs a new GPU."""
+    if g.remap_pending is None:
+        remap.details[f"gpu{g.index}"] = "not supported"
+        return
+    remap.details[f"gpu{g.index}"] = {"pending": g.remap_pending, "failure": g.remap_failure}
+    if g.remap_pending:
+        remap.add(finding("gpu.row-remap", f"{tag} has a pending row remap: reset the GPU",
+                          location=loc, resource=ref, expected="no pending remap",
+                          actual="pending"))
+    if g.remap_failure:
+        remap.add(finding("gpu.row-remap", f"{tag} failed a row remap: replace the GPU",
+                          location=loc, resource=ref, expected="no remap failure",
+                          actual="failure occurred"))
+
+
+def _judge_mig(mig: CheckRecord, g: GpuInfo, tag: str, spec: GpuSpec | None, loc: Location,
+               ref: ResourceRef) -> None:
+    """The MIG mode the environment declares, and no change pending a reset."""
+    current = bool(g.mig_current)
+    mig.details[f"gpu{g.index}"] = {"current": g.mig_current, "pending": g.mig_pending}
+    if spec is not None and current != spec.mig:
+        mig.add(finding("gpu.mig", f"{tag} has MIG mode {'on' if current else 'off'}",
+                        location=loc, resource=ref,
+                        expected=f"MIG {'on' if spec.mig else 'off'} as declared",
+                        actual=f"MIG {'on' if current else 'off'}"))
+    elif g.mig_pending is not None and g.mig_pending != current:
+        mig.add(finding("gpu.mig", f"{tag} has a MIG mode change pending a reset",
+                        location=loc, resource=ref, severity=Severity.WARNING,
+                        expected="no pending change", actual="pending"))
 
 
 def cuda_workload(index: int) -> dict[str, Any]:

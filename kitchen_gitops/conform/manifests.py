@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+from ..model import Environment
 from ..render import (
     CONFORMANCE_NAMESPACE,
     DOMAIN,
@@ -67,18 +68,7 @@ def render_conformance(r: EnvironmentRenderer) -> None:
 
     env, cat, plan = r.env, r.catalog, r.plan
     ns = CONFORMANCE_NAMESPACE
-    services = plan.services
-    flavor_files = {cat.source_file("Flavor", f.ref) for s in services for f in s.flavors}
-    datasets = [f.evaluation.dataset for s in services for f in s.flavors
-                if f.evaluation is not None and f.evaluation.dataset is not None]
-    # the sets of the repository travel in the expectations: they are sources of it too
-    flavor_files |= {d.path for d in datasets if d.path is not None}
-    # a set in S3 is fetched by the job with the environment's S3 credentials
-    s3_secret = env.storage.s3.secret if any(d.uri is not None for d in datasets) else None
-    # and trusts the CA KServe's storage initializer trusts (its key: cabundle.crt)
-    s3_ca = env.storage.s3.ca_bundle_configmap if s3_secret else None
-    tenant_files = {cat.source_file("Tenant", s.tenant.name) for s in services}
-    srcs = (r.env_source, *tenant_files, *flavor_files)
+    srcs, s3_secret = _conformance_sources(r)
     label = ((f"{DOMAIN}/component", "conformance"),)
     conf_loc = cat.location("Environment", env.name, ("conformance",))
     trace = ((f"{DOMAIN}/sources", r.env_source),)
@@ -96,7 +86,30 @@ def render_conformance(r: EnvironmentRenderer) -> None:
            object_meta(f"{NAME}-expectations", ns, env, wave=WAVE_RBAC, labels=label,
                  annotations=all_trace),
            key=CONFIGMAP_KEY, content=exp.to_json())
-    for t in plan.tenants:
+    _render_tenant_rbac(r, label)
+    _render_job(r, srcs, label, all_trace, s3_secret)
+
+
+def _conformance_sources(r: EnvironmentRenderer) -> tuple[tuple[str, ...], str | None]:
+    """The files the conformance objects come from (the environment, its tenants, their
+    flavors and evaluation sets), and the S3 secret the job needs for sets in S3."""
+    cat, services = r.catalog, r.plan.services
+    flavor_files = {cat.source_file("Flavor", f.ref) for s in services for f in s.flavors}
+    datasets = [f.evaluation.dataset for s in services for f in s.flavors
+                if f.evaluation is not None and f.evaluation.dataset is not None]
+    # the sets of the repository travel in the expectations: they are sources of it too
+    flavor_files |= {d.path for d in datasets if d.path is not None}
+    # a set in S3 is fetched by the job with the environment's S3 credentials
+    s3_secret = r.env.storage.s3.secret if any(d.uri is not None for d in datasets) else None
+    tenant_files = {cat.source_file("Tenant", s.tenant.name) for s in services}
+    return (r.env_source, *tenant_files, *flavor_files), s3_secret
+
+
+def _render_tenant_rbac(r: EnvironmentRenderer, label: tuple[tuple[str, str], ...]) -> None:
+    """In each tenant namespace that serves: the Role and RoleBinding that let the job read
+    its InferenceServices."""
+    env, cat = r.env, r.catalog
+    for t in r.plan.tenants:
         if not t.services:
             continue
         tfile = cat.source_file("Tenant", t.tenant.name)
@@ -110,40 +123,54 @@ def render_conformance(r: EnvironmentRenderer) -> None:
         r.emit(f"{t.namespace}/rolebinding-{NAME}.yaml", "conformance-rolebinding.yaml.j2", tloc,
                (tfile, r.env_source), "RoleBinding", "rbac.authorization.k8s.io/v1",
                object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
-               role=NAME, sa_name=NAME, sa_namespace=ns)
+               role=NAME, sa_name=NAME, sa_namespace=CONFORMANCE_NAMESPACE)
 
-    conf = env.conformance
-    serving_args = ["conform", "serving", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
-                    "--json", f"{REPORTS_DIR}/serving.json", "--junit", f"{REPORTS_DIR}/serving.xml"]
-    if env.serving.auth:
-        serving_args += ["--token-file", TOKEN_PATH]
-    evidence = None
-    if env.evidence is not None:
-        s3 = env.storage.s3
-        endpoint = s3.endpoint if "://" in s3.endpoint else \
-            f"{'https' if s3.use_https else 'http'}://{s3.endpoint}"
-        serving_args += ["--evidence-out", f"{REPORTS_DIR}/evidence",
-                         "--evidence-key", f"{EVIDENCE_KEY_DIR}/{EVIDENCE_KEY_FILE}",
-                         "--evidence-s3", env.evidence.uri, "--s3-endpoint", endpoint, "--s3-region", s3.region]
-        if s3.ca_bundle_configmap:
-            serving_args += ["--ca-bundle", f"{EVIDENCE_CA_DIR}/{CA_BUNDLE_KEY}"]
-        evidence = {"uri": env.evidence.uri, "key_secret": env.evidence.key_secret, "key_file": EVIDENCE_KEY_FILE,
-                    "key_dir": EVIDENCE_KEY_DIR, "s3_secret": s3.secret, "ca_configmap": s3.ca_bundle_configmap,
-                    "ca_dir": EVIDENCE_CA_DIR}
+
+def _render_job(r: EnvironmentRenderer, srcs: tuple[str, ...], label: tuple[tuple[str, str], ...],
+                all_trace: tuple[tuple[str, str], ...], s3_secret: str | None) -> None:
+    """The PostSync Job that runs ``kitchen conform gpu`` and ``kitchen conform serving``."""
+    env, ns = r.env, CONFORMANCE_NAMESPACE
+    # and trusts the CA KServe's storage initializer trusts (its key: cabundle.crt)
+    s3_ca = env.storage.s3.ca_bundle_configmap if s3_secret else None
+    serving_args, evidence = _serving_args(env)
     gpu_args = ["conform", "gpu", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
                 "--json", f"{REPORTS_DIR}/gpu.json", "--junit", f"{REPORTS_DIR}/gpu.xml"]
-    r.emit(f"{ns}/job-{NAME}.yaml", "conformance-job.yaml.j2", conf_loc, srcs, "Job", "batch/v1",
+    r.emit(f"{ns}/job-{NAME}.yaml", "conformance-job.yaml.j2",
+           r.catalog.location("Environment", env.name, ("conformance",)), srcs, "Job", "batch/v1",
            object_meta(NAME, ns, env, wave=None, labels=label,
                  annotations=[*all_trace, ("argocd.argoproj.io/hook", "PostSync"),
                               ("argocd.argoproj.io/hook-delete-policy", "BeforeHookCreation")]),
            image=env.images.kitchen, service_account=NAME,
-           active_deadline_s=conf.active_deadline_s, configmap=f"{NAME}-expectations",
+           active_deadline_s=env.conformance.active_deadline_s, configmap=f"{NAME}-expectations",
            expectations_dir=EXPECTATIONS_DIR, reports_dir=REPORTS_DIR,
            serving_args=serving_args, gpu_args=gpu_args, s3_secret=s3_secret, s3_ca=s3_ca,
            s3_ca_dir=S3_CA_DIR, evidence=evidence,
            node_selector=sorted(env.cluster.node_selector.items()),
            tolerations=[t.model_dump(exclude_none=True) for t in env.cluster.tolerations],
            pod_labels=sorted([*label, (f"{DOMAIN}/environment", env.name)]))
+
+
+def _serving_args(env: Environment) -> tuple[list[str], dict[str, str | None] | None]:
+    """``kitchen conform serving``'s arguments in the job, and where the job finds and
+    stores the signed evidence record (None: the environment keeps none)."""
+    serving_args = ["conform", "serving", "--expectations", f"{EXPECTATIONS_DIR}/{CONFIGMAP_KEY}",
+                    "--json", f"{REPORTS_DIR}/serving.json", "--junit", f"{REPORTS_DIR}/serving.xml"]
+    if env.serving.auth:
+        serving_args += ["--token-file", TOKEN_PATH]
+    if env.evidence is None:
+        return serving_args, None
+    s3 = env.storage.s3
+    endpoint = s3.endpoint if "://" in s3.endpoint else \
+        f"{'https' if s3.use_https else 'http'}://{s3.endpoint}"
+    serving_args += ["--evidence-out", f"{REPORTS_DIR}/evidence",
+                     "--evidence-key", f"{EVIDENCE_KEY_DIR}/{EVIDENCE_KEY_FILE}",
+                     "--evidence-s3", env.evidence.uri, "--s3-endpoint", endpoint, "--s3-region", s3.region]
+    if s3.ca_bundle_configmap:
+        serving_args += ["--ca-bundle", f"{EVIDENCE_CA_DIR}/{CA_BUNDLE_KEY}"]
+    evidence = {"uri": env.evidence.uri, "key_secret": env.evidence.key_secret, "key_file": EVIDENCE_KEY_FILE,
+                "key_dir": EVIDENCE_KEY_DIR, "s3_secret": s3.secret, "ca_configmap": s3.ca_bundle_configmap,
+                "ca_dir": EVIDENCE_CA_DIR}
+    return serving_args, evidence
 
 
 def render_argocd_health(r: EnvironmentRenderer) -> None:

@@ -36,7 +36,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from ..findings import Severity
+from ..findings import Location, ResourceRef, Severity
 from ..observability import CONFORMANCE_RULES  # the rules that watch the same histograms after the run
 from .client import ApiError, OpenAIClient, Prompt, StreamRecord, Unreachable, stream_completion
 from .expectations import LoadSpec, ServiceExpectation, SloSpec
@@ -365,60 +365,80 @@ def run_performance(client: OpenAIClient, svc: ServiceExpectation, slo: SloSpec,
     ref = isvc_ref(svc, environment)
     loc = slo.source.location()
     with timed(res):
-        try:
-            before: str | None = client.metrics()
-        except (Unreachable, ApiError):
-            before = None
+        before = _server_metrics(client)
         seed = load.seed if load.seed is not None else new_seed()
         records, duration = asyncio.run(run_load(client.base_url, models, load, token=token,
                                                  timeout=timeout, vocab_size=svc.vocab_size,
                                                  seed=seed))
         m = compute_metrics(records, duration, slo)
-        res.details.update({"load": {"concurrency": load.concurrency, "requests": load.requests,
-                                     "output_tokens": load.output_tokens, "models": list(models),
-                                     "prompt_tokens": load.prompt_tokens,
-                                     "prompts": "random token ids" if svc.vocab_size
-                                     else "random words", "seed": seed},
-                            "metrics": m.as_dict()})
-        shape = f"{load.requests} requests at concurrency {load.concurrency}"
-        failed = [r for r in records if not r.ok]
-        if failed:
-            res.add(finding("performance", f"{len(failed)} of {len(records)} streaming requests "
-                            f"failed: {failed[0].error}", location=loc, resource=ref,
-                            flavor=failed[0].model, expected="every request answered",
-                            actual=failed[0].error))
-        if m.completed:
-            _slo(res, "TTFT p95", m.ttft_ms, slo.ttft_p95_ms, shape, loc, ref)
-            _slo(res, "TPOT p95", m.tpot_ms, slo.tpot_p95_ms, shape, loc, ref)
-            if slo.e2e_p95_ms is not None:
-                _slo(res, "end-to-end latency p95", m.e2e_ms, slo.e2e_p95_ms, shape, loc, ref)
-            if m.output_throughput < slo.min_output_tokens_per_s:
-                res.add(finding(
-                    "performance", f"output token throughput {m.output_throughput:.1f} tok/s is "
-                    f"below the SLO's {slo.min_output_tokens_per_s:g} tok/s ({shape})",
-                    location=loc, resource=ref,
-                    expected=f">= {slo.min_output_tokens_per_s:g} output tokens/s",
-                    actual=f"{m.output_throughput:.1f} output tokens/s"))
-            if m.goodput_ratio < slo.goodput_min_ratio:
-                res.add(finding(
-                    "performance", f"goodput: {m.good} of {len(records)} requests "
-                    f"({m.goodput_ratio:.0%}) met the SLO (TTFT <= {slo.ttft_p95_ms:g} ms, TPOT <= "
-                    f"{slo.tpot_p95_ms:g} ms{_e2e(slo)}); {m.goodput:.2f} good requests/s",
-                    location=loc, resource=ref, expected=f">= {slo.goodput_min_ratio:.0%} of requests",
-                    actual=f"{m.goodput_ratio:.0%}"))
+        res.details.update({"load": _load_details(load, models, svc, seed), "metrics": m.as_dict()})
+        _judge_load(res, records, m, slo, f"{load.requests} requests at concurrency {load.concurrency}", loc, ref)
         if before is not None:
-            try:
-                after = client.metrics()
-            except (Unreachable, ApiError):
-                after = ""
-            checks = cross_check(before, after, m, svc.base) if after else {}
-            res.details["server_metrics"] = checks
-            res.details["prefix_cache"] = prefix_cache_use(before, after, svc.base) if after else {}
-            _cross_findings(res, checks, len(records), loc, ref)
+            _server_view(res, client, before, m, svc, len(records), loc, ref)
         else:
             res.details["server_metrics"] = {}
             res.note = "the server exposes no /metrics: no cross-check"
     return res
+
+
+def _server_metrics(client: OpenAIClient) -> str | None:
+    """The server's /metrics before the load (None: it exposes none)."""
+    try:
+        return client.metrics()
+    except (Unreachable, ApiError):
+        return None
+
+
+def _load_details(load: LoadSpec, models: Sequence[str], svc: ServiceExpectation, seed: int) -> dict[str, Any]:
+    return {"concurrency": load.concurrency, "requests": load.requests,
+            "output_tokens": load.output_tokens, "models": list(models),
+            "prompt_tokens": load.prompt_tokens,
+            "prompts": "random token ids" if svc.vocab_size
+            else "random words", "seed": seed}
+
+
+def _judge_load(res: CheckRecord, records: Sequence[StreamRecord], m: PerfMetrics, slo: SloSpec, shape: str,
+                loc: Location, ref: ResourceRef) -> None:
+    """Failed requests, then the completed ones' latencies, throughput and goodput against the SLO."""
+    failed = [r for r in records if not r.ok]
+    if failed:
+        res.add(finding("performance", f"{len(failed)} of {len(records)} streaming requests "
+                        f"failed: {failed[0].error}", location=loc, resource=ref,
+                        flavor=failed[0].model, expected="every request answered",
+                        actual=failed[0].error))
+    if not m.completed:
+        return
+    _slo(res, "TTFT p95", m.ttft_ms, slo.ttft_p95_ms, shape, loc, ref)
+    _slo(res, "TPOT p95", m.tpot_ms, slo.tpot_p95_ms, shape, loc, ref)
+    if slo.e2e_p95_ms is not None:
+        _slo(res, "end-to-end latency p95", m.e2e_ms, slo.e2e_p95_ms, shape, loc, ref)
+    if m.output_throughput < slo.min_output_tokens_per_s:
+        res.add(finding(
+            "performance", f"output token throughput {m.output_throughput:.1f} tok/s is "
+            f"below the SLO's {slo.min_output_tokens_per_s:g} tok/s ({shape})",
+            location=loc, resource=ref,
+            expected=f">= {slo.min_output_tokens_per_s:g} output tokens/s",
+            actual=f"{m.output_throughput:.1f} output tokens/s"))
+    if m.goodput_ratio < slo.goodput_min_ratio:
+        res.add(finding(
+            "performance", f"goodput: {m.good} of {len(records)} requests "
+            f"({m.goodput_ratio:.0%}) met the SLO (TTFT <= {slo.ttft_p95_ms:g} ms, TPOT <= "
+            f"{slo.tpot_p95_ms:g} ms{_e2e(slo)}); {m.goodput:.2f} good requests/s",
+            location=loc, resource=ref, expected=f">= {slo.goodput_min_ratio:.0%} of requests",
+            actual=f"{m.goodput_ratio:.0%}"))
+
+
+def _server_view(res: CheckRecord, client: OpenAIClient, before: str, m: PerfMetrics, svc: ServiceExpectation,
+                 requests: int, loc: Location, ref: ResourceRef) -> None:
+    """The server's histograms and prefix cache over the run, cross-checked with the client's figures."""
+    try:
+        after = client.metrics()
+    except (Unreachable, ApiError):
+        after = ""
+    checks = cross_check(before, after, m, svc.base) if after else {}
+    res.details["server_metrics"] = checks
+    res.details["prefix_cache"] = prefix_cache_use(before, after, svc.base) if after else {}
+    _cross_findings(res, checks, requests, loc, ref)
 
 
 def _e2e(slo: SloSpec) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ConfigError
@@ -191,15 +191,73 @@ def wait_ready(source: IsvcSource, services: Sequence[ServiceExpectation], envir
     still not Healthy at the deadline fails.  Keyed by ``namespace/name``."""
     start = clock()
     deadline = start + timeout_s
-    pending = {s.key: s for s in services}
-    last: dict[str, Health] = {}
-    urls: dict[str, str] = {}
-    degraded_since: dict[str, float] = {}
-    done: dict[str, Readiness] = {}
+    wait = _Wait(environment, timeout_s, degraded_grace_s, clock, start, {s.key: s for s in services})
+    while wait.pending:
+        now = clock()
+        for svc in list(wait.pending.values()):
+            wait.poll(source, svc, now)
+        if not wait.pending:
+            break
+        if clock() >= deadline:
+            wait.expire()
+            break
+        sleep(min(poll_s, max(deadline - clock(), 0.0)))
+    return wait.done
 
-    def settle(svc: ServiceExpectation, health: Health, status: Status, *,
+
+@dataclass
+class _Wait:
+    """One wait for readiness: the services still pending, what each last showed, and the
+    readiness of those settled."""
+
+    environment: str
+    timeout_s: float
+    degraded_grace_s: float
+    clock: Callable[[], float]
+    start: float
+    pending: dict[str, ServiceExpectation]
+    last: dict[str, Health] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    degraded_since: dict[str, float] = field(default_factory=dict)
+    done: dict[str, Readiness] = field(default_factory=dict)
+
+    def poll(self, source: IsvcSource, svc: ServiceExpectation, now: float) -> None:
+        """Read one service once: settled when Healthy, refused, or Degraded past the grace."""
+        key = svc.key
+        try:
+            obj = _get(source, svc)
+        except NotFound:
+            self.last[key] = Health("NotFound", "no such InferenceService")
+            return
+        except Forbidden as exc:
+            self.settle(svc, Health("Forbidden", f"the API refused to read it: {exc}"),
+                        Status.ERROR, could_not_run=True)
+            return
+        except Exception as exc:  # the API server itself: keep trying until the deadline
+            self.last[key] = Health("Unreachable", f"{type(exc).__name__}: {exc}")
+            return
+        health = isvc_health(obj)
+        self.last[key] = health
+        self.urls[key] = isvc_url(obj)
+        if health.ready:
+            self.settle(svc, health, Status.PASS)
+        elif health.status == DEGRADED:
+            since = self.degraded_since.setdefault(key, now)
+            if now - since >= self.degraded_grace_s:
+                self.settle(svc, health, Status.FAIL)
+        else:
+            self.degraded_since.pop(key, None)
+
+    def expire(self) -> None:
+        """The deadline: every service still pending fails with what it last showed."""
+        for svc in list(self.pending.values()):
+            health = self.last.get(svc.key, Health(PROGRESSING, "no answer"))
+            self.settle(svc, health, Status.FAIL)
+
+    def settle(self, svc: ServiceExpectation, health: Health, status: Status, *,
                could_not_run: bool = False, severity: Severity = Severity.ERROR) -> None:
-        waited = round(clock() - start, 1)
+        """Record the service's readiness and stop polling it."""
+        waited = round(self.clock() - self.start, 1)
         res = CheckRecord("readiness", svc.key, details={"health": health.status,
                                                          "message": health.message,
                                                          "waited_s": waited})
@@ -207,48 +265,12 @@ def wait_ready(source: IsvcSource, services: Sequence[ServiceExpectation], envir
         if status is not Status.PASS:
             f = finding("readiness", f"InferenceService {svc.key} is {health.status}: "
                         f"{health.message}", location=svc.source.location(),
-                        resource=isvc_ref(svc, environment),
-                        expected=f"Ready within {timeout_s:g}s", actual=health.status,
+                        resource=isvc_ref(svc, self.environment),
+                        expected=f"Ready within {self.timeout_s:g}s", actual=health.status,
                         severity=severity)
             if could_not_run:
                 res.could_not_run(f)
             else:
                 res.add(f)
-        done[svc.key] = Readiness(res, health, urls.get(svc.key, ""))
-        pending.pop(svc.key, None)
-
-    while pending:
-        now = clock()
-        for key, svc in list(pending.items()):
-            try:
-                obj = _get(source, svc)
-            except NotFound:
-                last[key] = Health("NotFound", "no such InferenceService")
-                continue
-            except Forbidden as exc:
-                settle(svc, Health("Forbidden", f"the API refused to read it: {exc}"),
-                       Status.ERROR, could_not_run=True)
-                continue
-            except Exception as exc:  # the API server itself: keep trying until the deadline
-                last[key] = Health("Unreachable", f"{type(exc).__name__}: {exc}")
-                continue
-            health = isvc_health(obj)
-            last[key] = health
-            urls[key] = isvc_url(obj)
-            if health.ready:
-                settle(svc, health, Status.PASS)
-            elif health.status == DEGRADED:
-                since = degraded_since.setdefault(key, now)
-                if now - since >= degraded_grace_s:
-                    settle(svc, health, Status.FAIL)
-            else:
-                degraded_since.pop(key, None)
-        if not pending:
-            break
-        if clock() >= deadline:
-            for svc in list(pending.values()):
-                health = last.get(svc.key, Health(PROGRESSING, "no answer"))
-                settle(svc, health, Status.FAIL)
-            break
-        sleep(min(poll_s, max(deadline - clock(), 0.0)))
-    return done
+        self.done[svc.key] = Readiness(res, health, self.urls.get(svc.key, ""))
+        self.pending.pop(svc.key, None)

@@ -354,6 +354,9 @@ def _same(rec: StreamRecord, ref: Completion) -> bool:
     return rec.text == ref.text
 
 
+Divergence = tuple[str, str, StreamRecord, Attribution]  # model, prompt, answer, what explains it
+
+
 def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpec) -> CheckRecord:
     """Base and flavor requests sent together must get the answers they get one by one, or
     answers that only their own model explains (numerics, counted and reported)."""
@@ -375,36 +378,8 @@ def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpe
         candidates = [*models, *(m for m in svc.unassigned if m not in models)]
         # references: every model on every prompt, one request at a time
         ref = {(m, p): svc.completion(m, p, PROBE_TOKENS) for p in prompts for m in models}
-        # Each round is one burst of every model on every prompt; whether the engine puts
-        # them in one batch depends on timing, so separate bursts give separate chances.
-        requests: list[tuple[str, str]] = []
-        got: list[StreamRecord] = []
-        for r in range(opts.isolation_rounds):
-            # each burst sends the models in another order: which request reaches the
-            # engine first changes how the batch is formed
-            order = models[r % len(models):] + models[:r % len(models)]
-            burst = [(m, p) for p in prompts for m in order]
-            requests += burst
-            got += asyncio.run(_concurrent(svc.url, opts.token, opts.request_timeout_s, burst))
-        errors = []
-        attributions: dict[tuple[str, str, tuple[int, ...]], Attribution] = {}
-        divergent: list[tuple[str, str, StreamRecord, Attribution]] = []
-        for (m, p), rec in zip(requests, got, strict=True):
-            if rec.error:
-                errors.append(f"{m}: {rec.error}")
-                continue
-            expected = ref[(m, p)]
-            if _same(rec, expected):
-                continue
-            key = (m, p, tuple(rec.token_ids))
-            if key not in attributions:
-                prompt_ids = expected.prompt_token_ids
-                if key[2] and prompt_ids:
-                    scores = {c: svc.client.score(c, prompt_ids, key[2]) for c in candidates}
-                    attributions[key] = attribute(m, scores)
-                else:  # a server without return_token_ids: nothing to score
-                    attributions[key] = Attribution(Verdict.UNEXPLAINED, m, m, {}, float("inf"))
-            divergent.append((m, p, rec, attributions[key]))
+        requests, got = _bursts(svc, opts, models, prompts)
+        errors, divergent = _divergences(svc, requests, got, ref, candidates)
         flips = [d for d in divergent if d[3].verdict is Verdict.NUMERICS]
         res.details.update({
             "models": models, "candidates": candidates, "prompts": len(prompts),
@@ -415,12 +390,7 @@ def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpe
                            "sequential": ref[(m, p)].text, **a.as_dict()}
                           for m, p, rec, a in divergent],
         })
-        reported: set[tuple[str, str]] = set()
-        for m, p, rec, a in divergent:
-            if a.verdict is Verdict.NUMERICS or (m, p) in reported:
-                continue
-            reported.add((m, p))
-            _leak(res, svc, models, m, p, rec, ref[(m, p)], a)
+        _report_leaks(res, svc, models, ref, divergent)
         if flips:
             _flips(res, svc, flips, len(requests), isolation)
         if errors:
@@ -428,6 +398,62 @@ def check_isolation(svc: _Service, opts: ServingOptions, isolation: IsolationSpe
                             location=svc.exp.source.location(), resource=svc.ref,
                             expected="every request answered", actual=errors[0]))
     return res
+
+
+def _bursts(svc: _Service, opts: ServingOptions, models: list[str],
+            prompts: list[str]) -> tuple[list[tuple[str, str]], list[StreamRecord]]:
+    """Every model on every prompt sent at once, ``isolation_rounds`` times: the requests
+    and their answers, in the same order."""
+    # Each round is one burst of every model on every prompt; whether the engine puts
+    # them in one batch depends on timing, so separate bursts give separate chances.
+    requests: list[tuple[str, str]] = []
+    got: list[StreamRecord] = []
+    for r in range(opts.isolation_rounds):
+        # each burst sends the models in another order: which request reaches the
+        # engine first changes how the batch is formed
+        order = models[r % len(models):] + models[:r % len(models)]
+        burst = [(m, p) for p in prompts for m in order]
+        requests += burst
+        got += asyncio.run(_concurrent(svc.url, opts.token, opts.request_timeout_s, burst))
+    return requests, got
+
+
+def _divergences(svc: _Service, requests: list[tuple[str, str]], got: list[StreamRecord],
+                 ref: dict[tuple[str, str], Completion],
+                 candidates: list[str]) -> tuple[list[str], list[Divergence]]:
+    """The failed requests, and the answers that differ from the sequential ones, each with
+    the model that explains it (scored once per distinct answer)."""
+    errors = []
+    attributions: dict[tuple[str, str, tuple[int, ...]], Attribution] = {}
+    divergent: list[Divergence] = []
+    for (m, p), rec in zip(requests, got, strict=True):
+        if rec.error:
+            errors.append(f"{m}: {rec.error}")
+            continue
+        expected = ref[(m, p)]
+        if _same(rec, expected):
+            continue
+        key = (m, p, tuple(rec.token_ids))
+        if key not in attributions:
+            prompt_ids = expected.prompt_token_ids
+            if key[2] and prompt_ids:
+                scores = {c: svc.client.score(c, prompt_ids, key[2]) for c in candidates}
+                attributions[key] = attribute(m, scores)
+            else:  # a server without return_token_ids: nothing to score
+                attributions[key] = Attribution(Verdict.UNEXPLAINED, m, m, {}, float("inf"))
+        divergent.append((m, p, rec, attributions[key]))
+    return errors, divergent
+
+
+def _report_leaks(res: CheckRecord, svc: _Service, models: list[str], ref: dict[tuple[str, str], Completion],
+                  divergent: list[Divergence]) -> None:
+    """A leak finding per model and prompt whose answer numerics do not explain."""
+    reported: set[tuple[str, str]] = set()
+    for m, p, rec, a in divergent:
+        if a.verdict is Verdict.NUMERICS or (m, p) in reported:
+            continue
+        reported.add((m, p))
+        _leak(res, svc, models, m, p, rec, ref[(m, p)], a)
 
 
 def _leak(res: CheckRecord, svc: _Service, models: list[str], m: str, p: str,

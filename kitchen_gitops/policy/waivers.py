@@ -110,47 +110,61 @@ def parse_waivers(doc: Document, known_rules: Iterable[str]) -> tuple[list[Waive
             problems.append(_invalid(doc.location(path, value=True), "a waiver must be a mapping",
                                      ", ".join(REQUIRED)))
             continue
-        bad = False
-        for key in item:
-            if key not in FIELDS:
-                problems.append(_invalid(doc.location((*path, key)), f"unknown waiver field '{key}'",
-                                         f"one of {', '.join(FIELDS)}"))
-                bad = True
-        for key in REQUIRED:
-            if item.get(key) in (None, ""):
-                problems.append(_invalid(doc.location(path), f"waiver {i + 1} has no '{key}'",
-                                         f"a value for '{key}'"))
-                bad = True
-        for key in ("rule", "object", "owner", "reason", "environment"):
-            if item.get(key) not in (None, "") and not isinstance(item.get(key), str):
-                problems.append(_invalid(doc.location((*path, key), value=True),
-                                         f"waiver field '{key}' must be a string", "a string"))
-                bad = True
-        owner = item.get("owner")
-        if isinstance(owner, str) and owner and not OWNER.fullmatch(owner):
-            problems.append(_invalid(doc.location((*path, "owner"), value=True),
-                                     f"owner '{owner}' is neither an address nor a team id",
-                                     "an address (ops@example.com) or a team id (ai-platform, @org/team)"))
-            bad = True
-        expires = item.get("expires")
-        if expires not in (None, "") and not isinstance(expires, dt.date):
-            problems.append(_invalid(doc.location((*path, "expires"), value=True),
-                                     f"expires: '{expires}' is not a date", "a date YYYY-MM-DD"))
-            bad = True
-        rule = item.get("rule")
-        if rule and known and str(rule) not in known:
-            problems.append(_invalid(doc.location((*path, "rule"), value=True),
-                                     f"waiver names unknown rule '{rule}'",
-                                     "a rule id from docs/policies.md"))
-            bad = True
-        if bad:
-            continue
-        assert isinstance(expires, dt.date)
-        if isinstance(expires, dt.datetime):
-            expires = expires.date()
-        out.append(Waiver(str(rule), str(item["object"]), str(item["owner"]), str(item["reason"]),
-                          expires, doc.location(path), str(item.get("environment") or "")))
+        wrong = _field_problems(doc, i, item) + _value_problems(doc, path, item, known)
+        problems += wrong
+        if not wrong:
+            out.append(_waiver(doc, path, item))
     return out, problems
+
+
+def _field_problems(doc: Document, i: int, item: dict[str, object]) -> list[Finding]:
+    """Waiver ``i``'s fields: none unknown, every required one set, the textual ones strings."""
+    path: tuple[str | int, ...] = ("waivers", i)
+    problems = []
+    for key in item:
+        if key not in FIELDS:
+            problems.append(_invalid(doc.location((*path, key)), f"unknown waiver field '{key}'",
+                                     f"one of {', '.join(FIELDS)}"))
+    for key in REQUIRED:
+        if item.get(key) in (None, ""):
+            problems.append(_invalid(doc.location(path), f"waiver {i + 1} has no '{key}'",
+                                     f"a value for '{key}'"))
+    for key in ("rule", "object", "owner", "reason", "environment"):
+        if item.get(key) not in (None, "") and not isinstance(item.get(key), str):
+            problems.append(_invalid(doc.location((*path, key), value=True),
+                                     f"waiver field '{key}' must be a string", "a string"))
+    return problems
+
+
+def _value_problems(doc: Document, path: tuple[str | int, ...], item: dict[str, object],
+                    known: set[str]) -> list[Finding]:
+    """A waiver's owner, expiry date and rule: an address or team, a date, a rule that exists."""
+    problems = []
+    owner = item.get("owner")
+    if isinstance(owner, str) and owner and not OWNER.fullmatch(owner):
+        problems.append(_invalid(doc.location((*path, "owner"), value=True),
+                                 f"owner '{owner}' is neither an address nor a team id",
+                                 "an address (ops@example.com) or a team id (ai-platform, @org/team)"))
+    expires = item.get("expires")
+    if expires not in (None, "") and not isinstance(expires, dt.date):
+        problems.append(_invalid(doc.location((*path, "expires"), value=True),
+                                 f"expires: '{expires}' is not a date", "a date YYYY-MM-DD"))
+    rule = item.get("rule")
+    if rule and known and str(rule) not in known:
+        problems.append(_invalid(doc.location((*path, "rule"), value=True),
+                                 f"waiver names unknown rule '{rule}'",
+                                 "a rule id from docs/policies.md"))
+    return problems
+
+
+def _waiver(doc: Document, path: tuple[str | int, ...], item: dict[str, object]) -> Waiver:
+    """A waiver whose fields were all found valid."""
+    expires = item.get("expires")
+    assert isinstance(expires, dt.date)
+    if isinstance(expires, dt.datetime):
+        expires = expires.date()
+    return Waiver(str(item.get("rule")), str(item["object"]), str(item["owner"]), str(item["reason"]),
+                  expires, doc.location(path), str(item.get("environment") or ""))
 
 
 def load_waivers(path: Path, root: Path, known_rules: Iterable[str]) -> tuple[list[Waiver], list[Finding]]:

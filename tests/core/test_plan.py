@@ -101,8 +101,8 @@ def test_lora_slot_memory_as_vllm_allocates_it() -> None:
     # Llama-3.1-8B shape at --max-lora-rank 32: vLLM 0.26's stacked A/B tensors (q, k, v, o,
     # gate, up, down of 32 layers: 0.15625 GiB) plus embed_tokens and lm_head (vocab 128256:
     # 0.01578 GiB); the H200 run of issue 13 measured the slot in "Model loading took"
+    from kitchen_gitops.gpu_memory import GIB, lora_slot_bytes
     from kitchen_gitops.model import Architecture
-    from kitchen_gitops.plan import GIB, lora_slot_bytes
 
     arch = Architecture(model_type="llama", architectures=["LlamaForCausalLM"], num_hidden_layers=32,
                         hidden_size=4096, intermediate_size=14336, num_attention_heads=32,
@@ -116,7 +116,7 @@ def test_lora_slot_memory_as_vllm_allocates_it() -> None:
 
 
 def test_memory_is_what_cuda_reports_and_budget_parts(minimal_repo: Path) -> None:
-    from kitchen_gitops.plan import CUDA_VISIBLE_FRACTION, GIB, KV_BLOCK_TOKENS
+    from kitchen_gitops.gpu_memory import CUDA_VISIBLE_FRACTION, GIB, KV_BLOCK_TOKENS
 
     svc = pipeline.plan(minimal_repo).plans["dev"].services[0]
     m, tp = svc.memory, svc.tensor_parallel_size

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from kitchen_gitops import pipeline
-from kitchen_gitops.model import Architecture, Base, Catalog, Environment
-from kitchen_gitops.plan import (
+from kitchen_gitops.gpu_memory import (
     ACTIVATION_FACTOR,
     CUDA_CONTEXT_GIB,
     CUDA_VISIBLE_FRACTION,
@@ -27,8 +26,9 @@ from kitchen_gitops.plan import (
     NON_TORCH_GIB,
     cuda_graphs,
     estimate_memory,
-    plan_service,
 )
+from kitchen_gitops.model import Architecture, Base, Catalog, Environment
+from kitchen_gitops.plan import plan_service
 
 # meta-llama/Llama-3.1-{8B,70B,405B}'s config.json (and their parameter counts)
 SHAPES = {
@@ -162,7 +162,7 @@ def test_kv_cache_per_gpu_scales_with_the_heads_each_gpu_holds(minimal_repo: Pat
 
 
 def test_lora_slot_per_gpu_keeps_the_whole_halves() -> None:
-    from kitchen_gitops.plan import lora_slot_bytes
+    from kitchen_gitops.gpu_memory import lora_slot_bytes
 
     s = SHAPES["70b"]
     for tp in (1, 2, 4, 8):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kitchen_gitops.plan import VllmArgs
+from kitchen_gitops.vllm_args import VllmArgs
 
 
 def test_argv_writes_each_kind_of_option() -> None:
