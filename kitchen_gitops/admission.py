@@ -26,6 +26,7 @@ import yaml
 from . import admission_cel as cel
 from .errors import ConfigError
 from .findings import Finding, Severity
+from .json_types import JsonArray, JsonObject
 from .model import Catalog, Environment
 from .plan import KITCHEN_FLAGS, OFFLINE_ENV, RUNTIME_COMMAND, environment_release
 from .policy.floors import floors_of
@@ -107,7 +108,7 @@ def settings(env: Environment, data: Mapping[str, Any]) -> Settings:
         vllm_flags=vllm_flags(env, data), actions=actions(data))
 
 
-def actions(data: Mapping[str, Any]) -> tuple[str, ...]:
+def actions(data: Mapping[str, object]) -> tuple[str, ...]:
     """The bindings' validationActions (policies/data.yaml ``admission_actions``)."""
     value = data.get(ACTIONS_KEY)
     chosen = tuple(sorted(set(value))) if isinstance(value, list) and value else DEFAULT_ACTIONS
@@ -186,8 +187,8 @@ def policies(s: Settings) -> list[Policy]:
 # ---------------------------------------------------------------- objects
 
 
-def _meta(name: str, env: str, wave: int, namespace: str = "") -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name}
+def _meta(name: str, env: str, wave: int, namespace: str = "") -> JsonObject:
+    meta: JsonObject = {"name": name}
     if namespace:
         meta["namespace"] = namespace
     meta["labels"] = {**dict(MANAGED_BY), f"{DOMAIN}/component": "admission", ENV_LABEL: env}
@@ -206,11 +207,11 @@ def _message_expression(env: str, v: Validation) -> str:
     return f"{head} + request.kind.kind + ' ' + request.namespace + '/' + request.name + {tail}"
 
 
-def policy_object(s: Settings, p: Policy) -> dict[str, Any]:
-    rules = [{"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+def policy_object(s: Settings, p: Policy) -> JsonObject:
+    rules: JsonArray = [{"apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
               "resources": [resource]}
              for group, resource in sorted({_KINDS[k] for k in p.kinds})]
-    spec: dict[str, Any] = {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": rules}}
+    spec: JsonObject = {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": rules}}
     if p.kinds != ("NetworkPolicy",):
         spec["variables"] = [{"name": n, "expression": e} for n, e in cel.VARIABLES]
     spec["validations"] = [{"expression": v.expression, "message": _message(s.env, v),
@@ -220,7 +221,7 @@ def policy_object(s: Settings, p: Policy) -> dict[str, Any]:
             "metadata": _meta(f"kitchen-{s.env}-{p.name}", s.env, WAVE_POLICY), "spec": spec}
 
 
-def binding_object(s: Settings, p: Policy) -> dict[str, Any]:
+def binding_object(s: Settings, p: Policy) -> JsonObject:
     name = f"kitchen-{s.env}-{p.name}"
     return {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicyBinding",
             "metadata": _meta(name, s.env, WAVE_BINDING),
@@ -228,9 +229,9 @@ def binding_object(s: Settings, p: Policy) -> dict[str, Any]:
                      "matchResources": {"namespaceSelector": {"matchLabels": {ENV_LABEL: s.env}}}}}
 
 
-def application_object(env: Environment) -> dict[str, Any]:
+def application_object(env: Environment) -> JsonObject:
     argo = env.argocd
-    sync: dict[str, Any] = {}
+    sync: JsonObject = {}
     if argo.auto_sync:
         sync["automated"] = {"prune": True, "selfHeal": True}
     sync["syncOptions"] = ["ServerSideApply=true"]
@@ -264,14 +265,17 @@ def _header(env: str) -> str:
             "change the policies or the catalog and run `kitchen render`.\n")
 
 
-def dump(obj: Mapping[str, Any]) -> str:
+def dump(obj: Mapping[str, object]) -> str:
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=False,
                      default_flow_style=False)
 
 
-def _file(env: str, path: str, obj: dict[str, Any], catalog: Catalog) -> RenderedFile:
-    meta = obj.get("metadata") or {}
-    ref = RenderedObject(obj["apiVersion"], obj["kind"], str(meta.get("name", "")), str(meta.get("namespace", "")),
+def _file(env: str, path: str, obj: JsonObject, catalog: Catalog) -> RenderedFile:
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        meta = {}
+    ref = RenderedObject(str(obj["apiVersion"]), str(obj["kind"]), str(meta.get("name", "")),
+                         str(meta.get("namespace", "")),
                          catalog.location("Environment", env), (f"environments/{env}.yaml",), obj)
     return RenderedFile(f"{env}/{path}", _header(env) + dump(obj), [ref])
 

@@ -14,25 +14,25 @@ comes without the flags read here (a policy test's fixture, an input written by 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TypeGuard
 
 # argparse's own test for a token that is a negative number rather than an option
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 
 
-def flag_name(token: Any) -> str | None:
+def flag_name(token: object) -> str | None:
     """The option a token names (``--a_b=1`` → ``--a-b``); None for a value."""
     if not isinstance(token, str) or not token.startswith("--"):
         return None
     return token.split("=", 1)[0].replace("_", "-")
 
 
-def _is_value(token: Any) -> bool:
+def _is_value(token: object) -> TypeGuard[str]:
     return isinstance(token, str) and (not token.startswith("-") or bool(_NEGATIVE_NUMBER.match(token)))
 
 
-def vllm_flags(argv: Sequence[Any]) -> dict[str, str | bool]:
+def vllm_flags(argv: Sequence[object]) -> dict[str, str | bool]:
     """Option → value of one command line (command and args together), the last one winning."""
     last: dict[str, int] = {}
     for i, token in enumerate(argv):
@@ -41,17 +41,18 @@ def vllm_flags(argv: Sequence[Any]) -> dict[str, str | bool]:
             last[name] = i
     flags: dict[str, str | bool] = {}
     for name, i in sorted(last.items()):
-        token = argv[i]
-        if "=" in token:
+        token = argv[i]  # a flag: a str (flag_name)
+        value = argv[i + 1] if i + 1 < len(argv) else None
+        if isinstance(token, str) and "=" in token:
             flags[name] = token.split("=", 1)[1]
-        elif i + 1 < len(argv) and _is_value(argv[i + 1]):
-            flags[name] = argv[i + 1]
+        elif _is_value(value):
+            flags[name] = value
         else:
             flags[name] = True
     return flags
 
 
-def serving_containers(manifest: Any) -> list[tuple[str, Any]]:
+def serving_containers(manifest: object) -> list[tuple[str, object]]:
     """(path, container) of every container of a rendered object that runs vLLM — the
     paths ``lib.vllm_containers`` names them by: a ServingRuntime's containers, an
     InferenceService predictor's ``model`` (KServe merges it over the runtime's container)
@@ -74,12 +75,12 @@ def serving_containers(manifest: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def _list(obj: dict[str, Any], key: str) -> list[Any]:
+def _list(obj: Mapping[str, object], key: str) -> list[object]:
     value = obj.get(key)
     return value if isinstance(value, list) else []
 
 
-def container_argv(container: Any) -> list[Any]:
+def container_argv(container: object) -> list[object]:
     """``command`` then ``args`` of a container; a missing, null or non-list field is empty."""
     if not isinstance(container, dict):
         return []

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import NoReturn, Protocol
 
 from .escape import visible
 from .load import FORBIDDEN_CHARACTERS
@@ -51,7 +51,7 @@ class Record:
 
     line: int
     prompt: str
-    reference: Any
+    reference: object
     id: str = ""
 
 
@@ -69,7 +69,7 @@ class DatasetProblem:
 # ---------------------------------------------------------------- the metrics
 
 
-def json_value(text: str, what: str = "answer") -> Any:
+def json_value(text: str, what: str = "answer") -> object:
     """The JSON value ``text`` (a model's ``what``) holds: all of it, or its first
     ``{…}``/``[…]`` block; ValueError when there is none."""
     try:
@@ -96,11 +96,11 @@ def predicted_label(output: str, labels: Sequence[str]) -> str | None:
     return None
 
 
-def _exact_match(output: str, reference: Any, labels: Sequence[str]) -> float:
+def _exact_match(output: str, reference: object, labels: Sequence[str]) -> float:
     return 1.0 if output.strip() == str(reference).strip() else 0.0
 
 
-def _contains(output: str, reference: Any, labels: Sequence[str]) -> float:
+def _contains(output: str, reference: object, labels: Sequence[str]) -> float:
     return 1.0 if str(reference) in output else 0.0
 
 
@@ -126,14 +126,14 @@ def search(pattern: str, text: str) -> bool:
                            f"{len(text)} characters (catastrophic backtracking)") from None
 
 
-def _regex(output: str, reference: Any, labels: Sequence[str]) -> float:
+def _regex(output: str, reference: object, labels: Sequence[str]) -> float:
     try:
         return 1.0 if search(str(reference), output) else 0.0
     except RegexTimeout:
         return 0.0
 
 
-def _json_schema(output: str, reference: Any, labels: Sequence[str]) -> float:
+def _json_schema(output: str, reference: object, labels: Sequence[str]) -> float:
     import jsonschema
 
     try:
@@ -143,22 +143,32 @@ def _json_schema(output: str, reference: Any, labels: Sequence[str]) -> float:
     return 1.0
 
 
-def _label_accuracy(output: str, reference: Any, labels: Sequence[str]) -> float:
+def _label_accuracy(output: str, reference: object, labels: Sequence[str]) -> float:
     return 1.0 if predicted_label(output, labels) == reference else 0.0
 
 
-_ROUGE: Any = None
+class _RougeScore(Protocol):
+    @property
+    def fmeasure(self) -> float: ...
 
 
-def _rouge_l(output: str, reference: Any, labels: Sequence[str]) -> float:
+class _RougeScorer(Protocol):
+    def score(self, target: str, prediction: str) -> Mapping[str, _RougeScore]: ...
+
+
+_ROUGE: _RougeScorer | None = None
+
+
+def _rouge_l(output: str, reference: object, labels: Sequence[str]) -> float:
     """ROUGE-L F-measure as Google Research's ``rouge-score`` computes it (its default
     tokenizer: lower case, letters and digits of the Latin alphabet)."""
     global _ROUGE
-    if _ROUGE is None:
+    scorer = _ROUGE
+    if scorer is None:
         from rouge_score import rouge_scorer
 
-        _ROUGE = rouge_scorer.RougeScorer(["rougeL"])
-    return float(_ROUGE.score(str(reference), output)["rougeL"].fmeasure)
+        scorer = _ROUGE = rouge_scorer.RougeScorer(["rougeL"])
+    return float(scorer.score(str(reference), output)["rougeL"].fmeasure)
 
 
 @dataclass(frozen=True)
@@ -170,7 +180,7 @@ class Metric:
     higher_is_better: bool
     reference: str  # what a record's reference is: "text", "pattern", "schema" or "label"
     description: str
-    score: Callable[[str, Any, Sequence[str]], float]
+    score: Callable[[str, object, Sequence[str]], float]
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
@@ -190,7 +200,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
-def score_answer(metric: str, output: str, reference: Any, labels: Sequence[str] = ()) -> float:
+def score_answer(metric: str, output: str, reference: object, labels: Sequence[str] = ()) -> float:
     """One answer's score, from 0 to 1."""
     return METRICS[metric].score(output, reference, labels)
 
@@ -207,7 +217,7 @@ class _Duplicate(ValueError):
     pass
 
 
-def _no_constants(name: str) -> Any:
+def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
@@ -218,8 +228,8 @@ def _finite(text: str) -> float:
     return value
 
 
-def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
     for k, v in pairs:
         if k in out:
             raise _Duplicate(f"duplicate key {k!r}")
@@ -232,7 +242,7 @@ def _key_col(text: str, key: str) -> int:
     return i + 1 if i >= 0 else 1
 
 
-def _check_reference(metric: Metric, ref: Any, labels: Sequence[str]) -> tuple[str, str]:
+def _check_reference(metric: Metric, ref: object, labels: Sequence[str]) -> tuple[str, str]:
     """(problem, expected) for a record's reference; ("", "") when it is fine."""
     if metric.reference == "schema":
         if not isinstance(ref, dict):

@@ -30,12 +30,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .errors import ConfigError
 from .escape import visible
-from .findings import CheckRecord, Location, Result
+from .findings import Location, Result
+from .json_types import JsonObject, JsonValue
 from .serving_digest import canonical_json
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+    from .artifacts.storage import S3Settings, S3Store
+    from .conform.expectations import Expectations
 
 FORMAT = "kitchen-evidence/1"
 ALGORITHM = "ed25519"
@@ -73,7 +80,7 @@ def utc_text(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_time(text: Any) -> dt.datetime:
+def parse_time(text: object) -> dt.datetime:
     if not isinstance(text, str):
         raise ValueError(f"{text!r} is not a time")
     when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -85,7 +92,7 @@ def parse_time(text: Any) -> dt.datetime:
 # ---------------------------------------------------------------- keys
 
 
-def key_id(public_key: Any) -> str:
+def key_id(public_key: Ed25519PublicKey) -> str:
     """``sha256:`` of the raw 32-byte ed25519 public key."""
     from cryptography.hazmat.primitives import serialization
 
@@ -93,7 +100,7 @@ def key_id(public_key: Any) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def load_signing_key(path: Path) -> Any:
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
     """An ed25519 private key from a PEM file (``openssl genpkey -algorithm ed25519``)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -113,7 +120,7 @@ def load_signing_key(path: Path) -> Any:
     return key
 
 
-def public_pem(private_key: Any) -> str:
+def public_pem(private_key: Ed25519PrivateKey) -> str:
     from cryptography.hazmat.primitives import serialization
 
     return str(private_key.public_key().public_bytes(
@@ -125,7 +132,7 @@ class TrustedKey:
     name: str
     key_id: str
     environments: frozenset[str]
-    public_key: Any
+    public_key: Ed25519PublicKey
     location: Location
 
 
@@ -182,34 +189,39 @@ def load_trusted_keys(policies: Path, root: Path) -> dict[str, TrustedKey]:
 # ---------------------------------------------------------------- records
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> JsonValue:
     """JSON of a check's details: non-finite numbers as text, tuples as lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        items = [_plain(v) for v in value]
+        items: list[JsonValue] = [_plain(v) for v in value]
         return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)
 
 
-def _check(rec: CheckRecord) -> dict[str, Any]:
-    return {"check": rec.check, "subject": rec.subject, "status": rec.status.value,
-            "details": _plain(rec.details)}
+def _details(details: Mapping[str, object]) -> JsonObject:
+    return {str(k): _plain(v) for k, v in details.items()}
 
 
-def build_record(result: Result, expectations: Any, *, now: dt.datetime) -> dict[str, Any]:
+def build_record(result: Result, expectations: Expectations, *, now: dt.datetime) -> dict[str, Any]:
     """The evidence record of a ``conform serving`` run over ``expectations``."""
-    services = [{
+    services: list[JsonValue] = [{
         "namespace": s.namespace, "name": s.name, "tenant": s.tenant, "base": s.base_ref,
         "serving_digest": s.serving_digest,
-        "flavors": sorted(({"ref": f.ref, "name": f.name, "digest": f.digest} for f in s.flavors),
-                          key=lambda f: f["ref"]),
-    } for s in expectations.services]
-    checks = [_check(r) for r in result.records or ()]
+        "flavors": [{"ref": f.ref, "name": f.name, "digest": f.digest}
+                    for f in sorted(s.flavors, key=lambda f: f.ref)],
+    } for s in sorted(expectations.services, key=lambda s: (s.namespace, s.name))]
+    checks: list[JsonValue] = []
+    evaluations: list[JsonValue] = []
+    for r in result.records or ():
+        details = _details(r.details)
+        checks.append({"check": r.check, "subject": r.subject, "status": r.status.value, "details": details})
+        if r.check == "evaluation":
+            evaluations.append({**details, "subject": r.subject, "status": r.status.value})
     return {
         "format": FORMAT,
         "environment": expectations.environment,
@@ -220,14 +232,13 @@ def build_record(result: Result, expectations: Any, *, now: dt.datetime) -> dict
         "verdict": result.verdict,
         "exit_code": result.exit_code,
         "checks_run": list(result.info.get("checks", [])),
-        "services": sorted(services, key=lambda s: (s["namespace"], s["name"])),
+        "services": services,
         "checks": checks,
-        "evaluations": [{**c["details"], "subject": c["subject"], "status": c["status"]}
-                        for c in checks if c["check"] == "evaluation"],
+        "evaluations": evaluations,
     }
 
 
-def sign_record(record: Mapping[str, Any], private_key: Any) -> bytes:
+def sign_record(record: Mapping[str, object], private_key: Ed25519PrivateKey) -> bytes:
     """The signed file's bytes: canonical JSON of the record and its signature, one line."""
     signature = private_key.sign(canonical_json(record))
     envelope = {"record": record, "signature": {
@@ -236,7 +247,7 @@ def sign_record(record: Mapping[str, Any], private_key: Any) -> bytes:
     return canonical_json(envelope) + b"\n"
 
 
-def record_name(record: Mapping[str, Any], data: bytes) -> str:
+def record_name(record: Mapping[str, object], data: bytes) -> str:
     """``<environment>-<time>-<sha256 prefix>.json``: sorts by time, never collides."""
     stamp = str(record["time"]).replace("-", "").replace(":", "")
     return f"{record['environment']}-{stamp}-{hashlib.sha256(data).hexdigest()[:16]}.json"
@@ -265,8 +276,8 @@ class VerifiedRecord:
     flavors: dict[str, list[FlavorEvidence]] = field(default_factory=dict)
 
 
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
     for k, v in pairs:
         if k in out:
             raise ValueError(f"key {k!r} appears twice")
@@ -274,11 +285,11 @@ def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def parse_signed(data: bytes, origin: str) -> dict[str, Any]:
+def parse_signed(data: bytes, origin: str) -> dict[str, object]:
     if len(data) > MAX_RECORD_BYTES:
         raise EvidenceError(origin, f"larger than {MAX_RECORD_BYTES >> 20} MiB")
     try:
@@ -394,13 +405,13 @@ class S3Location:
         return f"s3://{self.bucket}/{self.prefix}"
 
 
-def s3_client(settings: Any) -> Any:
+def s3_client(settings: S3Settings) -> S3Store:
     from .artifacts.storage import S3Store
 
     return S3Store(settings)
 
 
-def upload(store: Any, where: S3Location, name: str, data: bytes) -> str:
+def upload(store: S3Store, where: S3Location, name: str, data: bytes) -> str:
     """Put one record; returns its URI.  Storage failures are configuration errors (exit 2)."""
     import io
 
@@ -416,7 +427,7 @@ def upload(store: Any, where: S3Location, name: str, data: bytes) -> str:
     return f"{where}{name}"
 
 
-def download(store: Any, where: S3Location) -> list[tuple[str, bytes]]:
+def download(store: S3Store, where: S3Location) -> list[tuple[str, bytes]]:
     """Every ``*.json`` record under the location (its URI, its bytes), in name order."""
     from .artifacts.storage import SourceUri
 

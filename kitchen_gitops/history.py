@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from .errors import ConfigError
 from .escape import visible
@@ -64,7 +64,7 @@ class State:
             self.tenants.values(), key=lambda t: t.tenant))
 
 
-def _env_lists(data: Any, env: str) -> tuple[list[str], dict[str, str]] | None:
+def _env_lists(data: object, env: str) -> tuple[list[str], dict[str, str]] | None:
     envs = data.get("environments") if isinstance(data, dict) else None
     block = envs.get(env) if isinstance(envs, dict) else None
     if not isinstance(block, dict):
@@ -170,7 +170,21 @@ def entry_location(raw: bytes | None, display: str, ref: str) -> Location:
 # ---------------------------------------------------------------- evidence of one version
 
 
-def evidence_summary(record: VerifiedRecord, ref: str) -> dict[str, Any]:
+class EvidenceSummary(TypedDict):
+    """What a verified record says about one flavor version (``kitchen history``)."""
+
+    record: str
+    environment: str
+    cluster: str
+    time: str
+    verdict: str
+    signed_by: str
+    checks_run: list[str]
+    scores: list[dict[str, object]]
+    slo: list[dict[str, object]]
+
+
+def evidence_summary(record: VerifiedRecord, ref: str) -> EvidenceSummary:
     """What a verified record says about ``ref``: the run, its scores, the SLO results."""
     services = {e.service for e in record.flavors.get(ref, ())}
     scores = [{k: e.get(k) for k in ("metric", "score", "threshold", "recorded", "base_score", "status")}
@@ -187,7 +201,7 @@ def evidence_summary(record: VerifiedRecord, ref: str) -> dict[str, Any]:
 
 
 def verify_entry(repo: Repository, commit: str, index: Index, ref: str,
-                 trusted: Mapping[str, TrustedKey]) -> tuple[dict[str, Any] | None, str]:
+                 trusted: Mapping[str, TrustedKey]) -> tuple[EvidenceSummary | None, str]:
     """The evidence an index entry names, verified again (its summary), or why it is not."""
     entry = index.entries.get(ref) or {}
     if "baseline" in entry:
@@ -223,13 +237,13 @@ class Stint:
     ref: str
     entered: Commit
     left: Commit | None = None
-    entry: dict[str, Any] = field(default_factory=dict)  # the index entry when it entered (as recorded)
-    evidence: dict[str, Any] | None = None
+    entry: dict[str, object] = field(default_factory=dict)  # the index entry when it entered (as recorded)
+    evidence: EvidenceSummary | None = None
     problem: str = ""
-    rollback: dict[str, Any] | None = None  # the rollback that removed it
+    rollback: dict[str, object] | None = None  # the rollback that removed it
     seen: tuple[str, ...] = ()  # the entry and record verified last
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         kind = "baseline" if "baseline" in self.entry else ("promotion" if self.entry else None)
         return {"tenant": self.tenant, "flavor": self.ref, "entered": self.entered.as_dict(),
                 "left": self.left.as_dict() if self.left else None, "kind": kind,
@@ -246,7 +260,7 @@ class History:
     commits: int = 0
 
 
-def _rollback_removing(before: Index, after: Index, tenant: str, ref: str) -> dict[str, Any] | None:
+def _rollback_removing(before: Index, after: Index, tenant: str, ref: str) -> dict[str, object] | None:
     for item in after.rollbacks[len(before.rollbacks):]:
         for change in item.get("changes") or ():
             if isinstance(change, dict) and change.get("tenant") == tenant and change.get("replaces") == ref:

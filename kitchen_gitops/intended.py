@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from . import settings
+from .json_types import JsonArray, JsonObject, JsonValue
 
 # Argo CD deletes an Application's resources before the Application itself (foreground
 # cascading deletion); the domain-qualified name is the one the API server accepts without
@@ -36,17 +37,17 @@ class MetaLike(Protocol):
     def annotations(self) -> tuple[tuple[str, str], ...]: ...
 
 
-Builder = Callable[[str, str, MetaLike | None, Mapping[str, Any]], dict[str, Any]]
+Builder = Callable[[str, str, MetaLike | None, Mapping[str, Any]], JsonObject]
 
 
-def _mapping(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any] | None:
+def _mapping(pairs: Iterable[tuple[str, JsonValue]]) -> JsonObject | None:
     """A mapping a template writes key by key: an empty one reads as null."""
     out = dict(pairs)
     return out or None
 
 
-def metadata(meta: MetaLike) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": meta.name}
+def metadata(meta: MetaLike) -> JsonObject:
+    out: JsonObject = {"name": meta.name}
     if meta.namespace:
         out["namespace"] = meta.namespace
     out["labels"] = _mapping(meta.labels)
@@ -55,8 +56,8 @@ def metadata(meta: MetaLike) -> dict[str, Any]:
     return out
 
 
-def _head(api_version: str, kind: str, meta: MetaLike | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"apiVersion": api_version, "kind": kind}
+def _head(api_version: str, kind: str, meta: MetaLike | None) -> JsonObject:
+    out: JsonObject = {"apiVersion": api_version, "kind": kind}
     if meta is not None:
         out["metadata"] = metadata(meta)
     return out
@@ -67,23 +68,23 @@ def _block(content: str) -> str:
     return content.rstrip("\n") + "\n" if content.strip("\n") else ""
 
 
-def _scheduling(ctx: Mapping[str, Any], out: dict[str, Any]) -> None:
+def _scheduling(ctx: Mapping[str, Any], out: JsonObject) -> None:
     if ctx["node_selector"]:
         out["nodeSelector"] = dict(ctx["node_selector"])
     if ctx["tolerations"]:
         out["tolerations"] = [dict(t) for t in ctx["tolerations"]]
 
 
-def _resources(ctx: Mapping[str, Any]) -> dict[str, Any]:
+def _resources(ctx: Mapping[str, Any]) -> JsonObject:
     one = {"cpu": ctx["cpu"], "memory": ctx["memory"], ctx["gpu_resource"]: str(ctx["gpus"])}
     return {"requests": dict(one), "limits": dict(one)}
 
 
-def _env(pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def _env(pairs: Sequence[tuple[str, str]]) -> JsonArray:
     return [{"name": k, "value": v} for k, v in pairs]
 
 
-def _restricted() -> dict[str, Any]:
+def _restricted() -> JsonObject:
     """The restricted Pod Security profile of a serving container."""
     return {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"}}
@@ -92,38 +93,39 @@ def _restricted() -> dict[str, Any]:
 # ---------------------------------------------------------------- tenant objects
 
 
-def namespace(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def namespace(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return _head(api_version, kind, meta)
 
 
-def resource_quota(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def resource_quota(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta),
             "spec": {"hard": {f"requests.{ctx['gpu_resource']}": str(ctx["gpu_quota"])}}}
 
 
-def role_binding(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def role_binding(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ctx["role"]},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": g}
                          for g in ctx["groups"]] or None}
 
 
-def service_account(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def service_account(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta), "secrets": [{"name": ctx["secret"]}]}
 
 
-def network_policy(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def network_policy(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     pods = ctx["pod_labels"]
-    spec: dict[str, Any] = {"podSelector": {"matchLabels": dict(pods)} if pods else {},
+    spec: JsonObject = {"podSelector": {"matchLabels": dict(pods)} if pods else {},
                             "policyTypes": list(ctx["policy_types"])}
 
-    def selector(ns: str) -> dict[str, Any]:
+    def selector(ns: str) -> JsonObject:
         return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
 
+    rules: JsonArray
     if ctx["ingress"] is not None:
         rules = []
         for rule in ctx["ingress"]:
-            one: dict[str, Any] = {"from": [selector(p) for p in rule["peers"]] or None}
+            one: JsonObject = {"from": [selector(p) for p in rule["peers"]] or None}
             if rule["ports"]:
                 one["ports"] = [{"protocol": "TCP", "port": p} for p in rule["ports"]]
             rules.append(one)
@@ -140,11 +142,11 @@ def network_policy(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapp
     return {**_head(api_version, kind, meta), "spec": spec}
 
 
-def _probe(path: str, port: int, period: int, failures: int) -> dict[str, Any]:
+def _probe(path: str, port: int, period: int, failures: int) -> JsonObject:
     return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures}
 
 
-def serving_runtime(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def serving_runtime(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     port = ctx["port"]
     container = {
         "name": "kserve-container",
@@ -168,8 +170,8 @@ def serving_runtime(api_version: str, kind: str, meta: MetaLike | None, ctx: Map
     }}
 
 
-def inference_service(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
-    predictor: dict[str, Any] = {
+def inference_service(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
+    predictor: JsonObject = {
         "minReplicas": ctx["replicas"],
         "maxReplicas": ctx["max_replicas"],
     }
@@ -190,8 +192,8 @@ def inference_service(api_version: str, kind: str, meta: MetaLike | None, ctx: M
     return {**_head(api_version, kind, meta), "spec": {"predictor": predictor}}
 
 
-def _isvc_autoscaling(ext: Mapping[str, Any]) -> dict[str, Any]:
-    external: dict[str, Any] = {
+def _isvc_autoscaling(ext: Mapping[str, Any]) -> JsonObject:
+    external: JsonObject = {
         "metric": {"backend": "prometheus", "serverAddress": ext["server"], "query": ext["query"],
                    "namespace": ext["namespace"]},
         "target": {"type": "AverageValue", "averageValue": ext["target"]},
@@ -202,11 +204,12 @@ def _isvc_autoscaling(ext: Mapping[str, Any]) -> dict[str, Any]:
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": ext["scale_down_window_s"]}}}
 
 
-def _llmisvc_scaling(sc: Mapping[str, Any]) -> dict[str, Any]:
-    trigger: dict[str, Any] = {"type": "prometheus", "metricType": "AverageValue", "metadata": {
-        "serverAddress": sc["server"], "query": sc["query"], "threshold": sc["target"], "namespace": sc["namespace"]}}
+def _llmisvc_scaling(sc: Mapping[str, Any]) -> JsonObject:
+    trigger_meta: JsonObject = {"serverAddress": sc["server"], "query": sc["query"], "threshold": sc["target"],
+                                "namespace": sc["namespace"]}
+    trigger: JsonObject = {"type": "prometheus", "metricType": "AverageValue", "metadata": trigger_meta}
     if sc["authentication"]:
-        trigger["metadata"]["authModes"] = "bearer"
+        trigger_meta["authModes"] = "bearer"
         trigger["authenticationRef"] = {"name": sc["authentication"]}
     return {"minReplicas": sc["min"], "maxReplicas": sc["max"], "keda": {
         "pollingInterval": sc["polling_s"], "triggers": [trigger],
@@ -215,13 +218,13 @@ def _llmisvc_scaling(sc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def llm_inference_service(api_version: str, kind: str, meta: MetaLike | None,
-                          ctx: Mapping[str, Any]) -> dict[str, Any]:
-    model: dict[str, Any] = {"uri": ctx["model_uri"], "name": ctx["model_name"]}
+                          ctx: Mapping[str, Any]) -> JsonObject:
+    model: JsonObject = {"uri": ctx["model_uri"], "name": ctx["model_name"]}
     if ctx["adapters"]:
         model["lora"] = {"maxRank": ctx["max_rank"], "maxAdapters": ctx["max_adapters"],
                          "maxCpuAdapters": ctx["max_cpu_adapters"],
                          "adapters": [{"name": a["name"], "uri": a["uri"]} for a in ctx["adapters"]]}
-    template: dict[str, Any] = {"serviceAccountName": ctx["service_account"]}
+    template: JsonObject = {"serviceAccountName": ctx["service_account"]}
     _scheduling(ctx, template)
     template["containers"] = [{
         "name": "main",
@@ -243,14 +246,16 @@ def llm_inference_service(api_version: str, kind: str, meta: MetaLike | None,
 # ---------------------------------------------------------------- environment objects
 
 
-def kustomization(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def kustomization(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return {"apiVersion": api_version, "kind": kind, "resources": list(ctx["resources"]) or None}
 
 
-def application(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def application(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     head = _head(api_version, kind, meta)
-    head["metadata"]["finalizers"] = [APPLICATION_FINALIZER]
-    sync: dict[str, Any] = {}
+    head_meta = head["metadata"]
+    if isinstance(head_meta, dict):
+        head_meta["finalizers"] = [APPLICATION_FINALIZER]
+    sync: JsonObject = {}
     if ctx["auto_sync"]:
         sync["automated"] = {"prune": True, "selfHeal": True}
     sync["syncOptions"] = ["CreateNamespace=false", "ServerSideApply=true"]
@@ -266,36 +271,36 @@ def application(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping
 # ---------------------------------------------------------------- conformance
 
 
-def config_map(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def config_map(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta), "data": {ctx["key"]: _block(ctx["content"])}}
 
 
 def health_config_map(api_version: str, kind: str, meta: MetaLike | None,
-                      ctx: Mapping[str, Any]) -> dict[str, Any]:
+                      ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta), "data": {ctx["health_key"]: _block(ctx["lua"])}}
 
 
 def conformance_service_account(api_version: str, kind: str, meta: MetaLike | None,
-                                ctx: Mapping[str, Any]) -> dict[str, Any]:
+                                ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta), "automountServiceAccountToken": True}
 
 
-def conformance_role(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def conformance_role(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta), "rules": [
         {"apiGroups": ["serving.kserve.io"], "resources": [ctx["resource"]], "verbs": ["get", "list", "watch"]}]}
 
 
 def conformance_role_binding(api_version: str, kind: str, meta: MetaLike | None,
-                             ctx: Mapping[str, Any]) -> dict[str, Any]:
+                             ctx: Mapping[str, Any]) -> JsonObject:
     return {**_head(api_version, kind, meta),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ctx["role"]},
             "subjects": [{"kind": "ServiceAccount", "name": ctx["sa_name"], "namespace": ctx["sa_namespace"]}]}
 
 
-def _job_container(ctx: Mapping[str, Any], name: str, args: Sequence[str], gpu: bool) -> dict[str, Any]:
+def _job_container(ctx: Mapping[str, Any], name: str, args: Sequence[str], gpu: bool) -> JsonObject:
     evidence = ctx["evidence"]
     # the variables kitchen conform reads in the Job (kitchen_gitops.settings)
-    env: list[dict[str, Any]] = [{"name": settings.NODE_NAME.name,
+    env: JsonArray = [{"name": settings.NODE_NAME.name,
                                   "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
     if ctx["s3_secret"] and not gpu:
         env += [{"name": key, "valueFrom": {"secretKeyRef": {"name": ctx["s3_secret"], "key": key}}}
@@ -305,11 +310,11 @@ def _job_container(ctx: Mapping[str, Any], name: str, args: Sequence[str], gpu: 
     if gpu:
         env += [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
                 {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "utility"}]
-    out: dict[str, Any] = {"name": name, "image": ctx["image"], "imagePullPolicy": "IfNotPresent",
+    out: JsonObject = {"name": name, "image": ctx["image"], "imagePullPolicy": "IfNotPresent",
                            "args": list(args) or None, "env": env}
     if evidence and not gpu:
         out["envFrom"] = [{"secretRef": {"name": evidence["s3_secret"]}}]
-    mounts: list[dict[str, Any]] = [
+    mounts: JsonArray = [
         {"name": "expectations", "mountPath": ctx["expectations_dir"], "readOnly": True},
         {"name": "reports", "mountPath": ctx["reports_dir"]},
         {"name": "tmp", "mountPath": "/tmp"},
@@ -329,9 +334,9 @@ def _job_container(ctx: Mapping[str, Any], name: str, args: Sequence[str], gpu: 
     return out
 
 
-def conformance_job(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def conformance_job(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     evidence = ctx["evidence"]
-    pod: dict[str, Any] = {
+    pod: JsonObject = {
         "serviceAccountName": ctx["service_account"],
         "restartPolicy": "Never",
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
@@ -339,7 +344,7 @@ def conformance_job(api_version: str, kind: str, meta: MetaLike | None, ctx: Map
     _scheduling(ctx, pod)
     pod["containers"] = [_job_container(ctx, "serving", ctx["serving_args"], False),
                          _job_container(ctx, "gpu", ctx["gpu_args"], True)]
-    volumes: list[dict[str, Any]] = [
+    volumes: JsonArray = [
         {"name": "expectations", "configMap": {"name": ctx["configmap"]}},
         {"name": "reports", "emptyDir": {}},
         {"name": "tmp", "emptyDir": {}},
@@ -363,9 +368,9 @@ def conformance_job(api_version: str, kind: str, meta: MetaLike | None, ctx: Map
 # ---------------------------------------------------------------- observability
 
 
-def pod_monitor(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
+def pod_monitor(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
     port = ctx["port"]
-    endpoint: dict[str, Any] = ({"portNumber": port} if isinstance(port, int | float) and not isinstance(port, bool)
+    endpoint: JsonObject = ({"portNumber": port} if isinstance(port, int | float) and not isinstance(port, bool)
                                 else {"port": port})
     endpoint.update({"path": "/metrics", "scheme": ctx["scheme"]})
     if ctx["scheme"] == "https":
@@ -380,8 +385,8 @@ def pod_monitor(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping
     }}
 
 
-def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any]
+def _rule(rule: Mapping[str, Any]) -> JsonObject:
+    out: JsonObject
     if "record" in rule:
         out = {"record": rule["record"], "expr": rule["expr"]}
     else:
@@ -392,9 +397,9 @@ def _rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def prometheus_rule(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> dict[str, Any]:
-    groups = [{"name": g["name"], "interval": g["interval"], "rules": [_rule(r) for r in g["rules"]] or None}
-              for g in ctx["groups"]]
+def prometheus_rule(api_version: str, kind: str, meta: MetaLike | None, ctx: Mapping[str, Any]) -> JsonObject:
+    groups: JsonArray = [{"name": g["name"], "interval": g["interval"], "rules": [_rule(r) for r in g["rules"]] or None}
+                         for g in ctx["groups"]]
     return {**_head(api_version, kind, meta), "spec": {"groups": groups or None}}
 
 
@@ -422,6 +427,6 @@ BUILDERS: dict[str, Builder] = {
 
 
 def intended_object(template: str, api_version: str, kind: str, meta: MetaLike | None,
-                    ctx: Mapping[str, Any]) -> dict[str, Any]:
+                    ctx: Mapping[str, Any]) -> JsonObject:
     """The object ``template`` is meant to render from ``ctx``."""
     return BUILDERS[template](api_version, kind, meta, ctx)

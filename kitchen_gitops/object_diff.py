@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import yaml
 
@@ -99,15 +98,15 @@ class ObjectChange:
 
 @dataclass(frozen=True)
 class _Rendered:
-    manifest: Any
+    manifest: object
     origin: tuple[str, int]  # the file's text and the item's index in it: same origin, same object
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value if isinstance(value, str) else _json(value)
 
 
-def _identity(manifest: Any) -> tuple[str, str, str, str] | None:
+def _identity(manifest: object) -> tuple[str, str, str, str] | None:
     if not isinstance(manifest, dict):
         return None
     meta = manifest.get("metadata")
@@ -118,20 +117,21 @@ def _identity(manifest: Any) -> tuple[str, str, str, str] | None:
     return _text(api_version), _text(kind), _text(meta.get("namespace") or ""), _text(name)
 
 
-def _items(manifest: Any) -> list[Any]:
+def _items(manifest: object) -> list[object]:
     """The objects a manifest stands for: a ``…List``'s items (recursively), else itself."""
-    out: list[Any] = []
+    out: list[object] = []
     stack = [manifest]
     expanded: set[int] = set()
     while stack:
         m = stack.pop()
-        kind = m.get("kind") if isinstance(m, dict) else None
-        if isinstance(kind, str) and kind.endswith("List") and isinstance(m.get("items"), list) \
-                and id(m) not in expanded:
-            expanded.add(id(m))  # a List among its own items is an object there
-            stack += reversed(m["items"])
-        else:
-            out.append(m)
+        if isinstance(m, dict):
+            kind, items = m.get("kind"), m.get("items")
+            if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list) \
+                    and id(m) not in expanded:
+                expanded.add(id(m))  # a List among its own items is an object there
+                stack += reversed(items)
+                continue
+        out.append(m)
     return out
 
 
@@ -173,7 +173,7 @@ def _shorten(text: str, limit: int, *, middle: bool = False) -> str:
 
 
 
-def shown(value: Any) -> str | None:
+def shown(value: object) -> str | None:
     """A value as the report shows it: JSON notation, shortened; None where absent."""
     return None if value is ABSENT else _shorten(_json(value), VALUE_CHARS)
 
@@ -181,7 +181,7 @@ def shown(value: Any) -> str | None:
 CONTEXT_CHARS = 20  # shown before the first difference of two long values
 
 
-def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
+def shown_pair(old: object, new: object) -> tuple[str | None, str | None]:
     """Two values as the report shows them; where both are long, each from a little before
     the first character in which they differ, so that the shortened texts show the change."""
     if old is ABSENT or new is ABSENT:
@@ -198,7 +198,7 @@ def shown_pair(old: Any, new: Any) -> tuple[str | None, str | None]:
     return window(a), window(b)
 
 
-def _path_text(path: tuple[Any, ...]) -> str:
+def _path_text(path: tuple[object, ...]) -> str:
     text = path_text(path)
     return _shorten(text, PATH_CHARS, middle=True) if text else ROOT
 

@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import pipeline
 from .errors import UsageError
 from .escape import markdown_cell
 from .findings import Finding, Location, Result, Severity, sort_findings
 from .report import Options as Display
+
+if TYPE_CHECKING:
+    from .evidence import TrustedKey
+    from .history import History, Stint
+    from .model import Catalog, Environment
+    from .rollback import Candidate, Edits, Judge
 
 # the rollback and the history are the report: no headline of counts above them
 DISPLAY = Display(headline=False)
@@ -38,21 +45,21 @@ class HistoryOptions:
     flavors: tuple[str, ...] = ()
 
 
-def _setup(root: Path, environment: str, command: str) -> tuple[Any, Any, Result | None]:
+def _setup(root: Path, environment: str, command: str) -> tuple[Catalog, Environment] | Result:
     """The validated catalog and the environment; or the result that says why not."""
     outcome = pipeline.validate(root)
     if not outcome.ok:
         result = outcome.result(command)
         result.notes = [f"the catalog has errors: fix them before {command.split()[0]}"]
-        return None, None, result
+        return result
     env = outcome.catalog.environments.get(environment)
     if env is None:
         raise UsageError(f"unknown environment {environment}; the catalog defines "
                          f"{', '.join(sorted(outcome.catalog.environments))}")
-    return outcome.catalog, env, None
+    return outcome.catalog, env
 
 
-def _trust(root: Path) -> tuple[Any, Any]:
+def _trust(root: Path) -> tuple[dict[str, object], dict[str, TrustedKey]]:
     from .evidence import load_trusted_keys
     from .policy.library import load_library
 
@@ -72,9 +79,10 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
     from .rollback import NONE_RULE, Judge, find_target, plan_edits
 
     command = "rollback --write" if opts.write else "rollback"
-    catalog, env, early = _setup(opts.root, opts.environment, command)
-    if early is not None:
-        return early
+    setup = _setup(opts.root, opts.environment, command)
+    if isinstance(setup, Result):
+        return setup
+    catalog, env = setup
     repo = Repository.open(opts.root)
     data, trusted = _trust(opts.root)
     judge = Judge(catalog, env, trusted, max_age_days(data), opts.now or datetime.now(UTC))
@@ -113,7 +121,8 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
     return result
 
 
-def _write(opts: RollbackOptions, catalog: Any, judge: Any, target: Any, edits: Any, head: str | None) -> list[str]:
+def _write(opts: RollbackOptions, catalog: Catalog, judge: Judge, target: Candidate, edits: Edits,
+           head: str | None) -> list[str]:
     from .errors import ConfigError
     from .rollback import rollback_contents, rollback_record
     from .write import WriteFailed, replace_files
@@ -139,7 +148,7 @@ def _write(opts: RollbackOptions, catalog: Any, judge: Any, target: Any, edits: 
     return sorted({p.relative_to(opts.root).as_posix() for p in contents})
 
 
-def _evidence_text(entry: Any) -> str:
+def _evidence_text(entry: Mapping[str, object]) -> str:
     if not entry:
         return "no evidence"
     if "baseline" in entry:
@@ -148,7 +157,7 @@ def _evidence_text(entry: Any) -> str:
             f"recorded {entry.get('recorded')}, promoted {entry.get('promoted')})")
 
 
-def _rollback_lines(env: str, target: Any, edits: Any, passed: list[Any], fmt: str) -> list[str]:
+def _rollback_lines(env: str, target: Candidate, edits: Edits, passed: list[Candidate], fmt: str) -> list[str]:
     c = target.commit
     lines = [f"{env} returns to {c.short} ({c.time}, {c.author}: {c.subject})"]
     if passed:
@@ -164,7 +173,7 @@ def _rollback_lines(env: str, target: Any, edits: Any, passed: list[Any], fmt: s
     return lines
 
 
-def _rollback_info(env: str, target: Any, edits: Any, passed: list[Any]) -> dict[str, Any]:
+def _rollback_info(env: str, target: Candidate, edits: Edits, passed: list[Candidate]) -> dict[str, object]:
     return {"environment": env, "to": target.commit.as_dict(),
             "passed_over": [p.commit.as_dict() for p in passed],
             "changes": [c.as_dict() for c in edits.changes], "aliases": [a.as_dict() for a in edits.aliases]}
@@ -178,9 +187,10 @@ def execute_history(opts: HistoryOptions, fmt: str = "text") -> Result:
     from .history import read_history
     from .revisions import Repository
 
-    _, env, early = _setup(opts.root, opts.environment, "history")
-    if early is not None:
-        return early
+    setup = _setup(opts.root, opts.environment, "history")
+    if isinstance(setup, Result):
+        return setup
+    _, env = setup
     repo = Repository.open(opts.root)
     _, trusted = _trust(opts.root)
     history = read_history(repo, env.name, trusted, opts.flavors)
@@ -192,7 +202,7 @@ def execute_history(opts: HistoryOptions, fmt: str = "text") -> Result:
     return result
 
 
-def _stint_lines(s: Any) -> list[str]:
+def _stint_lines(s: Stint) -> list[str]:
     e = s.entered
     lines = [f"{s.tenant}: {s.ref}",
              f"  entered {e.time} in {e.short} by {e.author} <{e.email}>: {e.subject}"]
@@ -222,7 +232,7 @@ def _stint_lines(s: Any) -> list[str]:
     return lines
 
 
-def _history_lines(env: str, history: Any, fmt: str) -> list[str]:
+def _history_lines(env: str, history: History, fmt: str) -> list[str]:
     head = f"history of {env}: {len(history.stints)} flavor version stint(s) in {history.commits} commit(s)"
     if fmt != "markdown":
         return [head, *(line for s in history.stints for line in _stint_lines(s))]

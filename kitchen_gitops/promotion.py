@@ -27,7 +27,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, UsageError
 from .escape import visible
@@ -55,6 +55,9 @@ from .rules import (
 )
 from .serving_digest import flavor_digest, flavor_digest_v1
 
+if TYPE_CHECKING:
+    from ruamel.yaml.nodes import Node
+
 INDEX_DIR = "evidence"
 INDEX_FILE = "index.json"
 RECORDS_DIR = "records"
@@ -66,12 +69,12 @@ DEFAULT_MAX_AGE_DAYS = 14
 MAX_INDEX_BYTES = 16 << 20
 
 
-def requires_evidence(data: Mapping[str, Any], env: Environment) -> bool:
+def requires_evidence(data: Mapping[str, object], env: Environment) -> bool:
     """Whether a floor that holds ``env`` says ``promotion_evidence: true``."""
     return any(f.get("promotion_evidence") is True for f in floors_of(data, env.name, env.cluster.name))
 
 
-def max_age_days(data: Mapping[str, Any]) -> int:
+def max_age_days(data: Mapping[str, object]) -> int:
     days = data.get(MAX_AGE_KEY)
     return days if isinstance(days, int) and not isinstance(days, bool) else DEFAULT_MAX_AGE_DAYS
 
@@ -109,15 +112,15 @@ class Index:
     environment: str
     folder: Path  # evidence/<env>
     display: str  # as findings name it
-    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: dict[str, dict[str, object]] = field(default_factory=dict)
     exists: bool = False
     # the rollbacks recorded (kitchen rollback --write), oldest first; what the gate verifies
     # is the entries, never these
     rollbacks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
-        doc: dict[str, Any] = {"format": INDEX_FORMAT, "environment": self.environment,
-                               "flavors": {k: self.entries[k] for k in sorted(self.entries)}}
+        doc: dict[str, object] = {"format": INDEX_FORMAT, "environment": self.environment,
+                                  "flavors": {k: self.entries[k] for k in sorted(self.entries)}}
         if self.rollbacks:
             doc["rollbacks"] = self.rollbacks
         return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
@@ -175,7 +178,7 @@ class Problem:
     expected: str
 
 
-def _record_path(index: Index, name: Any) -> Path | None:
+def _record_path(index: Index, name: object) -> Path | None:
     """The record file an entry names, confined to the index's records/ folder."""
     if not isinstance(name, str) or not name.startswith(f"{RECORDS_DIR}/"):
         return None
@@ -470,13 +473,14 @@ def promotion_files(catalog: Catalog, env: str, index: Index, decisions: Sequenc
 # ---------------------------------------------------------------- writing
 
 
-def _yaml_compose(text: str) -> Any:
+def _yaml_compose(text: str) -> Node | None:
     from ruamel.yaml import YAML
 
-    return YAML(typ="rt", pure=True).compose(io.StringIO(text))
+    root: Node | None = YAML(typ="rt", pure=True).compose(io.StringIO(text))
+    return root
 
 
-def _node(root: Any, path: Sequence[str | int]) -> Any:
+def _node(root: Node | None, path: Sequence[str | int]) -> Node | None:
     from ruamel.yaml.nodes import MappingNode, SequenceNode
 
     node = root
@@ -568,7 +572,7 @@ class EvidenceVerdicts:
     rolled_back: set[tuple[str, str]] = field(default_factory=set)
 
 
-def judge_evidence(catalog: Catalog, plans: Mapping[str, Any], data: Mapping[str, Any],
+def judge_evidence(catalog: Catalog, plans: Mapping[str, object], data: Mapping[str, object],
                    trusted: Mapping[str, TrustedKey], root: Path, now: dt.datetime) -> EvidenceVerdicts:
     """Each flavor version served where the floor requires evidence, judged once against
     its environment's index."""
@@ -607,7 +611,7 @@ def _judge_environment(catalog: Catalog, name: str, env: Environment, index: Ind
 
 
 def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime,
-                source: str) -> dict[str, Any]:
+                source: str) -> dict[str, object]:
     """An entry of a promotion; ``source``: the flavor's source, which its digest covers,
     recorded as well to say so when it changes."""
     return {"digest": digest, "source": source, "from": record.environment, "record": f"{RECORDS_DIR}/{name}",
@@ -619,7 +623,7 @@ def record_file_name(record: VerifiedRecord) -> str:
     return f"{record.environment}-{utc_text(record.time).replace('-', '').replace(':', '')}-{record.sha256[:16]}.json"
 
 
-def check_promotable(env: Environment, data: Mapping[str, Any]) -> str:
+def check_promotable(env: Environment, data: Mapping[str, object]) -> str:
     """The environment ``env`` promotes from: its ``promotes_from``, which must be the one its
     floors in ``policies/data.yaml`` name (an environment file cannot choose its evidence)."""
     floors = [f["promotes_from"] for f in floors_of(data, env.name, env.cluster.name) if "promotes_from" in f]

@@ -26,7 +26,6 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import ConfigError
 from .evidence import TrustedKey, utc_text
@@ -151,9 +150,9 @@ class Change:
     flavor: str  # served after the rollback ("" when removed)
     replaces: str  # served now ("" when the rollback adds it back)
     location: Location  # today's line (the list's, when added back)
-    entry: Mapping[str, Any]  # the target's index entry of ``flavor``
+    entry: Mapping[str, object]  # the target's index entry of ``flavor``
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         kind = "baseline" if "baseline" in self.entry else ("promotion" if self.entry else None)
         return {"tenant": self.tenant, "flavor": self.flavor or None, "replaces": self.replaces or None,
                 "evidence": kind, "record": self.entry.get("record"), "signed_by": self.entry.get("signed_by"),
@@ -241,7 +240,7 @@ def _tenant_edits(out: Edits, now: TenantState, then: TenantState, target: Candi
 
 
 def rollback_contents(root: Path, catalog: Catalog, judge: Judge, target: Candidate, edits: Edits,
-                      record: Mapping[str, Any]) -> dict[Path, bytes]:
+                      record: Mapping[str, object]) -> dict[Path, bytes]:
     """The files ``--write`` replaces: the tenants' files, the index, and the records that
     come back; ConfigError when a tenant file cannot be edited."""
     from .load import read_regular_file
@@ -273,12 +272,12 @@ def rollback_contents(root: Path, catalog: Catalog, judge: Judge, target: Candid
 
 
 def rollback_record(target: Candidate, edits: Edits, head: str | None, now: dt.datetime,
-                    reason: str) -> dict[str, Any]:
+                    reason: str) -> dict[str, object]:
     """What the index records of the rollback (unsigned, like a promotion time: the commit
     that adds it, and its review, say who did it)."""
-    out: dict[str, Any] = {"time": utc_text(now), "to": target.commit.sha, "from": head,
-                           "changes": [c.as_dict() for c in edits.changes],
-                           "aliases": [a.as_dict() for a in edits.aliases]}
+    out: dict[str, object] = {"time": utc_text(now), "to": target.commit.sha, "from": head,
+                              "changes": [c.as_dict() for c in edits.changes],
+                              "aliases": [a.as_dict() for a in edits.aliases]}
     if reason:
         out["reason"] = reason
     return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .findings import Finding, Location, Severity
 from .rules import CATALOG_AUTOSCALING
 from .vllm_metrics import KV_CACHE, RUNNING, WAITING
+
+if TYPE_CHECKING:
+    from .catalog_kinds import Tenant, TenantEnvironment
+    from .environment import Environment
 
 RULE = CATALOG_AUTOSCALING
 MAX_REPLICAS = 1_000_000  # as model.MAX_COUNT: far above any cluster, far below overflow
@@ -129,7 +133,7 @@ class Scaling:
         selector = f'{{namespace="{namespace}", inferenceservice="{name}"}}'
         return f"sum(avg_over_time({self.metric}{selector}[{self.window_s}s]))"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"min": self.min, "max": self.max, "signal": self.signal, "metric": self.metric,
                 "target": self.target, "window_s": self.window_s,
                 "scale_down_window_s": self.scale_down_window_s, "max_from": self.max_from,
@@ -176,7 +180,8 @@ def resolve(env_name: str, default: EnvironmentAutoscaling | None, tenant: Autos
 Locate = Callable[..., Location]
 
 
-def catalog_findings(tenants: Mapping[str, Any], environments: Mapping[str, Any], locate: Locate) -> list[Finding]:
+def catalog_findings(tenants: Mapping[str, Tenant], environments: Mapping[str, Environment],
+                     locate: Locate) -> list[Finding]:
     """What a tenant's autoscaling and its environment's cannot mean together."""
     out: list[Finding] = []
     for tname in sorted(tenants):
@@ -187,7 +192,7 @@ def catalog_findings(tenants: Mapping[str, Any], environments: Mapping[str, Any]
     return out
 
 
-def _tenant_findings(tname: str, tenv: Any, env: Any, locate: Locate) -> list[Finding]:
+def _tenant_findings(tname: str, tenv: TenantEnvironment, env: Environment, locate: Locate) -> list[Finding]:
     own: Autoscaling | None = tenv.autoscaling
     default: EnvironmentAutoscaling | None = env.serving.autoscaling
     here = ("environments", env.name)

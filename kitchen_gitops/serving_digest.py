@@ -29,25 +29,26 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from .model import IMAGE_DIGEST, Base, Flavor
 from .plan import ServicePlan
 
 FORMAT = 2
+T = TypeVar("T")
 
 
-def canonical_json(value: Any) -> bytes:
+def canonical_json(value: object) -> bytes:
     """Keys sorted, no insignificant whitespace, UTF-8, no NaN or infinity."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       allow_nan=False).encode("utf-8")
 
 
-def sha256_of(value: Any) -> str:
+def sha256_of(value: object) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
 
 
-def _evaluation_part(flavor: Flavor, name: str) -> Any:
+def _evaluation_part(flavor: Flavor, name: str) -> object:
     """A field of the flavor's evaluation as JSON, or None where the evaluation (or the
     field, in this version of the catalog model) is absent."""
     if flavor.evaluation is None:
@@ -56,24 +57,24 @@ def _evaluation_part(flavor: Flavor, name: str) -> Any:
 
 
 # What of a flavor the digest covers: name → how to read it (None: the flavor has none).
-FLAVOR_FIELDS_V1: tuple[tuple[str, Callable[[Flavor], Any]], ...] = (
+FLAVOR_FIELDS_V1: tuple[tuple[str, Callable[[Flavor], object]], ...] = (
     ("ref", lambda f: f.ref),
     ("files", lambda f: f.files.model_dump(mode="json", by_alias=True)),
     ("dataset", lambda f: _evaluation_part(f, "dataset")),
 )
-FLAVOR_FIELDS: tuple[tuple[str, Callable[[Flavor], Any]], ...] = (
+FLAVOR_FIELDS: tuple[tuple[str, Callable[[Flavor], object]], ...] = (
     *FLAVOR_FIELDS_V1,
     ("source", lambda f: f.source),
 )
 
-BASE_FIELDS: tuple[tuple[str, Callable[[Base], Any]], ...] = (
+BASE_FIELDS: tuple[tuple[str, Callable[[Base], object]], ...] = (
     ("ref", lambda b: b.ref),
     ("files", lambda b: {p.path: p.sha256 for p in b.files}),
 )
 
 
-def _material(obj: Any, fields: tuple[tuple[str, Callable[[Any], Any]], ...]) -> dict[str, Any]:
-    out = {}
+def _material(obj: T, fields: tuple[tuple[str, Callable[[T], object]], ...]) -> dict[str, object]:
+    out: dict[str, object] = {}
     for name, read in fields:
         value = read(obj)
         if value is not None:
@@ -81,7 +82,7 @@ def _material(obj: Any, fields: tuple[tuple[str, Callable[[Any], Any]], ...]) ->
     return out
 
 
-def flavor_material(flavor: Flavor, base: Base) -> dict[str, Any]:
+def flavor_material(flavor: Flavor, base: Base) -> dict[str, object]:
     return {"format": FORMAT, "flavor": _material(flavor, FLAVOR_FIELDS), "base": _material(base, BASE_FIELDS)}
 
 
@@ -104,7 +105,7 @@ def image_digest(image: str) -> str:
     return f"sha256:{m['digest']}" if m else image
 
 
-def service_material(svc: ServicePlan) -> dict[str, Any]:
+def service_material(svc: ServicePlan) -> dict[str, object]:
     return {
         "format": FORMAT,
         "base": _material(svc.base, BASE_FIELDS),

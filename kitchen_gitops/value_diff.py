@@ -15,35 +15,35 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from difflib import SequenceMatcher
-from typing import Any
+from typing import Any, TypeAlias
 
 MAX_ALIGN = 250_000  # list length product up to which elements are aligned, not paired by index
-ABSENT: Any = object()  # the side of a change where the field does not exist
+ABSENT: object = object()  # the side of a change where the field does not exist
 
-_Path = tuple[Any, Any] | None  # (parent, key or index): a tuple is built only for the paths reported
+_Path: TypeAlias = tuple["_Path", object] | None  # (parent, key or index): a tuple is built only for the paths reported
 
 
-def path_tuple(path: _Path) -> tuple[Any, ...]:
-    parts: list[Any] = []
+def path_tuple(path: _Path) -> tuple[object, ...]:
+    parts: list[object] = []
     while path is not None:
         path, step = path
         parts.append(step)
     return tuple(reversed(parts))
 
 
-def _segment(key: Any) -> str:
+def _segment(key: object) -> str:
     if isinstance(key, str) and key and (key[0].isascii() and (key[0].isalpha() or key[0] == "_")) \
             and all(c.isascii() and (c.isalnum() or c in "_-") for c in key):
         return f".{key}"
     return f"[{json_text(key)}]"
 
 
-def path_text(path: tuple[Any, ...]) -> str:
+def path_text(path: tuple[object, ...]) -> str:
     """A path of :meth:`Walk.changes` as people write it: ``spec.containers[0]["a/b"]``."""
     return "".join(_segment(step) for step in path).removeprefix(".")
 
 
-def json_text(value: Any) -> str:
+def json_text(value: object) -> str:
     """A value in JSON notation, whatever it holds (mixed keys, a node inside itself)."""
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
@@ -54,19 +54,19 @@ def json_text(value: Any) -> str:
             return repr(value)
 
 
-def _scalar_digest(value: Any) -> int:
+def _scalar_digest(value: object) -> int:
     try:
         return hash((type(value).__name__, value))
     except TypeError:  # an unhashable scalar (a YAML set)
         return hash((type(value).__name__, repr(value)))
 
 
-def _digest(value: Any, memo: dict[int, int]) -> int:
+def _digest(value: object, memo: dict[int, int]) -> int:
     """A structural hash (equal values, equal hashes; collisions possible): used only to
     line up list elements, never to decide that two values are equal."""
     if not isinstance(value, dict | list):
         return _scalar_digest(value)
-    stack: list[tuple[Any, bool]] = [(value, False)]
+    stack: list[tuple[dict[object, object] | list[object], bool]] = [(value, False)]
     busy: set[int] = set()
     while stack:
         node, done = stack.pop()
@@ -81,7 +81,7 @@ def _digest(value: Any, memo: dict[int, int]) -> int:
             continue
         busy.discard(id(node))
 
-        def of(c: Any) -> int:
+        def of(c: object) -> int:
             return memo.get(id(c), 0) if isinstance(c, dict | list) else _scalar_digest(c)
 
         if isinstance(node, dict):
@@ -91,7 +91,7 @@ def _digest(value: Any, memo: dict[int, int]) -> int:
     return memo[id(value)]
 
 
-def same_scalar(a: Any, b: Any) -> bool:
+def same_scalar(a: object, b: object) -> bool:
     """Equal and of one type (NaN equal to NaN)."""
     if type(a) is not type(b):
         return False
@@ -101,7 +101,7 @@ def same_scalar(a: Any, b: Any) -> bool:
         return False
 
 
-def _key_order(key: Any) -> tuple[str, str]:
+def _key_order(key: object) -> tuple[str, str]:
     return (type(key).__name__, json_text(key))
 
 
@@ -115,11 +115,12 @@ class Walk:
         self._memo_a: dict[int, int] = {}
         self._memo_b: dict[int, int] = {}
 
-    def _dict(self, path: _Path, a: dict[Any, Any], b: dict[Any, Any]) -> Iterator[tuple[_Path, Any, Any]]:
+    def _dict(self, path: _Path, a: dict[object, object], b: dict[object, object]
+              ) -> Iterator[tuple[_Path, object, object]]:
         for key in sorted(a.keys() | b.keys(), key=_key_order):
             yield (path, key), a.get(key, ABSENT), b.get(key, ABSENT)
 
-    def _list(self, path: _Path, a: list[Any], b: list[Any]) -> Iterator[tuple[_Path, Any, Any]]:
+    def _list(self, path: _Path, a: list[object], b: list[object]) -> Iterator[tuple[_Path, object, object]]:
         if len(a) * len(b) > MAX_ALIGN:
             for i in range(max(len(a), len(b))):
                 yield (path, i), a[i] if i < len(a) else ABSENT, b[i] if i < len(b) else ABSENT
@@ -135,10 +136,11 @@ class Walk:
             for j in range(j1 + paired, j2):
                 yield (path, j), ABSENT, b[j]
 
-    def changes(self, old: Any, new: Any) -> Iterator[tuple[tuple[Any, ...], Any, Any]]:
+    def changes(self, old: object, new: object) -> Iterator[tuple[tuple[Any, ...], object, object]]:
         """(path, old, new) for each changed field; a subtree present on one side only is
-        one change at its root."""
-        stack: list[tuple[Iterator[tuple[_Path, Any, Any]], int, int]] = [(iter([(None, old, new)]), 0, 0)]
+        one change at its root.  A path's steps are list indexes and mapping keys: the
+        callers read them as ``str | int``, though a YAML mapping may have keys of any type."""
+        stack: list[tuple[Iterator[tuple[_Path, object, object]], int, int]] = [(iter([(None, old, new)]), 0, 0)]
         inside_a: set[int] = set()
         inside_b: set[int] = set()
         while stack:
@@ -161,7 +163,7 @@ class Walk:
                     yield path_tuple(path), a, b
                 continue
             if isinstance(a, dict) and isinstance(b, dict):
-                children: Iterator[tuple[_Path, Any, Any]] = self._dict(path, a, b)
+                children: Iterator[tuple[_Path, object, object]] = self._dict(path, a, b)
             elif isinstance(a, list) and isinstance(b, list):
                 children = self._list(path, a, b)
             else:

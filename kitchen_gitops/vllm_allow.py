@@ -24,7 +24,6 @@ import posixpath
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .findings import Finding, ResourceRef, Severity
 from .model import Catalog
@@ -182,7 +181,7 @@ def by_dest(release: VllmRelease, allow: Mapping[str, Allowed]) -> dict[str, All
 class AllowListError(ValueError):
     """A bad entry of the allow-list: where (below ``vllm_extra_args``) and what was expected."""
 
-    def __init__(self, path: tuple[Any, ...], message: str, *, at_value: bool = True) -> None:
+    def __init__(self, path: tuple[object, ...], message: str, *, at_value: bool = True) -> None:
         super().__init__(message)
         self.path = path
         self.message = message
@@ -193,7 +192,7 @@ def _options_named(flag: str) -> list[tuple[str, VllmOption]]:
     return [(r.release, o) for r in releases().values() if (o := r.by_flag.get(flag)) is not None]
 
 
-def _bounds(flag: str, spec: Mapping[str, Any], kind: str) -> tuple[float, float]:
+def _bounds(flag: str, spec: Mapping[str, object], kind: str) -> tuple[float, float]:
     numbers = []
     for key in ("min", "max"):
         n = spec[key]
@@ -207,7 +206,7 @@ def _bounds(flag: str, spec: Mapping[str, Any], kind: str) -> tuple[float, float
     return numbers[0], numbers[1]
 
 
-def parse_entry(flag: Any, spec: Any) -> Allowed:
+def parse_entry(flag: object, spec: object) -> Allowed:
     """One entry of the allow-list, checked against every supported release's parser."""
     if not isinstance(flag, str) or not _FLAG.fullmatch(flag):
         raise AllowListError((flag,), "an option is written as its long flag (--enable-prefix-caching)",
@@ -262,14 +261,14 @@ def parse_entry(flag: Any, spec: Any) -> Allowed:
     return Allowed(flag, kind, under=posixpath.normpath(under))
 
 
-def parse_allow_list(value: Any) -> dict[str, Allowed]:
+def parse_allow_list(value: object) -> dict[str, Allowed]:
     """``vllm_extra_args`` of ``policies/data.yaml``: flag → the values it may take."""
     if not isinstance(value, dict):
         raise AllowListError((), "a mapping of option (--flag) to the kind of value it may take")
     return {flag: parse_entry(flag, spec) for flag, spec in value.items()}
 
 
-def allow_list(data: Mapping[str, Any]) -> dict[str, Allowed]:
+def allow_list(data: Mapping[str, object]) -> dict[str, Allowed]:
     """The allow-list of the policy library's data (none listed: every option refused)."""
     return parse_allow_list(data.get(DATA_KEY) or {})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +42,9 @@ def _headers(token: str | None) -> dict[str, str]:
 Prompt = str | list[int]  # text, or token ids (vLLM's completions API takes both)
 
 
-def completion_body(model: str, prompt: Prompt, max_tokens: int, **extra: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "prompt": prompt, "max_tokens": max_tokens,
-                            "temperature": 0.0, "seed": SEED}
+def completion_body(model: str, prompt: Prompt, max_tokens: int, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {"model": model, "prompt": prompt, "max_tokens": max_tokens,
+                               "temperature": 0.0, "seed": SEED}
     body.update(extra)
     return body
 
@@ -126,7 +127,7 @@ class OpenAIClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> str:
+    def _request(self, method: str, path: str, body: Mapping[str, object] | None = None) -> str:
         url = f"{self.base_url}{path}"
 
         async def send() -> tuple[int, str]:
@@ -145,7 +146,7 @@ class OpenAIClient:
         data = json.loads(self._request("GET", "/v1/models"))
         return [m for m in data.get("data", []) if isinstance(m, dict)]
 
-    def complete(self, model: str, prompt: Prompt, max_tokens: int, **extra: Any) -> Completion:
+    def complete(self, model: str, prompt: Prompt, max_tokens: int, **extra: object) -> Completion:
         body = completion_body(model, prompt, max_tokens, return_token_ids=True, **extra)
         return _completion(json.loads(self._request("POST", "/v1/completions", body)))
 
@@ -187,7 +188,7 @@ class StreamRecord:
 
 
 async def stream_completion(session: aiohttp.ClientSession, base_url: str, model: str,
-                            prompt: Prompt, max_tokens: int, **extra: Any) -> StreamRecord:
+                            prompt: Prompt, max_tokens: int, **extra: object) -> StreamRecord:
     """One streaming completion, timed.  aiohttp, as ``vllm bench serve`` uses: httpx's
     streaming costs about three times the CPU per chunk, which on a busy host delays
     chunks and inflates TTFT."""
