@@ -30,7 +30,7 @@ from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import prepare, start_policies
 from .policy.inputs import build_inputs
-from .policy.library import load_library, load_policy_data
+from .policy.library import Library, load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
 from .render import (
     Contribution,
@@ -236,20 +236,9 @@ def check(opts: CheckOptions) -> Result:
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
     evidence = _promotion_evidence(outcome, library.data, folder, root)
     findings = _after_rollback([*findings, *evidence.findings], evidence.rolled_back)
-    policy = [f for f in findings if f.rule_id != STALE_RULE]
     stale = [f for f in findings if f.rule_id == STALE_RULE]
-    wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
-    if opts.waivers is not None and not wpath.is_file():
-        raise UsageError(f"{wpath}: no such waivers file")
-    if wpath.is_file():
-        parsed, problems = load_waivers(wpath, root, library.rule_by_id())
-        clusters = {name: env.cluster.name for name, env in outcome.catalog.environments.items()}
-        policy = apply_waivers(sort_findings(policy), parsed, today=opts.today or dt.date.today(),
-                               environments=outcome.plans, complete=not envs,
-                               no_wildcards=wildcards_forbidden(library.data, clusters),
-                               max_days=waiver_max_days(library.data))
-        policy.extend(problems)
-    result.findings.extend(policy)
+    result.findings.extend(_waived([f for f in findings if f.rule_id != STALE_RULE], outcome, library,
+                                   folder, opts))
     result.findings.extend(allow_findings)  # security widens the allow-list itself: not waived
     if opts.render_check:
         result.findings.extend(stale)
@@ -266,6 +255,24 @@ def check(opts: CheckOptions) -> Result:
     result.summary = [f"check ok: {', '.join(result.environments)}; {ran}{rendered_ok}"] \
         if not result.findings else []
     return result
+
+
+def _waived(policy: list[Finding], outcome: Outcome, library: Library, folder: Path,
+            opts: CheckOptions) -> list[Finding]:
+    """The policy findings with the waivers of ``--waivers`` (else ``policies/waivers.yaml``)
+    applied, and the waivers file's own problems."""
+    wpath = opts.waivers if opts.waivers is not None else folder / WAIVERS_FILE
+    if opts.waivers is not None and not wpath.is_file():
+        raise UsageError(f"{wpath}: no such waivers file")
+    if not wpath.is_file():
+        return policy
+    parsed, problems = load_waivers(wpath, opts.root, library.rule_by_id())
+    clusters = {name: env.cluster.name for name, env in outcome.catalog.environments.items()}
+    waived = apply_waivers(sort_findings(policy), parsed, today=opts.today or dt.date.today(),
+                           environments=outcome.plans, complete=not opts.environments,
+                           no_wildcards=wildcards_forbidden(library.data, clusters),
+                           max_days=waiver_max_days(library.data))
+    return [*waived, *problems]
 
 
 def _promotion_evidence(outcome: Outcome, data: Mapping[str, Any], folder: Path, root: Path) -> EvidenceVerdicts:
@@ -312,7 +319,7 @@ class _EnvironmentJob:
     """One environment's share of ``check``: render, stale files, policy input, evaluation."""
 
     outcome: Outcome
-    library: Any
+    library: Library
     opts: CheckOptions
     templates: Path
     out_dir: Path
@@ -388,10 +395,10 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> dic
     plans, each with its share of the environments; an error in one (a broken template or
     policy) is raised here as it was there."""
     global _JOB
+    context = multiprocessing.get_context("fork")
+    shares = _shares({n: job.outcome.plans[n] for n in names}, workers)
     _JOB = job
     try:
-        context = multiprocessing.get_context("fork")
-        shares = _shares({n: job.outcome.plans[n] for n in names}, workers)
         with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
             return {name: found for part in pool.map(_worker, shares) for name, found in part.items()}
     finally:
