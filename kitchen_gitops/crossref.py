@@ -5,7 +5,7 @@ served names, reserved namespaces, the vLLM releases and the evaluation sets."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,13 @@ from .catalog_fields import (
     Strict,
     service_namespace,
 )
-from .catalog_kinds import Base, Evaluation, Flavor, TenantEnvironment, served_name
+from .catalog_kinds import Base, Evaluation, Flavor, Tenant, TenantEnvironment, served_name
 from .environment import KIND_MODELS, ArgoCd, Environment
 from .escape import visible
 from .evaluation import MAX_REPOSITORY_DATASET_BYTES, METRICS, Metric, parse_dataset
 from .findings import Finding, Location, Severity
 from .load import Document, load_documents
-from .scaling import catalog_findings as autoscaling_findings
+from .scaling import Autoscaling, EnvironmentAutoscaling, resolve
 
 
 def _object_key(kind: str, obj: Strict) -> str:
@@ -533,3 +533,71 @@ def load_catalog(root: Path) -> tuple[Catalog, list[Finding]]:
     unloaded = tuple(sorted({f.location.file for f in findings}))
     catalog, more = build_catalog(root, documents, unloaded)
     return catalog, findings + more
+
+
+# ---------------------------------------------------------------- autoscaling
+
+
+def autoscaling_findings(tenants: Mapping[str, Tenant], environments: Mapping[str, Environment],
+                         locate: Callable[..., Location]) -> list[Finding]:
+    """What a tenant's autoscaling and its environment's cannot mean together."""
+    out: list[Finding] = []
+    for tname in sorted(tenants):
+        for env_name, tenv in sorted(tenants[tname].environments.items()):
+            env = environments.get(env_name)
+            if env is not None:
+                out += _tenant_autoscaling(tname, tenv, env, locate)
+    return out
+
+
+def _tenant_autoscaling(tname: str, tenv: TenantEnvironment, env: Environment,
+                        locate: Callable[..., Location]) -> list[Finding]:
+    own: Autoscaling | None = tenv.autoscaling
+    default: EnvironmentAutoscaling | None = env.serving.autoscaling
+    here = ("environments", env.name)
+
+    def finding(message: str, at: Location, expected: str) -> Finding:
+        return Finding(rules.CATALOG_AUTOSCALING, Severity.ERROR, message, at, expected=expected,
+                       environment=env.name, subject=f"Tenant/{tname}")
+
+    if own is not None and tenv.replicas is not None:
+        return [finding(f"tenant {tname} sets both replicas and autoscaling in {env.name}",
+                        locate("Tenant", tname, (*here, "replicas")),
+                        "either a fixed replicas or an autoscaling block")]
+    scaling = resolve(env.name, default, own, tenv.replicas, env.serving.replicas)
+    if scaling is None:
+        if own is not None:
+            return [finding(f"tenant {tname} autoscales in {env.name} without a max (neither its block nor "
+                            f"{env.name}'s serving.autoscaling sets one)",
+                            locate("Tenant", tname, (*here, "autoscaling")),
+                            "autoscaling.max: the replicas at full scale")]
+        return []
+    out: list[Finding] = []
+    at_own = locate("Tenant", tname, (*here, "autoscaling")) if own is not None else \
+        locate("Environment", env.name, ("serving", "autoscaling"))
+    if scaling.min > scaling.max:
+        kind, key = ("Tenant", tname) if scaling.max_from == "Tenant" else ("Environment", env.name)
+        out.append(finding(f"tenant {tname} in {env.name} scales between min {scaling.min} and max "
+                           f"{scaling.max}", locate(kind, key, tuple(scaling.max_field.split("."))),
+                           f"max at least min ({scaling.min})"))
+    if env.serving.api == "InferenceService" and env.serving.deployment_mode == "Serverless":
+        if scaling.signal != "requests_running" or scaling.target != int(scaling.target):
+            out.append(finding(
+                f"tenant {tname} scales on {scaling.signal} (target {scaling.target:g}) in {env.name}, whose "
+                "Serverless InferenceServices Knative scales on concurrency only", at_own,
+                "signal: requests_running with a whole-number target (Knative's concurrency per replica)"))
+        return out
+    if not scaling.prometheus_url:
+        out.append(finding(f"tenant {tname} autoscales in {env.name}, which names no Prometheus for KEDA",
+                           locate("Environment", env.name, ("serving",)),
+                           "serving.autoscaling.prometheus_url: the Prometheus API KEDA queries"))
+    if not env.observability.enabled:
+        out.append(finding(f"tenant {tname} autoscales on {scaling.metric} in {env.name}, where observability "
+                           "is off: no PodMonitor scrapes it",
+                           locate("Environment", env.name, ("observability", "enabled")),
+                           "observability on where a tenant autoscales"))
+    elif scaling.window_s < 2 * env.observability.scrape_interval_s:
+        out.append(finding(f"tenant {tname} averages {scaling.metric} over {scaling.window_s}s in {env.name}, "
+                           f"less than two scrapes ({env.observability.scrape_interval_s}s apart)", at_own,
+                           f"window_s at least {2 * env.observability.scrape_interval_s}"))
+    return out

@@ -19,9 +19,10 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
+from typing import Protocol
 
 from .escape import visible
+from .json_types import no_constants, unique_keys
 from .load import FORBIDDEN_CHARACTERS
 from .rules import (
     EVALUATION_DATASET_EMPTY,
@@ -213,28 +214,11 @@ def better(metric: str, a: float, b: float) -> bool:
 # ---------------------------------------------------------------- reading a set
 
 
-class _Duplicate(ValueError):
-    pass
-
-
-def _no_constants(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def _finite(text: str) -> float:
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(f"{text} is out of range")
     return value
-
-
-def _pairs(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in pairs:
-        if k in out:
-            raise _Duplicate(f"duplicate key {k!r}")
-        out[k] = v
-    return out
 
 
 def _key_col(text: str, key: str) -> int:
@@ -278,12 +262,12 @@ def parse_record(text: str, lineno: int, metric: Metric, labels: Sequence[str]) 
                               f"the line holds the invisible character {visible(bad.group(0))}",
                               lineno, bad.start() + 1, "printable text; write such a character as a \\u escape")
     try:
-        data = json.loads(text, object_pairs_hook=_pairs, parse_constant=_no_constants,
+        data = json.loads(text, object_pairs_hook=unique_keys, parse_constant=no_constants,
                           parse_float=_finite)
     except json.JSONDecodeError as exc:
         return DatasetProblem(EVALUATION_DATASET_JSON, f"not JSON: {exc.msg}", lineno, exc.colno,
                               "one JSON object per line")
-    except (_Duplicate, ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         return DatasetProblem(EVALUATION_DATASET_JSON, f"not usable JSON: {exc}", lineno, 1,
                               "one JSON object per line, each key once, finite numbers")
     if not isinstance(data, dict):

@@ -30,12 +30,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .escape import visible
 from .findings import Location, Result
-from .json_types import JsonObject, JsonValue
+from .json_types import JsonObject, JsonValue, no_constants, unique_keys
 from .serving_digest import canonical_json
 
 if TYPE_CHECKING:
@@ -276,24 +276,11 @@ class VerifiedRecord:
     flavors: dict[str, list[FlavorEvidence]] = field(default_factory=dict)
 
 
-def _strict_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"key {k!r} appears twice")
-        out[k] = v
-    return out
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_signed(data: bytes, origin: str) -> dict[str, object]:
     if len(data) > MAX_RECORD_BYTES:
         raise EvidenceError(origin, f"larger than {MAX_RECORD_BYTES >> 20} MiB")
     try:
-        doc = json.loads(data.decode("utf-8"), object_pairs_hook=_strict_object, parse_constant=_no_constant)
+        doc = json.loads(data.decode("utf-8"), object_pairs_hook=unique_keys, parse_constant=no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise EvidenceError(origin, f"not an evidence file ({visible(str(exc))[:200]})") from None
     if not isinstance(doc, dict) or set(doc) != {"record", "signature"}:

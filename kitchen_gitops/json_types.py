@@ -8,9 +8,25 @@ narrows with ``isinstance``.
 
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 JsonScalar: TypeAlias = bool | int | float | str | None
 JsonValue: TypeAlias = JsonScalar | list["JsonValue"] | dict[str, "JsonValue"]
 JsonObject: TypeAlias = dict[str, JsonValue]
 JsonArray: TypeAlias = list[JsonValue]
+
+
+def unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``json.loads``'s ``object_pairs_hook`` for files from a pull request: a key twice in
+    one object is refused (readers disagree on which copy wins)."""
+    out: dict[str, object] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def no_constants(name: str) -> NoReturn:
+    """``json.loads``'s ``parse_constant``: NaN and Infinity are no JSON numbers."""
+    raise ValueError(f"{name} is not a number JSON allows")

@@ -138,7 +138,10 @@ def load_manifest(text: str) -> Any:
 
 # Stands for the namespace while a text is read.  No DNS-1123 name holds "~" or "_", and
 # "~" starts the token only: no end of one occurrence can begin another, so replacing the
-# namespace by the token and back gives the text again, exactly.  It is longer than any
+# namespace by the token and back gives the text again, exactly.  No escape sequence of a
+# double-quoted scalar (\\ then one of its letters or hexadecimal digits) goes on with "~":
+# where an escape would take characters of the namespace, the tokenised text is no YAML
+# and the text is read itself; elsewhere an escape reads the same beside either.  It is longer than any
 # namespace (63 characters at most), so no key of the tokenised text is shorter than in
 # the text itself (YAML limits an implicit key to 1024 characters).
 _TOKEN = "~kitchen_namespace_" + "x" * 45
@@ -181,8 +184,9 @@ class ManifestReader:
     where the tenant's name is its namespace) is read once, with a token for the
     namespace, and the namespace put back into its strings: the same object as reading
     the text, for the cost of a copy.  Anything that could make the two differ — a
-    document marker, an escape sequence, the namespace in a plain scalar (whose type it
-    could change) or in a tag — reads the text itself.  A template whose objects never
+    document marker, an escape sequence that takes characters of the namespace, the
+    namespace in a plain scalar (whose type it could change) or in a tag — reads the text
+    itself.  A template whose objects never
     share a text (an InferenceService's flavors differ) stops being tried once it has missed
     often and hit seldom; one whose texts repeat after a while (a PrometheusRule names its
     tenant's InferenceServices, and tenants share a few bases) keeps being tried."""
@@ -203,7 +207,7 @@ class ManifestReader:
 
     def read(self, text: str, namespace: str = "", template: str = "") -> Any:
         if (not namespace or len(namespace) > _MAX_NAMESPACE or self._tried(template)
-                or _TOKEN in text or "\\" in text or "\n---" in text or "\n..." in text
+                or _TOKEN in text or "\n---" in text or "\n..." in text
                 or text.startswith(("---", "..."))):
             return load_manifest(text)
         key = text.replace(namespace, _TOKEN)

@@ -11,22 +11,14 @@ GPU count at ``max`` replicas).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .findings import Finding, Location, Severity
-from .rules import CATALOG_AUTOSCALING
 from .vllm_metrics import KV_CACHE, RUNNING, WAITING
 
-if TYPE_CHECKING:
-    from .catalog_kinds import Tenant, TenantEnvironment
-    from .environment import Environment
-
-RULE = CATALOG_AUTOSCALING
 MAX_REPLICAS = 1_000_000  # as model.MAX_COUNT: far above any cluster, far below overflow
 
 SignalName = Literal["requests_waiting", "requests_running", "kv_cache_usage"]
@@ -156,7 +148,7 @@ def resolve(env_name: str, default: EnvironmentAutoscaling | None, tenant: Autos
             tenant_replicas: int | None, serving_replicas: int) -> Scaling | None:
     """A tenant's autoscaling in ``env_name`` (None: fixed replicas).  A tenant with a fixed
     ``replicas`` and no block of its own keeps them; catalog findings refuse what cannot
-    be resolved (:func:`catalog_findings`), so this never fails on a validated catalog."""
+    be resolved (:func:`kitchen_gitops.crossref.autoscaling_findings`), so this never fails on a validated catalog."""
     if tenant is None and (tenant_replicas is not None or default is None or default.max is None):
         return None
     top = _field("max", tenant, default)
@@ -175,70 +167,3 @@ def resolve(env_name: str, default: EnvironmentAutoscaling | None, tenant: Autos
         authentication=default.authentication if default is not None else None,
         max_from="Tenant" if from_tenant else "Environment",
         max_field=f"environments.{env_name}.autoscaling.max" if from_tenant else "serving.autoscaling.max")
-
-
-Locate = Callable[..., Location]
-
-
-def catalog_findings(tenants: Mapping[str, Tenant], environments: Mapping[str, Environment],
-                     locate: Locate) -> list[Finding]:
-    """What a tenant's autoscaling and its environment's cannot mean together."""
-    out: list[Finding] = []
-    for tname in sorted(tenants):
-        for env_name, tenv in sorted(tenants[tname].environments.items()):
-            env = environments.get(env_name)
-            if env is not None:
-                out += _tenant_findings(tname, tenv, env, locate)
-    return out
-
-
-def _tenant_findings(tname: str, tenv: TenantEnvironment, env: Environment, locate: Locate) -> list[Finding]:
-    own: Autoscaling | None = tenv.autoscaling
-    default: EnvironmentAutoscaling | None = env.serving.autoscaling
-    here = ("environments", env.name)
-
-    def finding(message: str, at: Location, expected: str) -> Finding:
-        return Finding(RULE, Severity.ERROR, message, at, expected=expected,
-                       environment=env.name, subject=f"Tenant/{tname}")
-
-    if own is not None and tenv.replicas is not None:
-        return [finding(f"tenant {tname} sets both replicas and autoscaling in {env.name}",
-                        locate("Tenant", tname, (*here, "replicas")),
-                        "either a fixed replicas or an autoscaling block")]
-    scaling = resolve(env.name, default, own, tenv.replicas, env.serving.replicas)
-    if scaling is None:
-        if own is not None:
-            return [finding(f"tenant {tname} autoscales in {env.name} without a max (neither its block nor "
-                            f"{env.name}'s serving.autoscaling sets one)",
-                            locate("Tenant", tname, (*here, "autoscaling")),
-                            "autoscaling.max: the replicas at full scale")]
-        return []
-    out: list[Finding] = []
-    at_own = locate("Tenant", tname, (*here, "autoscaling")) if own is not None else \
-        locate("Environment", env.name, ("serving", "autoscaling"))
-    if scaling.min > scaling.max:
-        kind, key = ("Tenant", tname) if scaling.max_from == "Tenant" else ("Environment", env.name)
-        out.append(finding(f"tenant {tname} in {env.name} scales between min {scaling.min} and max "
-                           f"{scaling.max}", locate(kind, key, tuple(scaling.max_field.split("."))),
-                           f"max at least min ({scaling.min})"))
-    if env.serving.api == "InferenceService" and env.serving.deployment_mode == "Serverless":
-        if scaling.signal != "requests_running" or scaling.target != int(scaling.target):
-            out.append(finding(
-                f"tenant {tname} scales on {scaling.signal} (target {scaling.target:g}) in {env.name}, whose "
-                "Serverless InferenceServices Knative scales on concurrency only", at_own,
-                "signal: requests_running with a whole-number target (Knative's concurrency per replica)"))
-        return out
-    if not scaling.prometheus_url:
-        out.append(finding(f"tenant {tname} autoscales in {env.name}, which names no Prometheus for KEDA",
-                           locate("Environment", env.name, ("serving",)),
-                           "serving.autoscaling.prometheus_url: the Prometheus API KEDA queries"))
-    if not env.observability.enabled:
-        out.append(finding(f"tenant {tname} autoscales on {scaling.metric} in {env.name}, where observability "
-                           "is off: no PodMonitor scrapes it",
-                           locate("Environment", env.name, ("observability", "enabled")),
-                           "observability on where a tenant autoscales"))
-    elif scaling.window_s < 2 * env.observability.scrape_interval_s:
-        out.append(finding(f"tenant {tname} averages {scaling.metric} over {scaling.window_s}s in {env.name}, "
-                           f"less than two scrapes ({env.observability.scrape_interval_s}s apart)", at_own,
-                           f"window_s at least {2 * env.observability.scrape_interval_s}"))
-    return out

@@ -90,8 +90,11 @@ def test_reader_reads_as_the_text_says(spec: str, namespace: str) -> None:
     "  a: \"~kitchen_namespace_\"\n",  # the token's start in the text
     '  a: "NS"\n  a: "b"\n',  # a duplicate key
     '  a: "NS"\n  b: .nan\n  c: 2026-01-02\n  d: 123456789012345678901234567890\n  e: 1.0\n',  # not JSON
+    # escape sequences: beside the namespace, and taking its first characters
+    '  a: "[\\"NS\\"]"\n  b: "\\\\NS\\t\\u00e9NS\\x41"\n  c: "x\\\n    NS"\n',
+    '  a: "\\NS"\n', '  a: "\\x4NS"\n', '  a: "\\u00NS"\n', '  a: "\\U0001f60NS"\n', '  a: "\\\\\\NS"\n',
 ])
-@pytest.mark.parametrize("namespace", ["cs-llm", "yes", "null", "a", "x" * 63])
+@pytest.mark.parametrize("namespace", ["cs-llm", "yes", "null", "a", "x" * 63, "e9", "0", "n", "t-1"])
 def test_reader_reads_every_object_as_the_text_says(spec: str, namespace: str) -> None:
     """Objects that differ only by their quoted namespace are read once; what comes back
     is what reading each text alone gives (libyaml's reading, a duplicate key refused),
@@ -127,7 +130,9 @@ def test_reader_shares_the_reading_of_texts_that_differ_by_namespace() -> None:
 
     reader = manifests.ManifestReader()
     texts = [f'kind: NetworkPolicy\nmetadata:\n  name: "deny"\n  namespace: "{ns}"\n'
-             f'  labels: {{"kitchen-gitops.io/tenant": "{ns}"}}\nspec: {{"podSelector": {{}}}}\n'
+             f'  labels: {{"kitchen-gitops.io/tenant": "{ns}"}}\n'
+             f'  annotations: {{"accelerators": "[\\"nvidia.com/gpu\\"]", "of": "\\"{ns}\\""}}\n'
+             f'spec: {{"podSelector": {{}}}}\n'
              for ns in ("t-1", "t-2", "t-3")]
     manifests._Loader = Counting
     try:
