@@ -90,17 +90,22 @@ list_at(obj, key) := v if {
 # A container's env entries.
 env_vars(c) := list_at(c, "env")
 
-# Every container of every rendered workload: {"i": resource index, "container": c}.
-containers contains {"i": i, "container": c} if {
+# The pod spec of every rendered workload: {"i": resource index, "spec": its pod spec}.
+# Rules go through it rather than asking every resource for its pod spec again.
+pod_specs contains {"i": i, "spec": spec} if {
 	some i, r in input.resources
 	spec := pod_spec(r.manifest)
-	some c in list_at(spec, "containers")
 }
 
-containers contains {"i": i, "container": c} if {
-	some i, r in input.resources
-	spec := pod_spec(r.manifest)
-	some c in list_at(spec, "initContainers")
+# Every container of every rendered workload: {"i": resource index, "container": c}.
+containers contains {"i": x.i, "container": c} if {
+	some x in pod_specs
+	some c in list_at(x.spec, "containers")
+}
+
+containers contains {"i": x.i, "container": c} if {
+	some x in pod_specs
+	some c in list_at(x.spec, "initContainers")
 }
 
 resources_of_kind(kind) := [r | some r in input.resources; r.manifest.kind == kind]

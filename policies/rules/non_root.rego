@@ -147,18 +147,19 @@ violation contains v if {
 host_namespaces := ["hostNetwork", "hostPID", "hostIPC"]
 
 violation contains v if {
-	some r in input.resources
-	spec := lib.pod_spec(r.manifest)
+	some x in data.kitchen.lib.pod_specs
 	some key in host_namespaces
-	spec[key] == true
+	x.spec[key] == true
+	r := input.resources[x.i]
 	msg := sprintf("%s sets %s: true, sharing the node's namespace", [lib.resource_id(r), key])
 	v := lib.resource_violation(r, msg, sprintf("no %s", [key]))
 }
 
 violation contains v if {
-	some r in input.resources
-	some vol in lib.list_at(lib.pod_spec(r.manifest), "volumes")
+	some x in data.kitchen.lib.pod_specs
+	some vol in lib.list_at(x.spec, "volumes")
 	is_object(vol.hostPath)
+	r := input.resources[x.i]
 	msg := sprintf("%s mounts hostPath volume %s (%v)", [lib.resource_id(r), vol.name, object.get(vol.hostPath, "path", "")])
 	v := lib.resource_violation(r, msg, "no hostPath volume (a PVC, a ConfigMap or an emptyDir)")
 }
