@@ -34,7 +34,7 @@ from .catalog_fields import (
     _uri,
 )
 from .escape import visible
-from .evaluation import DATASET_DIR, DATASET_SUFFIX
+from .evaluation_sets import DATASET_DIR, DATASET_SUFFIX
 from .scaling import Autoscaling
 
 # ---------------------------------------------------------------- Base

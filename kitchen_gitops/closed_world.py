@@ -28,7 +28,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .escape import visible
 from .findings import Finding, Location, ResourceRef, Severity
-from .manifests import check_duplicates
+from .manifest_reader import check_duplicates
 from .rules import RENDER_UNINTENDED_FIELD, RENDER_UNINTENDED_OBJECT
 from .value_diff import ABSENT, Walk, json_text, path_text, same_scalar
 

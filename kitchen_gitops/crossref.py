@@ -25,7 +25,7 @@ from .catalog_fields import (
 from .catalog_kinds import Base, Evaluation, Flavor, Tenant, TenantEnvironment, served_name
 from .environment import KIND_MODELS, ArgoCd, Environment
 from .escape import visible
-from .evaluation import MAX_REPOSITORY_DATASET_BYTES, METRICS, Metric, parse_dataset
+from .evaluation_sets import MAX_REPOSITORY_DATASET_BYTES, METRICS, Metric, parse_dataset
 from .findings import Finding, Location, Severity
 from .load import Document, load_documents
 from .scaling import Autoscaling, EnvironmentAutoscaling, resolve

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError, UsageError
 from .escape import markdown_cell, markdown_code, visible
-from .evaluation import DATASET_DIR
+from .evaluation_sets import DATASET_DIR
 from .findings import has_errors
 from .load import CATALOG_DIRS
 from .model import Environment

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from .manifests import load_manifest
+from .manifest_reader import load_manifest
 from .render import RenderedFile
 from .value_diff import ABSENT, Walk, path_text
 from .value_diff import json_text as _json

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .manifests import substitute
+from .manifest_reader import substitute
 from .model import Environment
 from .plan import LLMISVC_PORT, PREDICTOR_PORT, ServicePlan, TenantPlan
 from .render import DOMAIN, LLMISVC_POD_LABELS, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import settings
 from .admission import FOLDER as ADMISSION_FOLDER
 from .admission import render_admission, reserved_findings
-from .conform.manifests import CONTRIBUTIONS as CONFORMANCE_OBJECTS
+from .conform.objects import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
 from .limits import Pending

@@ -37,7 +37,7 @@ from .escape import visible, yaml_comment
 from .findings import Finding, Location, ResourceRef, Severity
 from .intended import intended_object
 from .load import read_regular_file
-from .manifests import ManifestReader
+from .manifest_reader import ManifestReader
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
 from .model import Catalog, Environment, service_namespace
 from .plan import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, UsageError
-from ..evaluation import DATASET_SUFFIX
+from ..evaluation_sets import DATASET_SUFFIX
 from ..model import Base, Catalog, Flavor
 from ..plan import plan_environment
 from .digest import Digest, Head, digest_chunks

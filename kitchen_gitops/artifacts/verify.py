@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from ..evaluation import MAX_S3_DATASET_BYTES, METRICS, parse_dataset
+from ..evaluation_sets import MAX_S3_DATASET_BYTES, METRICS, parse_dataset
 from ..findings import CheckRecord, Finding, Location, Severity, sort_findings
 from ..model import Base, Catalog, Flavor
 from ..rules import (

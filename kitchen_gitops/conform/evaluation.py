@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from .. import settings
-from ..evaluation import (
+from ..evaluation_sets import (
     MAX_REPOSITORY_DATASET_BYTES,
     MAX_S3_DATASET_BYTES,
     METRICS,

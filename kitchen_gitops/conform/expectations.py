@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import settings
 from ..errors import ConfigError
-from ..evaluation import RegexTimeout, json_value, search
+from ..evaluation_sets import RegexTimeout, json_value, search
 from ..findings import Location
 from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
 from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from kitchen_gitops.cli import main
-from kitchen_gitops.evaluation import predicted_label, score_answer
+from kitchen_gitops.evaluation_sets import predicted_label, score_answer
 from tests.conform.conform_support import BASE, flavor, load_json, make_expectations, write
 from tests.support.vllm_server import VllmServer
 

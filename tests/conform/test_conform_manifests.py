@@ -13,7 +13,7 @@ from kubernetes_validate.utils import latest_version
 
 from kitchen_gitops import pipeline
 from kitchen_gitops.conform.expectations import parse_expectations
-from kitchen_gitops.conform.manifests import HEALTH_KEY, health_lua, sync_timeout_s
+from kitchen_gitops.conform.objects import HEALTH_KEY, health_lua, sync_timeout_s
 from tests.conftest import copy_catalog
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kitchen_gitops.conform.expectations import ServiceExpectation, Source
-from kitchen_gitops.conform.manifests import health_lua
+from kitchen_gitops.conform.objects import health_lua
 from kitchen_gitops.conform.readiness import Forbidden, NotFound, isvc_health, wait_ready
 from kitchen_gitops.conform.results import Status
 from tests.conftest import shared_path

@@ -14,7 +14,7 @@ import yaml
 from kitchen_gitops import pipeline
 from kitchen_gitops.conform.evaluation import Progress
 from kitchen_gitops.conform.expectations import build_expectations, parse_expectations
-from kitchen_gitops.evaluation import (
+from kitchen_gitops.evaluation_sets import (
     MAX_RECORDS,
     METRICS,
     better,
@@ -294,7 +294,7 @@ def test_a_pattern_that_backtracks_catastrophically_is_a_miss_with_its_reason() 
     """/(a|aa)+$/ over 80 a's and a b would take Python's re longer than the job's deadline
     (exponential in the length); bounded to REGEX_TIMEOUT_S, it scores 0 and says why."""
     from kitchen_gitops.conform.expectations import unmet
-    from kitchen_gitops.evaluation import REGEX_TIMEOUT_S, RegexTimeout, search
+    from kitchen_gitops.evaluation_sets import REGEX_TIMEOUT_S, RegexTimeout, search
     from kitchen_gitops.model import Expectation
 
     answer = "a" * 80 + "b"

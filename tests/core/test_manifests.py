@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kitchen_gitops.manifests import load_manifest
+from kitchen_gitops.manifest_reader import load_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def _ruled(namespace: str, spec: str) -> str:
 ])
 @pytest.mark.parametrize("namespace", ["cs-llm", "123", "yes", "x41", "null"])
 def test_reader_reads_as_the_text_says(spec: str, namespace: str) -> None:
-    from kitchen_gitops.manifests import ManifestReader
+    from kitchen_gitops.manifest_reader import ManifestReader
 
     reader = ManifestReader()
     for ns in ("other-one", namespace, "third"):  # the second and third reuse the first's spec
@@ -99,7 +99,7 @@ def test_reader_reads_every_object_as_the_text_says(spec: str, namespace: str) -
     """Objects that differ only by their quoted namespace are read once; what comes back
     is what reading each text alone gives (libyaml's reading, a duplicate key refused),
     or its error."""
-    from kitchen_gitops.manifests import ManifestReader
+    from kitchen_gitops.manifest_reader import ManifestReader
 
     reader = ManifestReader()
     for ns in ("other-one", namespace, "third", namespace):
@@ -118,7 +118,7 @@ def test_reader_reads_every_object_as_the_text_says(spec: str, namespace: str) -
 
 def test_reader_shares_the_reading_of_texts_that_differ_by_namespace() -> None:
     """Counted, not timed: a second tenant's NetworkPolicy is not parsed again."""
-    from kitchen_gitops import manifests
+    from kitchen_gitops import manifest_reader as manifests
 
     calls = []
     real = manifests._Loader

@@ -10,7 +10,7 @@ import yaml
 
 from kitchen_gitops import object_diff
 from kitchen_gitops.findings import Location
-from kitchen_gitops.manifests import load_manifest
+from kitchen_gitops.manifest_reader import load_manifest
 from kitchen_gitops.object_diff import MAX_FIELDS, VALUE_CHARS, ObjectChange, diff_rendered
 from kitchen_gitops.render import RenderedFile, RenderedObject
 from kitchen_gitops.value_diff import Walk
