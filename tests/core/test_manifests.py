@@ -142,3 +142,32 @@ def test_reader_shares_the_reading_of_texts_that_differ_by_namespace() -> None:
     assert [g["metadata"]["namespace"] for g in got] == ["t-1", "t-2", "t-3"]
     assert got == [yaml.safe_load(t) for t in texts]
     assert len(calls) == 1
+
+
+def test_reader_reads_random_escapes_around_the_namespace_as_the_text_says() -> None:
+    """Double-quoted scalars of random escapes, namespace characters and backslashes, the
+    namespace anywhere among them (bounded by count, seeded): the shared reading is the
+    text's own, or the same error."""
+    import random
+
+    from kitchen_gitops.manifest_reader import ManifestReader
+
+    rng = random.Random(20261206)
+    pieces = ["\\", "\\\\", "\\x4", "\\x41", "\\u00", "\\u00e9", "\\U0001F60", "\\n", "\\t", "\\0", "\\e",
+              "\\ ", "\\/", '\\"', "a", "e9", "0", "-", ".", "x", " ", "NS", "NS", "NS"]
+    namespaces = ["a", "e", "n", "t", "x", "0", "e9", "ab-0", "u00e9", "x" * 63]
+    shared = 0
+    for _ in range(600):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        reader = ManifestReader()  # a template tried afresh: the shared reading is not given up
+        for ns in rng.sample(namespaces, 3):
+            text = f'kind: ConfigMap\nmetadata:\n  namespace: "{ns}"\ndata:\n  a: "{body.replace("NS", ns)}"\n'
+            try:
+                want = load_manifest(text)
+            except yaml.YAMLError as exc:
+                with pytest.raises(type(exc)):
+                    reader.read(text, ns, "cm.j2")
+                continue
+            assert reader.read(text, ns, "cm.j2") == want, (body, ns)
+        shared += sum(1 for read in reader._read.values() if read is not None)
+    assert shared > 200  # bodies whose texts were read through one shared, tokenised reading
