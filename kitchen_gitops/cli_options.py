@@ -9,13 +9,16 @@ import inspect
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from . import settings
 from .errors import UsageError
 from .report import REPORTERS
+
+if TYPE_CHECKING:
+    from .artifacts.scan import StorageOptions
 
 Format = Enum("Format", {name: name for name in REPORTERS}, type=str)  # type: ignore[misc]
 
@@ -58,7 +61,7 @@ STORAGE_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 
 
-def storage_options(**values: Any) -> Any:
+def storage_options(**values: Any) -> StorageOptions:
     """The parsed storage options as :class:`~kitchen_gitops.artifacts.scan.StorageOptions`."""
     from .artifacts.scan import StorageOptions
 

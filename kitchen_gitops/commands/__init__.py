@@ -15,13 +15,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .. import settings
 from ..errors import ConfigError, UsageError
 from ..escape import terminal
 from ..findings import Result
 from ..report import SHOWN, report, resolve_format
+
+if TYPE_CHECKING:  # the S3 client loads where a command reaches S3
+    from ..artifacts.storage import S3Settings
 from ..report import Options as Display
 from ..write import write_reports
 
@@ -63,7 +66,7 @@ class S3Options:
     ca_bundle: Path | None = None
     timeout_s: float = settings.S3_TIMEOUT_S
 
-    def settings(self, environment: str = "") -> object:
+    def settings(self, environment: str = "") -> S3Settings:
         from ..artifacts.storage import S3Settings
 
         if not self.endpoint:

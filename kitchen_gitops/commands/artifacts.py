@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import pipeline
+from ..artifacts.scan import StorageOptions
 from ..findings import Result, sort_findings
 from ..report import Options as Display
 from ..rules import EVALUATION_DATASET_PIN
@@ -19,7 +20,7 @@ from ..rules import EVALUATION_DATASET_PIN
 class Options:
     root: Path
     environments: tuple[str, ...] = ()
-    storage: object = None  # artifacts.scan.StorageOptions (imported lazily: minio is heavy)
+    storage: StorageOptions = field(default_factory=StorageOptions)
     check: bool = False  # lock --check
     out: Path | None = None  # bundle
     with_files: bool = False  # bundle
@@ -49,13 +50,12 @@ def mib(n: int) -> str:
 
 
 def execute_verify(opts: Options) -> Result:
-    from ..artifacts.scan import StorageOptions, scan_environments
+    from ..artifacts.scan import scan_environments
     from ..artifacts.verify import verify_records
 
     outcome, envs, failed = catalog_for(opts.root, opts.environments, "artifacts verify")
     if failed is not None:
         return failed
-    assert isinstance(opts.storage, StorageOptions)
     t0 = time.monotonic()
     scans = scan_environments(outcome.catalog, envs, opts.storage)
     result = Result("artifacts verify", records=verify_records(outcome.catalog, scans), environments=envs,
@@ -78,13 +78,12 @@ def execute_verify(opts: Options) -> Result:
 
 def execute_lock(opts: Options) -> Result:
     from ..artifacts.lock import lock_updates, render_locked, stale_findings, write_files
-    from ..artifacts.scan import StorageOptions, scan_environments
+    from ..artifacts.scan import scan_environments
 
     command = "artifacts lock --check" if opts.check else "artifacts lock"
     outcome, envs, failed = catalog_for(opts.root, opts.environments, command)
     if failed is not None:
         return failed
-    assert isinstance(opts.storage, StorageOptions)
     scans = scan_environments(outcome.catalog, envs, opts.storage)
     updates, findings = lock_updates(outcome.catalog, scans)
     result = Result(command, sort_findings(findings), environments=envs, gates=outcome.gates)

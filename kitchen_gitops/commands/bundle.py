@@ -11,7 +11,7 @@ __all__ = ["Options", "execute"]
 
 def execute(opts: Options) -> Result:
     from ..artifacts.bundle import build_bundle, write_bundle
-    from ..artifacts.scan import StorageOptions, scan_environments
+    from ..artifacts.scan import scan_environments
 
     if len(opts.environments) != 1:
         raise UsageError("kitchen bundle needs --env ENV (one environment)")
@@ -19,7 +19,6 @@ def execute(opts: Options) -> Result:
     outcome, envs, failed = catalog_for(opts.root, [env], "bundle")
     if failed is not None:
         return failed
-    assert isinstance(opts.storage, StorageOptions)
     scans = scan_environments(outcome.catalog, envs, opts.storage, hash_files=False)
     bundle, findings = build_bundle(outcome.catalog, env, scans)
     result = Result("bundle", sort_findings(findings), environments=envs, gates=outcome.gates)

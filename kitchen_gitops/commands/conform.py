@@ -27,7 +27,7 @@ class ExpectationsSource:
     environment: str | None = None
 
 
-def build_expectations(src: ExpectationsSource) -> object:
+def build_expectations(src: ExpectationsSource) -> Expectations:
     """The expectations of a conformance run: from a catalog (with its environment) or
     from the JSON the rendered ConfigMap holds."""
     from ..conform.expectations import build_expectations as from_catalog
@@ -115,7 +115,6 @@ def write_evidence(result: Result, exp: Expectations, opts: EvidenceOptions, key
                    where: S3Location | None) -> None:
     """Sign the run's record; write and upload it.  Adds an ``evidence`` check record: it
     passes when the record is stored, and could not run (exit 2) when storing failed."""
-    from ..artifacts.storage import S3Settings
     from ..evidence import S3Location, build_record, record_name, s3_client, sign_record, upload, write_folder
     from ..findings import Finding, Location, Severity
 
@@ -128,9 +127,7 @@ def write_evidence(result: Result, exp: Expectations, opts: EvidenceOptions, key
         if opts.out is not None:
             stored.append(str(write_folder(opts.out, name, data)))
         if isinstance(where, S3Location):
-            settings = opts.storage.settings(record["environment"])
-            assert isinstance(settings, S3Settings)
-            stored.append(upload(s3_client(settings), where, name, data))
+            stored.append(upload(s3_client(opts.storage.settings(record["environment"])), where, name, data))
     except ConfigError as exc:
         rec.could_not_run(Finding("conform.evidence", Severity.ERROR, f"the evidence record was not stored: {exc}",
                                   Location("<evidence>"), expected="a writable folder or S3 prefix",
@@ -172,13 +169,10 @@ def _token(path: Path | None) -> str | None:
 
 
 def build_serving(opts: ServingOptions) -> ServingRun:
-    from ..conform.expectations import Expectations
     from ..conform.readiness import KubeIsvcSource
     from ..conform.serving import ServingOptions as RunOptions
 
-    built = build_expectations(opts.source)
-    assert isinstance(built, Expectations)
-    exp = built.select(list(opts.tenants) or None, list(opts.services) or None)
+    exp = build_expectations(opts.source).select(list(opts.tenants) or None, list(opts.services) or None)
     if not exp.services:
         raise UsageError(f"no InferenceService matches --tenant/--service in environment {exp.environment}")
     chosen = _chosen_checks(opts)
@@ -218,7 +212,7 @@ class GpuOptions:
 
 
 def execute_gpu(opts: GpuOptions) -> Result:
-    from ..conform.expectations import Expectations, GpuSpec, Source
+    from ..conform.expectations import GpuSpec, Source
     from ..conform.gpu import GpuOptions as CheckOptions
     from ..conform.gpu import check_gpus
 
@@ -227,7 +221,6 @@ def execute_gpu(opts: GpuOptions) -> Result:
     fail_on_warn = False
     if not opts.no_expectations:
         exp = build_expectations(opts.source)
-        assert isinstance(exp, Expectations)
         spec, environment, fail_on_warn = exp.gpu, exp.environment, bool(exp.fail_on_warn)
     overrides = {k: v for k, v in {"product": opts.product, "per_node": opts.count,
                                    "memory_gib": opts.memory_gib, "mig": opts.mig}.items() if v is not None}

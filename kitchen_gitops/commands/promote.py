@@ -51,7 +51,6 @@ class Promotion:
 
 
 def _evidence_files(opts: Options, source: Environment) -> list[tuple[str, bytes]]:
-    from ..artifacts.storage import S3Settings
     from ..evidence import S3Location, download, read_folder, s3_client
 
     files: list[tuple[str, bytes]] = []
@@ -66,9 +65,7 @@ def _evidence_files(opts: Options, source: Environment) -> list[tuple[str, bytes
         if not storage.endpoint:
             endpoint = s3.endpoint if "://" in s3.endpoint else f"{'https' if s3.use_https else 'http'}://{s3.endpoint}"
             storage = S3Options(endpoint, s3.region, storage.ca_bundle, storage.timeout_s)
-        settings = storage.settings(source.name)
-        assert isinstance(settings, S3Settings)
-        files += download(s3_client(settings), S3Location.parse(source.evidence.uri))
+        files += download(s3_client(storage.settings(source.name)), S3Location.parse(source.evidence.uri))
     return files
 
 

@@ -1,4 +1,5 @@
-"""Process-group helpers shared by the test servers (``s3_server``, ``vllm_server``).
+"""Process-group helpers shared by the test servers (``s3_server``, ``vllm_server``,
+``prometheus_server``).
 
 A server is started with ``subprocess.Popen(..., start_new_session=True)``, so its
 leader's pid is the id of a process group that holds every child it spawns.
@@ -13,9 +14,12 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+import httpx
 
 __all__ = ["ServerProcess", "group_members", "stop_process_group", "tail"]
 
@@ -83,15 +87,59 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout: float, *, kill_wa
 
 class ServerProcess:
     """A server in its own process group, used as a context manager: ``start()`` on
-    entry (defined by the subclass), the whole group stopped on exit."""
+    entry (defined by the subclass, which launches its command with :meth:`launch`), the
+    whole group stopped on exit."""
 
     stop_timeout = 10.0
+    startup_timeout = 60.0
+    name = "server"  # in messages
+    error: type[Exception] = RuntimeError
+    poll_seconds = 0.3
+    http_timeout = 2.0
+    log_lines = 40  # of the log, in a message that the server did not come up
+    log_path: Path
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
         raise NotImplementedError
+
+    def ready(self, client: httpx.Client) -> bool:
+        """Whether the server answers as a started one does (an HTTP error counts as no)."""
+        raise NotImplementedError
+
+    def launch(self, command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
+               since: float | None = None) -> None:
+        """Start ``command`` in its own process group, its output appended to ``log_path``,
+        and wait until :meth:`ready` — within ``startup_timeout`` of ``since`` (default
+        now) — or raise ``error`` with the log's end; the group is stopped on any failure."""
+        deadline = (time.monotonic() if since is None else since) + self.startup_timeout
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(list(command), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, env=None if env is None else dict(env),
+                                            start_new_session=True)
+        try:
+            self._wait_ready(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, deadline: float) -> None:
+        assert self.process is not None
+        with httpx.Client(timeout=self.http_timeout) as client:
+            while True:
+                rc = self.process.poll()
+                if rc is not None:
+                    raise self.error(f"{self.name} exited with code {rc} during startup; log {self.log_path}:\n"
+                                     f"{tail(self.log_path, self.log_lines)}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if self.ready(client):
+                        return
+                if time.monotonic() > deadline:
+                    raise self.error(f"{self.name} not ready after {self.startup_timeout:.0f}s; log "
+                                     f"{self.log_path}:\n{tail(self.log_path, self.log_lines)}")
+                time.sleep(self.poll_seconds)
 
     def stop(self, timeout: float | None = None) -> None:
         """SIGTERM the process group, SIGKILL after ``timeout``. Idempotent."""

@@ -11,11 +11,9 @@ except in CI (``CI=true``), where bootstrap installs them and their absence is a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from .process import ServerProcess, tail
+from .process import ServerProcess
 from .vllm_server import free_port
 
 __all__ = ["PrometheusServer", "promtool", "require_prometheus"]
@@ -47,6 +45,7 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 class PrometheusServer(ServerProcess):
     stop_timeout = 15.0
+    name = "prometheus"
 
     def __init__(self, workdir: Path, scrape_configs: Sequence[dict[str, Any]], rule_files: Sequence[Path],
                  *, evaluation_interval: str = "5s", startup_timeout: float = 120.0) -> None:
@@ -73,28 +72,11 @@ class PrometheusServer(ServerProcess):
         cmd = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
                f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
                "--storage.tsdb.retention.time=1h"]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self.launch(cmd)
         return self
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {self.process.returncode}:\n{tail(self.log_path)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/-/ready", timeout=2.0).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus not ready after {self.startup_timeout:.0f}s:\n{tail(self.log_path)}")
-            time.sleep(0.3)
+    def ready(self, client: httpx.Client) -> bool:
+        return client.get(f"{self.base_url}/-/ready").status_code == 200
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         """The JSON answer of ``/api/v1/<path>`` (errors included: ``status`` says which)."""

@@ -23,22 +23,19 @@ their credentials are random. A request outside an identity's actions gets
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from .process import ServerProcess, tail
+from .process import ServerProcess
 
 __all__ = ["S3Identity", "SeaweedS3", "SeaweedS3Error", "find_weed"]
 
@@ -117,6 +114,10 @@ class SeaweedS3(ServerProcess):
     (``tmpdir/weed.log``). Credentials are random unless given. ``extra_identities``
     (name -> actions) adds identities with random credentials: see :meth:`identity`.
     """
+
+    name = "weed mini"
+    error = SeaweedS3Error
+    poll_seconds = 0.2
 
     def __init__(
         self,
@@ -217,47 +218,15 @@ class SeaweedS3(ServerProcess):
             for k, v in os.environ.items()
             if not k.startswith(("AWS_", "S3_"))  # no surprises from the caller's env
         }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=self.tmpdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        self.launch(self.command(), env=env, cwd=self.tmpdir)
         return self
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.startup_timeout
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                rc = self.process.poll()
-                if rc is not None:
-                    raise SeaweedS3Error(
-                        f"weed mini exited with code {rc}; log {self.log_path}:\n"
-                        f"{tail(self.log_path)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    # unauthenticated ListBuckets: 403 once the S3 gateway and its
-                    # identities are up; the filer must answer too before writes work
-                    s3 = client.get(self.url + "/")
-                    filer = client.get(f"http://127.0.0.1:{self.ports['filer']}/")
-                    if s3.status_code == 403 and filer.status_code < 500:
-                        return
-                if time.monotonic() > deadline:
-                    raise SeaweedS3Error(
-                        f"weed mini not ready after {self.startup_timeout:.0f}s; "
-                        f"log {self.log_path}:\n{tail(self.log_path)}"
-                    )
-                time.sleep(0.2)
+    def ready(self, client: httpx.Client) -> bool:
+        # unauthenticated ListBuckets: 403 once the S3 gateway and its identities are up;
+        # the filer must answer too before writes work
+        s3 = client.get(self.url + "/")
+        filer = client.get(f"http://127.0.0.1:{self.ports['filer']}/")
+        return s3.status_code == 403 and filer.status_code < 500
 
     def client(  # type: ignore[no-untyped-def]
         self,

@@ -12,11 +12,9 @@ terminated (SIGTERM, then SIGKILL).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from .process import ServerProcess, group_members, tail
+from .process import ServerProcess, group_members
 
 __all__ = ["VllmServer", "VllmServerError", "free_port"]
 
@@ -54,6 +52,11 @@ class VllmServer(ServerProcess):
     """
 
     stop_timeout = 20.0
+    name = "vLLM server"
+    error = VllmServerError
+    poll_seconds = 0.5
+    http_timeout = 5.0
+    log_lines = 60
 
     def __init__(
         self,
@@ -159,44 +162,12 @@ class VllmServer(ServerProcess):
         t0 = time.monotonic()
         with self.log_path.open("ab") as log:
             log.write(("$ " + " ".join(self.command()) + "\n").encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                self.command(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.environment(),
-                start_new_session=True,  # own process group: stop() kills every child
-            )
-        try:
-            self._wait_ready(t0)
-        except BaseException:
-            self.stop()
-            raise
+        self.launch(self.command(), env=self.environment(), since=t0)
         self.startup_seconds = time.monotonic() - t0
         return self
 
-    def _wait_ready(self, t0: float) -> None:
-        assert self.process is not None
-        deadline = t0 + self.startup_timeout
-        url = f"{self.base_url}/v1/models"
-        with httpx.Client(timeout=5.0) as client:
-            while True:
-                rc = self.process.poll()
-                if rc is not None:
-                    raise VllmServerError(
-                        f"vLLM server exited with code {rc} during startup; "
-                        f"log {self.log_path}:\n{tail(self.log_path, 60)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(url).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise VllmServerError(
-                        f"vLLM server not ready after {self.startup_timeout:.0f}s; "
-                        f"log {self.log_path}:\n{tail(self.log_path, 60)}"
-                    )
-                time.sleep(0.5)
+    def ready(self, client: httpx.Client) -> bool:
+        return client.get(f"{self.base_url}/v1/models").status_code == 200
 
     # -- helpers ---------------------------------------------------------------
 
