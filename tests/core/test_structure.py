@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle between its modules, and a thin command line."""
+"""The package's shape: no import cycle between its modules, a thin command line, small
+modules and functions."""
 
 from __future__ import annotations
 
@@ -107,3 +108,19 @@ def test_cli_modules_hold_option_parsing_only() -> None:
             assert len(statements) <= limit, f"{path.name}: {fn.name} does more than parse options"
         imported = _imports(path)
         assert not imported & stages, f"{path.name} calls stages directly: {sorted(imported & stages)}"
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """No module over 800 lines, no function over 60: a stage that grows past them is
+    split along its seams."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 800:
+            too_long.append(f"{path.relative_to(PACKAGE.parent)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.name} has {lines} lines")
+    assert not too_long, "\n".join(too_long)
