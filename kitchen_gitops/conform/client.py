@@ -35,6 +35,28 @@ class ApiError(Exception):
         self.status = status
 
 
+# A kept-alive connection the server has just closed (uvicorn closes idle ones after 5 s)
+# fails the next request before any response: "Can not write request body", "Server
+# disconnected".  Such a request never reached the model, so it is sent again on a new
+# connection, at most this many times, before the server counts as not answering.
+RESEND_BEFORE_RESPONSE = 2
+_NOT_SENT = (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError)
+
+
+async def send_resending(session: aiohttp.ClientSession, method: str, url: str,
+                         body: Mapping[str, object] | None) -> aiohttp.ClientResponse:
+    """``session.request``, sent again on a new connection while it fails before any
+    response (``RESEND_BEFORE_RESPONSE`` times at most)."""
+    attempt = 0
+    while True:
+        try:
+            return await session.request(method, url, json=body)
+        except _NOT_SENT:
+            if attempt == RESEND_BEFORE_RESPONSE:
+                raise
+            attempt += 1
+
+
 def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -131,7 +153,7 @@ class OpenAIClient:
         url = f"{self.base_url}{path}"
 
         async def send() -> tuple[int, str]:
-            async with self._session.request(method, url, json=body) as r:
+            async with await send_resending(self._session, method, url, body) as r:
                 return r.status, await r.text()
 
         try:
@@ -201,7 +223,8 @@ async def stream_completion(session: aiohttp.ClientSession, base_url: str, model
     got_first = False
     buffer = b""
     try:
-        async with session.post(f"{base_url.rstrip('/')}/v1/completions", json=body) as r:
+        url = f"{base_url.rstrip('/')}/v1/completions"
+        async with await send_resending(session, "POST", url, body) as r:
             if r.status != 200:
                 rec.error = f"HTTP {r.status}: {(await r.text())[:300]}"
                 return rec

@@ -35,7 +35,7 @@ from ..evaluation_sets import (
     score_answer,
 )
 from ..findings import Location, ResourceRef, Severity
-from .client import ApiError, Unreachable, completion_body
+from .client import ApiError, Unreachable, completion_body, send_resending
 from .expectations import DatasetSpec, EvaluationSpec, FlavorExpectation
 from .results import CheckRecord, Status, clip, finding, timed
 
@@ -130,7 +130,8 @@ async def _answer_all(url: str, token: str | None, timeout: float, concurrency: 
             async with gate:
                 body = completion_body(model, prompt, max_tokens)
                 try:
-                    async with http.post(f"{url.rstrip('/')}/v1/completions", json=body) as r:
+                    endpoint = f"{url.rstrip('/')}/v1/completions"
+                    async with await send_resending(http, "POST", endpoint, body) as r:
                         text = await r.text()
                         if r.status != 200:
                             raise ApiError(r.status, text)

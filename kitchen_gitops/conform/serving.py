@@ -29,6 +29,7 @@ from .client import (
     StreamRecord,
     TokenScore,
     Unreachable,
+    send_resending,
     stream_completion,
 )
 from .evaluation import EvaluationTarget, check_evaluation
@@ -335,7 +336,7 @@ async def _concurrent(url: str, token: str | None, timeout: float,
     async with aiohttp.ClientSession(headers=headers, connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=timeout)) as http:
         async def warm() -> None:
-            async with http.get(f"{url.rstrip('/')}/v1/models") as r:
+            async with await send_resending(http, "GET", f"{url.rstrip('/')}/v1/models", None) as r:
                 await r.read()
 
         try:
