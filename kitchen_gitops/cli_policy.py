@@ -44,10 +44,15 @@ def check(
     render_check: Annotated[bool, typer.Option("--render-check/--no-render-check",
                                                help="Also fail when rendered/ is stale.")] = True,
     today: Annotated[str | None, typer.Option("--today", hidden=True, help="Date for waiver expiry (tests).")] = None,
+    cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache", help="Read and store the results of unchanged work in <root>/.kitchen-cache/ "
+        f"(${settings.CACHE.name}=off: never).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say what the cache found, computed and "
+                                          "ignored (on stderr).")] = False,
 ) -> None:
     """The CI gate: validate, plan, render in memory, policies, waivers, rendered/ up to date."""
     opts = check_command.Options(root, tuple(env or ()), policies, waivers, engine.value, opa_url, opa_timeout,
-                                 render_check, fail_on_warn, check_command.parse_day(today))
+                                 render_check, fail_on_warn, check_command.parse_day(today), cache, verbose)
     raise typer.Exit(commands.publish(check_command.execute(opts), fmt.value, output=output))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     ValidationError,
@@ -29,6 +29,9 @@ from .evaluation_sets import MAX_REPOSITORY_DATASET_BYTES, METRICS, Metric, pars
 from .findings import Finding, Location, Severity
 from .load import Document, load_documents
 from .scaling import Autoscaling, EnvironmentAutoscaling, resolve
+
+if TYPE_CHECKING:
+    from .cache import Cache
 
 
 def _object_key(kind: str, obj: Strict) -> str:
@@ -527,9 +530,10 @@ def _repository_set(catalog: Catalog, key: str, e: Evaluation, path: str, at: Ev
     return out
 
 
-def load_catalog(root: Path) -> tuple[Catalog, list[Finding]]:
-    """Load and validate the catalog below ``root``: every problem at once, as findings."""
-    documents, findings = load_documents(root)
+def load_catalog(root: Path, cache: Cache | None = None) -> tuple[Catalog, list[Finding]]:
+    """Load and validate the catalog below ``root``: every problem at once, as findings
+    (each file's parse read from ``cache`` where it holds the same bytes)."""
+    documents, findings = load_documents(root, cache)
     unloaded = tuple(sorted({f.location.file for f in findings}))
     catalog, more = build_catalog(root, documents, unloaded)
     return catalog, findings + more

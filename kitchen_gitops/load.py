@@ -30,7 +30,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -48,6 +48,9 @@ from ruamel.yaml.resolver import VersionedResolver
 from . import rules, settings
 from .escape import visible
 from .findings import Finding, Location, Severity
+
+if TYPE_CHECKING:
+    from .cache import Cache
 
 PathKey = tuple[str | int, ...]
 
@@ -703,20 +706,22 @@ def catalog_files(root: Path) -> Iterator[tuple[str, Path]]:
 PARALLEL_LOAD_MIN_FILES = 512
 
 
-def _load_files(root: Path, files: list[tuple[str, Path, str]]) -> tuple[list[tuple[str, Document]], list[Finding]]:
-    docs: list[tuple[str, Document]] = []
-    findings: list[Finding] = []
-    for kind, path, display in files:
+Job = tuple[str, Path, str, bytes | None]  # kind, path, shown path, the bytes when read already
+Loaded = tuple[str, Document | None, list[Finding]]
+
+
+def _load_files(root: Path, jobs: list[Job]) -> list[Loaded]:
+    """Each file parsed (from its bytes where the job has them), in the order given."""
+    out: list[Loaded] = []
+    for kind, path, display, raw in jobs:
         if not kind:
-            findings.append(_finding(display, 1, 1, "a YAML file outside the kind folders is not part "
-                                     "of the catalog", rules.LOAD_MISPLACED_FILE,
-                                     f"one of {', '.join(f + '/' for f in CATALOG_DIRS.values())}"))
+            out.append((kind, None, [_finding(
+                display, 1, 1, "a YAML file outside the kind folders is not part of the catalog",
+                rules.LOAD_MISPLACED_FILE, f"one of {', '.join(f + '/' for f in CATALOG_DIRS.values())}")]))
             continue
-        doc, problems = load_file(path, root, display)
-        findings.extend(problems)
-        if doc is not None:
-            docs.append((kind, doc))
-    return docs, findings
+        doc, problems = parse_text(raw, path, display) if raw is not None else load_file(path, root, display)
+        out.append((kind, doc, problems))
+    return out
 
 
 def _parallel(files: int) -> bool:
@@ -729,23 +734,62 @@ def _parallel(files: int) -> bool:
             and settings.JOBS.raw() != "1")
 
 
-def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:
+def load_documents(root: Path, cache: Cache | None = None) -> tuple[list[tuple[str, Document]], list[Finding]]:
     """Load every catalog file below ``root``; returns (folder kind, document) pairs, in
-    the order of discovery whether one process parsed them or two."""
+    the order of discovery whether one process parsed them or two.  With a ``cache``, a
+    file whose shown path and bytes were parsed before is read from it, and every file
+    parsed here is stored in it."""
+    from . import document_cache
+
     files, findings = discover(root)
-    if not _parallel(len(files)):
-        docs, problems = _load_files(root, files)
-        return docs, findings + problems
+    results: list[Loaded | None] = [None] * len(files)
+    jobs: list[Job] = []
+    where: list[int] = []
+    keys: dict[int, str] = {}
+    for i, (kind, path, display) in enumerate(files):
+        raw = None
+        if cache is not None and cache.enabled and kind:
+            try:
+                raw = read_regular_file(path)
+            except OSError:
+                raw = None  # parse_text's caller reports it
+            if raw is not None:
+                keys[i] = document_cache.key(display, raw)
+                payload = cache.get(document_cache.KIND, keys[i])
+                doc = document_cache.decode(payload, path, display) if payload is not None else None
+                if doc is not None:
+                    results[i] = (kind, doc, [])
+                    continue
+                if payload is not None:
+                    cache.reject(document_cache.KIND, keys[i], "not a parsed document")
+        jobs.append((kind, path, display, raw))
+        where.append(i)
+    for i, loaded in zip(where, _parse(root, jobs), strict=True):
+        results[i] = loaded
+        kind, doc, problems = loaded
+        if cache is not None and i in keys and doc is not None and not problems:
+            payload = document_cache.encode(doc)
+            if payload is not None:
+                cache.put(document_cache.KIND, keys[i], payload)
+    docs = [(kind, doc) for kind, doc, _ in filter(None, results) if doc is not None]
+    return docs, findings + [f for r in results if r is not None for f in r[2]]
+
+
+def _parse(root: Path, jobs: list[Job]) -> list[Loaded]:
+    """``_load_files`` of every job, by two processes (each half in order) when there are
+    many."""
+    if not _parallel(len(jobs)):
+        return _load_files(root, jobs)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    half = len(files) // 2
+    half = len(jobs) // 2
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-        second = pool.submit(_load_files, root, files[half:])
-        docs, problems = _load_files(root, files[:half])
+        second = pool.submit(_load_files, root, jobs[half:])
+        first = _load_files(root, jobs[:half])
         try:
-            more_docs, more_problems = second.result()
+            rest = second.result()
         except BrokenProcessPool:  # the second process died (memory): parse its half here
-            more_docs, more_problems = _load_files(root, files[half:])
-    return docs + more_docs, findings + problems + more_problems
+            rest = _load_files(root, jobs[half:])
+    return first + rest

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import settings
+from . import check_cache, settings
 from .admission import FOLDER as ADMISSION_FOLDER
 from .admission import render_admission, reserved_findings
+from .cache import Cache
 from .conform.objects import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
@@ -93,18 +94,18 @@ def select_environments(catalog: Catalog, envs: Sequence[str] | None) -> list[st
     return sorted(set(envs))
 
 
-def validate(root: Path) -> Outcome:
+def validate(root: Path, cache: Cache | None = None) -> Outcome:
     if not root.is_dir():
         raise ConfigError(f"{root}: no such directory (--root names the catalog repository)")
     if not any((root / rel).is_dir() for rel in CATALOG_DIRS.values()):
         raise ConfigError(f"{root}: not a catalog repository: none of "
                           f"{', '.join(sorted(set(CATALOG_DIRS.values())))} exists")
-    catalog, findings = load_catalog(root)
+    catalog, findings = load_catalog(root, cache)
     return Outcome(catalog, sort_findings(findings))
 
 
-def plan(root: Path, envs: Sequence[str] | None = None) -> Outcome:
-    outcome = validate(root)
+def plan(root: Path, envs: Sequence[str] | None = None, cache: Cache | None = None) -> Outcome:
+    outcome = validate(root, cache)
     if not outcome.ok:
         return outcome
     extra: list[Finding] = []
@@ -122,9 +123,9 @@ def contributions() -> tuple[Contribution, ...]:
     return (*CONFORMANCE_OBJECTS, OBSERVABILITY)
 
 
-def _planned(root: Path, envs: Sequence[str] | None) -> Outcome:
+def _planned(root: Path, envs: Sequence[str] | None, cache: Cache | None = None) -> Outcome:
     """``plan``, and an environment that would render into the admission folder refused."""
-    outcome = plan(root, envs)
+    outcome = plan(root, envs, cache)
     if outcome.ok:
         outcome.findings = sort_findings([*outcome.findings, *reserved_findings(outcome.catalog)])
     return outcome
@@ -204,6 +205,8 @@ class CheckOptions:
     render_check: bool = True
     fail_on_warn: bool = False
     today: dt.date | None = None
+    cache: bool = False  # read and write <root>/.kitchen-cache (the command line's default)
+    verbose: bool = False  # what the cache did, as notes
 
 
 def check(opts: CheckOptions) -> Result:
@@ -215,22 +218,18 @@ def check(opts: CheckOptions) -> Result:
     findings come back; nothing else crosses between them."""
     root = opts.root
     envs = list(opts.environments) or None
-    outcome = _planned(root, envs)
+    cache = _cache(opts)
+    outcome = _planned(root, envs, cache)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
     if not outcome.ok:
+        _cache_notes(result, cache, opts)
         return result
     folder = policy_folder(root, opts.policies)
     library = load_library(folder, root)
     job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root, outcome.catalog))
     names = sorted(outcome.plans)
-    workers = min(len(names), _jobs(opts))
-    if workers > 1:
-        per_env = _run_in_workers(job, names, workers)
-    else:
-        engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
-        prepare(library, engine)
-        per_env = job.run_all(names, engine)
+    per_env = _environments(job, names, cache, folder)
     findings = [f for name in names for f in per_env[name]]
     allowed = allow_list(library.data)
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
@@ -254,7 +253,61 @@ def check(opts: CheckOptions) -> Result:
     rendered_ok = "; rendered/ up to date" if opts.render_check else ""
     result.summary = [f"check ok: {', '.join(result.environments)}; {ran}{rendered_ok}"] \
         if not result.findings else []
+    _cache_notes(result, cache, opts)
     return result
+
+
+def _cache(opts: CheckOptions) -> Cache:
+    """The repository's cache where the options ask for one and none of the engine's work
+    happens elsewhere (an OPA server's policies are not kitchen's files)."""
+    if not opts.cache:
+        return Cache.disabled()
+    if opts.opa_url:
+        return Cache.disabled("the policies run on an OPA server: no environment is stored")
+    return Cache.of(opts.root)
+
+
+def _cache_notes(result: Result, cache: Cache, opts: CheckOptions) -> None:
+    cache.trim()
+    if opts.verbose:
+        result.notes.extend(cache.stats.lines())
+
+
+def _environments(job: _EnvironmentJob, names: list[str], cache: Cache, folder: Path) -> dict[str, list[Finding]]:
+    """Every environment's findings: from the cache where everything it reads is as it was,
+    else computed (in workers where there are several) and stored."""
+    opts = job.opts
+    keys: dict[str, str] = {}
+    out: dict[str, list[Finding]] = {}
+    if cache.enabled:
+        root = opts.root
+        inputs = check_cache.inputs_digest([
+            *(root / d for d in check_cache.READ_FOLDERS), job.templates, folder,
+            *([opts.waivers] if opts.waivers is not None else [])])
+        options = [opts.engine, f"render_check={opts.render_check}", job.out_dir.as_posix()]
+        for name in names:
+            output = job.out_dir / name if opts.render_check else None
+            keys[name] = check_cache.environment_key(name, inputs, options, output)
+            payload = cache.get(check_cache.KIND, keys[name])
+            found = check_cache.decode(payload) if payload is not None else None
+            if found is not None:
+                out[name] = found
+            elif payload is not None:
+                cache.reject(check_cache.KIND, keys[name], "not a list of findings")
+    todo = [n for n in names if n not in out]
+    workers = min(len(todo), _jobs(opts))
+    if workers > 1:
+        computed = _run_in_workers(job, todo, workers)
+    elif todo:
+        engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
+        prepare(job.library, engine)
+        computed = job.run_all(todo, engine)
+    else:
+        computed = {}
+    for name, found in computed.items():
+        if name in keys:
+            cache.put(check_cache.KIND, keys[name], check_cache.encode(found))
+    return {**out, **computed}
 
 
 def _waived(policy: list[Finding], outcome: Outcome, library: Library, folder: Path,

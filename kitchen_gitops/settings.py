@@ -23,6 +23,7 @@ S3_TIMEOUT_S = 10.0  # seconds to wait for an S3 endpoint to connect or answer
 OPA_TIMEOUT_S = 10.0  # seconds to wait for an OPA server
 POLICY_TIMEOUT_S = 60.0  # one evaluation in an embedded engine (milliseconds for the example library)
 RENDER_TIMEOUT_S = 60.0  # rendering one environment (templates come from pull requests too)
+CACHE_MAX_MIB_DEFAULT = 512  # .kitchen-cache/ after a run (the synthetic organisation's: about 60 MiB)
 EXPECTATIONS_FILE = Path("/etc/kitchen/expectations.json")  # where the conformance Job mounts them
 
 
@@ -87,6 +88,9 @@ PVC_MIRROR = Variable("KITCHEN_PVC_MIRROR", "Local mirror of the PVCs: pvc://CLA
                       "DIR/CLAIM/PATH (--pvc-mirror).", Path)
 EXPECTATIONS = Variable("KITCHEN_EXPECTATIONS", f"The conformance expectations JSON (default "
                         f"{EXPECTATIONS_FILE}).", Path)
+CACHE = Variable("KITCHEN_CACHE", "off: kitchen check neither reads nor writes .kitchen-cache/ (--no-cache).")
+CACHE_MAX_MIB = Variable("KITCHEN_CACHE_MAX_MIB", f"The size .kitchen-cache/ is trimmed to after a run, in MiB "
+                         f"(default {CACHE_MAX_MIB_DEFAULT}).", int)
 DEBUG = Variable("KITCHEN_DEBUG", "Set: an internal error shows its traceback.", bool)
 
 # ---------------------------------------------------------------- the S3 client's
@@ -105,8 +109,23 @@ GITHUB_ACTIONS = Variable("GITHUB_ACTIONS", "\"true\" under GitHub Actions: --fo
                           "workflow commands.", bool)
 NODE_NAME = Variable("NODE_NAME", "The node kitchen conform gpu runs on, for its report (the Job sets it).")
 
-VARIABLES = (JOBS, RENDER_TIMEOUT, POLICY_TIMEOUT, OPA_URL, S3_ENDPOINT, PVC_MIRROR, EXPECTATIONS, DEBUG,
+VARIABLES = (JOBS, RENDER_TIMEOUT, POLICY_TIMEOUT, OPA_URL, S3_ENDPOINT, PVC_MIRROR, EXPECTATIONS, CACHE,
+             CACHE_MAX_MIB, DEBUG,
              ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, CA_BUNDLE, SSL_CERT_FILE, GITHUB_ACTIONS, NODE_NAME)
+
+
+def cache_max_bytes() -> int:
+    """``$KITCHEN_CACHE_MAX_MIB`` in bytes (a whole number of MiB, at least 1)."""
+    raw = CACHE_MAX_MIB.raw()
+    if not raw:
+        return CACHE_MAX_MIB_DEFAULT << 20
+    try:
+        mib = int(raw)
+    except ValueError:
+        raise UsageError(f"${CACHE_MAX_MIB.name}={raw!r} is not a whole number of MiB") from None
+    if mib < 1:
+        raise UsageError(f"${CACHE_MAX_MIB.name}={raw!r} must be at least 1")
+    return mib << 20
 
 
 def credential(variable: Variable) -> str | None:

@@ -1,0 +1,303 @@
+"""The gate's cache: the results of work ``kitchen check`` would otherwise repeat, stored
+under ``.kitchen-cache/`` and found again by the digest of everything that work reads.
+
+An optimisation, never a source of truth:
+
+- **Keys are content digests.**  A key is the SHA-256 of kitchen's own code and the
+  versions of the libraries it runs on (:func:`code_digest`), the kind of work, and the
+  bytes that work reads.  Nothing else — no timestamps, no file names of the cache — can
+  make an entry be found.
+- **Entries prove themselves.**  Each file starts with a header line naming the format,
+  the kind, the key and the SHA-256 and length of its payload; an entry whose header is
+  not exactly that (another version's, another key's, a truncated or edited file) is
+  ignored, counted and named in ``--verbose``, and the work is done again.
+- **No code in the cache.**  Payloads are JSON read into plain values and checked again by
+  the reader of each kind; nothing is unpickled.
+- **The cache must not come from the pull request.**  A cache folder that Git tracks, or
+  that is a link, is not used (a hostile change could commit entries that hide its
+  findings); the run says so and works without it.
+- **Bounded.**  After a run that wrote entries, the least recently used ones are removed
+  until the folder is under ``$KITCHEN_CACHE_MAX_MIB``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache as memoized
+from pathlib import Path
+
+from . import settings
+
+FOLDER = ".kitchen-cache"
+FORMAT = b"kitchen-cache/1"
+# the libraries whose behaviour decides what kitchen finds; their versions are in every key
+LIBRARIES = ("ruamel.yaml", "ruamel.yaml.clib", "jinja2", "pydantic", "pydantic-core", "orjson",
+             "gordon-to-regorus", "opa-golib-python-bindings", "cel-expr-python")
+_HEADER_MAX = 512
+
+
+@memoized
+def code_digest() -> str:
+    """The digest of kitchen itself: every file of the package (code, policies it ships,
+    templates, schemas), the Python version and the versions of :data:`LIBRARIES`."""
+    h = hashlib.sha256()
+    h.update(sys.version.encode())
+    for name in LIBRARIES:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "-"
+        h.update(f"\0{name}={version}".encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(b"\0" + path.relative_to(package).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+class Digest:
+    """A key under construction: length-prefixed parts, so that no two part lists give the
+    same bytes."""
+
+    def __init__(self, kind: str) -> None:
+        self._h = hashlib.sha256()
+        self.add(FORMAT, code_digest().encode(), kind.encode())
+
+    def add(self, *parts: bytes) -> Digest:
+        for part in parts:
+            self._h.update(len(part).to_bytes(8, "big"))
+            self._h.update(part)
+        return self
+
+    def text(self, *parts: str) -> Digest:
+        return self.add(*(p.encode("utf-8", "surrogateescape") for p in parts))
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def folder_digest(folder: Path, into: Digest) -> None:
+    """Every regular file and link below ``folder`` (its path, then its bytes or the link's
+    text), in path order, added to ``into``; a folder that does not exist adds a marker."""
+    if not folder.is_dir() or folder.is_symlink():
+        into.text("absent" if not folder.is_symlink() else f"link:{os.readlink(folder)}")
+        return
+    for rel, path in sorted(_files(folder, "")):
+        if path.is_symlink():
+            into.text(rel, "link", os.readlink(path))
+        else:
+            try:
+                into.text(rel, "file").add(path.read_bytes())
+            except OSError as exc:
+                into.text(rel, f"unreadable:{exc.errno}")
+
+
+def _files(folder: Path, rel: str) -> Iterable[tuple[str, Path]]:
+    with os.scandir(folder) as entries:
+        for e in entries:
+            child = f"{rel}/{e.name}" if rel else e.name
+            if e.is_dir(follow_symlinks=False):
+                yield from _files(Path(e.path), child)
+            else:
+                yield child, Path(e.path)
+
+
+@dataclass
+class Stats:
+    """What one run did with the cache: counted per kind, and why entries were ignored."""
+
+    hits: Counter[str] = field(default_factory=Counter)
+    misses: Counter[str] = field(default_factory=Counter)
+    writes: Counter[str] = field(default_factory=Counter)
+    ignored: list[str] = field(default_factory=list)
+    removed: int = 0
+
+    def lines(self) -> list[str]:
+        kinds = sorted(set(self.hits) | set(self.misses))
+        out = [f"cache {k}: {self.hits[k]} found, {self.misses[k]} computed, {self.writes[k]} stored"
+               for k in kinds]
+        out += [f"cache: ignored {why}" for why in self.ignored]
+        if self.removed:
+            out.append(f"cache: removed {self.removed} least recently used entries (size bound)")
+        return out
+
+
+class Cache:
+    """The cache of one repository, or none (``folder`` None: every lookup misses and
+    nothing is written)."""
+
+    def __init__(self, folder: Path | None, max_bytes: int = 0) -> None:
+        self.folder = folder
+        self.max_bytes = max_bytes
+        self.stats = Stats()
+
+    @classmethod
+    def disabled(cls, why: str = "") -> Cache:
+        c = cls(None)
+        if why:
+            c.stats.ignored.append(why)
+        return c
+
+    @classmethod
+    def of(cls, root: Path) -> Cache:
+        """``<root>/.kitchen-cache``, unless ``$KITCHEN_CACHE`` is ``off``, or the folder is
+        a link or tracked by Git (then the run uses no cache and says why)."""
+        if settings.CACHE.raw().lower() in ("off", "0", "false", "no"):
+            return cls.disabled()
+        folder = root / FOLDER
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            return cls.disabled(f"{FOLDER}: not a plain folder (a link or a file); not used")
+        tracked = _tracked(root)
+        if tracked is None:
+            return cls.disabled(f"{FOLDER}: Git could not say whether it tracks files in it; not used")
+        if tracked:
+            return cls.disabled(f"{FOLDER}: Git tracks files in it (the cache never comes from a "
+                                "commit); not used")
+        return cls(folder, settings.cache_max_bytes())
+
+    @property
+    def enabled(self) -> bool:
+        return self.folder is not None
+
+    def _path(self, kind: str, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / kind / key[:2] / key
+
+    def get(self, kind: str, key: str) -> bytes | None:
+        """The payload stored for ``key``, or None (a miss, or an entry that does not prove
+        itself: ignored and reported)."""
+        if self.folder is None:
+            return None
+        path = self._path(kind, key)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            self.stats.misses[kind] += 1
+            return None
+        try:
+            with os.fdopen(fd, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            self._ignore(kind, path, f"unreadable ({exc.strerror or exc})")
+            return None
+        header, sep, payload = raw.partition(b"\n")
+        if not sep or len(header) > _HEADER_MAX:
+            self._ignore(kind, path, "no header")
+            return None
+        want = b" ".join((FORMAT, kind.encode(), key.encode(), hashlib.sha256(payload).hexdigest().encode(),
+                          str(len(payload)).encode()))
+        if header != want:
+            self._ignore(kind, path, _mismatch(header, want))
+            return None
+        self.stats.hits[kind] += 1
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the size bound removes the oldest first
+        return payload
+
+    def _ignore(self, kind: str, path: Path, why: str) -> None:
+        self.stats.misses[kind] += 1
+        self.stats.ignored.append(f"{self._shown(path)}: {why}")
+
+    def reject(self, kind: str, key: str, why: str) -> None:
+        """An entry that proved itself but whose payload its reader refused: counted as a
+        miss, reported, and replaced by the next ``put``."""
+        self.stats.hits[kind] -= 1
+        self._ignore(kind, self._path(kind, key), why)
+
+    def _shown(self, path: Path) -> str:
+        assert self.folder is not None
+        return f"{FOLDER}/{path.relative_to(self.folder).as_posix()}"
+
+    def put(self, kind: str, key: str, payload: bytes) -> None:
+        """Store ``payload`` whole (a temporary file renamed into place) or not at all; a
+        cache that cannot be written is reported, never an error."""
+        if self.folder is None:
+            return
+        path = self._path(kind, key)
+        header = b" ".join((FORMAT, kind.encode(), key.encode(), hashlib.sha256(payload).hexdigest().encode(),
+                            str(len(payload)).encode()))
+        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if _has_link(self.folder, path.parent):
+                raise OSError(0, "a link inside the cache folder")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(header + b"\n" + payload)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if not any(w.startswith("not writable") for w in self.stats.ignored):
+                self.stats.ignored.append(f"not writable: {exc.strerror or exc}; results not stored")
+            return
+        self.stats.writes[kind] += 1
+
+    def trim(self) -> None:
+        """Remove the least recently used entries until the folder is below its bound (to
+        ¾ of it, so that the next runs do not trim again at once)."""
+        if self.folder is None or not sum(self.stats.writes.values()) or not self.folder.is_dir():
+            return
+        entries: list[tuple[float, int, Path]] = []
+        for _, path in _files(self.folder, ""):
+            try:
+                st = path.lstat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return
+        target = self.max_bytes * 3 // 4
+        for _, size, path in sorted(entries):
+            if total <= target:
+                break
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            total -= size
+            self.stats.removed += 1
+
+
+def _mismatch(header: bytes, want: bytes) -> str:
+    got = header.split(b" ")
+    parts = want.split(b" ")
+    if not got or got[0] != parts[0]:
+        return "another format or version of the cache"
+    if len(got) != len(parts) or got[1:3] != parts[1:3]:
+        return "an entry for another key"
+    return "its payload does not match its digest (truncated or edited)"
+
+
+def _has_link(folder: Path, inner: Path) -> bool:
+    """Whether a folder between ``folder`` (included) and ``inner`` is a link."""
+    p = inner
+    while True:
+        if p.is_symlink():
+            return True
+        if p == folder or p.parent == p:
+            return False
+        p = p.parent
+
+
+def _tracked(root: Path) -> bool | None:
+    """Whether Git tracks anything under the cache folder of ``root``: False outside a
+    repository (nothing is tracked there), None where the repository's Git cannot say."""
+    if not any((p / ".git").exists() for p in (root.resolve(), *root.resolve().parents)):
+        return False
+    try:
+        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", FOLDER],
+                             capture_output=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return bool(out.stdout)

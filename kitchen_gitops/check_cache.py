@@ -1,0 +1,89 @@
+"""``kitchen check``'s per-environment work in the gate's cache.
+
+One environment's share of the gate — render, the closed world, the rendered-as-planned
+and staleness checks, the policy evaluation — is stored as its findings, keyed by the
+digest of everything it reads: kitchen's code and libraries (in every key), the engine,
+the environment's name, the options that change its findings, every file of the folders
+the gate reads (catalog/, environments/, templates/, the policy folder and policies/,
+evaluations/, evidence/) and, where the committed output is checked, that environment's
+output folder.  A change to any of them is a different key.  Time-dependent work (waivers,
+promotion evidence) and the whole-catalog checks after it are never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .cache import Digest, folder_digest
+from .findings import Finding, Location, ResourceRef, Severity
+
+KIND = "environment"
+# the repository's folders the gate reads besides templates/ and the policy folder
+READ_FOLDERS = ("catalog", "environments", "policies", "evaluations", "evidence")
+_FIELDS = ("rule_id", "severity", "message", "location", "resource", "expected", "actual", "environment",
+           "subject", "waived_by")
+
+
+def inputs_digest(folders: Sequence[Path]) -> bytes:
+    """The digest of every file below ``folders`` (each named by its position in the list,
+    so that the same bytes in another folder are another input)."""
+    d = Digest("inputs")
+    for i, folder in enumerate(folders):
+        d.text(f"folder {i}")
+        folder_digest(folder, d)
+    return d.hexdigest().encode()
+
+
+def environment_key(name: str, inputs: bytes, options: Sequence[str], output: Path | None) -> str:
+    d = Digest(KIND).text(name, *options).add(inputs)
+    if output is not None:
+        d.text("output")
+        folder_digest(output, d)
+    return d.hexdigest()
+
+
+def encode(findings: Sequence[Finding]) -> bytes:
+    def one(f: Finding) -> list[Any]:
+        loc = [f.location.file, f.location.line, f.location.col]
+        res = None if f.resource is None else [f.resource.kind, f.resource.name, f.resource.namespace,
+                                               f.resource.api_version]
+        return [f.rule_id, f.severity.value, f.message, loc, res, f.expected, f.actual, f.environment,
+                f.subject, f.waived_by]
+
+    return orjson.dumps([one(f) for f in findings])
+
+
+def _strings(*values: Any) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _finding(item: Any) -> Finding:
+    if not (isinstance(item, list) and len(item) == len(_FIELDS)):
+        raise ValueError("a finding has ten fields")
+    rule, severity, message, loc, res, expected, actual, env, subject, waived = item
+    if not (_strings(rule, severity, message, expected, actual, env, subject, waived)
+            and isinstance(loc, list) and len(loc) == 3 and type(loc[0]) is str
+            and type(loc[1]) is int and type(loc[2]) is int):
+        raise ValueError("a finding's fields are strings and a location")
+    resource = None
+    if res is not None:
+        if not (isinstance(res, list) and len(res) == 4 and _strings(*res)):
+            raise ValueError("a resource is four strings")
+        resource = ResourceRef(*res)
+    return Finding(rule, Severity(severity), message, Location(*loc), resource, expected, actual, env,
+                   subject, waived)
+
+
+def decode(payload: bytes) -> list[Finding] | None:
+    """The findings an entry holds, or None when it is not an entry's shape."""
+    try:
+        items = orjson.loads(payload)
+        if not isinstance(items, list):
+            return None
+        return [_finding(item) for item in items]
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
