@@ -234,7 +234,8 @@ class Cache:
                 fh.write(header + b"\n" + payload)
             os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             if not any(w.startswith("not writable") for w in self.stats.ignored):
                 self.stats.ignored.append(f"not writable: {exc.strerror or exc}; results not stored")
             return

@@ -12,6 +12,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases"
 
+# kitchen check's cache stays off unless a test turns it on (tests/core/test_cache*.py):
+# a test that replaces a function of kitchen must not find results the real one stored.
+os.environ["KITCHEN_CACHE"] = "off"
+
 
 def shared_path(*parts: str) -> Path:
     """A path in the workspace's shared folder (CRD schemas, real status samples), which the

@@ -1,0 +1,197 @@
+"""The gate's cache as its user meets it: a warm run finds what a cold run stored and
+finds the same things; a corrupted, foreign, committed or linked cache is ignored (and
+said so with --verbose), never trusted; the folder stays within its size bound.
+
+What the cache did is read from its counters (``--verbose``), never from a clock."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kitchen_gitops.cache import FOLDER, Cache
+from kitchen_gitops.cli import main
+from tests.conftest import git
+
+ARGS = ["check", "--no-render-check", "--verbose"]
+
+
+@pytest.fixture
+def cached(example_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("KITCHEN_CACHE", raising=False)
+    return example_repo
+
+
+def _run(root: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, list[str]]:
+    code = main([*ARGS, *extra, "--root", str(root)])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, [line for line in err.splitlines() if line.startswith("cache")]
+
+
+def _entries(root: Path, kind: str) -> list[Path]:
+    return sorted(p for p in (root / FOLDER / kind).rglob("*") if p.is_file())
+
+
+def test_warm_run_finds_everything_the_cold_run_stored(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, notes = _run(cached, capsys)
+    assert "cache environment: 0 found, 3 computed, 3 stored" in notes
+    documents = len(list((cached / "catalog").rglob("*.yaml"))) + len(list((cached / "environments").rglob("*.yaml")))
+    assert f"cache document: 0 found, {documents} computed, {documents} stored" in notes
+    again, out2, notes2 = _run(cached, capsys)
+    assert (again, out2) == (code, out)
+    assert notes2 == [f"cache document: {documents} found, 0 computed, 0 stored",
+                      "cache environment: 3 found, 0 computed, 0 stored"]
+
+
+def test_an_edit_recomputes_and_the_edit_back_finds_the_first_entries(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    flavor = next(iter(sorted((cached / "catalog" / "flavors").glob("*.yaml"))))
+    original = flavor.read_bytes()
+    first = _run(cached, capsys)
+    flavor.write_bytes(original.replace(b"rank: ", b"rank: 1", 1))  # another rank: another key
+    edited = _run(cached, capsys)
+    assert "cache environment: 0 found, 3 computed, 3 stored" in edited[2]
+    assert any(n.startswith("cache document:") and ", 1 computed, 1 stored" in n for n in edited[2])
+    assert edited[:2] != first[:2]  # the edit is found (the rank is out of range or unsupported)
+    flavor.write_bytes(original)
+    back = _run(cached, capsys)
+    assert back[:2] == first[:2]
+    assert "cache environment: 3 found, 0 computed, 0 stored" in back[2]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited payload", "another key", "another format", "no header",
+                                    "empty"])
+def test_a_damaged_or_foreign_entry_is_ignored_and_reported(
+        damage: str, cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(cached, capsys)
+    entries = _entries(cached, "environment")
+    victim, other = entries[0], entries[1]
+    raw = victim.read_bytes()
+    header, _, payload = raw.partition(b"\n")
+    if damage == "truncated":
+        victim.write_bytes(raw[: len(raw) // 2])
+    elif damage == "edited payload":  # the payload changed by hand, its length and header kept
+        victim.write_bytes(header + b"\n" + payload[:-1] + (b" " if payload[-1:] != b" " else b"\n"))
+    elif damage == "another key":  # another environment's entry copied over it
+        victim.write_bytes(other.read_bytes())
+    elif damage == "another format":
+        victim.write_bytes(raw.replace(b"kitchen-cache/1", b"kitchen-cache/0", 1))
+    elif damage == "no header":
+        victim.write_bytes(payload)
+    else:
+        victim.write_bytes(b"")
+    again = _run(cached, capsys)
+    assert again[:2] == first[:2]
+    ignored = [n for n in again[2] if n.startswith("cache: ignored")]
+    assert len(ignored) == 1 and victim.name in ignored[0], again[2]
+    assert "cache environment: 2 found, 1 computed, 1 stored" in again[2]
+    assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+
+
+def test_an_entry_with_a_valid_digest_but_not_findings_is_refused(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A forged entry whose header matches its payload: the reader still checks the shape."""
+    import hashlib
+
+    first = _run(cached, capsys)
+    victim = _entries(cached, "environment")[0]
+    header = victim.read_bytes().partition(b"\n")[0].split(b" ")
+    bad_severity = b'[["rule", "nonsense-severity", "m", ["f", 1, 1], null, "", "", "", "", ""]]'
+    for payload in (b'{"not": "a list"}', bad_severity, b"[[1, 2, 3]]"):
+        header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
+        victim.write_bytes(b" ".join(header) + b"\n" + payload)
+        again = _run(cached, capsys)
+        assert again[:2] == first[:2]
+        assert any("not a list of findings" in n for n in again[2]), again[2]
+
+
+def test_a_forged_empty_result_cannot_hide_findings_once_an_input_changes(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An entry is found only under the digest of what the work read: an edit that adds a
+    finding is another key, whatever the folder holds."""
+    import hashlib
+
+    _run(cached, capsys)
+    for victim in _entries(cached, "environment"):  # every stored result replaced by "no findings"
+        header = victim.read_bytes().partition(b"\n")[0].split(b" ")
+        header[3], header[4] = hashlib.sha256(b"[]").hexdigest().encode(), b"2"
+        victim.write_bytes(b" ".join(header) + b"\n[]")
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text(flavor.read_text().replace("rank: 32", "rank: 128"))
+    code, out, _ = _run(cached, capsys)
+    assert code == 1 and "policy.lora-rank" in out
+
+
+def test_a_cache_git_tracks_is_not_used(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(cached, capsys)
+    git(cached, "init", "-q")
+    git(cached, "add", "-A", "-f")
+    git(cached, "commit", "-qm", "a pull request that commits a cache")
+    again = _run(cached, capsys)
+    assert again[:2] == first[:2]
+    assert again[2] == [f"cache: ignored {FOLDER}: Git tracks files in it (the cache never comes from a commit); "
+                        "not used"]
+
+
+@pytest.mark.parametrize("what", ["link", "file"])
+def test_a_cache_that_is_a_link_or_a_file_is_not_used(
+        what: str, cached: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(cached, capsys)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(cached / FOLDER, elsewhere)
+    if what == "link":
+        (cached / FOLDER).symlink_to(elsewhere)
+    else:
+        (cached / FOLDER).write_text("not a folder")
+    again = _run(cached, capsys)
+    assert again[:2] == first[:2]
+    assert again[2] == [f"cache: ignored {FOLDER}: not a plain folder (a link or a file); not used"]
+
+
+def test_no_cache_reads_and_writes_nothing(cached: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    _run(cached, capsys, "--no-cache")
+    assert not (cached / FOLDER).exists()
+    monkeypatch.setenv("KITCHEN_CACHE", "off")
+    _run(cached, capsys)
+    assert not (cached / FOLDER).exists()
+
+
+def test_the_folder_is_trimmed_to_its_bound_least_recently_used_first(tmp_path: Path) -> None:
+    folder = tmp_path / FOLDER
+    cache = Cache(folder, max_bytes=100_000)
+    rng = random.Random(7)
+    keys = [f"{rng.getrandbits(256):064x}" for _ in range(40)]
+    for i, key in enumerate(keys):
+        cache.put("document", key, b"x" * 5_000)
+        os.utime(folder / "document" / key[:2] / key, (1_000_000 + i, 1_000_000 + i))
+    cache.get("document", keys[0])  # used again: now the most recent
+    cache.trim()
+    sizes = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert sizes <= 75_000
+    assert cache.stats.removed > 0
+    kept = {p.name for p in folder.rglob("*") if p.is_file()}
+    assert keys[0] in kept and keys[1] not in kept and keys[-1] in kept
+
+
+def test_an_unwritable_cache_is_reported_and_the_gate_still_runs(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (cached / FOLDER).mkdir()
+    (cached / FOLDER / "environment").write_text("a file where a folder of entries goes")
+    (cached / FOLDER / "document").write_text("a file where a folder of entries goes")
+    code, out, notes = _run(cached, capsys)
+    clean = _run(cached, capsys, "--no-cache")
+    assert (code, out) == clean[:2]
+    assert any(n.startswith("cache: ignored not writable") for n in notes), notes
+
+
+def test_kitchen_max_mib_must_be_a_whole_number(cached: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KITCHEN_CACHE_MAX_MIB", "lots")
+    assert main([*ARGS, "--root", str(cached)]) == 2
+    assert "$KITCHEN_CACHE_MAX_MIB='lots' is not a whole number of MiB" in capsys.readouterr().err
