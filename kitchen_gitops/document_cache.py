@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,29 +78,86 @@ def encode(doc: Document) -> bytes | None:
         data = _freeze(doc.data)
     except _NotPlain:
         return None
-    spans = [[list(p), s.key_line, s.key_col, s.value_line, s.value_col] for p, s in doc.spans.items()]
-    return orjson.dumps({"data": data, "spans": spans})
+    marks = [m for s in doc.spans.values() for m in (s.key_line, s.key_col, s.value_line, s.value_col)]
+    return orjson.dumps({"data": data, "paths": [list(p) for p in doc.spans], "marks": marks})
 
 
-def _span(item: Any) -> tuple[PathKey, Span]:
-    path, *marks = item
-    if not (isinstance(path, list) and all(type(p) in (str, int) for p in path)
-            and len(marks) == 4 and all(type(m) is int and m > 0 for m in marks)):
-        raise ValueError("a span is [path, key line, key column, value line, value column]")
-    return tuple(path), Span(*marks)
+class _Spans(dict[PathKey, Span]):
+    """A cached document's span index, built when first read: a run that finds nothing in
+    a file never reads its positions."""
+
+    def __init__(self, paths: list[list[str | int]], marks: list[int]) -> None:
+        super().__init__()
+        self._raw: tuple[list[list[str | int]], list[int]] | None = (paths, marks)
+
+    def _fill(self) -> None:
+        if self._raw is None:
+            return
+        paths, marks = self._raw
+        self._raw = None
+        for i, path in enumerate(paths):
+            j = 4 * i
+            dict.__setitem__(self, tuple(path), Span(marks[j], marks[j + 1], marks[j + 2], marks[j + 3]))
+
+    def __contains__(self, key: object) -> bool:
+        self._fill()
+        return dict.__contains__(self, key)
+
+    def __getitem__(self, key: PathKey) -> Span:
+        self._fill()
+        return dict.__getitem__(self, key)
+
+    def get(self, key: PathKey, default: Any = None) -> Any:
+        self._fill()
+        return dict.get(self, key, default)
+
+    def __iter__(self) -> Iterator[PathKey]:
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self) -> int:
+        self._fill()
+        return dict.__len__(self)
+
+    def keys(self) -> Any:
+        self._fill()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self._fill()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self._fill()
+        return dict.items(self)
+
+    def __reduce__(self) -> Any:
+        self._fill()
+        return (dict, (dict(dict.items(self)),))
+
+
+def _spans(paths: Any, marks: Any) -> _Spans:
+    """The span index an entry holds, its shape checked at once (in C where it can be)."""
+    if not (isinstance(paths, list) and isinstance(marks, list) and len(marks) == 4 * len(paths)):
+        raise ValueError("a span index is a list of paths and four marks per path")
+    if not set(map(type, paths)) <= {list} or not {type(x) for p in paths for x in p} <= {str, int}:
+        raise ValueError("a path is a list of keys and indexes")
+    if not set(map(type, marks)) <= {int} or (marks and min(marks) < 1):
+        raise ValueError("a mark is a line or column from 1")
+    if not paths or paths[0] != []:
+        raise ValueError("the first span is the document's own")
+    return _Spans(paths, marks)
 
 
 def decode(payload: bytes, path: Path, display: str) -> Document | None:
     """The document an entry holds, or None when it is not an entry's shape."""
     try:
         obj = orjson.loads(payload)
-        if not (isinstance(obj, dict) and obj.keys() == {"data", "spans"} and isinstance(obj["data"], dict)
-                and isinstance(obj["spans"], list)):
+        if not (isinstance(obj, dict) and obj.keys() == {"data", "paths", "marks"}
+                and isinstance(obj["data"], dict)):
             return None
         data = _thaw(obj["data"])
-        spans = dict(_span(item) for item in obj["spans"])
+        spans = _spans(obj["paths"], obj["marks"])
     except (orjson.JSONDecodeError, ValueError, TypeError):
-        return None
-    if () not in spans or not isinstance(data, dict):
         return None
     return Document(path, display, data, spans)
