@@ -17,7 +17,8 @@ test:
 
 bench:
 	.venv/bin/python -m bench.check_bench --serial
+	.venv/bin/python -m bench.cache_bench
 	.venv/bin/python -m bench.pipeline_bench
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .kitchen-cache
