@@ -7,13 +7,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import (
     ValidationError,
 )
 
 from . import rules, vllm_release
+from .cache import Cache
 from .catalog import Catalog
 from .catalog_fields import (
     LLMISVC_CONTROLLER_FLAGS,
@@ -23,15 +24,13 @@ from .catalog_fields import (
     service_namespace,
 )
 from .catalog_kinds import Base, Evaluation, Flavor, Tenant, TenantEnvironment, served_name
+from .document_cache import load_documents as load_cached
 from .environment import KIND_MODELS, ArgoCd, Environment
 from .escape import visible
 from .evaluation_sets import MAX_REPOSITORY_DATASET_BYTES, METRICS, Metric, parse_dataset
 from .findings import Finding, Location, Severity
 from .load import Document, load_documents
 from .scaling import Autoscaling, EnvironmentAutoscaling, resolve
-
-if TYPE_CHECKING:
-    from .cache import Cache
 
 
 def _object_key(kind: str, obj: Strict) -> str:
@@ -533,7 +532,10 @@ def _repository_set(catalog: Catalog, key: str, e: Evaluation, path: str, at: Ev
 def load_catalog(root: Path, cache: Cache | None = None) -> tuple[Catalog, list[Finding]]:
     """Load and validate the catalog below ``root``: every problem at once, as findings
     (each file's parse read from ``cache`` where it holds the same bytes)."""
-    documents, findings = load_documents(root, cache)
+    if cache is not None and cache.enabled:
+        documents, findings = load_cached(root, cache)
+    else:
+        documents, findings = load_documents(root)
     unloaded = tuple(sorted({f.location.file for f in findings}))
     catalog, more = build_catalog(root, documents, unloaded)
     return catalog, findings + more

@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-from .cache import Digest
-from .load import MAX_INT, Document, PathKey, Span
+from .cache import Cache, Digest
+from .findings import Finding
+from .load import MAX_INT, Document, Job, Loaded, PathKey, Span, discover, parse_files, read_regular_file
 
 KIND = "document"
 
@@ -161,3 +162,41 @@ def decode(payload: bytes, path: Path, display: str) -> Document | None:
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
     return Document(path, display, data, spans)
+
+
+def load_documents(root: Path, cache: Cache) -> tuple[list[tuple[str, Document]], list[Finding]]:
+    """:func:`kitchen_gitops.load.load_documents` with ``cache``: a file whose shown path
+    and bytes were parsed before is read from it, and every file parsed here without a
+    finding is stored in it (the bytes hashed are the bytes parsed)."""
+    files, findings = discover(root)
+    results: list[Loaded | None] = [None] * len(files)
+    jobs: list[Job] = []
+    where: list[int] = []
+    keys: dict[int, str] = {}
+    for i, (kind, path, display) in enumerate(files):
+        raw = None
+        if cache.enabled and kind:
+            try:
+                raw = read_regular_file(path)
+            except OSError:
+                raw = None  # parse_text's caller reports it
+            if raw is not None:
+                keys[i] = key(display, raw)
+                payload = cache.get(KIND, keys[i])
+                doc = decode(payload, path, display) if payload is not None else None
+                if doc is not None:
+                    results[i] = (kind, doc, [])
+                    continue
+                if payload is not None:
+                    cache.reject(KIND, keys[i], "not a parsed document")
+        jobs.append((kind, path, display, raw))
+        where.append(i)
+    for i, loaded in zip(where, parse_files(root, jobs), strict=True):
+        results[i] = loaded
+        kind, doc, problems = loaded
+        if i in keys and doc is not None and not problems:
+            payload = encode(doc)
+            if payload is not None:
+                cache.put(KIND, keys[i], payload)
+    docs = [(kind, doc) for kind, doc, _ in filter(None, results) if doc is not None]
+    return docs, findings + [f for r in results if r is not None for f in r[2]]

@@ -30,7 +30,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -48,9 +48,6 @@ from ruamel.yaml.resolver import VersionedResolver
 from . import rules, settings
 from .escape import visible
 from .findings import Finding, Location, Severity
-
-if TYPE_CHECKING:
-    from .cache import Cache
 
 PathKey = tuple[str | int, ...]
 
@@ -734,48 +731,16 @@ def _parallel(files: int) -> bool:
             and settings.JOBS.raw() != "1")
 
 
-def load_documents(root: Path, cache: Cache | None = None) -> tuple[list[tuple[str, Document]], list[Finding]]:
+def load_documents(root: Path) -> tuple[list[tuple[str, Document]], list[Finding]]:
     """Load every catalog file below ``root``; returns (folder kind, document) pairs, in
-    the order of discovery whether one process parsed them or two.  With a ``cache``, a
-    file whose shown path and bytes were parsed before is read from it, and every file
-    parsed here is stored in it."""
-    from . import document_cache
-
+    the order of discovery whether one process parsed them or two."""
     files, findings = discover(root)
-    results: list[Loaded | None] = [None] * len(files)
-    jobs: list[Job] = []
-    where: list[int] = []
-    keys: dict[int, str] = {}
-    for i, (kind, path, display) in enumerate(files):
-        raw = None
-        if cache is not None and cache.enabled and kind:
-            try:
-                raw = read_regular_file(path)
-            except OSError:
-                raw = None  # parse_text's caller reports it
-            if raw is not None:
-                keys[i] = document_cache.key(display, raw)
-                payload = cache.get(document_cache.KIND, keys[i])
-                doc = document_cache.decode(payload, path, display) if payload is not None else None
-                if doc is not None:
-                    results[i] = (kind, doc, [])
-                    continue
-                if payload is not None:
-                    cache.reject(document_cache.KIND, keys[i], "not a parsed document")
-        jobs.append((kind, path, display, raw))
-        where.append(i)
-    for i, loaded in zip(where, _parse(root, jobs), strict=True):
-        results[i] = loaded
-        kind, doc, problems = loaded
-        if cache is not None and i in keys and doc is not None and not problems:
-            payload = document_cache.encode(doc)
-            if payload is not None:
-                cache.put(document_cache.KIND, keys[i], payload)
-    docs = [(kind, doc) for kind, doc, _ in filter(None, results) if doc is not None]
-    return docs, findings + [f for r in results if r is not None for f in r[2]]
+    loaded = parse_files(root, [(kind, path, display, None) for kind, path, display in files])
+    docs = [(kind, doc) for kind, doc, _ in loaded if doc is not None]
+    return docs, findings + [f for _, _, problems in loaded for f in problems]
 
 
-def _parse(root: Path, jobs: list[Job]) -> list[Loaded]:
+def parse_files(root: Path, jobs: list[Job]) -> list[Loaded]:
     """``_load_files`` of every job, by two processes (each half in order) when there are
     many."""
     if not _parallel(len(jobs)):

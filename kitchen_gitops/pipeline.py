@@ -205,7 +205,7 @@ class CheckOptions:
     render_check: bool = True
     fail_on_warn: bool = False
     today: dt.date | None = None
-    cache: bool = False  # read and write <root>/.kitchen-cache (the command line's default)
+    cache: bool = True  # read and write <root>/.kitchen-cache (unless $KITCHEN_CACHE is off)
     verbose: bool = False  # what the cache did, as notes
 
 

@@ -63,6 +63,8 @@ CASES: list[tuple[list[str], Any, str, Any]] = [
      check_command.Options(R, ("prod",), None, Path("w.yaml"), "regorus", "http://opa:8181", 3.0, False, True,
                            dt.date(2026, 1, 2))),
     (["check"], check_command, "execute", check_command.Options(Path("."))),
+    (["check", "--no-cache", "-v"], check_command, "execute", check_command.Options(Path("."), cache=False,
+                                                                                  verbose=True)),
     (["policy", "test", "--root", "repo", "--run", "alias", "-v"], policy_command, "execute_test",
      policy_command.TestOptions(R, None, "regorus", "alias", True)),
     (["artifacts", "verify", "--root", "repo", "-e", "dev", "--pvc-mirror", str(MIRROR), "--s3-endpoint",
