@@ -85,22 +85,44 @@ class Digest:
 
 
 def folder_digest(folder: Path, into: Digest) -> None:
-    """Every regular file and link below ``folder`` (its path, then its bytes or the link's
-    text), in path order, added to ``into``; a folder that does not exist adds a marker."""
-    if not folder.is_dir() or folder.is_symlink():
-        into.text("absent" if not folder.is_symlink() else f"link:{os.readlink(folder)}")
-        return
-    for rel, path in sorted(_files(folder, "")):
-        if path.is_symlink():
-            into.text(rel, "link", os.readlink(path))
-        else:
-            try:
-                into.text(rel, "file").add(path.read_bytes())
-            except OSError as exc:
-                into.text(rel, f"unreadable:{exc.errno}")
+    """Every file below ``folder`` as kitchen reads it, links followed (its path, the
+    link's text, then the bytes it leads to), in path order, added to ``into``.  A link is
+    followed wherever it leads, so that a change behind it is a change here; a folder met
+    twice (a loop) is named, not entered again."""
+    _digest(folder, "", into, set(), 0)
+
+
+_MAX_LINK_DEPTH = 40  # folders below the top, links followed included
+
+
+def _digest(path: Path, rel: str, into: Digest, seen: set[str], depth: int) -> None:
+    if path.is_symlink():
+        into.text(rel, "link", os.readlink(path))
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        if real in seen or depth > _MAX_LINK_DEPTH:
+            into.text(rel, "folder met again")
+            return
+        into.text(rel, "folder")
+        try:
+            names = sorted(os.listdir(real))
+        except OSError as exc:
+            into.text(rel, f"unreadable:{exc.errno}")
+            return
+        inner = seen | {real}
+        for name in names:
+            _digest(Path(real) / name, f"{rel}/{name}" if rel else name, into, inner, depth + 1)
+    elif os.path.isfile(real):
+        try:
+            into.text(rel, "file").add(Path(real).read_bytes())
+        except OSError as exc:
+            into.text(rel, f"unreadable:{exc.errno}")
+    else:
+        into.text(rel, "absent" if not os.path.lexists(path) else "special")
 
 
 def _files(folder: Path, rel: str) -> Iterable[tuple[str, Path]]:
+    """The entries below the cache folder (links are not followed: kitchen writes none)."""
     with os.scandir(folder) as entries:
         for e in entries:
             child = f"{rel}/{e.name}" if rel else e.name

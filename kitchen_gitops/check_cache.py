@@ -12,6 +12,7 @@ promotion evidence) and the whole-catalog checks after it are never stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,19 @@ import orjson
 
 from .cache import Digest, folder_digest
 from .findings import Finding, Location, ResourceRef, Severity
+from .policy.library import Library
 
 KIND = "environment"
 # the repository's folders the gate reads besides templates/ and the policy folder
 READ_FOLDERS = ("catalog", "environments", "policies", "evaluations", "evidence")
+# The built-ins OPA's capabilities mark non-deterministic (their answer depends on the time,
+# the network, randomness or the running engine), and the certificate and token checks that
+# read the clock: a library that calls one is evaluated on every run.
+NONDETERMINISTIC = ("http.send", "net.lookup_ip_addr", "opa.runtime", "rand.intn", "time.now_ns",
+                    "uuid.rfc4122", "io.jwt.decode_verify", "crypto.x509.parse_and_verify_certificates",
+                    "crypto.x509.parse_and_verify_certificates_with_options")
+_CALL = re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in NONDETERMINISTIC) + r")\s*\(")
+_COMMENT = re.compile(r"#[^\n]*")
 _FIELDS = ("rule_id", "severity", "message", "location", "resource", "expected", "actual", "environment",
            "subject", "waived_by")
 
@@ -36,6 +46,17 @@ def inputs_digest(folders: Sequence[Path]) -> bytes:
         d.text(f"folder {i}")
         folder_digest(folder, d)
     return d.hexdigest().encode()
+
+
+def nondeterministic(library: Library) -> str:
+    """Where the library's policies call a built-in of :data:`NONDETERMINISTIC` (the first
+    one, ``file:line``), or "" (comments aside; tests count too, as they are evaluated)."""
+    for module in library.modules:
+        text = _COMMENT.sub(lambda m: " " * len(m.group(0)), module.text)
+        if match := _CALL.search(text):
+            line = text.count("\n", 0, match.start()) + 1
+            return f"{module.display}:{line}: {match.group(1)}"
+    return ""
 
 
 def environment_key(name: str, inputs: bytes, options: Sequence[str], output: Path | None) -> str:

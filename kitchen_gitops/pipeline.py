@@ -279,11 +279,13 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache, folder: 
     opts = job.opts
     keys: dict[str, str] = {}
     out: dict[str, list[Finding]] = {}
-    if cache.enabled:
+    impure = check_cache.nondeterministic(job.library)
+    if cache.enabled and impure:
+        cache.stats.ignored.append(f"{impure}: the policies call a built-in whose answer changes from run "
+                                   "to run; no environment is stored")
+    elif cache.enabled:
         root = opts.root
-        inputs = check_cache.inputs_digest([
-            *(root / d for d in check_cache.READ_FOLDERS), job.templates, folder,
-            *([opts.waivers] if opts.waivers is not None else [])])
+        inputs = check_cache.inputs_digest([*(root / d for d in check_cache.READ_FOLDERS), job.templates, folder])
         options = [opts.engine, f"render_check={opts.render_check}", job.out_dir.as_posix()]
         for name in names:
             output = job.out_dir / name if opts.render_check else None

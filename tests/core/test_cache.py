@@ -195,3 +195,42 @@ def test_kitchen_max_mib_must_be_a_whole_number(cached: Path, capsys: pytest.Cap
     monkeypatch.setenv("KITCHEN_CACHE_MAX_MIB", "lots")
     assert main([*ARGS, "--root", str(cached)]) == 2
     assert "$KITCHEN_CACHE_MAX_MIB='lots' is not a whole number of MiB" in capsys.readouterr().err
+
+
+def test_an_edit_behind_a_link_is_an_edit(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A catalog file and the templates folder reached through links inside the repository
+    (which the gate reads): changing what they lead to changes the key."""
+    shared = cached / "shared"
+    shared.mkdir()
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    shutil.move(flavor, shared / "faq.yaml")
+    flavor.symlink_to(Path("..", "..", "shared", "faq.yaml"))
+    shutil.move(cached / "templates", shared / "templates")
+    (cached / "templates").symlink_to(Path("shared", "templates"))
+    first = _run(cached, capsys)
+    assert first[0] == 0, first[1]
+    (shared / "faq.yaml").write_text((shared / "faq.yaml").read_text().replace("rank: 32", "rank: 128"))
+    code, out, notes = _run(cached, capsys)
+    assert code == 1 and "policy.lora-rank" in out
+    assert "cache environment: 0 found, 3 computed, 3 stored" in notes
+    (shared / "faq.yaml").write_text((shared / "faq.yaml").read_text().replace("rank: 128", "rank: 32"))
+    assert _run(cached, capsys)[:2] == first[:2]
+    template = shared / "templates" / "namespace.yaml.j2"
+    template.write_text(template.read_text() + "{# an edit behind the link #}\n")
+    code, out, notes = _run(cached, capsys)
+    assert (code, out) == first[:2]
+    assert "cache environment: 0 found, 3 computed, 3 stored" in notes
+
+
+def test_policies_that_read_the_clock_are_evaluated_every_run(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rule = cached / "policies" / "rules" / "lora_rank.rego"
+    rule.write_text(rule.read_text() + "\n# time.now_ns() in a comment changes nothing\n"
+                    "evaluated_at_ns := time.now_ns()\n")
+    for _ in range(2):
+        code, out, notes = _run(cached, capsys)
+        assert code == 0, out
+        assert notes[-1] == ("cache: ignored policies/rules/lora_rank.rego:"
+                             f"{len(rule.read_text().splitlines())}: time.now_ns: the policies call a built-in "
+                             "whose answer changes from run to run; no environment is stored")
+        assert not _entries(cached, "environment")
