@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import os
+import stat
 import subprocess
 import sys
 from collections import Counter
@@ -84,22 +85,59 @@ class Digest:
         return self._h.hexdigest()
 
 
-def folder_digest(folder: Path, into: Digest) -> None:
+Signature = tuple[str, int, int, int, int]  # real path, inode, size, mtime and ctime in ns
+ABSENT = -1  # the inode of a signature of nothing
+
+
+class Signatures:
+    """The inode, size and times of every file and folder a digest read, so that a run can
+    tell whether any changed while it worked (then nothing it found is stored: its work may
+    have read other bytes than its key)."""
+
+    def __init__(self) -> None:
+        self.seen: list[Signature] = []
+
+    def add(self, real: str, st: os.stat_result) -> None:
+        self.seen.append((real, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+
+    def unchanged(self) -> bool:
+        for real, ino, size, mtime, ctime in self.seen:
+            try:
+                st = os.stat(real)
+            except OSError:
+                if ino == ABSENT:
+                    continue
+                return False
+            if ino == ABSENT:
+                return False
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != (ino, size, mtime, ctime):
+                return False
+        return True
+
+
+def folder_digest(folder: Path, into: Digest, signatures: Signatures) -> None:
     """Every file below ``folder`` as kitchen reads it, links followed (its path, the
-    link's text, then the bytes it leads to), in path order, added to ``into``.  A link is
-    followed wherever it leads, so that a change behind it is a change here; a folder met
-    twice (a loop) is named, not entered again."""
-    _digest(folder, "", into, set(), 0)
+    link's text, then the bytes it leads to), in path order, added to ``into``; what each
+    looked like, to ``signatures``.  A link is followed wherever it leads, so that a change
+    behind it is a change here; a folder met twice (a loop) is named, not entered again."""
+    _digest(folder, "", into, signatures, set(), 0)
 
 
 _MAX_LINK_DEPTH = 40  # folders below the top, links followed included
 
 
-def _digest(path: Path, rel: str, into: Digest, seen: set[str], depth: int) -> None:
+def _digest(path: Path, rel: str, into: Digest, signatures: Signatures, seen: set[str], depth: int) -> None:
     if path.is_symlink():
         into.text(rel, "link", os.readlink(path))
     real = os.path.realpath(path)
-    if os.path.isdir(real):
+    try:
+        st = os.stat(real)
+    except OSError:
+        into.text(rel, "absent")
+        signatures.seen.append((real, ABSENT, 0, 0, 0))  # that it appears is a change
+        return
+    signatures.add(real, st)
+    if stat.S_ISDIR(st.st_mode):
         if real in seen or depth > _MAX_LINK_DEPTH:
             into.text(rel, "folder met again")
             return
@@ -111,14 +149,14 @@ def _digest(path: Path, rel: str, into: Digest, seen: set[str], depth: int) -> N
             return
         inner = seen | {real}
         for name in names:
-            _digest(Path(real) / name, f"{rel}/{name}" if rel else name, into, inner, depth + 1)
-    elif os.path.isfile(real):
+            _digest(Path(real) / name, f"{rel}/{name}" if rel else name, into, signatures, inner, depth + 1)
+    elif stat.S_ISREG(st.st_mode):
         try:
             into.text(rel, "file").add(Path(real).read_bytes())
         except OSError as exc:
             into.text(rel, f"unreadable:{exc.errno}")
     else:
-        into.text(rel, "absent" if not os.path.lexists(path) else "special")
+        into.text(rel, "special")
 
 
 def _files(folder: Path, rel: str) -> Iterable[tuple[str, Path]]:
@@ -160,6 +198,7 @@ class Cache:
         self.folder = folder
         self.max_bytes = max_bytes
         self.stats = Stats()
+        self._ready: set[Path] = set()  # entry folders made and found free of links
 
     @classmethod
     def disabled(cls, why: str = "") -> Cache:
@@ -248,9 +287,11 @@ class Cache:
                             str(len(payload)).encode()))
         tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if _has_link(self.folder, path.parent):
-                raise OSError(0, "a link inside the cache folder")
+            if path.parent not in self._ready:  # made and checked once per run
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if _has_link(self.folder, path.parent):
+                    raise OSError(0, "a link inside the cache folder")
+                self._ready.add(path.parent)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(header + b"\n" + payload)

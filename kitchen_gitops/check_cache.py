@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .cache import Digest, folder_digest
+from .cache import Digest, Signatures, folder_digest
 from .findings import Finding, Location, ResourceRef, Severity
 from .policy.library import Library
 
@@ -38,14 +39,24 @@ _FIELDS = ("rule_id", "severity", "message", "location", "resource", "expected",
            "subject", "waived_by")
 
 
-def inputs_digest(folders: Sequence[Path]) -> bytes:
+@dataclass
+class Inputs:
+    """The digest of the folders the gate reads, taken before it reads them, and what each
+    file looked like then."""
+
+    digest: bytes
+    signatures: Signatures
+
+
+def inputs_digest(folders: Sequence[Path]) -> Inputs:
     """The digest of every file below ``folders`` (each named by its position in the list,
     so that the same bytes in another folder are another input)."""
     d = Digest("inputs")
+    signatures = Signatures()
     for i, folder in enumerate(folders):
         d.text(f"folder {i}")
-        folder_digest(folder, d)
-    return d.hexdigest().encode()
+        folder_digest(folder, d, signatures)
+    return Inputs(d.hexdigest().encode(), signatures)
 
 
 def nondeterministic(library: Library) -> str:
@@ -59,11 +70,13 @@ def nondeterministic(library: Library) -> str:
     return ""
 
 
-def environment_key(name: str, inputs: bytes, options: Sequence[str], output: Path | None) -> str:
-    d = Digest(KIND).text(name, *options).add(inputs)
+def environment_key(name: str, inputs: Inputs, options: Sequence[str], output: Path | None) -> str:
+    """The key of one environment's findings; the output folder's files join the inputs'
+    signatures."""
+    d = Digest(KIND).text(name, *options).add(inputs.digest)
     if output is not None:
         d.text("output")
-        folder_digest(output, d)
+        folder_digest(output, d, inputs.signatures)
     return d.hexdigest()
 
 

@@ -219,6 +219,10 @@ def check(opts: CheckOptions) -> Result:
     root = opts.root
     envs = list(opts.environments) or None
     cache = _cache(opts)
+    # what the environments' keys read, before the gate reads it: a file that changes while
+    # it works stops the results from being stored
+    inputs = check_cache.inputs_digest([*(root / d for d in check_cache.READ_FOLDERS), root / "templates",
+                                        opts.policies or root / POLICY_DIR]) if cache.enabled else None
     outcome = _planned(root, envs, cache)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
@@ -229,7 +233,7 @@ def check(opts: CheckOptions) -> Result:
     library = load_library(folder, root)
     job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root, outcome.catalog))
     names = sorted(outcome.plans)
-    per_env = _environments(job, names, cache, folder)
+    per_env = _environments(job, names, cache, inputs)
     findings = [f for name in names for f in per_env[name]]
     allowed = allow_list(library.data)
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
@@ -273,20 +277,20 @@ def _cache_notes(result: Result, cache: Cache, opts: CheckOptions) -> None:
         result.notes.extend(cache.stats.lines())
 
 
-def _environments(job: _EnvironmentJob, names: list[str], cache: Cache, folder: Path) -> dict[str, list[Finding]]:
+def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
+                  inputs: check_cache.Inputs | None) -> dict[str, list[Finding]]:
     """Every environment's findings: from the cache where everything it reads is as it was,
     else computed (in workers where there are several) and stored."""
     opts = job.opts
     keys: dict[str, str] = {}
     out: dict[str, list[Finding]] = {}
     impure = check_cache.nondeterministic(job.library)
-    if cache.enabled and impure:
+    if inputs is not None and impure:
         cache.stats.ignored.append(f"{impure}: the policies call a built-in whose answer changes from run "
                                    "to run; no environment is stored")
-    elif cache.enabled:
-        root = opts.root
-        inputs = check_cache.inputs_digest([*(root / d for d in check_cache.READ_FOLDERS), job.templates, folder])
-        options = [opts.engine, f"render_check={opts.render_check}", job.out_dir.as_posix()]
+    elif inputs is not None:
+        options = [opts.engine, f"render_check={opts.render_check}", job.out_dir.as_posix(),
+                   job.templates.as_posix()]
         for name in names:
             output = job.out_dir / name if opts.render_check else None
             keys[name] = check_cache.environment_key(name, inputs, options, output)
@@ -306,6 +310,9 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache, folder: 
         computed = job.run_all(todo, engine)
     else:
         computed = {}
+    if inputs is not None and keys and computed and not inputs.signatures.unchanged():
+        cache.stats.ignored.append("files the gate reads changed while it ran; no environment is stored")
+        keys.clear()
     for name, found in computed.items():
         if name in keys:
             cache.put(check_cache.KIND, keys[name], check_cache.encode(found))

@@ -234,3 +234,50 @@ def test_policies_that_read_the_clock_are_evaluated_every_run(
                              f"{len(rule.read_text().splitlines())}: time.now_ns: the policies call a built-in "
                              "whose answer changes from run to run; no environment is stored")
         assert not _entries(cached, "environment")
+
+
+def test_nothing_is_stored_when_an_input_changes_while_the_gate_runs(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor saving a file during the run: the work may have read other bytes than the
+    key, so no environment is stored; the next run computes and stores them."""
+    from kitchen_gitops import pipeline
+
+    monkeypatch.setenv("KITCHEN_JOBS", "1")
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    real_run_all = pipeline._EnvironmentJob.run_all
+
+    def saved_meanwhile(self: pipeline._EnvironmentJob, names: list[str], engine: object) -> object:
+        flavor.write_text(flavor.read_text() + "# saved while the gate ran\n")
+        return real_run_all(self, names, engine)
+
+    monkeypatch.setattr(pipeline._EnvironmentJob, "run_all", saved_meanwhile)
+    code, out, notes = _run(cached, capsys)
+    assert code == 0, out
+    assert "cache: ignored files the gate reads changed while it ran; no environment is stored" in notes
+    assert not _entries(cached, "environment")
+    monkeypatch.setattr(pipeline._EnvironmentJob, "run_all", real_run_all)
+    assert "cache environment: 0 found, 3 computed, 3 stored" in _run(cached, capsys)[2]
+
+
+def test_signatures_tell_a_file_that_changed_appeared_or_went(tmp_path: Path) -> None:
+    from kitchen_gitops.cache import Digest, Signatures, folder_digest
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.yaml").write_text("x: 1\n")
+
+    def signed() -> Signatures:
+        s = Signatures()
+        folder_digest(tmp_path / "a", Digest("t"), s)
+        folder_digest(tmp_path / "missing", Digest("t"), s)
+        return s
+
+    s = signed()
+    assert s.unchanged()
+    (tmp_path / "a" / "x.yaml").write_text("x: 2\n")  # same size, other bytes
+    assert not s.unchanged()
+    s = signed()
+    (tmp_path / "missing").mkdir()
+    assert not s.unchanged()
+    s = signed()
+    (tmp_path / "a" / "x.yaml").unlink()
+    assert not s.unchanged()
