@@ -132,6 +132,10 @@ class _Spans(dict[PathKey, Span]):
         self._fill()
         return dict.items(self)
 
+    def copy(self) -> dict[PathKey, Span]:
+        self._fill()
+        return dict(dict.items(self))
+
     def __reduce__(self) -> Any:
         self._fill()
         return (dict, (dict(dict.items(self)),))

@@ -281,3 +281,29 @@ def test_signatures_tell_a_file_that_changed_appeared_or_went(tmp_path: Path) ->
     s = signed()
     (tmp_path / "a" / "x.yaml").unlink()
     assert not s.unchanged()
+
+
+def test_a_cached_span_index_reads_like_the_parsed_one(tmp_path: Path) -> None:
+    """Built when first read, it answers every way of reading a dict as the parser's does."""
+    import copy
+    import pickle
+
+    from kitchen_gitops import document_cache
+    from kitchen_gitops.load import parse_text
+
+    raw = b"kind: Flavor\nname: x\nfiles:\n  a.json: ab\nlist:\n  - 1\n  - {b: 2}\n"
+    doc, problems = parse_text(raw, tmp_path / "x.yaml", "catalog/flavors/x.yaml")
+    assert doc is not None and not problems
+    payload = document_cache.encode(doc)
+    assert payload is not None
+    ways = [lambda s: dict(s), lambda s: {**s}, lambda s: s.copy(), lambda s: pickle.loads(pickle.dumps(s)),
+            copy.deepcopy, lambda s: dict(s.items()), lambda s: {k: s[k] for k in s},
+            lambda s: {k: s.get(k) for k in list(s.keys())}]
+    for way in ways:
+        cached = document_cache.decode(payload, tmp_path / "x.yaml", "catalog/flavors/x.yaml")
+        assert cached is not None and cached.data == doc.data
+        assert way(cached.spans) == doc.spans
+    cached = document_cache.decode(payload, tmp_path / "x.yaml", "catalog/flavors/x.yaml")
+    assert cached is not None
+    assert len(cached.spans) == len(doc.spans) and ("list", 1, "b") in cached.spans
+    assert cached.location(("list", 1, "b"), value=True) == doc.location(("list", 1, "b"), value=True)
