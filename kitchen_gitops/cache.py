@@ -180,6 +180,13 @@ class Stats:
     ignored: list[str] = field(default_factory=list)
     removed: int = 0
 
+    def merge(self, other: Stats) -> None:
+        """What a worker process did, added to this run's account."""
+        self.hits.update(other.hits)
+        self.misses.update(other.misses)
+        self.writes.update(other.writes)
+        self.ignored.extend(other.ignored)
+
     def lines(self) -> list[str]:
         kinds = sorted(set(self.hits) | set(self.misses))
         out = [f"cache {k}: {self.hits[k]} found, {self.misses[k]} computed, {self.writes[k]} stored"

@@ -1,32 +1,44 @@
-"""``kitchen check``'s per-environment work in the gate's cache.
+"""``kitchen check``'s per-environment work in the gate's cache, at three levels, each
+keyed by the digest of what it reads (kitchen's code and libraries are in every key):
 
-One environment's share of the gate — render, the closed world, the rendered-as-planned
-and staleness checks, the policy evaluation — is stored as its findings, keyed by the
-digest of everything it reads: kitchen's code and libraries (in every key), the engine,
-the environment's name, the options that change its findings, every file of the folders
-the gate reads (catalog/, environments/, templates/, the policy folder and policies/,
-evaluations/, evidence/) and, where the committed output is checked, that environment's
-output folder.  A change to any of them is a different key.  Time-dependent work (waivers,
-promotion evidence) and the whole-catalog checks after it are never stored.
+- **environment**: the environment's findings, under the engine, the environment's name,
+  the options that change its findings, every file of the folders the gate reads
+  (catalog/, environments/, templates/, the policy folder and policies/, evaluations/,
+  evidence/) and, where the committed output is checked, that environment's output folder;
+- **rendered**: its render, closed world, rendered-as-planned and staleness findings and
+  its policy input, under the same without the policies' modules — what a policy change
+  does not touch (the policies' data, which the closed world reads, is in the key);
+- **evaluated**: the engine's answer for that policy input, under the engine, the
+  modules and data the engine holds, and the input's bytes: exactly what it reads.  The
+  findings are made from the answer on every run (their positions come from the catalog).
+
+Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
+never stored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .cache import Digest, Signatures, folder_digest
+from .cache import Cache, Digest, Signatures, folder_digest
 from .findings import Finding, Location, ResourceRef, Severity
+from .limits import Done, Pending
 from .policy.library import Library
 
 KIND = "environment"
+RENDERED = "rendered"
+EVALUATED = "evaluated"
 # the repository's folders the gate reads besides templates/ and the policy folder
 READ_FOLDERS = ("catalog", "environments", "policies", "evaluations", "evidence")
+# what rendering an environment reads of them (and the policies' data, in its key apart)
+RENDER_READS = ("catalog", "environments", "evaluations", "evidence", "templates")
 # The built-ins OPA's capabilities mark non-deterministic (their answer depends on the time,
 # the network, randomness or the running engine), and the certificate and token checks that
 # read the clock: a library that calls one is evaluated on every run.
@@ -41,22 +53,43 @@ _FIELDS = ("rule_id", "severity", "message", "location", "resource", "expected",
 
 @dataclass
 class Inputs:
-    """The digest of the folders the gate reads, taken before it reads them, and what each
+    """The digest of each folder the gate reads, taken before it reads them, and what each
     file looked like then."""
 
-    digest: bytes
+    parts: dict[str, bytes]
     signatures: Signatures
 
+    def digest_of(self, labels: Sequence[str]) -> bytes:
+        d = Digest("inputs")
+        for label in sorted(labels):
+            d.text(label).add(self.parts[label])
+        return d.hexdigest().encode()
 
-def inputs_digest(folders: Sequence[Path]) -> Inputs:
-    """The digest of every file below ``folders`` (each named by its position in the list,
-    so that the same bytes in another folder are another input)."""
-    d = Digest("inputs")
+    @property
+    def digest(self) -> bytes:
+        return self.digest_of(list(self.parts))
+
+
+def inputs_digest(folders: Mapping[str, Path]) -> Inputs:
+    """The digest of every file below each of ``folders`` (by label: the same bytes in
+    another folder are another input)."""
     signatures = Signatures()
-    for i, folder in enumerate(folders):
-        d.text(f"folder {i}")
+    parts = {}
+    for label, folder in folders.items():
+        d = Digest("folder")
         folder_digest(folder, d, signatures)
-    return Inputs(d.hexdigest().encode(), signatures)
+        parts[label] = d.hexdigest().encode()
+    return Inputs(parts, signatures)
+
+
+def output_digest(output: Path | None, inputs: Inputs) -> bytes:
+    """The digest of an environment's committed output (b"" when it is not checked); its
+    files join the inputs' signatures."""
+    if output is None:
+        return b""
+    d = Digest("output")
+    folder_digest(output, d, inputs.signatures)
+    return d.hexdigest().encode()
 
 
 def nondeterministic(library: Library) -> str:
@@ -70,14 +103,85 @@ def nondeterministic(library: Library) -> str:
     return ""
 
 
-def environment_key(name: str, inputs: Inputs, options: Sequence[str], output: Path | None) -> str:
-    """The key of one environment's findings; the output folder's files join the inputs'
-    signatures."""
-    d = Digest(KIND).text(name, *options).add(inputs.digest)
-    if output is not None:
-        d.text("output")
-        folder_digest(output, d, inputs.signatures)
-    return d.hexdigest()
+def environment_key(name: str, inputs: Inputs, options: Sequence[str], output: bytes) -> str:
+    return Digest(KIND).text(name, *options).add(inputs.digest, output).hexdigest()
+
+
+@dataclass
+class Stages:
+    """Where an environment's render and its evaluation are found and stored: what their
+    keys read that the job does not compute (the folders' digests, the output folders',
+    the library's)."""
+
+    cache: Cache
+    inputs: Inputs
+    options: Sequence[str]
+    outputs: Mapping[str, bytes]  # environment -> its output folder's digest
+    data: bytes  # the policies' data, as the closed world reads it
+    library: bytes  # the modules and data the engine holds
+
+    @classmethod
+    def of(cls, cache: Cache, inputs: Inputs, options: Sequence[str], outputs: Mapping[str, bytes],
+           library: Library) -> Stages:
+        data = orjson.dumps(library.data, option=orjson.OPT_SORT_KEYS)
+        held = Digest("library").add(data)
+        for module in library.modules:
+            held.text(module.display, module.text)
+        return cls(cache, inputs, options, outputs, data, held.hexdigest().encode())
+
+    def rendered_key(self, name: str) -> str:
+        return (Digest(RENDERED).text(name, *self.options)
+                .add(self.inputs.digest_of(RENDER_READS), self.data, self.outputs.get(name, b"")).hexdigest())
+
+    def rendered(self, name: str) -> tuple[list[Finding], bytes] | None:
+        """The findings of rendering ``name`` and its policy input's bytes, when stored."""
+        key = self.rendered_key(name)
+        payload = self.cache.get(RENDERED, key)
+        if payload is None:
+            return None
+        head, sep, body = payload.partition(b"\n")
+        found = decode(head) if sep else None
+        if found is None:
+            self.cache.reject(RENDERED, key, "not findings and a policy input")
+            return None
+        return found, body
+
+    def store_rendered(self, name: str, found: Sequence[Finding], input_bytes: bytes) -> None:
+        if self.inputs.signatures.unchanged():  # else the render may have read other bytes
+            self.cache.put(RENDERED, self.rendered_key(name), encode(found) + b"\n" + input_bytes)
+
+    def evaluated_key(self, engine: str, input_bytes: bytes) -> str:
+        return Digest(EVALUATED).text(engine).add(self.library, hashlib.sha256(input_bytes).digest()).hexdigest()
+
+    def evaluated(self, engine: str, input_bytes: bytes) -> Pending[Any] | None:
+        """The engine's stored answer for this input, when there is one."""
+        key = self.evaluated_key(engine, input_bytes)
+        payload = self.cache.get(EVALUATED, key)
+        if payload is None:
+            return None
+        try:
+            return Done(orjson.loads(payload))
+        except orjson.JSONDecodeError:
+            self.cache.reject(EVALUATED, key, "not JSON")
+            return None
+
+    def storing(self, engine: str, input_bytes: bytes, evaluation: Pending[Any]) -> Pending[Any]:
+        """``evaluation``, its answer stored once it comes."""
+        return _Storing(self, self.evaluated_key(engine, input_bytes), evaluation)
+
+
+class _Storing(Pending[Any]):
+    def __init__(self, stages: Stages, key: str, evaluation: Pending[Any]) -> None:
+        self.stages, self.key, self.evaluation = stages, key, evaluation
+
+    def result(self) -> Any:
+        value = self.evaluation.result()
+        try:
+            payload = orjson.dumps(value)
+        except TypeError:  # a value JSON cannot hold exactly: not stored
+            return value
+        self.stages.cache.put(EVALUATED, self.key, payload)
+        return value
 
 
 def encode(findings: Sequence[Finding]) -> bytes:

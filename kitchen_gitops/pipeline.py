@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from . import check_cache, settings
 from .admission import FOLDER as ADMISSION_FOLDER
 from .admission import render_admission, reserved_findings
-from .cache import Cache
+from .cache import Cache, Stats
 from .conform.objects import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
@@ -27,9 +29,9 @@ from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog, output_prefix
 from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, cluster_findings, plan_environment, plan_findings
-from .policy.engines import make_engine
+from .policy.engines import make_engine, start_evaluation
 from .policy.floors import waiver_max_days, wildcards_forbidden
-from .policy.gate import prepare, start_policies
+from .policy.gate import GATE_QUERY, prepare, start_policies
 from .policy.inputs import build_inputs
 from .policy.library import Library, load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
@@ -221,8 +223,9 @@ def check(opts: CheckOptions) -> Result:
     cache = _cache(opts)
     # what the environments' keys read, before the gate reads it: a file that changes while
     # it works stops the results from being stored
-    inputs = check_cache.inputs_digest([*(root / d for d in check_cache.READ_FOLDERS), root / "templates",
-                                        opts.policies or root / POLICY_DIR]) if cache.enabled else None
+    inputs = check_cache.inputs_digest({**{d: root / d for d in check_cache.READ_FOLDERS},
+                                        "templates": root / "templates",
+                                        "policy folder": opts.policies or root / POLICY_DIR}) if cache.enabled else None
     outcome = _planned(root, envs, cache)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
@@ -291,9 +294,11 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
     elif inputs is not None:
         options = [opts.engine, f"render_check={opts.render_check}", job.out_dir.as_posix(),
                    job.templates.as_posix()]
+        outputs = {name: check_cache.output_digest(job.out_dir / name if opts.render_check else None, inputs)
+                   for name in names}
+        job.stages = check_cache.Stages.of(cache, inputs, options, outputs, job.library)
         for name in names:
-            output = job.out_dir / name if opts.render_check else None
-            keys[name] = check_cache.environment_key(name, inputs, options, output)
+            keys[name] = check_cache.environment_key(name, inputs, options, outputs[name])
             payload = cache.get(check_cache.KIND, keys[name])
             found = check_cache.decode(payload) if payload is not None else None
             if found is not None:
@@ -385,10 +390,34 @@ class _EnvironmentJob:
     opts: CheckOptions
     templates: Path
     out_dir: Path
+    stages: check_cache.Stages | None = None  # where the render and the evaluation are cached
 
     def start(self, name: str, engine: Any) -> Pending[list[Finding]]:
         """Render ``name`` and start its policy evaluation, which runs in a child process
-        (the embedded engine) while the caller goes on; ``result()`` has every finding."""
+        (the embedded engine) while the caller goes on; ``result()`` has every finding.
+        Either half comes from the cache where what it reads is as it was."""
+        catalog = self.outcome.catalog
+        stored = self.stages.rendered(name) if self.stages is not None else None
+        input_bytes: bytes | None
+        if stored is not None:
+            found, input_bytes = stored
+            doc = orjson.loads(input_bytes)
+        else:
+            found, doc = self.render(name)
+            input_bytes = _json_bytes(doc)
+            if self.stages is not None and input_bytes is not None:
+                self.stages.store_rendered(name, found, input_bytes)
+        answers: dict[str, Pending[Any]] = {}
+        if self.stages is not None and input_bytes is not None:
+            answer = self.stages.evaluated(self.opts.engine, input_bytes)
+            if answer is None:
+                answer = self.stages.storing(self.opts.engine, input_bytes, start_evaluation(engine, GATE_QUERY, doc))
+            answers[name] = answer
+        return _Joined(found, start_policies(self.library, engine, {name: doc}, catalog.locate, answers))
+
+    def render(self, name: str) -> tuple[list[Finding], dict[str, Any]]:
+        """The render of ``name``: its findings (rendered as planned, the closed world, the
+        committed output) and its policy input."""
         catalog = self.outcome.catalog
         files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions())
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
@@ -397,7 +426,7 @@ class _EnvironmentJob:
             found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
         inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files},
                               output_prefix(catalog))
-        return _Joined(found, start_policies(self.library, engine, inputs, catalog.locate))
+        return found, inputs[name]
 
     def run_all(self, names: Sequence[str], engine: Any) -> dict[str, list[Finding]]:
         """Every environment of ``names``, each rendered while the previous one's policies
@@ -427,11 +456,24 @@ class _Joined(Pending[list[Finding]]):
 _JOB: _EnvironmentJob | None = None  # the job of a forked worker, inherited from the parent
 
 
-def _worker(names: list[str]) -> dict[str, list[Finding]]:
+def _worker(names: list[str]) -> tuple[dict[str, list[Finding]], Stats | None]:
+    """A worker's share, and what it did with the cache (its counters live in this process)."""
     assert _JOB is not None
+    if _JOB.stages is not None:
+        _JOB.stages.cache.stats = Stats()  # counted afresh: the parent's account came along with the fork
     engine = make_engine(_JOB.opts.engine)
     prepare(_JOB.library, engine)
-    return _JOB.run_all(names, engine)
+    found = _JOB.run_all(names, engine)
+    return found, _JOB.stages.cache.stats if _JOB.stages is not None else None
+
+
+def _json_bytes(doc: Mapping[str, Any]) -> bytes | None:
+    """The policy input as the engine reads it (JSON), or None where orjson cannot write it
+    (an integer beyond 64 bits): then it is neither stored nor looked up."""
+    try:
+        return orjson.dumps(doc)
+    except TypeError:
+        return None
 
 
 def _shares(plans: Mapping[str, EnvironmentPlan], workers: int) -> list[list[str]]:
@@ -460,8 +502,13 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> dic
     context = multiprocessing.get_context("fork")
     shares = _shares({n: job.outcome.plans[n] for n in names}, workers)
     _JOB = job
+    out: dict[str, list[Finding]] = {}
     try:
         with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
-            return {name: found for part in pool.map(_worker, shares) for name, found in part.items()}
+            for part, stats in pool.map(_worker, shares):
+                out.update(part)
+                if stats is not None and job.stages is not None:
+                    job.stages.cache.stats.merge(stats)
     finally:
         _JOB = None
+    return out

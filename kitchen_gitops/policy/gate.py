@@ -94,11 +94,14 @@ class _PolicyRun(Pending[list[Finding]]):
 
 
 def start_policies(library: Library, engine: Engine, inputs: Mapping[str, Mapping[str, Any]],
-                   locate: Locate | None = None) -> Pending[list[Finding]]:
+                   locate: Locate | None = None,
+                   answers: Mapping[str, Pending[Any]] | None = None) -> Pending[list[Finding]]:
     """:func:`evaluate_policies` started: where the engine evaluates in a child process,
-    the caller goes on while it runs, and ``result()`` collects the findings."""
+    the caller goes on while it runs, and ``result()`` collects the findings.  ``answers``
+    holds the engine's answer for an environment whose input it answered before."""
     started = [(env, _location(doc.get("environment", {}).get("_source"), Location(f"<{env}>")),
-                start_evaluation(engine, GATE_QUERY, doc)) for env, doc in inputs.items()]
+                (answers or {}).get(env) or start_evaluation(engine, GATE_QUERY, doc))
+               for env, doc in inputs.items()]
     return _PolicyRun(library, started, locate)
 
 

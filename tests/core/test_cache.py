@@ -307,3 +307,40 @@ def test_a_cached_span_index_reads_like_the_parsed_one(tmp_path: Path) -> None:
     assert cached is not None
     assert len(cached.spans) == len(doc.spans) and ("list", 1, "b") in cached.spans
     assert cached.location(("list", 1, "b"), value=True) == doc.location(("list", 1, "b"), value=True)
+
+
+def test_a_policy_edit_reuses_the_render_and_a_template_comment_reuses_the_evaluation(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(cached, capsys)
+    rule = cached / "policies" / "rules" / "lora_rank.rego"
+    rule.write_text(rule.read_text() + "\n# a comment: another library, the same rendered objects\n")
+    code, out, notes = _run(cached, capsys)
+    assert (code, out) == first[:2]
+    assert "cache rendered: 3 found, 0 computed, 0 stored" in notes
+    assert "cache evaluated: 0 found, 3 computed, 3 stored" in notes
+    template = cached / "templates" / "namespace.yaml.j2"
+    template.write_text(template.read_text() + "{# a comment: another template, the same policy input #}\n")
+    code, out, notes = _run(cached, capsys)
+    assert (code, out) == first[:2]
+    assert "cache rendered: 0 found, 3 computed, 3 stored" in notes
+    assert "cache evaluated: 3 found, 0 computed, 0 stored" in notes
+    rule.write_text(rule.read_text().replace("count(", "0 + count(", 1) if "count(" in rule.read_text()
+                    else rule.read_text() + "\n# another\n")
+    assert _run(cached, capsys)[:2] == first[:2]
+
+
+def test_forged_stage_entries_cannot_hide_findings_once_an_input_changes(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
+    _run(cached, capsys)
+    forged = {"environment": b"[]", "rendered": b"[]\n{}", "evaluated": b"{}"}
+    for kind, payload in forged.items():
+        for victim in _entries(cached, kind):
+            header = victim.read_bytes().partition(b"\n")[0].split(b" ")
+            header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
+            victim.write_bytes(b" ".join(header) + b"\n" + payload)
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text(flavor.read_text().replace("rank: 32", "rank: 128"))
+    code, out, _ = _run(cached, capsys)
+    assert code == 1 and "policy.lora-rank" in out
