@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,14 +142,19 @@ class Stages:
             return None
         head, sep, body = payload.partition(b"\n")
         found = decode(head) if sep else None
+        try:
+            input_bytes = zlib.decompress(body) if found is not None else b""
+        except zlib.error:
+            found = None
         if found is None:
             self.cache.reject(RENDERED, key, "not findings and a policy input")
             return None
-        return found, body
+        return found, input_bytes
 
     def store_rendered(self, name: str, found: Sequence[Finding], input_bytes: bytes) -> None:
         if self.inputs.signatures.unchanged():  # else the render may have read other bytes
-            self.cache.put(RENDERED, self.rendered_key(name), encode(found) + b"\n" + input_bytes)
+            # an environment's input is tens of MB of JSON; compressed, about a tenth
+            self.cache.put(RENDERED, self.rendered_key(name), encode(found) + b"\n" + zlib.compress(input_bytes, 1))
 
     def evaluated_key(self, engine: str, input_bytes: bytes) -> str:
         return Digest(EVALUATED).text(engine).add(self.library, hashlib.sha256(input_bytes).digest()).hexdigest()
