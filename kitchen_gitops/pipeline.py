@@ -404,7 +404,7 @@ class _EnvironmentJob:
             doc = orjson.loads(input_bytes)
         else:
             found, doc = self.render(name)
-            input_bytes = _json_bytes(doc)
+            input_bytes = _json_bytes(doc) if self.stages is not None else None
             if self.stages is not None and input_bytes is not None:
                 self.stages.store_rendered(name, found, input_bytes)
         answers: dict[str, Pending[Any]] = {}
