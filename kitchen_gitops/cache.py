@@ -295,6 +295,8 @@ class Cache:
         tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
         try:
             if path.parent not in self._ready:  # made and checked once per run
+                if not self.folder.is_dir():
+                    _make_folder(self.folder)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if _has_link(self.folder, path.parent):
                     raise OSError(0, "a link inside the cache folder")
@@ -317,7 +319,9 @@ class Cache:
         if self.folder is None or not sum(self.stats.writes.values()) or not self.folder.is_dir():
             return
         entries: list[tuple[float, int, Path]] = []
-        for _, path in _files(self.folder, ""):
+        for rel, path in _files(self.folder, ""):
+            if rel.count("/") != 2:  # not an entry (<kind>/<xx>/<key>): .gitignore, CACHEDIR.TAG
+                continue
             try:
                 st = path.lstat()
             except OSError:
@@ -336,6 +340,15 @@ class Cache:
                 continue
             total -= size
             self.stats.removed += 1
+
+
+def _make_folder(folder: Path) -> None:
+    """The cache folder, with what keeps it out of commits and backups (as pytest's is):
+    a ``.gitignore`` that ignores everything in it and a ``CACHEDIR.TAG``."""
+    folder.mkdir(exist_ok=True)
+    (folder / ".gitignore").write_text("# written by kitchen check: the cache is never committed\n*\n")
+    (folder / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n"
+                                         "# This file is a cache directory tag created by kitchen check.\n")
 
 
 def _mismatch(header: bytes, want: bytes) -> str:

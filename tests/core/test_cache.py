@@ -344,3 +344,18 @@ def test_forged_stage_entries_cannot_hide_findings_once_an_input_changes(
     flavor.write_text(flavor.read_text().replace("rank: 32", "rank: 128"))
     code, out, _ = _run(cached, capsys)
     assert code == 1 and "policy.lora-rank" in out
+
+
+def test_the_folder_keeps_itself_out_of_commits(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A catalog repository whose .gitignore does not name the cache: ``git add -A`` still
+    leaves it out."""
+    git(cached, "init", "-q")
+    _run(cached, capsys)
+    git(cached, "add", "-A")
+    import subprocess
+
+    staged = subprocess.run(["git", "ls-files", "--", FOLDER], cwd=cached, capture_output=True, text=True,
+                            check=True).stdout
+    assert staged == ""
+    assert (cached / FOLDER / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
