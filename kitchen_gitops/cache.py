@@ -30,13 +30,15 @@ import stat
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache as memoized
 from pathlib import Path
+from typing import TypeVar
 
 from . import settings
 
+T = TypeVar("T")
 FOLDER = ".kitchen-cache"
 FORMAT = b"kitchen-cache/1"
 # the libraries whose behaviour decides what kitchen finds; their versions are in every key
@@ -274,11 +276,18 @@ class Cache:
         self.stats.misses[kind] += 1
         self.stats.ignored.append(f"{self._shown(path)}: {why}")
 
-    def reject(self, kind: str, key: str, why: str) -> None:
-        """An entry that proved itself but whose payload its reader refused: counted as a
-        miss, reported, and replaced by the next ``put``."""
-        self.stats.hits[kind] -= 1
-        self._ignore(kind, self._path(kind, key), why)
+    def read(self, kind: str, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
+        """What ``decode`` makes of the payload stored for ``key``, or None: a miss, an entry
+        that does not prove itself, or a payload ``decode`` refuses (None), which is counted
+        as a miss, reported as ``refused``, and replaced by the next ``put``."""
+        payload = self.get(kind, key)
+        if payload is None:
+            return None
+        value = decode(payload)
+        if value is None:
+            self.stats.hits[kind] -= 1
+            self._ignore(kind, self._path(kind, key), refused)
+        return value
 
     def _shown(self, path: Path) -> str:
         assert self.folder is not None

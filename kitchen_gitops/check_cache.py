@@ -136,20 +136,7 @@ class Stages:
 
     def rendered(self, name: str) -> tuple[list[Finding], bytes] | None:
         """The findings of rendering ``name`` and its policy input's bytes, when stored."""
-        key = self.rendered_key(name)
-        payload = self.cache.get(RENDERED, key)
-        if payload is None:
-            return None
-        head, sep, body = payload.partition(b"\n")
-        found = decode(head) if sep else None
-        try:
-            input_bytes = zlib.decompress(body) if found is not None else b""
-        except zlib.error:
-            found = None
-        if found is None:
-            self.cache.reject(RENDERED, key, "not findings and a policy input")
-            return None
-        return found, input_bytes
+        return self.cache.read(RENDERED, self.rendered_key(name), _rendered, "not findings and a policy input")
 
     def store_rendered(self, name: str, found: Sequence[Finding], input_bytes: bytes) -> None:
         if self.inputs.signatures.unchanged():  # else the render may have read other bytes
@@ -161,19 +148,29 @@ class Stages:
 
     def evaluated(self, engine: str, input_bytes: bytes) -> Pending[Any] | None:
         """The engine's stored answer for this input, when there is one."""
-        key = self.evaluated_key(engine, input_bytes)
-        payload = self.cache.get(EVALUATED, key)
-        if payload is None:
-            return None
-        try:
-            return Done(orjson.loads(payload))
-        except orjson.JSONDecodeError:
-            self.cache.reject(EVALUATED, key, "not JSON")
-            return None
+        return self.cache.read(EVALUATED, self.evaluated_key(engine, input_bytes), _answer, "not JSON")
 
     def storing(self, engine: str, input_bytes: bytes, evaluation: Pending[Any]) -> Pending[Any]:
         """``evaluation``, its answer stored once it comes."""
         return _Storing(self, self.evaluated_key(engine, input_bytes), evaluation)
+
+
+def _rendered(payload: bytes) -> tuple[list[Finding], bytes] | None:
+    head, sep, body = payload.partition(b"\n")
+    found = decode(head) if sep else None
+    if found is None:
+        return None
+    try:
+        return found, zlib.decompress(body)
+    except zlib.error:
+        return None
+
+
+def _answer(payload: bytes) -> Pending[Any] | None:
+    try:
+        return Done(orjson.loads(payload))  # an answer may be null: wrapped, it is not a refusal
+    except orjson.JSONDecodeError:
+        return None
 
 
 class _Storing(Pending[Any]):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -186,13 +187,10 @@ def load_documents(root: Path, cache: Cache) -> tuple[list[tuple[str, Document]]
                 raw = None  # parse_text's caller reports it
             if raw is not None:
                 keys[i] = key(display, raw)
-                payload = cache.get(KIND, keys[i])
-                doc = decode(payload, path, display) if payload is not None else None
+                doc = cache.read(KIND, keys[i], partial(decode, path=path, display=display), "not a parsed document")
                 if doc is not None:
                     results[i] = (kind, doc, [])
                     continue
-                if payload is not None:
-                    cache.reject(KIND, keys[i], "not a parsed document")
         jobs.append((kind, path, display, raw))
         where.append(i)
     for i, loaded in zip(where, parse_files(root, jobs), strict=True):

@@ -287,7 +287,7 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
     opts = job.opts
     keys: dict[str, str] = {}
     out: dict[str, list[Finding]] = {}
-    impure = check_cache.nondeterministic(job.library)
+    impure = check_cache.nondeterministic(job.library) if inputs is not None else ""
     if inputs is not None and impure:
         cache.stats.ignored.append(f"{impure}: the policies call a built-in whose answer changes from run "
                                    "to run; no environment is stored")
@@ -299,12 +299,9 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
         job.stages = check_cache.Stages.of(cache, inputs, options, outputs, job.library)
         for name in names:
             keys[name] = check_cache.environment_key(name, inputs, options, outputs[name])
-            payload = cache.get(check_cache.KIND, keys[name])
-            found = check_cache.decode(payload) if payload is not None else None
+            found = cache.read(check_cache.KIND, keys[name], check_cache.decode, "not a list of findings")
             if found is not None:
                 out[name] = found
-            elif payload is not None:
-                cache.reject(check_cache.KIND, keys[name], "not a list of findings")
     todo = [n for n in names if n not in out]
     workers = min(len(todo), _jobs(opts))
     if workers > 1:
