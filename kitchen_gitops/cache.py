@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -208,6 +209,7 @@ class Cache:
         self.max_bytes = max_bytes
         self.stats = Stats()
         self._ready: set[Path] = set()  # entry folders made and found free of links
+        self._packs: dict[str, Pack] = {}
 
     @classmethod
     def disabled(cls, why: str = "") -> Cache:
@@ -244,37 +246,54 @@ class Cache:
     def get(self, kind: str, key: str) -> bytes | None:
         """The payload stored for ``key``, or None (a miss, or an entry that does not prove
         itself: ignored and reported)."""
+        payload = self._fetch(kind, key)
+        if payload is None:
+            self.stats.misses[kind] += 1
+            return None
+        self.stats.hits[kind] += 1
+        return payload
+
+    def _fetch(self, kind: str, key: str) -> bytes | None:
+        """The payload of the entry, uncounted; an entry that does not prove itself is
+        reported and None."""
         if self.folder is None:
             return None
         path = self._path(kind, key)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError:
-            self.stats.misses[kind] += 1
             return None
         try:
             with os.fdopen(fd, "rb") as fh:
                 raw = fh.read()
         except OSError as exc:
-            self._ignore(kind, path, f"unreadable ({exc.strerror or exc})")
+            self._report(path, f"unreadable ({exc.strerror or exc})")
             return None
         header, sep, payload = raw.partition(b"\n")
         if not sep or len(header) > _HEADER_MAX:
-            self._ignore(kind, path, "no header")
+            self._report(path, "no header")
             return None
         want = b" ".join((FORMAT, kind.encode(), key.encode(), hashlib.sha256(payload).hexdigest().encode(),
                           str(len(payload)).encode()))
         if header != want:
-            self._ignore(kind, path, _mismatch(header, want))
+            self._report(path, _mismatch(header, want))
             return None
-        self.stats.hits[kind] += 1
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: the size bound removes the oldest first
         return payload
 
+    def _report(self, path: Path, why: str) -> None:
+        self.stats.ignored.append(f"{self._shown(path)}: {why}")
+
+    def pack(self, kind: str) -> Pack:
+        """The pack of ``kind``'s small entries, read once per run."""
+        if kind not in self._packs:
+            self._packs[kind] = Pack(self, kind)
+        return self._packs[kind]
+
     def _ignore(self, kind: str, path: Path, why: str) -> None:
         self.stats.misses[kind] += 1
-        self.stats.ignored.append(f"{self._shown(path)}: {why}")
+        self._report(path, why)
 
     def read(self, kind: str, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
         """What ``decode`` makes of the payload stored for ``key``, or None: a miss, an entry
@@ -349,6 +368,93 @@ class Cache:
                 continue
             total -= size
             self.stats.removed += 1
+
+
+PACK_AGE = 8  # writes of a pack that one of its entries may stay unused before it is dropped
+_RECORD = re.compile(rb"([0-9a-f]{64}) ([0-9]{1,12}) ([0-9]{1,3})\n")
+
+
+class Pack:
+    """Many small entries of one kind (a catalog's parsed files) kept in one entry of the
+    cache, ``<kind>-pack``, read and written whole: a first run writes one file, not
+    thousands, and a later one reads one.
+
+    Each entry in it is still found only under its own content key, exactly as an entry of
+    its own would be, and its payload is checked by its reader; the pack's header proves
+    the whole (a damaged pack is ignored, reported, and written again).  An entry a run
+    did not use is kept for :data:`PACK_AGE` more writes (another branch's files), then
+    dropped."""
+
+    def __init__(self, cache: Cache, kind: str) -> None:
+        self.cache, self.kind = cache, kind
+        self.outer = f"{kind}-pack"
+        self.slot = Digest(self.outer).hexdigest()
+        self.records: dict[str, tuple[bytes, int]] = {}  # key: (payload, writes since last used)
+        self.used: set[str] = set()
+        self.changed = False
+        payload = cache._fetch(self.outer, self.slot)
+        if payload is not None:
+            records = _records(payload)
+            if records is None:
+                cache._report(cache._path(self.outer, self.slot), "not a pack of entries")
+            else:
+                self.records = records
+
+    def read(self, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
+        """As :meth:`Cache.read`, for an entry of the pack."""
+        record = self.records.get(key)
+        if record is None:
+            self.cache.stats.misses[self.kind] += 1
+            return None
+        value = decode(record[0])
+        if value is None:
+            del self.records[key]
+            self.changed = True
+            self.cache.stats.misses[self.kind] += 1
+            self.cache._report(self.cache._path(self.outer, self.slot), f"entry {key}: {refused}")
+            return None
+        self.used.add(key)
+        self.cache.stats.hits[self.kind] += 1
+        return value
+
+    def put(self, key: str, payload: bytes) -> None:
+        if self.cache.folder is None:
+            return
+        self.records[key] = (payload, 0)
+        self.used.add(key)
+        self.changed = True
+        self.cache.stats.writes[self.kind] += 1
+
+    def flush(self) -> None:
+        """Write the pack where this run added or refused entries; entries in key order."""
+        if not self.changed:
+            return
+        parts: list[bytes] = []
+        for key in sorted(self.records):
+            payload, age = self.records[key]
+            age = 0 if key in self.used else age + 1
+            if age <= PACK_AGE:
+                parts += (b"%s %d %d\n" % (key.encode(), len(payload), age), payload)
+        self.cache.put(self.outer, self.slot, b"".join(parts))
+        self.changed = False
+
+
+def _records(payload: bytes) -> dict[str, tuple[bytes, int]] | None:
+    """The entries of a pack: ``<key> <length> <age>\\n<payload>`` after one another, or None
+    where the payload is not exactly that."""
+    out: dict[str, tuple[bytes, int]] = {}
+    at, end = 0, len(payload)
+    while at < end:
+        m = _RECORD.match(payload, at)
+        if m is None:
+            return None
+        start = m.end()
+        stop = start + int(m[2])
+        if stop > end:
+            return None
+        out[m[1].decode()] = (payload[start:stop], int(m[3]))
+        at = stop
+    return out
 
 
 def _make_folder(folder: Path) -> None:

@@ -172,22 +172,23 @@ def decode(payload: bytes, path: Path, display: str) -> Document | None:
 def load_documents(root: Path, cache: Cache) -> tuple[list[tuple[str, Document]], list[Finding]]:
     """:func:`kitchen_gitops.load.load_documents` with ``cache``: a file whose shown path
     and bytes were parsed before is read from it, and every file parsed here without a
-    finding is stored in it (the bytes hashed are the bytes parsed)."""
+    finding is stored in it (the bytes hashed are the bytes parsed), all in one pack."""
     files, findings = discover(root)
     results: list[Loaded | None] = [None] * len(files)
     jobs: list[Job] = []
     where: list[int] = []
     keys: dict[int, str] = {}
+    pack = cache.pack(KIND) if cache.enabled else None
     for i, (kind, path, display) in enumerate(files):
         raw = None
-        if cache.enabled and kind:
+        if pack is not None and kind:
             try:
                 raw = read_regular_file(path)
             except OSError:
                 raw = None  # parse_text's caller reports it
             if raw is not None:
                 keys[i] = key(display, raw)
-                doc = cache.read(KIND, keys[i], partial(decode, path=path, display=display), "not a parsed document")
+                doc = pack.read(keys[i], partial(decode, path=path, display=display), "not a parsed document")
                 if doc is not None:
                     results[i] = (kind, doc, [])
                     continue
@@ -196,9 +197,11 @@ def load_documents(root: Path, cache: Cache) -> tuple[list[tuple[str, Document]]
     for i, loaded in zip(where, parse_files(root, jobs), strict=True):
         results[i] = loaded
         kind, doc, problems = loaded
-        if i in keys and doc is not None and not problems:
+        if pack is not None and i in keys and doc is not None and not problems:
             payload = encode(doc)
             if payload is not None:
-                cache.put(KIND, keys[i], payload)
+                pack.put(keys[i], payload)
+    if pack is not None:
+        pack.flush()
     docs = [(kind, doc) for kind, doc, _ in filter(None, results) if doc is not None]
     return docs, findings + [f for r in results if r is not None for f in r[2]]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kitchen_gitops.cache import FOLDER, Cache
+from kitchen_gitops.cache import FOLDER, PACK_AGE, Cache
 from kitchen_gitops.cli import main
 from tests.conftest import git
 
@@ -91,6 +91,74 @@ def test_a_damaged_or_foreign_entry_is_ignored_and_reported(
     assert len(ignored) == 1 and victim.name in ignored[0], again[2]
     assert "cache environment: 2 found, 1 computed, 1 stored" in again[2]
     assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited payload", "not records", "a record cut short"])
+def test_a_damaged_pack_of_parsed_files_is_ignored_reported_and_written_again(
+        damage: str, cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The parsed catalog files live in one pack; a pack that does not prove itself, or
+    whose records are not exactly records, is ignored whole and every file parsed again."""
+    import hashlib
+
+    first = _run(cached, capsys)
+    (pack,) = _entries(cached, "document-pack")
+    raw = pack.read_bytes()
+    header, _, payload = raw.partition(b"\n")
+    if damage == "truncated":
+        pack.write_bytes(raw[: len(raw) // 2])
+    elif damage == "edited payload":
+        pack.write_bytes(raw[:-1] + (b" " if raw[-1:] != b" " else b"\n"))
+    else:  # a header that proves the payload, around a payload that is not a pack
+        body = b"kind: Flavor\n" if damage == "not records" else payload[:-1]
+        fields = header.split(b" ")
+        fields[3], fields[4] = hashlib.sha256(body).hexdigest().encode(), str(len(body)).encode()
+        pack.write_bytes(b" ".join(fields) + b"\n" + body)
+    documents = first[2][0].split(": ")[1].split(" ")[2]  # the files the cold run stored
+    again = _run(cached, capsys)
+    assert again[:2] == first[:2]
+    ignored = [n for n in again[2] if n.startswith("cache: ignored")]
+    assert len(ignored) == 1 and pack.name in ignored[0], again[2]
+    assert f"cache document: 0 found, {documents} computed, {documents} stored" in again[2]
+    assert _run(cached, capsys)[2][0] == f"cache document: {documents} found, 0 computed, 0 stored"
+
+
+def test_a_packed_entry_its_reader_refuses_is_parsed_again(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record under a file's key whose payload is not a parsed document (a forged pack
+    with a valid header): that file is parsed again; the others are found."""
+    import hashlib
+
+    first = _run(cached, capsys)
+    (pack,) = _entries(cached, "document-pack")
+    header, _, payload = pack.read_bytes().partition(b"\n")
+    head, _, rest = payload.partition(b"\n")
+    key, size, age = head.split(b" ")
+    forged = b'{"data": [], "paths": [], "marks": []}'
+    body = b"%s %d %s\n%s%s" % (key, len(forged), age, forged, rest[int(size):])
+    fields = header.split(b" ")
+    fields[3], fields[4] = hashlib.sha256(body).hexdigest().encode(), str(len(body)).encode()
+    pack.write_bytes(b" ".join(fields) + b"\n" + body)
+    again = _run(cached, capsys)
+    assert again[:2] == first[:2]
+    assert any(key.decode() in n and "not a parsed document" in n for n in again[2]), again[2]
+    assert any(n.startswith("cache document:") and ", 1 computed, 1 stored" in n for n in again[2]), again[2]
+
+
+def test_a_packed_entry_unused_for_a_while_is_dropped(tmp_path: Path) -> None:
+    """Another branch's parsed files stay in the pack for PACK_AGE writes, then go."""
+    folder = tmp_path / FOLDER
+    first = Cache(folder)
+    pack = first.pack("document")
+    pack.put("a" * 64, b"kept")
+    pack.put("b" * 64, b"dropped")
+    pack.flush()
+    for run in range(PACK_AGE + 1):
+        pack = Cache(folder).pack("document")
+        assert pack.read("a" * 64, bytes, "refused") == b"kept"
+        assert "b" * 64 in pack.records  # not read: unused since the first write
+        pack.put(f"{run:064x}", b"new")  # another file: the pack is written again
+        pack.flush()
+    assert sorted(Cache(folder).pack("document").records) == sorted(
+        ["a" * 64, *(f"{run:064x}" for run in range(PACK_AGE + 1))])
 
 
 def test_an_entry_with_a_valid_digest_but_not_findings_is_refused(
@@ -183,7 +251,7 @@ def test_an_unwritable_cache_is_reported_and_the_gate_still_runs(
         cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (cached / FOLDER).mkdir()
     (cached / FOLDER / "environment").write_text("a file where a folder of entries goes")
-    (cached / FOLDER / "document").write_text("a file where a folder of entries goes")
+    (cached / FOLDER / "document-pack").write_text("a file where a folder of entries goes")
     code, out, notes = _run(cached, capsys)
     clean = _run(cached, capsys, "--no-cache")
     assert (code, out) == clean[:2]
