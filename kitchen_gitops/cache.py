@@ -209,7 +209,7 @@ class Cache:
         self.max_bytes = max_bytes
         self.stats = Stats()
         self._ready: set[Path] = set()  # entry folders made and found free of links
-        self._packs: dict[str, Pack] = {}
+        self._packs: dict[tuple[str, str], Pack] = {}
 
     @classmethod
     def disabled(cls, why: str = "") -> Cache:
@@ -285,11 +285,11 @@ class Cache:
     def _report(self, path: Path, why: str) -> None:
         self.stats.ignored.append(f"{self._shown(path)}: {why}")
 
-    def pack(self, kind: str) -> Pack:
-        """The pack of ``kind``'s small entries, read once per run."""
-        if kind not in self._packs:
-            self._packs[kind] = Pack(self, kind)
-        return self._packs[kind]
+    def pack(self, kind: str, name: str = "") -> Pack:
+        """The pack ``name`` of ``kind``'s small entries, read once per run."""
+        if (kind, name) not in self._packs:
+            self._packs[(kind, name)] = Pack(self, kind, name)
+        return self._packs[(kind, name)]
 
     def _ignore(self, kind: str, path: Path, why: str) -> None:
         self.stats.misses[kind] += 1
@@ -385,10 +385,10 @@ class Pack:
     did not use is kept for :data:`PACK_AGE` more writes (another branch's files), then
     dropped."""
 
-    def __init__(self, cache: Cache, kind: str) -> None:
+    def __init__(self, cache: Cache, kind: str, name: str = "") -> None:
         self.cache, self.kind = cache, kind
         self.outer = f"{kind}-pack"
-        self.slot = Digest(self.outer).hexdigest()
+        self.slot = Digest(self.outer).text(name).hexdigest()
         self.records: dict[str, tuple[bytes, int]] = {}  # key: (payload, writes since last used)
         self.used: set[str] = set()
         self.changed = False

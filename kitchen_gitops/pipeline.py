@@ -43,6 +43,7 @@ from .render import (
     template_dir,
     unintended_findings,
 )
+from .render_memo import ObjectMemo
 from .rules import RENDER_STALE, RuleInfo
 from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
@@ -287,6 +288,8 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
     opts = job.opts
     keys: dict[str, str] = {}
     out: dict[str, list[Finding]] = {}
+    if inputs is not None:
+        job.inputs, job.cache = inputs, cache  # rendered objects are found by their context
     impure = check_cache.nondeterministic(job.library) if inputs is not None else ""
     if inputs is not None and impure:
         cache.stats.ignored.append(f"{impure}: the policies call a built-in whose answer changes from run "
@@ -388,6 +391,8 @@ class _EnvironmentJob:
     templates: Path
     out_dir: Path
     stages: check_cache.Stages | None = None  # where the render and the evaluation are cached
+    cache: Cache | None = None  # where rendered objects are cached
+    inputs: check_cache.Inputs | None = None
 
     def start(self, name: str, engine: Any) -> Pending[list[Finding]]:
         """Render ``name`` and start its policy evaluation, which runs in a child process
@@ -416,7 +421,12 @@ class _EnvironmentJob:
         """The render of ``name``: its findings (rendered as planned, the closed world, the
         committed output) and its policy input."""
         catalog = self.outcome.catalog
-        files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions())
+        memo = None
+        if self.cache is not None and self.inputs is not None:
+            memo = ObjectMemo(self.cache, name, self.inputs.digest_of(("templates",)))
+        files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions(), memo)
+        if memo is not None and self.inputs is not None and self.inputs.signatures.unchanged():
+            memo.flush()  # else a template may have been read as other bytes than the key's
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
         found += unintended_findings(name, files, self.library.data)
         if self.opts.render_check:
@@ -456,12 +466,13 @@ _JOB: _EnvironmentJob | None = None  # the job of a forked worker, inherited fro
 def _worker(names: list[str]) -> tuple[dict[str, list[Finding]], Stats | None]:
     """A worker's share, and what it did with the cache (its counters live in this process)."""
     assert _JOB is not None
-    if _JOB.stages is not None:
-        _JOB.stages.cache.stats = Stats()  # counted afresh: the parent's account came along with the fork
+    cache = _JOB.cache
+    if cache is not None:
+        cache.stats = Stats()  # counted afresh: the parent's account came along with the fork
     engine = make_engine(_JOB.opts.engine)
     prepare(_JOB.library, engine)
     found = _JOB.run_all(names, engine)
-    return found, _JOB.stages.cache.stats if _JOB.stages is not None else None
+    return found, cache.stats if cache is not None else None
 
 
 def _json_bytes(doc: Mapping[str, Any]) -> bytes | None:
@@ -504,8 +515,8 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> dic
         with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
             for part, stats in pool.map(_worker, shares):
                 out.update(part)
-                if stats is not None and job.stages is not None:
-                    job.stages.cache.stats.merge(stats)
+                if stats is not None and job.cache is not None:
+                    job.cache.stats.merge(stats)
     finally:
         _JOB = None
     return out

@@ -49,6 +49,7 @@ from .plan import (
     TenantPlan,
     runtime_args,
 )
+from .render_memo import ObjectMemo
 from .rules import RENDER_VLLM_ARGS
 
 DOMAIN = "kitchen-gitops.io"
@@ -283,8 +284,9 @@ class EnvironmentRenderer:
     """Renders one environment's objects; other stages add theirs through :meth:`emit`."""
 
     def __init__(self, catalog: Catalog, plan: EnvironmentPlan, templates: Path,
-                 contributions: Sequence[Contribution] = ()) -> None:
+                 contributions: Sequence[Contribution] = (), memo: ObjectMemo | None = None) -> None:
         self.contributions = tuple(contributions)
+        self.memo = memo  # objects rendered before, by their context (the gate's cache)
         self.reader = ManifestReader()
         self.catalog = catalog
         self.plan = plan
@@ -297,6 +299,9 @@ class EnvironmentRenderer:
     def emit(self, path: str, template: str, source: Location, sources: Iterable[str],
              kind: str, api_version: str, meta: Meta | None, **ctx: Any) -> None:
         srcs = tuple(sorted(set(sources)))
+        key = self.memo.key(template, [path, srcs, kind, api_version, meta, ctx]) if self.memo is not None else None
+        if key is not None and self._memoized(key, path, source, srcs, kind, api_version, meta):
+            return
         try:
             # the header is a YAML comment: a file name cannot end it and start an object
             text = self.jinja.get_template(template).render(
@@ -331,6 +336,21 @@ class EnvironmentRenderer:
         obj = RenderedObject(api_version, kind, meta.name if meta else path, namespace,
                              source, srcs, manifest, differences)
         self.files.append(RenderedFile(path, text, [obj]))
+        if key is not None and self.memo is not None and not differences:
+            self.memo.put(key, path, text, manifest)
+
+    def _memoized(self, key: str, path: str, source: Location, srcs: tuple[str, ...], kind: str,
+                  api_version: str, meta: Meta | None) -> bool:
+        """The object rendered before from the same context, where the cache has it."""
+        assert self.memo is not None
+        found = self.memo.get(key, path)
+        if found is None:
+            return False
+        text, manifest = found
+        namespace = meta.namespace if meta else ""
+        obj = RenderedObject(api_version, kind, meta.name if meta else path, namespace, source, srcs, manifest)
+        self.files.append(RenderedFile(path, text, [obj]))
+        return True
 
     def _documents(self, text: str, path: str, template: str, exc: BaseException) -> list[Any]:
         """The documents of a text that is not one YAML document; a text that is not YAML
@@ -615,9 +635,9 @@ def _compile_templates(templates: Path) -> None:
 
 
 def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
-                   contributions: Sequence[Contribution]) -> list[RenderedFile]:
+                   contributions: Sequence[Contribution], memo: ObjectMemo | None = None) -> list[RenderedFile]:
     _compile_templates(templates)
-    renderer = EnvironmentRenderer(catalog, plan, templates, contributions)
+    renderer = EnvironmentRenderer(catalog, plan, templates, contributions, memo)
     for t in plan.tenants:
         renderer.tenant(t)
     renderer.environment()
@@ -625,7 +645,8 @@ def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
 
 def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
-                       contributions: Sequence[Contribution] = ()) -> list[RenderedFile]:
+                       contributions: Sequence[Contribution] = (),
+                       memo: ObjectMemo | None = None) -> list[RenderedFile]:
     """Every file of one environment, paths relative to ``rendered/<env>/``, sorted.
 
     Rendering (compiling the templates included) is bounded in time and memory, so a
@@ -636,8 +657,8 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
     seconds = _render_timeout()
     try:
-        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions), seconds=seconds,
-                                  memory_bytes=RENDER_MEMORY_BYTES)
+        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions, memo),
+                                  seconds=seconds, memory_bytes=RENDER_MEMORY_BYTES)
     except TimeLimitExceeded:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "
                           f"finish within {seconds:g}s (${settings.RENDER_TIMEOUT.name})") from None

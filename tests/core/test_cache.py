@@ -427,3 +427,58 @@ def test_the_folder_keeps_itself_out_of_commits(cached: Path, capsys: pytest.Cap
     assert staged == ""
     assert (cached / FOLDER / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
     assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+
+
+def _objects(notes: list[str]) -> tuple[int, int, int]:
+    """(found, computed, stored) of the rendered objects."""
+    (line,) = [n for n in notes if n.startswith("cache object:")]
+    found, computed, stored = (int(part.split()[0]) for part in line.split(": ", 1)[1].split(", "))
+    return found, computed, stored
+
+
+def test_an_edit_renders_again_only_the_objects_whose_context_changed(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tenant's display name is in its Namespace's and InferenceServices' contexts only:
+    those are rendered again, every other object is found; the findings are those of a
+    run without the cache."""
+    cold = _run(cached, capsys)
+    found, computed, stored = _objects(cold[2])
+    assert found == 0 and computed == stored > 0
+    total = computed
+    tenant = cached / "catalog" / "tenants" / "customer-support.yaml"
+    tenant.write_text(tenant.read_text().replace("display_name: Customer Support", "display_name: Service Desk"))
+    edited = _run(cached, capsys)
+    assert edited[:2] == _run(cached, capsys, "--no-cache")[:2]
+    found, computed, stored = _objects(edited[2])
+    assert found + computed == total and 0 < computed == stored < total // 4, edited[2]
+
+
+def test_a_template_edit_finds_no_rendered_object(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The templates folder's digest is in every object's key: a comment in one template,
+    which changes no output, still renders every object again."""
+    _run(cached, capsys)
+    template = cached / "templates" / "namespace.yaml.j2"
+    template.write_text("{# a comment #}" + template.read_text())
+    edited = _run(cached, capsys)
+    assert edited[:2] == _run(cached, capsys, "--no-cache")[:2]
+    found, computed, _ = _objects(edited[2])
+    assert found == 0 and computed > 0
+
+
+def test_an_object_rendered_other_than_intended_is_never_stored(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An object the closed world finds different from what kitchen intends is rendered,
+    read and compared on every run: its finding cannot come from a stored object."""
+    template = cached / "templates" / "resourcequota.yaml.j2"
+    template.write_text(template.read_text().replace("spec:", "spec:\n  scopes: [NotTerminating]", 1))
+    cold = _run(cached, capsys)
+    assert cold[0] == 1 and "render.unintended" in cold[1], cold[1]
+    _, computed, stored = _objects(cold[2])
+    quotas = sum(1 for _ in (cached / "rendered").rglob("resourcequota-*.yaml"))
+    assert quotas and computed - stored == quotas
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text("# another key for every environment\n" + flavor.read_text())
+    again = _run(cached, capsys)
+    assert again[:2] == cold[:2]
+    found, computed, stored = _objects(again[2])
+    assert found and computed - stored == quotas  # the quotas again, and what the comment is in

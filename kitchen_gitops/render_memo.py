@@ -1,0 +1,93 @@
+"""Rendered objects in the gate's cache: what one template made of one context, found
+again by exactly that context.
+
+A template reads nothing but its context: the sandbox gives it no file, clock or
+environment, and the templates folder (with kitchen's code) is in every key.  So the key
+of one object is the digest of its template's name, the folder's digest and every value
+:meth:`~kitchen_gitops.render.EnvironmentRenderer.emit` gives the template, as JSON.  A
+one-flavor change alters the contexts of that flavor's tenants' objects only: every other
+object of the environment is found, and its template is neither rendered nor its output
+read again.
+
+- A context JSON cannot write as itself (a value of another type: a catalog model, a
+  subclass of ``str``) gives no key: that object is rendered every time.
+- Only an object rendered exactly as kitchen intends is stored (the closed world found no
+  difference), with its text and its manifest, where JSON gives the manifest back as
+  itself; anything else is rendered, read and compared every time.
+- Entries are kept in packs, one per environment and share of the tenants' folders: an
+  edit rewrites the share of the tenant it touches.  Packs are written only when no file
+  the gate reads changed during the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import Any
+
+import orjson
+
+from .cache import Cache, Digest, Pack
+
+KIND = "object"
+SHARES = 32  # packs per environment
+_STRICT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+class ObjectMemo:
+    """The rendered objects of one environment, looked up and stored by their context."""
+
+    def __init__(self, cache: Cache, environment: str, templates: bytes) -> None:
+        self.cache, self.environment = cache, environment
+        self._scope = Digest(KIND).text(environment).add(templates).hexdigest().encode()
+        self._packs: dict[int, Pack] = {}
+
+    def key(self, template: str, values: list[Any]) -> str | None:
+        """The key of what ``template`` renders from ``values``, or None where JSON does
+        not hold them exactly as they are."""
+        try:
+            raw = orjson.dumps(values, option=_STRICT)
+        except TypeError:
+            return None
+        return hashlib.sha256(self._scope + template.encode("utf-8", "surrogateescape") + b"\0" + raw).hexdigest()
+
+    def _pack(self, path: str) -> Pack:
+        share = zlib.crc32(path.partition("/")[0].encode("utf-8", "surrogateescape")) % SHARES
+        if share not in self._packs:
+            self._packs[share] = self.cache.pack(KIND, f"{self.environment}/{share}")
+        return self._packs[share]
+
+    def get(self, key: str, path: str) -> tuple[str, Any] | None:
+        """The text and manifest stored for ``key``, or None."""
+        return self._pack(path).read(key, _decode, "not a rendered object")
+
+    def put(self, key: str, path: str, text: str, manifest: Any) -> None:
+        """Store an object rendered as kitchen intends, where JSON holds its text and its
+        manifest exactly."""
+        try:
+            raw = text.encode("utf-8")
+            as_json = orjson.dumps(manifest, option=_STRICT)
+        except (TypeError, UnicodeEncodeError):
+            return
+        if orjson.loads(as_json) != manifest:  # a NaN, a tuple: JSON would give back something else
+            return
+        self._pack(path).put(key, b"%d\n" % len(raw) + raw + as_json)
+
+    def flush(self) -> None:
+        for share in sorted(self._packs):
+            self._packs[share].flush()
+
+
+def _decode(payload: bytes) -> tuple[str, Any] | None:
+    head, sep, rest = payload.partition(b"\n")
+    if not sep or not head.isdigit() or int(head) > len(rest):
+        return None
+    size = int(head)
+    try:
+        text = rest[:size].decode("utf-8")
+        manifest = orjson.loads(rest[size:])
+    except (UnicodeDecodeError, orjson.JSONDecodeError):
+        return None
+    if manifest is not None and not isinstance(manifest, dict):
+        return None
+    return text, manifest
