@@ -205,11 +205,29 @@ class _TemplateLoader(jinja2.BaseLoader):
 _SAFE_ATTRIBUTES_MAX = 4096
 
 
+class _Template(jinja2.Template):
+    """A template whose imports are made anew for every render.  Jinja keeps an imported
+    template's module (its macros and top-level variables) for the life of the
+    environment, and a ``namespace`` or ``cycler`` in it is the one thing the immutable
+    sandbox lets a template change: a counter there would make an object's text depend on
+    the objects rendered before it.  With a module per render, what a template renders is
+    a function of its context alone, whatever was rendered before (the gate's cache finds
+    objects by that context)."""
+
+    def _get_default_module(self, ctx: jinja2.runtime.Context | None = None) -> Any:
+        if ctx is not None:
+            keys = ctx.globals_keys - self.globals.keys()
+            if keys:
+                return self.make_module({k: ctx.parent[k] for k in keys})
+        return self.make_module()
+
+
 class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
     """Jinja's immutable sandbox, with repetition and powers bounded (a template cannot
     build a gigabyte string or a huge number)."""
 
     intercepted_binops = frozenset({"*", "**"})
+    template_class = _Template
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -482,3 +482,26 @@ def test_an_object_rendered_other_than_intended_is_never_stored(
     assert again[:2] == cold[:2]
     found, computed, stored = _objects(again[2])
     assert found and computed - stored == quotas  # the quotas again, and what the comment is in
+
+
+def test_a_template_cannot_carry_state_from_one_render_to_the_next(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A macro module's namespace is made anew for every object: a counter kept in it
+    cannot make an object's text depend on which objects were rendered before it, so a
+    run that finds most objects in the cache renders the others as a run without it."""
+    macros = cached / "templates" / "_macros.j2"
+    macros.write_text(macros.read_text() + "{%- set seen = namespace(n=0) -%}\n"
+                      "{%- macro count() -%}{%- set seen.n = seen.n + 1 -%}{{ seen.n }}{%- endmacro -%}\n")
+    template = cached / "templates" / "namespace.yaml.j2"
+    template.write_text(template.read_text().replace("apiVersion: v1", "# rendered {{ m.count() }}\napiVersion: v1"))
+    assert main(["render", "--root", str(cached)]) == 0
+    cold = _run(cached, capsys, "--render-check")
+    assert cold[0] == 0, cold[1]
+    assert {p.read_text().count("# rendered 1\n") for p in (cached / "rendered").rglob("namespace.yaml")} == {1}
+    tenant = cached / "catalog" / "tenants" / "customer-support.yaml"
+    tenant.write_text(tenant.read_text().replace("display_name: Customer Support", "display_name: Service Desk"))
+    assert main(["render", "--root", str(cached)]) == 0
+    capsys.readouterr()
+    warm = _run(cached, capsys, "--render-check")
+    assert warm[:2] == _run(cached, capsys, "--render-check", "--no-cache")[:2]
+    assert warm[0] == 0 and _objects(warm[2])[0] > 0, warm
