@@ -215,8 +215,8 @@ class _Template(jinja2.Template):
     objects by that context)."""
 
     def _get_default_module(self, ctx: jinja2.runtime.Context | None = None) -> Any:
-        if ctx is not None:
-            keys = ctx.globals_keys - self.globals.keys()
+        if ctx is not None:  # the importer's globals the template lacks, as Jinja passes them
+            keys = [k for k in ctx.globals_keys if k not in self.globals]
             if keys:
                 return self.make_module({k: ctx.parent[k] for k in keys})
         return self.make_module()

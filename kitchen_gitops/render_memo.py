@@ -14,9 +14,10 @@ read again.
 - Only an object rendered exactly as kitchen intends is stored (the closed world found no
   difference), with its text and its manifest, where JSON gives the manifest back as
   itself; anything else is rendered, read and compared every time.
-- Entries are kept in packs, one per environment and share of the tenants' folders: an
-  edit rewrites the share of the tenant it touches.  Packs are written only when no file
-  the gate reads changed during the run.
+- Entries are kept in packs, one per environment, templates folder and share of the
+  tenants' folders: a catalog edit rewrites the share of the tenant it touches, a template
+  edit starts new packs (the old ones go when the size bound needs their room).  Packs are
+  written only when no file the gate reads changed during the run.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class ObjectMemo:
 
     def __init__(self, cache: Cache, environment: str, templates: bytes) -> None:
         self.cache, self.environment = cache, environment
-        self._scope = Digest(KIND).text(environment).add(templates).hexdigest().encode()
+        self._scope = Digest(KIND).text(environment).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
 
     def key(self, template: str, values: list[Any]) -> str | None:
@@ -49,12 +50,13 @@ class ObjectMemo:
             raw = orjson.dumps(values, option=_STRICT)
         except TypeError:
             return None
-        return hashlib.sha256(self._scope + template.encode("utf-8", "surrogateescape") + b"\0" + raw).hexdigest()
+        return hashlib.sha256(self._scope.encode() + template.encode("utf-8", "surrogateescape") + b"\0"
+                              + raw).hexdigest()
 
     def _pack(self, path: str) -> Pack:
         share = zlib.crc32(path.partition("/")[0].encode("utf-8", "surrogateescape")) % SHARES
         if share not in self._packs:
-            self._packs[share] = self.cache.pack(KIND, f"{self.environment}/{share}")
+            self._packs[share] = self.cache.pack(KIND, f"{self._scope}/{share}")
         return self._packs[share]
 
     def get(self, key: str, path: str) -> tuple[str, Any] | None:
