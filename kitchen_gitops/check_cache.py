@@ -13,7 +13,9 @@ keyed by the digest of what it reads (kitchen's code and libraries are in every 
   findings are made from the answer on every run (their positions come from the catalog).
 
 Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
-never stored.
+never stored.  Below these levels, each rendered object is found by its template's context
+(:mod:`kitchen_gitops.render_memo`), so that an environment rendered again renders only the
+objects an edit changed.
 """
 
 from __future__ import annotations
