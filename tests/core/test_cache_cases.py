@@ -2,8 +2,9 @@
 cache, then with an empty one (cold), then again (warm), and the three results are the
 same findings, summary and exit code; the warm run computed nothing.
 
-All policy cases share one cache, as the pull requests of one repository do, so that an
-entry another case stored under a wrong key would show here.  The folders are those of
+The policy cases share one cache, as the pull requests of one repository do, and so do the
+bad-input cases and the full catalogs, so that an entry (a parsed file, a rendered object)
+another case stored under a wrong key would show here.  The folders are those of
 tests/cases/: the policy cases (edits of the example repository), the hostile and bad-input
 cases (overlays, links, FIFOs), and every full catalog (edge, minimal, LLMInferenceService,
 the vLLM releases).  The dataset cases are about ``kitchen artifacts verify`` on S3 and have
@@ -89,18 +90,22 @@ def test_hostile_case_cold_and_warm(case: Path, tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.mark.parametrize("case", LOAD_CASES, ids=[p.name for p in LOAD_CASES])
-def test_load_case_cold_and_warm(case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_case_cold_and_warm(case: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bad-input cases share one cache too: each is an overlay of the same catalog and
+    templates, so most of the rendered objects one case stored are found by the next."""
     root = copy_catalog(CASES / "minimal", tmp_path / "repo")
     _overlay(case, root)
-    _three(root, monkeypatch)
+    _three(root, monkeypatch, cache_dir=tmp_path_factory.getbasetemp() / "load-cases-cache")
 
 
 @pytest.mark.parametrize("catalog", CATALOGS, ids=[p.name for p in CATALOGS])
-def test_catalog_cold_and_warm(catalog: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_catalog_cold_and_warm(catalog: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
     root = copy_catalog(catalog, tmp_path / "repo")
     if not (root / "policies").exists():
         shutil.copytree(CASES.parent.parent / "policies", root / "policies")
-    _three(root, monkeypatch)
+    _three(root, monkeypatch, cache_dir=tmp_path_factory.getbasetemp() / "catalogs-cache")
 
 
 def test_a_series_of_random_single_file_edits_finds_what_no_cache_finds(
