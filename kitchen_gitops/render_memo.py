@@ -9,8 +9,10 @@ one-flavor change alters the contexts of that flavor's tenants' objects only: ev
 object of the environment is found, and its template is neither rendered nor its output
 read again.
 
-- A context JSON cannot write as itself (a value of another type: a catalog model, a
-  subclass of ``str``) gives no key: that object is rendered every time.
+- A context holding a value of another type than JSON's and dataclasses of them (a
+  catalog model, a subclass of ``str``, a set) gives no key: that object is rendered
+  every time.  The key digests the context's pickle (never read back), which tells a
+  tuple from a list, ``1`` from ``1.0`` and ``True``, and NaN from null.
 - Only an object rendered exactly as kitchen intends is stored (the closed world found no
   difference), with its text and its manifest, where JSON gives the manifest back as
   itself; anything else is rendered, read and compared every time.
@@ -23,6 +25,7 @@ read again.
 from __future__ import annotations
 
 import hashlib
+import pickle
 import zlib
 from typing import Any
 
@@ -44,11 +47,17 @@ class ObjectMemo:
         self._packs: dict[int, Pack] = {}
 
     def key(self, template: str, values: list[Any]) -> str | None:
-        """The key of what ``template`` renders from ``values``, or None where JSON does
-        not hold them exactly as they are."""
+        """The key of what ``template`` renders from ``values``, or None where they hold
+        another type than JSON's (strings, numbers, booleans, null, lists, tuples and
+        string-keyed mappings) and dataclasses of them.
+
+        JSON alone would not tell a tuple from a list (``|string`` shows either) nor NaN
+        from null, so the key digests the values' pickle, which keeps every type and bit;
+        the pickle is only hashed, never read back."""
         try:
-            raw = orjson.dumps(values, option=_STRICT)
-        except TypeError:
+            orjson.dumps(values, option=_STRICT)  # raises for any other type
+            raw = pickle.dumps(values, protocol=5)
+        except (Exception, RecursionError):  # whatever a value's pickling raises: no key
             return None
         return hashlib.sha256(self._scope.encode() + template.encode("utf-8", "surrogateescape") + b"\0"
                               + raw).hexdigest()

@@ -6,6 +6,7 @@ What the cache did is read from its counters (``--verbose``), never from a clock
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import shutil
@@ -18,6 +19,20 @@ from kitchen_gitops.cli import main
 from tests.conftest import git
 
 ARGS = ["check", "--no-render-check", "--verbose"]
+
+
+@dataclasses.dataclass(frozen=True)
+class One:
+    x: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Other:
+    x: int
+
+
+class Text(str):
+    pass
 
 
 @pytest.fixture
@@ -505,3 +520,21 @@ def test_a_template_cannot_carry_state_from_one_render_to_the_next(
     warm = _run(cached, capsys, "--render-check")
     assert warm[:2] == _run(cached, capsys, "--render-check", "--no-cache")[:2]
     assert warm[0] == 0 and _objects(warm[2])[0] > 0, warm
+
+
+def test_an_object_key_tells_apart_what_a_template_can_tell_apart(tmp_path: Path) -> None:
+    """Values JSON writes alike but a template renders differently (``|string`` shows a
+    tuple as ``('a',)``, NaN as ``nan``) have different keys; a value of a type kitchen
+    does not give templates has none (that object is rendered every time)."""
+    from kitchen_gitops.render_memo import ObjectMemo
+
+    memo = ObjectMemo(Cache(tmp_path / FOLDER), "dev", b"templates")
+    alike = [[None], [float("nan")], [float("inf")], [("a",)], [["a"]], [1], [1.0], [True], [One(1)], [Other(1)],
+             [{"a": 1, "b": 2}], [{"b": 2, "a": 1}]]
+    keys = [memo.key("t.yaml.j2", values) for values in alike]
+    assert None not in keys and len(set(keys)) == len(keys)
+    assert memo.key("t.yaml.j2", [("a",)]) == keys[3]  # the same values: the same key
+    assert memo.key("u.yaml.j2", [("a",)]) != keys[3]
+    assert ObjectMemo(Cache(tmp_path / FOLDER), "dev", b"other templates").key("t.yaml.j2", [("a",)]) != keys[3]
+    for foreign in ([Text("a")], [{"a"}], [{1: "a"}], [tmp_path], [lambda: 1]):
+        assert memo.key("t.yaml.j2", foreign) is None
