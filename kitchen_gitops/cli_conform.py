@@ -14,7 +14,7 @@ import typer
 from . import commands, settings
 from .cli_options import Format, FormatOpt
 from .commands import conform as conform_command
-from .conform.serving import CHECKS
+from .conform.results import CHECKS
 
 ExpectationsOpt = Annotated[Path | None, typer.Option(
     "--expectations", "-x",

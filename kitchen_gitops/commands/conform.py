@@ -150,7 +150,7 @@ class ServingRun:
 
 
 def _chosen_checks(opts: ServingOptions) -> tuple[str, ...]:
-    from ..conform.serving import CHECKS
+    from ..conform.results import CHECKS
 
     unknown = sorted((set(opts.checks) | set(opts.skip)) - set(CHECKS))
     if unknown:

@@ -20,6 +20,10 @@ from ..plan import API_VERSIONS, ISVC_API_VERSION
 from ..rules import CONFORM
 from .expectations import ServiceExpectation
 
+# the checks of ``kitchen conform serving``, in the order they run (here, not in serving.py,
+# so that the CLI names them without importing the HTTP client)
+CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "evaluation", "isolation", "performance")
+
 __all__ = ["CheckRecord", "ConformReport", "Status", "clip", "finding", "isvc_ref", "timed"]
 
 

@@ -44,9 +44,8 @@ from .expectations import (
 from .perf import run_performance
 from .readiness import IsvcSource, Readiness, wait_ready
 from .report import describe_measurements
-from .results import CheckRecord, ConformReport, Status, clip, finding, isvc_ref, timed
+from .results import CHECKS, CheckRecord, ConformReport, Status, clip, finding, isvc_ref, timed
 
-CHECKS = ("readiness", "inventory", "smoke", "adapter-effect", "evaluation", "isolation", "performance")
 # Short greedy answers: enough to tell models apart, and cheap to score under every model.
 PROBE_TOKENS = 16
 DEFAULT_PROBES = ("Hello, how can I help you today?", "Summarise: the meeting moved to Friday.")

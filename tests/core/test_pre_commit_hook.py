@@ -23,3 +23,16 @@ def test_the_hook_runs_kitchen_check_on_every_folder_the_gate_reads() -> None:
         assert files.search(f"{folder}/x.yaml"), folder
     assert not files.search("README.md") and not files.search(".kitchen-cache/document/ab/cd")
     assert "check" in {c.name for c in app.registered_commands}
+
+
+def test_the_gate_does_not_load_the_conformance_http_client() -> None:
+    """Every commit waits for the command's imports: ``kitchen check`` loads what the gate
+    runs, not the HTTP client of ``kitchen conform`` (aiohttp, a fifth of the start-up)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom kitchen_gitops.cli import main\n"
+             "code = main(['check', '--no-cache', '--format', 'json', '--root', '.'])\n"
+             "print(code, sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'), file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=REPO)
+    assert out.stderr.strip().splitlines()[-1] == "0 []", out.stderr

@@ -254,7 +254,7 @@ def test_every_rule_is_described() -> None:
     for info in REGISTRY.values():
         assert info.title and info.description and info.help_uri.startswith("https://")
     # families: the dynamic ids are described by them
-    from kitchen_gitops.conform.serving import CHECKS
+    from kitchen_gitops.conform.results import CHECKS
 
     for check in CHECKS:
         assert describe(f"conform.{check}") is not None
