@@ -246,12 +246,7 @@ class Cache:
     def get(self, kind: str, key: str) -> bytes | None:
         """The payload stored for ``key``, or None (a miss, or an entry that does not prove
         itself: ignored and reported)."""
-        payload = self._fetch(kind, key)
-        if payload is None:
-            self.stats.misses[kind] += 1
-            return None
-        self.stats.hits[kind] += 1
-        return payload
+        return self.read(kind, key, bytes, "")
 
     def _fetch(self, kind: str, key: str) -> bytes | None:
         """The payload of the entry, uncounted; an entry that does not prove itself is
@@ -291,22 +286,24 @@ class Cache:
             self._packs[(kind, name)] = Pack(self, kind, name)
         return self._packs[(kind, name)]
 
-    def _ignore(self, kind: str, path: Path, why: str) -> None:
-        self.stats.misses[kind] += 1
-        self._report(path, why)
-
     def read(self, kind: str, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
         """What ``decode`` makes of the payload stored for ``key``, or None: a miss, an entry
         that does not prove itself, or a payload ``decode`` refuses (None), which is counted
         as a miss, reported as ``refused``, and replaced by the next ``put``."""
-        payload = self.get(kind, key)
-        if payload is None:
-            return None
-        value = decode(payload)
-        if value is None:
-            self.stats.hits[kind] -= 1
-            self._ignore(kind, self._path(kind, key), refused)
+        payload = self._fetch(kind, key)
+        value = decode(payload) if payload is not None else None
+        self._count(kind, payload, value, self._path(kind, key) if self.folder is not None else None, refused)
         return value
+
+    def _count(self, kind: str, payload: bytes | None, value: object, path: Path | None, refused: str) -> None:
+        """A lookup of ``kind`` in the account: found where ``value`` came of it, else a
+        miss; a payload its reader refused (``value`` None) is reported as ``refused``."""
+        if value is not None:
+            self.stats.hits[kind] += 1
+            return
+        self.stats.misses[kind] += 1
+        if payload is not None and path is not None:
+            self._report(path, refused)
 
     def _shown(self, path: Path) -> str:
         assert self.folder is not None
@@ -403,18 +400,14 @@ class Pack:
     def read(self, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
         """As :meth:`Cache.read`, for an entry of the pack."""
         record = self.records.get(key)
-        if record is None:
-            self.cache.stats.misses[self.kind] += 1
-            return None
-        value = decode(record[0])
-        if value is None:
+        payload = record[0] if record is not None else None
+        value = decode(payload) if payload is not None else None
+        self.cache._count(self.kind, payload, value, self.cache._path(self.outer, self.slot), f"entry {key}: {refused}")
+        if value is not None:
+            self.used.add(key)
+        elif record is not None:  # refused: dropped, and the pack written again
             del self.records[key]
             self.changed = True
-            self.cache.stats.misses[self.kind] += 1
-            self.cache._report(self.cache._path(self.outer, self.slot), f"entry {key}: {refused}")
-            return None
-        self.used.add(key)
-        self.cache.stats.hits[self.kind] += 1
         return value
 
     def put(self, key: str, payload: bytes) -> None:

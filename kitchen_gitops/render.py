@@ -318,8 +318,22 @@ class EnvironmentRenderer:
              kind: str, api_version: str, meta: Meta | None, **ctx: Any) -> None:
         srcs = tuple(sorted(set(sources)))
         key = self.memo.key(template, [path, srcs, kind, api_version, meta, ctx]) if self.memo is not None else None
-        if key is not None and self._memoized(key, path, source, srcs, kind, api_version, meta):
-            return
+        found = self.memo.get(key, path) if key is not None and self.memo is not None else None
+        differences: tuple[Difference, ...] = ()
+        if found is not None:  # rendered before from the same context, as kitchen intends
+            text, manifest = found
+        else:
+            text, manifest, differences = self._render_object(path, template, srcs, kind, api_version, meta, ctx)
+            if key is not None and self.memo is not None and not differences:
+                self.memo.put(key, path, text, manifest)
+        obj = RenderedObject(api_version, kind, meta.name if meta else path, meta.namespace if meta else "",
+                             source, srcs, manifest, differences)
+        self.files.append(RenderedFile(path, text, [obj]))
+
+    def _render_object(self, path: str, template: str, srcs: tuple[str, ...], kind: str, api_version: str,
+                       meta: Meta | None, ctx: dict[str, Any]) -> tuple[str, Any, tuple[Difference, ...]]:
+        """What ``template`` renders from its context: the text, the manifest read from it,
+        and how it differs from what kitchen intends."""
         try:
             # the header is a YAML comment: a file name cannot end it and start an object
             text = self.jinja.get_template(template).render(
@@ -351,24 +365,7 @@ class EnvironmentRenderer:
             comparison = Comparison(jinja_template, template_text, f"{self.templates.name}/{template}",
                                     {"meta": meta, "sources": yaml_comment(", ".join(srcs)), **ctx}, text)
             differences = comparison.differences(documents, intended)
-        obj = RenderedObject(api_version, kind, meta.name if meta else path, namespace,
-                             source, srcs, manifest, differences)
-        self.files.append(RenderedFile(path, text, [obj]))
-        if key is not None and self.memo is not None and not differences:
-            self.memo.put(key, path, text, manifest)
-
-    def _memoized(self, key: str, path: str, source: Location, srcs: tuple[str, ...], kind: str,
-                  api_version: str, meta: Meta | None) -> bool:
-        """The object rendered before from the same context, where the cache has it."""
-        assert self.memo is not None
-        found = self.memo.get(key, path)
-        if found is None:
-            return False
-        text, manifest = found
-        namespace = meta.namespace if meta else ""
-        obj = RenderedObject(api_version, kind, meta.name if meta else path, namespace, source, srcs, manifest)
-        self.files.append(RenderedFile(path, text, [obj]))
-        return True
+        return text, manifest, differences
 
     def _documents(self, text: str, path: str, template: str, exc: BaseException) -> list[Any]:
         """The documents of a text that is not one YAML document; a text that is not YAML
