@@ -386,6 +386,7 @@ class Pack:
         self.cache, self.kind = cache, kind
         self.outer = f"{kind}-pack"
         self.slot = Digest(self.outer).text(name).hexdigest()
+        self.path = cache._path(self.outer, self.slot) if cache.folder is not None else None
         self.records: dict[str, tuple[bytes, int]] = {}  # key: (payload, writes since last used)
         self.used: set[str] = set()
         self.changed = False
@@ -402,7 +403,7 @@ class Pack:
         record = self.records.get(key)
         payload = record[0] if record is not None else None
         value = decode(payload) if payload is not None else None
-        self.cache._count(self.kind, payload, value, self.cache._path(self.outer, self.slot), f"entry {key}: {refused}")
+        self.cache._count(self.kind, payload, value, self.path, f"entry {key}: {refused}")
         if value is not None:
             self.used.add(key)
         elif record is not None:  # refused: dropped, and the pack written again
