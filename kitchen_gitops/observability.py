@@ -30,6 +30,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from .json_types import pretty_json
 from .manifest_reader import substitute
 from .model import Environment
 from .plan import LLMISVC_PORT, PREDICTOR_PORT, ServicePlan, TenantPlan
@@ -668,12 +671,12 @@ def render_observability(r: EnvironmentRenderer) -> None:
                      annotations=((f"{DOMAIN}/sources", ",".join(sorted(set(dash_srcs)))),
                                   # a large dashboard outgrows kubectl's last-applied annotation
                                   ("argocd.argoproj.io/sync-options", "ServerSideApply=true"))),
-               key=f"kitchen-{env.name}.json", content=json.dumps(dash, indent=2, sort_keys=True,
-                                                                   ensure_ascii=False))
+               key=f"kitchen-{env.name}.json", content=pretty_json(dash))
 
 
 # a namespace can never contain it (DNS-1123), and it passes through YAML/JSON quoting unchanged
 _NAMESPACE_TOKEN = "__kitchen_namespace__"
+_NAMESPACE_TOKEN_BYTES = _NAMESPACE_TOKEN.encode()
 
 
 class _RuleSpecs:
@@ -688,7 +691,8 @@ class _RuleSpecs:
 
     def __init__(self, r: EnvironmentRenderer) -> None:
         self.r = r
-        self.cache: dict[tuple[int, tuple[str, ...]], tuple[str, list[dict[str, Any]]]] = {}
+        # shape -> the formatted text, the groups, and their JSON where it gives them back exactly
+        self.cache: dict[tuple[int, tuple[str, ...]], tuple[str, list[dict[str, Any]], bytes | None]] = {}
 
     def spec(self, namespace: str, services: Sequence[ServicePlan]) -> dict[str, Any]:
         """The template's ``spec`` text and the rule ``groups`` it formats, for ``namespace``."""
@@ -706,10 +710,25 @@ class _RuleSpecs:
                 text = self.r.jinja.get_template("prometheusrule-groups.yaml.j2").render(groups=groups)
             except jinja2.TemplateError as exc:
                 raise ConfigError(_template_error(exc, "prometheusrule-groups.yaml.j2", self.r.templates)) from None
-            cached = self.cache[key] = (text, groups)
-        text, groups = cached
-        return {"spec": text.replace(_NAMESPACE_TOKEN, namespace),
-                "groups": substitute(groups, _NAMESPACE_TOKEN, namespace)}
+            cached = self.cache[key] = (text, groups, _exact_json(groups))
+        text, groups, as_json = cached
+        if as_json is None:
+            return {"spec": text.replace(_NAMESPACE_TOKEN, namespace),
+                    "groups": substitute(groups, _NAMESPACE_TOKEN, namespace)}
+        # the token's characters need no escape in JSON: it stands in the bytes exactly where
+        # it stands in the strings, and the namespace goes in escaped as JSON writes it
+        named = as_json.replace(_NAMESPACE_TOKEN_BYTES, orjson.dumps(namespace)[1:-1])
+        return {"spec": text.replace(_NAMESPACE_TOKEN, namespace), "groups": orjson.loads(named)}
+
+
+def _exact_json(value: Any) -> bytes | None:
+    """``value`` as JSON where reading it back gives ``value`` (no tuple, NaN or other
+    type), else None."""
+    try:
+        as_json = orjson.dumps(value)
+    except TypeError:
+        return None
+    return as_json if orjson.loads(as_json) == value else None
 
 
 # ---------------------------------------------------------------- runbook

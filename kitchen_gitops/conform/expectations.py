@@ -19,6 +19,7 @@ from .. import settings
 from ..errors import ConfigError
 from ..evaluation_sets import RegexTimeout, json_value, search
 from ..findings import Location
+from ..json_types import pretty_json
 from ..model import Catalog, Environment, Expectation, Flavor, read_dataset
 from ..plan import LLMISVC_PORT, EnvironmentPlan, ServicePlan
 from ..policy.library import load_policy_data
@@ -184,8 +185,7 @@ class Expectations(_Model):
         return self.model_copy(update={"services": chosen})
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json", exclude_none=True), indent=2,
-                          sort_keys=True, ensure_ascii=False) + "\n"
+        return pretty_json(self.model_dump(mode="json", exclude_none=True)) + "\n"
 
 
 def endpoint_for(svc: ServicePlan) -> str:
