@@ -75,8 +75,9 @@ class Variable:
 
 # ---------------------------------------------------------------- kitchen's own
 
-JOBS = Variable("KITCHEN_JOBS", "Worker processes of kitchen check, one environment each (default: one per "
-                "CPU this process may use); 1 also keeps catalog loading in one process.", int)
+JOBS = Variable("KITCHEN_JOBS", "Worker processes of kitchen check, one environment each (default: one more "
+                "than the CPUs this process may use, one on one CPU); 1 also keeps catalog loading in one "
+                "process.", int)
 RENDER_TIMEOUT = Variable("KITCHEN_RENDER_TIMEOUT", f"Seconds rendering one environment may take (default "
                           f"{RENDER_TIMEOUT_S:g}).", float)
 POLICY_TIMEOUT = Variable("KITCHEN_POLICY_TIMEOUT", f"Seconds one policy evaluation in an embedded engine may "

@@ -51,3 +51,19 @@ def test_jobs_must_be_a_number(changed: Path, capsys: pytest.CaptureFixture[str]
     monkeypatch.setenv("KITCHEN_JOBS", "many")
     assert main(["check", "--root", str(changed)]) == 2
     assert "KITCHEN_JOBS" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 3), (16, 17)])
+def test_one_worker_more_than_the_cpus(cpus: int, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three environments on two CPUs: a third worker keeps both busy to the end; on one
+    CPU everything stays in the process."""
+    import os
+
+    from kitchen_gitops import pipeline
+
+    monkeypatch.delenv("KITCHEN_JOBS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
+    assert pipeline._jobs(CheckOptions(REPO)) == workers
+    assert pipeline._jobs(CheckOptions(REPO, engine="opa")) == 1
+    monkeypatch.setenv("KITCHEN_JOBS", "2")
+    assert pipeline._jobs(CheckOptions(REPO)) == 2
