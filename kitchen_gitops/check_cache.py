@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from .cache import Cache, Digest, Signatures, folder_digest
+from .cache import Cache, Digest, Pack, Signatures, folder_digest
 from .findings import Finding, Location, ResourceRef, Severity
 from .limits import Done, Pending
 from .policy.library import Library
@@ -145,16 +145,35 @@ class Stages:
             # an environment's input is tens of MB of JSON; compressed, about a tenth
             self.cache.put(RENDERED, self.rendered_key(name), encode(found) + b"\n" + zlib.compress(input_bytes, 1))
 
-    def evaluated_key(self, engine: str, input_bytes: bytes) -> str:
-        return Digest(EVALUATED).text(engine).add(self.library, hashlib.sha256(input_bytes).digest()).hexdigest()
+    def answers(self, engine: str, name: str) -> StoredAnswers:
+        """The engine's answers for ``name``'s input and its slices, found and kept in one
+        pack per environment."""
+        return StoredAnswers(self, engine, self.cache.pack(EVALUATED, name))
 
-    def evaluated(self, engine: str, input_bytes: bytes) -> Pending[Any] | None:
-        """The engine's stored answer for this input, when there is one."""
-        return self.cache.read(EVALUATED, self.evaluated_key(engine, input_bytes), _answer, "not JSON")
 
-    def storing(self, engine: str, input_bytes: bytes, evaluation: Pending[Any]) -> Pending[Any]:
-        """``evaluation``, its answer stored once it comes."""
-        return _Storing(self, self.evaluated_key(engine, input_bytes), evaluation)
+class StoredAnswers:
+    """The engine's answer for an input, found by the engine, the modules and data it
+    holds, the query and the input's bytes: exactly what it reads (policy/gate.Answers)."""
+
+    def __init__(self, stages: Stages, engine: str, pack: Pack) -> None:
+        self.stages, self.engine, self.pack = stages, engine, pack
+
+    def _key(self, query: str, text: bytes) -> str:
+        return (Digest(EVALUATED).text(self.engine, query)
+                .add(self.stages.library, hashlib.sha256(text).digest()).hexdigest())
+
+    def find(self, query: str, text: bytes) -> Pending[Any] | None:
+        return self.pack.read(self._key(query, text), _answer, "not JSON")
+
+    def flush(self) -> None:
+        self.pack.flush()
+
+    def keep(self, query: str, text: bytes, answer: Any) -> None:
+        try:
+            payload = orjson.dumps(answer)
+        except TypeError:  # a value JSON cannot hold exactly: not kept
+            return
+        self.pack.put(self._key(query, text), payload)
 
 
 def _rendered(payload: bytes) -> tuple[list[Finding], bytes] | None:
@@ -173,20 +192,6 @@ def _answer(payload: bytes) -> Pending[Any] | None:
         return Done(orjson.loads(payload))  # an answer may be null: wrapped, it is not a refusal
     except orjson.JSONDecodeError:
         return None
-
-
-class _Storing(Pending[Any]):
-    def __init__(self, stages: Stages, key: str, evaluation: Pending[Any]) -> None:
-        self.stages, self.key, self.evaluation = stages, key, evaluation
-
-    def result(self) -> Any:
-        value = self.evaluation.result()
-        try:
-            payload = orjson.dumps(value)
-        except TypeError:  # a value JSON cannot hold exactly: not stored
-            return value
-        self.stages.cache.put(EVALUATED, self.key, payload)
-        return value
 
 
 def encode(findings: Sequence[Finding]) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,9 @@ from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog, output_prefix
 from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, cluster_findings, plan_environment, plan_findings
-from .policy.engines import make_engine, start_evaluation
+from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
-from .policy.gate import GATE_QUERY, prepare, start_policies
+from .policy.gate import prepare, start_environment
 from .policy.inputs import build_inputs
 from .policy.library import Library, load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
@@ -412,16 +412,12 @@ class _EnvironmentJob:
             doc = orjson.loads(input_bytes)
         else:
             found, doc = self.render(name)
-            input_bytes = _json_bytes(doc) if self.stages is not None else None
+            input_bytes = _json_bytes(doc)
             if self.stages is not None and input_bytes is not None:
                 self.stages.store_rendered(name, found, input_bytes)
-        answers: dict[str, Pending[Any]] = {}
-        if self.stages is not None and input_bytes is not None:
-            answer = self.stages.evaluated(self.opts.engine, input_bytes)
-            if answer is None:
-                answer = self.stages.storing(self.opts.engine, input_bytes, start_evaluation(engine, GATE_QUERY, doc))
-            answers[name] = answer
-        return _Joined(found, start_policies(self.library, engine, {name: doc}, catalog.locate, answers))
+        answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
+        evaluation = start_environment(self.library, engine, name, doc, catalog.locate, answers, input_bytes)
+        return _Joined(found, evaluation, answers.flush if answers is not None else None)
 
     def render(self, name: str) -> tuple[list[Finding], dict[str, Any]]:
         """The render of ``name``: its findings (rendered as planned, the closed world, the
@@ -459,11 +455,15 @@ class _EnvironmentJob:
 class _Joined(Pending[list[Finding]]):
     """Findings found already, and those of an evaluation under way."""
 
-    def __init__(self, found: list[Finding], evaluation: Pending[list[Finding]]) -> None:
-        self.found, self.evaluation = found, evaluation
+    def __init__(self, found: list[Finding], evaluation: Pending[list[Finding]],
+                 done: Callable[[], None] | None = None) -> None:
+        self.found, self.evaluation, self.done = found, evaluation, done
 
     def result(self) -> list[Finding]:
-        return self.found + self.evaluation.result()
+        out = self.found + self.evaluation.result()
+        if self.done is not None:
+            self.done()  # the answers the evaluation kept, written
+        return out
 
 
 _JOB: _EnvironmentJob | None = None  # the job of a forked worker, inherited from the parent

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -89,6 +90,11 @@ class RegorusEngine:
 
     def evaluate(self, path: str, input_doc: Any) -> Any:
         self.set_input_json(_to_json(input_doc))
+        return self.evaluate_current(path)
+
+    def evaluate_json(self, path: str, text: bytes) -> Any:
+        """:meth:`evaluate` of an input written as JSON already."""
+        self.set_input_json(text.decode("utf-8"))
         return self.evaluate_current(path)
 
 
@@ -235,15 +241,46 @@ class TimeLimitedEngine:
     def start(self, path: str, input_doc: Any) -> Pending[Any]:
         """The evaluation started in its child: the caller goes on (rendering the next
         environment) while it runs, and ``result()`` waits for it."""
+        return _First(self.start_batch([Request(path, input_doc)]))
+
+    def start_batch(self, requests: Sequence[Request]) -> Pending[list[Any]]:
+        """Several evaluations one after the other in one child (an environment's whole
+        input and its slices), within the one time limit; ``result()`` has their answers."""
         def work() -> tuple[Any, ...]:
             try:
-                return ("ok", self.engine.evaluate(path, input_doc))
+                return ("ok", [_evaluate(self.engine, r) for r in requests])
             except PolicyError as exc:
                 loc = exc.location
                 return ("policy", (loc.file, loc.line, loc.col) if loc else None, exc.detail)
 
+        # several queries of one package (the gate's): named by the package
+        path = requests[0].path if len(requests) == 1 else requests[0].path.rpartition(".")[0]
         return _Evaluation(start_bounded(work, seconds=self.seconds, passthrough=()), path, self.name,
                            self.seconds)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One evaluation: the query's path, its input, and the input as JSON where it was
+    written already (the embedded engine reads it as it is)."""
+
+    path: str
+    doc: Any
+    text: bytes | None = None
+
+
+def _evaluate(engine: Engine, request: Request) -> Any:
+    if request.text is not None and isinstance(engine, RegorusEngine):
+        return engine.evaluate_json(request.path, request.text)
+    return engine.evaluate(request.path, request.doc)
+
+
+class _First(Pending[Any]):
+    def __init__(self, batch: Pending[list[Any]]) -> None:
+        self.batch = batch
+
+    def result(self) -> Any:
+        return self.batch.result()[0]
 
 
 class _Evaluation(Pending[Any]):
@@ -273,6 +310,16 @@ def start_evaluation(engine: Engine, path: str, input_doc: Any) -> Pending[Any]:
     if isinstance(engine, TimeLimitedEngine):
         return engine.start(path, input_doc)
     return Done(engine.evaluate(path, input_doc))
+
+
+def start_batch(engine: Engine, requests: Sequence[Request]) -> Pending[list[Any]]:
+    """Every request's answer, in order: under way in one child where the engine runs in
+    one, else computed now."""
+    if not requests:
+        return Done([])
+    if isinstance(engine, TimeLimitedEngine):
+        return engine.start_batch(requests)
+    return Done([_evaluate(engine, r) for r in requests])
 
 
 def make_engine(name: str = settings.DEFAULT_ENGINE, *, opa_url: str | None = None, timeout: float = 10.0,

@@ -7,17 +7,22 @@ stages in :mod:`kitchen_gitops.pipeline`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
+
+import orjson
 
 from ..escape import visible
 from ..findings import Finding, Location, ResourceRef, sort_findings
 from ..limits import Pending
 from ..model import PositionError
-from .engines import Engine, RegorusEngine, start_evaluation
+from .engines import Engine, RegorusEngine, Request, start_batch
 from .errors import PolicyError
-from .library import GATE_PACKAGE, Library, Rule, violation_location
+from .library import ENVIRONMENT_SCOPE, GATE_PACKAGE, TENANT_SCOPE, Library, Rule, violation_location
+from .slices import merge, slices
 
-GATE_QUERY = f"{GATE_PACKAGE}.violations"
+GATE_QUERY = f"{GATE_PACKAGE}.violations"  # every rule on one input: the whole evaluation
+ENVIRONMENT_QUERY = f"{GATE_PACKAGE}.environment_violations"  # the rules of the environment's scope
+TENANT_QUERY = f"{GATE_PACKAGE}.tenant_violations"  # the rules of the tenant's scope, on a slice
 
 
 def prepare(library: Library, engine: Engine) -> Engine:
@@ -81,28 +86,93 @@ def evaluate_policies(library: Library, engine: Engine, inputs: Mapping[str, Map
     return start_policies(library, engine, inputs, locate).result()
 
 
-class _PolicyRun(Pending[list[Finding]]):
-    def __init__(self, library: Library, started: list[tuple[str, Location, Pending[Any]]],
-                 locate: Locate | None) -> None:
-        self.library, self.started, self.locate = library, started, locate
+class Answers(Protocol):
+    """Where the engine's answers for an input are found again and kept (the gate's
+    cache): by the query and the input's bytes, exactly what the engine reads."""
+
+    def find(self, query: str, text: bytes) -> Pending[Any] | None: ...
+
+    def keep(self, query: str, text: bytes, answer: Any) -> None: ...
+
+
+def _json(doc: Any) -> bytes | None:
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # an integer beyond 64 bits: the engine writes it the slow way
+        return None
+
+
+def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None = None) -> list[Request]:
+    """The evaluations of one environment's input: the rules of the environment's scope on
+    the whole input (``written``: its JSON, where it was written already), those of the
+    tenant's scope on each slice of it (:mod:`kitchen_gitops.policy.slices`)."""
+    scopes = {r.scope for r in library.rules.values()}
+    out = []
+    if ENVIRONMENT_SCOPE in scopes:
+        out.append(Request(ENVIRONMENT_QUERY, doc, written if written is not None else _json(doc)))
+    if TENANT_SCOPE in scopes:
+        out += [Request(TENANT_QUERY, part, _json(part)) for part in slices(doc).values()]
+    return out
+
+
+class _EnvironmentRun(Pending[list[Finding]]):
+    def __init__(self, library: Library, env: str, doc: Mapping[str, Any], locate: Locate | None,
+                 requests: list[Request], found: dict[int, Pending[Any]], batch: Pending[list[Any]],
+                 answers: Answers | None) -> None:
+        self.library, self.env, self.locate, self.answers = library, env, locate, answers
+        self.fallback = _location(doc.get("environment", {}).get("_source"), Location(f"<{env}>"))
+        self.requests, self.found, self.batch = requests, found, batch
 
     def result(self) -> list[Finding]:
-        findings: list[Finding] = []
-        for env, fallback, evaluation in self.started:
-            findings.extend(violations_to_findings(self.library, env, evaluation.result(), fallback, self.locate))
-        return sort_findings(findings)
+        computed = iter(self.batch.result())
+        whole: dict[str, Any] = {}
+        parts = []
+        for i, request in enumerate(self.requests):
+            if i in self.found:
+                value = self.found[i].result()
+            else:
+                value = next(computed)
+                if self.answers is not None and request.text is not None:
+                    self.answers.keep(request.path, request.text, value)
+            if request.path == TENANT_QUERY:
+                parts.append(value)
+            elif not isinstance(value, dict):
+                raise PolicyError(None, f"{request.path} did not evaluate to an object (got {type(value).__name__})")
+            else:
+                whole = value
+        return violations_to_findings(self.library, self.env, {**whole, **merge(parts)}, self.fallback, self.locate)
+
+
+def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[str, Any],
+                      locate: Locate | None = None, answers: Answers | None = None,
+                      written: bytes | None = None) -> Pending[list[Finding]]:
+    """The findings of one environment's input, started: the answers ``answers`` holds are
+    found, the others evaluated in one batch (in a child process where the engine runs in
+    one, while the caller goes on) and kept."""
+    requests = requests_of(library, doc, written)
+    found: dict[int, Pending[Any]] = {}
+    if answers is not None:
+        for i, request in enumerate(requests):
+            answer = answers.find(request.path, request.text) if request.text is not None else None
+            if answer is not None:
+                found[i] = answer
+    batch = start_batch(engine, [r for i, r in enumerate(requests) if i not in found])
+    return _EnvironmentRun(library, env, doc, locate, requests, found, batch, answers)
+
+
+class _PolicyRun(Pending[list[Finding]]):
+    def __init__(self, started: list[Pending[list[Finding]]]) -> None:
+        self.started = started
+
+    def result(self) -> list[Finding]:
+        return sort_findings([f for run in self.started for f in run.result()])
 
 
 def start_policies(library: Library, engine: Engine, inputs: Mapping[str, Mapping[str, Any]],
-                   locate: Locate | None = None,
-                   answers: Mapping[str, Pending[Any]] | None = None) -> Pending[list[Finding]]:
+                   locate: Locate | None = None) -> Pending[list[Finding]]:
     """:func:`evaluate_policies` started: where the engine evaluates in a child process,
-    the caller goes on while it runs, and ``result()`` collects the findings.  ``answers``
-    holds the engine's answer for an environment whose input it answered before."""
-    started = [(env, _location(doc.get("environment", {}).get("_source"), Location(f"<{env}>")),
-                (answers or {}).get(env) or start_evaluation(engine, GATE_QUERY, doc))
-               for env, doc in inputs.items()]
-    return _PolicyRun(library, started, locate)
+    the caller goes on while it runs, and ``result()`` collects the findings."""
+    return _PolicyRun([start_environment(library, engine, env, doc, locate) for env, doc in inputs.items()])
 
 
 def default_engine() -> Engine:

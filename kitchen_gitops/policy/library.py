@@ -20,6 +20,9 @@ from .errors import PolicyError
 
 RULES_PREFIX = "kitchen.rules."
 GATE_PACKAGE = "kitchen.gate"
+ENVIRONMENT_SCOPE = "environment"
+TENANT_SCOPE = "tenant"
+SCOPES = (ENVIRONMENT_SCOPE, TENANT_SCOPE)
 DATA_FILE = "data.yaml"
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.M)
@@ -53,6 +56,7 @@ class Rule:
     package: str
     location: Location
     remediation: str = ""
+    scope: str = ENVIRONMENT_SCOPE  # the whole input, or each tenant's slice (policy/slices.py)
 
     @property
     def name(self) -> str:
@@ -95,10 +99,17 @@ class Library:
         return {r.id: r for r in self.rules.values()}
 
     def gate_module(self) -> Module:
-        """The query module: every rule's violations in one document, one evaluation."""
-        entries = ",\n".join(f'\t"{pkg}": data.{pkg}.violation' for pkg in sorted(self.rules))
-        text = f"package {GATE_PACKAGE}\n\nviolations := {{\n{entries},\n}}\n" if entries else (
-            f"package {GATE_PACKAGE}\n\nviolations := {{}}\n")
+        """The query module: each rule's violations in one document, one evaluation — every
+        rule (``violations``: the whole input, what the slices are proven against), the
+        rules of the environment's scope and those of the tenant's scope."""
+        def document(name: str, packages: list[str]) -> str:
+            entries = "".join(f'\t"{pkg}": data.{pkg}.violation,\n' for pkg in packages)
+            return f"{name} := {{\n{entries}}}\n" if entries else f"{name} := {{}}\n"
+
+        rules = sorted(self.rules)
+        text = "\n".join([f"package {GATE_PACKAGE}\n", document("violations", rules),
+                          document("environment_violations", [p for p in rules if self.rules[p].scope != TENANT_SCOPE]),
+                          document("tenant_violations", [p for p in rules if self.rules[p].scope == TENANT_SCOPE])])
         return Module(self.folder / "_gate.rego", "kitchen/gate.rego", text, GATE_PACKAGE)
 
 
@@ -175,8 +186,12 @@ def _rule_from_metadata(module: Module, line: int, yaml_text: str) -> Rule:
     title = str(meta.get("title") or "").strip()
     if not title:
         raise PolicyError(where, f"rule {rule_id}: METADATA needs a title")
+    scope = custom.get("scope", ENVIRONMENT_SCOPE)
+    if scope not in SCOPES:
+        raise PolicyError(where, f"rule {rule_id}: custom.scope must be {' or '.join(SCOPES)} (the whole "
+                          f"input, or each tenant's slice of it), got {visible(str(scope))[:80]!r}")
     return Rule(rule_id, title, str(meta.get("description") or "").strip(), Severity(severity),
-                module.package, where, str(custom.get("remediation") or "").strip())
+                module.package, where, str(custom.get("remediation") or "").strip(), scope)
 
 
 def load_library(folder: Path, root: Path | None = None) -> Library:

@@ -6,6 +6,7 @@
 # custom:
 #   id: policy.approved-base
 #   severity: error
+#   scope: tenant
 package kitchen.rules.approved_base
 
 import data.kitchen.lib

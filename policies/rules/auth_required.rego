@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.auth-required
 #   severity: error
+#   scope: tenant
 package kitchen.rules.auth_required
 
 import data.kitchen.lib

@@ -7,6 +7,7 @@
 # custom:
 #   id: policy.default-deny
 #   severity: error
+#   scope: tenant
 package kitchen.rules.default_deny
 
 import data.kitchen.lib

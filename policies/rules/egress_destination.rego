@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.egress-destination
 #   severity: error
+#   scope: tenant
 package kitchen.rules.egress_destination
 
 import data.kitchen.lib

@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.evaluation-floor
 #   severity: error
+#   scope: tenant
 #   remediation: Raise the threshold to the metric's floor, or ask security to name the metric in policies/data.yaml.
 package kitchen.rules.evaluation_floor
 

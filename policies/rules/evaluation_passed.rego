@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.evaluation-passed
 #   severity: error
+#   scope: tenant
 package kitchen.rules.evaluation_passed
 
 import data.kitchen.lib

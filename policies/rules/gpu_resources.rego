@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.gpu-request-limit
 #   severity: error
+#   scope: tenant
 package kitchen.rules.gpu_resources
 
 import data.kitchen.lib

@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.image-pinned
 #   severity: error
+#   scope: tenant
 #   remediation: Pin the image as <registry>/<repository>@sha256:<digest> in the environment's images.
 package kitchen.rules.image_pinned
 

@@ -6,6 +6,7 @@
 # custom:
 #   id: policy.license-allowed
 #   severity: error
+#   scope: tenant
 package kitchen.rules.license_allowed
 
 import data.kitchen.lib

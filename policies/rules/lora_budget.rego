@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.lora-budget
 #   severity: error
+#   scope: tenant
 package kitchen.rules.lora_budget
 
 import data.kitchen.lib

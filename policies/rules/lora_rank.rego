@@ -10,6 +10,7 @@
 # custom:
 #   id: policy.lora-rank
 #   severity: error
+#   scope: tenant
 package kitchen.rules.lora_rank
 
 import data.kitchen.lib

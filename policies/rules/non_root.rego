@@ -14,6 +14,7 @@
 # custom:
 #   id: policy.non-root
 #   severity: error
+#   scope: tenant
 package kitchen.rules.non_root
 
 import data.kitchen.lib

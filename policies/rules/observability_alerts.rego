@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.observability-slo-alerts
 #   severity: error
+#   scope: tenant
 package kitchen.rules.observability_alerts
 
 import data.kitchen.lib

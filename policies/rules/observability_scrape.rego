@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.observability-scrape-target
 #   severity: error
+#   scope: tenant
 package kitchen.rules.observability_scrape
 
 import data.kitchen.lib

@@ -10,6 +10,7 @@
 # custom:
 #   id: policy.observability-alert-threshold
 #   severity: error
+#   scope: tenant
 package kitchen.rules.observability_thresholds
 
 import data.kitchen.lib

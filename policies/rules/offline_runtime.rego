@@ -10,6 +10,7 @@
 # custom:
 #   id: policy.offline-runtime
 #   severity: error
+#   scope: tenant
 package kitchen.rules.offline_runtime
 
 import data.kitchen.lib

@@ -7,6 +7,7 @@
 # custom:
 #   id: policy.promotion-order
 #   severity: error
+#   scope: tenant
 package kitchen.rules.promotion_order
 
 import data.kitchen.lib

@@ -11,6 +11,7 @@
 # custom:
 #   id: policy.runtime-env
 #   severity: error
+#   scope: tenant
 #   remediation: Remove the variable from the template (or set it to 0); adapters are served from the catalog, through a sync.
 package kitchen.rules.runtime_env
 

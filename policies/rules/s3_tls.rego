@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.s3-tls
 #   severity: error
+#   scope: tenant
 package kitchen.rules.s3_tls
 
 import data.kitchen.lib

@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.storage-approved
 #   severity: error
+#   scope: tenant
 package kitchen.rules.storage_approved
 
 import data.kitchen.lib

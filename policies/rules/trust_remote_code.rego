@@ -9,6 +9,7 @@
 # custom:
 #   id: policy.trust-remote-code
 #   severity: error
+#   scope: tenant
 package kitchen.rules.trust_remote_code
 
 import data.kitchen.lib

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kitchen_gitops.cache import FOLDER, PACK_AGE, Cache
+from kitchen_gitops.cache import FOLDER, PACK_AGE, Cache, _records
 from kitchen_gitops.cli import main
 from tests.conftest import git
 
@@ -400,13 +400,14 @@ def test_a_policy_edit_reuses_the_render_and_a_template_comment_reuses_the_evalu
     code, out, notes = _run(cached, capsys)
     assert (code, out) == first[:2]
     assert "cache rendered: 3 found, 0 computed, 0 stored" in notes
-    assert "cache evaluated: 0 found, 3 computed, 3 stored" in notes
+    found, computed, stored = _counts(notes, "evaluated")  # each environment's input and its slices
+    assert found == 0 and computed == stored > 3
     template = cached / "templates" / "namespace.yaml.j2"
     template.write_text(template.read_text() + "{# a comment: another template, the same policy input #}\n")
     code, out, notes = _run(cached, capsys)
     assert (code, out) == first[:2]
     assert "cache rendered: 0 found, 3 computed, 3 stored" in notes
-    assert "cache evaluated: 3 found, 0 computed, 0 stored" in notes
+    assert _counts(notes, "evaluated") == (computed, 0, 0)
     rule.write_text(rule.read_text().replace("count(", "0 + count(", 1) if "count(" in rule.read_text()
                     else rule.read_text() + "\n# another\n")
     assert _run(cached, capsys)[:2] == first[:2]
@@ -417,12 +418,18 @@ def test_forged_stage_entries_cannot_hide_findings_once_an_input_changes(
     import hashlib
 
     _run(cached, capsys)
-    forged = {"environment": b"[]", "rendered": b"[]\n{}", "evaluated": b"{}"}
-    for kind, payload in forged.items():
-        for victim in _entries(cached, kind):
-            header = victim.read_bytes().partition(b"\n")[0].split(b" ")
-            header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
-            victim.write_bytes(b" ".join(header) + b"\n" + payload)
+    forged = {victim: payload for kind, payload in (("environment", b"[]"), ("rendered", b"[]\n{}"))
+              for victim in _entries(cached, kind)}
+    # every answer of the engine kept: no violation, for the whole input and every slice
+    for victim in _entries(cached, "evaluated-pack"):
+        records = _records(victim.read_bytes().partition(b"\n")[2])
+        assert records
+        forged[victim] = b"".join(b"%s 2 0\n{}" % key.encode() for key in sorted(records))
+    assert len(forged) == 9
+    for victim, payload in forged.items():
+        header = victim.read_bytes().partition(b"\n")[0].split(b" ")
+        header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
+        victim.write_bytes(b" ".join(header) + b"\n" + payload)
     flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
     flavor.write_text(flavor.read_text().replace("rank: 32", "rank: 128"))
     code, out, _ = _run(cached, capsys)
@@ -444,11 +451,16 @@ def test_the_folder_keeps_itself_out_of_commits(cached: Path, capsys: pytest.Cap
     assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
 
 
-def _objects(notes: list[str]) -> tuple[int, int, int]:
-    """(found, computed, stored) of the rendered objects."""
-    (line,) = [n for n in notes if n.startswith("cache object:")]
+def _counts(notes: list[str], kind: str) -> tuple[int, int, int]:
+    """(found, computed, stored) of a kind of the cache's entries."""
+    (line,) = [n for n in notes if n.startswith(f"cache {kind}:")]
     found, computed, stored = (int(part.split()[0]) for part in line.split(": ", 1)[1].split(", "))
     return found, computed, stored
+
+
+def _objects(notes: list[str]) -> tuple[int, int, int]:
+    """(found, computed, stored) of the rendered objects."""
+    return _counts(notes, "object")
 
 
 def test_an_edit_renders_again_only_the_objects_whose_context_changed(

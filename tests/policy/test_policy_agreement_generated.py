@@ -21,13 +21,15 @@ from kitchen_gitops import pipeline
 from kitchen_gitops.policy.engines import Engine
 from kitchen_gitops.policy.gate import GATE_QUERY
 from kitchen_gitops.policy.inputs import build_inputs, read_vllm_flags
-from kitchen_gitops.policy.library import Library
+from kitchen_gitops.policy.library import Library, load_library
 from tests.policy.policy_cases import REPO, build_repo, cases
+from tests.policy.test_policy_slices import sliced
 
 Doc = dict[str, Any]
 Mutation = tuple[str, Callable[[Doc], None]]
 
 _MISSING = object()
+_LIBRARY = load_library(REPO / "policies", REPO)
 IMAGES = (
     "registry.prod.kitchen.internal:5000/vllm/vllm-openai",         # no tag, no digest
     "registry.prod.kitchen.internal:5000/vllm/vllm-openai:latest",
@@ -165,6 +167,15 @@ def _evaluate(engine: Engine, doc: Doc) -> dict[str, str]:
         return {"<error>": type(exc).__name__}
 
 
+def _sliced(engine: Engine, doc: Doc) -> dict[str, str]:
+    """What the gate finds: the environment's rules on the whole input, the tenant's on
+    each slice (tests/policy/test_policy_slices.py)."""
+    try:
+        return _canonical(sliced(engine, _LIBRARY, doc))
+    except Exception as exc:
+        return {"<error>": type(exc).__name__}
+
+
 def _item_path(doc: Doc, at: Any) -> tuple[Any, ...] | None:
     """The input path of the catalog field a violation points at (``lib.at``)."""
     if not isinstance(at, dict) or not isinstance(at.get("path"), str):
@@ -222,6 +233,8 @@ def _compare(engines: dict[str, Engine], doc: Doc, where: str, tally: dict[str, 
             item.pop("vllm_flags", None)
         if _evaluate(engines["regorus"], unread) != got["regorus"]:
             tally["disagreements"].append(f"{where}: argv read in Rego differs from argv.py")
+    if _sliced(engines["regorus"], doc) != got["regorus"]:
+        tally["disagreements"].append(f"{where}: the slices find other violations than the whole input")
     if got["regorus"] != got["opa"]:
         rules = sorted(k for k in set(got["regorus"]) | set(got["opa"]) if got["regorus"].get(k) != got["opa"].get(k))
         tally["disagreements"].append(f"{where}: {', '.join(rules)}")

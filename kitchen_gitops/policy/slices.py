@@ -1,0 +1,144 @@
+"""One environment's policy input cut into slices: the rules that judge each tenant alone
+are evaluated on each share of the tenants, so that an edit re-evaluates the shares it
+touched and finds the others' answers in the gate's cache.
+
+A rule declares ``custom.scope: tenant`` in its METADATA when each of its violations is
+found from one tenant's own part of the input: the rendered objects in the tenant's
+namespaces, its plan, its catalog entry and the flavors it serves.  Such a rule is
+evaluated on every slice below and never on the whole input; every other rule (scope
+``environment``, the default) on the whole input, as it always was.
+
+The slices of an environment's input (:func:`slices`), each a complete input document:
+
+- **one per share of the tenants** (:data:`SHARES` shares, a tenant's share fixed by its
+  name): the resources whose namespace (a Namespace's own name) is a namespace of one of
+  the share's tenants (its own, its services'), the plan with only those tenants, the
+  catalog's tenants of the share, the flavors they list or serve, every base;
+- **the environment's own**: the resources in no tenant's namespace (the conformance
+  Job, cluster-scoped objects), the plan and the catalog without tenants or flavors.
+
+Every slice has the environment, the promotion section and every base whole, and of the
+plan exactly its ``environment``, ``vllm_release`` and ``gpu`` (the totals over all the
+tenants are no tenant's).  A rule that needs more (another tenant, every flavor of the
+catalog, a total) is an ``environment`` rule.  A tenant-scoped rule's answers of all the
+slices, united (a violation two shares find alike is one), are its violations; a test
+holds them equal to its violations on the whole input, on every acceptance folder and on
+generated inputs, on both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .errors import PolicyError
+
+SHARES = 32
+ENVIRONMENT_SLICE = "environment"
+PLAN_KEYS = ("environment", "vllm_release", "gpu")  # what a slice keeps of the plan but its tenants
+
+
+def share_of(tenant: str) -> str:
+    """The share a tenant's slice is in: fixed by its name, whatever else the catalog holds."""
+    return f"share-{zlib.crc32(tenant.encode('utf-8', 'surrogateescape')) % SHARES:02d}"
+
+
+def _namespace(item: Any) -> str | None:
+    """The namespace a rendered resource is in (a Namespace's own name), or None."""
+    manifest = item.get("manifest") if isinstance(item, dict) else None
+    if not isinstance(manifest, dict) or not isinstance(meta := manifest.get("metadata"), dict):
+        return None
+    ns = meta.get("namespace")
+    if isinstance(ns, str) and ns:
+        return ns
+    name = meta.get("name")
+    return name if manifest.get("kind") == "Namespace" and isinstance(name, str) else None
+
+
+def _tenant_namespaces(plan_tenants: Iterable[Any]) -> dict[str, str]:
+    """Each namespace of a planned tenant (its own, its services'), by the tenant's name."""
+    out: dict[str, str] = {}
+    for t in plan_tenants:
+        if not isinstance(t, dict) or not isinstance(t.get("tenant"), str):
+            continue
+        spaces = [t.get("namespace"), *(s.get("namespace") for s in t.get("services") or [] if isinstance(s, dict))]
+        for ns in spaces:
+            if isinstance(ns, str):
+                out.setdefault(ns, t["tenant"])
+    return out
+
+
+def _listed_flavors(tenant: Any, env: str) -> set[str]:
+    """The flavor references a catalog tenant lists for ``env``."""
+    envs = tenant.get("environments") if isinstance(tenant, dict) else None
+    spec = envs.get(env) if isinstance(envs, dict) else None
+    out = set()
+    for f in (spec.get("flavors") if isinstance(spec, dict) else None) or []:
+        if isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("version"), str):
+            out.add(f"{f['name']}@{f['version']}")
+    return out
+
+
+def _mapping(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def slices(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The slices of one environment's input, by name (the environment's own first, then the
+    shares that hold a tenant, in order)."""
+    plan = _mapping(doc, "plan")
+    catalog = _mapping(doc, "catalog")
+    plan_tenants = [t for t in plan.get("tenants") or [] if isinstance(t, dict) and isinstance(t.get("tenant"), str)]
+    catalog_tenants = _mapping(catalog, "tenants")
+    flavors = _mapping(catalog, "flavors")
+    env_name = str(_mapping(doc, "environment").get("name", ""))
+    owner = _tenant_namespaces(plan_tenants)
+
+    names = sorted({share_of(t["tenant"]) for t in plan_tenants} | {share_of(n) for n in catalog_tenants})
+    parts: dict[str, dict[str, Any]] = {n: {"tenants": [], "catalog": {}, "refs": set(), "resources": []}
+                                        for n in [ENVIRONMENT_SLICE, *names]}
+    for t in plan_tenants:
+        part = parts[share_of(t["tenant"])]
+        part["tenants"].append(t)
+        part["refs"].update(r for s in t.get("services") or [] if isinstance(s, dict)
+                            for r in s.get("flavors") or [] if isinstance(r, str))
+    for name, item in catalog_tenants.items():
+        part = parts[share_of(name)]
+        part["catalog"][name] = item
+        part["refs"].update(_listed_flavors(item, env_name))
+    for item in doc.get("resources") or []:
+        tenant = owner.get(_namespace(item) or "")
+        parts[share_of(tenant) if tenant is not None else ENVIRONMENT_SLICE]["resources"].append(item)
+
+    common = {k: v for k, v in doc.items() if k not in ("plan", "catalog", "resources")}
+    kept_plan = {k: plan[k] for k in PLAN_KEYS if k in plan}
+    out = {}
+    for name, part in parts.items():
+        out[name] = {
+            **common,
+            "catalog": {"bases": catalog.get("bases", {}),
+                        "flavors": {r: flavors[r] for r in sorted(part["refs"]) if r in flavors},
+                        "tenants": part["catalog"]},
+            "plan": {**kept_plan, "tenants": part["tenants"]},
+            "resources": part["resources"],
+        }
+    return out
+
+
+def merge(answers: Iterable[Any]) -> dict[str, list[Any]]:
+    """The union of the slices' answers (``{rule package: [violation]}``), each rule's
+    violations without repeats, in a fixed order."""
+    seen: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        if not isinstance(answer, dict):
+            raise PolicyError(None, f"a slice's answer is not an object (got {type(answer).__name__})")
+        for package, violations in answer.items():
+            into = seen.setdefault(package, {})
+            if not isinstance(violations, list):
+                raise PolicyError(None, f"{package}.violation is not a set (got {type(violations).__name__})")
+            for v in violations:
+                into.setdefault(json.dumps(v, sort_keys=True, ensure_ascii=False), v)
+    return {package: [vs[k] for k in sorted(vs)] for package, vs in sorted(seen.items())}
