@@ -8,9 +8,11 @@ keyed by the digest of what it reads (kitchen's code and libraries are in every 
 - **rendered**: its render, closed world, rendered-as-planned and staleness findings and
   its policy input, under the same without the policies' modules — what a policy change
   does not touch (the policies' data, which the closed world reads, is in the key);
-- **evaluated**: the engine's answer for that policy input, under the engine, the
-  modules and data the engine holds, and the input's bytes: exactly what it reads.  The
-  findings are made from the answer on every run (their positions come from the catalog).
+- **evaluated**: the engine's answer for an input — the environment's whole input (its
+  rules of the environment's scope) and each of its slices (those of the tenant's scope),
+  under the engine, the modules and data the engine holds, the query and the input's
+  bytes: exactly what it reads; in one pack per environment.  The findings are made from
+  the answers on every run (their positions come from the catalog).
 
 Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
 never stored.  Below these levels, each rendered object is found by its template's context

@@ -1,7 +1,10 @@
-"""Evaluate the policy library: one evaluation per environment, violations → findings.
+"""Evaluate the policy library over each environment's input, violations → findings.
 
-``evaluate_policies`` is the policy stage; ``kitchen check`` assembles it with the other
-stages in :mod:`kitchen_gitops.pipeline`.
+The rules of the environment's scope are evaluated on the whole input, those of the
+tenant's scope on each slice of it (:mod:`kitchen_gitops.policy.slices`), in one batch per
+environment; an answer found in the gate's cache (by the query and the bytes of its
+input) is not evaluated again.  ``evaluate_policies`` is the policy stage; ``kitchen
+check`` assembles it with the other stages in :mod:`kitchen_gitops.pipeline`.
 """
 
 from __future__ import annotations
