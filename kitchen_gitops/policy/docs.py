@@ -23,7 +23,7 @@ HEADER = """\
      their tests; do not edit by hand. -->
 
 `kitchen check` evaluates every rule below over the input document of each environment
-(a rule of the tenant's scope over each slice of it, [below](#scope-the-whole-input-or-each-tenants-slice)), on
+(or the part of it the rule's scope names, [below](#scope-what-of-the-input-a-rule-reads)), on
 the embedded engine (regorus) or an OPA server (`--opa-url`). Each finding carries the
 rule id, its severity, the catalog `file:line:col` it comes from, the environment and the
 rendered resource it concerns. The checks built into the stages are listed after the
@@ -80,22 +80,30 @@ it) starts: `{"file", "line", "col"}`; `_fields` maps dotted paths
 `{"msg", "at": <location>, "resource"?: {kind, name, namespace, apiVersion}, "object"?,
 "expected"?}`; the rule id and severity come from its METADATA.
 
-## Scope: the whole input, or each tenant's slice
+## Scope: what of the input a rule reads
 
-A rule's METADATA may say `custom.scope: tenant` when each of its violations is found
-from one tenant's own part of the input. Such a rule is evaluated on every slice of the
-input and never on the whole: one slice per share of the tenants (32 shares, a tenant's
-fixed by its name) with the resources in their namespaces (their own and their
-InferenceServices'), the plan with only those tenants, their catalog entries and the
-flavors they list or serve; and one slice of the environment's own resources (those in no
-tenant's namespace), without tenants or flavors. Every slice has the environment, the
-promotion section, every base, and of the plan its `environment`, `vllm_release` and
-`gpu`. The violations of all the slices, united, are the rule's. A rule that needs more
-(another tenant, every flavor of the catalog, a total over the tenants) keeps the default,
-`scope: environment`: the whole input. So that an edit re-evaluates only the slices it
-changed, `kitchen check` keeps each slice's answer in its cache; a test holds the slices'
-violations equal to the whole input's for every rule of the tenant's scope, on every
-acceptance case and generated input, on both engines.
+A rule's METADATA says what of an environment's input it is evaluated on
+(`custom.scope`), so that an edit evaluates again only what it changed (`kitchen check`
+keeps each answer in its cache, by the bytes of the input it was given):
+
+- `whole` (the default): the whole input.
+- `environment`: the whole input but the tenants' resources — the catalog, the plan, the
+  promotion section and the resources in no tenant's namespace (the conformance Job,
+  cluster-scoped objects). For a rule about the environment, the catalog as a whole or a
+  total over the tenants.
+- `tenant`: each slice of the input, never the whole. One slice per share of the tenants
+  (32 shares, a tenant's fixed by its name) with the resources in their namespaces (their
+  own and their InferenceServices'), the plan with only those tenants, their catalog
+  entries and the flavors they list or serve; and one slice of the environment's own
+  resources, without tenants or flavors. Every slice has the environment, the promotion
+  section, every base, and of the plan its `environment`, `vllm_release` and `gpu`. The
+  violations of all the slices, united, are the rule's (one that every slice finds alike,
+  about the environment, is one). For a rule each of whose violations is found from one
+  tenant's own objects, plan and catalog entries.
+
+A test holds every rule of the `environment` and `tenant` scopes to finding exactly what
+it finds on the whole input, on every acceptance case and generated input, on both
+engines; none of the rules below needs the whole input.
 
 ## Rules
 

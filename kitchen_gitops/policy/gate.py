@@ -9,7 +9,7 @@ check`` assembles it with the other stages in :mod:`kitchen_gitops.pipeline`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -20,12 +20,13 @@ from ..limits import Pending
 from ..model import PositionError
 from .engines import Engine, RegorusEngine, Request, start_batch
 from .errors import PolicyError
-from .library import ENVIRONMENT_SCOPE, GATE_PACKAGE, TENANT_SCOPE, Library, Rule, violation_location
-from .slices import merge, slices
+from .library import ENVIRONMENT_SCOPE, GATE_PACKAGE, TENANT_SCOPE, WHOLE_SCOPE, Library, Rule, violation_location
+from .slices import environment_part, merge, slices
 
-GATE_QUERY = f"{GATE_PACKAGE}.violations"  # every rule on one input: the whole evaluation
-ENVIRONMENT_QUERY = f"{GATE_PACKAGE}.environment_violations"  # the rules of the environment's scope
-TENANT_QUERY = f"{GATE_PACKAGE}.tenant_violations"  # the rules of the tenant's scope, on a slice
+GATE_QUERY = f"{GATE_PACKAGE}.violations"  # every rule on one input: what the scopes are proven against
+WHOLE_QUERY = f"{GATE_PACKAGE}.whole_violations"  # the rules of the whole input (the default scope)
+ENVIRONMENT_QUERY = f"{GATE_PACKAGE}.environment_violations"  # on the input without the tenants' resources
+TENANT_QUERY = f"{GATE_PACKAGE}.tenant_violations"  # on each slice
 
 
 def prepare(library: Library, engine: Engine) -> Engine:
@@ -106,15 +107,20 @@ def _json(doc: Any) -> bytes | None:
 
 
 def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None = None) -> list[Request]:
-    """The evaluations of one environment's input: the rules of the environment's scope on
-    the whole input (``written``: its JSON, where it was written already), those of the
-    tenant's scope on each slice of it (:mod:`kitchen_gitops.policy.slices`)."""
+    """The evaluations of one environment's input, by the scopes of the library's rules:
+    the whole input (``written``: its JSON, where it was written already), the input
+    without the tenants' resources, and each slice (:mod:`kitchen_gitops.policy.slices`)."""
     scopes = {r.scope for r in library.rules.values()}
     out = []
-    if ENVIRONMENT_SCOPE in scopes:
-        out.append(Request(ENVIRONMENT_QUERY, doc, written if written is not None else _json(doc)))
-    if TENANT_SCOPE in scopes:
-        out += [Request(TENANT_QUERY, part, _json(part)) for part in slices(doc).values()]
+    if WHOLE_SCOPE in scopes:
+        out.append(Request(WHOLE_QUERY, doc, written if written is not None else _json(doc)))
+    if scopes & {ENVIRONMENT_SCOPE, TENANT_SCOPE}:
+        cut = slices(doc)
+        if ENVIRONMENT_SCOPE in scopes:
+            part = environment_part(doc, cut)
+            out.append(Request(ENVIRONMENT_QUERY, part, _json(part)))
+        if TENANT_SCOPE in scopes:
+            out += [Request(TENANT_QUERY, piece, _json(piece)) for piece in cut.values()]
     return out
 
 
@@ -128,8 +134,7 @@ class _EnvironmentRun(Pending[list[Finding]]):
 
     def result(self) -> list[Finding]:
         computed = iter(self.batch.result())
-        whole: dict[str, Any] = {}
-        parts = []
+        values = []
         for i, request in enumerate(self.requests):
             if i in self.found:
                 value = self.found[i].result()
@@ -137,13 +142,21 @@ class _EnvironmentRun(Pending[list[Finding]]):
                 value = next(computed)
                 if self.answers is not None and request.text is not None:
                     self.answers.keep(request.path, request.text, value)
-            if request.path == TENANT_QUERY:
-                parts.append(value)
-            elif not isinstance(value, dict):
-                raise PolicyError(None, f"{request.path} did not evaluate to an object (got {type(value).__name__})")
-            else:
-                whole = value
-        return violations_to_findings(self.library, self.env, {**whole, **merge(parts)}, self.fallback, self.locate)
+            values.append(value)
+        answer = united(self.requests, values)
+        return violations_to_findings(self.library, self.env, answer, self.fallback, self.locate)
+
+
+def united(requests: Sequence[Request], values: Sequence[Any]) -> dict[str, Any]:
+    """One answer of the answers of an environment's requests: each scope's rules are
+    apart, and the slices' violations of the tenant's rules are united."""
+    out: dict[str, Any] = {}
+    for request, value in zip(requests, values, strict=True):
+        if not isinstance(value, dict):
+            raise PolicyError(None, f"{request.path} did not evaluate to an object (got {type(value).__name__})")
+        if request.path != TENANT_QUERY:
+            out.update(value)
+    return {**out, **merge(v for r, v in zip(requests, values, strict=True) if r.path == TENANT_QUERY)}
 
 
 def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[str, Any],

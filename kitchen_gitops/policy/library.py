@@ -20,9 +20,10 @@ from .errors import PolicyError
 
 RULES_PREFIX = "kitchen.rules."
 GATE_PACKAGE = "kitchen.gate"
-ENVIRONMENT_SCOPE = "environment"
-TENANT_SCOPE = "tenant"
-SCOPES = (ENVIRONMENT_SCOPE, TENANT_SCOPE)
+WHOLE_SCOPE = "whole"  # the whole input (the default)
+ENVIRONMENT_SCOPE = "environment"  # the input without the tenants' resources
+TENANT_SCOPE = "tenant"  # each tenant's slice of the input
+SCOPES = (WHOLE_SCOPE, ENVIRONMENT_SCOPE, TENANT_SCOPE)
 DATA_FILE = "data.yaml"
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.M)
@@ -56,7 +57,7 @@ class Rule:
     package: str
     location: Location
     remediation: str = ""
-    scope: str = ENVIRONMENT_SCOPE  # the whole input, or each tenant's slice (policy/slices.py)
+    scope: str = WHOLE_SCOPE  # what of the input the rule is evaluated on (policy/slices.py)
 
     @property
     def name(self) -> str:
@@ -100,16 +101,16 @@ class Library:
 
     def gate_module(self) -> Module:
         """The query module: each rule's violations in one document, one evaluation — every
-        rule (``violations``: the whole input, what the slices are proven against), the
-        rules of the environment's scope and those of the tenant's scope."""
+        rule (``violations``: on the whole input, what the slices are proven against), and
+        the rules of each scope (``<scope>_violations``)."""
         def document(name: str, packages: list[str]) -> str:
             entries = "".join(f'\t"{pkg}": data.{pkg}.violation,\n' for pkg in packages)
             return f"{name} := {{\n{entries}}}\n" if entries else f"{name} := {{}}\n"
 
         rules = sorted(self.rules)
         text = "\n".join([f"package {GATE_PACKAGE}\n", document("violations", rules),
-                          document("environment_violations", [p for p in rules if self.rules[p].scope != TENANT_SCOPE]),
-                          document("tenant_violations", [p for p in rules if self.rules[p].scope == TENANT_SCOPE])])
+                          *(document(f"{scope}_violations", [p for p in rules if self.rules[p].scope == scope])
+                            for scope in SCOPES)])
         return Module(self.folder / "_gate.rego", "kitchen/gate.rego", text, GATE_PACKAGE)
 
 
@@ -186,10 +187,11 @@ def _rule_from_metadata(module: Module, line: int, yaml_text: str) -> Rule:
     title = str(meta.get("title") or "").strip()
     if not title:
         raise PolicyError(where, f"rule {rule_id}: METADATA needs a title")
-    scope = custom.get("scope", ENVIRONMENT_SCOPE)
+    scope = custom.get("scope", WHOLE_SCOPE)
     if scope not in SCOPES:
-        raise PolicyError(where, f"rule {rule_id}: custom.scope must be {' or '.join(SCOPES)} (the whole "
-                          f"input, or each tenant's slice of it), got {visible(str(scope))[:80]!r}")
+        raise PolicyError(where, f"rule {rule_id}: custom.scope must be whole, environment or tenant (the "
+                          f"whole input, the input without the tenants' objects, or each tenant's slice of "
+                          f"it), got {visible(str(scope))[:80]!r}")
     return Rule(rule_id, title, str(meta.get("description") or "").strip(), Severity(severity),
                 module.package, where, str(custom.get("remediation") or "").strip(), scope)
 

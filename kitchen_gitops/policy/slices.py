@@ -1,14 +1,15 @@
-"""One environment's policy input cut into slices: the rules that judge each tenant alone
-are evaluated on each share of the tenants, so that an edit re-evaluates the shares it
-touched and finds the others' answers in the gate's cache.
+"""One environment's policy input cut into parts by what the rules read, so that an edit
+evaluates again the parts it changed and finds the others' answers in the gate's cache.
 
-A rule declares ``custom.scope: tenant`` in its METADATA when each of its violations is
-found from one tenant's own part of the input: the rendered objects in the tenant's
-namespaces, its plan, its catalog entry and the flavors it serves.  Such a rule is
-evaluated on every slice below and never on the whole input; every other rule (scope
-``environment``, the default) on the whole input, as it always was.
+A rule declares in its METADATA (``custom.scope``) what it is evaluated on:
 
-The slices of an environment's input (:func:`slices`), each a complete input document:
+- ``whole`` (the default): the whole input;
+- ``environment``: the whole input but the tenants' resources (:func:`environment_part`);
+- ``tenant``: each slice below, never the whole: each of its violations is found from one
+  tenant's own part of the input — the rendered objects in its namespaces, its plan, its
+  catalog entry and the flavors it lists or serves.
+
+The slices (:func:`slices`), each a complete input document:
 
 - **one per share of the tenants** (:data:`SHARES` shares, a tenant's share fixed by its
   name): the resources whose namespace (a Namespace's own name) is a namespace of one of
@@ -19,10 +20,9 @@ The slices of an environment's input (:func:`slices`), each a complete input doc
 
 Every slice has the environment, the promotion section and every base whole, and of the
 plan exactly its ``environment``, ``vllm_release`` and ``gpu`` (the totals over all the
-tenants are no tenant's).  A rule that needs more (another tenant, every flavor of the
-catalog, a total) is an ``environment`` rule.  A tenant-scoped rule's answers of all the
-slices, united (a violation two shares find alike is one), are its violations; a test
-holds them equal to its violations on the whole input, on every acceptance folder and on
+tenants are no tenant's).  A tenant-scoped rule's answers of all the slices, united (a
+violation two slices find alike is one), are its violations; a test holds each scope's
+violations equal to the rule's on the whole input, on every acceptance folder and on
 generated inputs, on both engines.
 """
 
@@ -84,6 +84,12 @@ def _listed_flavors(tenant: Any, env: str) -> set[str]:
 def _mapping(parent: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = parent.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def environment_part(doc: Mapping[str, Any], cut: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The input of the rules of the environment's scope: the whole input but the tenants'
+    resources (those of ``cut``'s environment slice only)."""
+    return {**doc, "resources": cut[ENVIRONMENT_SLICE]["resources"]}
 
 
 def slices(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

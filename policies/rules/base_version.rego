@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.base-version
 #   severity: error
+#   scope: environment
 package kitchen.rules.base_version
 
 import data.kitchen.lib

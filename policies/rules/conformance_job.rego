@@ -12,6 +12,7 @@
 # custom:
 #   id: policy.conformance-job
 #   severity: error
+#   scope: environment
 package kitchen.rules.conformance_job
 
 import data.kitchen.lib

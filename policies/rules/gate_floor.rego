@@ -32,6 +32,7 @@
 # custom:
 #   id: policy.gate-floor
 #   severity: error
+#   scope: tenant
 #   remediation: Restore the environment's gate to at least its floor, or have security change the floor in policies/data.yaml.
 package kitchen.rules.gate_floor
 

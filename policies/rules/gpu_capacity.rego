@@ -11,6 +11,7 @@
 # custom:
 #   id: policy.gpu-capacity
 #   severity: error
+#   scope: environment
 #   remediation: Lower the tenant's replicas or autoscaling max, raise its quota within the cluster, or serve the base on GPUs with more memory.
 package kitchen.rules.gpu_capacity
 

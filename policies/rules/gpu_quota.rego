@@ -7,6 +7,7 @@
 # custom:
 #   id: policy.gpu-quota
 #   severity: error
+#   scope: environment
 package kitchen.rules.gpu_quota
 
 import data.kitchen.lib

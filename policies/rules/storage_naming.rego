@@ -8,6 +8,7 @@
 # custom:
 #   id: policy.storage-naming
 #   severity: warning
+#   scope: environment
 package kitchen.rules.storage_naming
 
 import data.kitchen.lib

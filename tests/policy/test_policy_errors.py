@@ -72,12 +72,13 @@ def test_missing_metadata_is_a_policy_error(tmp_path: Path, capsys: pytest.Captu
 
 
 @pytest.mark.parametrize("scope", ["tenants", "Tenant", "[tenant]", "''"])
-def test_a_scope_other_than_environment_or_tenant_is_a_policy_error(
+def test_a_scope_other_than_whole_environment_or_tenant_is_a_policy_error(
         scope: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _repo(tmp_path, "")
     (root / "policies" / "rules" / "broken.rego").write_text(
         f"{HEADER}#   scope: {scope}\npackage kitchen.rules.broken\n\nviolation contains {{\"msg\": \"x\"}} if false\n")
     assert main(["check", "--root", str(root), "--no-render-check"]) == 2
     err = capsys.readouterr().err
-    assert "policies/rules/broken.rego:1:1: rule policy.broken: custom.scope must be environment or tenant" in err
+    assert ("policies/rules/broken.rego:1:1: rule policy.broken: custom.scope must be whole, environment "
+            "or tenant") in err
     assert "Traceback" not in err
