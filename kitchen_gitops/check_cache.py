@@ -8,8 +8,8 @@ keyed by the digest of what it reads (kitchen's code and libraries are in every 
 - **rendered**: its render, closed world, rendered-as-planned and staleness findings and
   its policy input, under the same without the policies' modules — what a policy change
   does not touch (the policies' data, which the closed world reads, is in the key);
-- **evaluated**: the engine's answer for an input — the environment's whole input (its
-  rules of the environment's scope) and each of its slices (those of the tenant's scope),
+- **evaluated**: the engine's answer for each part of the environment's input its rules'
+  scopes name (the whole input, the input without the tenants' resources, each slice),
   under the engine, the modules and data the engine holds, the query and the input's
   bytes: exactly what it reads; in one pack per environment.  The findings are made from
   the answers on every run (their positions come from the catalog).

@@ -31,7 +31,7 @@ from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, cluster_findings, plan_environment, plan_findings
 from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
-from .policy.gate import prepare, start_environment
+from .policy.gate import json_bytes, prepare, start_environment
 from .policy.inputs import build_inputs
 from .policy.library import Library, load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
@@ -412,7 +412,7 @@ class _EnvironmentJob:
             doc = orjson.loads(input_bytes)
         else:
             found, doc = self.render(name)
-            input_bytes = _json_bytes(doc)
+            input_bytes = json_bytes(doc) if self.stages is not None else None
             if self.stages is not None and input_bytes is not None:
                 self.stages.store_rendered(name, found, input_bytes)
         answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
@@ -479,15 +479,6 @@ def _worker(names: list[str]) -> tuple[dict[str, list[Finding]], Stats | None]:
     prepare(_JOB.library, engine)
     found = _JOB.run_all(names, engine)
     return found, cache.stats if cache is not None else None
-
-
-def _json_bytes(doc: Mapping[str, Any]) -> bytes | None:
-    """The policy input as the engine reads it (JSON), or None where orjson cannot write it
-    (an integer beyond 64 bits): then it is neither stored nor looked up."""
-    try:
-        return orjson.dumps(doc)
-    except TypeError:
-        return None
 
 
 def _shares(plans: Mapping[str, EnvironmentPlan], workers: int) -> list[list[str]]:

@@ -1,10 +1,11 @@
 """Evaluate the policy library over each environment's input, violations → findings.
 
-The rules of the environment's scope are evaluated on the whole input, those of the
-tenant's scope on each slice of it (:mod:`kitchen_gitops.policy.slices`), in one batch per
-environment; an answer found in the gate's cache (by the query and the bytes of its
-input) is not evaluated again.  ``evaluate_policies`` is the policy stage; ``kitchen
-check`` assembles it with the other stages in :mod:`kitchen_gitops.pipeline`.
+Each rule is evaluated on the part of the input its scope names — the whole input, the
+input without the tenants' resources, or each slice of it
+(:mod:`kitchen_gitops.policy.slices`) — in one batch per environment; an answer found in
+the gate's cache (by the query and the bytes of its input) is not evaluated again.
+``evaluate_policies`` is the policy stage; ``kitchen check`` assembles it with the other
+stages in :mod:`kitchen_gitops.pipeline`.
 """
 
 from __future__ import annotations
@@ -99,10 +100,13 @@ class Answers(Protocol):
     def keep(self, query: str, text: bytes, answer: Any) -> None: ...
 
 
-def _json(doc: Any) -> bytes | None:
+def json_bytes(doc: Any) -> bytes | None:
+    """An input as the engine reads it (JSON), or None where orjson cannot write it (an
+    integer beyond 64 bits): then the engine writes it the slow way, and its answer is
+    neither looked up nor kept."""
     try:
         return orjson.dumps(doc)
-    except TypeError:  # an integer beyond 64 bits: the engine writes it the slow way
+    except TypeError:
         return None
 
 
@@ -113,14 +117,14 @@ def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None 
     scopes = {r.scope for r in library.rules.values()}
     out = []
     if WHOLE_SCOPE in scopes:
-        out.append(Request(WHOLE_QUERY, doc, written if written is not None else _json(doc)))
+        out.append(Request(WHOLE_QUERY, doc, written if written is not None else json_bytes(doc)))
     if scopes & {ENVIRONMENT_SCOPE, TENANT_SCOPE}:
         cut = slices(doc)
         if ENVIRONMENT_SCOPE in scopes:
             part = environment_part(doc, cut)
-            out.append(Request(ENVIRONMENT_QUERY, part, _json(part)))
+            out.append(Request(ENVIRONMENT_QUERY, part, json_bytes(part)))
         if TENANT_SCOPE in scopes:
-            out += [Request(TENANT_QUERY, piece, _json(piece)) for piece in cut.values()]
+            out += [Request(TENANT_QUERY, piece, json_bytes(piece)) for piece in cut.values()]
     return out
 
 
