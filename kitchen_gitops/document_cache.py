@@ -190,6 +190,7 @@ def load_documents(root: Path, cache: Cache) -> tuple[list[tuple[str, Document]]
                 keys[i] = key(display, raw)
                 doc = pack.read(keys[i], partial(decode, path=path, display=display), "not a parsed document")
                 if doc is not None:
+                    doc.digest = keys[i]
                     results[i] = (kind, doc, [])
                     continue
         jobs.append((kind, path, display, raw))
@@ -197,6 +198,8 @@ def load_documents(root: Path, cache: Cache) -> tuple[list[tuple[str, Document]]
     for i, loaded in zip(where, parse_files(root, jobs), strict=True):
         results[i] = loaded
         kind, doc, problems = loaded
+        if doc is not None and i in keys:
+            doc.digest = keys[i]
         if pack is not None and i in keys and doc is not None and not problems:
             payload = encode(doc)
             if payload is not None:

@@ -116,6 +116,9 @@ class Document:
     display_path: str
     data: Any
     spans: dict[PathKey, Span] = field(default_factory=dict)
+    # the gate's cache key of the file's shown path and the bytes parsed ("" where the
+    # run has no cache): what the document is a function of
+    digest: str = ""
 
     def location(self, path: Iterable[str | int] = (), *, value: bool = False) -> Location:
         """The position of ``path`` or, if absent, of its closest present ancestor."""

@@ -613,54 +613,80 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- rendering
 
 
+class _Settings:
+    """What the observability objects of every tenant of an environment share."""
+
+    def __init__(self, r: EnvironmentRenderer) -> None:
+        env = r.env
+        obs = env.observability
+        self.loc = r.catalog.location("Environment", env.name, ("observability",))
+        self.label = (f"{DOMAIN}/component", "observability")
+        self.prom_ns = obs.prometheus_namespace(env.cluster.platform)
+        self.port_name: str | int = PORT_NAMES[env.serving.deployment_mode]
+        self.pods: tuple[tuple[str, str], ...] = (("component", "predictor"),)
+        self.pod_port, self.isvc_label, self.scheme = PREDICTOR_PORT, ISVC_POD_LABEL, "http"
+        if env.serving.api == "LLMInferenceService":
+            # the workload's vLLM port (unnamed in KServe's LLMInferenceServiceConfig), served
+            # over TLS with the certificate KServe issues itself for the workload
+            self.port_name, self.pods, self.pod_port = LLMISVC_PORT, LLMISVC_POD_LABELS, LLMISVC_PORT
+            self.isvc_label, self.scheme = LLMISVC_NAME_LABEL, "https"
+        self.specs = _RuleSpecs(r)
+
+    @classmethod
+    def of(cls, r: EnvironmentRenderer) -> _Settings:
+        made = r.shared.get(__name__)
+        if not isinstance(made, cls):
+            made = r.shared[__name__] = cls(r)
+        return made
+
+
+def render_tenant_observability(r: EnvironmentRenderer, t: TenantPlan) -> None:
+    """A serving tenant's observability objects: the scrape's NetworkPolicy, a PodMonitor
+    per InferenceService, the PrometheusRule (nothing when observability is off)."""
+    env, cat = r.env, r.catalog
+    obs = env.observability
+    if not obs.enabled or not t.services:
+        return
+    s = _Settings.of(r)
+    tfile = cat.source_file("Tenant", t.tenant.name)
+    srcs = (tfile, r.env_source)
+    tlabels = ((f"{DOMAIN}/tenant", t.tenant.name), s.label)
+    trace = ((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),)
+    tloc = cat.location("Tenant", t.tenant.name, ("environments", env.name, "flavors"))
+    r.emit(f"{t.namespace}/networkpolicy-allow-monitoring.yaml", "networkpolicy.yaml.j2", s.loc, srcs,
+           "NetworkPolicy", "networking.k8s.io/v1",
+           object_meta("allow-monitoring-scrape", t.namespace, env, wave=WAVE_RBAC, labels=tlabels,
+                       annotations=trace),
+           pod_labels=s.pods, policy_types=["Ingress"],
+           ingress=[{"peers": [s.prom_ns], "ports": [s.pod_port]}], egress=None)
+    for svc in t.services:
+        r.emit(f"{t.namespace}/podmonitor-{svc.name}.yaml", "podmonitor.yaml.j2", tloc, srcs,
+               "PodMonitor", "monitoring.coreos.com/v1",
+               object_meta(svc.name, t.namespace, env, wave=WAVE_RUNTIME,
+                           labels=(*tlabels, (f"{DOMAIN}/base", svc.base.name)),
+                           annotations=(*trace, (f"{DOMAIN}/inferenceservice", svc.name))),
+               selector=sorted({s.isvc_label: svc.name, **dict(s.pods)}.items()),
+               port=s.port_name, interval=f"{obs.scrape_interval_s}s", isvc_label=s.isvc_label,
+               scheme=s.scheme)
+    env_loc = cat.location("Environment", env.name, ("slo",))
+    r.emit(f"{t.namespace}/prometheusrule-kitchen-vllm.yaml", "prometheusrule.yaml.j2", env_loc, srcs,
+           "PrometheusRule", "monitoring.coreos.com/v1",
+           object_meta("kitchen-vllm", t.namespace, env, wave=WAVE_RUNTIME, labels=tlabels, annotations=trace),
+           **s.specs.spec(t.namespace, t.services))
+
+
 def render_observability(r: EnvironmentRenderer) -> None:
-    """The observability objects of one environment (nothing when it is switched off)."""
+    """The observability objects of the environment itself: the dashboard (nothing when
+    observability is off); each tenant's come with the tenant's
+    (:func:`render_tenant_observability`)."""
 
     env, cat, plan = r.env, r.catalog, r.plan
     obs = env.observability
     if not obs.enabled:
         return
-    loc = cat.location("Environment", env.name, ("observability",))
-    label = (f"{DOMAIN}/component", "observability")
-    prom_ns = obs.prometheus_namespace(env.cluster.platform)
-    port_name: str | int = PORT_NAMES[env.serving.deployment_mode]
-    pods: tuple[tuple[str, str], ...] = (("component", "predictor"),)
-    pod_port, isvc_label, scheme = PREDICTOR_PORT, ISVC_POD_LABEL, "http"
-    if env.serving.api == "LLMInferenceService":
-        # the workload's vLLM port (unnamed in KServe's LLMInferenceServiceConfig), served
-        # over TLS with the certificate KServe issues itself for the workload
-        port_name, pods, pod_port = LLMISVC_PORT, LLMISVC_POD_LABELS, LLMISVC_PORT
-        isvc_label, scheme = LLMISVC_NAME_LABEL, "https"
-    specs = _RuleSpecs(r)
-    for t in plan.tenants:
-        if not t.services:
-            continue
-        tfile = cat.source_file("Tenant", t.tenant.name)
-        srcs = (tfile, r.env_source)
-        tlabels = ((f"{DOMAIN}/tenant", t.tenant.name), label)
-        trace = ((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),)
-        tloc = cat.location("Tenant", t.tenant.name, ("environments", env.name, "flavors"))
-        r.emit(f"{t.namespace}/networkpolicy-allow-monitoring.yaml", "networkpolicy.yaml.j2", loc, srcs,
-               "NetworkPolicy", "networking.k8s.io/v1",
-               object_meta("allow-monitoring-scrape", t.namespace, env, wave=WAVE_RBAC, labels=tlabels,
-                     annotations=trace),
-               pod_labels=pods, policy_types=["Ingress"],
-               ingress=[{"peers": [prom_ns], "ports": [pod_port]}], egress=None)
-        for svc in t.services:
-            r.emit(f"{t.namespace}/podmonitor-{svc.name}.yaml", "podmonitor.yaml.j2", tloc, srcs,
-                   "PodMonitor", "monitoring.coreos.com/v1",
-                   object_meta(svc.name, t.namespace, env, wave=WAVE_RUNTIME,
-                         labels=(*tlabels, (f"{DOMAIN}/base", svc.base.name)),
-                         annotations=(*trace, (f"{DOMAIN}/inferenceservice", svc.name))),
-                   selector=sorted({isvc_label: svc.name, **dict(pods)}.items()),
-                   port=port_name, interval=f"{obs.scrape_interval_s}s", isvc_label=isvc_label,
-                   scheme=scheme)
-        env_loc = cat.location("Environment", env.name, ("slo",))
-        r.emit(f"{t.namespace}/prometheusrule-kitchen-vllm.yaml", "prometheusrule.yaml.j2", env_loc, srcs,
-               "PrometheusRule", "monitoring.coreos.com/v1",
-               object_meta("kitchen-vllm", t.namespace, env, wave=WAVE_RUNTIME, labels=tlabels, annotations=trace),
-               **specs.spec(t.namespace, t.services))
     if obs.dashboard and any(t.services for t in plan.tenants):
+        loc = cat.location("Environment", env.name, ("observability",))
+        label = (f"{DOMAIN}/component", "observability")
         tenant_files = {cat.source_file("Tenant", t.tenant.name) for t in plan.tenants if t.services}
         dash_srcs = (r.env_source, *sorted(tenant_files))
         dash = build_dashboard(env, plan.tenants)
@@ -755,6 +781,9 @@ def runbook_markdown() -> str:
 @dataclass(frozen=True)
 class _Contribution:
     in_kustomization: bool = True
+
+    def tenant(self, renderer: EnvironmentRenderer, t: TenantPlan) -> None:
+        render_tenant_observability(renderer, t)
 
     def __call__(self, renderer: EnvironmentRenderer) -> None:
         render_observability(renderer)

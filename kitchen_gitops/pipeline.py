@@ -38,12 +38,13 @@ from .policy.waivers import apply_waivers, load_waivers
 from .render import (
     Contribution,
     RenderedFile,
+    contributions_id,
     drift_findings,
     render_environment,
     template_dir,
     unintended_findings,
 )
-from .render_memo import ObjectMemo
+from .render_memo import ObjectMemo, TenantMemo
 from .rules import RENDER_STALE, RuleInfo
 from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
@@ -423,12 +424,17 @@ class _EnvironmentJob:
         """The render of ``name``: its findings (rendered as planned, the closed world, the
         committed output) and its policy input."""
         catalog = self.outcome.catalog
-        memo = None
+        memo = units = None
+        extra = contributions()
         if self.cache is not None and self.inputs is not None:
-            memo = ObjectMemo(self.cache, name, self.inputs.digest_of(("templates",)))
-        files = render_environment(catalog, self.outcome.plans[name], self.templates, contributions(), memo)
-        if memo is not None and self.inputs is not None and self.inputs.signatures.unchanged():
-            memo.flush()  # else a template may have been read as other bytes than the key's
+            templates = self.inputs.digest_of(("templates",))
+            memo = ObjectMemo(self.cache, name, templates)
+            units = TenantMemo(self.cache, name, templates, contributions_id(extra))
+        files = render_environment(catalog, self.outcome.plans[name], self.templates, extra, memo, units)
+        if memo is not None and units is not None and self.inputs is not None \
+                and self.inputs.signatures.unchanged():
+            memo.flush()  # else a template or a catalog file may have been read as other bytes than the key's
+            units.flush()
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
         found += unintended_findings(name, files, self.library.data)
         if self.opts.render_check:

@@ -49,7 +49,7 @@ from .plan import (
     TenantPlan,
     runtime_args,
 )
-from .render_memo import ObjectMemo
+from .render_memo import ObjectMemo, StoredFile, TenantMemo
 from .rules import RENDER_VLLM_ARGS
 
 DOMAIN = "kitchen-gitops.io"
@@ -116,10 +116,17 @@ class RenderedFile:
 class Contribution(Protocol):
     """Another stage's objects for an environment (the conformance Job, the Argo CD health
     check): called with the renderer after the tenants' objects; ``in_kustomization`` says
-    whether the objects are part of the environment's kustomization."""
+    whether the objects are part of the environment's kustomization.
+
+    ``tenant`` adds the stage's objects of one tenant (in its namespace, part of the
+    kustomization), right after the tenant's own: they are kept with the tenant's in the
+    gate's cache, so they may read nothing but the tenant's plan, the environment and
+    the renderer's templates."""
 
     @property
     def in_kustomization(self) -> bool: ...
+
+    def tenant(self, renderer: EnvironmentRenderer, t: TenantPlan) -> None: ...
 
     def __call__(self, renderer: EnvironmentRenderer) -> None: ...
 
@@ -302,9 +309,12 @@ class EnvironmentRenderer:
     """Renders one environment's objects; other stages add theirs through :meth:`emit`."""
 
     def __init__(self, catalog: Catalog, plan: EnvironmentPlan, templates: Path,
-                 contributions: Sequence[Contribution] = (), memo: ObjectMemo | None = None) -> None:
+                 contributions: Sequence[Contribution] = (), memo: ObjectMemo | None = None,
+                 units: TenantMemo | None = None) -> None:
         self.contributions = tuple(contributions)
         self.memo = memo  # objects rendered before, by their context (the gate's cache)
+        self.units = units  # tenants rendered before, by their files (the gate's cache)
+        self.shared: dict[str, Any] = {}  # what a contribution keeps for the whole environment
         self.reader = ManifestReader()
         self.catalog = catalog
         self.plan = plan
@@ -380,6 +390,40 @@ class EnvironmentRenderer:
                           f"{visible(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
 
     # ---------------------------------------------------------------- tenant objects
+
+    def render_tenant(self, t: TenantPlan) -> None:
+        """Every object of tenant ``t``: its own and what the contributions add in its
+        namespace; found whole in the gate's cache where its files are as they were."""
+        key = self.units.key(self._unit_reads(t)) if self.units is not None else None
+        found = self.units.get(key, t.tenant.name) if key is not None and self.units is not None else None
+        if found is not None:
+            self.files.extend(_files_of(found))
+            return
+        start = len(self.files)
+        memo = self.memo
+        if key is not None:
+            self.memo = None  # the unit is kept whole: its objects are not kept one by one
+        try:
+            self.tenant(t)
+            for contribute in self.contributions:
+                contribute.tenant(self, t)
+        finally:
+            self.memo = memo
+        if key is not None and self.units is not None:
+            made = self.files[start:]
+            if not any(o.differences for f in made for o in f.objects):
+                self.units.put(key, t.tenant.name, _stored(made))
+
+    def _unit_reads(self, t: TenantPlan) -> list[tuple[str, str, str]]:
+        """The catalog objects a tenant's render reads, with their documents' digests: the
+        environment, the tenant, and the bases and flavors of its plan."""
+        reads = [("Environment", self.env.name), ("Tenant", t.tenant.name)]
+        for svc in t.services:
+            reads.append(("Base", svc.base.ref))
+            reads.extend(("Flavor", f.ref) for f in svc.flavors)
+        docs = self.catalog.documents
+        return [(kind, key, doc.digest if (doc := docs.get((kind, key))) is not None else "")
+                for kind, key in reads]
 
     def tenant(self, t: TenantPlan) -> None:
         tenant, env, ns = t.tenant, self.env, t.namespace
@@ -649,19 +693,43 @@ def _compile_templates(templates: Path) -> None:
             raise ConfigError(_template_error(exc, path.name, templates)) from None
 
 
+def _stored(files: Sequence[RenderedFile]) -> list[StoredFile]:
+    return [(f.path, f.content, [(o.api_version, o.kind, o.name, o.namespace,
+                                  (o.source.file, o.source.line, o.source.col), o.sources, o.manifest)
+                                 for o in f.objects])
+            for f in files]
+
+
+def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile]:
+    return [RenderedFile(path, text, [RenderedObject(api, kind, name, ns, Location(*where), sources, manifest)
+                                      for api, kind, name, ns, where, sources, manifest in objects])
+            for path, text, objects in stored]
+
+
+def contributions_id(contributions: Sequence[Contribution]) -> str:
+    """What names the contributions' code in a tenant unit's key (the code itself is in
+    every key): each one's type and what it renders."""
+    def name(value: Any) -> str:
+        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+
+    return ",".join(f"{name(type(c))}:{name(getattr(c, 'render', None))}:{name(getattr(c, 'per_tenant', None))}:"
+                    f"{c.in_kustomization}" for c in contributions)
+
+
 def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
-                   contributions: Sequence[Contribution], memo: ObjectMemo | None = None) -> list[RenderedFile]:
+                   contributions: Sequence[Contribution], memo: ObjectMemo | None = None,
+                   units: TenantMemo | None = None) -> list[RenderedFile]:
     _compile_templates(templates)
-    renderer = EnvironmentRenderer(catalog, plan, templates, contributions, memo)
+    renderer = EnvironmentRenderer(catalog, plan, templates, contributions, memo, units)
     for t in plan.tenants:
-        renderer.tenant(t)
+        renderer.render_tenant(t)
     renderer.environment()
     return sorted(renderer.files, key=lambda f: f.path)
 
 
 def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
                        contributions: Sequence[Contribution] = (),
-                       memo: ObjectMemo | None = None) -> list[RenderedFile]:
+                       memo: ObjectMemo | None = None, units: TenantMemo | None = None) -> list[RenderedFile]:
     """Every file of one environment, paths relative to ``rendered/<env>/``, sorted.
 
     Rendering (compiling the templates included) is bounded in time and memory, so a
@@ -672,7 +740,7 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
     seconds = _render_timeout()
     try:
-        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions, memo),
+        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions, memo, units),
                                   seconds=seconds, memory_bytes=RENDER_MEMORY_BYTES)
     except TimeLimitExceeded:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "

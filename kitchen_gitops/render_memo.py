@@ -102,3 +102,102 @@ def _decode(payload: bytes) -> tuple[str, Any] | None:
     if manifest is not None and not isinstance(manifest, dict):
         return None
     return text, manifest
+
+
+UNIT = "tenant"
+
+# one object of a tenant's unit: apiVersion, kind, name, namespace, its catalog location
+# (file, line, column), its source files, its manifest
+StoredObject = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], Any]
+StoredFile = tuple[str, str, list[StoredObject]]  # path, text, objects
+
+
+class TenantMemo:
+    """Every object of one tenant in one environment, found by the files it comes from.
+
+    What the renderer makes for a tenant (its own objects and what the contributions add
+    in its namespace) reads the tenant's plan, the environment, the catalog positions of
+    both, and the templates; the tenant's plan reads nothing but the environment, the
+    tenant, the flavors it lists and their bases (:func:`kitchen_gitops.plan.plan_environment`),
+    and each of those catalog objects is a function of its file's shown path and bytes
+    (its ``Document.digest``).  So a unit's key digests the environment's name, the
+    templates folder's digest, the contributions that add to it, and those files'
+    digests: a one-flavor edit renders again the tenants that list the flavor, and every
+    other tenant of the environment is one lookup.
+
+    - A catalog object without a digest (loaded without the cache) gives no key: its
+      tenant is rendered every time.
+    - Only a unit whose every object is rendered exactly as kitchen intends, and whose
+      manifests JSON gives back as themselves, is stored: a unit with a closed-world
+      difference is rendered, read and compared on every run.
+    - Units are kept in packs, one per environment, templates folder and share of the
+      tenants, like the objects.
+    """
+
+    def __init__(self, cache: Cache, environment: str, templates: bytes, contributions: str) -> None:
+        self.cache, self.environment = cache, environment
+        self._scope = Digest(UNIT).text(environment, contributions).add(templates).hexdigest()
+        self._packs: dict[int, Pack] = {}
+
+    def key(self, digests: list[tuple[str, str, str]]) -> str | None:
+        """The key of a tenant's unit from ``(kind, catalog key, document digest)`` of every
+        catalog object its render reads, or None where one has no digest."""
+        d = Digest(UNIT).text(self._scope)
+        for kind, name, digest in sorted(set(digests)):
+            if not digest:
+                return None
+            d.text(kind, name, digest)
+        return d.hexdigest()
+
+    def _pack(self, tenant: str) -> Pack:
+        share = zlib.crc32(tenant.encode("utf-8", "surrogateescape")) % SHARES
+        if share not in self._packs:
+            self._packs[share] = self.cache.pack(UNIT, f"{self._scope}/{share}")
+        return self._packs[share]
+
+    def get(self, key: str, tenant: str) -> list[StoredFile] | None:
+        return self._pack(tenant).read(key, _decode_unit, "not a tenant's rendered files")
+
+    def put(self, key: str, tenant: str, files: list[StoredFile]) -> None:
+        """Store a tenant's files where JSON gives every manifest back as itself."""
+        try:
+            payload = orjson.dumps(files, option=_STRICT)
+        except TypeError:
+            return
+        if _decode_unit(payload) != files:  # a NaN, a tuple in a manifest, a text JSON cannot hold
+            return
+        self._pack(tenant).put(key, payload)
+
+    def flush(self) -> None:
+        for share in sorted(self._packs):
+            self._packs[share].flush()
+
+
+def _strs(*values: Any) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _decode_object(item: Any) -> StoredObject:
+    if not (type(item) is list and len(item) == 7):
+        raise ValueError("an object has seven fields")
+    api_version, kind, name, namespace, where, sources, manifest = item
+    if not (_strs(api_version, kind, name, namespace) and type(where) is list and len(where) == 3
+            and type(where[0]) is str and type(where[1]) is int and type(where[2]) is int
+            and type(sources) is list and _strs(*sources) and (manifest is None or type(manifest) is dict)):
+        raise ValueError("an object's fields are strings, a location and a manifest")
+    return api_version, kind, name, namespace, (where[0], where[1], where[2]), tuple(sources), manifest
+
+
+def _decode_unit(payload: bytes) -> list[StoredFile] | None:
+    try:
+        items = orjson.loads(payload)
+        if type(items) is not list:
+            return None
+        out: list[StoredFile] = []
+        for item in items:
+            if not (type(item) is list and len(item) == 3 and _strs(item[0], item[1]) and type(item[2]) is list):
+                return None
+            out.append((item[0], item[1], [_decode_object(o) for o in item[2]]))
+        return out
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None

@@ -22,6 +22,7 @@ from importlib.resources import files
 from typing import Any
 
 from ..model import Environment
+from ..plan import TenantPlan
 from ..render import (
     CONFORMANCE_NAMESPACE,
     DOMAIN,
@@ -86,7 +87,6 @@ def render_conformance(r: EnvironmentRenderer) -> None:
            object_meta(f"{NAME}-expectations", ns, env, wave=WAVE_RBAC, labels=label,
                  annotations=all_trace),
            key=CONFIGMAP_KEY, content=exp.to_json())
-    _render_tenant_rbac(r, label)
     _render_job(r, srcs, label, all_trace, s3_secret)
 
 
@@ -105,25 +105,25 @@ def _conformance_sources(r: EnvironmentRenderer) -> tuple[tuple[str, ...], str |
     return (r.env_source, *tenant_files, *flavor_files), s3_secret
 
 
-def _render_tenant_rbac(r: EnvironmentRenderer, label: tuple[tuple[str, str], ...]) -> None:
-    """In each tenant namespace that serves: the Role and RoleBinding that let the job read
+def render_tenant_rbac(r: EnvironmentRenderer, t: TenantPlan) -> None:
+    """In a tenant namespace that serves: the Role and RoleBinding that let the job read
     its InferenceServices."""
+    if not t.services:
+        return
     env, cat = r.env, r.catalog
-    for t in r.plan.tenants:
-        if not t.services:
-            continue
-        tfile = cat.source_file("Tenant", t.tenant.name)
-        tloc = cat.location("Tenant", t.tenant.name, ("environments", env.name))
-        tmeta = ((f"{DOMAIN}/tenant", t.tenant.name), *label)
-        ttrace = ((f"{DOMAIN}/sources", ",".join(sorted({tfile, r.env_source}))),)
-        r.emit(f"{t.namespace}/role-{NAME}.yaml", "conformance-role.yaml.j2", tloc,
-               (tfile, r.env_source), "Role", "rbac.authorization.k8s.io/v1",
-               object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
-               resource=READ_RESOURCES[env.serving.api])
-        r.emit(f"{t.namespace}/rolebinding-{NAME}.yaml", "conformance-rolebinding.yaml.j2", tloc,
-               (tfile, r.env_source), "RoleBinding", "rbac.authorization.k8s.io/v1",
-               object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
-               role=NAME, sa_name=NAME, sa_namespace=CONFORMANCE_NAMESPACE)
+    label = ((f"{DOMAIN}/component", "conformance"),)
+    tfile = cat.source_file("Tenant", t.tenant.name)
+    tloc = cat.location("Tenant", t.tenant.name, ("environments", env.name))
+    tmeta = ((f"{DOMAIN}/tenant", t.tenant.name), *label)
+    ttrace = ((f"{DOMAIN}/sources", ",".join(sorted({tfile, r.env_source}))),)
+    r.emit(f"{t.namespace}/role-{NAME}.yaml", "conformance-role.yaml.j2", tloc,
+           (tfile, r.env_source), "Role", "rbac.authorization.k8s.io/v1",
+           object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
+           resource=READ_RESOURCES[env.serving.api])
+    r.emit(f"{t.namespace}/rolebinding-{NAME}.yaml", "conformance-rolebinding.yaml.j2", tloc,
+           (tfile, r.env_source), "RoleBinding", "rbac.authorization.k8s.io/v1",
+           object_meta(NAME, t.namespace, env, wave=WAVE_RBAC, labels=tmeta, annotations=ttrace),
+           role=NAME, sa_name=NAME, sa_namespace=CONFORMANCE_NAMESPACE)
 
 
 def _render_job(r: EnvironmentRenderer, srcs: tuple[str, ...], label: tuple[tuple[str, str], ...],
@@ -194,6 +194,11 @@ def render_argocd_health(r: EnvironmentRenderer) -> None:
 class _Contribution:
     render: Any
     in_kustomization: bool
+    per_tenant: Any = None
+
+    def tenant(self, renderer: EnvironmentRenderer, t: TenantPlan) -> None:
+        if self.per_tenant is not None:
+            self.per_tenant(renderer, t)
 
     def __call__(self, renderer: EnvironmentRenderer) -> None:
         self.render(renderer)
@@ -201,6 +206,6 @@ class _Contribution:
 
 # What the conformance stage adds to every environment's rendered output.
 CONTRIBUTIONS: tuple[Contribution, ...] = (
-    _Contribution(render_conformance, in_kustomization=True),
+    _Contribution(render_conformance, in_kustomization=True, per_tenant=render_tenant_rbac),
     _Contribution(render_argocd_health, in_kustomization=False),  # like the Application
 )

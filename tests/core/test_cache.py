@@ -463,21 +463,43 @@ def _objects(notes: list[str]) -> tuple[int, int, int]:
     return _counts(notes, "object")
 
 
-def test_an_edit_renders_again_only_the_objects_whose_context_changed(
+def _tenants(notes: list[str]) -> tuple[int, int, int]:
+    """(found, computed, stored) of the tenants' rendered units."""
+    return _counts(notes, "tenant")
+
+
+def test_an_edit_renders_again_only_the_tenants_whose_files_changed(
         cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A tenant's display name is in its Namespace's and InferenceServices' contexts only:
-    those are rendered again, every other object is found; the findings are those of a
-    run without the cache."""
+    """A tenant's objects are found by the files they come from (the environment, the
+    tenant, its flavors and their bases): a tenant edit renders that tenant again, a
+    flavor or base edit the tenants that serve it, an environment edit every tenant of
+    that environment; every other tenant is found; the findings are those of a run
+    without the cache."""
     cold = _run(cached, capsys)
-    found, computed, stored = _objects(cold[2])
-    assert found == 0 and computed == stored > 0
+    found, computed, stored = _tenants(cold[2])
+    assert found == 0 and computed == stored > 3
     total = computed
+    assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+
+    def edited(path: Path, old: str, new: str) -> tuple[int, int, int]:
+        text = path.read_text()
+        assert old in text, (path, old)
+        path.write_text(text.replace(old, new, 1))
+        run = _run(cached, capsys)
+        assert run[:2] == _run(cached, capsys, "--no-cache")[:2]
+        counts = _tenants(run[2])
+        assert counts[0] + counts[1] == total and counts[1] == counts[2], run[2]
+        return counts
+
     tenant = cached / "catalog" / "tenants" / "customer-support.yaml"
-    tenant.write_text(tenant.read_text().replace("display_name: Customer Support", "display_name: Service Desk"))
-    edited = _run(cached, capsys)
-    assert edited[:2] == _run(cached, capsys, "--no-cache")[:2]
-    found, computed, stored = _objects(edited[2])
-    assert found + computed == total and 0 < computed == stored < total // 4, edited[2]
+    assert edited(tenant, "display_name: Customer Support", "display_name: Service Desk")[1] == 3
+    # a flavor one tenant serves, in dev and staging (prod serves another version)
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    served = edited(flavor, "description:", "description: (edited)")[1]
+    assert 0 < served < total // 2
+    environment = cached / "environments" / "dev.yaml"
+    assert edited(environment, "\n", "\n# another dev environment file\n")[1] == sum(
+        1 for t in (cached / "catalog" / "tenants").glob("*.yaml") if "dev:" in t.read_text())
 
 
 def test_a_template_edit_finds_no_rendered_object(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -500,15 +522,14 @@ def test_an_object_rendered_other_than_intended_is_never_stored(
     template.write_text(template.read_text().replace("spec:", "spec:\n  scopes: [NotTerminating]", 1))
     cold = _run(cached, capsys)
     assert cold[0] == 1 and "render.unintended" in cold[1], cold[1]
-    _, computed, stored = _objects(cold[2])
+    _, computed, stored = _tenants(cold[2])
     quotas = sum(1 for _ in (cached / "rendered").rglob("resourcequota-*.yaml"))
-    assert quotas and computed - stored == quotas
+    assert quotas and computed == quotas and stored == 0  # every tenant has a quota: none is kept
     flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
     flavor.write_text("# another key for every environment\n" + flavor.read_text())
     again = _run(cached, capsys)
     assert again[:2] == cold[:2]
-    found, computed, stored = _objects(again[2])
-    assert found and computed - stored == quotas  # the quotas again, and what the comment is in
+    assert _tenants(again[2]) == (0, quotas, 0)
 
 
 def test_a_template_cannot_carry_state_from_one_render_to_the_next(
