@@ -1,13 +1,10 @@
-"""``kitchen check``'s per-environment work in the gate's cache, at three levels, each
-keyed by the digest of what it reads (kitchen's code and libraries are in every key):
+"""``kitchen check``'s per-environment work in the gate's cache, at two levels, each keyed
+by the digest of what it reads (kitchen's code and libraries are in every key):
 
 - **environment**: the environment's findings, under the engine, the environment's name,
   the options that change its findings, every file of the folders the gate reads
   (catalog/, environments/, templates/, the policy folder and policies/, evaluations/,
   evidence/) and, where the committed output is checked, that environment's output folder;
-- **rendered**: its render, closed world, rendered-as-planned and staleness findings and
-  its policy input, under the same without the policies' modules — what a policy change
-  does not touch (the policies' data, which the closed world reads, is in the key);
 - **evaluated**: the engine's answer for each part of the environment's input its rules'
   scopes name (the whole input, the input without the tenants' resources, each slice),
   under the engine, the modules and data the engine holds, the query and the input's
@@ -15,16 +12,15 @@ keyed by the digest of what it reads (kitchen's code and libraries are in every 
   the answers on every run (their positions come from the catalog).
 
 Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
-never stored.  Below these levels, each rendered object is found by its template's context
-(:mod:`kitchen_gitops.render_memo`), so that an environment rendered again renders only the
-objects an edit changed.
+never stored.  Below these levels, an environment rendered again finds each tenant's
+objects by the files they come from and the environment's own objects by their templates'
+contexts (:mod:`kitchen_gitops.render_memo`), so that it renders only what an edit changed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,12 +34,9 @@ from .limits import Done, Pending
 from .policy.library import Library
 
 KIND = "environment"
-RENDERED = "rendered"
 EVALUATED = "evaluated"
 # the repository's folders the gate reads besides templates/ and the policy folder
 READ_FOLDERS = ("catalog", "environments", "policies", "evaluations", "evidence")
-# what rendering an environment reads of them (and the policies' data, in its key apart)
-RENDER_READS = ("catalog", "environments", "evaluations", "evidence", "templates")
 # The built-ins OPA's capabilities mark non-deterministic (their answer depends on the time,
 # the network, randomness or the running engine), and the certificate and token checks that
 # read the clock: a library that calls one is evaluated on every run.
@@ -114,38 +107,18 @@ def environment_key(name: str, inputs: Inputs, options: Sequence[str], output: b
 
 @dataclass
 class Stages:
-    """Where an environment's render and its evaluation are found and stored: what their
-    keys read that the job does not compute (the folders' digests, the output folders',
-    the library's)."""
+    """Where an environment's evaluation is found and stored: what its keys read that the
+    job does not compute (the library's digest)."""
 
     cache: Cache
-    inputs: Inputs
-    options: Sequence[str]
-    outputs: Mapping[str, bytes]  # environment -> its output folder's digest
-    data: bytes  # the policies' data, as the closed world reads it
     library: bytes  # the modules and data the engine holds
 
     @classmethod
-    def of(cls, cache: Cache, inputs: Inputs, options: Sequence[str], outputs: Mapping[str, bytes],
-           library: Library) -> Stages:
-        data = orjson.dumps(library.data, option=orjson.OPT_SORT_KEYS)
-        held = Digest("library").add(data)
+    def of(cls, cache: Cache, library: Library) -> Stages:
+        held = Digest("library").add(orjson.dumps(library.data, option=orjson.OPT_SORT_KEYS))
         for module in library.modules:
             held.text(module.display, module.text)
-        return cls(cache, inputs, options, outputs, data, held.hexdigest().encode())
-
-    def rendered_key(self, name: str) -> str:
-        return (Digest(RENDERED).text(name, *self.options)
-                .add(self.inputs.digest_of(RENDER_READS), self.data, self.outputs.get(name, b"")).hexdigest())
-
-    def rendered(self, name: str) -> tuple[list[Finding], bytes] | None:
-        """The findings of rendering ``name`` and its policy input's bytes, when stored."""
-        return self.cache.read(RENDERED, self.rendered_key(name), _rendered, "not findings and a policy input")
-
-    def store_rendered(self, name: str, found: Sequence[Finding], input_bytes: bytes) -> None:
-        if self.inputs.signatures.unchanged():  # else the render may have read other bytes
-            # an environment's input is tens of MB of JSON; compressed, about a tenth
-            self.cache.put(RENDERED, self.rendered_key(name), encode(found) + b"\n" + zlib.compress(input_bytes, 1))
+        return cls(cache, held.hexdigest().encode())
 
     def answers(self, engine: str, name: str) -> StoredAnswers:
         """The engine's answers for ``name``'s input and its slices, found and kept in one
@@ -176,17 +149,6 @@ class StoredAnswers:
         except TypeError:  # a value JSON cannot hold exactly: not kept
             return
         self.pack.put(self._key(query, text), payload)
-
-
-def _rendered(payload: bytes) -> tuple[list[Finding], bytes] | None:
-    head, sep, body = payload.partition(b"\n")
-    found = decode(head) if sep else None
-    if found is None:
-        return None
-    try:
-        return found, zlib.decompress(body)
-    except zlib.error:
-        return None
 
 
 def _answer(payload: bytes) -> Pending[Any] | None:

@@ -6,16 +6,16 @@ The CLI parses options into a value and calls these functions; tests call them d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from . import check_cache, settings
 from .admission import FOLDER as ADMISSION_FOLDER
@@ -31,7 +31,7 @@ from .observability import CONTRIBUTION as OBSERVABILITY
 from .plan import EnvironmentPlan, cluster_findings, plan_environment, plan_findings
 from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
-from .policy.gate import json_bytes, prepare, start_environment
+from .policy.gate import prepare, start_environment
 from .policy.inputs import build_inputs
 from .policy.library import Library, load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
@@ -135,7 +135,34 @@ def _planned(root: Path, envs: Sequence[str] | None, cache: Cache | None = None)
     return outcome
 
 
+# The collector's first generation is collected after this many allocations (Python's default
+# is 700) while a command builds its catalog, plans, objects and policy inputs.
+COLLECT_AFTER = 100_000
+
+
+@contextlib.contextmanager
+def _few_collections() -> Iterator[None]:
+    """A command's whole run with the cyclic collector run less often.
+
+    A run holds large trees of small objects that live to its end (the catalog, every
+    rendered object, the policy inputs); with Python's default threshold the collector
+    walks them again every few hundred allocations: about a quarter of a large
+    organisation's check (bench/cache_bench.py).  Cycles are still collected, less often;
+    the thresholds are put back after the run."""
+    before = gc.get_threshold()
+    gc.set_threshold(COLLECT_AFTER, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
+    with _few_collections():
+        return _render(root, envs)
+
+
+def _render(root: Path, envs: Sequence[str] | None = None) -> Outcome:
     outcome = _planned(root, envs)
     if not outcome.ok:
         return outcome
@@ -220,6 +247,11 @@ def check(opts: CheckOptions) -> Result:
     Each environment is rendered and evaluated on its own — in parallel worker processes
     when there are several environments, several CPUs and the embedded engine — and its
     findings come back; nothing else crosses between them."""
+    with _few_collections():
+        return _check(opts)
+
+
+def _check(opts: CheckOptions) -> Result:
     root = opts.root
     envs = list(opts.environments) or None
     cache = _cache(opts)
@@ -300,7 +332,7 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
                    job.templates.as_posix()]
         outputs = {name: check_cache.output_digest(job.out_dir / name if opts.render_check else None, inputs)
                    for name in names}
-        job.stages = check_cache.Stages.of(cache, inputs, options, outputs, job.library)
+        job.stages = check_cache.Stages.of(cache, job.library)
         for name in names:
             keys[name] = check_cache.environment_key(name, inputs, options, outputs[name])
             found = cache.read(check_cache.KIND, keys[name], check_cache.decode, "not a list of findings")
@@ -404,20 +436,11 @@ class _EnvironmentJob:
     def start(self, name: str, engine: Any) -> Pending[list[Finding]]:
         """Render ``name`` and start its policy evaluation, which runs in a child process
         (the embedded engine) while the caller goes on; ``result()`` has every finding.
-        Either half comes from the cache where what it reads is as it was."""
-        catalog = self.outcome.catalog
-        stored = self.stages.rendered(name) if self.stages is not None else None
-        input_bytes: bytes | None
-        if stored is not None:
-            found, input_bytes = stored
-            doc = orjson.loads(input_bytes)
-        else:
-            found, doc = self.render(name)
-            input_bytes = json_bytes(doc) if self.stages is not None else None
-            if self.stages is not None and input_bytes is not None:
-                self.stages.store_rendered(name, found, input_bytes)
+        The tenants' objects and the engine's answers come from the cache where what they
+        read is as it was."""
+        found, doc = self.render(name)
         answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
-        evaluation = start_environment(self.library, engine, name, doc, catalog.locate, answers, input_bytes)
+        evaluation = start_environment(self.library, engine, name, doc, self.outcome.catalog.locate, answers)
         return _Joined(found, evaluation, answers.flush if answers is not None else None)
 
     def render(self, name: str) -> tuple[list[Finding], dict[str, Any]]:

@@ -14,6 +14,7 @@ and the header comment cannot be ended by a file name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import os
@@ -263,8 +264,37 @@ class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         return operator.mul(left, right)
 
 
+def _jinja(templates: Path) -> jinja2.Environment:
+    """The sandbox that renders the templates folder as its files are now.
+
+    A sandbox compiles each template once and never looks at its file again, so one is
+    kept per folder and per digest of the folder's files: a process that renders, sees a
+    template edited and renders again (a test, a program calling kitchen) renders the
+    edited template, never the one compiled before."""
+    return _environment(str(templates.resolve()), _templates_digest(templates))
+
+
+def _templates_digest(templates: Path) -> str:
+    """The digest of the name and bytes of every file directly in ``templates`` (the only
+    files the loader reads); a file that cannot be read counts by its name, and the loader
+    reports it."""
+    h = hashlib.sha256()
+    try:
+        names = sorted(os.listdir(templates))
+    except OSError:
+        names = []
+    for name in names:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            raw = read_regular_file(templates / name, MAX_TEMPLATE_BYTES)
+        except OSError:
+            continue
+        h.update(hashlib.sha256(raw).digest())
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=8)
-def _environment(template_dir: str) -> jinja2.Environment:
+def _environment(template_dir: str, digest: str) -> jinja2.Environment:
     env = _Sandbox(
         loader=_TemplateLoader(template_dir),
         auto_reload=False,  # templates do not change during a run: no stat per render
@@ -320,7 +350,7 @@ class EnvironmentRenderer:
         self.plan = plan
         self.env = plan.environment
         self.templates = templates
-        self.jinja = _environment(str(templates.resolve()))
+        self.jinja = _jinja(templates)
         self.files: list[RenderedFile] = []
         self.env_source = catalog.source_file("Environment", self.env.name)
 
@@ -683,7 +713,7 @@ def _render_timeout() -> float:
 def _compile_templates(templates: Path) -> None:
     """Parse every template: syntax errors name their line.  Runs in the bounded child:
     compiling evaluates constant expressions (``{{ "x"|center(10**9) }}``)."""
-    jinja = _environment(str(templates.resolve()))
+    jinja = _jinja(templates)
     for path in sorted(templates.glob("*.j2")):
         try:
             jinja.get_template(path.name)

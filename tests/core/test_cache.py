@@ -395,18 +395,19 @@ def test_a_cached_span_index_reads_like_the_parsed_one(tmp_path: Path) -> None:
 def test_a_policy_edit_reuses_the_render_and_a_template_comment_reuses_the_evaluation(
         cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     first = _run(cached, capsys)
+    tenants = _tenants(first[2])[1]
     rule = cached / "policies" / "rules" / "lora_rank.rego"
     rule.write_text(rule.read_text() + "\n# a comment: another library, the same rendered objects\n")
     code, out, notes = _run(cached, capsys)
     assert (code, out) == first[:2]
-    assert "cache rendered: 3 found, 0 computed, 0 stored" in notes
+    assert _tenants(notes) == (tenants, 0, 0)
     found, computed, stored = _counts(notes, "evaluated")  # each environment's input and its slices
     assert found == 0 and computed == stored > 3
     template = cached / "templates" / "namespace.yaml.j2"
     template.write_text(template.read_text() + "{# a comment: another template, the same policy input #}\n")
     code, out, notes = _run(cached, capsys)
     assert (code, out) == first[:2]
-    assert "cache rendered: 0 found, 3 computed, 3 stored" in notes
+    assert _tenants(notes) == (0, tenants, tenants)
     assert _counts(notes, "evaluated") == (computed, 0, 0)
     rule.write_text(rule.read_text().replace("count(", "0 + count(", 1) if "count(" in rule.read_text()
                     else rule.read_text() + "\n# another\n")
@@ -418,14 +419,18 @@ def test_forged_stage_entries_cannot_hide_findings_once_an_input_changes(
     import hashlib
 
     _run(cached, capsys)
-    forged = {victim: payload for kind, payload in (("environment", b"[]"), ("rendered", b"[]\n{}"))
-              for victim in _entries(cached, kind)}
+    forged = {victim: b"[]" for victim in _entries(cached, "environment")}
     # every answer of the engine kept: no violation, for the whole input and every slice
     for victim in _entries(cached, "evaluated-pack"):
         records = _records(victim.read_bytes().partition(b"\n")[2])
         assert records
         forged[victim] = b"".join(b"%s 2 0\n{}" % key.encode() for key in sorted(records))
-    assert len(forged) == 9
+    # every tenant's unit kept: no object at all
+    for victim in _entries(cached, "tenant-pack"):
+        records = _records(victim.read_bytes().partition(b"\n")[2])
+        assert records
+        forged[victim] = b"".join(b"%s 2 0\n[]" % key.encode() for key in sorted(records))
+    assert len(forged) > 6
     for victim, payload in forged.items():
         header = victim.read_bytes().partition(b"\n")[0].split(b" ")
         header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
@@ -571,3 +576,20 @@ def test_an_object_key_tells_apart_what_a_template_can_tell_apart(tmp_path: Path
     assert ObjectMemo(Cache(tmp_path / FOLDER), "dev", b"other templates").key("t.yaml.j2", [("a",)]) != keys[3]
     for foreign in ([Text("a")], [{"a"}], [{1: "a"}], [tmp_path], [lambda: 1]):
         assert memo.key("t.yaml.j2", foreign) is None
+
+
+def test_a_template_edited_between_two_runs_of_one_process_is_rendered_as_edited(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that checks, sees a template edited and checks again (a test, a program
+    calling kitchen) renders the edited template: the compiled one is never kept past an
+    edit, and no object rendered from it is stored under the edited folder's key."""
+    monkeypatch.setenv("KITCHEN_JOBS", "1")  # every render in this process
+    first = _run(cached, capsys)
+    assert first[0] == 0, first[1]
+    template = cached / "templates" / "resourcequota.yaml.j2"
+    template.write_text(template.read_text().replace("spec:", "spec:\n  scopes: [NotTerminating]", 1))
+    edited = _run(cached, capsys)
+    assert edited[0] == 1 and "render.unintended" in edited[1], edited[1]
+    template.write_text(template.read_text() + "{{ no_such_value }}\n")
+    code = main([*ARGS, "--root", str(cached)])
+    assert code == 2 and "no_such_value" in capsys.readouterr().err

@@ -67,3 +67,33 @@ def test_one_worker_more_than_the_cpus(cpus: int, workers: int, monkeypatch: pyt
     assert pipeline._jobs(CheckOptions(REPO, engine="opa")) == 1
     monkeypatch.setenv("KITCHEN_JOBS", "2")
     assert pipeline._jobs(CheckOptions(REPO)) == 2
+
+
+def test_a_run_collects_cycles_less_often_and_puts_the_thresholds_back(
+        changed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a check runs, the cyclic collector's first threshold is raised (a large
+    catalog's objects live to the end of the run); after it, and after a run that stops on
+    a configuration error, the process has its own thresholds again."""
+    import gc
+
+    import kitchen_gitops.pipeline as pipeline
+
+    monkeypatch.setenv("KITCHEN_JOBS", "1")
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+    render = pipeline.render_environment  # type: ignore[attr-defined]
+
+    def spy(*args: object, **kwargs: object) -> object:
+        during.append(gc.get_threshold())
+        return render(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "render_environment", spy)
+    check(CheckOptions(changed))
+    assert during and {t[0] for t in during} == {pipeline.COLLECT_AFTER} != {before[0]}
+    assert gc.get_threshold() == before
+    broken = copy_catalog(REPO, tmp_path / "broken")
+    template = broken / "templates/namespace.yaml.j2"
+    template.write_text(template.read_text() + "{{ no_such_value }}\n")
+    assert main(["check", "--root", str(broken)]) == 2
+    assert "no_such_value" in capsys.readouterr().err
+    assert gc.get_threshold() == before
