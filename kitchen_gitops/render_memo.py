@@ -159,12 +159,19 @@ class TenantMemo:
         return self._pack(tenant).read(key, _decode_unit, "not a tenant's rendered files")
 
     def put(self, key: str, tenant: str, files: list[StoredFile]) -> None:
-        """Store a tenant's files where JSON gives every manifest back as itself."""
+        """Store a tenant's files where JSON gives every manifest back as itself.
+
+        A manifest is what the manifest reader built from YAML: mappings, lists, strings,
+        numbers, booleans, null, and what YAML's other tags build (timestamps, sets,
+        binary), which orjson refuses here (``_STRICT``), as it refuses an integer beyond
+        64 bits and a string that is not Unicode.  Of what it writes, only a float that
+        is not finite comes back as something else (null): a payload without ``null``
+        is exact, and one with it is read back and compared whole."""
         try:
             payload = orjson.dumps(files, option=_STRICT)
         except TypeError:
             return
-        if _decode_unit(payload) != files:  # a NaN, a tuple in a manifest, a text JSON cannot hold
+        if b"null" in payload and _decode_unit(payload) != files:  # a NaN, an infinity
             return
         self._pack(tenant).put(key, payload)
 

@@ -593,3 +593,32 @@ def test_a_template_edited_between_two_runs_of_one_process_is_rendered_as_edited
     template.write_text(template.read_text() + "{{ no_such_value }}\n")
     code = main([*ARGS, "--root", str(cached)])
     assert code == 2 and "no_such_value" in capsys.readouterr().err
+
+
+def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: Path) -> None:
+    """A manifest value JSON would give back as something else (a float that is not
+    finite reads back as null) or cannot hold (a timestamp, a set, bytes, an integer
+    beyond 64 bits, text that is not Unicode) keeps the tenant's unit out of the cache;
+    null, finite floats and plain values are kept, and read back as they were."""
+    import datetime as dt
+
+    from kitchen_gitops.render_memo import TenantMemo
+
+    def unit(value: object, text: str = "kind: X\n") -> list:  # type: ignore[type-arg]
+        return [("t/x.yaml", text, [("v1", "X", "x", "t", ("catalog/tenants/t.yaml", 1, 1), ("a.yaml",),
+                                     {"kind": "X", "value": value})])]
+
+    cache = Cache(tmp_path / FOLDER)
+    memo = TenantMemo(cache, "dev", b"templates", "contributions")
+    kept = [None, 1.5, -0.0, 2**63 - 1, "null", [1, "a", {"b": None}], True]
+    refused = [float("nan"), float("inf"), -float("inf"), dt.date(2026, 1, 1), {1, 2}, b"x", 2**64, "\udc80"]
+    for i, value in enumerate([*kept, *refused]):
+        memo.put(f"{i:064x}", "t", unit(value))
+    memo.put("f" * 64, "t", unit(1, text="\udc80"))
+    memo.flush()
+    again = TenantMemo(Cache(tmp_path / FOLDER), "dev", b"templates", "contributions")
+    for i, value in enumerate(kept):
+        assert again.get(f"{i:064x}", "t") == unit(value)
+    for i in range(len(kept), len(kept) + len(refused)):
+        assert again.get(f"{i:064x}", "t") is None
+    assert again.get("f" * 64, "t") is None
