@@ -32,7 +32,7 @@ from .plan import EnvironmentPlan, cluster_findings, plan_environment, plan_find
 from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import prepare, start_environment
-from .policy.inputs import build_inputs
+from .policy.inputs import InputBuilder, resource_items, resource_namespaces
 from .policy.library import Library, load_library, load_policy_data
 from .policy.waivers import apply_waivers, load_waivers
 from .render import (
@@ -438,21 +438,23 @@ class _EnvironmentJob:
         (the embedded engine) while the caller goes on; ``result()`` has every finding.
         The tenants' objects and the engine's answers come from the cache where what they
         read is as it was."""
-        found, doc = self.render(name)
+        found, doc, namespaces = self.render(name)
         answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
-        evaluation = start_environment(self.library, engine, name, doc, self.outcome.catalog.locate, answers)
+        evaluation = start_environment(self.library, engine, name, doc, self.outcome.catalog.locate, answers,
+                                       namespaces=namespaces)
         return _Joined(found, evaluation, answers.flush if answers is not None else None)
 
-    def render(self, name: str) -> tuple[list[Finding], dict[str, Any]]:
+    def render(self, name: str) -> tuple[list[Finding], dict[str, Any], list[str | None]]:
         """The render of ``name``: its findings (rendered as planned, the closed world, the
-        committed output) and its policy input."""
+        committed output), its policy input and the namespace of each of its resources."""
         catalog = self.outcome.catalog
+        prefix = output_prefix(catalog)
         memo = units = None
         extra = contributions()
         if self.cache is not None and self.inputs is not None:
             templates = self.inputs.digest_of(("templates",))
             memo = ObjectMemo(self.cache, name, templates)
-            units = TenantMemo(self.cache, name, templates, contributions_id(extra))
+            units = TenantMemo(self.cache, name, templates, contributions_id(extra), prefix)
         files = render_environment(catalog, self.outcome.plans[name], self.templates, extra, memo, units)
         if memo is not None and units is not None and self.inputs is not None \
                 and self.inputs.signatures.unchanged():
@@ -462,9 +464,9 @@ class _EnvironmentJob:
         found += unintended_findings(name, files, self.library.data)
         if self.opts.render_check:
             found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
-        inputs = build_inputs(catalog, {name: self.outcome.plans[name]}, {name: files},
-                              output_prefix(catalog))
-        return found, inputs[name]
+        items = resource_items(name, files, prefix)
+        doc = InputBuilder(catalog).build(self.outcome.plans[name], files, items, prefix)
+        return found, doc, resource_namespaces(files, items)
 
     def run_all(self, names: Sequence[str], engine: Any) -> dict[str, list[Finding]]:
         """Every environment of ``names``, each rendered while the previous one's policies

@@ -50,7 +50,7 @@ from .plan import (
     TenantPlan,
     runtime_args,
 )
-from .render_memo import ObjectMemo, StoredFile, TenantMemo
+from .render_memo import ObjectMemo, RenderedEntry, StoredFile, TenantMemo
 from .rules import RENDER_VLLM_ARGS
 
 DOMAIN = "kitchen-gitops.io"
@@ -105,6 +105,11 @@ class RenderedObject:
     manifest: Any = None
     # how what the template rendered differs from what kitchen intends (closed_world)
     differences: tuple[Difference, ...] = ()
+    # where the gate's cache gave the object: its item of the policy input as JSON, and the
+    # namespace that item is in; ``manifest`` is then read only for the kinds whose
+    # manifests the checks of the render read (DRIFT_KINDS), and is None for the others
+    input_json: bytes | None = None
+    input_namespace: str | None = None
 
 
 @dataclass
@@ -425,9 +430,10 @@ class EnvironmentRenderer:
         """Every object of tenant ``t``: its own and what the contributions add in its
         namespace; found whole in the gate's cache where its files are as they were."""
         key = self.units.key(self._unit_reads(t)) if self.units is not None else None
-        found = self.units.get(key, t.tenant.name) if key is not None and self.units is not None else None
+        stored = self.units.get(key, t.tenant.name) if key is not None and self.units is not None else None
+        found = _files_of(stored) if stored is not None else None
         if found is not None:
-            self.files.extend(_files_of(found))
+            self.files.extend(found)
             return
         start = len(self.files)
         memo = self.memo
@@ -723,17 +729,33 @@ def _compile_templates(templates: Path) -> None:
             raise ConfigError(_template_error(exc, path.name, templates)) from None
 
 
-def _stored(files: Sequence[RenderedFile]) -> list[StoredFile]:
+def _stored(files: Sequence[RenderedFile]) -> list[tuple[str, str, list[RenderedEntry]]]:
     return [(f.path, f.content, [(o.api_version, o.kind, o.name, o.namespace,
                                   (o.source.file, o.source.line, o.source.col), o.sources, o.manifest)
                                  for o in f.objects])
             for f in files]
 
 
-def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile]:
-    return [RenderedFile(path, text, [RenderedObject(api, kind, name, ns, Location(*where), sources, manifest)
-                                      for api, kind, name, ns, where, sources, manifest in objects])
-            for path, text, objects in stored]
+def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile] | None:
+    """The files of a found unit; None where an item whose manifest a check reads is not
+    an item (then the tenant is rendered again)."""
+    out = []
+    for path, text, objects in stored:
+        made = []
+        for api, kind, name, ns, where, sources, item, input_ns in objects:
+            manifest = None
+            if kind in DRIFT_KINDS:
+                try:
+                    read = orjson.loads(item)
+                except orjson.JSONDecodeError:
+                    return None
+                manifest = read.get("manifest") if isinstance(read, dict) else None
+                if type(manifest) is not dict:
+                    return None
+            made.append(RenderedObject(api, kind, name, ns, Location(*where), sources, manifest,
+                                       input_json=item, input_namespace=input_ns))
+        out.append(RenderedFile(path, text, made))
+    return out
 
 
 def contributions_id(contributions: Sequence[Contribution]) -> str:
@@ -783,6 +805,8 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 # ---------------------------------------------------------------- rendered as planned
 
 DRIFT_RULE = RENDER_VLLM_ARGS
+# the kinds whose manifests drift_findings reads
+DRIFT_KINDS = frozenset({"InferenceService", "LLMInferenceService", "ServingRuntime"})
 
 
 def _argv_drift(got: Sequence[Any], want: Sequence[str]) -> tuple[str, str]:

@@ -32,6 +32,8 @@ from typing import Any
 import orjson
 
 from .cache import Cache, Digest, Pack
+from .findings import Location
+from .input_items import namespace_of, resource_item
 
 KIND = "object"
 SHARES = 32  # packs per environment
@@ -106,9 +108,12 @@ def _decode(payload: bytes) -> tuple[str, Any] | None:
 
 UNIT = "tenant"
 
-# one object of a tenant's unit: apiVersion, kind, name, namespace, its catalog location
-# (file, line, column), its source files, its manifest
-StoredObject = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], Any]
+# one object of a tenant, as rendered: apiVersion, kind, name, namespace, its catalog
+# location (file, line, column), its source files, its manifest
+RenderedEntry = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], Any]
+# as found: the same without the manifest, with the object's item of the policy input as
+# JSON and the namespace that item is in (None: none)
+StoredObject = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], bytes, str | None]
 StoredFile = tuple[str, str, list[StoredObject]]  # path, text, objects
 
 
@@ -121,22 +126,27 @@ class TenantMemo:
     tenant, the flavors it lists and their bases (:func:`kitchen_gitops.plan.plan_environment`),
     and each of those catalog objects is a function of its file's shown path and bytes
     (its ``Document.digest``).  So a unit's key digests the environment's name, the
-    templates folder's digest, the contributions that add to it, and those files'
-    digests: a one-flavor edit renders again the tenants that list the flavor, and every
-    other tenant of the environment is one lookup.
+    templates folder's digest, the contributions that add to it, the output folder the
+    items name, and those files' digests: a one-flavor edit renders again the tenants
+    that list the flavor, and every other tenant of the environment is one lookup.
+
+    A unit keeps each object's text, and its item of the policy input as JSON (what the
+    input holds: its manifest, file, location, sources and vLLM flags), which goes into
+    the input unread; the renderer reads the manifests the checks of the render read.
 
     - A catalog object without a digest (loaded without the cache) gives no key: its
       tenant is rendered every time.
-    - Only a unit whose every object is rendered exactly as kitchen intends, and whose
-      manifests JSON gives back as themselves, is stored: a unit with a closed-world
-      difference is rendered, read and compared on every run.
+    - Only a unit whose every object is rendered exactly as kitchen intends is stored
+      (:meth:`put` says when its JSON is exact): a unit with a closed-world difference is
+      rendered, read and compared on every run.
     - Units are kept in packs, one per environment, templates folder and share of the
       tenants, like the objects.
     """
 
-    def __init__(self, cache: Cache, environment: str, templates: bytes, contributions: str) -> None:
-        self.cache, self.environment = cache, environment
-        self._scope = Digest(UNIT).text(environment, contributions).add(templates).hexdigest()
+    def __init__(self, cache: Cache, environment: str, templates: bytes, contributions: str,
+                 prefix: str = "rendered") -> None:
+        self.cache, self.environment, self.prefix = cache, environment, prefix
+        self._scope = Digest(UNIT).text(environment, contributions, prefix).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
 
     def key(self, digests: list[tuple[str, str, str]]) -> str | None:
@@ -158,20 +168,38 @@ class TenantMemo:
     def get(self, key: str, tenant: str) -> list[StoredFile] | None:
         return self._pack(tenant).read(key, _decode_unit, "not a tenant's rendered files")
 
-    def put(self, key: str, tenant: str, files: list[StoredFile]) -> None:
-        """Store a tenant's files where JSON gives every manifest back as itself.
+    def put(self, key: str, tenant: str, files: list[tuple[str, str, list[RenderedEntry]]]) -> None:
+        """Store a tenant's files: each text, and each object's item of the policy input as
+        the input would hold it.
 
-        A manifest is what the manifest reader built from YAML: mappings, lists, strings,
-        numbers, booleans, null, and what YAML's other tags build (timestamps, sets,
-        binary), which orjson refuses here (``_STRICT``), as it refuses an integer beyond
-        64 bits and a string that is not Unicode.  Of what it writes, only a float that
-        is not finite comes back as something else (null): a payload without ``null``
-        is exact, and one with it is read back and compared whole."""
+        The item is written as the input writes it (orjson), and kept where that JSON is
+        exact: a manifest is what the manifest reader built from YAML, and what YAML's other
+        tags build (timestamps, sets, binary), an integer beyond 64 bits and text that is
+        not Unicode are refused here (``_STRICT``); of what orjson writes, only a float
+        that is not finite comes back as something else (null), so an item whose JSON
+        holds ``null`` is read back and compared.  An object without a manifest (no
+        mapping) keeps the unit out."""
+        header: list[Any] = []
+        blob: list[bytes] = []
         try:
-            payload = orjson.dumps(files, option=_STRICT)
-        except TypeError:
-            return
-        if b"null" in payload and _decode_unit(payload) != files:  # a NaN, an infinity
+            for path, text, objects in files:
+                raw = text.encode("utf-8")
+                entries = []
+                for api_version, kind, name, namespace, where, sources, manifest in objects:
+                    if type(manifest) is not dict:
+                        return
+                    item = resource_item(manifest, f"{self.prefix}/{self.environment}/{path}",
+                                         Location(*where), sources)
+                    as_json = orjson.dumps(item, option=_STRICT)
+                    if b"null" in as_json and orjson.loads(as_json) != item:  # a NaN, an infinity
+                        return
+                    entries.append([api_version, kind, name, namespace, *where, list(sources), namespace_of(item),
+                                    len(as_json)])
+                    blob.append(as_json)
+                header.append([path, len(raw), entries])
+                blob.insert(len(blob) - len(entries), raw)
+            payload = orjson.dumps(header, option=_STRICT) + b"\n" + b"".join(blob)
+        except (TypeError, UnicodeEncodeError):
             return
         self._pack(tenant).put(key, payload)
 
@@ -184,27 +212,32 @@ def _strs(*values: Any) -> bool:
     return all(type(v) is str for v in values)
 
 
-def _decode_object(item: Any) -> StoredObject:
-    if not (type(item) is list and len(item) == 7):
-        raise ValueError("an object has seven fields")
-    api_version, kind, name, namespace, where, sources, manifest = item
-    if not (_strs(api_version, kind, name, namespace) and type(where) is list and len(where) == 3
-            and type(where[0]) is str and type(where[1]) is int and type(where[2]) is int
-            and type(sources) is list and _strs(*sources) and (manifest is None or type(manifest) is dict)):
-        raise ValueError("an object's fields are strings, a location and a manifest")
-    return api_version, kind, name, namespace, (where[0], where[1], where[2]), tuple(sources), manifest
-
-
 def _decode_unit(payload: bytes) -> list[StoredFile] | None:
+    """The files a unit holds, or None where the payload is not a unit's shape (its items
+    are JSON the renderer reads only where a check needs their manifests)."""
+    head, sep, blob = payload.partition(b"\n")
     try:
-        items = orjson.loads(payload)
-        if type(items) is not list:
+        header = orjson.loads(head)
+        if not sep or type(header) is not list:
             return None
         out: list[StoredFile] = []
-        for item in items:
-            if not (type(item) is list and len(item) == 3 and _strs(item[0], item[1]) and type(item[2]) is list):
+        at = 0
+        for entry in header:
+            path, size, entries = entry
+            if not (type(path) is str and type(size) is int and size >= 0 and type(entries) is list):
                 return None
-            out.append((item[0], item[1], [_decode_object(o) for o in item[2]]))
-        return out
-    except (orjson.JSONDecodeError, ValueError, TypeError):
+            text = blob[at:at + size].decode("utf-8")
+            at += size
+            objects: list[StoredObject] = []
+            for api_version, kind, name, namespace, file, line, col, sources, input_ns, length in entries:
+                if not (_strs(api_version, kind, name, namespace, file) and type(line) is int
+                        and type(col) is int and type(sources) is list and _strs(*sources)
+                        and (input_ns is None or type(input_ns) is str) and type(length) is int and length >= 0):
+                    return None
+                objects.append((api_version, kind, name, namespace, (file, line, col), tuple(sources),
+                                blob[at:at + length], input_ns))
+                at += length
+            out.append((path, text, objects))
+        return out if at == len(blob) else None
+    except (orjson.JSONDecodeError, ValueError, TypeError, UnicodeDecodeError):
         return None

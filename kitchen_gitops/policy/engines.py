@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+import orjson
+
 from .. import settings
 from ..findings import Location
 from ..limits import ChildFailed, Done, Pending, TimeLimitExceeded, start_bounded
@@ -272,7 +274,17 @@ class Request:
 def _evaluate(engine: Engine, request: Request) -> Any:
     if request.text is not None and isinstance(engine, RegorusEngine):
         return engine.evaluate_json(request.path, request.text)
-    return engine.evaluate(request.path, request.doc)
+    return engine.evaluate(request.path, plain(request.doc))
+
+
+def plain(doc: Any) -> Any:
+    """``doc`` with each resource the gate's cache gave as JSON (``orjson.Fragment``, which
+    only orjson writes) read: for an engine that is handed the document, not its JSON."""
+    resources = doc.get("resources") if isinstance(doc, dict) else None
+    if not isinstance(resources, list) or not any(type(item) is orjson.Fragment for item in resources):
+        return doc
+    return {**doc, "resources": [orjson.loads(orjson.dumps(item)) if type(item) is orjson.Fragment else item
+                                 for item in resources]}
 
 
 class _First(Pending[Any]):

@@ -110,22 +110,27 @@ def json_bytes(doc: Any) -> bytes | None:
         return None
 
 
-def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None = None) -> list[Request]:
+def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None = None,
+                namespaces: Sequence[str | None] | None = None) -> list[Request]:
     """The evaluations of one environment's input, by the scopes of the library's rules:
     the whole input (``written``: its JSON, where it was written already), the input
-    without the tenants' resources, and each slice (:mod:`kitchen_gitops.policy.slices`)."""
+    without the tenants' resources, and each slice (:mod:`kitchen_gitops.policy.slices`;
+    ``namespaces``: each resource's namespace, where the caller knows it)."""
     scopes = {r.scope for r in library.rules.values()}
     out = []
     if WHOLE_SCOPE in scopes:
-        out.append(Request(WHOLE_QUERY, doc, written if written is not None else json_bytes(doc)))
+        out.append(_request(WHOLE_QUERY, doc, written))
     if scopes & {ENVIRONMENT_SCOPE, TENANT_SCOPE}:
-        cut = slices(doc)
+        cut = slices(doc, namespaces)
         if ENVIRONMENT_SCOPE in scopes:
-            part = environment_part(doc, cut)
-            out.append(Request(ENVIRONMENT_QUERY, part, json_bytes(part)))
+            out.append(_request(ENVIRONMENT_QUERY, environment_part(doc, cut)))
         if TENANT_SCOPE in scopes:
-            out += [Request(TENANT_QUERY, piece, json_bytes(piece)) for piece in cut.values()]
+            out += [_request(TENANT_QUERY, piece) for piece in cut.values()]
     return out
+
+
+def _request(path: str, doc: Mapping[str, Any], written: bytes | None = None) -> Request:
+    return Request(path, doc, written if written is not None else json_bytes(doc))
 
 
 class _EnvironmentRun(Pending[list[Finding]]):
@@ -165,11 +170,12 @@ def united(requests: Sequence[Request], values: Sequence[Any]) -> dict[str, Any]
 
 def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[str, Any],
                       locate: Locate | None = None, answers: Answers | None = None,
-                      written: bytes | None = None) -> Pending[list[Finding]]:
+                      written: bytes | None = None,
+                      namespaces: Sequence[str | None] | None = None) -> Pending[list[Finding]]:
     """The findings of one environment's input, started: the answers ``answers`` holds are
     found, the others evaluated in one batch (in a child process where the engine runs in
     one, while the caller goes on) and kept."""
-    requests = requests_of(library, doc, written)
+    requests = requests_of(library, doc, written, namespaces)
     found: dict[int, Pending[Any]] = {}
     if answers is not None:
         for i, request in enumerate(requests):

@@ -24,15 +24,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..argv import container_argv, serving_containers, vllm_flags
+import orjson
+
 from ..findings import Location
+from ..input_items import loc, namespace_of, resource_item
+from ..input_items import read_vllm_flags as read_vllm_flags
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
 from ..render import RenderedFile
-
-
-def loc(location: Location) -> dict[str, Any]:
-    return {"file": location.file, "line": location.line, "col": location.col}
 
 
 class _Items:
@@ -57,32 +56,29 @@ class _Items:
         return cached
 
 
-def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rendered") -> list[dict[str, Any]]:
+def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rendered") -> list[Any]:
     """The rendered objects of one environment, as the render stage read them from the
-    templates' output (what Argo CD applies), with the catalog location that caused each."""
-    out = []
+    templates' output (what Argo CD applies), with the catalog location that caused each.
+
+    An object the gate's cache gave with its item's JSON (``RenderedObject.input_json``)
+    is that JSON as it is (an ``orjson.Fragment``: written into the input unread)."""
+    out: list[Any] = []
     for f in files:
         for obj in f.objects:
-            if not isinstance(obj.manifest, dict) or obj.kind == "Kustomization":
-                continue
-            out.append(read_vllm_flags({
-                "manifest": obj.manifest,
-                "file": f"{prefix}/{env}/{f.path}",
-                "_source": loc(obj.source),
-                "sources": list(obj.sources),
-            }))
+            if obj.input_json is not None:
+                out.append(orjson.Fragment(obj.input_json))
+            elif isinstance(obj.manifest, dict) and obj.kind != "Kustomization":
+                out.append(resource_item(obj.manifest, f"{prefix}/{env}/{f.path}", obj.source, obj.sources))
     return out
 
 
-def read_vllm_flags(item: dict[str, Any]) -> dict[str, Any]:
-    """``item`` with ``vllm_flags``: each vLLM container's argv read as vLLM reads it, by
-    the container's path, so that the rules do not parse every argv in Rego."""
-    serving = serving_containers(item.get("manifest"))
-    if serving:
-        item["vllm_flags"] = {path: vllm_flags(container_argv(c)) for path, c in serving}
-    else:
-        item.pop("vllm_flags", None)
-    return item
+def resource_namespaces(files: Sequence[RenderedFile], items: Sequence[Any]) -> list[str | None]:
+    """The namespace of each of ``resource_items``' items (a Namespace's own name), by
+    which the policy input is cut into slices: read from the item, or the one the cache
+    kept with an item it gave as JSON (read from the same item when it was kept)."""
+    given = [obj.input_namespace for f in files for obj in f.objects if obj.input_json is not None]
+    found = iter(given)
+    return [next(found) if type(item) is orjson.Fragment else namespace_of(item) for item in items]
 
 
 def promotion(catalog: Catalog, env_name: str) -> dict[str, Any] | None:

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..input_items import namespace_of
 from .errors import PolicyError
 
 SHARES = 32
@@ -43,18 +44,6 @@ PLAN_KEYS = ("environment", "vllm_release", "gpu")  # what a slice keeps of the 
 def share_of(tenant: str) -> str:
     """The share a tenant's slice is in: fixed by its name, whatever else the catalog holds."""
     return f"share-{zlib.crc32(tenant.encode('utf-8', 'surrogateescape')) % SHARES:02d}"
-
-
-def _namespace(item: Any) -> str | None:
-    """The namespace a rendered resource is in (a Namespace's own name), or None."""
-    manifest = item.get("manifest") if isinstance(item, dict) else None
-    if not isinstance(manifest, dict) or not isinstance(meta := manifest.get("metadata"), dict):
-        return None
-    ns = meta.get("namespace")
-    if isinstance(ns, str) and ns:
-        return ns
-    name = meta.get("name")
-    return name if manifest.get("kind") == "Namespace" and isinstance(name, str) else None
 
 
 def _tenant_namespaces(plan_tenants: Iterable[Any]) -> dict[str, str]:
@@ -92,9 +81,10 @@ def environment_part(doc: Mapping[str, Any], cut: Mapping[str, Mapping[str, Any]
     return {**doc, "resources": cut[ENVIRONMENT_SLICE]["resources"]}
 
 
-def slices(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def slices(doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = None) -> dict[str, dict[str, Any]]:
     """The slices of one environment's input, by name (the environment's own first, then the
-    shares that hold a tenant, in order)."""
+    shares that hold a tenant, in order); ``namespaces``: each resource's namespace, where
+    the caller read it already (:func:`kitchen_gitops.policy.inputs.resource_namespaces`)."""
     plan = _mapping(doc, "plan")
     catalog = _mapping(doc, "catalog")
     plan_tenants = [t for t in plan.get("tenants") or [] if isinstance(t, dict) and isinstance(t.get("tenant"), str)]
@@ -115,8 +105,11 @@ def slices(doc: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         part = parts[share_of(name)]
         part["catalog"][name] = item
         part["refs"].update(_listed_flavors(item, env_name))
-    for item in doc.get("resources") or []:
-        tenant = owner.get(_namespace(item) or "")
+    resources = doc.get("resources") or []
+    if namespaces is None:
+        namespaces = [namespace_of(item) for item in resources]
+    for item, namespace in zip(resources, namespaces, strict=True):
+        tenant = owner.get(namespace or "")
         parts[share_of(tenant) if tenant is not None else ENVIRONMENT_SLICE]["resources"].append(item)
 
     common = {k: v for k, v in doc.items() if k not in ("plan", "catalog", "resources")}

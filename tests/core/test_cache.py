@@ -602,6 +602,8 @@ def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: P
     null, finite floats and plain values are kept, and read back as they were."""
     import datetime as dt
 
+    import orjson
+
     from kitchen_gitops.render_memo import TenantMemo
 
     def unit(value: object, text: str = "kind: X\n") -> list:  # type: ignore[type-arg]
@@ -618,7 +620,44 @@ def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: P
     memo.flush()
     again = TenantMemo(Cache(tmp_path / FOLDER), "dev", b"templates", "contributions")
     for i, value in enumerate(kept):
-        assert again.get(f"{i:064x}", "t") == unit(value)
+        found = again.get(f"{i:064x}", "t")
+        assert found is not None
+        ((path, text, ((*meta, item, namespace),)),) = found
+        assert (path, text, tuple(meta), namespace) == ("t/x.yaml", "kind: X\n", unit(value)[0][2][0][:6], None)
+        assert orjson.loads(item) == {"manifest": {"kind": "X", "value": value}, "file": "rendered/dev/t/x.yaml",
+                                      "_source": {"file": "catalog/tenants/t.yaml", "line": 1, "col": 1},
+                                      "sources": ["a.yaml"]}
     for i in range(len(kept), len(kept) + len(refused)):
         assert again.get(f"{i:064x}", "t") is None
     assert again.get("f" * 64, "t") is None
+
+
+def test_tenants_found_in_the_cache_give_the_engine_the_input_a_render_gives(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant found in the cache goes into the policy input as the JSON it was kept as:
+    the engine is handed, byte for byte, what a run without the cache hands it; real
+    OPA, which is handed documents, finds what it finds without the cache."""
+    import kitchen_gitops.policy.gate as gate
+
+    monkeypatch.setenv("KITCHEN_JOBS", "1")  # the requests are made in this process
+    texts: list[list[tuple[str, bytes | None]]] = []
+    requests_of = gate.requests_of
+
+    def spy(*args: object, **kwargs: object) -> object:
+        made = requests_of(*args, **kwargs)  # type: ignore[arg-type]
+        texts.append([(r.path, r.text) for r in made])
+        return made
+
+    monkeypatch.setattr(gate, "requests_of", spy)
+    uncached = _run(cached, capsys, "--no-cache")
+    without, texts[:] = list(texts), []
+    assert _run(cached, capsys)[:2] == uncached[:2]  # cold: every tenant rendered and kept
+    assert texts == without
+    texts.clear()
+    rule = cached / "policies" / "rules" / "lora_rank.rego"
+    rule.write_text(rule.read_text() + "\n# another library: every tenant found, every part evaluated\n")
+    found = _run(cached, capsys)
+    assert found[:2] == uncached[:2] and _tenants(found[2])[1:] == (0, 0) and _tenants(found[2])[0] > 0
+    assert texts == without and all(text is not None for run in texts for _, text in run)
+    opa = _run(cached, capsys, "--engine", "opa")
+    assert _tenants(opa[2])[1] == 0 and opa[:2] == _run(cached, capsys, "--engine", "opa", "--no-cache")[:2]
