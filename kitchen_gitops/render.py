@@ -14,6 +14,7 @@ and the header comment cannot be ended by a file name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import operator
@@ -448,7 +449,12 @@ class EnvironmentRenderer:
         if key is not None and self.units is not None:
             made = self.files[start:]
             if not any(o.differences for f in made for o in f.objects):
-                self.units.put(key, t.tenant.name, _stored(made))
+                items = self.units.put(key, t.tenant.name, _stored(made))
+                if items is not None:  # the input takes each item as the cache keeps it
+                    self.files[start:] = [
+                        RenderedFile(f.path, f.content, [dataclasses.replace(o, input_json=j, input_namespace=n)
+                                                         for o, (j, n) in zip(f.objects, kept, strict=True)])
+                        for f, kept in zip(made, items, strict=True)]
 
     def _unit_reads(self, t: TenantPlan) -> list[tuple[str, str, str]]:
         """The catalog objects a tenant's render reads, with their documents' digests: the

@@ -168,9 +168,11 @@ class TenantMemo:
     def get(self, key: str, tenant: str) -> list[StoredFile] | None:
         return self._pack(tenant).read(key, _decode_unit, "not a tenant's rendered files")
 
-    def put(self, key: str, tenant: str, files: list[tuple[str, str, list[RenderedEntry]]]) -> None:
+    def put(self, key: str, tenant: str,
+            files: list[tuple[str, str, list[RenderedEntry]]]) -> list[list[tuple[bytes, str | None]]] | None:
         """Store a tenant's files: each text, and each object's item of the policy input as
-        the input would hold it.
+        the input would hold it; returns the items as stored (each one's JSON and
+        namespace, by file and object), or None where the unit is not stored.
 
         The item is written as the input writes it (orjson), and kept where that JSON is
         exact: a manifest is what the manifest reader built from YAML, and what YAML's other
@@ -181,27 +183,32 @@ class TenantMemo:
         mapping) keeps the unit out."""
         header: list[Any] = []
         blob: list[bytes] = []
+        items: list[list[tuple[bytes, str | None]]] = []
         try:
             for path, text, objects in files:
                 raw = text.encode("utf-8")
                 entries = []
+                items.append([])
                 for api_version, kind, name, namespace, where, sources, manifest in objects:
                     if type(manifest) is not dict:
-                        return
+                        return None
                     item = resource_item(manifest, f"{self.prefix}/{self.environment}/{path}",
                                          Location(*where), sources)
                     as_json = orjson.dumps(item, option=_STRICT)
                     if b"null" in as_json and orjson.loads(as_json) != item:  # a NaN, an infinity
-                        return
-                    entries.append([api_version, kind, name, namespace, *where, list(sources), namespace_of(item),
+                        return None
+                    input_ns = namespace_of(item)
+                    entries.append([api_version, kind, name, namespace, *where, list(sources), input_ns,
                                     len(as_json)])
                     blob.append(as_json)
+                    items[-1].append((as_json, input_ns))
                 header.append([path, len(raw), entries])
                 blob.insert(len(blob) - len(entries), raw)
             payload = orjson.dumps(header, option=_STRICT) + b"\n" + b"".join(blob)
         except (TypeError, UnicodeEncodeError):
-            return
+            return None
         self._pack(tenant).put(key, payload)
+        return items
 
     def flush(self) -> None:
         for share in sorted(self._packs):
