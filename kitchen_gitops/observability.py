@@ -729,7 +729,7 @@ class _RuleSpecs:
             import jinja2
 
             from .errors import ConfigError
-            from .render import _template_error
+            from .sandbox import _template_error
 
             groups = rule_groups(self.r.env, _NAMESPACE_TOKEN, services)
             try:

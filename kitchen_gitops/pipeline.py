@@ -41,11 +41,11 @@ from .render import (
     contributions_id,
     drift_findings,
     render_environment,
-    template_dir,
     unintended_findings,
 )
 from .render_memo import ObjectMemo, TenantMemo
 from .rules import RENDER_STALE, RuleInfo
+from .sandbox import template_dir
 from .vllm_allow import allow_list, extra_args_findings
 from .write import Difference, check_outputs, stale_environments
 

@@ -20,7 +20,8 @@ from kitchen_gitops.cli import main
 from kitchen_gitops.closed_world import FIELD_RULE, OBJECT_RULE, check_points, diff_paths, points, reserved, same
 from kitchen_gitops.errors import ConfigError
 from kitchen_gitops.policy.library import load_policy_data
-from kitchen_gitops.render import _environment, render_environment, unintended_findings
+from kitchen_gitops.render import render_environment, unintended_findings
+from kitchen_gitops.sandbox import _environment
 from tests.conftest import CASES, REPO, copy_catalog
 
 BASES = ["minimal", "edge", "versions", "llmisvc", *sorted(p.name for p in CASES.glob("vllm-*"))]

@@ -17,7 +17,7 @@ from kitchen_gitops.findings import Location
 from kitchen_gitops.limits import ChildFailed, TimeLimitExceeded, run_bounded
 from kitchen_gitops.load import MAX_FILE_BYTES, parse_text, read_regular_file
 from kitchen_gitops.policy.library import violation_location
-from kitchen_gitops.render import _json
+from kitchen_gitops.sandbox import _json
 from kitchen_gitops.write import write_report
 
 FALLBACK = Location("environments/dev.yaml", 1, 1)

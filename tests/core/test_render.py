@@ -159,7 +159,7 @@ def test_the_sandbox_remembers_its_answers_per_type_and_attribute(tmp_path: Path
     attribute of another type."""
     import jinja2
 
-    from kitchen_gitops.render import _jinja
+    from kitchen_gitops.sandbox import _jinja
 
     (tmp_path / "safe.j2").write_text("{{ d.keys() | list }} {{ s.upper() }} {{ d.get('a') }}")
     (tmp_path / "mutate.j2").write_text("{{ d.keys() | list }}{{ d.clear() }}")

@@ -13,7 +13,7 @@ import pytest
 from kitchen_gitops.errors import ConfigError
 from kitchen_gitops.load import READ_FILES, discover, reads
 from kitchen_gitops.policy.library import load_library
-from kitchen_gitops.render import _compile_templates, _environment
+from kitchen_gitops.sandbox import _compile_templates, _jinja
 from tests.conftest import REPO, copy_catalog
 
 TEMPLATE_NAMES = ("a.j2", ".hidden.j2", "b.J2", "c.j2.orig", "c.j2~", "notes.txt", "sub/d.j2", "sub/sub/e.j2")
@@ -50,7 +50,7 @@ def test_a_template_cannot_import_one_from_a_subfolder(tmp_path: Path) -> None:
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "m.j2").write_text("{% macro x() %}x{% endmacro %}\n")
     (folder / "m.j2").write_text("{% macro x() %}x{% endmacro %}\n")
-    jinja = _environment(str(folder.resolve()))
+    jinja = _jinja(folder)
     assert jinja.from_string('{% import "m.j2" as m %}{{ m.x() }}').render() == "x"
     with pytest.raises(jinja2.TemplateNotFound):
         jinja.from_string('{% import "sub/m.j2" as m %}{{ m.x() }}').render()
