@@ -729,13 +729,13 @@ class _RuleSpecs:
             import jinja2
 
             from .errors import ConfigError
-            from .sandbox import _template_error
+            from .sandbox import template_error
 
             groups = rule_groups(self.r.env, _NAMESPACE_TOKEN, services)
             try:
                 text = self.r.jinja.get_template("prometheusrule-groups.yaml.j2").render(groups=groups)
             except jinja2.TemplateError as exc:
-                raise ConfigError(_template_error(exc, "prometheusrule-groups.yaml.j2", self.r.templates)) from None
+                raise ConfigError(template_error(exc, "prometheusrule-groups.yaml.j2", self.r.templates)) from None
             cached = self.cache[key] = (text, groups, _exact_json(groups))
         text, groups, as_json = cached
         if as_json is None:

@@ -53,10 +53,10 @@ from .rules import RENDER_VLLM_ARGS
 from .sandbox import (
     MAX_RENDERED_BYTES,
     RENDER_MEMORY_BYTES,
-    _compile_templates,
-    _jinja,
-    _json,
-    _template_error,
+    compile_templates,
+    json_scalar,
+    sandbox_for,
+    template_error,
 )
 
 DOMAIN = "kitchen-gitops.io"
@@ -177,7 +177,7 @@ class EnvironmentRenderer:
         self.plan = plan
         self.env = plan.environment
         self.templates = templates
-        self.jinja = _jinja(templates)
+        self.jinja = sandbox_for(templates)
         self.files: list[RenderedFile] = []
         self.env_source = catalog.source_file("Environment", self.env.name)
 
@@ -208,9 +208,9 @@ class EnvironmentRenderer:
         except ConfigError:
             raise
         except jinja2.TemplateError as exc:
-            raise ConfigError(_template_error(exc, template, self.templates)) from None
+            raise ConfigError(template_error(exc, template, self.templates)) from None
         except (Exception, RecursionError) as exc:  # a template that raises while rendering
-            raise ConfigError(_template_error(exc, template, self.templates)) from None
+            raise ConfigError(template_error(exc, template, self.templates)) from None
         if len(text) > MAX_RENDERED_BYTES:
             raise ConfigError(f"{self.templates / template}: renders more than {MAX_RENDERED_BYTES} "
                               "bytes for one object")
@@ -331,7 +331,7 @@ class EnvironmentRenderer:
                       srcs, "ServingRuntime", "serving.kserve.io/v1alpha1",
                       object_meta(RUNTIME_NAME, ns, env, wave=WAVE_RUNTIME, labels=tlabel,
                             annotations=[*trace, ("opendatahub.io/recommended-accelerators",
-                                                  _json([env.cluster.gpu.resource])),
+                                                  json_scalar([env.cluster.gpu.resource])),
                                          (f"{DOMAIN}/vllm-version", env.images.vllm_version)]),
                       image=env.images.vllm, env_vars=t.services[0].env_vars,
                       command=list(RUNTIME_COMMAND), args=list(runtime_args()),
@@ -566,7 +566,7 @@ def contributions_id(contributions: Sequence[Contribution]) -> str:
 def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
                    contributions: Sequence[Contribution], memo: ObjectMemo | None = None,
                    units: TenantMemo | None = None) -> list[RenderedFile]:
-    _compile_templates(templates)
+    compile_templates(templates)
     renderer = EnvironmentRenderer(catalog, plan, templates, contributions, memo, units)
     for t in plan.tenants:
         renderer.render_tenant(t)

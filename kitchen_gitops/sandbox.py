@@ -42,7 +42,9 @@ _JSON_ESCAPE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufef
 _ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, allow_nan=False).encode
 
 
-def _json(value: Any) -> str:
+def json_scalar(value: Any) -> str:
+    """``value`` as a JSON scalar (or array, or object) a YAML reader reads as that value,
+    every character of :data:`_JSON_ESCAPE` escaped (the ``tojson`` filter)."""
     if type(value) is str:  # most values: orjson writes a string as the standard library does, faster
         try:
             text = orjson.dumps(value).decode()
@@ -61,7 +63,7 @@ def _key(value: str) -> str:
     """A mapping key, plain where YAML cannot read it as anything but that string."""
     if _PLAIN_KEY.match(value) and value.lower() not in _YAML_WORDS:
         return value
-    return _json(value)
+    return json_scalar(value)
 
 
 MAX_TEMPLATE_BYTES = 256 * 1024
@@ -162,7 +164,7 @@ class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
         return operator.mul(left, right)
 
 
-def _jinja(templates: Path) -> jinja2.Environment:
+def sandbox_for(templates: Path) -> jinja2.Environment:
     """The sandbox that renders the templates folder as its files are now.
 
     A sandbox compiles each template once and never looks at its file again, so one is
@@ -202,7 +204,7 @@ def _environment(template_dir: str, digest: str) -> jinja2.Environment:
         trim_blocks=False,
     )
     del env.globals["lipsum"]  # builds text of any size; no template needs it
-    env.filters["tojson"] = _json
+    env.filters["tojson"] = json_scalar
     env.filters["key"] = _key
     return env
 
@@ -214,7 +216,7 @@ def template_dir(root: Path) -> Path:
     return folder
 
 
-def _template_error(exc: BaseException, template: str, folder: Path) -> str:
+def template_error(exc: BaseException, template: str, folder: Path) -> str:
     """``templates/x.j2:LINE: message`` for syntax and rendering errors alike."""
     name = getattr(exc, "name", None) or template
     line = getattr(exc, "lineno", None)
@@ -233,14 +235,14 @@ def _template_error(exc: BaseException, template: str, folder: Path) -> str:
     return visible(f"{where}: {kind}: {message}")
 
 
-def _compile_templates(templates: Path) -> None:
+def compile_templates(templates: Path) -> None:
     """Parse every template: syntax errors name their line.  Runs in the bounded child:
     compiling evaluates constant expressions (``{{ "x"|center(10**9) }}``)."""
-    jinja = _jinja(templates)
+    jinja = sandbox_for(templates)
     for path in sorted(templates.glob("*.j2")):
         try:
             jinja.get_template(path.name)
         except ConfigError:
             raise
         except (Exception, RecursionError) as exc:  # syntax errors, and nesting too deep to compile
-            raise ConfigError(_template_error(exc, path.name, templates)) from None
+            raise ConfigError(template_error(exc, path.name, templates)) from None

@@ -17,7 +17,7 @@ from kitchen_gitops.findings import Location
 from kitchen_gitops.limits import ChildFailed, TimeLimitExceeded, run_bounded
 from kitchen_gitops.load import MAX_FILE_BYTES, parse_text, read_regular_file
 from kitchen_gitops.policy.library import violation_location
-from kitchen_gitops.sandbox import _json
+from kitchen_gitops.sandbox import json_scalar
 from kitchen_gitops.write import write_report
 
 FALLBACK = Location("environments/dev.yaml", 1, 1)
@@ -41,14 +41,14 @@ def test_a_well_formed_violation_location_is_kept() -> None:
 def test_rendered_json_scalars_escape_what_yaml_would_break_on(value: str) -> None:
     import yaml
 
-    text = _json(f"a{value}b")
+    text = json_scalar(f"a{value}b")
     assert value not in text
     assert yaml.safe_load(f"k: {text}\n") == {"k": f"a{value}b"}
 
 
 def test_rendered_json_refuses_non_finite_numbers() -> None:
     with pytest.raises(ValueError):
-        _json(float("inf"))
+        json_scalar(float("inf"))
 
 
 def test_the_size_limit_reads_at_most_one_byte_more(tmp_path: Path) -> None:

@@ -159,14 +159,14 @@ def test_the_sandbox_remembers_its_answers_per_type_and_attribute(tmp_path: Path
     attribute of another type."""
     import jinja2
 
-    from kitchen_gitops.sandbox import _jinja
+    from kitchen_gitops.sandbox import sandbox_for
 
     (tmp_path / "safe.j2").write_text("{{ d.keys() | list }} {{ s.upper() }} {{ d.get('a') }}")
     (tmp_path / "mutate.j2").write_text("{{ d.keys() | list }}{{ d.clear() }}")
     (tmp_path / "private.j2").write_text("{{ s.upper() }}{{ s.__class__ }}")
     (tmp_path / "internal.j2").write_text("{{ f.__name__ }}{{ f.__globals__ }}")
     (tmp_path / "list.j2").write_text("{{ d.get('a') }}{{ l.append(1) }}")
-    env = _jinja(tmp_path)
+    env = sandbox_for(tmp_path)
     for _ in range(2):  # the second time from what the first remembered
         d = {"a": 1}
         assert env.get_template("safe.j2").render(d=d, s="x") == "['a'] X 1"

@@ -13,7 +13,7 @@ import pytest
 from kitchen_gitops.errors import ConfigError
 from kitchen_gitops.load import READ_FILES, discover, reads
 from kitchen_gitops.policy.library import load_library
-from kitchen_gitops.sandbox import _compile_templates, _jinja
+from kitchen_gitops.sandbox import compile_templates, sandbox_for
 from tests.conftest import REPO, copy_catalog
 
 TEMPLATE_NAMES = ("a.j2", ".hidden.j2", "b.J2", "c.j2.orig", "c.j2~", "notes.txt", "sub/d.j2", "sub/sub/e.j2")
@@ -37,7 +37,7 @@ def test_a_template_name_is_compiled_exactly_when_it_is_not_reported(name: str, 
     (folder / name).parent.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text("{% if %}\n")  # a syntax error: compiling it fails
     try:
-        _compile_templates(folder)
+        compile_templates(folder)
         compiled = False
     except ConfigError:
         compiled = True
@@ -50,7 +50,7 @@ def test_a_template_cannot_import_one_from_a_subfolder(tmp_path: Path) -> None:
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "m.j2").write_text("{% macro x() %}x{% endmacro %}\n")
     (folder / "m.j2").write_text("{% macro x() %}x{% endmacro %}\n")
-    jinja = _jinja(folder)
+    jinja = sandbox_for(folder)
     assert jinja.from_string('{% import "m.j2" as m %}{{ m.x() }}').render() == "x"
     with pytest.raises(jinja2.TemplateNotFound):
         jinja.from_string('{% import "sub/m.j2" as m %}{{ m.x() }}').render()
