@@ -1,24 +1,30 @@
-"""Rendered objects in the gate's cache: what one template made of one context, found
-again by exactly that context.
+"""Rendered objects in the gate's cache, at two grains.
 
-A template reads nothing but its context: the sandbox gives it no file, clock or
-environment, and the templates folder (with kitchen's code) is in every key.  So the key
-of one object is the digest of its template's name, the folder's digest and every value
-:meth:`~kitchen_gitops.render.EnvironmentRenderer.emit` gives the template, as JSON.  A
-one-flavor change alters the contexts of that flavor's tenants' objects only: every other
-object of the environment is found, and its template is neither rendered nor its output
-read again.
+**A tenant's objects** (:class:`TenantMemo`), found whole by the files they are made of:
+the environment's, the tenant's, its flavors' and their bases' (each catalog document's
+digest), with the templates folder's digest.  A one-flavor change renders again the
+tenants that serve the flavor; every other tenant is one lookup, and its objects go into
+the policy input as the JSON they were kept as.
+
+**One object** (:class:`ObjectMemo`): what one template made of one context, found again by
+exactly that context, for the environment's own objects (its kustomization, the
+Application, the conformance Job and expectations, the dashboard) and for a tenant whose
+files have no digest.  A template reads nothing but its context: the sandbox gives it no
+file, clock or environment, and the templates folder (with kitchen's code) is in every
+key.  So the key of one object is the digest of its template's name, the folder's digest
+and every value :meth:`~kitchen_gitops.render.EnvironmentRenderer.emit` gives the
+template, as JSON.
 
 - A context holding a value of another type than JSON's and dataclasses of them (a
   catalog model, a subclass of ``str``, a set) gives no key: that object is rendered
   every time.  The key digests the context's pickle (never read back), which tells a
   tuple from a list, ``1`` from ``1.0`` and ``True``, and NaN from null.
-- Only an object rendered exactly as kitchen intends is stored (the closed world found no
-  difference), with its text and its manifest, where JSON gives the manifest back as
-  itself; anything else is rendered, read and compared every time.
+- Only what is rendered exactly as kitchen intends is stored (the closed world found no
+  difference), where JSON gives it back as itself; anything else is rendered, read and
+  compared every time.
 - Entries are kept in packs, one per environment, templates folder and share of the
-  tenants' folders: a catalog edit rewrites the share of the tenant it touches, a template
-  edit starts new packs (the old ones go when the size bound needs their room).  Packs are
+  tenants: a catalog edit rewrites the share of the tenant it touches, a template edit
+  starts new packs (the old ones go when the size bound needs their room).  Packs are
   written only when no file the gate reads changed during the run.
 """
 
