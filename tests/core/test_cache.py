@@ -502,6 +502,8 @@ def test_an_edit_renders_again_only_the_tenants_whose_files_changed(
     flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
     served = edited(flavor, "description:", "description: (edited)")[1]
     assert 0 < served < total // 2
+    base = cached / "catalog" / "bases" / "qwen2-5-7b-instruct.yaml"
+    assert 0 < edited(base, "description:", "description: (edited)")[1] < total
     environment = cached / "environments" / "dev.yaml"
     assert edited(environment, "\n", "\n# another dev environment file\n")[1] == sum(
         1 for t in (cached / "catalog" / "tenants").glob("*.yaml") if "dev:" in t.read_text())
