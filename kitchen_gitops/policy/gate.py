@@ -110,16 +110,16 @@ def json_bytes(doc: Any) -> bytes | None:
         return None
 
 
-def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None = None,
+def requests_of(library: Library, doc: Mapping[str, Any],
                 namespaces: Sequence[str | None] | None = None) -> list[Request]:
     """The evaluations of one environment's input, by the scopes of the library's rules:
-    the whole input (``written``: its JSON, where it was written already), the input
-    without the tenants' resources, and each slice (:mod:`kitchen_gitops.policy.slices`;
-    ``namespaces``: each resource's namespace, where the caller knows it)."""
+    the whole input, the input without the tenants' resources, and each slice
+    (:mod:`kitchen_gitops.policy.slices`; ``namespaces``: each resource's namespace, where
+    the caller knows it)."""
     scopes = {r.scope for r in library.rules.values()}
     out = []
     if WHOLE_SCOPE in scopes:
-        out.append(_request(WHOLE_QUERY, doc, written))
+        out.append(_request(WHOLE_QUERY, doc))
     if scopes & {ENVIRONMENT_SCOPE, TENANT_SCOPE}:
         cut = slices(doc, namespaces)
         if ENVIRONMENT_SCOPE in scopes:
@@ -129,8 +129,8 @@ def requests_of(library: Library, doc: Mapping[str, Any], written: bytes | None 
     return out
 
 
-def _request(path: str, doc: Mapping[str, Any], written: bytes | None = None) -> Request:
-    return Request(path, doc, written if written is not None else json_bytes(doc))
+def _request(path: str, doc: Mapping[str, Any]) -> Request:
+    return Request(path, doc, json_bytes(doc))
 
 
 class _EnvironmentRun(Pending[list[Finding]]):
@@ -170,12 +170,11 @@ def united(requests: Sequence[Request], values: Sequence[Any]) -> dict[str, Any]
 
 def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[str, Any],
                       locate: Locate | None = None, answers: Answers | None = None,
-                      written: bytes | None = None,
                       namespaces: Sequence[str | None] | None = None) -> Pending[list[Finding]]:
     """The findings of one environment's input, started: the answers ``answers`` holds are
     found, the others evaluated in one batch (in a child process where the engine runs in
     one, while the caller goes on) and kept."""
-    requests = requests_of(library, doc, written, namespaces)
+    requests = requests_of(library, doc, namespaces)
     found: dict[int, Pending[Any]] = {}
     if answers is not None:
         for i, request in enumerate(requests):
