@@ -26,7 +26,6 @@ from typing import Any, Protocol
 
 import jinja2
 import jinja2.sandbox
-import orjson
 
 from . import settings
 from .argv import container_argv, serving_containers
@@ -111,9 +110,9 @@ class RenderedObject:
     manifest: Any = None
     # how what the template rendered differs from what kitchen intends (closed_world)
     differences: tuple[Difference, ...] = ()
-    # where the gate's cache gave the object: its item of the policy input as JSON, and the
-    # namespace that item is in; ``manifest`` is then read only for the kinds whose
-    # manifests the checks of the render read (DRIFT_KINDS), and is None for the others
+    # where the gate's cache keeps the object's tenant: its item of the policy input as
+    # JSON, and the namespace that item is in; ``manifest`` is then None (the unit was
+    # rendered as planned, which no check needs to read again)
     input_json: bytes | None = None
     input_namespace: str | None = None
 
@@ -253,9 +252,8 @@ class EnvironmentRenderer:
         namespace; found whole in the gate's cache where its files are as they were."""
         key = self.units.key(self._unit_reads(t)) if self.units is not None else None
         stored = self.units.get(key, t.tenant.name) if key is not None and self.units is not None else None
-        found = _files_of(stored) if stored is not None else None
-        if found is not None:
-            self.files.extend(found)
+        if stored is not None:
+            self.files.extend(_files_of(stored))
             return
         start = len(self.files)
         memo = self.memo
@@ -269,11 +267,13 @@ class EnvironmentRenderer:
             self.memo = memo
         if key is not None and self.units is not None:
             made = self.files[start:]
-            if not any(o.differences for f in made for o in f.objects):
+            if not any(o.differences for f in made for o in f.objects) \
+                    and not _drift(self.env.name, t.services, made):
                 items = self.units.put(key, t.tenant.name, _stored(made))
-                if items is not None:  # the input takes each item as the cache keeps it
-                    self.files[start:] = [
-                        RenderedFile(f.path, f.content, [dataclasses.replace(o, input_json=j, input_namespace=n)
+                if items is not None:  # the input takes each item as the cache keeps it; no check
+                    self.files[start:] = [  # reads the manifests of a unit rendered as planned
+                        RenderedFile(f.path, f.content, [dataclasses.replace(o, manifest=None, input_json=j,
+                                                                             input_namespace=n)
                                                          for o, (j, n) in zip(f.objects, kept, strict=True)])
                         for f, kept in zip(made, items, strict=True)]
 
@@ -531,26 +531,14 @@ def _stored(files: Sequence[RenderedFile]) -> list[tuple[str, str, list[Rendered
             for f in files]
 
 
-def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile] | None:
-    """The files of a found unit; None where an item whose manifest a check reads is not
-    an item (then the tenant is rendered again)."""
-    out = []
-    for path, text, objects in stored:
-        made = []
-        for api, kind, name, ns, where, sources, item, input_ns in objects:
-            manifest = None
-            if kind in DRIFT_KINDS:
-                try:
-                    read = orjson.loads(item)
-                except orjson.JSONDecodeError:
-                    return None
-                manifest = read.get("manifest") if isinstance(read, dict) else None
-                if type(manifest) is not dict:
-                    return None
-            made.append(RenderedObject(api, kind, name, ns, Location(*where), sources, manifest,
-                                       input_json=item, input_namespace=input_ns))
-        out.append(RenderedFile(path, text, made))
-    return out
+def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile]:
+    """The files of a found unit, without manifests: a unit is kept only where its tenant
+    was rendered as planned (no closed-world difference, no drift of a command line), which
+    its key makes true again; its objects go into the policy input as their items' JSON."""
+    return [RenderedFile(path, text, [RenderedObject(api, kind, name, ns, Location(*where), sources, None,
+                                                     input_json=item, input_namespace=input_ns)
+                                      for api, kind, name, ns, where, sources, item, input_ns in objects])
+            for path, text, objects in stored]
 
 
 def contributions_id(contributions: Sequence[Contribution]) -> str:
@@ -600,8 +588,6 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 # ---------------------------------------------------------------- rendered as planned
 
 DRIFT_RULE = RENDER_VLLM_ARGS
-# the kinds whose manifests drift_findings reads
-DRIFT_KINDS = frozenset({"InferenceService", "LLMInferenceService", "ServingRuntime"})
 
 
 def _argv_drift(got: Sequence[Any], want: Sequence[str]) -> tuple[str, str]:
@@ -615,6 +601,12 @@ def _argv_drift(got: Sequence[Any], want: Sequence[str]) -> tuple[str, str]:
 
 
 def drift_findings(plan: EnvironmentPlan, files: Sequence[RenderedFile]) -> list[Finding]:
+    """:func:`_drift` of every service of ``plan``: an object found whole in the gate's cache
+    has no manifest here (its unit was kept only without drift) and is not read again."""
+    return _drift(plan.environment.name, plan.services, files)
+
+
+def _drift(env: str, services: Sequence[ServicePlan], files: Sequence[RenderedFile]) -> list[Finding]:
     """The vLLM command lines the templates rendered are the ones the plan computed.
 
     Every check reads the plan (adapters, LoRA slots and rank, served names, memory) and
@@ -624,7 +616,6 @@ def drift_findings(plan: EnvironmentPlan, files: Sequence[RenderedFile]) -> list
     with the runtime's arguments, an InferenceService's model exactly the plan's
     arguments (no other container beside it), an LLMInferenceService's ``main``
     container exactly the arguments the plan leaves to it."""
-    env = plan.environment.name
     objects = {(o.kind, o.namespace, o.name): o for f in files for o in f.objects}
     out: list[Finding] = []
 
@@ -649,7 +640,7 @@ def drift_findings(plan: EnvironmentPlan, files: Sequence[RenderedFile]) -> list
             obj.source, resource=ResourceRef(obj.kind, obj.name, obj.namespace, obj.api_version),
             expected=expected, actual=path, environment=env))
 
-    for svc in plan.services:
+    for svc in services:
         obj = objects.get((svc.kind, svc.namespace, svc.name))
         if obj is None or not isinstance(obj.manifest, dict):
             continue

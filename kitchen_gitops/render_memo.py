@@ -227,19 +227,20 @@ def _strs(*values: Any) -> bool:
 
 def _decode_unit(payload: bytes) -> list[StoredFile] | None:
     """The files a unit holds, or None where the payload is not a unit's shape (its items
-    are JSON the renderer reads only where a check needs their manifests)."""
-    head, sep, blob = payload.partition(b"\n")
+    are JSON that goes into the policy input unread)."""
+    end = payload.find(b"\n")
+    view = memoryview(payload)
     try:
-        header = orjson.loads(head)
-        if not sep or type(header) is not list:
+        header = orjson.loads(view[:end])
+        if end < 0 or type(header) is not list:
             return None
         out: list[StoredFile] = []
-        at = 0
+        at = end + 1
         for entry in header:
             path, size, entries = entry
             if not (type(path) is str and type(size) is int and size >= 0 and type(entries) is list):
                 return None
-            text = blob[at:at + size].decode("utf-8")
+            text = str(view[at:at + size], "utf-8")
             at += size
             objects: list[StoredObject] = []
             for api_version, kind, name, namespace, file, line, col, sources, input_ns, length in entries:
@@ -248,9 +249,9 @@ def _decode_unit(payload: bytes) -> list[StoredFile] | None:
                         and (input_ns is None or type(input_ns) is str) and type(length) is int and length >= 0):
                     return None
                 objects.append((api_version, kind, name, namespace, (file, line, col), tuple(sources),
-                                blob[at:at + length], input_ns))
+                                payload[at:at + length], input_ns))
                 at += length
             out.append((path, text, objects))
-        return out if at == len(blob) else None
+        return out if at == len(payload) else None
     except (orjson.JSONDecodeError, ValueError, TypeError, UnicodeDecodeError):
         return None

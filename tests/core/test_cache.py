@@ -539,6 +539,29 @@ def test_an_object_rendered_other_than_intended_is_never_stored(
     assert _tenants(again[2]) == (0, quotas, 0)
 
 
+def test_a_tenant_whose_command_line_drifts_is_never_stored(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A found tenant's manifests are not read again: its unit is kept only where the
+    templates rendered the command lines the plan computed.  A template that appends its
+    own ``--lora-modules`` makes every tenant that serves a model render again on every
+    run, and each run finds the drift."""
+    template = cached / "templates" / "inferenceservice.yaml.j2"
+    old = "        - {{ a | tojson }}\n{%- endfor %}\n"
+    assert old in template.read_text()
+    template.write_text(template.read_text().replace(
+        old, old + '        - "--lora-modules"\n        - "evil=/tmp/evil"\n'))
+    cold = _run(cached, capsys)
+    assert cold[0] == 1 and "render.vllm-args" in cold[1], cold[1]
+    serving = {p.parent for p in (cached / "rendered").rglob("inferenceservice-*.yaml")}  # a tenant's folder
+    _, computed, stored = _tenants(cold[2])
+    assert serving and computed - stored == len(serving)
+    rule = cached / "policies" / "rules" / "lora_rank.rego"
+    rule.write_text(rule.read_text() + "\n# the environments' findings are not found whole\n")
+    again = _run(cached, capsys)
+    assert again[:2] == cold[:2]
+    assert _tenants(again[2]) == (stored, computed - stored, 0)
+
+
 def test_a_template_cannot_carry_state_from_one_render_to_the_next(
         cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A macro module's namespace is made anew for every object: a counter kept in it
