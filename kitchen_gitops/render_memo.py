@@ -33,7 +33,8 @@ from __future__ import annotations
 import hashlib
 import pickle
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -42,6 +43,7 @@ from .findings import Location
 from .input_items import namespace_of, resource_item
 
 KIND = "object"
+T = TypeVar("T")
 SHARES = 32  # packs per environment
 _STRICT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -113,6 +115,7 @@ def _decode(payload: bytes) -> tuple[str, Any] | None:
 
 
 UNIT = "tenant"
+PART = "tenant-part"
 
 # one object of a tenant, as rendered: apiVersion, kind, name, namespace, its catalog
 # location (file, line, column), its source files, its manifest
@@ -154,6 +157,7 @@ class TenantMemo:
         self.cache, self.environment, self.prefix = cache, environment, prefix
         self._scope = Digest(UNIT).text(environment, contributions, prefix).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
+        self._parts: dict[tuple[str, bytes], UnitParts] = {}
 
     def key(self, digests: list[tuple[str, str, str]]) -> str | None:
         """The key of a tenant's unit from ``(kind, catalog key, document digest)`` of every
@@ -166,10 +170,15 @@ class TenantMemo:
         return d.hexdigest()
 
     def _pack(self, tenant: str) -> Pack:
-        share = zlib.crc32(tenant.encode("utf-8", "surrogateescape")) % SHARES
-        if share not in self._packs:
-            self._packs[share] = self.cache.pack(UNIT, f"{self._scope}/{share}")
-        return self._packs[share]
+        return _share_pack(self.cache, self._packs, UNIT, self._scope, tenant)
+
+    def parts(self, what: str, reads: bytes) -> UnitParts:
+        """Where an environment-wide object keeps what it takes from each tenant (``what``),
+        found by the tenant's unit key and ``reads``: what else that part reads."""
+        if (what, reads) not in self._parts:
+            scope = Digest(PART).text(self._scope, what).add(reads).hexdigest()
+            self._parts[(what, reads)] = UnitParts(self.cache, scope)
+        return self._parts[(what, reads)]
 
     def get(self, key: str, tenant: str) -> list[StoredFile] | None:
         return self._pack(tenant).read(key, _decode_unit, "not a tenant's rendered files")
@@ -219,6 +228,40 @@ class TenantMemo:
     def flush(self) -> None:
         for share in sorted(self._packs):
             self._packs[share].flush()
+        for parts in self._parts.values():
+            parts.flush()
+
+
+class UnitParts:
+    """What an environment-wide object takes from each tenant (the conformance
+    expectations of its services), kept per tenant and found by the tenant's unit key: a
+    function of the unit's files, and of what the scope's ``reads`` names besides.  A part
+    is JSON, read back by the caller's reader."""
+
+    def __init__(self, cache: Cache, scope: str) -> None:
+        self.cache, self._scope = cache, scope
+        self._packs: dict[int, Pack] = {}
+
+    def key(self, unit: str) -> str:
+        return Digest(PART).text(self._scope, unit).hexdigest()
+
+    def get(self, key: str, tenant: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
+        return _share_pack(self.cache, self._packs, PART, self._scope, tenant).read(key, decode, refused)
+
+    def put(self, key: str, tenant: str, payload: bytes) -> None:
+        _share_pack(self.cache, self._packs, PART, self._scope, tenant).put(key, payload)
+
+    def flush(self) -> None:
+        for share in sorted(self._packs):
+            self._packs[share].flush()
+
+
+def _share_pack(cache: Cache, packs: dict[int, Pack], kind: str, scope: str, tenant: str) -> Pack:
+    """The pack of ``tenant``'s share (fixed by its name) of a scope's entries."""
+    share = zlib.crc32(tenant.encode("utf-8", "surrogateescape")) % SHARES
+    if share not in packs:
+        packs[share] = cache.pack(kind, f"{scope}/{share}")
+    return packs[share]
 
 
 def _strs(*values: Any) -> bool:

@@ -10,6 +10,7 @@ the catalog position it came from, so findings point at ``file:line:col``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -235,11 +236,40 @@ def evaluation_spec(catalog: Catalog, env: Environment, flavor: Flavor,
 
 def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
     """The expectations of one planned environment."""
-    env = plan.environment
-    services = []
     known: dict[str, FlavorExpectation] = {}  # a flavor served by many tenants is described once
-    params: dict[str, Any] | None = None  # the policy data, read when a flavor has a set
-    for svc in plan.services:
+    params = PolicyData(catalog)
+    return environment_expectations(catalog, plan).model_copy(update={
+        "services": [e for t in plan.tenants for e in service_expectations(catalog, plan.environment, t.services,
+                                                                         known, params)]})
+
+
+class PolicyData:
+    """The policy data, read once and only when a flavor has an evaluation set."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._value: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = load_policy_data(self.catalog.root)
+        return self._value
+
+
+def reads_policy_data(services: Sequence[ServicePlan]) -> bool:
+    """Whether the expectations of ``services`` read the policy data (a flavor's
+    evaluation set takes its drift tolerance from it)."""
+    return any(f.evaluation is not None and f.evaluation.dataset is not None for s in services for f in s.flavors)
+
+
+def service_expectations(catalog: Catalog, env: Environment, services: Sequence[ServicePlan],
+                         known: dict[str, FlavorExpectation],
+                         params: Callable[[], dict[str, Any]]) -> list[ServiceExpectation]:
+    """The expectations of ``services`` (one tenant's, or every tenant's): what each one is
+    made of is its plan, its flavors' and tenant's catalog positions, the environment and,
+    for a flavor with an evaluation set, the policy data and the set's pinned bytes."""
+    out = []
+    for svc in services:
         flavors = []
         served = {m.flavor.ref: m.name for m in svc.lora_modules}
         for f in svc.flavors:
@@ -247,15 +277,14 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
                 smoke = [Smoke(prompt=s.prompt, expect=s.expect, max_tokens=s.max_tokens,
                                source=Source.of(catalog.location("Flavor", f.ref, ("smoke", i))))
                          for i, s in enumerate(f.smoke)]
-                if params is None and f.evaluation is not None and f.evaluation.dataset is not None:
-                    params = load_policy_data(catalog.root)
+                needs = f.evaluation is not None and f.evaluation.dataset is not None
                 known[f.ref] = FlavorExpectation(
                     name=served.get(f.ref, f.served_name), ref=f.ref, smoke=smoke, probes=list(f.probes),
-                    evaluation=evaluation_spec(catalog, env, f, params or {}),
+                    evaluation=evaluation_spec(catalog, env, f, params() if needs else {}),
                     digest=flavor_digest(f, svc.base),
                     source=Source.of(catalog.location("Flavor", f.ref, ("name",))))
             flavors.append(known[f.ref])
-        services.append(ServiceExpectation(
+        out.append(ServiceExpectation(
             tenant=svc.tenant.name, namespace=svc.namespace, name=svc.name,
             endpoint=endpoint_for(svc), base=svc.served_model_name, base_ref=svc.base.ref,
             vocab_size=svc.base.architecture.vocab_size, flavors=flavors,
@@ -264,12 +293,19 @@ def build_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
             serving_digest=service_digest(svc),
             source=Source.of(catalog.location("Tenant", svc.tenant.name,
                                               ("environments", env.name, "flavors")))))
+    return out
+
+
+def environment_expectations(catalog: Catalog, plan: EnvironmentPlan) -> Expectations:
+    """The expectations of one planned environment without its services: what the
+    environment alone sets (its SLOs, load, isolation, GPUs, gates)."""
+    env = plan.environment
     gpu = env.cluster.gpu
     conf = env.conformance
     return Expectations(
         environment=env.name,
         cluster=env.cluster.name,
-        services=services,
+        services=[],
         slo=SloSpec(**env.slo.model_dump(),
                     source=Source.of(catalog.location("Environment", env.name, ("slo",)))),
         load=LoadSpec(concurrency=conf.concurrency, requests=conf.requests,

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+import orjson
+
+from ..json_types import pretty_json
 from ..model import Environment
 from ..plan import TenantPlan
 from ..render import (
@@ -34,7 +37,15 @@ from ..render import (
     Meta,
     object_meta,
 )
-from .expectations import CONFIGMAP_KEY, build_expectations
+from .expectations import (
+    CONFIGMAP_KEY,
+    FlavorExpectation,
+    PolicyData,
+    build_expectations,
+    environment_expectations,
+    reads_policy_data,
+    service_expectations,
+)
 
 NAME = "kitchen-conformance"
 EXPECTATIONS_DIR = "/etc/kitchen"
@@ -67,7 +78,7 @@ def sync_timeout_s(readiness_timeout_s: int, active_deadline_s: int) -> int:
 def render_conformance(r: EnvironmentRenderer) -> None:
     """The conformance objects that belong to the environment's kustomization."""
 
-    env, cat, plan = r.env, r.catalog, r.plan
+    env, cat = r.env, r.catalog
     ns = CONFORMANCE_NAMESPACE
     srcs, s3_secret = _conformance_sources(r)
     label = ((f"{DOMAIN}/component", "conformance"),)
@@ -80,14 +91,69 @@ def render_conformance(r: EnvironmentRenderer) -> None:
     r.emit(f"{ns}/serviceaccount-{NAME}.yaml", "conformance-serviceaccount.yaml.j2", conf_loc,
            (r.env_source,), "ServiceAccount", "v1",
            object_meta(NAME, ns, env, wave=WAVE_RBAC, labels=label, annotations=trace))
-    exp = build_expectations(cat, plan)
     all_trace = ((f"{DOMAIN}/sources", ",".join(sorted(set(srcs)))),)
     r.emit(f"{ns}/configmap-{NAME}-expectations.yaml", "conformance-configmap.yaml.j2", conf_loc,
            srcs, "ConfigMap", "v1",
            object_meta(f"{NAME}-expectations", ns, env, wave=WAVE_RBAC, labels=label,
                  annotations=all_trace),
-           key=CONFIGMAP_KEY, content=exp.to_json())
+           key=CONFIGMAP_KEY, content=expectations_text(r))
     _render_job(r, srcs, label, all_trace, s3_secret)
+
+
+def expectations_text(r: EnvironmentRenderer) -> str:
+    """The environment's expectations as the ConfigMap holds them; with the gate's cache,
+    each tenant's services' part is found by the tenant's unit key (and the policy data,
+    where one of its flavors has an evaluation set), and only the tenants whose files
+    changed are described again.  A part is kept only where JSON gives it back as it was."""
+    cat, plan, units = r.catalog, r.plan, r.units
+    params = PolicyData(cat)
+    data = _policy_data_json(params) if any(reads_policy_data(t.services) for t in plan.tenants) else b""
+    if units is None or data is None or any(r.unit_keys.get(t.tenant.name) is None for t in plan.tenants):
+        return build_expectations(cat, plan).to_json()
+    known: dict[str, FlavorExpectation] = {}
+    services: list[Any] = []
+    for t in plan.tenants:
+        unit = r.unit_keys[t.tenant.name]
+        assert unit is not None
+        parts = units.parts("expectations", data if reads_policy_data(t.services) else b"")
+        key = parts.key(unit)
+        found = parts.get(key, t.tenant.name, _json_list, "not a tenant's expectations")
+        if found is None:
+            found = [e.model_dump(mode="json", exclude_none=True)
+                     for e in service_expectations(cat, r.env, t.services, known, params)]
+            payload = _exact_json(found)
+            if payload is not None:
+                parts.put(key, t.tenant.name, payload)
+        services.extend(found)
+    whole = environment_expectations(cat, plan).model_dump(mode="json", exclude_none=True)
+    return pretty_json({**whole, "services": services}) + "\n"
+
+
+def _policy_data_json(params: PolicyData) -> bytes | None:
+    """The policy data as a part's key reads it; None where JSON cannot tell it exactly."""
+    try:
+        return orjson.dumps(params(), option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                            | orjson.OPT_PASSTHROUGH_SUBCLASS)
+    except TypeError:
+        return None
+
+
+def _exact_json(value: list[Any]) -> bytes | None:
+    """``value`` as JSON where reading it back gives ``value`` (no NaN or infinity, no
+    integer beyond 64 bits), else None."""
+    try:
+        payload = orjson.dumps(value)
+    except TypeError:
+        return None
+    return None if b"null" in payload and orjson.loads(payload) != value else payload
+
+
+def _json_list(payload: bytes) -> list[Any] | None:
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is list and all(type(v) is dict for v in value) else None
 
 
 def _conformance_sources(r: EnvironmentRenderer) -> tuple[tuple[str, ...], str | None]:

@@ -686,3 +686,39 @@ def test_tenants_found_in_the_cache_give_the_engine_the_input_a_render_gives(
     assert texts == without and all(text is not None for run in texts for _, text in run)
     opa = _run(cached, capsys, "--engine", "opa")
     assert _tenants(opa[2])[1] == 0 and opa[:2] == _run(cached, capsys, "--engine", "opa", "--no-cache")[:2]
+
+
+def test_the_expectations_follow_the_policy_data_an_evaluation_set_reads(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each tenant's part of the conformance expectations is found by its unit and, where
+    one of its flavors has an evaluation set, by the policy data too: a drift tolerance
+    edited there is in the next warm run's expectations (the engine is handed what a run
+    without the cache hands it), and the other tenants' parts are found."""
+    import kitchen_gitops.policy.gate as gate
+
+    monkeypatch.setenv("KITCHEN_JOBS", "1")  # the requests are made in this process
+    texts: list[list[tuple[str, bytes | None]]] = []
+    requests_of = gate.requests_of
+
+    def spy(*args: object, **kwargs: object) -> object:
+        made = requests_of(*args, **kwargs)  # type: ignore[arg-type]
+        texts.append([(r.path, r.text) for r in made])
+        return made
+
+    monkeypatch.setattr(gate, "requests_of", spy)
+    cold = _run(cached, capsys)
+    parts = _counts(cold[2], "tenant-part")
+    assert parts[0] == 0 and parts[1] == parts[2] > 0
+    data = cached / "policies" / "data.yaml"
+    old = "rougeL: {higher_is_better: true, floor: 0.4, drift_tolerance: 0.05}"
+    assert old in data.read_text()
+    data.write_text(data.read_text().replace(old, old.replace("0.05", "0.0625")))
+    texts.clear()
+    warm = _run(cached, capsys)
+    found, computed, _ = _counts(warm[2], "tenant-part")
+    assert found > 0 and computed > 0 and found + computed == parts[1]
+    got = list(texts)
+    assert any(b"0.0625" in (text or b"") for run in got for _, text in run)
+    texts.clear()
+    assert _run(cached, capsys, "--no-cache")[:2] == warm[:2]
+    assert texts == got
