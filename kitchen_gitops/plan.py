@@ -224,8 +224,21 @@ class EnvironmentPlan:
 
 
 def _choose_tp(base: Base, env: Environment, max_loras: int, max_rank: int,
-               max_model_len: int) -> tuple[int, MemoryEstimate]:
-    """Smallest power-of-two GPU count per replica that fits, divides the heads, fits a node."""
+               max_model_len: int, known: dict[tuple[Any, ...], tuple[int, MemoryEstimate]] | None = None,
+               ) -> tuple[int, MemoryEstimate]:
+    """Smallest power-of-two GPU count per replica that fits, divides the heads, fits a node.
+    ``known``: the answers of this environment's plan so far, by base and LoRA sizes (the
+    estimate reads nothing else of a service: many tenants serve a base alike)."""
+    if known is None:
+        return _fit_tp(base, env, max_loras, max_rank, max_model_len)
+    key = (id(base), id(env), max_loras, max_rank, max_model_len)
+    if key not in known:
+        known[key] = _fit_tp(base, env, max_loras, max_rank, max_model_len)
+    return known[key]
+
+
+def _fit_tp(base: Base, env: Environment, max_loras: int, max_rank: int,
+            max_model_len: int) -> tuple[int, MemoryEstimate]:
     gpu = env.cluster.gpu
     heads = base.architecture.num_attention_heads
     tp = 1
@@ -263,7 +276,8 @@ def release_options(options: list[tuple[str, ArgValue]], release: VllmRelease | 
 
 def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Flavor],
                  replicas: int, aliases: dict[str, str] | None = None,
-                 scaling: Scaling | None = None) -> ServicePlan:
+                 scaling: Scaling | None = None,
+                 known: dict[tuple[Any, ...], tuple[int, MemoryEstimate]] | None = None) -> ServicePlan:
     """``aliases``: alias name → the ``name@version`` of one of ``flavors`` it serves."""
     vllm = env.serving.vllm
     release = environment_release(env)
@@ -280,7 +294,7 @@ def plan_service(env: Environment, tenant: Tenant, base: Base, flavors: list[Fla
     max_loras = max(1, min(names, vllm.max_loras))
     max_cpu_loras = max(max_loras, names, vllm.max_cpu_loras or 0)
     max_model_len = min(vllm.max_model_len, base.architecture.max_position_embeddings)
-    tp, memory = _choose_tp(base, env, max_loras, max_rank, max_model_len)
+    tp, memory = _choose_tp(base, env, max_loras, max_rank, max_model_len, known)
     served = base.serve_name
     options: list[tuple[str, ArgValue]] = [
         ("--model", BASE_MOUNT),
@@ -319,6 +333,7 @@ def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
     """Plan one environment of a catalog that validated without errors."""
     env = catalog.environments[env_name]
     plan = EnvironmentPlan(env)
+    known: dict[tuple[Any, ...], tuple[int, MemoryEstimate]] = {}  # the GPU fits so far, of live objects
     for tenant_name in sorted(catalog.tenants):
         tenant = catalog.tenants[tenant_name]
         tenv = tenant.environments.get(env_name)
@@ -336,7 +351,8 @@ def plan_environment(catalog: Catalog, env_name: str) -> EnvironmentPlan:
         aliases = {a: str(ref) for a, ref in tenv.aliases.items()}
         for base_ref in sorted(by_base):
             base = catalog.bases[base_ref]
-            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas, aliases, scaling))
+            tplan.services.append(plan_service(env, tenant, base, by_base[base_ref], replicas, aliases, scaling,
+                                               known))
         plan.tenants.append(tplan)
     return plan
 

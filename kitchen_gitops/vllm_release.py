@@ -15,8 +15,8 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -101,13 +101,18 @@ class VllmRelease:
     lora_ranks: tuple[int, ...]
     options: Mapping[str, VllmOption]
     by_flag: Mapping[str, VllmOption]
+    # each flag's answer of option(), as asked (a plan asks the same few thousands of times)
+    _read: dict[str, VllmOption | None] = field(default_factory=dict, compare=False, repr=False)
 
     def option(self, flag: str) -> VllmOption | None:
         """The option a flag sets, read as vLLM's parser reads it (``_`` as ``-``)."""
+        if flag in self._read:
+            return self._read[flag]
         name = flag.split("=", 1)[0]
         if name.startswith("--"):
             name = "--" + name[2:].replace("_", "-")
-        return self.by_flag.get(name)
+        found = self._read[flag] = self.by_flag.get(name)
+        return found
 
     def options_set(self, argv: Sequence[str]) -> list[tuple[int, VllmOption]]:
         """The option each flag of ``argv`` sets, with the flag's index (values skipped;
@@ -227,6 +232,7 @@ def _expect(option: VllmOption) -> str:
             "json": "JSON"}.get(option.value, "a value")
 
 
+@lru_cache(maxsize=1 << 16)
 def _is_flag(token: str) -> bool:
     if not token.startswith("-") or token == "-":
         return False
