@@ -102,7 +102,7 @@ class VllmRelease:
     options: Mapping[str, VllmOption]
     by_flag: Mapping[str, VllmOption]
     # each flag's answer of option(), as asked (a plan asks the same few thousands of times)
-    _read: dict[str, VllmOption | None] = field(default_factory=dict, compare=False, repr=False)
+    _read: dict[str, VllmOption | None] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def option(self, flag: str) -> VllmOption | None:
         """The option a flag sets, read as vLLM's parser reads it (``_`` as ``-``)."""
