@@ -456,16 +456,18 @@ class _EnvironmentJob:
             memo = ObjectMemo(self.cache, name, templates)
             units = TenantMemo(self.cache, name, templates, contributions_id(extra), prefix)
         files = render_environment(catalog, self.outcome.plans[name], self.templates, extra, memo, units)
-        if memo is not None and units is not None and self.inputs is not None \
-                and self.inputs.signatures.unchanged():
-            memo.flush()  # else a template or a catalog file may have been read as other bytes than the key's
-            units.flush()
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
         found += unintended_findings(name, files, self.library.data)
         if self.opts.render_check:
             found += stale_findings(self.out_dir, {name: files}, full=False, root=self.opts.root)
         items = resource_items(name, files, prefix)
-        doc = InputBuilder(catalog).build(self.outcome.plans[name], files, items, prefix)
+        builder = InputBuilder(catalog, self.cache if units is not None else None, name)
+        doc = builder.build(self.outcome.plans[name], files, items, prefix, units)
+        if memo is not None and units is not None and self.inputs is not None \
+                and self.inputs.signatures.unchanged():
+            memo.flush()  # else a template or a catalog file may have been read as other bytes than the key's
+            units.flush()
+            builder.flush()
         return found, doc, resource_namespaces(files, items)
 
     def run_all(self, names: Sequence[str], engine: Any) -> dict[str, list[Finding]]:

@@ -9,6 +9,7 @@ the LoRA slots and a full-length KV cache fit in the GPU memory of one replica
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,6 +199,10 @@ class TenantPlan:
     gpu_quota: int
     services: list[ServicePlan] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant.name, "namespace": self.namespace, "gpu_quota": self.gpu_quota,
+                "services": [s.as_dict() for s in self.services]}
+
 
 @dataclass
 class EnvironmentPlan:
@@ -208,7 +213,9 @@ class EnvironmentPlan:
     def services(self) -> list[ServicePlan]:
         return [s for t in self.tenants for s in t.services]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, tenants: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The plan as the policy input holds it; ``tenants``: each tenant's ``as_dict``, where
+        the caller has them already."""
         env = self.environment
         return {
             "environment": env.name,
@@ -218,8 +225,7 @@ class EnvironmentPlan:
             "gpus_planned": sum(s.gpus for s in self.services),
             "gpus_planned_max": sum(s.gpus_max for s in self.services),
             "gpu_quota_total": sum(t.gpu_quota for t in self.tenants),
-            "tenants": [{"tenant": t.tenant.name, "namespace": t.namespace, "gpu_quota": t.gpu_quota,
-                         "services": [s.as_dict() for s in t.services]} for t in self.tenants],
+            "tenants": list(tenants) if tenants is not None else [t.as_dict() for t in self.tenants],
         }
 
 

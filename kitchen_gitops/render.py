@@ -170,7 +170,6 @@ class EnvironmentRenderer:
         self.contributions = tuple(contributions)
         self.memo = memo  # objects rendered before, by their context (the gate's cache)
         self.units = units  # tenants rendered before, by their files (the gate's cache)
-        self.unit_keys: dict[str, str | None] = {}  # each tenant's unit key, by its name
         self.shared: dict[str, Any] = {}  # what a contribution keeps for the whole environment
         self.reader = ManifestReader()
         self.catalog = catalog
@@ -252,7 +251,8 @@ class EnvironmentRenderer:
         """Every object of tenant ``t``: its own and what the contributions add in its
         namespace; found whole in the gate's cache where its files are as they were."""
         key = self.units.key(self._unit_reads(t)) if self.units is not None else None
-        self.unit_keys[t.tenant.name] = key
+        if self.units is not None:
+            self.units.keys[t.tenant.name] = key
         stored = self.units.get(key, t.tenant.name) if key is not None and self.units is not None else None
         if stored is not None:
             self.files.extend(_files_of(stored))

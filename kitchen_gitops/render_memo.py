@@ -158,6 +158,7 @@ class TenantMemo:
         self._scope = Digest(UNIT).text(environment, contributions, prefix).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
         self._parts: dict[tuple[str, bytes], UnitParts] = {}
+        self.keys: dict[str, str | None] = {}  # each tenant's unit key, by its name, as the render made it
 
     def key(self, digests: list[tuple[str, str, str]]) -> str | None:
         """The key of a tenant's unit from ``(kind, catalog key, document digest)`` of every
@@ -254,6 +255,16 @@ class UnitParts:
     def flush(self) -> None:
         for share in sorted(self._packs):
             self._packs[share].flush()
+
+
+def exact_json(value: Any) -> bytes | None:
+    """``value`` as JSON where reading it back gives ``value`` exactly (no NaN or infinity,
+    no integer beyond 64 bits, only JSON's types), else None: what a part may be kept as."""
+    try:
+        payload = orjson.dumps(value, option=_STRICT)
+    except TypeError:
+        return None
+    return None if b"null" in payload and orjson.loads(payload) != value else payload
 
 
 def _share_pack(cache: Cache, packs: dict[int, Pack], kind: str, scope: str, tenant: str) -> Pack:

@@ -37,6 +37,7 @@ from ..render import (
     Meta,
     object_meta,
 )
+from ..render_memo import exact_json
 from .expectations import (
     CONFIGMAP_KEY,
     FlavorExpectation,
@@ -108,12 +109,12 @@ def expectations_text(r: EnvironmentRenderer) -> str:
     cat, plan, units = r.catalog, r.plan, r.units
     params = PolicyData(cat)
     data = _policy_data_json(params) if any(reads_policy_data(t.services) for t in plan.tenants) else b""
-    if units is None or data is None or any(r.unit_keys.get(t.tenant.name) is None for t in plan.tenants):
+    if units is None or data is None or any(units.keys.get(t.tenant.name) is None for t in plan.tenants):
         return build_expectations(cat, plan).to_json()
     known: dict[str, FlavorExpectation] = {}
     services: list[Any] = []
     for t in plan.tenants:
-        unit = r.unit_keys[t.tenant.name]
+        unit = units.keys[t.tenant.name]
         assert unit is not None
         parts = units.parts("expectations", data if reads_policy_data(t.services) else b"")
         key = parts.key(unit)
@@ -121,7 +122,7 @@ def expectations_text(r: EnvironmentRenderer) -> str:
         if found is None:
             found = [e.model_dump(mode="json", exclude_none=True)
                      for e in service_expectations(cat, r.env, t.services, known, params)]
-            payload = _exact_json(found)
+            payload = exact_json(found)
             if payload is not None:
                 parts.put(key, t.tenant.name, payload)
         services.extend(found)
@@ -136,16 +137,6 @@ def _policy_data_json(params: PolicyData) -> bytes | None:
                             | orjson.OPT_PASSTHROUGH_SUBCLASS)
     except TypeError:
         return None
-
-
-def _exact_json(value: list[Any]) -> bytes | None:
-    """``value`` as JSON where reading it back gives ``value`` (no NaN or infinity, no
-    integer beyond 64 bits), else None."""
-    try:
-        payload = orjson.dumps(value)
-    except TypeError:
-        return None
-    return None if b"null" in payload and orjson.loads(payload) != value else payload
 
 
 def _json_list(payload: bytes) -> list[Any] | None:

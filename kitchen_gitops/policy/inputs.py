@@ -26,34 +26,62 @@ from typing import Any
 
 import orjson
 
+from ..cache import Cache, Digest, Pack
 from ..findings import Location
 from ..input_items import loc, namespace_of, resource_item
 from ..input_items import read_vllm_flags as read_vllm_flags
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
 from ..render import RenderedFile
+from ..render_memo import TenantMemo, exact_json
+
+ITEM = "catalog-item"
 
 
 class _Items:
-    """Catalog items as input, each serialised once and shared by every environment."""
+    """Catalog items as input, each serialised once and shared by every environment; with
+    the gate's cache, found by their document's digest (what the catalog object is built
+    from) instead of being serialised again."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, catalog: Catalog, pack: Pack | None = None) -> None:
+        self.catalog, self.pack = catalog, pack
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     def item(self, kind: str, key: str, obj: Strict) -> dict[str, Any]:
         cached = self._cache.get((kind, key))
         if cached is None:
-            cached = obj.model_dump(mode="json", by_alias=True)
             doc = self.catalog.documents.get((kind, key))
-            if doc is not None:
-                cached["_source"] = loc(doc.location())
-            else:  # built in memory (tests): no position
-                cached["_source"] = loc(Location(f"<{kind} {key}>"))
-            if kind in ("Base", "Flavor"):
-                cached["ref"] = key
+            stored = Digest(ITEM).text(kind, key, doc.digest).hexdigest() \
+                if self.pack is not None and doc is not None and doc.digest else None
+            if stored is not None and self.pack is not None:
+                cached = self.pack.read(stored, json_dict, "not a catalog item")
+            if cached is None:
+                cached = self._made(kind, key, obj)
+                payload = exact_json(cached) if stored is not None and self.pack is not None else None
+                if payload is not None and stored is not None and self.pack is not None:
+                    self.pack.put(stored, payload)
             self._cache[(kind, key)] = cached
         return cached
+
+    def _made(self, kind: str, key: str, obj: Strict) -> dict[str, Any]:
+        made = obj.model_dump(mode="json", by_alias=True)
+        doc = self.catalog.documents.get((kind, key))
+        if doc is not None:
+            made["_source"] = loc(doc.location())
+        else:  # built in memory (tests): no position
+            made["_source"] = loc(Location(f"<{kind} {key}>"))
+        if kind in ("Base", "Flavor"):
+            made["ref"] = key
+        return made
+
+
+def json_dict(payload: bytes) -> dict[str, Any] | None:
+    """A part of the input kept as JSON: an object, or None."""
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    return value if type(value) is dict else None
 
 
 def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rendered") -> list[Any]:
@@ -92,11 +120,20 @@ def promotion(catalog: Catalog, env_name: str) -> dict[str, Any] | None:
 
 
 class InputBuilder:
-    """Builds the documents; catalog items are converted once for all environments."""
+    """Builds the documents; catalog items are converted once for all environments.
 
-    def __init__(self, catalog: Catalog) -> None:
+    With the gate's cache (``cache``, and the environment whose items it keeps), each
+    catalog item is found by its document's digest, and each tenant's plan by its unit
+    key (``units``: the tenants' units of the environment's render)."""
+
+    def __init__(self, catalog: Catalog, cache: Cache | None = None, environment: str = "") -> None:
         self.catalog = catalog
-        self.items = _Items(catalog)
+        self.items = _Items(catalog, cache.pack(ITEM, environment) if cache is not None and cache.enabled else None)
+
+    def flush(self) -> None:
+        """Write the catalog items this builder kept."""
+        if self.items.pack is not None:
+            self.items.pack.flush()
 
     def catalog_section(self, env_name: str) -> dict[str, Any]:
         c = self.catalog
@@ -108,15 +145,37 @@ class InputBuilder:
         }
 
     def build(self, plan: EnvironmentPlan, files: Sequence[RenderedFile],
-              resources: list[dict[str, Any]] | None = None, prefix: str = "rendered") -> dict[str, Any]:
+              resources: list[dict[str, Any]] | None = None, prefix: str = "rendered",
+              units: TenantMemo | None = None) -> dict[str, Any]:
         env = plan.environment
         return {
             "environment": self.items.item("Environment", env.name, env),
             "promotion": promotion(self.catalog, env.name),
             "catalog": self.catalog_section(env.name),
-            "plan": plan.as_dict(),
+            "plan": plan.as_dict(_plan_tenants(plan, units) if units is not None else None),
             "resources": resources if resources is not None else resource_items(env.name, files, prefix),
         }
+
+
+def _plan_tenants(plan: EnvironmentPlan, units: TenantMemo) -> list[dict[str, Any]]:
+    """Each tenant's part of the plan as the input holds it: found by the tenant's unit key
+    (a tenant's plan reads the files its unit is made of), else made and kept."""
+    parts = units.parts("plan", b"")
+    out = []
+    for t in plan.tenants:
+        unit = units.keys.get(t.tenant.name)
+        if unit is None:
+            out.append(t.as_dict())
+            continue
+        key = parts.key(unit)
+        found = parts.get(key, t.tenant.name, json_dict, "not a tenant's plan")
+        if found is None:
+            found = t.as_dict()
+            payload = exact_json(found)
+            if payload is not None:
+                parts.put(key, t.tenant.name, payload)
+        out.append(found)
+    return out
 
 
 def build_inputs(catalog: Catalog, plans: Mapping[str, EnvironmentPlan],
