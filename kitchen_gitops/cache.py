@@ -23,6 +23,7 @@ An optimisation, never a source of truth:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache as memoized
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import settings
 
@@ -72,20 +73,29 @@ class Digest:
     same bytes."""
 
     def __init__(self, kind: str) -> None:
-        self._h = hashlib.sha256()
-        self.add(FORMAT, code_digest().encode(), kind.encode())
+        self._h = _started(code_digest(), kind).copy()
 
     def add(self, *parts: bytes) -> Digest:
+        update = self._h.update
         for part in parts:
-            self._h.update(len(part).to_bytes(8, "big"))
-            self._h.update(part)
+            update(len(part).to_bytes(8, "big") + part)
         return self
 
     def text(self, *parts: str) -> Digest:
         return self.add(*(p.encode("utf-8", "surrogateescape") for p in parts))
 
     def hexdigest(self) -> str:
-        return self._h.hexdigest()
+        return str(self._h.hexdigest())
+
+
+@functools.lru_cache(maxsize=64)
+def _started(code: str, kind: str) -> Any:
+    """The hash of a key's first parts (the format, kitchen's code and the key's kind), which
+    every key of the kind copies: a run makes tens of thousands of keys."""
+    h = hashlib.sha256()
+    for part in (FORMAT, code.encode(), kind.encode()):
+        h.update(len(part).to_bytes(8, "big") + part)
+    return h
 
 
 Signature = tuple[str, int, int, int, int]  # real path, inode, size, mtime and ctime in ns
@@ -251,6 +261,12 @@ class Cache:
     def _fetch(self, kind: str, key: str) -> bytes | None:
         """The payload of the entry, uncounted; an entry that does not prove itself is
         reported and None."""
+        found = self._fetch_at(kind, key)
+        return found[0][found[1]:] if found is not None else None
+
+    def _fetch_at(self, kind: str, key: str) -> tuple[bytes, int] | None:
+        """:meth:`_fetch` as the entry's whole bytes and where its payload starts (a pack's
+        records are cut from them without copying the payload first)."""
         if self.folder is None:
             return None
         path = self._path(kind, key)
@@ -264,10 +280,11 @@ class Cache:
         except OSError as exc:
             self._report(path, f"unreadable ({exc.strerror or exc})")
             return None
-        header, sep, payload = raw.partition(b"\n")
-        if not sep or len(header) > _HEADER_MAX:
+        end = raw.find(b"\n", 0, _HEADER_MAX + 1)
+        if end < 0:
             self._report(path, "no header")
             return None
+        header, payload = raw[:end], memoryview(raw)[end + 1:]
         want = b" ".join((FORMAT, kind.encode(), key.encode(), hashlib.sha256(payload).hexdigest().encode(),
                           str(len(payload)).encode()))
         if header != want:
@@ -275,7 +292,7 @@ class Cache:
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # recently used: the size bound removes the oldest first
-        return payload
+        return raw, end + 1
 
     def _report(self, path: Path, why: str) -> None:
         self.stats.ignored.append(f"{self._shown(path)}: {why}")
@@ -390,9 +407,9 @@ class Pack:
         self.records: dict[str, tuple[bytes, int]] = {}  # key: (payload, writes since last used)
         self.used: set[str] = set()
         self.changed = False
-        payload = cache._fetch(self.outer, self.slot)
-        if payload is not None:
-            records = _records(payload)
+        found = cache._fetch_at(self.outer, self.slot)
+        if found is not None:
+            records = _records(*found)
             if records is None:
                 cache._report(cache._path(self.outer, self.slot), "not a pack of entries")
             else:
@@ -433,11 +450,11 @@ class Pack:
         self.changed = False
 
 
-def _records(payload: bytes) -> dict[str, tuple[bytes, int]] | None:
-    """The entries of a pack: ``<key> <length> <age>\\n<payload>`` after one another, or None
-    where the payload is not exactly that."""
+def _records(payload: bytes, at: int = 0) -> dict[str, tuple[bytes, int]] | None:
+    """The entries of a pack: ``<key> <length> <age>\\n<payload>`` after one another (from
+    ``at`` on), or None where the payload is not exactly that."""
     out: dict[str, tuple[bytes, int]] = {}
-    at, end = 0, len(payload)
+    end = len(payload)
     while at < end:
         m = _RECORD.match(payload, at)
         if m is None:
