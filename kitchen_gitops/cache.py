@@ -139,10 +139,14 @@ def folder_digest(folder: Path, into: Digest, signatures: Signatures) -> None:
 _MAX_LINK_DEPTH = 40  # folders below the top, links followed included
 
 
-def _digest(path: Path, rel: str, into: Digest, signatures: Signatures, seen: set[str], depth: int) -> None:
-    if path.is_symlink():
-        into.text(rel, "link", os.readlink(path))
-    real = os.path.realpath(path)
+def _digest(path: Path, rel: str, into: Digest, signatures: Signatures, seen: set[str], depth: int,
+            real: str | None = None) -> None:
+    """``real``: the entry's resolved path, where the caller knows it (an entry that is not
+    a link, in a folder already resolved)."""
+    if real is None:
+        if path.is_symlink():
+            into.text(rel, "link", os.readlink(path))
+        real = os.path.realpath(path)
     try:
         st = os.stat(real)
     except OSError:
@@ -156,16 +160,21 @@ def _digest(path: Path, rel: str, into: Digest, signatures: Signatures, seen: se
             return
         into.text(rel, "folder")
         try:
-            names = sorted(os.listdir(real))
+            with os.scandir(real) as listing:
+                entries = sorted((e.name, e.is_symlink()) for e in listing)
         except OSError as exc:
             into.text(rel, f"unreadable:{exc.errno}")
             return
         inner = seen | {real}
-        for name in names:
-            _digest(Path(real) / name, f"{rel}/{name}" if rel else name, into, signatures, inner, depth + 1)
+        for name, link in entries:
+            inside = os.path.join(real, name)
+            _digest(Path(inside), f"{rel}/{name}" if rel else name, into, signatures, inner, depth + 1,
+                    None if link else inside)
     elif stat.S_ISREG(st.st_mode):
         try:
-            into.text(rel, "file").add(Path(real).read_bytes())
+            with open(real, "rb") as fh:
+                data = fh.read()
+            into.text(rel, "file").add(data)
         except OSError as exc:
             into.text(rel, f"unreadable:{exc.errno}")
     else:
