@@ -270,11 +270,13 @@ def _check(opts: CheckOptions) -> Result:
     library = load_library(folder, root)
     job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root, outcome.catalog))
     names = sorted(outcome.plans)
-    per_env = _environments(job, names, cache, inputs)
+    judged: list[EvidenceVerdicts] = []  # judged while the workers run: it reads none of their work
+    per_env = _environments(job, names, cache, inputs,
+                            lambda: judged.append(_promotion_evidence(outcome, library.data, folder, root)))
     findings = [f for name in names for f in per_env[name]]
     allowed = allow_list(library.data)
     allow_findings = [f for name in names for f in extra_args_findings(outcome.catalog, outcome.plans[name], allowed)]
-    evidence = _promotion_evidence(outcome, library.data, folder, root)
+    (evidence,) = judged
     findings = _after_rollback([*findings, *evidence.findings], evidence.rolled_back)
     stale = [f for f in findings if f.rule_id == STALE_RULE]
     result.findings.extend(_waived([f for f in findings if f.rule_id != STALE_RULE], outcome, library,
@@ -314,10 +316,11 @@ def _cache_notes(result: Result, cache: Cache, opts: CheckOptions) -> None:
         result.notes.extend(cache.stats.lines())
 
 
-def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
-                  inputs: check_cache.Inputs | None) -> dict[str, list[Finding]]:
+def _environments(job: _EnvironmentJob, names: list[str], cache: Cache, inputs: check_cache.Inputs | None,
+                  meanwhile: Callable[[], None] = lambda: None) -> dict[str, list[Finding]]:
     """Every environment's findings: from the cache where everything it reads is as it was,
-    else computed (in workers where there are several) and stored."""
+    else computed (in workers where there are several) and stored.  ``meanwhile`` runs in
+    this process while the workers work (else before the environments are computed)."""
     opts = job.opts
     keys: dict[str, str] = {}
     out: dict[str, list[Finding]] = {}
@@ -341,12 +344,14 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache,
     todo = [n for n in names if n not in out]
     workers = min(len(todo), _jobs(opts))
     if workers > 1:
-        computed = _run_in_workers(job, todo, workers)
+        computed = _run_in_workers(job, todo, workers, meanwhile)
     elif todo:
+        meanwhile()
         engine = make_engine(opts.engine, opa_url=opts.opa_url, timeout=opts.opa_timeout)
         prepare(job.library, engine)
         computed = job.run_all(todo, engine)
     else:
+        meanwhile()
         computed = {}
     if inputs is not None and keys and computed and not inputs.signatures.unchanged():
         cache.stats.ignored.append("files the gate reads changed while it ran; no environment is stored")
@@ -532,10 +537,11 @@ def _shares(plans: Mapping[str, EnvironmentPlan], workers: int) -> list[list[str
     return [share for share in shares if share]
 
 
-def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> dict[str, list[Finding]]:
+def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int,
+                    meanwhile: Callable[[], None] = lambda: None) -> dict[str, list[Finding]]:
     """``job`` for every environment in forked processes that inherit the catalog and the
-    plans, each with its share of the environments; an error in one (a broken template or
-    policy) is raised here as it was there."""
+    plans, each with its share of the environments, and ``meanwhile`` here while they work;
+    an error in one (a broken template or policy) is raised here as it was there."""
     global _JOB
     context = multiprocessing.get_context("fork")
     shares = _shares({n: job.outcome.plans[n] for n in names}, workers)
@@ -543,7 +549,9 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int) -> dic
     out: dict[str, list[Finding]] = {}
     try:
         with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
-            for part, stats in pool.map(_worker, shares):
+            started = pool.map(_worker, shares)
+            meanwhile()
+            for part, stats in started:
                 out.update(part)
                 if stats is not None and job.cache is not None:
                     job.cache.stats.merge(stats)
