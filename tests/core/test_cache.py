@@ -722,3 +722,41 @@ def test_the_expectations_follow_the_policy_data_an_evaluation_set_reads(
     texts.clear()
     assert _run(cached, capsys, "--no-cache")[:2] == warm[:2]
     assert texts == got
+
+
+def test_after_a_flavor_edit_the_engine_is_handed_what_a_run_without_the_cache_hands_it(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flavor edit that moves every position of its file (a comment above it) changes
+    that flavor's catalog item, the plan, expectations and objects of the tenants that serve
+    it; everything else is found (catalog items by their documents, the tenants' parts by
+    their units).  The engine's input is byte for byte that of a run without the cache."""
+    import kitchen_gitops.policy.gate as gate
+
+    monkeypatch.setenv("KITCHEN_JOBS", "1")  # the requests are made in this process
+    texts: list[list[tuple[str, bytes | None]]] = []
+    requests_of = gate.requests_of
+
+    def spy(*args: object, **kwargs: object) -> object:
+        made = requests_of(*args, **kwargs)  # type: ignore[arg-type]
+        texts.append([(r.path, r.text) for r in made])
+        return made
+
+    monkeypatch.setattr(gate, "requests_of", spy)
+    cold = _run(cached, capsys)
+    items = _counts(cold[2], "catalog-item")
+    assert items[0] == 0 and items[1] == items[2] > 0
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text("# moved down a line\n" + flavor.read_text())
+    texts.clear()
+    warm = _run(cached, capsys)
+    found, computed, _ = _counts(warm[2], "catalog-item")
+    environments = len(list((cached / "environments").glob("*.yaml")))
+    assert computed == environments and found == items[1] - environments  # one item per environment's input
+    tenants = _tenants(warm[2])
+    assert tenants[0] > 0 and tenants[1] > 0
+    parts = _counts(warm[2], "tenant-part")
+    assert parts[0] > 0 and parts[1] == 2 * tenants[1]  # its expectations and its plan, per tenant rendered again
+    got = list(texts)
+    texts.clear()
+    assert _run(cached, capsys, "--no-cache")[:2] == warm[:2]
+    assert texts == got and all(text is not None for run in got for _, text in run)
