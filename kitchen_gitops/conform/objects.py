@@ -17,6 +17,7 @@ from which the operator writes argocd-cm: docs/conformance.md).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -37,7 +38,6 @@ from ..render import (
     Meta,
     object_meta,
 )
-from ..render_memo import exact_json
 from .expectations import (
     CONFIGMAP_KEY,
     FlavorExpectation,
@@ -101,33 +101,49 @@ def render_conformance(r: EnvironmentRenderer) -> None:
     _render_job(r, srcs, label, all_trace, s3_secret)
 
 
+# where the environment's own expectations, written with no service, hold the services list
+# (the top object's key, two spaces in: no string holds an unescaped quote)
+_SERVICES_AT = '\n  "services": []'
+_ITEM = ",\n    "  # between two items of that list, as json.dumps(indent=2) writes them
+
+
 def expectations_text(r: EnvironmentRenderer) -> str:
     """The environment's expectations as the ConfigMap holds them; with the gate's cache,
     each tenant's services' part is found by the tenant's unit key (and the policy data,
     where one of its flavors has an evaluation set), and only the tenants whose files
-    changed are described again.  A part is kept only where JSON gives it back as it was."""
+    changed are described again.
+
+    A part is kept as the text ``json.dumps(indent=2, sort_keys=True)`` writes for its
+    services inside the environment's list (each line after the first four spaces further
+    in: JSON writes no newline inside a string); the parts go into the environment's own
+    text, written with an empty list, where the list is.  A test holds the text to
+    :func:`build_expectations`' on every acceptance folder, cold and warm."""
     cat, plan, units = r.catalog, r.plan, r.units
     params = PolicyData(cat)
     data = _policy_data_json(params) if any(reads_policy_data(t.services) for t in plan.tenants) else b""
     if units is None or data is None or any(units.keys.get(t.tenant.name) is None for t in plan.tenants):
         return build_expectations(cat, plan).to_json()
     known: dict[str, FlavorExpectation] = {}
-    services: list[Any] = []
+    pieces: list[str] = []
     for t in plan.tenants:
         unit = units.keys[t.tenant.name]
         assert unit is not None
         parts = units.parts("expectations", data if reads_policy_data(t.services) else b"")
         key = parts.key(unit)
-        found = parts.get(key, t.tenant.name, _json_list, "not a tenant's expectations")
+        found = parts.get(key, t.tenant.name, _text, "not a tenant's expectations")
         if found is None:
-            found = [e.model_dump(mode="json", exclude_none=True)
-                     for e in service_expectations(cat, r.env, t.services, known, params)]
-            payload = exact_json(found)
-            if payload is not None:
-                parts.put(key, t.tenant.name, payload)
-        services.extend(found)
-    whole = environment_expectations(cat, plan).model_dump(mode="json", exclude_none=True)
-    return pretty_json({**whole, "services": services}) + "\n"
+            found = _ITEM.join(pretty_json(e.model_dump(mode="json", exclude_none=True)).replace("\n", "\n    ")
+                               for e in service_expectations(cat, r.env, t.services, known, params))
+            with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: written, not kept
+                parts.put(key, t.tenant.name, found.encode("utf-8"))
+        if found:
+            pieces.append(found)
+    whole = pretty_json(environment_expectations(cat, plan).model_dump(mode="json", exclude_none=True))
+    if pieces:
+        at = whole.index(_SERVICES_AT)
+        whole = (whole[:at] + '\n  "services": [\n    ' + _ITEM.join(pieces) + "\n  ]"
+                 + whole[at + len(_SERVICES_AT):])
+    return whole + "\n"
 
 
 def _policy_data_json(params: PolicyData) -> bytes | None:
@@ -139,12 +155,11 @@ def _policy_data_json(params: PolicyData) -> bytes | None:
         return None
 
 
-def _json_list(payload: bytes) -> list[Any] | None:
+def _text(payload: bytes) -> str | None:
     try:
-        value = orjson.loads(payload)
-    except orjson.JSONDecodeError:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
         return None
-    return value if type(value) is list and all(type(v) is dict for v in value) else None
 
 
 def _conformance_sources(r: EnvironmentRenderer) -> tuple[tuple[str, ...], str | None]:

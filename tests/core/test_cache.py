@@ -760,3 +760,23 @@ def test_after_a_flavor_edit_the_engine_is_handed_what_a_run_without_the_cache_h
     texts.clear()
     assert _run(cached, capsys, "--no-cache")[:2] == warm[:2]
     assert texts == got and all(text is not None for run in got for _, text in run)
+
+
+def test_expectations_from_the_tenants_parts_are_the_committed_text(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The conformance expectations a run assembles from the tenants' kept parts are, byte
+    for byte, what ``kitchen render`` (which keeps nothing) committed: the committed output
+    is up to date cold and warm, and the warm run described no tenant again."""
+    cold = main(["check", "--verbose", "--root", str(cached)])
+    out, err = capsys.readouterr()
+    assert cold == 0 and "render.stale" not in out, out
+    notes = [line for line in err.splitlines() if line.startswith("cache")]
+    assert _counts(notes, "tenant-part")[1] > 0
+    rule = cached / "policies" / "rules" / "lora_rank.rego"
+    rule.write_text(rule.read_text() + "\n# the environments are rendered again, from the kept parts\n")
+    warm = main(["check", "--verbose", "--root", str(cached)])
+    out, err = capsys.readouterr()
+    assert warm == 0 and "render.stale" not in out, out
+    notes = [line for line in err.splitlines() if line.startswith("cache")]
+    found, computed, _ = _counts(notes, "tenant-part")
+    assert found > 0 and computed == 0
