@@ -185,7 +185,9 @@ def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]]
     """The committed rendered output that differs from what the catalog renders (the
     admission folder's findings name the environment below it)."""
     diffs = check_outputs(out_dir, rendered, prune_environments=full)
-    objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files if f.objects}
+    named = {d.path for d in diffs}  # the objects of the files that differ, read for their names
+    objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files
+               if f"{env}/{f.path}" in named and f.objects}
     return _as_stale(out_dir, diffs, objects, root)
 
 

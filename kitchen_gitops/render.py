@@ -47,7 +47,7 @@ from .plan import (
     TenantPlan,
     runtime_args,
 )
-from .render_memo import ObjectMemo, RenderedEntry, StoredFile, TenantMemo
+from .render_memo import ObjectMemo, RenderedEntry, StoredFile, StoredObject, TenantMemo
 from .rules import RENDER_VLLM_ARGS
 from .sandbox import (
     MAX_RENDERED_BYTES,
@@ -122,6 +122,29 @@ class RenderedFile:
     path: str  # relative to the output root, posix
     content: str  # the serialised form, written as is by the write stage
     objects: list[RenderedObject] = field(default_factory=list)
+
+
+class FoundFile(RenderedFile):
+    """A file of a tenant the gate's cache kept whole (rendered as planned, no closed-world
+    difference): its objects as kept, each with its item of the policy input as JSON;
+    :attr:`objects` are built only where something reads them (the policy input takes
+    the items as they are, and no check of the render reads a kept unit again)."""
+
+    def __init__(self, path: str, content: str, stored: Sequence[StoredObject]) -> None:
+        self.path, self.content, self.stored = path, content, stored
+        self._objects: list[RenderedObject] | None = None
+
+    @property
+    def objects(self) -> list[RenderedObject]:
+        if self._objects is None:
+            self._objects = [RenderedObject(api, kind, name, ns, Location(*where), sources, None,
+                                            input_json=item, input_namespace=input_ns)
+                             for api, kind, name, ns, where, sources, item, input_ns in self.stored]
+        return self._objects
+
+    @objects.setter
+    def objects(self, value: list[RenderedObject]) -> None:
+        self._objects = value
 
 
 class Contribution(Protocol):
@@ -537,10 +560,7 @@ def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile]:
     """The files of a found unit, without manifests: a unit is kept only where its tenant
     was rendered as planned (no closed-world difference, no drift of a command line), which
     its key makes true again; its objects go into the policy input as their items' JSON."""
-    return [RenderedFile(path, text, [RenderedObject(api, kind, name, ns, Location(*where), sources, None,
-                                                     input_json=item, input_namespace=input_ns)
-                                      for api, kind, name, ns, where, sources, item, input_ns in objects])
-            for path, text, objects in stored]
+    return [FoundFile(path, text, objects) for path, text, objects in stored]
 
 
 def contributions_id(contributions: Sequence[Contribution]) -> str:
@@ -618,7 +638,7 @@ def _drift(env: str, services: Sequence[ServicePlan], files: Sequence[RenderedFi
     with the runtime's arguments, an InferenceService's model exactly the plan's
     arguments (no other container beside it), an LLMInferenceService's ``main``
     container exactly the arguments the plan leaves to it."""
-    objects = {(o.kind, o.namespace, o.name): o for f in files for o in f.objects}
+    objects = {(o.kind, o.namespace, o.name): o for f in files if not isinstance(f, FoundFile) for o in f.objects}
     out: list[Finding] = []
 
     def drift(obj: RenderedObject, what: str, got: Sequence[Any], want: Sequence[str]) -> None:
@@ -673,5 +693,5 @@ def unintended_findings(environment: str, files: Sequence[RenderedFile], data: M
     """What the templates rendered beyond what kitchen intends, less what the customisation
     points of the policy data allow (:mod:`kitchen_gitops.closed_world`)."""
     objects = [(RenderedRef(o.kind, o.name, o.namespace, o.api_version, f.path), o.differences)
-               for f in files for o in f.objects if o.differences]
+               for f in files if not isinstance(f, FoundFile) for o in f.objects if o.differences]
     return closed_world_findings(environment, objects, points(data)) if objects else []

@@ -32,7 +32,7 @@ from ..input_items import loc, namespace_of, resource_item
 from ..input_items import read_vllm_flags as read_vllm_flags
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
-from ..render import RenderedFile
+from ..render import FoundFile, RenderedFile
 from ..render_memo import TenantMemo, exact_json
 
 ITEM = "catalog-item"
@@ -92,6 +92,9 @@ def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rende
     is that JSON as it is (an ``orjson.Fragment``: written into the input unread)."""
     out: list[Any] = []
     for f in files:
+        if isinstance(f, FoundFile):
+            out += [orjson.Fragment(kept[6]) for kept in f.stored]
+            continue
         for obj in f.objects:
             if obj.input_json is not None:
                 out.append(orjson.Fragment(obj.input_json))
@@ -104,7 +107,9 @@ def resource_namespaces(files: Sequence[RenderedFile], items: Sequence[Any]) -> 
     """The namespace of each of ``resource_items``' items (a Namespace's own name), by
     which the policy input is cut into slices: read from the item, or the one the cache
     kept with an item it gave as JSON (read from the same item when it was kept)."""
-    given = [obj.input_namespace for f in files for obj in f.objects if obj.input_json is not None]
+    given = [namespace for f in files
+             for namespace in ([kept[7] for kept in f.stored] if isinstance(f, FoundFile) else
+                               [obj.input_namespace for obj in f.objects if obj.input_json is not None])]
     found = iter(given)
     return [next(found) if type(item) is orjson.Fragment else namespace_of(item) for item in items]
 
