@@ -780,3 +780,26 @@ def test_expectations_from_the_tenants_parts_are_the_committed_text(
     notes = [line for line in err.splitlines() if line.startswith("cache")]
     found, computed, _ = _counts(notes, "tenant-part")
     assert found > 0 and computed == 0
+
+
+def test_a_parsed_file_entry_gives_back_exactly_the_values_the_parser_gave(tmp_path: Path) -> None:
+    """An entry's data is read as JSON; a date comes back a date, and what the parser never
+    gives (an integer beyond int64, a malformed date tag) is refused, whether or not the
+    entry holds anything to turn back."""
+    import datetime as dt
+    import json
+
+    from kitchen_gitops import document_cache
+
+    def entry(data: object) -> bytes:
+        return json.dumps({"data": data, "paths": [[]], "marks": [1, 1, 1, 1]}).encode()
+
+    def read(data: object) -> object:
+        doc = document_cache.decode(entry(data), tmp_path / "x.yaml", "catalog/flavors/x.yaml")
+        return None if doc is None else doc.data
+
+    assert read({"a": [1, 2.5, "x", None, True]}) == {"a": [1, 2.5, "x", None, True]}
+    assert read({"d": {"\0date": "2026-12-06"}}) == {"d": dt.date(2026, 12, 6)}
+    assert read({"n": 2**63 - 1}) == {"n": 2**63 - 1}
+    assert read({"n": 2**63}) is None
+    assert read({"d": {"\0date": "2026-12-06", "x": 1}}) is None and read({"d": {"\0date": 5}}) is None
