@@ -158,12 +158,22 @@ class TenantMemo:
         self._scope = Digest(UNIT).text(environment, contributions, prefix).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
         self._parts: dict[tuple[str, bytes], UnitParts] = {}
-        self.keys: dict[str, str | None] = {}  # each tenant's unit key, by its name, as the render made it
+        # each tenant's files key (its unit's key without the templates), by its name, as
+        # the render made it: what the tenant's parts are found by
+        self.files: dict[str, str | None] = {}
 
     def key(self, digests: list[tuple[str, str, str]]) -> str | None:
         """The key of a tenant's unit from ``(kind, catalog key, document digest)`` of every
         catalog object its render reads, or None where one has no digest."""
-        d = Digest(UNIT).text(self._scope)
+        return self._key(Digest(UNIT).text(self._scope), digests)
+
+    def files_key(self, digests: list[tuple[str, str, str]]) -> str | None:
+        """The key of the same files alone, in this environment: what the tenant's plan and
+        expectations read (no template); None where one has no digest."""
+        return self._key(Digest(PART).text(self.environment), digests)
+
+    @staticmethod
+    def _key(d: Digest, digests: list[tuple[str, str, str]]) -> str | None:
         for kind, name, digest in sorted(set(digests)):
             if not digest:
                 return None
@@ -175,9 +185,9 @@ class TenantMemo:
 
     def parts(self, what: str, reads: bytes) -> UnitParts:
         """Where an environment-wide object keeps what it takes from each tenant (``what``),
-        found by the tenant's unit key and ``reads``: what else that part reads."""
+        found by the tenant's files key and ``reads``: what else that part reads."""
         if (what, reads) not in self._parts:
-            scope = Digest(PART).text(self._scope, what).add(reads).hexdigest()
+            scope = Digest(PART).text(self.environment, what).add(reads).hexdigest()
             self._parts[(what, reads)] = UnitParts(self.cache, scope)
         return self._parts[(what, reads)]
 
@@ -235,16 +245,17 @@ class TenantMemo:
 
 class UnitParts:
     """What an environment-wide object takes from each tenant (the conformance
-    expectations of its services), kept per tenant and found by the tenant's unit key: a
-    function of the unit's files, and of what the scope's ``reads`` names besides.  A part
-    is JSON, read back by the caller's reader."""
+    expectations of its services, its part of the plan in the policy input), kept per
+    tenant and found by the tenant's files key (:meth:`TenantMemo.files_key`): a function of
+    the tenant's files, and of what the scope's ``reads`` names besides — no template, so a
+    template edit finds every part.  Its payload is read back by the caller's reader."""
 
     def __init__(self, cache: Cache, scope: str) -> None:
         self.cache, self._scope = cache, scope
         self._packs: dict[int, Pack] = {}
 
-    def key(self, unit: str) -> str:
-        return Digest(PART).text(self._scope, unit).hexdigest()
+    def key(self, files: str) -> str:
+        return Digest(PART).text(self._scope, files).hexdigest()
 
     def get(self, key: str, tenant: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
         return _share_pack(self.cache, self._packs, PART, self._scope, tenant).read(key, decode, refused)

@@ -109,7 +109,7 @@ _ITEM = ",\n    "  # between two items of that list, as json.dumps(indent=2) wri
 
 def expectations_text(r: EnvironmentRenderer) -> str:
     """The environment's expectations as the ConfigMap holds them; with the gate's cache,
-    each tenant's services' part is found by the tenant's unit key (and the policy data,
+    each tenant's services' part is found by the tenant's files key (and the policy data,
     where one of its flavors has an evaluation set), and only the tenants whose files
     changed are described again.
 
@@ -121,15 +121,15 @@ def expectations_text(r: EnvironmentRenderer) -> str:
     cat, plan, units = r.catalog, r.plan, r.units
     params = PolicyData(cat)
     data = _policy_data_json(params) if any(reads_policy_data(t.services) for t in plan.tenants) else b""
-    if units is None or data is None or any(units.keys.get(t.tenant.name) is None for t in plan.tenants):
+    if units is None or data is None or any(units.files.get(t.tenant.name) is None for t in plan.tenants):
         return build_expectations(cat, plan).to_json()
     known: dict[str, FlavorExpectation] = {}
     pieces: list[str] = []
     for t in plan.tenants:
-        unit = units.keys[t.tenant.name]
-        assert unit is not None
+        files = units.files[t.tenant.name]
+        assert files is not None
         parts = units.parts("expectations", data if reads_policy_data(t.services) else b"")
-        key = parts.key(unit)
+        key = parts.key(files)
         found = parts.get(key, t.tenant.name, _text, "not a tenant's expectations")
         if found is None:
             found = _ITEM.join(pretty_json(e.model_dump(mode="json", exclude_none=True)).replace("\n", "\n    ")

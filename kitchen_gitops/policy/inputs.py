@@ -128,7 +128,7 @@ class InputBuilder:
     """Builds the documents; catalog items are converted once for all environments.
 
     With the gate's cache (``cache``, and the environment whose items it keeps), each
-    catalog item is found by its document's digest, and each tenant's plan by its unit
+    catalog item is found by its document's digest, and each tenant's plan by its files
     key (``units``: the tenants' units of the environment's render)."""
 
     def __init__(self, catalog: Catalog, cache: Cache | None = None, environment: str = "") -> None:
@@ -163,16 +163,17 @@ class InputBuilder:
 
 
 def _plan_tenants(plan: EnvironmentPlan, units: TenantMemo) -> list[dict[str, Any]]:
-    """Each tenant's part of the plan as the input holds it: found by the tenant's unit key
-    (a tenant's plan reads the files its unit is made of), else made and kept."""
+    """Each tenant's part of the plan as the input holds it: found by the tenant's files key
+    (a tenant's plan reads the files its unit is made of, and no template), else made and
+    kept."""
     parts = units.parts("plan", b"")
     out = []
     for t in plan.tenants:
-        unit = units.keys.get(t.tenant.name)
-        if unit is None:
+        files = units.files.get(t.tenant.name)
+        if files is None:
             out.append(t.as_dict())
             continue
-        key = parts.key(unit)
+        key = parts.key(files)
         found = parts.get(key, t.tenant.name, json_dict, "not a tenant's plan")
         if found is None:
             found = t.as_dict()

@@ -511,14 +511,18 @@ def test_an_edit_renders_again_only_the_tenants_whose_files_changed(
 
 def test_a_template_edit_finds_no_rendered_object(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The templates folder's digest is in every object's key: a comment in one template,
-    which changes no output, still renders every object again."""
-    _run(cached, capsys)
+    which changes no output, still renders every object again.  What the tenants give the
+    environment besides their objects (their plans, their expectations) reads no template:
+    every part is found."""
+    cold = _run(cached, capsys)
     template = cached / "templates" / "namespace.yaml.j2"
     template.write_text("{# a comment #}" + template.read_text())
     edited = _run(cached, capsys)
     assert edited[:2] == _run(cached, capsys, "--no-cache")[:2]
     found, computed, _ = _objects(edited[2])
     assert found == 0 and computed > 0
+    assert _tenants(edited[2])[0] == 0
+    assert _counts(edited[2], "tenant-part") == (_counts(cold[2], "tenant-part")[2], 0, 0)
 
 
 def test_an_object_rendered_other_than_intended_is_never_stored(
