@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -156,18 +155,6 @@ def _spans(paths: Any, marks: Any) -> _Spans:
     return _Spans(paths, marks)
 
 
-# what JSON may hold that _thaw turns into something else or refuses: a NUL (a date's tag)
-# and an integer of 19 digits or more (beyond Kubernetes' int64, or close to it)
-_THAWED = re.compile(rb"\\u0000|[0-9]{19}")
-
-
-def _plain(payload: bytes) -> bool:
-    """Whether the values JSON read from ``payload`` are their own thawed values: JSON reads
-    only strings, numbers (finite), booleans, null, lists and string-keyed objects, and
-    neither a date's tag nor a long integer is written anywhere in it."""
-    return _THAWED.search(payload) is None
-
-
 def decode(payload: bytes, path: Path, display: str) -> Document | None:
     """The document an entry holds, or None when it is not an entry's shape."""
     try:
@@ -175,7 +162,7 @@ def decode(payload: bytes, path: Path, display: str) -> Document | None:
         if not (isinstance(obj, dict) and obj.keys() == {"data", "paths", "marks"}
                 and isinstance(obj["data"], dict)):
             return None
-        data = obj["data"] if _plain(payload) else _thaw(obj["data"])
+        data = _thaw(obj["data"])
         spans = _spans(obj["paths"], obj["marks"])
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
