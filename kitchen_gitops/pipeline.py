@@ -506,18 +506,18 @@ class _Joined(Pending[list[Finding]]):
         return out
 
 
-_JOB: _EnvironmentJob | None = None  # the job of a forked worker, inherited from the parent
+# the job of a forked worker and its engine, the library loaded: inherited from the parent
+_JOB: tuple[_EnvironmentJob, Any] | None = None
 
 
 def _worker(names: list[str]) -> tuple[dict[str, list[Finding]], Stats | None]:
     """A worker's share, and what it did with the cache (its counters live in this process)."""
     assert _JOB is not None
-    cache = _JOB.cache
+    job, engine = _JOB
+    cache = job.cache
     if cache is not None:
         cache.stats = Stats()  # counted afresh: the parent's account came along with the fork
-    engine = make_engine(_JOB.opts.engine)
-    prepare(_JOB.library, engine)
-    found = _JOB.run_all(names, engine)
+    found = job.run_all(names, engine)
     return found, cache.stats if cache is not None else None
 
 
@@ -543,11 +543,14 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int,
                     meanwhile: Callable[[], None] = lambda: None) -> dict[str, list[Finding]]:
     """``job`` for every environment in forked processes that inherit the catalog and the
     plans, each with its share of the environments, and ``meanwhile`` here while they work;
-    an error in one (a broken template or policy) is raised here as it was there."""
+    an error in one (a broken template or policy) is raised here as it was there.  The
+    engine loads the library here, once, and the workers inherit it."""
     global _JOB
     context = multiprocessing.get_context("fork")
     shares = _shares({n: job.outcome.plans[n] for n in names}, workers)
-    _JOB = job
+    engine = make_engine(job.opts.engine)
+    prepare(job.library, engine)
+    _JOB = (job, engine)
     out: dict[str, list[Finding]] = {}
     try:
         with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
