@@ -278,13 +278,27 @@ def _evaluate(engine: Engine, request: Request) -> Any:
 
 
 def plain(doc: Any) -> Any:
-    """``doc`` with each resource the gate's cache gave as JSON (``orjson.Fragment``, which
-    only orjson writes) read: for an engine that is handed the document, not its JSON."""
-    resources = doc.get("resources") if isinstance(doc, dict) else None
-    if not isinstance(resources, list) or not any(type(item) is orjson.Fragment for item in resources):
+    """``doc`` with each item the gate's cache gave as JSON (``orjson.Fragment``, which only
+    orjson writes: a resource, a base's or a flavor's catalog item) read: for an engine
+    that is handed the document, not its JSON."""
+    if not isinstance(doc, dict):
         return doc
-    return {**doc, "resources": [orjson.loads(orjson.dumps(item)) if type(item) is orjson.Fragment else item
-                                 for item in resources]}
+    out = dict(doc)
+    resources = doc.get("resources")
+    if isinstance(resources, list) and any(type(item) is orjson.Fragment for item in resources):
+        out["resources"] = [_read(item) for item in resources]
+    catalog = doc.get("catalog")
+    if isinstance(catalog, dict):
+        kinds = {kind: items for kind in ("bases", "flavors") if isinstance(items := catalog.get(kind), dict)
+                 and any(type(item) is orjson.Fragment for item in items.values())}
+        if kinds:
+            out["catalog"] = {**catalog, **{kind: {k: _read(v) for k, v in items.items()}
+                                            for kind, items in kinds.items()}}
+    return out
+
+
+def _read(item: Any) -> Any:
+    return orjson.loads(orjson.dumps(item)) if type(item) is orjson.Fragment else item
 
 
 class _First(Pending[Any]):

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from ..cache import Cache, Digest, Pack
+from ..cache import Cache, Pack
 from ..findings import Location
 from ..input_items import loc, namespace_of, resource_item
 from ..input_items import read_vllm_flags as read_vllm_flags
@@ -41,24 +41,26 @@ ITEM = "catalog-item"
 class _Items:
     """Catalog items as input, each serialised once and shared by every environment; with
     the gate's cache, found by their document's digest (what the catalog object is built
-    from) instead of being serialised again."""
+    from: the digest of its file's shown path and bytes) instead of being serialised
+    again.  A base's or a flavor's item found so goes into the input unread
+    (``orjson.Fragment``: no code of kitchen reads them); a tenant's and an environment's
+    are read (the slices and the findings read them)."""
 
     def __init__(self, catalog: Catalog, pack: Pack | None = None) -> None:
         self.catalog, self.pack = catalog, pack
-        self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
 
-    def item(self, kind: str, key: str, obj: Strict) -> dict[str, Any]:
+    def item(self, kind: str, key: str, obj: Strict) -> Any:
         cached = self._cache.get((kind, key))
         if cached is None:
             doc = self.catalog.documents.get((kind, key))
-            stored = Digest(ITEM).text(kind, key, doc.digest).hexdigest() \
-                if self.pack is not None and doc is not None and doc.digest else None
-            if stored is not None and self.pack is not None:
-                cached = self.pack.read(stored, json_dict, "not a catalog item")
+            stored = doc.digest if self.pack is not None and doc is not None else ""
+            if stored and self.pack is not None:
+                cached = self.pack.read(stored, _fragment if kind in _UNREAD else json_dict, "not a catalog item")
             if cached is None:
                 cached = self._made(kind, key, obj)
-                payload = exact_json(cached) if stored is not None and self.pack is not None else None
-                if payload is not None and stored is not None and self.pack is not None:
+                payload = exact_json(cached) if stored and self.pack is not None else None
+                if payload is not None and self.pack is not None:
                     self.pack.put(stored, payload)
             self._cache[(kind, key)] = cached
         return cached
@@ -73,6 +75,13 @@ class _Items:
         if kind in ("Base", "Flavor"):
             made["ref"] = key
         return made
+
+
+_UNREAD = frozenset({"Base", "Flavor"})  # the kinds whose found items go into the input unread
+
+
+def _fragment(payload: bytes) -> orjson.Fragment | None:
+    return orjson.Fragment(payload) if payload[:1] == b"{" and payload[-1:] == b"}" else None
 
 
 def json_dict(payload: bytes) -> dict[str, Any] | None:
