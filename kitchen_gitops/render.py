@@ -273,10 +273,10 @@ class EnvironmentRenderer:
     def render_tenant(self, t: TenantPlan) -> None:
         """Every object of tenant ``t``: its own and what the contributions add in its
         namespace; found whole in the gate's cache where its files are as they were."""
-        reads = self._unit_reads(t) if self.units is not None else []
-        key = self.units.key(reads) if self.units is not None else None
+        files = self.units.files_key(self._unit_reads(t)) if self.units is not None else None
+        key = self.units.key(files) if self.units is not None else None
         if self.units is not None:
-            self.units.files[t.tenant.name] = self.units.files_key(reads)
+            self.units.files[t.tenant.name] = files
         stored = self.units.get(key, t.tenant.name) if key is not None and self.units is not None else None
         if stored is not None:
             self.files.extend(_files_of(stored))

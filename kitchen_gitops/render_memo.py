@@ -162,18 +162,16 @@ class TenantMemo:
         # the render made it: what the tenant's parts are found by
         self.files: dict[str, str | None] = {}
 
-    def key(self, digests: list[tuple[str, str, str]]) -> str | None:
-        """The key of a tenant's unit from ``(kind, catalog key, document digest)`` of every
-        catalog object its render reads, or None where one has no digest."""
-        return self._key(Digest(UNIT).text(self._scope), digests)
+    def key(self, files: str | None) -> str | None:
+        """The key of a tenant's unit from its :meth:`files_key` (None: none): the files
+        with this memo's scope (the templates folder, the stages, the output folder)."""
+        return Digest(UNIT).text(self._scope, files).hexdigest() if files is not None else None
 
     def files_key(self, digests: list[tuple[str, str, str]]) -> str | None:
-        """The key of the same files alone, in this environment: what the tenant's plan and
-        expectations read (no template); None where one has no digest."""
-        return self._key(Digest(PART).text(self.environment), digests)
-
-    @staticmethod
-    def _key(d: Digest, digests: list[tuple[str, str, str]]) -> str | None:
+        """The key of the files a tenant's render reads, in this environment, from ``(kind,
+        catalog key, document digest)`` of each of those catalog objects: what the tenant's
+        plan and expectations read (no template); None where one has no digest."""
+        d = Digest(PART).text(self.environment)
         for kind, name, digest in sorted(set(digests)):
             if not digest:
                 return None
@@ -309,7 +307,8 @@ def _decode_unit(payload: bytes) -> list[StoredFile] | None:
             at += size
             objects: list[StoredObject] = []
             for api_version, kind, name, namespace, file, line, col, sources, input_ns, length in entries:
-                if not (_strs(api_version, kind, name, namespace, file) and type(line) is int
+                if not (type(api_version) is str and type(kind) is str and type(name) is str
+                        and type(namespace) is str and type(file) is str and type(line) is int
                         and type(col) is int and type(sources) is list and _strs(*sources)
                         and (input_ns is None or type(input_ns) is str) and type(length) is int and length >= 0):
                     return None
