@@ -296,8 +296,10 @@ class EnvironmentRenderer:
             if not any(o.differences for f in made for o in f.objects) \
                     and not _drift(self.env.name, t.services, made):
                 items = self.units.put(key, t.tenant.name, _stored(made))
-                if items is not None:  # the input takes each item as the cache keeps it; no check
-                    self.files[start:] = [  # reads the manifests of a unit rendered as planned
+                if items is not None:
+                    # the input takes each item as the cache keeps it, and no check reads the
+                    # manifests of a unit rendered as planned again
+                    self.files[start:] = [
                         RenderedFile(f.path, f.content, [dataclasses.replace(o, manifest=None, input_json=j,
                                                                              input_namespace=n)
                                                          for o, (j, n) in zip(f.objects, kept, strict=True)])

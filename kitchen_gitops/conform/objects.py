@@ -116,8 +116,9 @@ def expectations_text(r: EnvironmentRenderer) -> str:
     A part is kept as the text ``json.dumps(indent=2, sort_keys=True)`` writes for its
     services inside the environment's list (each line after the first four spaces further
     in: JSON writes no newline inside a string); the parts go into the environment's own
-    text, written with an empty list, where the list is.  A test holds the text to
-    :func:`build_expectations`' on every acceptance folder, cold and warm."""
+    text, written with an empty list, where the list is.  Tests hold the text, cold and
+    warm, to what ``kitchen render`` (which keeps nothing) committed, and the acceptance
+    folders' staleness checks to runs without the cache."""
     cat, plan, units = r.catalog, r.plan, r.units
     params = PolicyData(cat)
     data = _policy_data_json(params) if any(reads_policy_data(t.services) for t in plan.tenants) else b""
