@@ -661,14 +661,12 @@ def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: P
     assert again.get("f" * 64, "t") is None
 
 
-def test_tenants_found_in_the_cache_give_the_engine_the_input_a_render_gives(
-        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tenant found in the cache goes into the policy input as the JSON it was kept as:
-    the engine is handed, byte for byte, what a run without the cache hands it; real
-    OPA, which is handed documents, finds what it finds without the cache."""
+def _engine_inputs(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, bytes | None]]]:
+    """What the engine is handed from now on, one list per environment: each request's
+    query and input text (the requests are made in this process: one worker)."""
     import kitchen_gitops.policy.gate as gate
 
-    monkeypatch.setenv("KITCHEN_JOBS", "1")  # the requests are made in this process
+    monkeypatch.setenv("KITCHEN_JOBS", "1")
     texts: list[list[tuple[str, bytes | None]]] = []
     requests_of = gate.requests_of
 
@@ -678,6 +676,15 @@ def test_tenants_found_in_the_cache_give_the_engine_the_input_a_render_gives(
         return made
 
     monkeypatch.setattr(gate, "requests_of", spy)
+    return texts
+
+
+def test_tenants_found_in_the_cache_give_the_engine_the_input_a_render_gives(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tenant found in the cache goes into the policy input as the JSON it was kept as:
+    the engine is handed, byte for byte, what a run without the cache hands it; real
+    OPA, which is handed documents, finds what it finds without the cache."""
+    texts = _engine_inputs(monkeypatch)
     uncached = _run(cached, capsys, "--no-cache")
     without, texts[:] = list(texts), []
     assert _run(cached, capsys)[:2] == uncached[:2]  # cold: every tenant rendered and kept
@@ -698,18 +705,7 @@ def test_the_expectations_follow_the_policy_data_an_evaluation_set_reads(
     one of its flavors has an evaluation set, by the policy data too: a drift tolerance
     edited there is in the next warm run's expectations (the engine is handed what a run
     without the cache hands it), and the other tenants' parts are found."""
-    import kitchen_gitops.policy.gate as gate
-
-    monkeypatch.setenv("KITCHEN_JOBS", "1")  # the requests are made in this process
-    texts: list[list[tuple[str, bytes | None]]] = []
-    requests_of = gate.requests_of
-
-    def spy(*args: object, **kwargs: object) -> object:
-        made = requests_of(*args, **kwargs)  # type: ignore[arg-type]
-        texts.append([(r.path, r.text) for r in made])
-        return made
-
-    monkeypatch.setattr(gate, "requests_of", spy)
+    texts = _engine_inputs(monkeypatch)
     cold = _run(cached, capsys)
     parts = _counts(cold[2], "tenant-part")
     assert parts[0] == 0 and parts[1] == parts[2] > 0
@@ -734,18 +730,7 @@ def test_after_a_flavor_edit_the_engine_is_handed_what_a_run_without_the_cache_h
     that flavor's catalog item, the plan, expectations and objects of the tenants that serve
     it; everything else is found (catalog items by their documents, the tenants' parts by
     their units).  The engine's input is byte for byte that of a run without the cache."""
-    import kitchen_gitops.policy.gate as gate
-
-    monkeypatch.setenv("KITCHEN_JOBS", "1")  # the requests are made in this process
-    texts: list[list[tuple[str, bytes | None]]] = []
-    requests_of = gate.requests_of
-
-    def spy(*args: object, **kwargs: object) -> object:
-        made = requests_of(*args, **kwargs)  # type: ignore[arg-type]
-        texts.append([(r.path, r.text) for r in made])
-        return made
-
-    monkeypatch.setattr(gate, "requests_of", spy)
+    texts = _engine_inputs(monkeypatch)
     cold = _run(cached, capsys)
     items = _counts(cold[2], "catalog-item")
     assert items[0] == 0 and items[1] == items[2] > 0
