@@ -121,15 +121,16 @@ def expectations_text(r: EnvironmentRenderer) -> str:
     folders' staleness checks to runs without the cache."""
     cat, plan, units = r.catalog, r.plan, r.units
     params = PolicyData(cat)
-    data = _policy_data_json(params) if any(reads_policy_data(t.services) for t in plan.tenants) else b""
+    reading = [reads_policy_data(t.services) for t in plan.tenants]
+    data = _policy_data_json(params) if any(reading) else b""
     if units is None or data is None or any(units.files.get(t.tenant.name) is None for t in plan.tenants):
         return build_expectations(cat, plan).to_json()
     known: dict[str, FlavorExpectation] = {}
     pieces: list[str] = []
-    for t in plan.tenants:
+    for t, reads in zip(plan.tenants, reading, strict=True):
         files = units.files[t.tenant.name]
         assert files is not None
-        parts = units.parts("expectations", data if reads_policy_data(t.services) else b"")
+        parts = units.parts("expectations", data if reads else b"")
         key = parts.key(files)
         found = parts.get(key, t.tenant.name, _text, "not a tenant's expectations")
         if found is None:
