@@ -3,6 +3,7 @@ flavors (LoRA adapters with their evaluation sets and expectations) and tenants.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -227,6 +228,7 @@ class Flavor(Strict):
         return served_name(self.name, self.version)
 
 
+@functools.lru_cache(maxsize=65536)  # a plan asks for each flavor's name many times
 def served_name(name: str, version: str) -> str:
     """The model name a flavor version is served under: ``<flavor>-<version>``, lower case,
     every character outside ``[a-z0-9-]`` as ``-`` and no ``-`` run, so that the name is a

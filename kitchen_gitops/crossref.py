@@ -279,12 +279,12 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
     listed = [str(r) for r in tenv.flavors]
     taken: dict[str, str] = {}  # served name -> what it serves
     for i, ref in enumerate(tenv.flavors):
-        at = doc.location(("environments", env_name, "flavors", i), value=True)
+        where = ("environments", env_name, "flavors", i)  # looked up for a finding only
         key = str(ref)
         if listed.index(key) != i:
             out.append(Finding(
                 rules.CATALOG_DUPLICATE_FLAVOR, Severity.ERROR,
-                f"tenant {tenant} lists flavor {key} twice in {env_name}", at,
+                f"tenant {tenant} lists flavor {key} twice in {env_name}", doc.location(where, value=True),
                 expected="each flavor version once per environment (two versions of a flavor may "
                 "be listed side by side)"))
             continue
@@ -295,13 +295,14 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
         if len(served) > 63:
             out.append(Finding(
                 rules.CATALOG_SERVED_NAME, Severity.ERROR,
-                f"flavor {key} would be served as '{served}', {len(served)} characters", at,
+                f"flavor {key} would be served as '{served}', {len(served)} characters",
+                doc.location(where, value=True),
                 expected="a flavor name and version that make a served name of at most 63 characters"))
         elif served in taken:
             out.append(Finding(
                 rules.CATALOG_SERVED_NAME, Severity.ERROR,
                 f"flavor {key} would be served as '{served}', the name of {taken[served]} in "
-                f"tenant {tenant}'s {env_name}", at,
+                f"tenant {tenant}'s {env_name}", doc.location(where, value=True),
                 expected="flavor versions whose served names (<flavor>-<version>, lower case, "
                 "'-' for other characters) differ"))
         else:

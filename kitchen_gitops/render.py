@@ -19,6 +19,7 @@ unit, found by the files they are made of.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,16 +124,33 @@ class RenderedFile:
     content: str  # the serialised form, written as is by the write stage
     objects: list[RenderedObject] = field(default_factory=list)
 
+    def same_text(self, data: bytes) -> bool:
+        """Whether ``data`` (a committed file's bytes) is this file's text."""
+        return data == self.content.encode("utf-8")
+
 
 class FoundFile(RenderedFile):
     """A file of a tenant the gate's cache kept whole (rendered as planned, no closed-world
-    difference): its objects as kept, each with its item of the policy input as JSON;
-    :attr:`objects` are built only where something reads them (the policy input takes
-    the items as they are, and no check of the render reads a kept unit again)."""
+    difference): the SHA-256 of its text, what the staleness check compares, and its
+    objects as kept, each with its item of the policy input as JSON. The text itself is
+    not kept (:attr:`content` is refused): nothing else of the gate reads a found file's
+    text. :attr:`objects` are built only where something reads them (the policy input
+    takes the items as they are, and no check of the render reads a kept unit again)."""
 
-    def __init__(self, path: str, content: str, stored: Sequence[StoredObject]) -> None:
-        self.path, self.content, self.stored = path, content, stored
+    def __init__(self, path: str, digest: str, stored: Sequence[StoredObject]) -> None:
+        self.path, self.digest, self.stored = path, digest, stored
         self._objects: list[RenderedObject] | None = None
+
+    @property
+    def content(self) -> str:
+        raise AttributeError(f"{self.path}: a file found in the gate's cache keeps its text's digest only")
+
+    @content.setter
+    def content(self, value: str) -> None:
+        raise AttributeError(f"{self.path}: a file found in the gate's cache keeps its text's digest only")
+
+    def same_text(self, data: bytes) -> bool:
+        return hashlib.sha256(data).hexdigest() == self.digest
 
     @property
     def objects(self) -> list[RenderedObject]:
@@ -563,7 +581,7 @@ def _files_of(stored: Sequence[StoredFile]) -> list[RenderedFile]:
     """The files of a found unit, without manifests: a unit is kept only where its tenant
     was rendered as planned (no closed-world difference, no drift of a command line), which
     its key makes true again; its objects go into the policy input as their items' JSON."""
-    return [FoundFile(path, text, objects) for path, text, objects in stored]
+    return [FoundFile(path, digest, objects) for path, digest, objects in stored]
 
 
 def contributions_id(contributions: Sequence[Contribution]) -> str:

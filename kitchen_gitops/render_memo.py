@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import zlib
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -115,6 +116,7 @@ def _decode(payload: bytes) -> tuple[str, Any] | None:
 
 
 UNIT = "tenant"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 PART = "tenant-part"
 
 # one object of a tenant, as rendered: apiVersion, kind, name, namespace, its catalog
@@ -123,7 +125,7 @@ RenderedEntry = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...],
 # as found: the same without the manifest, with the object's item of the policy input as
 # JSON and the namespace that item is in (None: none)
 StoredObject = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], bytes, str | None]
-StoredFile = tuple[str, str, list[StoredObject]]  # path, text, objects
+StoredFile = tuple[str, str, list[StoredObject]]  # path, its text's SHA-256 (hex), objects
 
 
 class TenantMemo:
@@ -139,9 +141,11 @@ class TenantMemo:
     items name, and those files' digests: a one-flavor edit renders again the tenants
     that list the flavor, and every other tenant of the environment is one lookup.
 
-    A unit keeps each object's text, and its item of the policy input as JSON (what the
-    input holds: its manifest, file, location, sources and vLLM flags), which goes into
-    the input unread; the renderer reads the manifests the checks of the render read.
+    A unit keeps each file's path and the SHA-256 of its text (what the staleness check
+    compares the committed file with; no run reads a kept text), and each object's item
+    of the policy input as JSON (what the input holds: its manifest, file, location,
+    sources and vLLM flags), which goes into the input unread; the renderer reads the
+    manifests the checks of the render read.
 
     - A catalog object without a digest (loaded without the cache) gives no key: its
       tenant is rendered every time.
@@ -194,8 +198,8 @@ class TenantMemo:
 
     def put(self, key: str, tenant: str,
             files: list[tuple[str, str, list[RenderedEntry]]]) -> list[list[tuple[bytes, str | None]]] | None:
-        """Store a tenant's files: each text, and each object's item of the policy input as
-        the input would hold it; returns the items as stored (each one's JSON and
+        """Store a tenant's files: each text's SHA-256, and each object's item of the policy
+        input as the input would hold it; returns the items as stored (each one's JSON and
         namespace, by file and object), or None where the unit is not stored.
 
         The item is written as the input writes it (orjson), and kept where that JSON is
@@ -210,7 +214,7 @@ class TenantMemo:
         items: list[list[tuple[bytes, str | None]]] = []
         try:
             for path, text, objects in files:
-                raw = text.encode("utf-8")
+                digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
                 entries = []
                 items.append([])
                 for api_version, kind, name, namespace, where, sources, manifest in objects:
@@ -226,8 +230,7 @@ class TenantMemo:
                                     len(as_json)])
                     blob.append(as_json)
                     items[-1].append((as_json, input_ns))
-                header.append([path, len(raw), entries])
-                blob.insert(len(blob) - len(entries), raw)
+                header.append([path, digest, entries])
             payload = orjson.dumps(header, option=_STRICT) + b"\n" + b"".join(blob)
         except (TypeError, UnicodeEncodeError):
             return None
@@ -300,11 +303,10 @@ def _decode_unit(payload: bytes) -> list[StoredFile] | None:
         out: list[StoredFile] = []
         at = end + 1
         for entry in header:
-            path, size, entries = entry
-            if not (type(path) is str and type(size) is int and size >= 0 and type(entries) is list):
+            path, digest, entries = entry
+            if not (type(path) is str and type(digest) is str and _SHA256.fullmatch(digest)
+                    and type(entries) is list):
                 return None
-            text = str(view[at:at + size], "utf-8")
-            at += size
             objects: list[StoredObject] = []
             for api_version, kind, name, namespace, file, line, col, sources, input_ns, length in entries:
                 if not (type(api_version) is str and type(kind) is str and type(name) is str
@@ -315,7 +317,7 @@ def _decode_unit(payload: bytes) -> list[StoredFile] | None:
                 objects.append((api_version, kind, name, namespace, (file, line, col), tuple(sources),
                                 payload[at:at + length], input_ns))
                 at += length
-            out.append((path, text, objects))
+            out.append((path, digest, objects))
         return out if at == len(payload) else None
-    except (orjson.JSONDecodeError, ValueError, TypeError, UnicodeDecodeError):
+    except (orjson.JSONDecodeError, ValueError, TypeError):
         return None

@@ -102,18 +102,18 @@ def check_outputs(out: Path, rendered: Mapping[str, Iterable[RenderedFile]], *,
     """What a render would change on disk, without writing anything."""
     diffs: list[Difference] = []
     for env, files in rendered.items():
-        expected = {f"{env}/{f.path}": f.content for f in files}
+        expected = {f"{env}/{f.path}": f for f in files}
         root = out / env
         on_disk = set()
         if root.is_dir():
             for p in root.rglob("*"):
                 if p.is_file():
                     on_disk.add(p.relative_to(out).as_posix())
-        for rel, content in expected.items():
+        for rel, rendered_file in expected.items():
             path = out / rel
             if rel not in on_disk:
                 diffs.append(Difference(rel, "missing"))
-            elif path.read_bytes() != content.encode("utf-8"):
+            elif not rendered_file.same_text(path.read_bytes()):
                 diffs.append(Difference(rel, "changed"))
         diffs.extend(Difference(rel, "extra") for rel in on_disk - set(expected))
     if prune_environments:

@@ -7,6 +7,7 @@ What the cache did is read from its counters (``--verbose``), never from a clock
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import random
 import shutil
@@ -651,8 +652,9 @@ def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: P
     for i, value in enumerate(kept):
         found = again.get(f"{i:064x}", "t")
         assert found is not None
-        ((path, text, ((*meta, item, namespace),)),) = found
-        assert (path, text, tuple(meta), namespace) == ("t/x.yaml", "kind: X\n", unit(value)[0][2][0][:6], None)
+        ((path, digest, ((*meta, item, namespace),)),) = found
+        assert (path, digest, tuple(meta), namespace) == ("t/x.yaml", hashlib.sha256(b"kind: X\n").hexdigest(),
+                                                          unit(value)[0][2][0][:6], None)
         assert orjson.loads(item) == {"manifest": {"kind": "X", "value": value}, "file": "rendered/dev/t/x.yaml",
                                       "_source": {"file": "catalog/tenants/t.yaml", "line": 1, "col": 1},
                                       "sources": ["a.yaml"]}
@@ -792,3 +794,29 @@ def test_a_parsed_file_entry_gives_back_exactly_the_values_the_parser_gave(tmp_p
     assert read({"n": 2**63 - 1}) == {"n": 2**63 - 1}
     assert read({"n": 2**63}) is None
     assert read({"d": {"\0date": "2026-12-06", "x": 1}}) is None and read({"d": {"\0date": 5}}) is None
+
+
+def test_a_found_tenant_file_is_compared_with_the_committed_one_by_its_digest(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tenant found in the cache keeps its files' digests, not their texts: a committed
+    file of that tenant edited by one byte, or gone, is still reported by the staleness
+    check of a warm run that renders no tenant again, and put back it is up to date."""
+    assert main(["check", "--verbose", "--root", str(cached)]) == 0
+    capsys.readouterr()
+    tenants = sorted(p.parent for p in (cached / "rendered" / "dev").glob("*/inferenceservice-*.yaml"))
+    edited, gone = sorted(tenants[0].glob("inferenceservice-*.yaml"))[0], tenants[-1] / "namespace.yaml"
+    before = edited.read_bytes(), gone.read_bytes()
+    edited.write_bytes(before[0].replace(b"\n", b" \n", 1))
+    gone.unlink()
+    code = main(["check", "--verbose", "--root", str(cached)])
+    out, err = capsys.readouterr()
+    notes = [line for line in err.splitlines() if line.startswith("cache")]
+    found, computed, _ = _tenants(notes)
+    assert code != 0 and found > 0 and computed == 0, (out, notes)
+    stale = [line for line in out.splitlines() if "render.stale" in line]
+    shown = {p.relative_to(cached).as_posix(): word for p, word in ((edited, "out of date"), (gone, "missing"))}
+    assert len(stale) == 2 and all(any(path in line and word in line for line in stale)
+                                   for path, word in shown.items()), stale
+    edited.write_bytes(before[0])
+    gone.write_bytes(before[1])
+    assert main(["check", "--verbose", "--root", str(cached)]) == 0
