@@ -49,6 +49,8 @@ def _freeze(value: Any) -> Any:
     if t is dict:
         if not all(type(k) is str for k in value):
             raise _NotPlain("a key that is not a string")
+        if DATE in value:  # the file's own key, which the entry would read back as a date's tag
+            raise _NotPlain("a key that is the date tag")
         return {k: _freeze(v) for k, v in value.items()}
     if t is dt.date:
         return {DATE: value.isoformat()}

@@ -820,3 +820,21 @@ def test_a_found_tenant_file_is_compared_with_the_committed_one_by_its_digest(
     edited.write_bytes(before[0])
     gone.write_bytes(before[1])
     assert main(["check", "--verbose", "--root", str(cached)]) == 0
+
+
+def test_a_mapping_whose_own_key_is_the_date_tag_is_not_kept(tmp_path: Path) -> None:
+    """A mapping whose key is the entries' date tag would be read back as a date: such a
+    document is not kept (the loader refuses the control character in a key today; the
+    entry does not rely on it)."""
+    from kitchen_gitops import document_cache
+    from kitchen_gitops.load import Document, Span
+
+    def doc(data: dict[str, object]) -> Document:
+        return Document(tmp_path / "x.yaml", "catalog/flavors/x.yaml", data, {(): Span(1, 1, 1, 1)})
+
+    assert document_cache.encode(doc({"schema": {"\0date": "2026-12-06"}})) is None
+    assert document_cache.encode(doc({"schema": [{"\0date": "2026-12-06", "x": 1}]})) is None
+    kept = document_cache.encode(doc({"schema": {"date": "2026-12-06"}}))
+    assert kept is not None
+    back = document_cache.decode(kept, tmp_path / "x.yaml", "catalog/flavors/x.yaml")
+    assert back is not None and back.data == {"schema": {"date": "2026-12-06"}}
