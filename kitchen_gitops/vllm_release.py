@@ -94,6 +94,9 @@ class ArgProblem:
     expected: str
 
 
+_CHECKED_MAX = 1 << 16  # command lines a release remembers
+
+
 @dataclass(frozen=True)
 class VllmRelease:
     release: str
@@ -103,6 +106,10 @@ class VllmRelease:
     by_flag: Mapping[str, VllmOption]
     # each flag's answer of option(), as asked (a plan asks the same few thousands of times)
     _read: dict[str, VllmOption | None] = field(default_factory=dict, init=False, compare=False, repr=False)
+    # each command line's problems, as checked (environments that share settings give their
+    # tenants the same command lines)
+    _checked: dict[tuple[tuple[str, ...], int | None], tuple[ArgProblem, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     def option(self, flag: str) -> VllmOption | None:
         """The option a flag sets, read as vLLM's parser reads it (``_`` as ``-``)."""
@@ -140,11 +147,17 @@ class VllmRelease:
         abbreviations are refused too: a policy reads flags by their full name).  Tokens
         from ``boundary`` on come from elsewhere (the environment's extra_args): one of them
         that the parser would read as a value of an earlier flag is a problem too."""
+        asked = (tuple(argv), boundary)
+        if asked in self._checked:
+            return list(self._checked[asked])
         problems: list[ArgProblem] = []
         split = len(argv) if boundary is None else boundary
         i = 0
         while i < len(argv):
             i = self._check_at(argv, i, split, problems)
+        if len(self._checked) >= _CHECKED_MAX:
+            self._checked.clear()
+        self._checked[asked] = tuple(problems)
         return problems
 
     def _check_at(self, argv: Sequence[str], i: int, split: int, problems: list[ArgProblem]) -> int:

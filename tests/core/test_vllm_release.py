@@ -160,3 +160,20 @@ def test_smuggled_flags_are_refused_at_their_entry(tmp_path: Path, capsys: pytes
         "--trust-remote is an abbreviation of --trust-remote-code; write the flag in full",
     ]
     assert {f["rule_id"] for f in found} == {"plan.vllm-args"}
+
+
+def test_a_command_line_checked_again_gives_the_same_problems() -> None:
+    """A release remembers the command lines it checked (environments sharing settings give
+    their tenants the same ones): asked again, by the same or another boundary, it answers
+    what a release that never saw them answers, whatever the caller did with the list."""
+    assert NEW is not None
+    argv = ["--port=8080", "--model", "/mnt/models/base", "--max-loras", "x", "--max-lora-rank", "8", "--bogus"]
+    first = NEW.check(argv, 7)
+    fresh = dataclasses.replace(NEW)  # a copy made afresh remembers nothing
+    assert first == fresh.check(argv, 7) and len(first) == 2
+    first.clear()
+    assert NEW.check(argv, 7) == fresh.check(argv, 7) and len(NEW.check(argv, 7)) == 2
+    modules = ["--lora-modules", "a=/x", "b=/y"]  # the boundary inside the values is a problem
+    assert len(NEW.check(modules, 2)) == 1 and NEW.check(modules, 2) == fresh.check(modules, 2)
+    assert NEW.check(modules) == fresh.check(modules) == []
+    assert NEW.check(argv) == fresh.check(argv)
