@@ -494,8 +494,9 @@ def vllm_args_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]
                 expected=problem.expected, actual=problem.flag, environment=env.name,
                 subject=f"Environment/{env.name}")
             out.setdefault((str(location), problem.message), finding)
-        owned = {option.dest: i for i, option in release.options_set(argv[:boundary])}
-        for i, option in release.options_set(argv[boundary:]):
+        extra = release.options_set(argv[boundary:])
+        owned = {option.dest: i for i, option in release.options_set(argv[:boundary])} if extra else {}
+        for i, option in extra:
             if option.dest not in owned and option.dest not in OWNED_DESTS:
                 continue
             location = catalog.location("Environment", env.name,
