@@ -116,8 +116,8 @@ def _decode(payload: bytes) -> tuple[str, Any] | None:
 
 
 UNIT = "tenant"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 PART = "tenant-part"
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # a kept file's digest of its text
 
 # one object of a tenant, as rendered: apiVersion, kind, name, namespace, its catalog
 # location (file, line, column), its source files, its manifest
