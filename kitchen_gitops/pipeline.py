@@ -552,7 +552,6 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int,
     prepare(job.library, engine)
     _JOB = (job, engine)
     out: dict[str, list[Finding]] = {}
-    gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
             started = pool.map(_worker, shares)
@@ -563,5 +562,4 @@ def _run_in_workers(job: _EnvironmentJob, names: list[str], workers: int,
                     job.cache.stats.merge(stats)
     finally:
         _JOB = None
-        gc.unfreeze()
     return out
