@@ -716,7 +716,9 @@ class _RuleSpecs:
     """
 
     def __init__(self, r: EnvironmentRenderer) -> None:
-        self.r = r
+        # what of the renderer it reads, not the renderer: the renderer holds this through its
+        # ``shared``, and a cycle would keep the render's garbage alive until a collection
+        self.env, self.jinja, self.templates = r.env, r.jinja, r.templates
         # shape -> the formatted text, the groups, and their JSON where it gives them back exactly
         self.cache: dict[tuple[int, tuple[str, ...]], tuple[str, list[dict[str, Any]], bytes | None]] = {}
 
@@ -731,11 +733,11 @@ class _RuleSpecs:
             from .errors import ConfigError
             from .sandbox import template_error
 
-            groups = rule_groups(self.r.env, _NAMESPACE_TOKEN, services)
+            groups = rule_groups(self.env, _NAMESPACE_TOKEN, services)
             try:
-                text = self.r.jinja.get_template("prometheusrule-groups.yaml.j2").render(groups=groups)
+                text = self.jinja.get_template("prometheusrule-groups.yaml.j2").render(groups=groups)
             except jinja2.TemplateError as exc:
-                raise ConfigError(template_error(exc, "prometheusrule-groups.yaml.j2", self.r.templates)) from None
+                raise ConfigError(template_error(exc, "prometheusrule-groups.yaml.j2", self.templates)) from None
             cached = self.cache[key] = (text, groups, _exact_json(groups))
         text, groups, as_json = cached
         if as_json is None:

@@ -24,8 +24,9 @@ import datetime as dt
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -216,16 +217,17 @@ def check_record(record: VerifiedRecord, ref: str, digest: str, source: Environm
 
 def entry_problem(index: Index, ref: str, digest: str, source: Environment | None,
                   trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime,
-                  legacy_digest: str = "") -> Problem | None:
+                  legacy_digest: Callable[[], str] | None = None) -> Problem | None:
     """Why the index does not allow ``ref`` with ``digest`` (None when it does);
     ``legacy_digest``: the flavor's digest of format 1, to tell an entry recorded before the
-    digest covered the source apart from other bytes."""
+    digest covered the source apart from other bytes (made only for an entry that does
+    not hold ``digest``: the two formats hash different texts)."""
     entry = index.entries.get(ref)
     where = index.display
     if entry is None:
         return Problem(CHECK_RULE, f"no promotion evidence for {ref} in {where}",
                        f"an entry for {ref} (run `kitchen promote --env {index.environment}`)")
-    if legacy_digest and entry.get("digest") == legacy_digest:
+    if entry.get("digest") != digest and legacy_digest is not None and entry.get("digest") == legacy_digest():
         return Problem(CHECK_RULE, f"{ref}: {where} records its digest of format 1, which does not pin the "
                        "adapter's source; its evidence does not prove where the adapter is loaded from",
                        f"new evidence (kitchen promote --env {index.environment}), or the entry removed and "
@@ -288,14 +290,17 @@ class Served:
     position: int = -1  # its index in the tenant's list (-1: appended by the promotion)
 
 
-def served_in(catalog: Catalog, env: str) -> list[Served]:
-    out = []
+def _listed_in(catalog: Catalog, env: str) -> Iterator[tuple[str, int, str]]:
+    """Each flavor version a tenant lists for ``env``: the tenant, its index, the version."""
     for name in sorted(catalog.tenants):
         tenv = catalog.tenants[name].environments.get(env)
         for i, ref in enumerate(tenv.flavors if tenv else ()):
-            out.append(Served(name, str(ref), catalog.location("Tenant", name, ("environments", env, "flavors", i)),
-                              position=i))
-    return out
+            yield name, i, str(ref)
+
+
+def served_in(catalog: Catalog, env: str) -> list[Served]:
+    return [Served(name, ref, catalog.location("Tenant", name, ("environments", env, "flavors", i)), position=i)
+            for name, i, ref in _listed_in(catalog, env)]
 
 
 def proposed(catalog: Catalog, env: Environment, only: Sequence[str] = ()) -> list[Served]:
@@ -591,23 +596,25 @@ def _judge_environment(catalog: Catalog, name: str, env: Environment, index: Ind
                 if isinstance(c, dict)}
     source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
     verdicts: dict[str, Problem | None] = {}
-    for s in served_in(catalog, name):
-        if s.ref not in verdicts:
-            moved = source_problem(catalog, index, s.ref)
-            problem = None if moved is not None and s.ref not in restored else entry_problem(
-                index, s.ref, digest_of(catalog, s.ref), source, trusted, days, now, legacy_digest_of(catalog, s.ref))
-            if s.ref in restored and problem is None:
-                out.rolled_back.add((name, s.ref))
+    for tenant, i, ref in _listed_in(catalog, name):
+        if ref not in verdicts:
+            moved = source_problem(catalog, index, ref)
+            problem = None if moved is not None and ref not in restored else entry_problem(
+                index, ref, digest_of(catalog, ref), source, trusted, days, now,
+                partial(legacy_digest_of, catalog, ref))
+            if ref in restored and problem is None:
+                out.rolled_back.add((name, ref))
             if moved is not None:  # once, at the flavor's source line
                 out.findings.append(Finding(CHECK_RULE, Severity.ERROR, moved.message,
-                                            catalog.location("Flavor", s.ref, ("source",)), expected=moved.expected,
-                                            environment=name, subject=f"Flavor/{s.ref}"))
+                                            catalog.location("Flavor", ref, ("source",)), expected=moved.expected,
+                                            environment=name, subject=f"Flavor/{ref}"))
                 problem = None
-            verdicts[s.ref] = problem
-        problem = verdicts[s.ref]
-        if problem is not None:
-            out.findings.append(Finding(CHECK_RULE, Severity.ERROR, problem.message, s.location,
-                                        expected=problem.expected, environment=name, subject=f"Flavor/{s.ref}"))
+            verdicts[ref] = problem
+        problem = verdicts[ref]
+        if problem is not None:  # at the tenant's list item (looked up for a finding only)
+            out.findings.append(Finding(CHECK_RULE, Severity.ERROR, problem.message,
+                                        catalog.location("Tenant", tenant, ("environments", name, "flavors", i)),
+                                        expected=problem.expected, environment=name, subject=f"Flavor/{ref}"))
 
 
 def index_entry(record: VerifiedRecord, digest: str, name: str, promoted: dt.datetime,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .errors import ConfigError
@@ -105,7 +106,7 @@ def _why(judge: Judge, index: Index, ref: str) -> str:
     if ref not in judge.catalog.flavors:
         return f"the catalog no longer defines {ref}: its flavor file must come back first"
     problem = entry_problem(index, ref, digest_of(judge.catalog, ref), judge.source, judge.trusted,
-                            judge.max_days, judge.now, legacy_digest_of(judge.catalog, ref))
+                            judge.max_days, judge.now, partial(legacy_digest_of, judge.catalog, ref))
     return problem.message if problem else ""
 
 

@@ -28,6 +28,7 @@ generated inputs, on both engines.
 
 from __future__ import annotations
 
+import functools
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,8 +42,10 @@ ENVIRONMENT_SLICE = "environment"
 PLAN_KEYS = ("environment", "vllm_release", "gpu")  # what a slice keeps of the plan but its tenants
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def share_of(tenant: str) -> str:
-    """The share a tenant's slice is in: fixed by its name, whatever else the catalog holds."""
+    """The share a tenant's slice is in: fixed by its name, whatever else the catalog holds
+    (remembered: each resource of a tenant asks for it again)."""
     return f"share-{zlib.crc32(tenant.encode('utf-8', 'surrogateescape')) % SHARES:02d}"
 
 

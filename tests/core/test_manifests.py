@@ -171,3 +171,35 @@ def test_reader_reads_random_escapes_around_the_namespace_as_the_text_says() -> 
             assert reader.read(text, ns, "cm.j2") == want, (body, ns)
         shared += sum(1 for read in reader._read.values() if read is not None)
     assert shared > 200  # bodies whose texts were read through one shared, tokenised reading
+
+
+def test_a_render_frees_its_reader_when_it_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader of one environment's render holds a reading of every object texts share
+    (tens of megabytes on a large organisation): nothing of the render keeps it, or the
+    renderer, in a cycle that only a collection would free, so it is gone when the render
+    returns (and is not carried into the evaluation beside it)."""
+    import gc
+    import weakref
+
+    from kitchen_gitops import manifest_reader, render
+    from kitchen_gitops.pipeline import _planned, contributions
+    from kitchen_gitops.sandbox import template_dir
+
+    made: list[weakref.ref[manifest_reader.ManifestReader]] = []
+    original = manifest_reader.ManifestReader.__init__
+
+    def recorded(self: manifest_reader.ManifestReader) -> None:
+        original(self)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(manifest_reader.ManifestReader, "__init__", recorded)
+    outcome = _planned(REPO, None)
+    gc.collect()
+    gc.disable()
+    try:
+        for env in sorted(outcome.plans):
+            files = render.render_environment(outcome.catalog, outcome.plans[env], template_dir(REPO), contributions())
+            assert files and made and made[-1]() is None, env
+    finally:
+        gc.enable()
+    assert len(made) == len(outcome.plans)

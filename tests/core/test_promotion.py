@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,6 +243,32 @@ def test_an_entry_of_the_digest_without_source_is_not_accepted(example_repo: Pat
     rc, lines = _check(example_repo, capsys)
     assert rc == 1 and len(lines) == 6
     assert all("records its digest of format 1, which does not pin the adapter's source" in line for line in lines)
+
+
+def test_the_digest_of_format_1_is_made_only_for_an_entry_of_other_bytes(
+        example_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry that holds the flavor's digest is not compared with its digest of format 1
+    (the two formats hash different texts): that digest is made only for an entry of other
+    bytes, to say which of the two it is."""
+    from kitchen_gitops import promotion, serving_digest
+
+    made: list[str] = []
+    original = serving_digest.flavor_digest_v1
+
+    def counted(flavor: Any, base: Any) -> str:
+        made.append(f"{flavor.name}@{flavor.version}")
+        return original(flavor, base)
+
+    monkeypatch.setattr(promotion, "flavor_digest_v1", counted)
+    assert _check(example_repo, capsys) == (0, [])
+    assert made == []
+    index = example_repo / "evidence/prod/index.json"
+    doc = json.loads(index.read_text(encoding="utf-8"))
+    doc["flavors"]["ticket-router@v1-2"]["digest"] = "sha256:" + "0" * 64
+    index.write_text(json.dumps(doc), encoding="utf-8")
+    rc, lines = _check(example_repo, capsys)
+    assert rc == 1 and len(lines) == 1 and "records sha256:" + "0" * 64 in lines[0]
+    assert made == ["ticket-router@v1-2"]
 
 
 def test_without_an_index_every_version_is_a_finding(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
