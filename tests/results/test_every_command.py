@@ -100,8 +100,16 @@ def _conform_gpu(tmp: Path) -> list[str]:
 
 
 def _policy_test(tmp: Path) -> list[str]:
+    """One rule and its tests beside the library (the reports' formats do not depend on the
+    library's size; tests/policy/test_policy_reports.py runs the whole library's tests)."""
     root = _example(tmp)
-    shutil.copytree(REPO / "policies", root / "policies", dirs_exist_ok=True)
+    policies = root / "policies"
+    shutil.rmtree(policies, ignore_errors=True)
+    shutil.copytree(REPO / "policies/lib", policies / "lib")
+    shutil.copy(REPO / "policies/data.yaml", policies / "data.yaml")
+    (policies / "rules").mkdir()
+    for name in ("lora_rank.rego", "lora_rank_test.rego"):
+        shutil.copy(REPO / "policies/rules" / name, policies / "rules" / name)
     _edit(root, "policies/rules/lora_rank_test.rego", "test_pass", "test_pass_broken if { false }\n\ntest_pass")
     return ["policy", "test", "--root", str(root)]
 
