@@ -12,7 +12,9 @@ by the digest of what it reads (kitchen's code and libraries are in every key):
   the answers on every run (their positions come from the catalog).
 
 Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
-never stored.  Below these levels, an environment rendered again finds each tenant's
+never stored.  A templates folder every template of which compiled is marked
+(**templates-compiled**, under the folder's digest), so that a later run compiles only the
+templates it renders with.  Below these levels, an environment rendered again finds each tenant's
 objects by the files they come from and the environment's own objects by their templates'
 contexts (:mod:`kitchen_gitops.render_memo`), so that it renders only what an edit changed.
 """
@@ -35,6 +37,8 @@ from .policy.library import Library
 
 KIND = "environment"
 EVALUATED = "evaluated"
+COMPILED = "templates-compiled"
+_COMPILED_MARK = b"every template compiled"
 # the repository's folders the gate reads besides templates/ and the policy folder
 READ_FOLDERS = ("catalog", "environments", "policies", "evaluations", "evidence")
 # The built-ins OPA's capabilities mark non-deterministic (their answer depends on the time,
@@ -99,6 +103,23 @@ def nondeterministic(library: Library) -> str:
             line = text.count("\n", 0, match.start()) + 1
             return f"{module.display}:{line}: {match.group(1)}"
     return ""
+
+
+def _compiled_key(templates: bytes) -> str:
+    return Digest(COMPILED).add(templates).hexdigest()
+
+
+def templates_compiled(cache: Cache, templates: bytes) -> bool:
+    """Whether a run compiled every template of the templates folder whose digest (every
+    file below it, :func:`inputs_digest`) is ``templates``, with this kitchen and jinja2."""
+    mark = cache.read(COMPILED, _compiled_key(templates), lambda p: p if p == _COMPILED_MARK else None,
+                      "not the mark of a compiled folder")
+    return mark is not None
+
+
+def mark_compiled(cache: Cache, templates: bytes) -> None:
+    """Mark the templates folder ``templates`` (its digest) as compiled, every template of it."""
+    cache.put(COMPILED, _compiled_key(templates), _COMPILED_MARK)
 
 
 def environment_key(name: str, inputs: Inputs, options: Sequence[str], output: bytes) -> str:

@@ -689,7 +689,15 @@ def render_observability(r: EnvironmentRenderer) -> None:
         label = (f"{DOMAIN}/component", "observability")
         tenant_files = {cat.source_file("Tenant", t.tenant.name) for t in plan.tenants if t.services}
         dash_srcs = (r.env_source, *sorted(tenant_files))
-        dash = build_dashboard(env, plan.tenants)
+        doc = cat.documents.get(("Environment", env.name))
+        namespaces = sorted({t.namespace for t in plan.tenants if t.services})  # what it reads of the tenants
+
+        def dashboard() -> str:
+            return pretty_json(build_dashboard(env, plan.tenants))
+
+        # the environment's own document is what the dashboard reads of the environment
+        text = r.memo.derived("dashboard", [doc.digest, *namespaces], dashboard) \
+            if r.memo is not None and doc is not None and doc.digest else dashboard()
         r.emit(f"{obs.dashboard_namespace}/configmap-kitchen-dashboard.yaml", "dashboard-configmap.yaml.j2",
                loc, dash_srcs, "ConfigMap", "v1",
                object_meta(f"kitchen-dashboard-{env.name}", obs.dashboard_namespace, env, wave=WAVE_RUNTIME,
@@ -697,7 +705,7 @@ def render_observability(r: EnvironmentRenderer) -> None:
                      annotations=((f"{DOMAIN}/sources", ",".join(sorted(set(dash_srcs)))),
                                   # a large dashboard outgrows kubectl's last-applied annotation
                                   ("argocd.argoproj.io/sync-options", "ServerSideApply=true"))),
-               key=f"kitchen-{env.name}.json", content=pretty_json(dash))
+               key=f"kitchen-{env.name}.json", content=text)
 
 
 # a namespace can never contain it (DNS-1123), and it passes through YAML/JSON quoting unchanged

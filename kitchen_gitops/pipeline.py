@@ -458,11 +458,14 @@ class _EnvironmentJob:
         prefix = output_prefix(catalog)
         memo = units = None
         extra = contributions()
+        compiled = False
         if self.cache is not None and self.inputs is not None:
             templates = self.inputs.digest_of(("templates",))
             memo = ObjectMemo(self.cache, name, templates)
             units = TenantMemo(self.cache, name, templates, contributions_id(extra), prefix)
-        files = render_environment(catalog, self.outcome.plans[name], self.templates, extra, memo, units)
+            compiled = check_cache.templates_compiled(self.cache, templates)
+        files = render_environment(catalog, self.outcome.plans[name], self.templates, extra, memo, units,
+                                   compiled)
         found: list[Finding] = drift_findings(self.outcome.plans[name], files)
         found += unintended_findings(name, files, self.library.data)
         if self.opts.render_check:
@@ -475,6 +478,8 @@ class _EnvironmentJob:
             memo.flush()  # else a template or a catalog file may have been read as other bytes than the key's
             units.flush()
             builder.flush()
+            if not compiled and self.cache is not None:  # every template compiled before this render began
+                check_cache.mark_compiled(self.cache, templates)
         return found, doc, resource_namespaces(files, items)
 
     def run_all(self, names: Sequence[str], engine: Any) -> dict[str, list[Finding]]:

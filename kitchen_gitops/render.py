@@ -596,8 +596,9 @@ def contributions_id(contributions: Sequence[Contribution]) -> str:
 
 def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
                    contributions: Sequence[Contribution], memo: ObjectMemo | None = None,
-                   units: TenantMemo | None = None) -> list[RenderedFile]:
-    compile_templates(templates)
+                   units: TenantMemo | None = None, compiled: bool = False) -> list[RenderedFile]:
+    if not compiled:
+        compile_templates(templates)
     renderer = EnvironmentRenderer(catalog, plan, templates, contributions, memo, units)
     for t in plan.tenants:
         renderer.render_tenant(t)
@@ -607,18 +608,23 @@ def _render_inline(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
 def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
                        contributions: Sequence[Contribution] = (),
-                       memo: ObjectMemo | None = None, units: TenantMemo | None = None) -> list[RenderedFile]:
+                       memo: ObjectMemo | None = None, units: TenantMemo | None = None,
+                       compiled: bool = False) -> list[RenderedFile]:
     """Every file of one environment, paths relative to ``rendered/<env>/``, sorted.
 
     Rendering (compiling the templates included) is bounded in time and memory, so a
     template that loops for ever or builds a huge string is a configuration error, not
-    a hung CI job.
+    a hung CI job.  Every template is compiled first, so that a syntax error is found in
+    a template no object uses too; ``compiled``: the folder's templates, exactly as they
+    are, are known to compile (the gate's cache), and each one compiles when an object
+    first uses it (a warm run that renders one tenant compiles its templates only).
     """
     from .limits import ChildFailed, TimeLimitExceeded, run_inline_bounded
 
     seconds = _render_timeout()
     try:
-        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions, memo, units),
+        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions, memo, units,
+                                                                compiled),
                                   seconds=seconds, memory_bytes=RENDER_MEMORY_BYTES)
     except TimeLimitExceeded:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "

@@ -30,11 +30,12 @@ template, as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -44,6 +45,7 @@ from .findings import Location
 from .input_items import namespace_of, resource_item
 
 KIND = "object"
+DERIVED = "derived"
 T = TypeVar("T")
 SHARES = 32  # packs per environment
 _STRICT = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME
@@ -56,6 +58,7 @@ class ObjectMemo:
         self.cache, self.environment = cache, environment
         self._scope = Digest(KIND).text(environment).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
+        self._derived: Pack | None = None
 
     def key(self, template: str, values: list[Any]) -> str | None:
         """The key of what ``template`` renders from ``values``, or None where they hold
@@ -95,9 +98,38 @@ class ObjectMemo:
             return
         self._pack(path).put(key, b"%d\n" % len(raw) + raw + as_json)
 
+    def derived(self, what: str, reads: Sequence[str], make: Callable[[], str]) -> str:
+        """A text the renderer derives from exactly ``reads`` (strings: documents' digests,
+        names) before any template sees it, found by them where a run made it before,
+        else made and kept: the dashboard is made with a library that a run which finds
+        it neither imports nor calls."""
+        key = Digest(DERIVED).text(self._scope, what, *reads).hexdigest()
+        pack = self._derived_pack()
+        found = pack.read(key, _decode_text, "not a text")
+        if found is not None:
+            return found
+        text = make()
+        with contextlib.suppress(UnicodeEncodeError):
+            pack.put(key, text.encode("utf-8"))
+        return text
+
+    def _derived_pack(self) -> Pack:
+        if self._derived is None:
+            self._derived = self.cache.pack(DERIVED, self._scope)
+        return self._derived
+
     def flush(self) -> None:
         for share in sorted(self._packs):
             self._packs[share].flush()
+        if self._derived is not None:
+            self._derived.flush()
+
+
+def _decode_text(payload: bytes) -> str | None:
+    try:
+        return bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _decode(payload: bytes) -> tuple[str, Any] | None:

@@ -12,11 +12,14 @@ import os
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 
 from kitchen_gitops.cache import FOLDER, PACK_AGE, Cache, _records
 from kitchen_gitops.cli import main
+from kitchen_gitops.sandbox import _environment
 from tests.conftest import git
 
 ARGS = ["check", "--no-render-check", "--verbose"]
@@ -623,6 +626,73 @@ def test_a_template_edited_between_two_runs_of_one_process_is_rendered_as_edited
     template.write_text(template.read_text() + "{{ no_such_value }}\n")
     code = main([*ARGS, "--root", str(cached)])
     assert code == 2 and "no_such_value" in capsys.readouterr().err
+
+
+def _compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the templates jinja2 compiles from now on, in this process."""
+    names: list[str] = []
+    compile_ = jinja2.Environment.compile
+
+    def counted(self: jinja2.Environment, source: Any, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        names.append(str(name))
+        return compile_(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counted)
+    return names
+
+
+def test_a_warm_run_compiles_only_the_templates_it_renders_with(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every template is compiled on a run that finds the templates folder for the first
+    time (a syntax error in a template no object uses is found); once a run has compiled
+    every template of the folder as it is, a run that renders one tenant again compiles
+    the templates that tenant uses, and finds what a run without the cache finds."""
+    monkeypatch.setenv("KITCHEN_JOBS", "1")  # every render in this process, counted
+    compiled = _compiles(monkeypatch)
+    templates = sorted(p.name for p in (cached / "templates").glob("*.j2"))
+    _environment.cache_clear()
+    assert _run(cached, capsys)[0] == 0
+    assert sorted(set(compiled)) == templates
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text(flavor.read_text().replace("description:", "description: (edited)", 1))
+    _environment.cache_clear()  # as a new process would
+    compiled.clear()
+    warm = _run(cached, capsys)
+    assert 0 < len(set(compiled)) < len(templates), compiled
+    assert _counts(warm[2], "templates-compiled") == (3, 0, 0)
+    assert warm[:2] == _run(cached, capsys, "--no-cache")[:2]
+    # a template no object uses, broken: the folder is another folder, compiled whole
+    (cached / "templates" / "unused.j2").write_text("{% if %}\n")
+    _environment.cache_clear()
+    code = main([*ARGS, "--root", str(cached)])
+    err = capsys.readouterr().err
+    assert code == 2 and "unused.j2:1" in err and "Traceback" not in err, err
+
+
+def test_the_dashboard_is_found_by_the_environment_and_the_namespaces_it_shows(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The environment's dashboard is kept by what it is made of (the environment's file
+    and its tenants' namespaces): an edit of either makes it again, as ``kitchen render``
+    writes it (the committed output is compared), and any other edit finds it."""
+    check = ["check", "--verbose", "--root", str(cached)]
+
+    def rendered_then_checked() -> tuple[int, int, int]:
+        assert main(["render", "--root", str(cached)]) == 0
+        code = main(check)
+        out, err = capsys.readouterr()
+        assert code == 0, out
+        return _counts([line for line in err.splitlines() if line.startswith("cache")], "derived")
+
+    assert rendered_then_checked() == (0, 3, 3)
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text(flavor.read_text().replace("description:", "description: (edited)", 1))
+    assert rendered_then_checked() == (3, 0, 0)
+    dev = cached / "environments" / "dev.yaml"
+    dev.write_text(dev.read_text().replace("display_name: Development", "display_name: Development (shared)"))
+    assert rendered_then_checked() == (2, 1, 1)
+    (cached / "catalog" / "tenants" / "legal-ai.yaml").unlink()  # its namespaces leave the dashboards
+    found, made, _ = rendered_then_checked()
+    assert made > 0 and found + made == 3
 
 
 def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: Path) -> None:
