@@ -141,13 +141,16 @@ class FoundFile(RenderedFile):
         self.path, self.digest, self.stored = path, digest, stored
         self._objects: list[RenderedObject] | None = None
 
+    def _no_text(self) -> AttributeError:
+        return AttributeError(f"{self.path}: a file found in the gate's cache keeps its text's digest only")
+
     @property
     def content(self) -> str:
-        raise AttributeError(f"{self.path}: a file found in the gate's cache keeps its text's digest only")
+        raise self._no_text()
 
     @content.setter
     def content(self, value: str) -> None:
-        raise AttributeError(f"{self.path}: a file found in the gate's cache keeps its text's digest only")
+        raise self._no_text()
 
     def same_text(self, data: bytes) -> bool:
         return hashlib.sha256(data).hexdigest() == self.digest
