@@ -14,9 +14,10 @@ by the digest of what it reads (kitchen's code and libraries are in every key):
 Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
 never stored.  A templates folder every template of which compiled is marked
 (**templates-compiled**, under the folder's digest), so that a later run compiles only the
-templates it renders with.  Below these levels, an environment rendered again finds each tenant's
-objects by the files they come from and the environment's own objects by their templates'
-contexts (:mod:`kitchen_gitops.render_memo`), so that it renders only what an edit changed.
+templates it renders with.  Below these levels, an environment rendered again finds each
+tenant's objects by the files they come from and the environment's own objects by their
+templates' contexts (:mod:`kitchen_gitops.render_memo`), so that it renders only what an
+edit changed.
 """
 
 from __future__ import annotations

@@ -626,9 +626,9 @@ def render_environment(catalog: Catalog, plan: EnvironmentPlan, templates: Path,
 
     seconds = _render_timeout()
     try:
-        return run_inline_bounded(lambda: _render_inline(catalog, plan, templates, contributions, memo, units,
-                                                                compiled),
-                                  seconds=seconds, memory_bytes=RENDER_MEMORY_BYTES)
+        return run_inline_bounded(
+            lambda: _render_inline(catalog, plan, templates, contributions, memo, units, compiled),
+            seconds=seconds, memory_bytes=RENDER_MEMORY_BYTES)
     except TimeLimitExceeded:
         raise ConfigError(f"{templates}: rendering environment {plan.environment.name} did not "
                           f"finish within {seconds:g}s (${settings.RENDER_TIMEOUT.name})") from None
