@@ -22,6 +22,9 @@ template, as JSON.
 - Only what is rendered exactly as kitchen intends is stored (the closed world found no
   difference), where JSON gives it back as itself; anything else is rendered, read and
   compared every time.
+- A text the renderer derives before a template sees it (the dashboard's JSON) is kept
+  by exactly what it is made of (:meth:`ObjectMemo.derived`): a run that finds it does
+  not make it.
 - Entries are kept in packs, one per environment, templates folder and share of the
   tenants: a catalog edit rewrites the share of the tenant it touches, a template edit
   starts new packs (the old ones go when the size bound needs their room).  Packs are
