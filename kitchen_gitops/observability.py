@@ -37,6 +37,7 @@ from .manifest_reader import substitute
 from .model import Environment
 from .plan import LLMISVC_PORT, PREDICTOR_PORT, ServicePlan, TenantPlan
 from .render import DOMAIN, LLMISVC_POD_LABELS, WAVE_RBAC, WAVE_RUNTIME, EnvironmentRenderer, object_meta
+from .render_memo import derived
 from .vllm_metrics import (
     E2E,
     GENERATION_TOKENS,
@@ -689,15 +690,10 @@ def render_observability(r: EnvironmentRenderer) -> None:
         label = (f"{DOMAIN}/component", "observability")
         tenant_files = {cat.source_file("Tenant", t.tenant.name) for t in plan.tenants if t.services}
         dash_srcs = (r.env_source, *sorted(tenant_files))
-        doc = cat.documents.get(("Environment", env.name))
-        namespaces = sorted({t.namespace for t in plan.tenants if t.services})  # what it reads of the tenants
-
-        def dashboard() -> str:
-            return pretty_json(build_dashboard(env, plan.tenants))
-
-        # the environment's own document is what the dashboard reads of the environment
-        text = r.memo.derived("dashboard", [doc.digest, *namespaces], dashboard) \
-            if r.memo is not None and doc is not None and doc.digest else dashboard()
+        doc = cat.documents.get(("Environment", env.name))  # what it reads: the environment's file, the namespaces
+        shown = sorted({t.namespace for t in plan.tenants if t.services})
+        reads = [doc.digest, *shown] if doc is not None and doc.digest else None
+        text = derived(r.memo, "dashboard", reads, lambda: pretty_json(build_dashboard(env, plan.tenants)))
         r.emit(f"{obs.dashboard_namespace}/configmap-kitchen-dashboard.yaml", "dashboard-configmap.yaml.j2",
                loc, dash_srcs, "ConfigMap", "v1",
                object_meta(f"kitchen-dashboard-{env.name}", obs.dashboard_namespace, env, wave=WAVE_RUNTIME,

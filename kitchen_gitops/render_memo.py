@@ -128,6 +128,12 @@ class ObjectMemo:
             self._derived.flush()
 
 
+def derived(memo: ObjectMemo | None, what: str, reads: Sequence[str] | None, make: Callable[[], str]) -> str:
+    """:meth:`ObjectMemo.derived`, or ``make()`` where there is no memo or the reads are
+    not known (a document loaded without the cache has no digest)."""
+    return memo.derived(what, reads, make) if memo is not None and reads is not None else make()
+
+
 def _decode_text(payload: bytes) -> str | None:
     try:
         return bytes(payload).decode("utf-8")
