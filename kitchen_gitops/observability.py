@@ -565,11 +565,11 @@ def _dcgm(env: Environment, metric: str, agg: str) -> str:
             f' or {agg} by (pod, gpu) ({metric}{{namespace="$namespace", pod=~{pods}}})')
 
 
-def build_dashboard(env: Environment, tenants: Sequence[TenantPlan]) -> dict[str, Any]:
+def build_dashboard(env: Environment, namespaces: Sequence[str]) -> dict[str, Any]:
     """The environment's dashboard as Grafana JSON.
 
-    Its size does not grow with the catalog: one row, repeated by Grafana for each tenant
-    namespace of the environment (the ``namespace`` variable lists them), each panel with
+    Its size does not grow with the catalog: one row, repeated by Grafana for each of the
+    tenant ``namespaces`` (the ``namespace`` variable lists them), each panel with
     one series per InferenceService of that tenant.  A static panel per InferenceService
     would need about 12 KB each, and a ConfigMap holds 1 MiB.
     """
@@ -577,7 +577,6 @@ def build_dashboard(env: Environment, tenants: Sequence[TenantPlan]) -> dict[str
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models import dashboard as dm
 
-    namespaces = sorted({t.namespace for t in tenants if t.services})
     title = env.display_name or env.name
     prom = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
     d = (db.Dashboard(f"kitchen · {title}: LLM serving").uid(f"kitchen-{env.name}")
@@ -693,7 +692,7 @@ def render_observability(r: EnvironmentRenderer) -> None:
         doc = cat.documents.get(("Environment", env.name))  # what it reads: the environment's file, the namespaces
         shown = sorted({t.namespace for t in plan.tenants if t.services})
         reads = [doc.digest, *shown] if doc is not None and doc.digest else None
-        text = derived(r.memo, "dashboard", reads, lambda: pretty_json(build_dashboard(env, plan.tenants)))
+        text = derived(r.memo, "dashboard", reads, lambda: pretty_json(build_dashboard(env, shown)))
         r.emit(f"{obs.dashboard_namespace}/configmap-kitchen-dashboard.yaml", "dashboard-configmap.yaml.j2",
                loc, dash_srcs, "ConfigMap", "v1",
                object_meta(f"kitchen-dashboard-{env.name}", obs.dashboard_namespace, env, wave=WAVE_RUNTIME,

@@ -136,7 +136,7 @@ def derived(memo: ObjectMemo | None, what: str, reads: Sequence[str] | None, mak
 
 def _decode_text(payload: bytes) -> str | None:
     try:
-        return bytes(payload).decode("utf-8")
+        return payload.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
