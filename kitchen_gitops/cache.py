@@ -128,57 +128,146 @@ class Signatures:
         return True
 
 
-def folder_digest(folder: Path, into: Digest, signatures: Signatures) -> None:
+# What a digest reads at most (every reader of the gate reads far less and refuses more):
+# beyond either bound the run digests nothing and stores nothing (``DigestTooLarge``).
+DIGEST_MAX_ENTRIES = 100_000  # files, folders and links below the folders of one run
+DIGEST_MAX_BYTES = 1 << 30  # bytes read from them
+# Of a longer file only that it is longer counts: every reader of the gate reads at most
+# 16 MiB of a file and refuses one that has more (load.read_regular_file's callers).
+DIGEST_FILE_MAX = 64 << 20
+
+
+class DigestTooLarge(Exception):
+    """More below the folders than a digest reads (:data:`DIGEST_MAX_ENTRIES`,
+    :data:`DIGEST_MAX_BYTES`): the run works without stored results."""
+
+
+@dataclass
+class DigestBudget:
+    """What the digests of one run may still read."""
+
+    entries: int = field(default_factory=lambda: DIGEST_MAX_ENTRIES)
+    bytes: int = field(default_factory=lambda: DIGEST_MAX_BYTES)
+
+    def entry(self) -> None:
+        self.entries -= 1
+        if self.entries < 0:
+            raise DigestTooLarge(f"more than {DIGEST_MAX_ENTRIES:,} files and folders")
+
+    def read(self, n: int) -> None:
+        self.bytes -= n
+        if self.bytes < 0:
+            raise DigestTooLarge(f"more than {DIGEST_MAX_BYTES >> 20:,} MiB")
+
+
+def folder_digest(folder: Path, into: Digest, signatures: Signatures, inside: Iterable[Path] = (),
+                  budget: DigestBudget | None = None, follow: bool = True) -> None:
     """Every file below ``folder`` as kitchen reads it, links followed (its path, the
-    link's text, then the bytes it leads to), in path order, added to ``into``; what each
-    looked like, to ``signatures``.  A link is followed wherever it leads, so that a change
-    behind it is a change here; a folder met twice (a loop) is named, not entered again."""
-    _digest(folder, "", into, signatures, set(), 0)
+    link's text, then what it leads to), in path order, added to ``into``; what each
+    looked like, to ``signatures``.
+
+    A link is followed only where it leads inside ``folder`` or one of ``inside`` (the
+    repository: no reader of the gate reads through a link that leaves it), and not at
+    all without ``follow``; another link is its text alone.  A folder met twice (a loop)
+    is named, not entered again.  At most ``budget`` is read (:class:`DigestTooLarge`)."""
+    budget = budget if budget is not None else DigestBudget()
+    top = os.path.realpath(folder)
+    walk = _DigestWalk(into, signatures, budget, (top, *(os.path.realpath(p) for p in inside)), follow)
+    if folder.is_symlink():
+        if not follow:
+            walk.link(folder, "")
+            return
+        into.text("", "link", os.readlink(folder))  # followed wherever it leads, as the readers do
+    walk.entry(folder, "", set(), 0, top)
 
 
 _MAX_LINK_DEPTH = 40  # folders below the top, links followed included
 
 
-def _digest(path: Path, rel: str, into: Digest, signatures: Signatures, seen: set[str], depth: int,
-            real: str | None = None) -> None:
-    """``real``: the entry's resolved path, where the caller knows it (an entry that is not
-    a link, in a folder already resolved)."""
-    if real is None:
-        if path.is_symlink():
-            into.text(rel, "link", os.readlink(path))
+@dataclass
+class _DigestWalk:
+    into: Digest
+    signatures: Signatures
+    budget: DigestBudget
+    inside: tuple[str, ...]  # real paths a link may lead into
+    follow: bool
+
+    def link(self, path: Path, rel: str) -> str | None:
+        """A link's text, added; the real path it leads to where it is followed."""
+        self.budget.entry()
+        try:
+            text = os.readlink(path)
+        except OSError as exc:
+            self.into.text(rel, f"unreadable link:{exc.errno}")
+            return None
+        self.into.text(rel, "link", text)
         real = os.path.realpath(path)
-    try:
-        st = os.stat(real)
-    except OSError:
-        into.text(rel, "absent")
-        signatures.seen.append((real, ABSENT, 0, 0, 0))  # that it appears is a change
-        return
-    signatures.add(real, st)
-    if stat.S_ISDIR(st.st_mode):
-        if real in seen or depth > _MAX_LINK_DEPTH:
-            into.text(rel, "folder met again")
+        if self.follow and any(real == p or real.startswith(p.rstrip("/") + "/") for p in self.inside):
+            return real
+        self.into.text(rel, "not followed")
+        return None
+
+    def entry(self, path: Path, rel: str, seen: set[str], depth: int, real: str | None = None) -> None:
+        """``real``: the entry's resolved path, where the caller knows it (an entry that is
+        not a link, in a folder already resolved)."""
+        if real is None:
+            real = self.link(path, rel)
+            if real is None:
+                return
+        else:
+            self.budget.entry()
+        try:
+            st = os.stat(real)
+        except OSError:
+            self.into.text(rel, "absent")
+            self.signatures.seen.append((real, ABSENT, 0, 0, 0))  # that it appears is a change
             return
-        into.text(rel, "folder")
+        self.signatures.add(real, st)
+        if stat.S_ISDIR(st.st_mode):
+            self.folder(real, rel, seen, depth)
+        elif stat.S_ISREG(st.st_mode):
+            self.file(real, rel)
+        else:
+            self.into.text(rel, "special")
+
+    def folder(self, real: str, rel: str, seen: set[str], depth: int) -> None:
+        if real in seen or depth > _MAX_LINK_DEPTH:
+            self.into.text(rel, "folder met again")
+            return
+        self.into.text(rel, "folder")
         try:
             with os.scandir(real) as listing:
                 entries = sorted((e.name, e.is_symlink()) for e in listing)
         except OSError as exc:
-            into.text(rel, f"unreadable:{exc.errno}")
+            self.into.text(rel, f"unreadable:{exc.errno}")
             return
         inner = seen | {real}
         for name, link in entries:
             inside = os.path.join(real, name)
-            _digest(Path(inside), f"{rel}/{name}" if rel else name, into, signatures, inner, depth + 1,
-                    None if link else inside)
-    elif stat.S_ISREG(st.st_mode):
-        try:
-            with open(real, "rb") as fh:
-                data = fh.read()
-            into.text(rel, "file").add(data)
+            self.entry(Path(inside), f"{rel}/{name}" if rel else name, inner, depth + 1, None if link else inside)
+
+    def file(self, real: str, rel: str) -> None:
+        h = hashlib.sha256()
+        size = 0
+        try:  # without blocking, as the readers open a file (a FIFO put in its place, /proc/kmsg)
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+            try:
+                while size <= DIGEST_FILE_MAX:
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        break
+                    self.budget.read(len(chunk))
+                    h.update(chunk)
+                    size += len(chunk)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            into.text(rel, f"unreadable:{exc.errno}")
-    else:
-        into.text(rel, "special")
+            self.into.text(rel, f"unreadable:{exc.errno}")
+            return
+        if size > DIGEST_FILE_MAX:
+            self.into.text(rel, "longer than", str(DIGEST_FILE_MAX))
+        else:
+            self.into.text(rel, "file").add(h.digest())
 
 
 def _files(folder: Path, rel: str) -> Iterable[tuple[str, Path]]:

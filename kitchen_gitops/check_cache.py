@@ -25,13 +25,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from .cache import Cache, Digest, Pack, Signatures, folder_digest
+from .cache import Cache, Digest, DigestBudget, DigestTooLarge, Pack, Signatures, folder_digest
 from .findings import Finding, Location, ResourceRef, Severity
 from .limits import Done, Pending
 from .policy.library import Library
@@ -61,6 +61,7 @@ class Inputs:
 
     parts: dict[str, bytes]
     signatures: Signatures
+    budget: DigestBudget = field(default_factory=DigestBudget)  # what the output digests may still read
 
     def digest_of(self, labels: Sequence[str]) -> bytes:
         d = Digest("inputs")
@@ -73,25 +74,33 @@ class Inputs:
         return self.digest_of(list(self.parts))
 
 
-def inputs_digest(folders: Mapping[str, Path]) -> Inputs:
+def inputs_digest(folders: Mapping[str, Path], root: Path) -> Inputs:
     """The digest of every file below each of ``folders`` (by label: the same bytes in
-    another folder are another input)."""
+    another folder are another input), links followed where they stay in the repository
+    ``root`` (or the folder); :class:`~kitchen_gitops.cache.DigestTooLarge` where they hold
+    more than a digest reads."""
     signatures = Signatures()
+    budget = DigestBudget()
     parts = {}
     for label, folder in folders.items():
         d = Digest("folder")
-        folder_digest(folder, d, signatures)
+        folder_digest(folder, d, signatures, (root,), budget)
         parts[label] = d.hexdigest().encode()
-    return Inputs(parts, signatures)
+    return Inputs(parts, signatures, budget)
 
 
-def output_digest(output: Path | None, inputs: Inputs) -> bytes:
-    """The digest of an environment's committed output (b"" when it is not checked); its
+def output_digest(output: Path | None, inputs: Inputs) -> bytes | None:
+    """The digest of an environment's committed output (b"" when it is not checked), no
+    link followed (the staleness check reads none: kitchen writes files, and a link is
+    out of date whatever it leads to); None where it holds more than a digest reads.  Its
     files join the inputs' signatures."""
     if output is None:
         return b""
     d = Digest("output")
-    folder_digest(output, d, inputs.signatures)
+    try:
+        folder_digest(output, d, inputs.signatures, budget=inputs.budget, follow=False)
+    except DigestTooLarge:
+        return None
     return d.hexdigest().encode()
 
 

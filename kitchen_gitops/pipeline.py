@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import check_cache, settings
 from .admission import FOLDER as ADMISSION_FOLDER
 from .admission import render_admission, reserved_findings
-from .cache import Cache, Stats
+from .cache import Cache, DigestTooLarge, Stats
 from .conform.objects import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
@@ -259,9 +259,7 @@ def _check(opts: CheckOptions) -> Result:
     cache = _cache(opts)
     # what the environments' keys read, before the gate reads it: a file that changes while
     # it works stops the results from being stored
-    inputs = check_cache.inputs_digest({**{d: root / d for d in check_cache.READ_FOLDERS},
-                                        "templates": root / "templates",
-                                        "policy folder": opts.policies or root / POLICY_DIR}) if cache.enabled else None
+    inputs = _inputs(root, opts, cache)
     outcome = _planned(root, envs, cache)
     result = outcome.result("check")
     result.gates = Gates.of(outcome.catalog.environments, all_warnings=opts.fail_on_warn)
@@ -312,6 +310,21 @@ def _cache(opts: CheckOptions) -> Cache:
     return Cache.of(opts.root)
 
 
+def _inputs(root: Path, opts: CheckOptions, cache: Cache) -> check_cache.Inputs | None:
+    """What the environments' keys read, or None without a cache or where the folders hold
+    more than a digest reads (then nothing of the environments is found or stored)."""
+    if not cache.enabled:
+        return None
+    try:
+        return check_cache.inputs_digest({**{d: root / d for d in check_cache.READ_FOLDERS},
+                                          "templates": root / "templates",
+                                          "policy folder": opts.policies or root / POLICY_DIR}, root)
+    except DigestTooLarge as exc:
+        cache.stats.ignored.append(f"{exc} below the folders the gate reads: more than a digest reads; "
+                                   "no environment is found or stored")
+        return None
+
+
 def _cache_notes(result: Result, cache: Cache, opts: CheckOptions) -> None:
     cache.trim()
     if opts.verbose:
@@ -339,7 +352,12 @@ def _environments(job: _EnvironmentJob, names: list[str], cache: Cache, inputs: 
                    for name in names}
         job.stages = check_cache.Stages.of(cache, job.library)
         for name in names:
-            keys[name] = check_cache.environment_key(name, inputs, options, outputs[name])
+            output = outputs[name]
+            if output is None:
+                cache.stats.ignored.append(f"{name}: its committed output holds more than a digest reads; "
+                                           "the environment is neither found nor stored")
+                continue
+            keys[name] = check_cache.environment_key(name, inputs, options, output)
             found = cache.read(check_cache.KIND, keys[name], check_cache.decode, "not a list of findings")
             if found is not None:
                 out[name] = found

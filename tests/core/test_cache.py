@@ -309,6 +309,66 @@ def test_an_edit_behind_a_link_is_an_edit(cached: Path, capsys: pytest.CaptureFi
     assert "cache environment: 0 found, 3 computed, 3 stored" in notes
 
 
+def _digest(folder: Path, inside: Path, budget: Any = None) -> str:
+    from kitchen_gitops.cache import Digest, Signatures, folder_digest
+
+    d = Digest("t")
+    folder_digest(folder, d, Signatures(), (inside,), budget)
+    return d.hexdigest()
+
+
+def test_a_link_out_of_the_repository_is_its_text_and_is_not_followed(tmp_path: Path) -> None:
+    """No reader of the gate reads through a link that leaves the repository, so the
+    digest does not either: a link to / was walked over the whole machine before (a
+    minute, or a hang on a file that blocks).  What is outside does not move the key; the
+    link's text does, and a link inside the repository is still followed."""
+    from kitchen_gitops.cache import DigestBudget
+
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    (repo / "catalog").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "x.yaml").write_text("x: 1\n")
+    (repo / "shared.yaml").write_text("y: 1\n")
+    (repo / "catalog" / "away").symlink_to(outside)
+    (repo / "catalog" / "root").symlink_to("/")
+    (repo / "catalog" / "near.yaml").symlink_to(Path("..", "shared.yaml"))
+    budget = DigestBudget()
+    first = _digest(repo / "catalog", repo, budget)
+    assert DigestBudget().entries - budget.entries == 4  # the folder and its three links
+    (outside / "x.yaml").write_text("x: 2\n")
+    assert _digest(repo / "catalog", repo) == first
+    (repo / "shared.yaml").write_text("y: 2\n")  # behind a link inside the repository
+    second = _digest(repo / "catalog", repo)
+    assert second != first
+    (repo / "catalog" / "away").unlink()
+    (repo / "catalog" / "away").symlink_to(tmp_path / "elsewhere")
+    assert _digest(repo / "catalog", repo) != second
+
+
+def test_a_digest_reads_a_bounded_amount_and_the_gate_then_runs_without_it(
+        cached: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Links between folders of the repository can make a tree of any size (each folder
+    linking ten times to the next): the digest stops at its budget, and the gate runs
+    with nothing of the environments found or stored, and says so."""
+    from kitchen_gitops import cache as cache_module
+    from kitchen_gitops.cache import DigestBudget, DigestTooLarge
+
+    chain = cached / "evaluations" / "chain"
+    for level in range(12):
+        (chain / str(level)).mkdir(parents=True)
+        if level:
+            for i in range(10):
+                (chain / str(level - 1) / f"l{i}").symlink_to(Path("..", str(level)))
+    monkeypatch.setattr(cache_module, "DIGEST_MAX_ENTRIES", 10_000)
+    with pytest.raises(DigestTooLarge):
+        _digest(cached / "evaluations", cached, DigestBudget())
+    code, out, notes = _run(cached, capsys)
+    assert (code, out) == _run(cached, capsys, "--no-cache")[:2]
+    assert "more than 10,000 files and folders below the folders the gate reads" in "\n".join(notes)
+    assert "cache environment:" not in "\n".join(notes)
+    assert not _entries(cached, "environment")
+
+
 def test_policies_that_read_the_clock_are_evaluated_every_run(
         cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rule = cached / "policies" / "rules" / "lora_rank.rego"

@@ -10,6 +10,7 @@ Each ``tests/cases/hostile/<case>/`` holds files laid over a catalog (``catalog/
       - fifo: catalog/bases/pipe.yaml
       - rename: [catalog/tenants/support.yaml, "catalog/tenants/a\\nb.yaml"]
       - big: [catalog/flavors/big.yaml, 2000000]
+      - bytes: [rendered/old/kustomization.yaml, "# Generated\\xff"]  # each character a byte
       - git-commit: base
       - remove: catalog/flavors/x.yaml
     command: [validate]      # --root <copy> is added
@@ -57,6 +58,9 @@ def _setup(root: Path, actions: list[dict[str, Any]]) -> None:
         elif name == "big":
             line = b"# " + b"x" * 97 + b"\n"
             (root / arg[0]).write_bytes(b"kind: Flavor\n" + line * (int(arg[1]) // len(line) + 1))
+        elif name == "bytes":
+            (root / arg[0]).parent.mkdir(parents=True, exist_ok=True)
+            (root / arg[0]).write_bytes(str(arg[1]).encode("latin-1"))
         elif name == "remove":
             (root / arg).unlink()
         elif name == "git-commit":
