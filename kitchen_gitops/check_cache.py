@@ -49,7 +49,8 @@ NONDETERMINISTIC = ("http.send", "net.lookup_ip_addr", "opa.runtime", "rand.intn
                     "uuid.rfc4122", "io.jwt.decode_verify", "crypto.x509.parse_and_verify_certificates",
                     "crypto.x509.parse_and_verify_certificates_with_options")
 _CALL = re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in NONDETERMINISTIC) + r")\s*\(")
-_COMMENT = re.compile(r"#[^\n]*")
+# a comment, or a string (a "#" in it starts no comment), in Rego's syntax
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
 _FIELDS = ("rule_id", "severity", "message", "location", "resource", "expected", "actual", "environment",
            "subject", "waived_by")
 
@@ -106,13 +107,22 @@ def output_digest(output: Path | None, inputs: Inputs) -> bytes | None:
 
 def nondeterministic(library: Library) -> str:
     """Where the library's policies call a built-in of :data:`NONDETERMINISTIC` (the first
-    one, ``file:line``), or "" (comments aside; tests count too, as they are evaluated)."""
+    one, ``file:line``), or "" (comments aside; tests count too, as they are evaluated).
+    A call named in a string counts too: it is not a call, and the library is only
+    evaluated every run; a ``#`` in a string is not a comment that hides the rest of its
+    line."""
     for module in library.modules:
-        text = _COMMENT.sub(lambda m: " " * len(m.group(0)), module.text)
+        text = without_comments(module.text)
         if match := _CALL.search(text):
             line = text.count("\n", 0, match.start()) + 1
             return f"{module.display}:{line}: {match.group(1)}"
     return ""
+
+
+def without_comments(text: str) -> str:
+    """A Rego module's text with each comment blanked out (lines and columns kept)."""
+    return _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group(0)) if m.group(0).startswith("#") else m.group(0),
+                                  text)
 
 
 def _compiled_key(templates: bytes) -> str:

@@ -381,6 +381,14 @@ def test_policies_that_read_the_clock_are_evaluated_every_run(
                              f"{len(rule.read_text().splitlines())}: time.now_ns: the policies call a built-in "
                              "whose answer changes from run to run; no environment is stored")
         assert not _entries(cached, "environment")
+    # a "#" in a string starts no comment: the call after it on the line still counts
+    rule.write_text(rule.read_text().replace("evaluated_at_ns := time.now_ns()",
+                                             'evaluated_at := concat("", ["#", sprintf("%d", [time.now_ns()])])'))
+    code, out, notes = _run(cached, capsys)
+    assert code == 0, out
+    assert notes[-1].startswith(f"cache: ignored policies/rules/lora_rank.rego:{len(rule.read_text().splitlines())}: "
+                                "time.now_ns: ")
+    assert not _entries(cached, "environment")
 
 
 def test_nothing_is_stored_when_an_input_changes_while_the_gate_runs(
