@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ from .render_memo import ObjectMemo, TenantMemo
 from .rules import RENDER_STALE, RuleInfo
 from .sandbox import template_dir
 from .vllm_allow import allow_list, extra_args_findings
-from .write import Difference, check_outputs, stale_environments
+from .write import Difference, check_outputs, link_on_the_way, stale_environments
 
 if TYPE_CHECKING:  # the evidence stage (and its cryptography) loads only where a floor asks for it
     from .promotion import EvidenceVerdicts
@@ -183,12 +183,26 @@ def output_dir(root: Path, catalog: Catalog) -> Path:
 def stale_findings(out_dir: Path, rendered: Mapping[str, Sequence[RenderedFile]], *, full: bool,
                    root: Path) -> list[Finding]:
     """The committed rendered output that differs from what the catalog renders (the
-    admission folder's findings name the environment below it)."""
+    admission folder's findings name the environment below it); nothing is read through a
+    link on the way to the output folder (a render refuses to write through one)."""
+    linked = link_on_the_way(root, out_dir)
+    if linked is not None:
+        return [Finding(STALE_RULE, Severity.ERROR, "the rendered output is reached through a symbolic link; "
+                        "kitchen render writes only into folders of the repository", Location(shown(linked, root)),
+                        expected="a real folder: remove the link, run `kitchen render` and commit")]
     diffs = check_outputs(out_dir, rendered, prune_environments=full)
     named = {d.path for d in diffs}  # the objects of the files that differ, read for their names
     objects = {f"{env}/{f.path}": f.objects[0] for env, files in rendered.items() for f in files
                if f"{env}/{f.path}" in named and f.objects}
     return _as_stale(out_dir, diffs, objects, root)
+
+
+def shown(path: Path, root: Path) -> str:
+    """``path`` as a finding names it: relative to the repository where it is in it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, Any], root: Path) -> list[Finding]:
@@ -268,7 +282,11 @@ def _check(opts: CheckOptions) -> Result:
         return result
     folder = policy_folder(root, opts.policies)
     library = load_library(folder, root)
-    job = _EnvironmentJob(outcome, library, opts, template_dir(root), output_dir(root, outcome.catalog))
+    out_dir = output_dir(root, outcome.catalog)
+    # an output folder reached through a link is one finding, and nothing is read through it
+    linked = link_on_the_way(root, out_dir) if opts.render_check else None
+    job = _EnvironmentJob(outcome, library, opts if linked is None else replace(opts, render_check=False),
+                          template_dir(root), out_dir)
     names = sorted(outcome.plans)
     judged: list[EvidenceVerdicts] = []  # judged while the workers run: it reads none of their work
     per_env = _environments(job, names, cache, inputs,
@@ -286,7 +304,7 @@ def _check(opts: CheckOptions) -> Result:
         result.findings.extend(stale)
         admission = {ADMISSION_FOLDER: render_admission(outcome.catalog, library.data)}
         result.findings.extend(stale_findings(job.out_dir, admission, full=False, root=root))
-        if not envs:  # environments no longer in the catalog
+        if not envs and linked is None:  # environments no longer in the catalog
             result.findings.extend(_as_stale(job.out_dir, stale_environments(job.out_dir, names), {}, root))
     result.findings = sort_findings(result.findings)
     result.rules = {r.id: RuleInfo(r.id, r.title, r.severity, r.description, r.location.file)

@@ -47,6 +47,22 @@ def _is_generated_env(folder: Path) -> bool:
         return False
 
 
+def link_on_the_way(root: Path, target: Path) -> Path | None:
+    """The first folder from ``root`` (not included) down to ``target`` (included) that is a
+    symbolic link, or None: rendered output is written into, and read from, real folders
+    of the repository only (a committed link would send a render's files anywhere)."""
+    try:
+        rel = target.relative_to(root)
+    except ValueError:
+        return None
+    path = root
+    for part in rel.parts:
+        path = path / part
+        if path.is_symlink():
+            return path
+    return None
+
+
 def write_outputs(out: Path, rendered: Mapping[str, Iterable[RenderedFile]], *,
                   prune_environments: bool) -> list[str]:
     """Write ``rendered[env]`` under ``out/env``; returns the environment folders written.

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import pipeline
+from ..errors import ConfigError
 from ..findings import Result, sort_findings
-from ..write import write_outputs
+from ..write import link_on_the_way, write_outputs
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,11 @@ def execute(opts: Options) -> Result:
         result.summary = ([f"{len(stale)} rendered file(s) out of date: run `kitchen render` and commit"]
                           if stale else [f"rendered output up to date ({', '.join(outcome.rendered)})"])
         return result
+    linked = link_on_the_way(opts.root, target) if opts.out is None else None
+    if linked is not None:
+        raise ConfigError(f"{pipeline.shown(linked, opts.root)}: a symbolic link on the way to the rendered output; "
+                          "kitchen writes it only into folders of the repository, never through a link "
+                          "(remove the link, then render)")
     write_outputs(target, outcome.outputs, prune_environments=full)
     return outcome.result(command, [f"rendered {name}: {len(files)} files in {target / name}"
                                     for name, files in outcome.outputs.items()])

@@ -77,6 +77,31 @@ def test_check_fails_after_catalog_edit_and_passes_after_render(
     assert '"--max-lora-rank=64"' in isvc  # 48 rounded up to a rank vLLM accepts
 
 
+def test_a_committed_link_to_the_output_folder_is_neither_written_nor_read_through(
+        example_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pull request that commits ``rendered`` as a link to a folder out of the repository
+    would send the next ``kitchen render`` there, and the staleness check would read
+    there: render refuses, check and ``render --check`` report the link once."""
+    outside = tmp_path / "outside"
+    shutil.copytree(example_repo / "rendered", outside)
+    before = _tree(outside)
+    shutil.rmtree(example_repo / "rendered")
+    (example_repo / "rendered").symlink_to(outside)
+    capsys.readouterr()
+    assert main(["render", "--root", str(example_repo)]) == 2
+    assert "rendered: a symbolic link on the way to the rendered output" in capsys.readouterr().err
+    assert _tree(outside) == before
+    for args in (["check"], ["render", "--check"]):
+        assert main([*args, "--root", str(example_repo)]) == 1
+        stale = [line for line in capsys.readouterr().out.splitlines() if line.endswith("(render.stale)")]
+        assert stale == ["rendered: [error] the rendered output is reached through a symbolic link; kitchen render "
+                         "writes only into folders of the repository; expected a real folder: remove the link, "
+                         "run `kitchen render` and commit (render.stale)"]
+    (example_repo / "rendered").unlink()
+    shutil.copytree(outside, example_repo / "rendered")
+    assert main(["check", "--root", str(example_repo)]) == 0
+
+
 def test_removed_tenant_files_are_removed(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (example_repo / "catalog/tenants/marketing-analytics.yaml").unlink()
     assert main(["render", "--root", str(example_repo), "--check"]) == 1
