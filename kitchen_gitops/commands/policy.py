@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .. import pipeline, settings
+from ..errors import ConfigError
 from ..findings import CheckRecord, Finding, Location, Result, Severity
 from ..rules import POLICY_DOCS_STALE
 
@@ -59,21 +60,26 @@ class DocsOptions:
 
 def execute_docs(opts: DocsOptions) -> Result:
     """Generate (or check) the rule reference."""
-    from ..policy.docs import DOC_PATH, render_docs, write_docs
+    from ..policy.docs import DOC_PATH, committed_text, render_docs, write_docs
     from ..policy.library import load_library
+    from ..write import link_on_the_way
 
     library = load_library(pipeline.policy_folder(opts.root, opts.policies), opts.root)
     path = opts.root / DOC_PATH
     result = Result("policy docs --check" if opts.check else "policy docs")
+    linked = link_on_the_way(opts.root, path.parent)  # the docs are read and written in folders of the repository
     if opts.check:
-        current = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if current != render_docs(library):
+        current = committed_text(path) if linked is None else None
+        if current != render_docs(library).encode("utf-8"):
             result.findings = [Finding(POLICY_DOCS_STALE, Severity.ERROR, "out of date: run "
                                        "`kitchen policy docs` and commit", Location(DOC_PATH),
                                        expected="the docs the policy library generates")]
         else:
             result.summary = [f"{path} up to date"]
         return result
+    if linked is not None:
+        raise ConfigError(f"{pipeline.shown(linked, opts.root)}: a symbolic link on the way to {DOC_PATH}; kitchen "
+                          "writes it only into folders of the repository, never through a link (remove the link)")
     changed = write_docs(library, path)
     result.summary = [f"{'wrote' if changed else 'unchanged'} {path}"]
     return result

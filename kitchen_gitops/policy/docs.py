@@ -174,10 +174,27 @@ def render_docs(library: Library) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+MAX_DOCS_BYTES = 16 << 20
+
+
+def committed_text(path: Path) -> bytes | None:
+    """The committed docs' bytes: a regular file (not a link) of at most
+    :data:`MAX_DOCS_BYTES`, else None (out of date, whatever it leads to or holds)."""
+    from ..load import read_regular_file
+
+    if path.is_symlink():
+        return None
+    try:
+        raw = read_regular_file(path, MAX_DOCS_BYTES)
+    except OSError:
+        return None
+    return raw if len(raw) <= MAX_DOCS_BYTES else None
+
+
 def write_docs(library: Library, path: Path) -> bool:
     """Write the docs; True when the file changed."""
     text = render_docs(library)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
+    if committed_text(path) == text.encode("utf-8"):
         return False
     from ..write import WriteFailed, replace_files
 

@@ -86,6 +86,29 @@ def test_policy_docs_check_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "docs", "--root", str(REPO), "--check"]) == 0
 
 
+def test_policy_docs_are_neither_read_nor_written_through_a_link(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A committed ``docs/policies.md`` that is a link (to a file the kernel refuses to
+    read) is out of date, and ``policy docs`` replaces it by the file; a ``docs`` folder
+    that is a link out of the repository is out of date, and nothing is written there."""
+    root = tmp_path / "repo"
+    (root / "docs").mkdir(parents=True)
+    (root / "policies").symlink_to(REPO / "policies")
+    (root / DOC_PATH).symlink_to("/proc/self/mem")
+    assert main(["policy", "docs", "--root", str(root), "--check"]) == 1
+    assert "(policy.docs-stale)" in capsys.readouterr().out
+    assert main(["policy", "docs", "--root", str(root)]) == 0
+    assert not (root / DOC_PATH).is_symlink() and main(["policy", "docs", "--root", str(root), "--check"]) == 0
+    outside = tmp_path / "outside"
+    (root / "docs").rename(outside)
+    (root / "docs").symlink_to(outside)
+    (outside / "policies.md").write_text("old\n")
+    assert main(["policy", "docs", "--root", str(root), "--check"]) == 1
+    assert main(["policy", "docs", "--root", str(root)]) == 2
+    assert "docs: a symbolic link on the way to docs/policies.md" in capsys.readouterr().err
+    assert (outside / "policies.md").read_text() == "old\n"
+
+
 def test_policy_test_command_passes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["policy", "test", "--root", str(REPO)]) == 0
     rules = len(load_library(REPO / "policies", REPO).rules)
