@@ -179,7 +179,7 @@ class Problem:
     expected: str
 
 
-def _record_path(index: Index, name: object) -> Path | None:
+def record_path(index: Index, name: object) -> Path | None:
     """The record file an entry names, confined to the index's records/ folder."""
     if not isinstance(name, str) or not name.startswith(f"{RECORDS_DIR}/"):
         return None
@@ -241,7 +241,7 @@ def entry_problem(index: Index, ref: str, digest: str, source: Environment | Non
     if source is None:
         return Problem(CHECK_RULE, f"{ref}: environment {index.environment} promotes from no environment, so "
                        "no promotion in its index can be verified", "promotes_from set")
-    path = _record_path(index, entry.get("record"))
+    path = record_path(index, entry.get("record"))
     if path is None or not path.is_file() or path.is_symlink():
         return Problem(CHECK_RULE, f"{ref}: the record {visible(str(entry.get('record')))[:120]} that {where} "
                        "names is not a file of its records/ folder", "records/<name>.json beside the index")

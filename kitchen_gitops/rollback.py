@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 from .errors import ConfigError
+from .escape import visible
 from .evidence import TrustedKey, utc_text
 from .findings import Finding, Location, Severity
 from .history import TENANTS_DIR, State, TenantState, index_at, state_at
@@ -43,6 +44,7 @@ from .promotion import (
     entry_problem,
     legacy_digest_of,
     load_index,
+    record_path,
 )
 from .revisions import Commit, Repository
 from .rules import ROLLBACK_MANUAL_EDIT, ROLLBACK_NO_PROVEN_STATE, ROLLBACK_UNPROVEN
@@ -265,8 +267,11 @@ def rollback_contents(root: Path, catalog: Catalog, judge: Judge, target: Candid
         entry = target.index.entries[ref]
         index.entries[ref] = dict(entry)
         if "record" in entry:
-            name = str(entry["record"])[len(RECORDS_DIR) + 1:]
-            contents[index.folder / RECORDS_DIR / name] = (target.index.folder / RECORDS_DIR / name).read_bytes()
+            source = record_path(target.index, entry["record"])  # confined to its records/ folder
+            if source is None:
+                raise ConfigError(f"{visible(str(entry['record']))[:120]}: the record the revision's index names "
+                                  f"for {ref} is not a file of its records/ folder; nothing written")
+            contents[index.folder / RECORDS_DIR / source.name] = source.read_bytes()
     index.rollbacks.append(dict(record))
     contents[index.folder / INDEX_FILE] = index.to_bytes()
     return contents
