@@ -166,18 +166,21 @@ def folder_digest(folder: Path, into: Digest, signatures: Signatures, inside: It
     link's text, then what it leads to), in path order, added to ``into``; what each
     looked like, to ``signatures``.
 
-    A link is followed only where it leads inside ``folder`` or one of ``inside`` (the
-    repository: no reader of the gate reads through a link that leaves it), and not at
-    all without ``follow``; another link is its text alone.  A folder met twice (a loop)
-    is named, not entered again.  At most ``budget`` is read (:class:`DigestTooLarge`)."""
+    A link is followed only where it leads inside one of ``inside`` (the repository: no
+    reader of the gate reads through a link that leaves it), or by default inside
+    ``folder`` (a folder named on the command line, followed wherever it leads), and not at
+    all without ``follow``; another link is its text alone — ``folder`` itself included.
+    A folder met twice (a loop) is named, not entered again.  At most ``budget`` is read
+    (:class:`DigestTooLarge`)."""
     budget = budget if budget is not None else DigestBudget()
     top = os.path.realpath(folder)
-    walk = _DigestWalk(into, signatures, budget, (top, *(os.path.realpath(p) for p in inside)), follow)
+    bounds = tuple(os.path.realpath(p) for p in inside) or (top,)
+    walk = _DigestWalk(into, signatures, budget, bounds, follow)
     if folder.is_symlink():
-        if not follow:
-            walk.link(folder, "")
-            return
-        into.text("", "link", os.readlink(folder))  # followed wherever it leads, as the readers do
+        real = walk.link(folder, "")
+        if real is not None:
+            walk.entry(folder, "", set(), 0, real)
+        return
     walk.entry(folder, "", set(), 0, top)
 
 

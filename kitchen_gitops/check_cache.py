@@ -75,17 +75,18 @@ class Inputs:
         return self.digest_of(list(self.parts))
 
 
-def inputs_digest(folders: Mapping[str, Path], root: Path) -> Inputs:
+def inputs_digest(folders: Mapping[str, Path], root: Path, given: Sequence[str] = ()) -> Inputs:
     """The digest of every file below each of ``folders`` (by label: the same bytes in
     another folder are another input), links followed where they stay in the repository
-    ``root`` (or the folder); :class:`~kitchen_gitops.cache.DigestTooLarge` where they hold
-    more than a digest reads."""
+    ``root`` — or, for the folders of ``given`` (named on the command line), in that
+    folder; :class:`~kitchen_gitops.cache.DigestTooLarge` where they hold more than a
+    digest reads."""
     signatures = Signatures()
     budget = DigestBudget()
     parts = {}
     for label, folder in folders.items():
         d = Digest("folder")
-        folder_digest(folder, d, signatures, (root,), budget)
+        folder_digest(folder, d, signatures, () if label in given else (root,), budget)
         parts[label] = d.hexdigest().encode()
     return Inputs(parts, signatures, budget)
 

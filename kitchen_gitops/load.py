@@ -496,8 +496,20 @@ def read_regular_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
-def load_file(path: Path, root: Path, display: str | None = None) -> tuple[Document | None, list[Finding]]:
+def load_file(path: Path, root: Path, display: str | None = None,
+              within: str = "the repository") -> tuple[Document | None, list[Finding]]:
+    """One YAML file, below ``root`` (``within`` names it): a link is followed only where
+    it stays inside (the policy data, the waivers and the evidence keys are read through
+    this, as the catalog's files are found: a link to the CI machine's files is not)."""
     display = display if display is not None else _display(path, root)
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            target = None  # dangling: reported as unreadable below
+        if target is not None and not _inside(root.resolve(), target):
+            return None, [_finding(display, 1, 1, f"symbolic link to a path outside {within}; it is not followed",
+                                   rules.LOAD_SYMLINK, f"a file inside {within}")]
     try:
         raw = read_regular_file(path)
     except OSError as exc:
@@ -507,10 +519,14 @@ def load_file(path: Path, root: Path, display: str | None = None) -> tuple[Docum
 
 
 def _display(path: Path, root: Path) -> str:
-    try:
-        return visible(path.resolve().relative_to(root.resolve()).as_posix())
-    except ValueError:
-        return visible(path.as_posix())
+    """``path`` relative to ``root``: as written (a link is named by its own path), else
+    as resolved, else whole."""
+    for shown, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
+        try:
+            return visible(shown.relative_to(base).as_posix())
+        except ValueError:
+            continue
+    return visible(path.as_posix())
 
 
 @dataclass

@@ -33,7 +33,7 @@ from .policy.engines import make_engine
 from .policy.floors import waiver_max_days, wildcards_forbidden
 from .policy.gate import prepare, start_environment
 from .policy.inputs import InputBuilder, resource_items, resource_namespaces
-from .policy.library import Library, load_library, load_policy_data
+from .policy.library import Library, load_library, load_policy_data, repository_policy_folder
 from .policy.waivers import apply_waivers, load_waivers
 from .render import (
     Contribution,
@@ -232,7 +232,7 @@ def _environment_of(path: str) -> str:
 
 def policy_folder(root: Path, policies: Path | None) -> Path:
     """The policy library's folder: ``--policies``, else ``<root>/policies``."""
-    folder = policies if policies is not None else root / POLICY_DIR
+    folder = policies if policies is not None else repository_policy_folder(root)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no policy folder (expected {POLICY_DIR}/*.rego)")
     return folder
@@ -336,7 +336,8 @@ def _inputs(root: Path, opts: CheckOptions, cache: Cache) -> check_cache.Inputs 
     try:
         return check_cache.inputs_digest({**{d: root / d for d in check_cache.READ_FOLDERS},
                                           "templates": root / "templates",
-                                          "policy folder": opts.policies or root / POLICY_DIR}, root)
+                                          "policy folder": opts.policies or root / POLICY_DIR}, root,
+                                         given=("policy folder",) if opts.policies else ())
     except DigestTooLarge as exc:
         cache.stats.ignored.append(f"{exc} below the folders the gate reads: more than a digest reads; "
                                    "no environment is found or stored")

@@ -210,7 +210,19 @@ def _environment(template_dir: str, digest: str) -> jinja2.Environment:
 
 
 def template_dir(root: Path) -> Path:
+    """``<root>/templates``, which may be a link only to a folder of the repository: a
+    committed link out of it would render with whatever templates the CI machine holds
+    there."""
     folder = root / "templates"
+    if folder.is_symlink():
+        try:
+            target = folder.resolve(strict=True)
+        except (OSError, RuntimeError):
+            target = None  # dangling: no templates folder, below
+        real = root.resolve()
+        if target is not None and target != real and real not in target.parents:
+            raise ConfigError("templates: a symbolic link to a path outside the repository; kitchen renders "
+                              "only with the templates of a folder of the repository")
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no templates folder; kitchen renders with <root>/templates/*.j2")
     return folder

@@ -9,6 +9,7 @@ from it.  Test modules (``*_test.rego``) hold the ``test_`` rules of ``kitchen p
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,10 +137,14 @@ def violation_location(value: Any, fallback: Location) -> Location:
 
 
 def _display(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    """``path`` relative to ``root``: as written (a link is named by its own path), else
+    as resolved, else whole."""
+    for shown, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
+        try:
+            return shown.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path.as_posix()
 
 
 def _metadata_blocks(text: str) -> list[tuple[int, str, int]]:
@@ -332,7 +337,7 @@ DATA_SCHEMA: dict[str, DataKey] = {
 def _load_data(path: Path, display: str) -> dict[str, Any]:
     from ..load import load_file
 
-    doc, problems = load_file(path, path.parent, display)
+    doc, problems = load_file(path, path.parent, display, within="the policy folder")
     if problems:
         p = problems[0]
         raise PolicyError(p.location, p.message + (f"; expected {p.expected}" if p.expected else ""))
@@ -549,5 +554,23 @@ def load_policy_data(root: Path) -> dict[str, Any]:
     """``<root>/policies/data.yaml`` checked against its schema (:class:`PolicyError` if bad);
     empty when the repository has none.  What stages other than the gate read from it (the
     evaluation metrics' drift tolerance) comes from here."""
-    data_file = root / "policies" / DATA_FILE
+    data_file = repository_policy_folder(root) / DATA_FILE
     return _load_data(data_file, _display(data_file, root)) if data_file.is_file() else {}
+
+
+def repository_policy_folder(root: Path) -> Path:
+    """``<root>/policies``, which may be a link only to a folder of the repository
+    (:class:`PolicyError` else): the library is read from there (or from ``--policies``),
+    never from wherever a committed link leads — a link to ``/`` was a walk over the
+    machine for ``*.rego``."""
+    folder = root / "policies"
+    if folder.is_symlink():
+        try:
+            target = folder.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return folder  # dangling: no policy folder
+        real = root.resolve()
+        if target != real and real not in target.parents:
+            raise PolicyError(Location("policies"), "a symbolic link to a path outside the repository; the "
+                              "policy library is read only from a folder of the repository (or --policies)")
+    return folder
