@@ -170,8 +170,8 @@ def folder_digest(folder: Path, into: Digest, signatures: Signatures, inside: It
     reader of the gate reads through a link that leaves it), or by default inside
     ``folder`` (a folder named on the command line, followed wherever it leads), and not at
     all without ``follow``; another link is its text alone — ``folder`` itself included.
-    A folder met twice (a loop) is named, not entered again.  At most ``budget`` is read
-    (:class:`DigestTooLarge`)."""
+    A folder met twice (a loop) is named, not entered again.  At most ``budget`` is read,
+    and folders at most 40 deep (:class:`DigestTooLarge`: what is below would not count)."""
     budget = budget if budget is not None else DigestBudget()
     top = os.path.realpath(folder)
     bounds = tuple(os.path.realpath(p) for p in inside) or (top,)
@@ -184,7 +184,7 @@ def folder_digest(folder: Path, into: Digest, signatures: Signatures, inside: It
     walk.entry(folder, "", set(), 0, top)
 
 
-_MAX_LINK_DEPTH = 40  # folders below the top, links followed included
+_MAX_LINK_DEPTH = 40  # folders below the top, links followed included; deeper is DigestTooLarge
 
 
 @dataclass
@@ -234,9 +234,11 @@ class _DigestWalk:
             self.into.text(rel, "special")
 
     def folder(self, real: str, rel: str, seen: set[str], depth: int) -> None:
-        if real in seen or depth > _MAX_LINK_DEPTH:
+        if real in seen:
             self.into.text(rel, "folder met again")
             return
+        if depth > _MAX_LINK_DEPTH:  # what is below would count for nothing: no digest at all
+            raise DigestTooLarge(f"folders nested more than {_MAX_LINK_DEPTH} deep")
         self.into.text(rel, "folder")
         try:
             with os.scandir(real) as listing:

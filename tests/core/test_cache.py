@@ -369,6 +369,27 @@ def test_a_digest_reads_a_bounded_amount_and_the_gate_then_runs_without_it(
     assert not _entries(cached, "environment")
 
 
+def test_a_file_nested_deeper_than_a_digest_reads_is_not_missed(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The digest entered folders at most 40 deep and counted nothing below: an extra file
+    committed 45 folders deep in an environment's output, after a run stored that
+    environment, was not reported by the next run.  Now such an output is no digest: the
+    environment is neither found nor stored, and the file is reported."""
+    deep = cached / "rendered" / "dev" / Path(*["d"] * 45)
+    deep.mkdir(parents=True)
+    assert main(["check", "--verbose", "--root", str(cached)]) == 0
+    (deep / "extra.yaml").write_text("kind: Secret\n")
+    for extra in ([], ["--no-cache"]):
+        capsys.readouterr()
+        assert main(["check", "--verbose", *extra, "--root", str(cached)]) == 1
+        out = capsys.readouterr().out
+        assert "extra.yaml: [error] committed rendered output is no longer rendered" in out
+    capsys.readouterr()
+    main(["check", "--verbose", "--root", str(cached)])
+    assert ("cache: ignored dev: its committed output holds more than a digest reads; the environment is "
+            "neither found nor stored") in capsys.readouterr().err
+
+
 def test_policies_that_read_the_clock_are_evaluated_every_run(
         cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rule = cached / "policies" / "rules" / "lora_rank.rego"
