@@ -502,14 +502,9 @@ def load_file(path: Path, root: Path, display: str | None = None,
     it stays inside (the policy data, the waivers and the evidence keys are read through
     this, as the catalog's files are found: a link to the CI machine's files is not)."""
     display = display if display is not None else _display(path, root)
-    if path.is_symlink():
-        try:
-            target = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            target = None  # dangling: reported as unreadable below
-        if target is not None and not _inside(root.resolve(), target):
-            return None, [_finding(display, 1, 1, f"symbolic link to a path outside {within}; it is not followed",
-                                   rules.LOAD_SYMLINK, f"a file inside {within}")]
+    if links_out(path, root):
+        return None, [_finding(display, 1, 1, f"symbolic link to a path outside {within}; it is not followed",
+                               rules.LOAD_SYMLINK, f"a file inside {within}")]
     try:
         raw = read_regular_file(path)
     except OSError as exc:
@@ -519,14 +514,30 @@ def load_file(path: Path, root: Path, display: str | None = None,
 
 
 def _display(path: Path, root: Path) -> str:
+    return visible(relative_display(path, root))
+
+
+def relative_display(path: Path, root: Path) -> str:
     """``path`` relative to ``root``: as written (a link is named by its own path), else
     as resolved, else whole."""
     for shown, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
         try:
-            return visible(shown.relative_to(base).as_posix())
+            return shown.relative_to(base).as_posix()
         except ValueError:
             continue
-    return visible(path.as_posix())
+    return path.as_posix()
+
+
+def links_out(path: Path, root: Path) -> bool:
+    """Whether ``path`` is a symbolic link to something outside ``root`` (a dangling link
+    is not: whoever reads it finds nothing)."""
+    if not path.is_symlink():
+        return False
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return not _inside(root.resolve(), target)
 
 
 @dataclass

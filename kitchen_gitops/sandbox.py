@@ -24,7 +24,7 @@ import orjson
 
 from .errors import ConfigError
 from .escape import visible
-from .load import read_regular_file
+from .load import links_out, read_regular_file
 
 # Bounds on rendering one environment: memory beyond what the process already holds
 RENDER_MEMORY_BYTES = 2 << 30
@@ -214,14 +214,8 @@ def template_dir(root: Path) -> Path:
     committed link out of it would render with whatever templates the CI machine holds
     there."""
     folder = root / "templates"
-    if folder.is_symlink():
-        try:
-            target = folder.resolve(strict=True)
-        except (OSError, RuntimeError):
-            target = None  # dangling: no templates folder, below
-        real = root.resolve()
-        if target is not None and target != real and real not in target.parents:
-            raise ConfigError("templates: a symbolic link to a path outside the repository; kitchen renders "
+    if links_out(folder, root):
+        raise ConfigError("templates: a symbolic link to a path outside the repository; kitchen renders "
                               "only with the templates of a folder of the repository")
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no templates folder; kitchen renders with <root>/templates/*.j2")

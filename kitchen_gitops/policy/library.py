@@ -9,7 +9,6 @@ from it.  Test modules (``*_test.rego``) hold the ``test_`` rules of ``kitchen p
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,14 +136,9 @@ def violation_location(value: Any, fallback: Location) -> Location:
 
 
 def _display(path: Path, root: Path) -> str:
-    """``path`` relative to ``root``: as written (a link is named by its own path), else
-    as resolved, else whole."""
-    for shown, base in ((Path(os.path.abspath(path)), Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
-        try:
-            return shown.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    return path.as_posix()
+    from ..load import relative_display
+
+    return relative_display(path, root)
 
 
 def _metadata_blocks(text: str) -> list[tuple[int, str, int]]:
@@ -563,14 +557,10 @@ def repository_policy_folder(root: Path) -> Path:
     (:class:`PolicyError` else): the library is read from there (or from ``--policies``),
     never from wherever a committed link leads — a link to ``/`` was a walk over the
     machine for ``*.rego``."""
+    from ..load import links_out
+
     folder = root / "policies"
-    if folder.is_symlink():
-        try:
-            target = folder.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return folder  # dangling: no policy folder
-        real = root.resolve()
-        if target != real and real not in target.parents:
-            raise PolicyError(Location("policies"), "a symbolic link to a path outside the repository; the "
+    if links_out(folder, root):
+        raise PolicyError(Location("policies"), "a symbolic link to a path outside the repository; the "
                               "policy library is read only from a folder of the repository (or --policies)")
     return folder
