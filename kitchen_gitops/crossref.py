@@ -373,6 +373,11 @@ def _reserved_reason(ns: str, env: Environment | None) -> str:
         return f"is Argo CD's namespace in environment {env.name}"
     if ns == service_namespace(env.storage.s3.endpoint)[0]:
         return f"is the namespace of environment {env.name}'s S3 storage"
+    if ns == env.observability.prometheus_namespace(env.cluster.platform):
+        return (f"is environment {env.name}'s monitoring namespace, whose pods every tenant's NetworkPolicy "
+                "admits to vLLM's port (observability.monitoring_namespace)")
+    if ns == env.observability.dashboard_namespace:
+        return f"is where environment {env.name} renders its dashboard (observability.dashboard_namespace)"
     return ""
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import (
     Field,
+    model_validator,
 )
 
 from . import settings
@@ -51,6 +52,15 @@ class Gpu(Strict):
     nodes: int = Field(gt=0, le=MAX_COUNT)
     mig: bool = False
     resource: ResourceName = "nvidia.com/gpu"
+
+    @model_validator(mode="after")
+    def _cuda_within_the_product(self) -> Gpu:
+        # CUDA reports less than the product's nominal memory (H200: 139.8 of 141), never more:
+        # a larger figure would plan past the GPU, and past the floor that bounds memory_gib
+        if self.cuda_memory_gib is not None and self.cuda_memory_gib > self.memory_gib:
+            raise ValueError(f"cuda_memory_gib ({self.cuda_memory_gib:g}) is more than the GPU's memory_gib "
+                             f"({self.memory_gib:g}): CUDA reports at most the product's memory")
+        return self
 
     @property
     def total(self) -> int:
@@ -163,8 +173,10 @@ class Conformance(Strict):
 
 
 class Saturation(Strict):
-    kv_cache_usage_max: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False,
-                                      description="KV-cache usage (0–1) above which an InferenceService is near full")
+    # below 1: usage never exceeds 1, so an alert above 1 would never fire
+    kv_cache_usage_max: float = Field(default=0.9, gt=0, lt=1, allow_inf_nan=False,
+                                      description="KV-cache usage (0 to below 1) above which an InferenceService "
+                                      "is near full")
     requests_waiting_max: int = Field(default=0, ge=0, description="requests waiting per InferenceService tolerated")
     for_minutes: int = Field(default=15, gt=0, le=1440)
 

@@ -160,7 +160,8 @@ CATALOG_PATH_PREFIX = _rule("catalog.path-prefix", "Environments render to diffe
       "compares and the Applications sync.")
 CATALOG_RESERVED_NAMESPACE = _rule("catalog.reserved-namespace", "Reserved namespace", E,
       "A tenant's namespace is not a system namespace (kube-*, openshift-*, default), the conformance or Argo CD "
-      "namespace, the S3 service's, or one the environment's gates reserve.")
+      "namespace, the S3 service's, the environment's monitoring namespace (admitted to every tenant's vLLM) or "
+      "dashboard namespace, or one the environment's gates reserve.")
 CATALOG_RBAC_SUBJECT = _rule("catalog.rbac-subject", "Access group refused", E,
       "Access groups name groups of people: not system:authenticated, system:unauthenticated, a wildcard, or "
       "service accounts of other namespaces.")

@@ -375,22 +375,32 @@ FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
     "slo": ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "min_output_tokens_per_s", "goodput_min_ratio"),
     "conformance": ("requests", "concurrency", "output_tokens", "prompt_tokens", "isolation_max_flip_rate"),
     "observability": ("scrape_interval_s", "slo_for_minutes"),
+    "saturation": ("kv_cache_usage_max", "requests_waiting_max", "for_minutes"),  # observability.saturation
+    "gpu": ("memory_gib", "per_node", "nodes"),  # cluster.gpu
 }
 _FLOOR_SECTION_FLAGS = {"observability": ("enabled",), "argocd": ("manual_sync",),
                         "storage": ("use_https", "verify_ssl")}
 # Floors on what is rendered, by number: the replicas of every served base (at least).
 FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
 # Floors by list (the environment's or the rendered value one of these): where Argo CD may
-# sync an environment from and deploy it to, and the S3 endpoint, buckets and address
-# blocks its storage may use.
+# sync an environment from and deploy it to and the namespace of its Application, the S3
+# endpoint, buckets, address blocks, credentials Secret and CA ConfigMap its storage may
+# use, and the namespaces admitted to scrape every tenant's vLLM and holding the dashboard.
 _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
-    "argocd": ("repo_urls", "target_revisions", "projects", "destination_servers"),
-    "storage": ("endpoints", "buckets", "egress_cidrs"),
+    "argocd": ("repo_urls", "target_revisions", "projects", "destination_servers", "namespaces"),
+    "storage": ("endpoints", "buckets", "egress_cidrs", "secrets", "ca_bundle_configmaps"),
+    "observability": ("monitoring_namespaces", "dashboard_namespaces"),
+    "gpu": ("products",),
 }
+# The lists of names of Kubernetes objects (DNS labels): any other value could never be the
+# environment's.
+_FLOOR_NAME_LISTS = frozenset({("argocd", "namespaces"), ("storage", "secrets"), ("storage", "ca_bundle_configmaps"),
+                               ("observability", "monitoring_namespaces"),
+                               ("observability", "dashboard_namespaces")})
 # A list a floor may leave empty: no address block at all (the S3 endpoint a cluster service).
 _FLOOR_EMPTY_LISTS = frozenset({("storage", "egress_cidrs")})
-FLOOR_KEYS = ("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS, *FLOOR_RENDERED,
-              *_FLOOR_SECTION_LISTS)
+FLOOR_KEYS = tuple(dict.fromkeys(("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS,
+                                  *FLOOR_RENDERED, *_FLOOR_SECTION_LISTS, "scheduling")))
 
 
 def _floor_value_problem(section: str, name: str, value: str) -> str:
@@ -398,10 +408,13 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
     as the catalog model writes it): "" when it could."""
     import ipaddress
 
+    from ..catalog_fields import DNS1123_LABEL
     from ..model import S3_BUCKET
 
     if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
+    if (section, name) in _FLOOR_NAME_LISTS and (len(value) > 63 or not DNS1123_LABEL.fullmatch(value)):
+        return "the name of a Kubernetes object (a DNS label: up to 63 lower-case letters, digits and '-')"
     if (section, name) == ("storage", "egress_cidrs"):
         try:
             written = str(ipaddress.ip_network(value, strict=False))
@@ -437,6 +450,19 @@ def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: A
             raise fail((*path, name), "a finite number from 0 to below 1e12")
 
 
+def _check_scheduling_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None:
+    """``scheduling``: the node labels every server of the environment is scheduled by
+    (``node_selector``: label → value, each in the environment's ``cluster.node_selector``)."""
+    if not isinstance(item, dict) or set(item) != {"node_selector"}:
+        raise fail(path, "a mapping of node_selector")
+    selector = item["node_selector"]
+    if not isinstance(selector, dict) or not selector:
+        raise fail((*path, "node_selector"), "a mapping of node label to its value")
+    for label, value in selector.items():
+        if not isinstance(label, str) or not label.strip() or label != label.strip() or not isinstance(value, str):
+            raise fail((*path, "node_selector", label), "a node label and its value (a string; \"\" for none)")
+
+
 def _check_floors(doc: Any, key: str, value: Any) -> None:
     """``gate_floors``: a wrong key or type here would silently drop a floor, so each is an error."""
     def fail(path: tuple[Any, ...], message: str, *, at_value: bool = True) -> PolicyError:
@@ -464,6 +490,8 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
                 raise fail(path, "a list of names")
             if entry in FLOOR_LIMITS or entry in FLOOR_RENDERED or entry in _FLOOR_SECTION_LISTS:
                 _check_floor_section(fail, path, entry, item)
+            if entry == "scheduling":
+                _check_scheduling_floor(fail, path, item)
             if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
                 raise fail(path, "null or the name of another floor")
     unnamed = value.get("unnamed")

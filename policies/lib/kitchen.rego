@@ -114,6 +114,15 @@ ref(item) := sprintf("%s@%s", [item.name, item.version])
 
 strictness := object.get(env, ["gates", "strictness"], "standard")
 
+# The namespace Prometheus runs in, whose pods the tenants' NetworkPolicies admit to vLLM's
+# port: the environment's observability.monitoring_namespace, else the platform's own.
+monitoring_namespace := ns if {
+	ns := object.get(env, ["observability", "monitoring_namespace"], null)
+	ns != null
+} else := "openshift-user-workload-monitoring" if {
+	object.get(env, ["cluster", "platform"], "openshift") == "openshift"
+} else := "monitoring"
+
 # ---------------------------------------------------------------- argv as vLLM reads it
 
 # The option a token names, as vLLM's parser reads it (`_` as `-`, `--flag=value`);

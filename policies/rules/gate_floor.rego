@@ -11,7 +11,8 @@
 #   objectives at most the floor's, output-token rate and goodput at least), the load of
 #   its conformance job (requests, concurrency, output and prompt tokens at least, the
 #   isolation flip rate at most), its observability (on where the floor says so,
-#   scraped and alerting at least as often) and the replicas every rendered
+#   scraped and alerting at least as often, the saturation alerts' thresholds and
+#   waits at most the floor's) and the replicas every rendered
 #   InferenceService or LLMInferenceService runs (`serving.min_replicas`: a tenant's
 #   `replicas: 0` or a template's would serve nothing). What Argo CD syncs into the
 #   environment comes from where the floor says (`argocd`): every rendered Application's
@@ -26,7 +27,12 @@
 #   where the floor turns them on; the bucket of every `s3://` source it serves (a base's
 #   or a flavor's, found at its `source`) and of its `evidence.uri` one of `buckets`; and
 #   every `storage.s3.egress_cidrs` block one of the floor's `egress_cidrs` (none where
-#   it lists none). An environment the floors do not name is
+#   it lists none). What the environment names that kitchen writes into or trusts is
+#   one of the floor's lists where it lists them: the monitoring namespace (whose pods
+#   every tenant's NetworkPolicy admits to vLLM's port; the platform's own where the
+#   environment names none), the dashboard's and Argo CD's namespaces, the Secret of the
+#   S3 credentials and the ConfigMap of the CA that verifies S3's certificate. An
+#   environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -153,7 +159,19 @@ limits := {
 		"isolation_max_flip_rate": "max",
 	},
 	"observability": {"scrape_interval_s": "max", "slo_for_minutes": "max"},
+	"saturation": {"kv_cache_usage_max": "max", "requests_waiting_max": "max", "for_minutes": "max"},
+	"gpu": {"memory_gib": "max", "per_node": "max", "nodes": "max"},
 }
+
+# Where a section of limits is in the environment: its own name, but for the saturation
+# alerts' thresholds (observability.saturation) and the cluster's GPUs (cluster.gpu: more
+# memory, GPUs or nodes than the cluster has would plan servers that never start and hide
+# an over-committed quota).
+section_path(section) := ["observability", "saturation"] if section == "saturation"
+
+else := ["cluster", "gpu"] if section == "gpu"
+
+else := [section]
 
 # helper rules, not `not x > y` (an undefined operand would differ between engines)
 looser(got, _, _) if got == null
@@ -168,22 +186,24 @@ looser(got, want, "min") if {
 	got < want
 }
 
-bound_text(section, field, want, "max") := sprintf("%s.%s at most %v", [section, field, want])
+bound_text(field, want, "max") := sprintf("%s at most %v", [field, want])
 
-bound_text(section, field, want, "min") := sprintf("%s.%s at least %v", [section, field, want])
+bound_text(field, want, "min") := sprintf("%s at least %v", [field, want])
 
-set_text(section, field, null) := sprintf("sets no %s.%s", [section, field])
+set_text(field, null) := sprintf("sets no %s", [field])
 
-set_text(section, field, got) := sprintf("sets %s.%s %v", [section, field, got]) if got != null
+set_text(field, got) := sprintf("sets %s %v", [field, got]) if got != null
 
 violation contains v if {
 	some name in applies
 	some section, fields in limits
 	some field, way in fields
 	want := named[name][section][field]
-	got := object.get(object.get(data.kitchen.lib.env, section, {}), field, null)
+	path := array.concat(section_path(section), [field])
+	got := object.get(data.kitchen.lib.env, path, null)
 	looser(got, want, way)
-	v := floor_violation(sprintf("%s.%s", [section, field]), set_text(section, field, got), name, bound_text(section, field, want, way))
+	at := concat(".", path)
+	v := floor_violation(at, set_text(at, got), name, bound_text(at, want, way))
 }
 
 violation contains v if {
@@ -382,3 +402,74 @@ violation contains v if {
 	msg := sprintf("%s deploys environment %s to cluster %v, outside the floor %s that policies/ sets for it", [lib.resource_id(r), data.kitchen.lib.env.name, got, name])
 	v := object.union(lib.resource_violation(r, msg, sprintf("destination.server (cluster.api_server) one of %s", [concat(", ", allowed)])), {"at": lib.at(data.kitchen.lib.env, "cluster.api_server")})
 }
+
+# ---------------------------------------------------------------- names the environment picks
+
+# What the environment file names that kitchen writes into or trusts: the namespace whose
+# pods every tenant's NetworkPolicy admits to vLLM's port (the monitoring namespace), the
+# namespace of the dashboard, Argo CD's namespace, the Secret of the S3 credentials and
+# the ConfigMap of the CA that verifies S3's TLS. Where the floor lists them, the
+# environment's is one of the list (a field left out of a hand-made input is none).
+s3_field(field) := object.get(s3, field, null)
+
+picked := {
+	"observability.monitoring_namespace": {
+		"floor": ["observability", "monitoring_namespaces"], "got": data.kitchen.lib.monitoring_namespace,
+		"what": "admits namespace %v to every tenant's vLLM port (its monitoring namespace)",
+		"at": monitoring_at,
+	},
+	"observability.dashboard_namespace": {
+		"floor": ["observability", "dashboard_namespaces"],
+		"got": object.get(data.kitchen.lib.env, ["observability", "dashboard_namespace"], null),
+		"what": "renders its dashboard into namespace %v",
+	},
+	"argocd.namespace": {
+		"floor": ["argocd", "namespaces"], "got": object.get(data.kitchen.lib.env, ["argocd", "namespace"], null),
+		"what": "puts its Application in namespace %v",
+	},
+	"storage.s3.secret": {
+		"floor": ["storage", "secrets"], "got": s3_field("secret"),
+		"what": "reads its S3 credentials from Secret %v",
+	},
+	"cluster.gpu.product": {
+		"floor": ["gpu", "products"], "got": object.get(data.kitchen.lib.env, ["cluster", "gpu", "product"], null),
+		"what": "plans for GPU %v",
+	},
+	"storage.s3.ca_bundle_configmap": {
+		"floor": ["storage", "ca_bundle_configmaps"], "got": s3_field("ca_bundle_configmap"),
+		"what": "verifies S3's certificate with the CA of ConfigMap %v",
+	},
+}
+
+# the platform's monitoring namespace is the cluster's where the environment names none
+monitoring_at := "observability.monitoring_namespace" if {
+	object.get(data.kitchen.lib.env, ["observability", "monitoring_namespace"], null) != null
+} else := "cluster.platform"
+
+picked_text(p) := sprintf(p.what, [p.got]) if p.got != null
+
+else := sprintf("names no %s", [p.none])
+
+violation contains v if {
+	some name in applies
+	some field, p in picked
+	allowed := object.get(named[name], p.floor, null)
+	is_array(allowed)
+	not p.got in allowed
+	v := floor_violation(object.get(p, "at", field), picked_text(object.union(p, {"none": field})), name, sprintf("%s one of %s", [field, concat(", ", allowed)]))
+}
+
+# The nodes the environment's servers run on: every label of the floor's node_selector in
+# the environment's cluster.node_selector, with the floor's value (more labels narrow it
+# further). Without them, prod's servers could be scheduled onto nodes of another pool.
+violation contains v if {
+	some name in applies
+	some key, want in named[name].scheduling.node_selector
+	got := object.get(data.kitchen.lib.env, ["cluster", "node_selector", key], null)
+	got != want
+	v := floor_violation("cluster.node_selector", selector_text(key, got), name, sprintf("cluster.node_selector with %s: %v", [key, want]))
+}
+
+selector_text(key, null) := sprintf("schedules its servers without node label %s", [key])
+
+selector_text(key, got) := sprintf("schedules its servers on node label %s: %v", [key, got]) if got != null

@@ -14,12 +14,17 @@ floors := {
 			"licenses": ["Apache-2.0"], "trust_remote_code": [], "promotes_from": "staging",
 			"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
-			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
+			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10,
+				"monitoring_namespaces": ["openshift-user-workload-monitoring"], "dashboard_namespaces": ["kitchen-conformance"]},
+			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15},
+			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "memory_gib": 80, "per_node": 8, "nodes": 1},
+			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"}},
 			"serving": {"min_replicas": 1},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
-				"destination_servers": ["https://kubernetes.default.svc"]},
+				"destination_servers": ["https://kubernetes.default.svc"], "namespaces": ["openshift-gitops"]},
 			"storage": {"endpoints": ["minio.minio.svc:9000"], "use_https": true, "verify_ssl": true,
-				"buckets": ["lora", "kitchen-evidence"], "egress_cidrs": []},
+				"buckets": ["lora", "kitchen-evidence"], "egress_cidrs": [],
+				"secrets": ["kitchen-s3-credentials"], "ca_bundle_configmaps": ["kitchen-internal-ca"]},
 		},
 		"dev": {
 			"strictness": "relaxed", "air_gapped": false, "registries": ["registry.prod.internal:5000"],
@@ -36,7 +41,14 @@ at_floor := fixtures.with_patch({
 		"gates": {"strictness": "strict", "fail_on_warn": true, "air_gapped": true, "require_evaluation": true},
 		"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
 		"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
-		"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10},
+		"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10, "dashboard_namespace": "kitchen-conformance",
+			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15}},
+		"argocd": {"namespace": "openshift-gitops"},
+		"storage": {"s3": {"secret": "kitchen-s3-credentials", "ca_bundle_configmap": "kitchen-internal-ca"}},
+		"cluster": {
+			"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memory_gib": 80},
+			"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"},
+		},
 	},
 })
 
@@ -377,4 +389,90 @@ test_storage_floor_by_name_and_cluster if {
 	count(violations(dev)) == 0
 	on_prod := object.union(dev, {"environment": {"cluster": {"name": "osaka"}}})
 	count(violations(on_prod)) == 4 # strictness, promotes_from, endpoint, verify_ssl
+}
+
+# The saturation alerts' thresholds: at most the floor's (an alert at 100 % KV cache or a
+# queue of a billion never fires).
+test_fail_saturation_alerts_loosened if {
+	only_at(violations({"environment": {"observability": {"saturation": {"kv_cache_usage_max": 0.99}}}}), "observability.saturation.kv_cache_usage_max")
+	only_at(violations({"environment": {"observability": {"saturation": {"requests_waiting_max": 1000000000}}}}), "observability.saturation.requests_waiting_max")
+	only_at(violations({"environment": {"observability": {"saturation": {"for_minutes": 1440}}}}), "observability.saturation.for_minutes")
+}
+
+test_pass_saturation_alerts_tighter if {
+	count(violations({"environment": {"observability": {"saturation": {"kv_cache_usage_max": 0.8, "requests_waiting_max": 0, "for_minutes": 5}}}})) == 0
+}
+
+# What the environment names that kitchen writes into or trusts: one of the floor's lists.
+test_fail_monitoring_namespace_outside_floor if {
+	vs := violations({"environment": {"observability": {"monitoring_namespace": "support"}}})
+	only_at(vs, "observability.monitoring_namespace")
+	some v in vs
+	contains(v.msg, "admits namespace support to every tenant's vLLM port")
+}
+
+# named nowhere: the platform's own, found at the platform that chose it
+test_fail_platform_monitoring_namespace_outside_floor if {
+	vs := violations({"environment": {"cluster": {"platform": "kubernetes"}}})
+	only_at(vs, "cluster.platform")
+	some v in vs
+	contains(v.msg, "admits namespace monitoring")
+}
+
+test_pass_monitoring_namespace_named_as_the_floor if {
+	count(violations({"environment": {"observability": {"monitoring_namespace": "openshift-user-workload-monitoring"}}})) == 0
+}
+
+test_fail_names_outside_floor if {
+	only_at(violations({"environment": {"observability": {"dashboard_namespace": "openshift-gitops"}}}), "observability.dashboard_namespace")
+	only_at(violations({"environment": {"argocd": {"namespace": "kube-system"}}}), "argocd.namespace")
+	only_at(violations({"environment": {"storage": {"s3": {"secret": "admin-credentials"}}}}), "storage.s3.secret")
+	only_at(violations({"environment": {"storage": {"s3": {"ca_bundle_configmap": "attacker-ca"}}}}), "storage.s3.ca_bundle_configmap")
+}
+
+# no CA ConfigMap: S3's certificate checked against whatever the image trusts
+test_fail_ca_bundle_left_out if {
+	vs := violations({"environment": {"storage": {"s3": {"ca_bundle_configmap": null}}}})
+	only_at(vs, "storage.s3.ca_bundle_configmap")
+	some v in vs
+	contains(v.msg, "names no storage.s3.ca_bundle_configmap")
+}
+
+# a floor that lists none pins none (dev)
+test_pass_names_where_the_floor_lists_none if {
+	count(violations({"environment": {"name": "dev", "cluster": {"name": "tokyo"}, "promotes_from": null,
+		"gates": {"strictness": "relaxed"}, "argocd": {"namespace": "argocd"},
+		"observability": {"monitoring_namespace": "prometheus", "dashboard_namespace": "grafana"},
+		"storage": {"s3": {"secret": "other", "ca_bundle_configmap": null}}}})) == 0
+}
+
+# The cluster's GPUs as the floor knows them: a plan for more memory, GPUs or nodes than
+# there are never starts (and hides an over-committed quota).
+test_fail_cluster_gpus_overstated if {
+	only_at(violations({"environment": {"cluster": {"gpu": {"memory_gib": 141}}}}), "cluster.gpu.memory_gib")
+	only_at(violations({"environment": {"cluster": {"gpu": {"per_node": 16}}}}), "cluster.gpu.per_node")
+	only_at(violations({"environment": {"cluster": {"gpu": {"nodes": 200}}}}), "cluster.gpu.nodes")
+	only_at(violations({"environment": {"cluster": {"gpu": {"product": "NVIDIA-H200"}}}}), "cluster.gpu.product")
+}
+
+test_pass_cluster_gpus_understated if {
+	count(violations({"environment": {"cluster": {"gpu": {"memory_gib": 40, "per_node": 4}}}})) == 0
+}
+
+# The dedicated nodes: every label of the floor's node selector, with its value.
+test_fail_node_label_dropped if {
+	patched := json.remove(at_floor, [["environment", "cluster", "node_selector", "kitchen.example.com/pool"]])
+	vs := gate_floor.violation with input as patched with data.kitchen.params.gate_floors as floors
+	only_at(vs, "cluster.node_selector")
+	some v in vs
+	contains(v.msg, "without node label kitchen.example.com/pool")
+}
+
+test_fail_node_label_changed if {
+	vs := violations({"environment": {"cluster": {"node_selector": {"kitchen.example.com/pool": "shared"}}}})
+	only_at(vs, "cluster.node_selector")
+}
+
+test_pass_node_selector_narrower if {
+	count(violations({"environment": {"cluster": {"node_selector": {"zone": "a"}}}})) == 0
 }

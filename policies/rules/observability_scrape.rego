@@ -16,12 +16,7 @@ import data.kitchen.lib
 
 enabled if object.get(data.kitchen.lib.env, ["observability", "enabled"], true) == true
 
-monitoring_namespace := ns if {
-	ns := object.get(data.kitchen.lib.env, ["observability", "monitoring_namespace"], null)
-	ns != null
-} else := "openshift-user-workload-monitoring" if {
-	object.get(data.kitchen.lib.env, ["cluster", "platform"], "openshift") == "openshift"
-} else := "monitoring"
+monitoring_namespace := data.kitchen.lib.monitoring_namespace
 
 # [namespace, InferenceService] pairs a PodMonitor scrapes on /metrics.
 # (The namespace is bound in the body: a head term that is undefined made regorus fail
