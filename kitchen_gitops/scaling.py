@@ -75,7 +75,7 @@ class Autoscaling(_Strict):
         return self
 
 
-def _prometheus_url(value: str) -> str:
+def prometheus_url(value: str) -> str:
     parts = urlsplit(value)
     if (parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password
             or parts.query or parts.fragment or len(value) > 512
@@ -96,7 +96,7 @@ class EnvironmentAutoscaling(Autoscaling):
     @field_validator("prometheus_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return None if value is None else _prometheus_url(value)
+        return None if value is None else prometheus_url(value)
 
 
 @dataclass(frozen=True)

@@ -391,6 +391,7 @@ _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "storage": ("endpoints", "buckets", "egress_cidrs", "secrets", "ca_bundle_configmaps"),
     "observability": ("monitoring_namespaces", "dashboard_namespaces"),
     "gpu": ("products",),
+    "autoscaling": ("prometheus_urls",),
 }
 # The lists of names of Kubernetes objects (DNS labels): any other value could never be the
 # environment's.
@@ -413,6 +414,13 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
 
     if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
+    if (section, name) == ("autoscaling", "prometheus_urls"):
+        from ..scaling import prometheus_url
+
+        try:
+            prometheus_url(value)
+        except ValueError as exc:
+            return str(exc)
     if (section, name) in _FLOOR_NAME_LISTS and (len(value) > 63 or not DNS1123_LABEL.fullmatch(value)):
         return "the name of a Kubernetes object (a DNS label: up to 63 lower-case letters, digits and '-')"
     if (section, name) == ("storage", "egress_cidrs"):

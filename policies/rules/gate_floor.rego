@@ -31,8 +31,12 @@
 #   one of the floor's lists where it lists them: the monitoring namespace (whose pods
 #   every tenant's NetworkPolicy admits to vLLM's port; the platform's own where the
 #   environment names none), the dashboard's and Argo CD's namespaces, the Secret of the
-#   S3 credentials and the ConfigMap of the CA that verifies S3's certificate. An
-#   environment the floors do not name is
+#   S3 credentials and the ConfigMap of the CA that verifies S3's certificate; and so is
+#   the Prometheus that KEDA queries (with the querier's token) where it autoscales
+#   (`autoscaling.prometheus_urls`). The cluster's GPUs are those of the floor (`gpu`:
+#   the product one of `products`; `memory_gib`, `per_node` and `nodes` at most), and
+#   every node label of the floor's `scheduling.node_selector` is in the environment's,
+#   with its value. An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -473,3 +477,17 @@ violation contains v if {
 selector_text(key, null) := sprintf("schedules its servers without node label %s", [key])
 
 selector_text(key, got) := sprintf("schedules its servers on node label %s: %v", [key, got]) if got != null
+
+# The Prometheus KEDA queries for the autoscaling signal, sending it the querier's token
+# (serving.autoscaling.authentication): one of the floor's list, where the environment
+# autoscales at all. Elsewhere, a query could read another Prometheus's numbers, or hand
+# the token to another host.
+violation contains v if {
+	some name in applies
+	allowed := named[name].autoscaling.prometheus_urls
+	got := object.get(data.kitchen.lib.env, ["serving", "autoscaling", "prometheus_url"], null)
+	got != null
+	not got in allowed
+	msg := sprintf("has KEDA query the Prometheus at %v (with the querier's token)", [got])
+	v := floor_violation("serving.autoscaling.prometheus_url", msg, name, sprintf("serving.autoscaling.prometheus_url one of %s", [concat(", ", allowed)]))
+}

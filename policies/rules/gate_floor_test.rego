@@ -18,6 +18,7 @@ floors := {
 				"monitoring_namespaces": ["openshift-user-workload-monitoring"], "dashboard_namespaces": ["kitchen-conformance"]},
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15},
 			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "memory_gib": 80, "per_node": 8, "nodes": 1},
+			"autoscaling": {"prometheus_urls": ["https://thanos-querier.openshift-monitoring.svc:9092"]},
 			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"}},
 			"serving": {"min_replicas": 1},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
@@ -475,4 +476,21 @@ test_fail_node_label_changed if {
 
 test_pass_node_selector_narrower if {
 	count(violations({"environment": {"cluster": {"node_selector": {"zone": "a"}}}})) == 0
+}
+
+# The Prometheus KEDA queries with the querier's token: the floor's, where the environment
+# autoscales; none queried, none pinned.
+test_fail_keda_queries_another_prometheus if {
+	vs := violations({"environment": {"serving": {"autoscaling": {"prometheus_url": "https://prometheus.example.com", "authentication": "keda"}}}})
+	only_at(vs, "serving.autoscaling.prometheus_url")
+	some v in vs
+	contains(v.msg, "https://prometheus.example.com")
+}
+
+test_pass_keda_queries_the_floors_prometheus if {
+	count(violations({"environment": {"serving": {"autoscaling": {"prometheus_url": "https://thanos-querier.openshift-monitoring.svc:9092"}}}})) == 0
+}
+
+test_pass_no_autoscaling if {
+	count(violations({"environment": {"serving": {"autoscaling": null}}})) == 0
 }
