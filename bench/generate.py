@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -123,9 +124,14 @@ environments:
 {env_block}"""
 
 
-def _environment(k: int, name: str, previous: str | None, tenants: int) -> str:
+def _cluster(k: int, tenants: int) -> tuple[str, int, int]:
+    """The GPU product, its memory and the nodes (8 GPUs each) of environment ``k``'s cluster."""
     product, mem = GPUS[k % len(GPUS)]
-    nodes = max(1, (tenants * 2 * 4 + 7) // 8)
+    return product, mem, max(1, (tenants * 2 * 4 + 7) // 8)
+
+
+def _environment(k: int, name: str, previous: str | None, tenants: int) -> str:
+    product, mem, nodes = _cluster(k, tenants)
     promotes = f"promotes_from: {previous}\n" if previous else ""
     reg = f"registry.{name}.example.internal:5000"
     return f"""kind: Environment
@@ -157,6 +163,7 @@ storage:
     endpoint: minio.minio-{'stg' if name == 'staging' else name}.svc:9000
     use_https: true
     secret: kitchen-s3-credentials
+    ca_bundle_configmap: kitchen-internal-ca
 serving:
   replicas: {2 if name == "prod" else 1 + k % 2}
   auth: true
@@ -211,6 +218,7 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
                     .replace("projects: [kitchen]", "projects: [default]"),
                     encoding="utf-8")
     env_names = [("dev", "staging", "prod")[k] if envs <= 3 else f"env-{k:02d}" for k in range(envs)]
+    _own_clusters(data, {name: _cluster(k, tenants) for k, name in enumerate(env_names)})
     for i in range(bases):
         (out / f"catalog/bases/base-{i:03d}.yaml").write_text(_base(i))
     for j in range(flavors):
@@ -222,6 +230,25 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
         (out / f"environments/{name}.yaml").write_text(_environment(k, name, prev, tenants))
     _evidence_baselines(out)
     return out
+
+
+def _own_clusters(data: Path, clusters: dict[str, tuple[str, int, int]]) -> None:
+    """The floors of the organisation's clusters (their GPUs and the node label that keeps
+    servers on them) in place of the example's, in each floor named after one of its
+    environments (the floors' lines as policies/data.yaml writes them)."""
+    text = data.read_text(encoding="utf-8")
+    for name, (product, mem, nodes) in clusters.items():
+        block = re.search(rf"^    {re.escape(name)}:\n(?:(?: {{6}}.*)?\n)*", text, re.MULTILINE)
+        if block is None:
+            continue
+        floor = re.sub(r"^      gpu: \{.*\}$",
+                       f"      gpu: {{products: [{product}], memory_gib: {mem}, per_node: 8, nodes: {nodes}}}",
+                       block[0], flags=re.MULTILINE)
+        floor = re.sub(r"^      scheduling: \{node_selector: \{[^}]*\}\}$",
+                       f"      scheduling: {{node_selector: {{nvidia.com/gpu.product: {product}}}}}",
+                       floor, flags=re.MULTILINE)
+        text = text[:block.start()] + floor + text[block.end():]
+    data.write_text(text, encoding="utf-8")
 
 
 def _evidence_baselines(root: Path) -> None:
