@@ -392,6 +392,7 @@ _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "observability": ("monitoring_namespaces", "dashboard_namespaces"),
     "gpu": ("products",),
     "autoscaling": ("prometheus_urls",),
+    "serving": ("deployment_modes",),
 }
 # The lists of names of Kubernetes objects (DNS labels): any other value could never be the
 # environment's.
@@ -414,6 +415,8 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
 
     if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
+    if (section, name) == ("serving", "deployment_modes") and value not in ("RawDeployment", "Serverless"):
+        return "RawDeployment or Serverless (serving.deployment_mode)"
     if (section, name) == ("autoscaling", "prometheus_urls"):
         from ..scaling import prometheus_url
 

@@ -31,7 +31,8 @@
 #   one of the floor's lists where it lists them: the monitoring namespace (whose pods
 #   every tenant's NetworkPolicy admits to vLLM's port; the platform's own where the
 #   environment names none), the dashboard's and Argo CD's namespaces, the Secret of the
-#   S3 credentials and the ConfigMap of the CA that verifies S3's certificate; and so is
+#   S3 credentials, the ConfigMap of the CA that verifies S3's certificate and KServe's
+#   deployment mode (Serverless admits the mesh's and Knative's namespaces); and so is
 #   the Prometheus that KEDA queries (with the querier's token) where it autoscales
 #   (`autoscaling.prometheus_urls`). The cluster's GPUs are those of the floor (`gpu`:
 #   the product one of `products`; `memory_gib`, `per_node` and `nodes` at most), and
@@ -426,6 +427,10 @@ picked := {
 		"floor": ["observability", "dashboard_namespaces"],
 		"got": object.get(data.kitchen.lib.env, ["observability", "dashboard_namespace"], null),
 		"what": "renders its dashboard into namespace %v",
+	},
+	"serving.deployment_mode": {
+		"floor": ["serving", "deployment_modes"], "got": object.get(data.kitchen.lib.env, ["serving", "deployment_mode"], null),
+		"what": "serves in KServe's %v mode",
 	},
 	"argocd.namespace": {
 		"floor": ["argocd", "namespaces"], "got": object.get(data.kitchen.lib.env, ["argocd", "namespace"], null),

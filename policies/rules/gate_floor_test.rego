@@ -20,7 +20,7 @@ floors := {
 			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "memory_gib": 80, "per_node": 8, "nodes": 1},
 			"autoscaling": {"prometheus_urls": ["https://thanos-querier.openshift-monitoring.svc:9092"]},
 			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"}},
-			"serving": {"min_replicas": 1},
+			"serving": {"min_replicas": 1, "deployment_modes": ["RawDeployment"]},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
 				"destination_servers": ["https://kubernetes.default.svc"], "namespaces": ["openshift-gitops"]},
 			"storage": {"endpoints": ["minio.minio.svc:9000"], "use_https": true, "verify_ssl": true,
@@ -46,6 +46,7 @@ at_floor := fixtures.with_patch({
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15}},
 		"argocd": {"namespace": "openshift-gitops"},
 		"storage": {"s3": {"secret": "kitchen-s3-credentials", "ca_bundle_configmap": "kitchen-internal-ca"}},
+		"serving": {"deployment_mode": "RawDeployment"},
 		"cluster": {
 			"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memory_gib": 80},
 			"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"},
@@ -425,6 +426,7 @@ test_pass_monitoring_namespace_named_as_the_floor if {
 }
 
 test_fail_names_outside_floor if {
+	only_at(violations({"environment": {"serving": {"deployment_mode": "Serverless"}}}), "serving.deployment_mode")
 	only_at(violations({"environment": {"observability": {"dashboard_namespace": "openshift-gitops"}}}), "observability.dashboard_namespace")
 	only_at(violations({"environment": {"argocd": {"namespace": "kube-system"}}}), "argocd.namespace")
 	only_at(violations({"environment": {"storage": {"s3": {"secret": "admin-credentials"}}}}), "storage.s3.secret")
