@@ -3,7 +3,7 @@ serving defaults, SLOs, gates, conformance, observability, Argo CD and evidence.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import (
     Field,
@@ -123,13 +123,17 @@ class Resources(Strict):
     memory: Quantity = "64Gi"
 
 
+DeploymentMode = Literal["RawDeployment", "Serverless"]
+DEPLOYMENT_MODES: tuple[str, ...] = get_args(DeploymentMode)
+
+
 class Serving(Strict):
     api: Literal["InferenceService", "LLMInferenceService"] = Field(
         default="InferenceService",
         description="the KServe API each tenant's base is served through: an InferenceService "
         "(serving.kserve.io/v1beta1) with a vLLM ServingRuntime, or an LLMInferenceService "
         "(serving.kserve.io/v1alpha2, KServe >= 0.19) with the llm-d scheduler")
-    deployment_mode: Literal["RawDeployment", "Serverless"] = "RawDeployment"
+    deployment_mode: DeploymentMode = "RawDeployment"
     replicas: int = Field(default=1, ge=0, le=MAX_COUNT)
     min_gpus_per_replica: int = Field(default=1, gt=0, le=1024)
     auth: bool = False

@@ -411,12 +411,13 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
     import ipaddress
 
     from ..catalog_fields import DNS1123_LABEL
+    from ..environment import DEPLOYMENT_MODES
     from ..model import S3_BUCKET
 
     if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
-    if (section, name) == ("serving", "deployment_modes") and value not in ("RawDeployment", "Serverless"):
-        return "RawDeployment or Serverless (serving.deployment_mode)"
+    if (section, name) == ("serving", "deployment_modes") and value not in DEPLOYMENT_MODES:
+        return f"{' or '.join(DEPLOYMENT_MODES)} (serving.deployment_mode)"
     if (section, name) == ("autoscaling", "prometheus_urls"):
         from ..scaling import prometheus_url
 

@@ -311,13 +311,7 @@ violation contains v if {
 
 s3 := object.get(object.get(data.kitchen.lib.env, "storage", {}), "s3", {})
 
-violation contains v if {
-	some name in applies
-	allowed := named[name].storage.endpoints
-	got := object.get(s3, "endpoint", null)
-	not got in allowed
-	v := floor_violation("storage.s3.endpoint", sprintf("reaches S3 at %v", [got]), name, sprintf("storage.s3.endpoint one of %s", [concat(", ", allowed)]))
-}
+# its endpoint: one of the floor's `endpoints` (`picked`, below)
 
 # use_https and verify_ssl, true where the floor says so (the model's default is true: a
 # field left out is compared as written out, absent from a hand-made input as off)
@@ -410,14 +404,17 @@ violation contains v if {
 
 # ---------------------------------------------------------------- names the environment picks
 
-# What the environment file names that kitchen writes into or trusts: the namespace whose
-# pods every tenant's NetworkPolicy admits to vLLM's port (the monitoring namespace), the
-# namespace of the dashboard, Argo CD's namespace, the Secret of the S3 credentials and
-# the ConfigMap of the CA that verifies S3's TLS. Where the floor lists them, the
-# environment's is one of the list (a field left out of a hand-made input is none).
-s3_field(field) := object.get(s3, field, null)
-
+# What the environment file names that kitchen writes into or trusts, by its field: the
+# S3 endpoint, the namespace whose pods every tenant's NetworkPolicy admits to vLLM's port
+# (the monitoring namespace), the namespace of the dashboard, KServe's deployment mode,
+# Argo CD's namespace, the Secret of the S3 credentials, the GPU the plan is made for and
+# the ConfigMap of the CA that verifies S3's TLS. Where the floor lists them (`floor`),
+# the environment's value is one of the list (a field left out of a hand-made input is
+# none). The value is the field's, but where an entry gives its own (`got`: the
+# monitoring namespace is the platform's where the environment names none, found at
+# `at`).
 picked := {
+	"storage.s3.endpoint": {"floor": ["storage", "endpoints"], "what": "reaches S3 at %v"},
 	"observability.monitoring_namespace": {
 		"floor": ["observability", "monitoring_namespaces"], "got": data.kitchen.lib.monitoring_namespace,
 		"what": "admits namespace %v to every tenant's vLLM port (its monitoring namespace)",
@@ -425,27 +422,14 @@ picked := {
 	},
 	"observability.dashboard_namespace": {
 		"floor": ["observability", "dashboard_namespaces"],
-		"got": object.get(data.kitchen.lib.env, ["observability", "dashboard_namespace"], null),
 		"what": "renders its dashboard into namespace %v",
 	},
-	"serving.deployment_mode": {
-		"floor": ["serving", "deployment_modes"], "got": object.get(data.kitchen.lib.env, ["serving", "deployment_mode"], null),
-		"what": "serves in KServe's %v mode",
-	},
-	"argocd.namespace": {
-		"floor": ["argocd", "namespaces"], "got": object.get(data.kitchen.lib.env, ["argocd", "namespace"], null),
-		"what": "puts its Application in namespace %v",
-	},
-	"storage.s3.secret": {
-		"floor": ["storage", "secrets"], "got": s3_field("secret"),
-		"what": "reads its S3 credentials from Secret %v",
-	},
-	"cluster.gpu.product": {
-		"floor": ["gpu", "products"], "got": object.get(data.kitchen.lib.env, ["cluster", "gpu", "product"], null),
-		"what": "plans for GPU %v",
-	},
+	"serving.deployment_mode": {"floor": ["serving", "deployment_modes"], "what": "serves in KServe's %v mode"},
+	"argocd.namespace": {"floor": ["argocd", "namespaces"], "what": "puts its Application in namespace %v"},
+	"storage.s3.secret": {"floor": ["storage", "secrets"], "what": "reads its S3 credentials from Secret %v"},
+	"cluster.gpu.product": {"floor": ["gpu", "products"], "what": "plans for GPU %v"},
 	"storage.s3.ca_bundle_configmap": {
-		"floor": ["storage", "ca_bundle_configmaps"], "got": s3_field("ca_bundle_configmap"),
+		"floor": ["storage", "ca_bundle_configmaps"],
 		"what": "verifies S3's certificate with the CA of ConfigMap %v",
 	},
 }
@@ -455,17 +439,22 @@ monitoring_at := "observability.monitoring_namespace" if {
 	object.get(data.kitchen.lib.env, ["observability", "monitoring_namespace"], null) != null
 } else := "cluster.platform"
 
-picked_text(p) := sprintf(p.what, [p.got]) if p.got != null
+picked_value(field, p) := p.got if "got" in object.keys(p)
 
-else := sprintf("names no %s", [p.none])
+else := object.get(data.kitchen.lib.env, split(field, "."), null)
+
+picked_text(_, field, null) := sprintf("names no %s", [field])
+
+picked_text(p, _, got) := sprintf(p.what, [got]) if got != null
 
 violation contains v if {
 	some name in applies
 	some field, p in picked
 	allowed := object.get(named[name], p.floor, null)
 	is_array(allowed)
-	not p.got in allowed
-	v := floor_violation(object.get(p, "at", field), picked_text(object.union(p, {"none": field})), name, sprintf("%s one of %s", [field, concat(", ", allowed)]))
+	got := picked_value(field, p)
+	not got in allowed
+	v := floor_violation(object.get(p, "at", field), picked_text(p, field, got), name, sprintf("%s one of %s", [field, concat(", ", allowed)]))
 }
 
 # The nodes the environment's servers run on: every label of the floor's node_selector in

@@ -79,3 +79,19 @@ def test_the_floor_limits_the_data_schema_accepts_are_the_ones_the_rule_reads(
         assert {s: set(fields) for s, fields in limits.items()} == \
             {s: set(f) for s, f in FLOOR_LIMITS.items()}, name
         assert all(way in ("min", "max") for fields in limits.values() for way in fields.values()), limits
+
+
+def test_the_monitoring_namespace_the_floor_reads_is_the_one_kitchen_renders(engines: dict[str, Engine]) -> None:
+    """``policy.gate-floor`` and ``policy.observability-scrape-target`` read the monitoring
+    namespace from the policy library (``data.kitchen.lib.monitoring_namespace``); the
+    NetworkPolicies admit the one the environment model gives. A default that differed
+    would floor one namespace while another is admitted."""
+    from kitchen_gitops.environment import Observability
+
+    for platform in ("openshift", "kubernetes"):
+        for named in (None, "prometheus"):
+            env = {"cluster": {"platform": platform}, "observability": {"monitoring_namespace": named}}
+            want = Observability(monitoring_namespace=named).prometheus_namespace(platform)
+            for name, engine in engines.items():
+                got = engine.evaluate("kitchen.lib.monitoring_namespace", {"environment": env})
+                assert got == want, (name, platform, named)
