@@ -254,13 +254,16 @@ def _own_clusters(data: Path, clusters: dict[str, tuple[str, int, int]]) -> None
 def _evidence_baselines(root: Path) -> None:
     """The evidence index of every environment whose floor requires promotion evidence,
     as an organisation adopting it starts: each flavor version it serves recorded as the
-    baseline, by the digest kitchen computes (what `policy.promotion-evidence` verifies)."""
+    baseline, by the digest kitchen computes (what `policy.promotion-evidence` verifies), and
+    pinned in the floors that require the evidence, as security accepts it."""
     from kitchen_gitops.model import load_catalog
     from kitchen_gitops.policy.library import load_library
-    from kitchen_gitops.promotion import Index, digest_of, index_folder, requires_evidence, served_in
+    from kitchen_gitops.promotion import BaselinePins, Index, digest_of, index_folder, requires_evidence, served_in
 
     catalog, _ = load_catalog(root)
+    path = root / "policies" / "data.yaml"
     data = load_library(root / "policies", root).data
+    pins: dict[str, dict[str, str]] = {}  # what security accepts as each floor's baseline
     for name, env in sorted(catalog.environments.items()):
         if not requires_evidence(data, env):
             continue
@@ -270,6 +273,17 @@ def _evidence_baselines(root: Path) -> None:
                                          "digest": digest_of(catalog, served.ref), "recorded": "2026-01-01"}
         index.folder.mkdir(parents=True, exist_ok=True)
         (index.folder / "index.json").write_bytes(index.to_bytes())
+        for floor, _ in BaselinePins.of(data, env).floors:
+            pins.setdefault(floor, {}).update({ref: str(e["digest"]) for ref, e in index.entries.items()})
+    text = path.read_text(encoding="utf-8")
+    for floor, pinned in pins.items():
+        block = re.search(rf"^    {re.escape(floor)}:\n(?:(?: {{6}}.*)?\n)*", text, re.MULTILINE)
+        assert block is not None, floor
+        lines = "".join(f'        {ref}: "{digest}"\n' for ref, digest in sorted(pinned.items()))
+        replaced = re.sub(r"^      promotion_baseline:.*\n(?: {8}.*\n)*", lambda _: f"      promotion_baseline:\n{lines}",
+                          block[0], flags=re.MULTILINE)
+        text = text[:block.start()] + replaced + text[block.end():]
+    path.write_text(text, encoding="utf-8")
 
 
 def add_org_arguments(ap: argparse.ArgumentParser) -> None:

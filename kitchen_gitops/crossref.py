@@ -121,7 +121,7 @@ def build_catalog(root: Path, documents: list[tuple[str, Document]],
         if kind != folder_kind:
             findings.append(Finding(
                 rules.CATALOG_MISPLACED, Severity.ERROR,
-                f"a {kind} does not belong in the {folder_kind} folder",
+                f"kind {kind} in the {folder_kind} folder",
                 doc.location(("kind",), value=True), expected=f"kind: {folder_kind}"))
             continue
         try:

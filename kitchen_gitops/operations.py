@@ -74,7 +74,7 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
     """``kitchen rollback``: the proven state the environment returns to, as the change
     each tenant's list makes; with ``write``, the edits and the index."""
     from .history import current_state
-    from .promotion import max_age_days
+    from .promotion import BaselinePins, max_age_days
     from .revisions import Repository
     from .rollback import NONE_RULE, Judge, find_target, plan_edits
 
@@ -85,7 +85,8 @@ def execute_rollback(opts: RollbackOptions, fmt: str = "text") -> Result:
     catalog, env = setup
     repo = Repository.open(opts.root)
     data, trusted = _trust(opts.root)
-    judge = Judge(catalog, env, trusted, max_age_days(data), opts.now or datetime.now(UTC))
+    judge = Judge(catalog, env, trusted, max_age_days(data), opts.now or datetime.now(UTC),
+                  BaselinePins.of(data, env))
     current = current_state(catalog, env.name)
     result = Result(command, environments=[env.name])
     with tempfile.TemporaryDirectory(prefix="kitchen-rollback-") as tmp:

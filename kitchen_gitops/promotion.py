@@ -45,7 +45,7 @@ from .evidence import (
 )
 from .findings import Finding, Location, Severity
 from .model import Catalog, Environment
-from .policy.floors import floors_of
+from .policy.floors import floors_of, named_floors_of
 from .rules import (
     POLICY_PROMOTION_EVIDENCE,
     PROMOTION_DIGEST_MISMATCH,
@@ -73,6 +73,33 @@ MAX_INDEX_BYTES = 16 << 20
 def requires_evidence(data: Mapping[str, object], env: Environment) -> bool:
     """Whether a floor that holds ``env`` says ``promotion_evidence: true``."""
     return any(f.get("promotion_evidence") is True for f in floors_of(data, env.name, env.cluster.name))
+
+
+@dataclass(frozen=True)
+class BaselinePins:
+    """What the floors that require promotion evidence of an environment accept as its
+    baseline: per floor (by name), flavor version → flavor digest (``promotion_baseline``).
+    An index's baseline entry is honoured only where every such floor pins its digest."""
+
+    floors: tuple[tuple[str, Mapping[str, object]], ...] = ()
+
+    @classmethod
+    def of(cls, data: Mapping[str, object], env: Environment) -> BaselinePins:
+        return cls(tuple((name, pins if isinstance(pins := floor.get("promotion_baseline"), dict) else {})
+                         for name, floor in named_floors_of(data, env.name, env.cluster.name)
+                         if floor.get("promotion_evidence") is True))
+
+    def problem(self, index: Index, ref: str, digest: str) -> Problem | None:
+        """Why the baseline entry of ``ref`` (with ``digest``, the one served) is not one
+        security accepted; None when every floor pins it."""
+        for name, pins in self.floors:
+            if pins.get(ref) != digest:
+                return Problem(CHECK_RULE, f"{ref}: {index.display} enters it as its baseline (served before "
+                               f"promotion evidence was required), but the floor {name} in policies/data.yaml "
+                               "does not pin it: an index cannot accept a version by itself",
+                               f"promotion evidence (kitchen promote --env {index.environment}), or security's "
+                               f"pin '{ref}: {digest}' in gate_floors.environments.{name}.promotion_baseline")
+        return None
 
 
 def max_age_days(data: Mapping[str, object]) -> int:
@@ -217,8 +244,9 @@ def check_record(record: VerifiedRecord, ref: str, digest: str, source: Environm
 
 def entry_problem(index: Index, ref: str, digest: str, source: Environment | None,
                   trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime,
-                  legacy_digest: Callable[[], str] | None = None) -> Problem | None:
-    """Why the index does not allow ``ref`` with ``digest`` (None when it does);
+                  legacy_digest: Callable[[], str] | None = None, *, pins: BaselinePins) -> Problem | None:
+    """Why the index does not allow ``ref`` with ``digest`` (None when it does; a baseline
+    entry where ``pins`` hold it);
     ``legacy_digest``: the flavor's digest of format 1, to tell an entry recorded before the
     digest covered the source apart from other bytes (made only for an entry that does
     not hold ``digest``: the two formats hash different texts)."""
@@ -237,7 +265,7 @@ def entry_problem(index: Index, ref: str, digest: str, source: Environment | Non
                        f"{visible(str(entry.get('digest')))[:80]}: other adapter or base bytes than were promoted",
                        f"evidence for digest {digest}")
     if "baseline" in entry:
-        return None
+        return pins.problem(index, ref, digest)
     if source is None:
         return Problem(CHECK_RULE, f"{ref}: environment {index.environment} promotes from no environment, so "
                        "no promotion in its index can be verified", "promotes_from set")
@@ -369,7 +397,7 @@ def choose_evidence(ref: str, digest: str, source: Environment, records: Sequenc
 
 def decide(catalog: Catalog, env: Environment, source: Environment, index: Index,
            records: Sequence[VerifiedRecord], refused: Sequence[Refusal], *, given: bool,
-           trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime,
+           trusted: Mapping[str, TrustedKey], max_days: int, now: dt.datetime, pins: BaselinePins,
            only: Sequence[str] = ()) -> list[Decision]:
     """A decision for each flavor version ``env`` would newly serve that its index does not
     allow yet: the record that proves it, or the problem (``given``: evidence was passed at
@@ -377,7 +405,7 @@ def decide(catalog: Catalog, env: Environment, source: Environment, index: Index
     decisions: list[Decision] = []
     for item in proposed(catalog, env, only):
         digest = digest_of(catalog, item.ref)
-        if entry_problem(index, item.ref, digest, source, trusted, max_days, now) is None:
+        if entry_problem(index, item.ref, digest, source, trusted, max_days, now, pins=pins) is None:
             continue
         earlier = next((d for d in decisions if d.served.ref == item.ref), None)
         if earlier is not None:
@@ -586,12 +614,14 @@ def judge_evidence(catalog: Catalog, plans: Mapping[str, object], data: Mapping[
     for name in sorted(plans):
         env = catalog.environments[name]
         if requires_evidence(data, env):
-            _judge_environment(catalog, name, env, load_index(root, name), trusted, days, now, out)
+            _judge_environment(catalog, name, env, load_index(root, name), trusted, days, now,
+                               BaselinePins.of(data, env), out)
     return out
 
 
 def _judge_environment(catalog: Catalog, name: str, env: Environment, index: Index,
-                       trusted: Mapping[str, TrustedKey], days: int, now: dt.datetime, out: EvidenceVerdicts) -> None:
+                       trusted: Mapping[str, TrustedKey], days: int, now: dt.datetime, pins: BaselinePins,
+                       out: EvidenceVerdicts) -> None:
     restored = {str(c.get("flavor")) for r in index.rollbacks for c in r.get("changes") or ()
                 if isinstance(c, dict)}
     source = catalog.environments.get(env.promotes_from) if env.promotes_from else None
@@ -601,7 +631,7 @@ def _judge_environment(catalog: Catalog, name: str, env: Environment, index: Ind
             moved = source_problem(catalog, index, ref)
             problem = None if moved is not None and ref not in restored else entry_problem(
                 index, ref, digest_of(catalog, ref), source, trusted, days, now,
-                partial(legacy_digest_of, catalog, ref))
+                partial(legacy_digest_of, catalog, ref), pins=pins)
             if ref in restored and problem is None:
                 out.rolled_back.add((name, ref))
             if moved is not None:  # once, at the flavor's source line

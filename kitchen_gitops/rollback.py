@@ -38,6 +38,7 @@ from .promotion import (
     INDEX_DIR,
     INDEX_FILE,
     RECORDS_DIR,
+    BaselinePins,
     Index,
     digest_of,
     edit_flavor_list,
@@ -64,6 +65,7 @@ class Judge:
     trusted: Mapping[str, TrustedKey]
     max_days: int
     now: dt.datetime
+    pins: BaselinePins
 
     @property
     def source(self) -> Environment | None:
@@ -108,7 +110,8 @@ def _why(judge: Judge, index: Index, ref: str) -> str:
     if ref not in judge.catalog.flavors:
         return f"the catalog no longer defines {ref}: its flavor file must come back first"
     problem = entry_problem(index, ref, digest_of(judge.catalog, ref), judge.source, judge.trusted,
-                            judge.max_days, judge.now, partial(legacy_digest_of, judge.catalog, ref))
+                            judge.max_days, judge.now, partial(legacy_digest_of, judge.catalog, ref),
+                            pins=judge.pins)
     return problem.message if problem else ""
 
 

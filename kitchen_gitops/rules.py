@@ -327,7 +327,8 @@ POLICY_PROMOTION_EVIDENCE = _rule("policy.promotion-evidence", "Served without p
       "evidence/<env>/index.json whose digest (adapter and base bytes, and the adapter's source URI) is "
       "the one served — a promotion whose signed record (a key of policies/evidence-keys.yaml) passed in "
       "the environment it promotes from, covers that digest and was at most evidence_max_age_days old "
-      "when promoted, or the baseline (docs/promotion.md). A flavor whose source differs from the one its "
+      "when promoted, or the baseline, an entry whose digest the floor pins in promotion_baseline "
+      "(docs/promotion.md). A flavor whose source differs from the one its "
       "entry records is a finding at its source line: a changed source needs new evidence.")
 PROMOTION_EVIDENCE_MISSING = _rule("promotion.evidence-missing", "No evidence for the promotion", E,
       "`kitchen promote`: no signed conformance record of the environment promoted from covers this "

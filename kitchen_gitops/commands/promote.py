@@ -20,7 +20,7 @@ from . import S3Options
 if TYPE_CHECKING:
     from ..evidence import TrustedKey
     from ..model import Environment
-    from ..promotion import Decision, Index
+    from ..promotion import BaselinePins, Decision, Index
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Promotion:
     trusted: dict[str, TrustedKey]
     max_days: int
     now: datetime
+    pins: BaselinePins  # the baseline security accepted (policies/data.yaml)
 
 
 def _evidence_files(opts: Options, source: Environment) -> list[tuple[str, bytes]]:
@@ -72,7 +73,7 @@ def _evidence_files(opts: Options, source: Environment) -> list[tuple[str, bytes
 def build(opts: Options, outcome: pipeline.Outcome) -> Promotion:
     from ..evidence import load_trusted_keys
     from ..policy.library import load_library
-    from ..promotion import check_promotable, load_index, max_age_days
+    from ..promotion import BaselinePins, check_promotable, load_index, max_age_days
 
     catalog = outcome.catalog
     env = catalog.environments.get(opts.environment)
@@ -87,7 +88,7 @@ def build(opts: Options, outcome: pipeline.Outcome) -> Promotion:
         raise UsageError(f"--flavor {', '.join(unknown)}: no such flavor in the catalog")
     trusted = load_trusted_keys(folder, opts.root)
     return Promotion(outcome, env, source, load_index(opts.root, env.name), trusted, max_age_days(data),
-                     opts.now or datetime.now(UTC))
+                     opts.now or datetime.now(UTC), BaselinePins.of(data, env))
 
 
 def execute(opts: Options) -> Result:
@@ -112,7 +113,8 @@ def _promote(opts: Options, p: Promotion, result: Result) -> Result:
     given = bool(opts.evidence) or opts.from_s3
     records, refused = verified_records(_evidence_files(opts, p.source) if given else [], p.trusted)
     decisions = decide(p.outcome.catalog, p.env, p.source, p.index, records, refused, given=given,
-                       trusted=p.trusted, max_days=p.max_days, now=p.now, only=opts.flavors)
+                       trusted=p.trusted, max_days=p.max_days, now=p.now, pins=p.pins,
+                       only=opts.flavors)
     result.findings = sort_findings([*refusal_findings(refused, p.source.name),
                                      *decision_findings(decisions, p.env.name)])
     result.summary = [decision_line(d) for d in decisions]
@@ -151,6 +153,12 @@ def _write_baseline(opts: Options, p: Promotion) -> Result:
         _write({index.folder / INDEX_FILE: index.to_bytes()})
     result.summary = [f"baseline of {env.name}: {', '.join(added)} added to {index.display}" if added
                       else f"baseline of {env.name}: every flavor version it serves has an entry already"]
+    for floor, pins in p.pins.floors:  # what the gate honours is what security pins
+        unpinned = [ref for ref in added if pins.get(ref) != index.entries[ref]["digest"]]
+        if unpinned:
+            result.summary.append(f"the gate honours them once security pins them in policies/data.yaml, "
+                                  f"gate_floors.environments.{floor}.promotion_baseline:")
+            result.summary += [f'  {ref}: "{index.entries[ref]["digest"]}"' for ref in unpinned]
     return result
 
 

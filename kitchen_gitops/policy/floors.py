@@ -16,13 +16,18 @@ WAIVER_MAX_DAYS = 90  # when the policy data does not say
 
 def floors_of(data: Mapping[str, Any], env_name: str, cluster: str) -> list[dict[str, Any]]:
     """The floors that hold environment ``env_name`` on ``cluster``; none without gate_floors."""
+    return [floor for _, floor in named_floors_of(data, env_name, cluster)]
+
+
+def named_floors_of(data: Mapping[str, Any], env_name: str, cluster: str) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`floors_of`, each with its name in ``gate_floors.environments``."""
     spec = data.get("gate_floors")
     if not isinstance(spec, dict):
         return []
     named: dict[str, Any] = spec.get("environments") or {}
     names = [env_name if env_name in named else spec.get("unnamed")]
     names.append((spec.get("clusters") or {}).get(cluster))
-    return [named[n] for n in dict.fromkeys(names) if isinstance(n, str) and isinstance(named.get(n), dict)]
+    return [(n, named[n]) for n in dict.fromkeys(names) if isinstance(n, str) and isinstance(named.get(n), dict)]
 
 
 def wildcards_forbidden(data: Mapping[str, Any], clusters: Mapping[str, str]) -> frozenset[str]:

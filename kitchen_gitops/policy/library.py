@@ -385,10 +385,11 @@ FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
 # Floors by list (the environment's or the rendered value one of these): where Argo CD may
 # sync an environment from and deploy it to and the namespace of its Application, the S3
 # endpoint, buckets, address blocks, credentials Secret and CA ConfigMap its storage may
-# use, and the namespaces admitted to scrape every tenant's vLLM and holding the dashboard.
+# use, the claims its bases' weights are read from, and the namespaces admitted to scrape
+# every tenant's vLLM and holding the dashboard.
 _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "argocd": ("repo_urls", "target_revisions", "projects", "destination_servers", "namespaces"),
-    "storage": ("endpoints", "buckets", "egress_cidrs", "secrets", "ca_bundle_configmaps"),
+    "storage": ("endpoints", "buckets", "claims", "egress_cidrs", "secrets", "ca_bundle_configmaps"),
     "observability": ("monitoring_namespaces", "dashboard_namespaces"),
     "gpu": ("products",),
     "autoscaling": ("prometheus_urls",),
@@ -402,7 +403,9 @@ _FLOOR_NAME_LISTS = frozenset({("argocd", "namespaces"), ("storage", "secrets"),
 # A list a floor may leave empty: no address block at all (the S3 endpoint a cluster service).
 _FLOOR_EMPTY_LISTS = frozenset({("storage", "egress_cidrs")})
 FLOOR_KEYS = tuple(dict.fromkeys(("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS,
-                                  *FLOOR_RENDERED, *_FLOOR_SECTION_LISTS, "scheduling")))
+                                  *FLOOR_RENDERED, *_FLOOR_SECTION_LISTS, "scheduling",
+                                  "promotion_baseline")))
+_FLAVOR_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _floor_value_problem(section: str, name: str, value: str) -> str:
@@ -410,12 +413,14 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
     as the catalog model writes it): "" when it could."""
     import ipaddress
 
-    from ..catalog_fields import DNS1123_LABEL
+    from ..catalog_fields import DNS1123_LABEL, DNS1123_SUBDOMAIN
     from ..environment import DEPLOYMENT_MODES
     from ..model import S3_BUCKET
 
     if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
+    if (section, name) == ("storage", "claims") and (len(value) > 253 or not DNS1123_SUBDOMAIN.fullmatch(value)):
+        return "the name of a PersistentVolumeClaim (a DNS subdomain: lower-case letters, digits, '-' and '.')"
     if (section, name) == ("serving", "deployment_modes") and value not in DEPLOYMENT_MODES:
         return f"{' or '.join(DEPLOYMENT_MODES)} (serving.deployment_mode)"
     if (section, name) == ("autoscaling", "prometheus_urls"):
@@ -475,6 +480,24 @@ def _check_scheduling_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None
             raise fail((*path, "node_selector", label), "a node label and its value (a string; \"\" for none)")
 
 
+def _check_baseline_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None:
+    """``promotion_baseline``: flavor version (name@version) → its flavor digest, what
+    security accepted as served before the environment required promotion evidence."""
+    from ..catalog_fields import Ref
+
+    if not isinstance(item, dict):
+        raise fail(path, "a mapping of flavor version (name@version) to its digest (sha256:…)")
+    for ref, digest in item.items():
+        try:
+            written = str(Ref.model_validate(ref)) if isinstance(ref, str) else None
+        except ValueError:
+            written = None
+        if written != ref:
+            raise fail((*path, ref), "a flavor version, name@version", at_value=False)
+        if not (isinstance(digest, str) and _FLAVOR_DIGEST.fullmatch(digest)):
+            raise fail((*path, ref), "the flavor digest the evidence index records (sha256: and 64 hex digits)")
+
+
 def _check_floors(doc: Any, key: str, value: Any) -> None:
     """``gate_floors``: a wrong key or type here would silently drop a floor, so each is an error."""
     def fail(path: tuple[Any, ...], message: str, *, at_value: bool = True) -> PolicyError:
@@ -504,6 +527,8 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
                 _check_floor_section(fail, path, entry, item)
             if entry == "scheduling":
                 _check_scheduling_floor(fail, path, item)
+            if entry == "promotion_baseline":
+                _check_baseline_floor(fail, path, item)
             if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
                 raise fail(path, "null or the name of another floor")
     unnamed = value.get("unnamed")

@@ -25,7 +25,9 @@
 #   `cluster.api_server`). Where the environment's S3 is comes from the floor too
 #   (`storage`): its endpoint one of `endpoints`, exactly; `use_https` and `verify_ssl` on
 #   where the floor turns them on; the bucket of every `s3://` source it serves (a base's
-#   or a flavor's, found at its `source`) and of its `evidence.uri` one of `buckets`; and
+#   or a flavor's, found at its `source`) and of its `evidence.uri` one of `buckets`; the
+#   claim of every `pvc://` source (a base's weights) one of `claims` (a claim the tenant
+#   can write to would let it choose the weights prod serves); and
 #   every `storage.s3.egress_cidrs` block one of the floor's `egress_cidrs` (none where
 #   it lists none). What the environment names that kitchen writes into or trusts is
 #   one of the floor's lists where it lists them: the monitoring namespace (whose pods
@@ -346,14 +348,14 @@ bucket(uri) := split(trim_prefix(uri, "s3://"), "/")[0] if {
 	startswith(uri, "s3://")
 }
 
-# Every S3 source the environment serves (a base or flavor of one of its
+# Every source the environment serves (a base or flavor of one of its
 # InferenceServices) and where its evidence goes, with the field that sets it.
-s3_sources contains {"item": item, "object": sprintf("Base/%s", [s.base]), "what": sprintf("base %s loads from", [s.base])} if {
+sources contains {"item": item, "object": sprintf("Base/%s", [s.base]), "what": sprintf("base %s loads from", [s.base])} if {
 	some s in data.kitchen.lib.services
 	item := input.catalog.bases[s.base]
 }
 
-s3_sources contains {"item": item, "object": sprintf("Flavor/%s", [ref]), "what": sprintf("flavor %s loads from", [ref])} if {
+sources contains {"item": item, "object": sprintf("Flavor/%s", [ref]), "what": sprintf("flavor %s loads from", [ref])} if {
 	some s in data.kitchen.lib.services
 	some ref in s.flavors
 	item := input.catalog.flavors[ref]
@@ -369,7 +371,7 @@ bucket_violation(name, allowed, item, field, uri, what, object_id) := {
 violation contains v if {
 	some name in applies
 	allowed := named[name].storage.buckets
-	some x in s3_sources
+	some x in sources
 	b := bucket(x.item.source)
 	not b in allowed
 	v := bucket_violation(name, allowed, x.item, "source", x.item.source, x.what, x.object)
@@ -382,6 +384,27 @@ violation contains v if {
 	b := bucket(uri)
 	not b in allowed
 	v := bucket_violation(name, allowed, data.kitchen.lib.env, "evidence.uri", uri, "the conformance evidence goes to", sprintf("Environment/%s", [data.kitchen.lib.env.name]))
+}
+
+# The claim of a pvc:// URI.
+claim(uri) := split(trim_prefix(uri, "pvc://"), "/")[0] if {
+	is_string(uri)
+	startswith(uri, "pvc://")
+}
+
+# The weights of every base the environment serves come from a claim of the floor's list.
+violation contains v if {
+	some name in applies
+	allowed := named[name].storage.claims
+	some x in sources
+	c := claim(x.item.source)
+	not c in allowed
+	v := {
+		"msg": sprintf("%s pvc claim %s in environment %s, outside the floor %s that policies/ sets for it", [x.what, c, data.kitchen.lib.env.name, name]),
+		"at": lib.at(x.item, "source"),
+		"object": x.object,
+		"expected": sprintf("a claim of %s", [concat(", ", allowed)]),
+	}
 }
 
 # ---------------------------------------------------------------- where Argo CD syncs to

@@ -24,7 +24,7 @@ floors := {
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
 				"destination_servers": ["https://kubernetes.default.svc"], "namespaces": ["openshift-gitops"]},
 			"storage": {"endpoints": ["minio.minio.svc:9000"], "use_https": true, "verify_ssl": true,
-				"buckets": ["lora", "kitchen-evidence"], "egress_cidrs": [],
+				"buckets": ["lora", "kitchen-evidence"], "claims": ["models"], "egress_cidrs": [],
 				"secrets": ["kitchen-s3-credentials"], "ca_bundle_configmaps": ["kitchen-internal-ca"]},
 		},
 		"dev": {
@@ -367,6 +367,29 @@ test_fail_base_from_another_bucket if {
 	only_at(vs, "source")
 	some v in vs
 	v.object == "Base/qwen@2.5"
+}
+
+# a base's weights from a claim the floor does not list (one a tenant could write to)
+test_fail_base_from_another_claim if {
+	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "pvc://cs-llm-scratch/base/qwen/2.5/"}}}})
+	only_at(vs, "source")
+	some v in vs
+	v.object == "Base/qwen@2.5"
+	contains(v.msg, "pvc claim cs-llm-scratch")
+	v.expected == "a claim of models"
+}
+
+# the claim is compared whole: a claim whose name begins with an allowed one is another
+test_fail_base_from_a_claim_named_like_the_floors if {
+	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "pvc://models-copy/base/qwen/2.5/"}}}})
+	only_at(vs, "source")
+}
+
+# a floor without claims (dev's) leaves the claim to the environment
+test_pass_claim_without_a_floor_list if {
+	dev := {"environment": {"name": "dev", "promotes_from": null, "gates": {"strictness": "relaxed"}},
+		"catalog": {"bases": {"qwen@2.5": {"source": "pvc://other/base/qwen/2.5/"}}}}
+	count(violations(dev)) == 0
 }
 
 # a flavor of the catalog that the environment does not serve is not its storage

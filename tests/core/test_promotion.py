@@ -13,6 +13,7 @@ from kitchen_gitops.cli import main
 from kitchen_gitops.errors import ConfigError
 from kitchen_gitops.evidence import load_trusted_keys
 from kitchen_gitops.pipeline import plan, validate
+from kitchen_gitops.model import load_catalog
 from kitchen_gitops.promotion import digest_of, edit_flavor_list
 from kitchen_gitops.serving_digest import FLAVOR_FIELDS, flavor_digest, service_digest
 from tests.conform.conform_support import new_signing_key
@@ -359,6 +360,38 @@ def test_baseline_needs_a_reason_and_adds_only_what_has_no_entry(example_repo: P
     after = json.loads(index.read_text(encoding="utf-8"))["flavors"]
     assert after == {**before, "faq-answerer@v3": {"baseline": "adopted", "digest": after["faq-answerer@v3"]["digest"],
                                                     "recorded": "2026-12-01", "source": "s3://lora/faq-answerer/v3/"}}
+
+
+def test_a_baseline_counts_once_security_pins_it(example_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An index's baseline entry alone is no evidence (a pull request could write one); the
+    gate honours it once the floor in policies/data.yaml pins its digest, which
+    ``promote --baseline`` prints for security."""
+    tenant = example_repo / "catalog/tenants/customer-support.yaml"
+    text = tenant.read_text(encoding="utf-8")
+    i = text.index("  staging:")
+    tenant.write_text(text[:i] + text[i:].replace("helpdesk-classifier@v2026-02-01", "helpdesk-classifier@v2026-03-15"),
+                      encoding="utf-8")
+    capsys.readouterr()
+    assert main(["promote", "--root", str(example_repo), "--env", "prod", "--baseline", "adopted"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    digest = digest_of(load_catalog(example_repo)[0], "helpdesk-classifier@v2026-03-15")
+    pin = f'  helpdesk-classifier@v2026-03-15: "{digest}"'
+    assert out[-2:] == ["the gate honours them once security pins them in policies/data.yaml, "
+                        "gate_floors.environments.prod.promotion_baseline:", pin]
+    rc, lines = _check(example_repo, capsys)
+    assert rc == 1 and len(lines) == 1
+    assert "evidence/prod/index.json enters it as its baseline (served before promotion evidence was required), " \
+           "but the floor prod in policies/data.yaml does not pin it" in lines[0]
+    data = example_repo / "policies/data.yaml"
+    text = data.read_text(encoding="utf-8")
+    data.write_text(text.replace("      promotion_baseline:", f"      promotion_baseline:\n      {pin}", 1),
+                    encoding="utf-8")
+    assert _check(example_repo, capsys) == (0, [])
+    # the pin names the bytes: other bytes under the version are not what security accepted
+    data.write_text(text.replace("      promotion_baseline:", f"      promotion_baseline:\n      {pin[:-3]}00\"", 1),
+                    encoding="utf-8")
+    rc, lines = _check(example_repo, capsys)
+    assert rc == 1 and "does not pin it" in lines[0]
 
 
 def test_a_linked_index_is_refused(example_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
