@@ -280,8 +280,9 @@ def _evidence_baselines(root: Path) -> None:
         block = re.search(rf"^    {re.escape(floor)}:\n(?:(?: {{6}}.*)?\n)*", text, re.MULTILINE)
         assert block is not None, floor
         lines = "".join(f'        {ref}: "{digest}"\n' for ref, digest in sorted(pinned.items()))
-        replaced = re.sub(r"^      promotion_baseline:.*\n(?: {8}.*\n)*", lambda _: f"      promotion_baseline:\n{lines}",
-                          block[0], flags=re.MULTILINE)
+        head = re.search(r"^      promotion_baseline:.*\n(?: {8}.*\n)*", block[0], flags=re.MULTILINE)
+        assert head is not None, floor
+        replaced = block[0][:head.start()] + f"      promotion_baseline:\n{lines}" + block[0][head.end():]
         text = text[:block.start()] + replaced + text[block.end():]
     path.write_text(text, encoding="utf-8")
 

@@ -12,8 +12,8 @@ import pytest
 from kitchen_gitops.cli import main
 from kitchen_gitops.errors import ConfigError
 from kitchen_gitops.evidence import load_trusted_keys
-from kitchen_gitops.pipeline import plan, validate
 from kitchen_gitops.model import load_catalog
+from kitchen_gitops.pipeline import plan, validate
 from kitchen_gitops.promotion import digest_of, edit_flavor_list
 from kitchen_gitops.serving_digest import FLAVOR_FIELDS, flavor_digest, service_digest
 from tests.conform.conform_support import new_signing_key
