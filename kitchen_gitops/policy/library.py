@@ -394,6 +394,7 @@ _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "gpu": ("products",),
     "autoscaling": ("prometheus_urls",),
     "serving": ("deployment_modes",),
+    "images": ("vllm", "kitchen"),  # the repositories (no tag, no digest) of the environment's images
 }
 # The lists of names of Kubernetes objects (DNS labels): any other value could never be the
 # environment's.
@@ -421,6 +422,12 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
         return "a bucket name (3-63 lower-case letters, digits, '.', '-')"
     if (section, name) == ("storage", "claims") and (len(value) > 253 or not DNS1123_SUBDOMAIN.fullmatch(value)):
         return "the name of a PersistentVolumeClaim (a DNS subdomain: lower-case letters, digits, '-' and '.')"
+    if section == "images":
+        from ..catalog_fields import IMAGE_DIGEST
+
+        parsed = IMAGE_DIGEST.fullmatch(f"{value}@sha256:{'0' * 64}")
+        if parsed is None or parsed["repo"] != value:
+            return "an image repository, <registry>/<path>, without tag or digest"
     if (section, name) == ("serving", "deployment_modes") and value not in DEPLOYMENT_MODES:
         return f"{' or '.join(DEPLOYMENT_MODES)} (serving.deployment_mode)"
     if (section, name) == ("autoscaling", "prometheus_urls"):

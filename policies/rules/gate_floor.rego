@@ -36,7 +36,9 @@
 #   S3 credentials, the ConfigMap of the CA that verifies S3's certificate and KServe's
 #   deployment mode (Serverless admits the mesh's and Knative's namespaces); and so is
 #   the Prometheus that KEDA queries (with the querier's token) where it autoscales
-#   (`autoscaling.prometheus_urls`). The cluster's GPUs are those of the floor (`gpu`:
+#   (`autoscaling.prometheus_urls`), and the repository of the vLLM image and of the
+#   conformance Job's image, which holds the evidence signing key (`images`: `vllm`,
+#   `kitchen`; the registry alone would admit any image pushed to it). The cluster's GPUs are those of the floor (`gpu`:
 #   the product one of `products`; `memory_gib`, `per_node` and `nodes` at most), and
 #   every node label of the floor's `scheduling.node_selector` is in the environment's,
 #   with its value. An environment the floors do not name is
@@ -431,7 +433,8 @@ violation contains v if {
 # S3 endpoint, the namespace whose pods every tenant's NetworkPolicy admits to vLLM's port
 # (the monitoring namespace), the namespace of the dashboard, KServe's deployment mode,
 # Argo CD's namespace, the Secret of the S3 credentials, the GPU the plan is made for and
-# the ConfigMap of the CA that verifies S3's TLS. Where the floor lists them (`floor`),
+# the ConfigMap of the CA that verifies S3's TLS, and the repositories of the images it
+# serves with and runs its conformance Job with. Where the floor lists them (`floor`),
 # the environment's value is one of the list (a field left out of a hand-made input is
 # none). The value is the field's, but where an entry gives its own (`got`: the
 # monitoring namespace is the platform's where the environment names none, found at
@@ -455,7 +458,25 @@ picked := {
 		"floor": ["storage", "ca_bundle_configmaps"],
 		"what": "verifies S3's certificate with the CA of ConfigMap %v",
 	},
+	"images.vllm": {
+		"floor": ["images", "vllm"], "got": image_repository("vllm"),
+		"what": "serves every model with the image of repository %v",
+	},
+	"images.kitchen": {
+		"floor": ["images", "kitchen"], "got": image_repository("kitchen"),
+		"what": "runs its conformance Job, which holds the evidence signing key, with the image of repository %v",
+	},
 }
+
+# The repository of one of the environment's images (its reference without the digest
+# and the tag: registry host and path), null where it names none.
+image_repository(which) := repo if {
+	image := data.kitchen.lib.env.images[which]
+	is_string(image)
+	parts := split(split(image, "@")[0], "/")
+	last := count(parts) - 1
+	repo := concat("/", array.concat(array.slice(parts, 0, last), [split(parts[last], ":")[0]]))
+} else := null
 
 # the platform's monitoring namespace is the cluster's where the environment names none
 monitoring_at := "observability.monitoring_namespace" if {

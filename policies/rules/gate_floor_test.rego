@@ -21,6 +21,7 @@ floors := {
 			"autoscaling": {"prometheus_urls": ["https://thanos-querier.openshift-monitoring.svc:9092"]},
 			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"}},
 			"serving": {"min_replicas": 1, "deployment_modes": ["RawDeployment"]},
+			"images": {"vllm": ["registry.prod.internal:5000/vllm/vllm-openai"], "kitchen": ["registry.prod.internal:5000/platform/kitchen"]},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
 				"destination_servers": ["https://kubernetes.default.svc"], "namespaces": ["openshift-gitops"]},
 			"storage": {"endpoints": ["minio.minio.svc:9000"], "use_https": true, "verify_ssl": true,
@@ -367,6 +368,25 @@ test_fail_base_from_another_bucket if {
 	only_at(vs, "source")
 	some v in vs
 	v.object == "Base/qwen@2.5"
+}
+
+# the images' repositories, compared without tag and digest
+test_fail_conformance_image_from_another_repository if {
+	vs := violations({"environment": {"images": {"kitchen": sprintf("registry.prod.internal:5000/team-x/kitchen@%s", [fixtures.digest])}}})
+	only_at(vs, "images.kitchen")
+	some v in vs
+	contains(v.msg, "repository registry.prod.internal:5000/team-x/kitchen")
+	v.expected == "images.kitchen one of registry.prod.internal:5000/platform/kitchen"
+}
+
+test_fail_vllm_image_from_another_repository if {
+	vs := violations({"environment": {"images": {"vllm": sprintf("registry.prod.internal:5000/vllm/vllm-openai-patched@%s", [fixtures.digest])}}})
+	only_at(vs, "images.vllm")
+}
+
+test_pass_image_with_a_tag_and_a_digest if {
+	tagged := sprintf("registry.prod.internal:5000/vllm/vllm-openai:v0.11.0@%s", [fixtures.digest])
+	count(violations({"environment": {"images": {"vllm": tagged}}})) == 0
 }
 
 # a base's weights from a claim the floor does not list (one a tenant could write to)
