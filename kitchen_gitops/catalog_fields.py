@@ -51,16 +51,21 @@ MODEL_ALIAS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}(?:/[A-Za-z0-9][A-Za-z
 PATH_SEGMENT = re.compile(r"[^/\\\x00-\x1f\x7f]+")
 
 # Namespaces no tenant may take, whatever the environment says: Kubernetes' and
-# OpenShift's own, the service meshes', monitoring, GitOps, and kitchen's conformance
-# namespace.  Environments add theirs with gates.reserved_namespaces.
+# OpenShift's own, the service meshes', monitoring, GitOps, kitchen's conformance
+# namespace, and the default namespaces of the operators kitchen's output relies on (KEDA
+# scales the autoscaling tenants, the NVIDIA GPU Operator and Node Feature Discovery run
+# and label the GPU nodes): a tenant's access groups are admins of its namespace, and an
+# admin of an operator's namespace controls what the operator does cluster-wide.
+# Environments add theirs with gates.reserved_namespaces.
 CONFORMANCE_NAMESPACE = "kitchen-conformance"
 RESERVED_NAMESPACES = frozenset({
     "default", "kube-system", "kube-public", "kube-node-lease", "openshift", "openshift-gitops",
     "argocd", "istio-system", "knative-serving", "knative-eventing", "monitoring",
     "openshift-monitoring", "cert-manager", "kserve", "redhat-ods-applications",
-    "redhat-ods-operator", "opendatahub", CONFORMANCE_NAMESPACE,
+    "redhat-ods-operator", "opendatahub", "keda", "nvidia-gpu-operator", "gpu-operator",
+    "node-feature-discovery", CONFORMANCE_NAMESPACE,
 })
-RESERVED_NAMESPACE_PREFIXES = ("kube-", "openshift-")
+RESERVED_NAMESPACE_PREFIXES = ("kube-", "openshift-", "istio-", "knative-")
 
 # What KServe's LLMInferenceService controller and its default LLMInferenceServiceConfig put
 # on vLLM's command line (`vllm serve /mnt/models --served-model-name … --port 8000

@@ -364,8 +364,9 @@ def _reserved_reason(ns: str, env: Environment | None) -> str:
     if env is None:
         if ns in RESERVED_NAMESPACES:
             return "is reserved for the platform"
-        if ns.startswith(RESERVED_NAMESPACE_PREFIXES):
-            return f"starts with {' or '.join(RESERVED_NAMESPACE_PREFIXES)}, reserved for the platform"
+        prefix = next((p for p in RESERVED_NAMESPACE_PREFIXES if ns.startswith(p)), "")
+        if prefix:
+            return f"starts with {prefix}, a prefix reserved for the platform"
         return ""
     if ns in env.gates.reserved_namespaces:
         return f"is reserved in environment {env.name} (gates.reserved_namespaces)"
