@@ -47,7 +47,7 @@ from .render_memo import ObjectMemo, TenantMemo
 from .rules import RENDER_STALE, RuleInfo
 from .sandbox import template_dir
 from .vllm_allow import allow_list, extra_args_findings
-from .write import Difference, check_outputs, link_on_the_way, stale_environments
+from .write import Difference, check_outputs, foreign_entries, link_on_the_way, stale_environments
 
 if TYPE_CHECKING:  # the evidence stage (and its cryptography) loads only where a floor asks for it
     from .promotion import EvidenceVerdicts
@@ -206,7 +206,9 @@ def shown(path: Path, root: Path) -> str:
 
 
 def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, Any], root: Path) -> list[Finding]:
-    words = {"missing": "is missing", "changed": "is out of date", "extra": "is no longer rendered"}
+    words = {"missing": "is missing", "changed": "is out of date", "extra": "is no longer rendered",
+             "foreign": "is nothing kitchen renders"}
+    remedy = {"foreign": "rendered/ to hold only what `kitchen render` writes: remove it"}
     try:
         shown = out_dir.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -218,8 +220,8 @@ def _as_stale(out_dir: Path, diffs: Sequence[Difference], objects: Mapping[str, 
 
     return [Finding(STALE_RULE, Severity.ERROR, f"committed rendered output {words.get(d.change, d.change)}",
                     Location(f"{shown}/{d.path}"), resource=resource(d.path),
-                    expected="run `kitchen render` and commit the rendered output",
-                    environment=_environment_of(d.path))
+                    expected=remedy.get(d.change, "run `kitchen render` and commit the rendered output"),
+                    environment="" if d.change == "foreign" else _environment_of(d.path))
             for d in diffs]
 
 
@@ -304,8 +306,10 @@ def _check(opts: CheckOptions) -> Result:
         result.findings.extend(stale)
         admission = {ADMISSION_FOLDER: render_admission(outcome.catalog, library.data)}
         result.findings.extend(stale_findings(job.out_dir, admission, full=False, root=root))
-        if not envs and linked is None:  # environments no longer in the catalog
+        if not envs and linked is None:  # environments no longer in the catalog, and what kitchen never wrote
             result.findings.extend(_as_stale(job.out_dir, stale_environments(job.out_dir, names), {}, root))
+            result.findings.extend(_as_stale(job.out_dir, foreign_entries(job.out_dir, [*names, ADMISSION_FOLDER]),
+                                             {}, root))
     result.findings = sort_findings(result.findings)
     result.rules = {r.id: RuleInfo(r.id, r.title, r.severity, r.description, r.location.file)
                     for r in library.rules.values()}

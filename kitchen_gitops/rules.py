@@ -241,7 +241,8 @@ RENDER_UNINTENDED_FIELD = _rule("render.unintended-field", "Template renders a f
       "customisation point of policies/data.yaml allows (docs/security.md#customisation-points).")
 RENDER_STALE = _rule("render.stale", "Committed rendered output is stale", E,
       "The rendered/ tree in the repository differs from what the catalog renders, its admission policies "
-      "(rendered/admission/) included: run `kitchen render` and commit.")
+      "(rendered/admission/) included: run `kitchen render` and commit. A file or folder beside the "
+      "environments' folders that kitchen never writes is one too: remove it.")
 RENDER_ADMISSION_FOLDER = _rule("render.admission-folder", "Environment named like the admission folder", E,
       "No environment is named `admission`: its output would be the folder of the admission policies "
       "(rendered/admission/, docs/policies.md#admission).")

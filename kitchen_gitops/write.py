@@ -196,6 +196,19 @@ def stale_environments(out: Path, names: Iterable[str]) -> list[Difference]:
             and _is_generated_env(folder)]
 
 
+def foreign_entries(out: Path, names: Iterable[str]) -> list[Difference]:
+    """What the output folder holds that kitchen writes no part of ("foreign"): every entry
+    but the folders of ``names`` (the environments, the admission folder) and the folders
+    kitchen wrote for environments no longer in the catalog (:func:`stale_environments`
+    reports those).  Whatever syncs the folder whole (an app of apps) would apply it."""
+    keep = set(names)
+    if not out.is_dir() or out.is_symlink():
+        return []
+    return [Difference(entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else ""), "foreign")
+            for entry in sorted(out.iterdir())
+            if entry.name not in keep and not (entry.is_dir() and _is_generated_env(entry))]
+
+
 def swap_folder(staging: Path, out: Path) -> None:
     """Put the folder ``staging`` (a sibling of ``out``) in place of ``out``, whole: the old
     folder comes back if the swap fails.  Raises OSError."""

@@ -37,7 +37,7 @@ from kitchen_gitops.cli import main
 from tests.conftest import CASES, REPO, copy_catalog
 
 HOSTILE_CASES = sorted(p for p in (CASES / "hostile").iterdir() if p.is_dir())
-OVERLAY_DIRS = ("catalog", "environments", "evaluations", "evidence", "templates", "policies")
+OVERLAY_DIRS = ("catalog", "environments", "evaluations", "evidence", "templates", "policies", "rendered")
 # what may appear in output: printable text, no escape sequence, no forged line
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
