@@ -29,6 +29,31 @@ DATA_FILE = "data.yaml"
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.M)
 _TEST_RULE = re.compile(r"^(test_\w+)\b", re.M)
 _VIOLATION = re.compile(r"^violation\s+contains\b", re.M)
+# The built-ins that reach outside the engine's input and data: the network (http.send,
+# net.lookup_ip_addr) and the running engine (opa.runtime, its configuration and
+# environment). A gate policy decides from the catalog alone; one that called these would
+# make CI's engine fetch from CI's network (a cloud metadata endpoint) and send it on, and
+# the embedded engine, which has none of them, would silently disagree with OPA. Found by
+# their references, with comments and strings blanked (a message may name them).
+_OUTSIDE = re.compile(r"(?<![\w.])(?:(?P<root>http|opa)\s*[.\[]|net\s*\.\s*lookup_ip_addr\b)")
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
+
+
+def blanked(text: str) -> str:
+    """A Rego module's text with every comment and string blanked out (lines and columns kept)."""
+    return _COMMENT_OR_STRING.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+
+
+def _outside_call(text: str, display: str) -> PolicyError | None:
+    match = _OUTSIDE.search(blanked(text))
+    if match is None:
+        return None
+    line = text.count("\n", 0, match.start()) + 1
+    col = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+    name = {"http": "http.send", "opa": "opa.runtime"}.get(match["root"] or "", "net.lookup_ip_addr")
+    return PolicyError(Location(display, line, col),
+                       f"refers to {name}, which reaches outside the policy input (the network, or the engine's "
+                       "own environment); a gate policy decides from its input and data alone")
 _RULE_ID = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*)+$")
 
 
@@ -205,6 +230,8 @@ def load_library(folder: Path, root: Path | None = None) -> Library:
     for path in sorted(folder.rglob("*.rego")):
         display = _display(path, root)
         text = _read_policy(path, display, real_folder)
+        if (outside := _outside_call(text, display)) is not None:
+            raise outside
         match = _PACKAGE.search(text)
         if match is None:
             raise PolicyError(Location(display, 1, 1), "no package declaration")

@@ -82,3 +82,32 @@ def test_a_scope_other_than_whole_environment_or_tenant_is_a_policy_error(
     assert ("policies/rules/broken.rego:1:1: rule policy.broken: custom.scope must be whole, environment "
             "or tenant") in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("call", "name"), [
+    ('http.send({"method": "get", "url": "http://127.0.0.1:1/"})', "http.send"),
+    ('http  [ "send" ]({"method": "get", "url": "http://127.0.0.1:1/"})', "http.send"),
+    ("opa.runtime()", "opa.runtime"),
+    ('net.lookup_ip_addr("example.com")', "net.lookup_ip_addr"),
+])
+@pytest.mark.parametrize("engine", ["regorus", "opa"])
+def test_a_policy_that_reaches_outside_its_input_is_refused_at_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], call: str, name: str, engine: str) -> None:
+    """On both engines, before anything is evaluated: regorus has none of these built-ins
+    (it ignored the rule), OPA ran them from CI."""
+    body = f"package kitchen.rules.broken\n\nviolation contains v if {{\n\tv := {{\"msg\": {call}}}\n}}\n"
+    root = _repo(tmp_path, body)
+    assert main(["check", "--root", str(root), "--engine", engine, "--no-render-check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kitchen: error: policies/rules/broken.rego:9:15: refers to {name}, which reaches "
+                          "outside the policy input"), err
+    assert main(["policy", "test", "--root", str(root)]) == 2
+
+
+def test_a_policy_may_name_those_built_ins_in_comments_and_strings_and_use_pure_net_ones(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = ("package kitchen.rules.broken\n\n# never http.send or opa.runtime()\n"
+            "violation contains v if {\n\tnet.cidr_contains(\"10.0.0.0/8\", input.nothing)\n"
+            "\tv := {\"msg\": \"no http.send here; net.lookup_ip_addr either\"}\n}\n")
+    root = _repo(tmp_path, body)
+    assert main(["check", "--root", str(root), "--env", "dev", "--no-render-check"]) == 0, capsys.readouterr()
