@@ -74,6 +74,23 @@ def _thaw(value: Any) -> Any:
     raise _NotPlain(f"a {t.__name__}")
 
 
+def encode_data(data: dict[str, Any]) -> bytes | None:
+    """A mapping alone (no positions) as an entry, or None when it holds a value JSON would change."""
+    try:
+        return orjson.dumps(_freeze(data))
+    except _NotPlain:
+        return None
+
+
+def decode_data(payload: bytes) -> dict[str, Any] | None:
+    """What :func:`encode_data` gave, back, or None when the payload is not its shape."""
+    try:
+        data = _thaw(orjson.loads(payload))
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def encode(doc: Document) -> bytes | None:
     """The entry of ``doc``, or None when its data holds a value JSON would change."""
     if not isinstance(doc.data, dict):

@@ -283,7 +283,7 @@ def _check(opts: CheckOptions) -> Result:
         _cache_notes(result, cache, opts)
         return result
     folder = policy_folder(root, opts.policies)
-    library = load_library(folder, root)
+    library = load_library(folder, root, cache)
     out_dir = output_dir(root, outcome.catalog)
     # an output folder reached through a link is one finding, and nothing is read through it
     linked = link_on_the_way(root, out_dir) if opts.render_check else None

@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..escape import visible
 from ..findings import Location, Severity
 from .errors import PolicyError
+
+if TYPE_CHECKING:
+    from ..cache import Cache
 
 RULES_PREFIX = "kitchen.rules."
 GATE_PACKAGE = "kitchen.gate"
@@ -45,7 +48,7 @@ def blanked(text: str) -> str:
 
 
 def _outside_call(text: str, display: str) -> PolicyError | None:
-    match = _OUTSIDE.search(blanked(text))
+    match = _OUTSIDE.search(text) and _OUTSIDE.search(blanked(text))  # most modules name none at all
     if match is None:
         return None
     line = text.count("\n", 0, match.start()) + 1
@@ -220,8 +223,9 @@ def _rule_from_metadata(module: Module, line: int, yaml_text: str) -> Rule:
                 module.package, where, str(custom.get("remediation") or "").strip(), scope)
 
 
-def load_library(folder: Path, root: Path | None = None) -> Library:
-    """Read every ``*.rego`` below ``folder`` and the rules' metadata; :class:`PolicyError` if bad."""
+def load_library(folder: Path, root: Path | None = None, cache: Cache | None = None) -> Library:
+    """Read every ``*.rego`` below ``folder`` and the rules' metadata; :class:`PolicyError` if bad.
+    With ``cache``, the policy data's parse is found by its shown path and bytes."""
     root = root if root is not None else folder.parent
     if not folder.is_dir():
         raise PolicyError(Location(_display(folder, root)), "no policy folder here")
@@ -261,7 +265,7 @@ def load_library(folder: Path, root: Path | None = None) -> Library:
         seen[rule.id] = rule
     data_file = folder / DATA_FILE
     if data_file.is_file():
-        lib.data = _load_data(data_file, _display(data_file, root))
+        lib.data = _load_data(data_file, _display(data_file, root), cache)
     return lib
 
 
@@ -355,23 +359,58 @@ DATA_SCHEMA: dict[str, DataKey] = {
 }
 
 
-def _load_data(path: Path, display: str) -> dict[str, Any]:
-    from ..load import load_file
+def _load_data(path: Path, display: str, cache: Cache | None = None) -> dict[str, Any]:
+    """The policy data, its schema checked. With ``cache``, data whose shown path and bytes
+    passed the schema before (with this kitchen: its code is in every key) is found there
+    instead of parsed and checked again."""
+    from ..load import load_file, parse_text
 
-    doc, problems = load_file(path, path.parent, display, within="the policy folder")
+    raw, key = _data_bytes(path, display) if cache is not None and cache.enabled else (None, "")
+    if cache is not None and raw is not None:
+        from ..document_cache import decode_data
+
+        found = cache.read(DATA_KIND, key, decode_data, "not policy data")
+        if found is not None:
+            return found
+    doc, problems = parse_text(raw, path, display) if raw is not None else \
+        load_file(path, path.parent, display, within="the policy folder")
     if problems:
         p = problems[0]
         raise PolicyError(p.location, p.message + (f"; expected {p.expected}" if p.expected else ""))
     assert doc is not None
     if not isinstance(doc.data, dict):
         raise PolicyError(Location(display, 1, 1), "policy data must be a mapping")
-    for key, value in doc.data.items():
-        spec = DATA_SCHEMA.get(key)
+    for name, value in doc.data.items():
+        spec = DATA_SCHEMA.get(name)
         if spec is None:
-            raise PolicyError(doc.location((key,)), f"unknown policy parameter '{visible(key)}'; "
+            raise PolicyError(doc.location((name,)), f"unknown policy parameter '{visible(name)}'; "
                               f"expected one of {', '.join(sorted(DATA_SCHEMA))}")
-        _check_data(doc, key, value, spec)
-    return dict(doc.data)
+        _check_data(doc, name, value, spec)
+    data = dict(doc.data)
+    if cache is not None and raw is not None:
+        from ..document_cache import encode_data
+
+        if (payload := encode_data(data)) is not None:
+            cache.put(DATA_KIND, key, payload)
+    return data
+
+
+DATA_KIND = "policy-data"
+
+
+def _data_bytes(path: Path, display: str) -> tuple[bytes | None, str]:
+    """The policy data's bytes and their key, or (None, "") where the loader must read the
+    file itself (a link out of the policy folder, a file it cannot read: it reports them)."""
+    from ..cache import Digest
+    from ..load import links_out, read_regular_file
+
+    if links_out(path, path.parent):
+        return None, ""
+    try:
+        raw = read_regular_file(path)
+    except OSError:
+        return None, ""
+    return raw, Digest(DATA_KIND).text(display).add(raw).hexdigest()
 
 
 def _check_metric(doc: Any, key: str, name: str, item: Any) -> None:

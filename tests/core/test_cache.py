@@ -64,7 +64,8 @@ def test_warm_run_finds_everything_the_cold_run_stored(cached: Path, capsys: pyt
     again, out2, notes2 = _run(cached, capsys)
     assert (again, out2) == (code, out)
     assert notes2 == [f"cache document: {documents} found, 0 computed, 0 stored",
-                      "cache environment: 3 found, 0 computed, 0 stored"]
+                      "cache environment: 3 found, 0 computed, 0 stored",
+                      "cache policy-data: 1 found, 0 computed, 0 stored"]
 
 
 def test_an_edit_recomputes_and_the_edit_back_finds_the_first_entries(
@@ -109,7 +110,7 @@ def test_a_damaged_or_foreign_entry_is_ignored_and_reported(
     ignored = [n for n in again[2] if n.startswith("cache: ignored")]
     assert len(ignored) == 1 and victim.name in ignored[0], again[2]
     assert "cache environment: 2 found, 1 computed, 1 stored" in again[2]
-    assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+    assert "cache environment: 3 found, 0 computed, 0 stored" in _run(cached, capsys)[2]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "edited payload", "not records", "a record cut short"])
@@ -546,7 +547,7 @@ def test_the_folder_keeps_itself_out_of_commits(cached: Path, capsys: pytest.Cap
                             check=True).stdout
     assert staged == ""
     assert (cached / FOLDER / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
-    assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+    assert "cache environment: 3 found, 0 computed, 0 stored" in _run(cached, capsys)[2]
 
 
 def _counts(notes: list[str], kind: str) -> tuple[int, int, int]:
@@ -577,7 +578,7 @@ def test_an_edit_renders_again_only_the_tenants_whose_files_changed(
     found, computed, stored = _tenants(cold[2])
     assert found == 0 and computed == stored > 3
     total = computed
-    assert _run(cached, capsys)[2][-1] == "cache environment: 3 found, 0 computed, 0 stored"
+    assert "cache environment: 3 found, 0 computed, 0 stored" in _run(cached, capsys)[2]
 
     def edited(path: Path, old: str, new: str) -> tuple[int, int, int]:
         text = path.read_text()
@@ -997,3 +998,23 @@ def test_a_mapping_whose_own_key_is_the_date_tag_is_not_kept(tmp_path: Path) -> 
     assert kept is not None
     back = document_cache.decode(kept, tmp_path / "x.yaml", "catalog/flavors/x.yaml")
     assert back is not None and back.data == {"schema": {"date": "2026-12-06"}}
+
+
+def test_the_policy_data_is_found_by_its_bytes_and_checked_again_when_they_change(
+        cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = _run(cached, capsys)
+    assert "cache policy-data: 0 found, 1 computed, 1 stored" in first[2]
+    again = _run(cached, capsys)
+    assert again[:2] == first[:2]
+    assert "cache policy-data: 1 found, 0 computed, 0 stored" in again[2]
+    data = cached / "policies" / "data.yaml"
+    original = data.read_bytes()
+    data.write_bytes(original + b"gate_flors: {}\n")  # a typo: refused, never found as the data before it
+    assert main([*ARGS, "--root", str(cached)]) == 2
+    assert "policies/data.yaml:" in capsys.readouterr().err
+    for entry in _entries(cached, "policy-data"):  # a damaged entry is parsed again
+        entry.write_bytes(entry.read_bytes()[:-2])
+    data.write_bytes(original)
+    back = _run(cached, capsys)
+    assert back[:2] == first[:2]
+    assert "cache policy-data: 0 found, 1 computed, 1 stored" in back[2]
