@@ -278,6 +278,22 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
     out: list[Finding] = []
     listed = [str(r) for r in tenv.flavors]
     taken: dict[str, str] = {}  # served name -> what it serves
+    bases: set[str] = set()
+    for i, ref in enumerate(tenv.flavors):  # the bases first: a flavor listed before its base's name is taken too
+        flavor = catalog.flavors.get(str(ref))
+        base = catalog.bases.get(str(flavor.base)) if flavor is not None else None
+        if base is None or base.ref in bases:
+            continue
+        bases.add(base.ref)
+        if base.serve_name in taken:
+            out.append(Finding(
+                rules.CATALOG_SERVED_NAME, Severity.ERROR,
+                f"base {base.ref} would be served as '{base.serve_name}', the name of {taken[base.serve_name]} "
+                f"in tenant {tenant}'s {env_name}",
+                doc.location(("environments", env_name, "flavors", i), value=True),
+                expected="bases whose served names (served_model_name, else the base's name) differ"))
+        else:
+            taken[base.serve_name] = f"the base {base.ref}"
     for i, ref in enumerate(tenv.flavors):
         where = ("environments", env_name, "flavors", i)  # looked up for a finding only
         key = str(ref)
@@ -288,9 +304,6 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
                 expected="each flavor version once per environment (two versions of a flavor may "
                 "be listed side by side)"))
             continue
-        flavor = catalog.flavors.get(key)
-        if flavor is not None and (base := catalog.bases.get(str(flavor.base))) is not None:
-            taken.setdefault(base.serve_name, f"the base {base.ref}")
         served = served_name(ref.name, ref.version)
         if len(served) > 63:
             out.append(Finding(

@@ -146,7 +146,8 @@ CATALOG_DUPLICATE_FLAVOR = _rule("catalog.duplicate-flavor", "Flavor version lis
 CATALOG_SERVED_NAME = _rule("catalog.served-name", "Served model name unusable", E,
       "Each flavor version is served as `<flavor>-<version>` (lower case, `-` for any other "
       "character): the name must be at most 63 characters and differ from the other names "
-      "the tenant serves on that base.")
+      "the tenant serves in that environment, its bases' included; two bases of a tenant are "
+      "not served under one name either.")
 CATALOG_CONTROLLER_FLAG = _rule("catalog.controller-flag", "Flag the LLMInferenceService controller sets", E,
       "An environment that serves through LLMInferenceServices leaves --served-model-name, "
       "--tensor-parallel-size, --port and the LoRA flags to KServe's controller, which writes "
