@@ -371,6 +371,9 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
     for svc in plan.services:
         if not svc.memory.fits:
             m = svc.memory
+            # KV room enough, but more in use than the GPUs hold: the share vLLM takes leaves
+            # too little for the CUDA graphs and contexts outside it
+            over = m.serving_gib > m.gpu_memory_gib and m.kv_tokens >= svc.max_model_len
             out.append(Finding(
                 PLAN_GPU_MEMORY, Severity.ERROR,
                 f"{svc.base.ref} for tenant {svc.tenant.name} in {env.name} does not fit "
@@ -382,8 +385,11 @@ def plan_findings(catalog: Catalog, plan: EnvironmentPlan) -> list[Finding]:
                    f" of {m.gpu_memory_gib:.1f}"),
                 _tenant_env_location(catalog, svc.tenant, env.name),
                 resource=ResourceRef(svc.kind, svc.name, svc.namespace, svc.api_version),
-                expected=f"KV cache for at least --max-model-len={svc.max_model_len} tokens",
-                actual=f"{m.kv_tokens} KV tokens", environment=env.name, subject=f"Base/{svc.base.ref}",
+                expected=(f"at most the {m.gpu_memory_gib:.1f} GiB the GPUs hold (a lower "
+                          "serving.vllm.gpu_memory_utilization leaves room for the CUDA graphs and contexts)"
+                          if over else f"KV cache for at least --max-model-len={svc.max_model_len} tokens"),
+                actual=f"{m.serving_gib:.1f} GiB" if over else f"{m.kv_tokens} KV tokens",
+                environment=env.name, subject=f"Base/{svc.base.ref}",
             ))
     out += _evaluation_sets_size(catalog, plan)
     return out
