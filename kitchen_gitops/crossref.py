@@ -270,16 +270,14 @@ def _path_prefixes(catalog: Catalog) -> list[Finding]:
     return out
 
 
-def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
-                  tenv: TenantEnvironment) -> list[Finding]:
-    """The model names a tenant's environment serves: each flavor version once, served
-    names that are DNS labels and distinct, aliases that name a listed version and take no
-    name already served."""
+def _base_names(catalog: Catalog, doc: Document, tenant: str, env_name: str, tenv: TenantEnvironment,
+                taken: dict[str, str]) -> list[Finding]:
+    """The names the bases of a tenant's environment are served as, into ``taken`` (before
+    any flavor's: a flavor listed before its base is compared with it too); two bases
+    under one name are a finding at the list item that brings in the second."""
     out: list[Finding] = []
-    listed = [str(r) for r in tenv.flavors]
-    taken: dict[str, str] = {}  # served name -> what it serves
     bases: set[str] = set()
-    for i, ref in enumerate(tenv.flavors):  # the bases first: a flavor listed before its base's name is taken too
+    for i, ref in enumerate(tenv.flavors):
         flavor = catalog.flavors.get(str(ref))
         base = catalog.bases.get(str(flavor.base)) if flavor is not None else None
         if base is None or base.ref in bases:
@@ -294,6 +292,18 @@ def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
                 expected="bases whose served names (served_model_name, else the base's name) differ"))
         else:
             taken[base.serve_name] = f"the base {base.ref}"
+    return out
+
+
+def _served_names(catalog: Catalog, doc: Document, tenant: str, env_name: str,
+                  tenv: TenantEnvironment) -> list[Finding]:
+    """The model names a tenant's environment serves: each flavor version once, served
+    names that are DNS labels and distinct, aliases that name a listed version and take no
+    name already served."""
+    out: list[Finding] = []
+    listed = [str(r) for r in tenv.flavors]
+    taken: dict[str, str] = {}  # served name -> what it serves
+    out += _base_names(catalog, doc, tenant, env_name, tenv, taken)
     for i, ref in enumerate(tenv.flavors):
         where = ("environments", env_name, "flavors", i)  # looked up for a finding only
         key = str(ref)
