@@ -34,7 +34,7 @@ import orjson
 from .cache import Cache, Digest, DigestBudget, DigestTooLarge, Pack, Signatures, folder_digest
 from .findings import Finding, Location, ResourceRef, Severity
 from .limits import Done, Pending
-from .policy.library import Library
+from .policy.library import COMMENT_OR_STRING, Library
 
 KIND = "environment"
 EVALUATED = "evaluated"
@@ -49,8 +49,6 @@ NONDETERMINISTIC = ("http.send", "net.lookup_ip_addr", "opa.runtime", "rand.intn
                     "uuid.rfc4122", "io.jwt.decode_verify", "crypto.x509.parse_and_verify_certificates",
                     "crypto.x509.parse_and_verify_certificates_with_options")
 _CALL = re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in NONDETERMINISTIC) + r")\s*\(")
-# a comment, or a string (a "#" in it starts no comment), in Rego's syntax
-_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
 _FIELDS = ("rule_id", "severity", "message", "location", "resource", "expected", "actual", "environment",
            "subject", "waived_by")
 
@@ -122,7 +120,7 @@ def nondeterministic(library: Library) -> str:
 
 def without_comments(text: str) -> str:
     """A Rego module's text with each comment blanked out (lines and columns kept)."""
-    return _COMMENT_OR_STRING.sub(lambda m: " " * len(m.group(0)) if m.group(0).startswith("#") else m.group(0),
+    return COMMENT_OR_STRING.sub(lambda m: " " * len(m.group(0)) if m.group(0).startswith("#") else m.group(0),
                                   text)
 
 

@@ -39,12 +39,13 @@ _VIOLATION = re.compile(r"^violation\s+contains\b", re.M)
 # the embedded engine, which has none of them, would silently disagree with OPA. Found by
 # their references, with comments and strings blanked (a message may name them).
 _OUTSIDE = re.compile(r"(?<![\w.])(?:(?P<root>http|opa)\s*[.\[]|net\s*\.\s*lookup_ip_addr\b)")
-_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
+# a comment, or a string (a "#" in it starts no comment), in Rego's syntax
+COMMENT_OR_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
 
 
 def blanked(text: str) -> str:
     """A Rego module's text with every comment and string blanked out (lines and columns kept)."""
-    return _COMMENT_OR_STRING.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    return COMMENT_OR_STRING.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
 
 def _outside_call(text: str, display: str) -> PolicyError | None:
