@@ -244,8 +244,8 @@ def _own_clusters(data: Path, clusters: dict[str, tuple[str, int, int]]) -> None
         floor = re.sub(r"^      gpu: \{.*\}$",
                        f"      gpu: {{products: [{product}], memory_gib: {mem}, per_node: 8, nodes: {nodes}}}",
                        block[0], flags=re.MULTILINE)
-        floor = re.sub(r"^      scheduling: \{node_selector: \{[^}]*\}\}$",
-                       f"      scheduling: {{node_selector: {{nvidia.com/gpu.product: {product}}}}}",
+        floor = re.sub(r"^      scheduling: \{node_selector: \{[^}]*\}",
+                       f"      scheduling: {{node_selector: {{nvidia.com/gpu.product: {product}}}",
                        floor, flags=re.MULTILINE)
         text = text[:block.start()] + floor + text[block.end():]
     data.write_text(text, encoding="utf-8")

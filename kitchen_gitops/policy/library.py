@@ -543,15 +543,41 @@ def _check_floor_section(fail: Any, path: tuple[Any, ...], section: str, item: A
 
 def _check_scheduling_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None:
     """``scheduling``: the node labels every server of the environment is scheduled by
-    (``node_selector``: label → value, each in the environment's ``cluster.node_selector``)."""
-    if not isinstance(item, dict) or set(item) != {"node_selector"}:
-        raise fail(path, "a mapping of node_selector")
-    selector = item["node_selector"]
-    if not isinstance(selector, dict) or not selector:
-        raise fail((*path, "node_selector"), "a mapping of node label to its value")
-    for label, value in selector.items():
-        if not isinstance(label, str) or not label.strip() or label != label.strip() or not isinstance(value, str):
-            raise fail((*path, "node_selector", label), "a node label and its value (a string; \"\" for none)")
+    (``node_selector``: label → value, each in the environment's ``cluster.node_selector``)
+    and the tolerations it may have (``tolerations``: each of the environment's one of them)."""
+    if not isinstance(item, dict) or not item or not set(item) <= {"node_selector", "tolerations"}:
+        raise fail(path, "a mapping of node_selector and tolerations")
+    if "node_selector" in item:
+        selector = item["node_selector"]
+        if not isinstance(selector, dict) or not selector:
+            raise fail((*path, "node_selector"), "a mapping of node label to its value")
+        for label, value in selector.items():
+            if not isinstance(label, str) or not label.strip() or label != label.strip() \
+                    or not isinstance(value, str):
+                raise fail((*path, "node_selector", label), "a node label and its value (a string; \"\" for none)")
+    if "tolerations" in item:
+        tolerations = item["tolerations"]
+        if not isinstance(tolerations, list):
+            raise fail((*path, "tolerations"), "a list of tolerations ([] for none)")
+        for i, toleration in enumerate(tolerations):
+            _check_toleration(fail, (*path, "tolerations", i), toleration)
+
+
+_TOLERATION_OPERATORS = ("Exists", "Equal")
+_TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _check_toleration(fail: Any, path: tuple[Any, ...], item: Any) -> None:
+    """One toleration a floor allows, as an environment's ``cluster.tolerations`` writes it."""
+    expected = ("a toleration: key (a taint's key), operator (Exists or Equal; Exists where none is given), "
+                "value (with Equal) and effect (NoSchedule, PreferNoSchedule or NoExecute; any where none is given)")
+    if not isinstance(item, dict) or not set(item) <= {"key", "operator", "value", "effect"}:
+        raise fail(path, expected)
+    key, operator, value, effect = (item.get(k) for k in ("key", "operator", "value", "effect"))
+    if not isinstance(key, str) or not key.strip() or key != key.strip() \
+            or operator not in (None, *_TOLERATION_OPERATORS) or effect not in (None, *_TOLERATION_EFFECTS) \
+            or not (value is None or isinstance(value, str)):
+        raise fail(path, expected)
 
 
 def _check_baseline_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None:

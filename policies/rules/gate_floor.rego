@@ -41,7 +41,8 @@
 #   `kitchen`; the registry alone would admit any image pushed to it). The cluster's GPUs are those of the floor (`gpu`:
 #   the product one of `products`; `memory_gib`, `per_node` and `nodes` at most), and
 #   every node label of the floor's `scheduling.node_selector` is in the environment's,
-#   with its value. An environment the floors do not name is
+#   with its value, and every toleration of the environment one of the floor's
+#   `scheduling.tolerations` where it lists them. An environment the floors do not name is
 #   held to the `unnamed` floor (the strictest), and every environment to the floor of
 #   its cluster too.
 # custom:
@@ -515,6 +516,44 @@ violation contains v if {
 selector_text(key, null) := sprintf("schedules its servers without node label %s", [key])
 
 selector_text(key, got) := sprintf("schedules its servers on node label %s: %v", [key, got]) if got != null
+
+# The taints the environment's servers tolerate: each toleration of cluster.tolerations one
+# of the floor's scheduling.tolerations (key, operator, value and effect alike), where the
+# floor lists them. Any other would let prod's servers onto nodes the platform keeps them
+# off: the control plane, a cordoned or failing node, another team's dedicated pool.
+violation contains v if {
+	some name in applies
+	allowed := named[name].scheduling.tolerations
+	some i, t in object.get(data.kitchen.lib.env, ["cluster", "tolerations"], [])
+	not tolerated(t, allowed)
+	listed := concat("; ", [toleration_text(a) | some a in allowed])
+	v := floor_violation(sprintf("cluster.tolerations.%d", [i]), sprintf("has its servers tolerate %s", [toleration_text(t)]), name, sprintf("cluster.tolerations each one of: %s", [listed]))
+}
+
+tolerated(t, allowed) if {
+	some a in allowed
+	toleration(a) == toleration(t)
+}
+
+# a toleration as Kubernetes reads it: operator Exists where none is given
+toleration(t) := {
+	"key": object.get(t, "key", null),
+	"operator": object.get(t, "operator", "Exists"),
+	"value": object.get(t, "value", null),
+	"effect": object.get(t, "effect", null),
+}
+
+toleration_text(t) := sprintf("%v %v %v, effect %v", [n.key, n.operator, value_text(n.value), effect_text(n.effect)]) if {
+	n := toleration(t)
+}
+
+value_text(null) := "(any value)"
+
+value_text(v) := sprintf("%v", [v]) if v != null
+
+effect_text(null) := "any"
+
+effect_text(e) := sprintf("%v", [e]) if e != null
 
 # The Prometheus KEDA queries for the autoscaling signal, sending it the querier's token
 # (serving.autoscaling.authentication): one of the floor's list, where the environment

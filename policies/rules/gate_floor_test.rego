@@ -19,7 +19,9 @@ floors := {
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15},
 			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "memory_gib": 80, "per_node": 8, "nodes": 1},
 			"autoscaling": {"prometheus_urls": ["https://thanos-querier.openshift-monitoring.svc:9092"]},
-			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"}},
+			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"},
+				"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+					{"key": "kitchen.example.com/dedicated", "operator": "Equal", "value": "inference", "effect": "NoSchedule"}]},
 			"serving": {"min_replicas": 1, "deployment_modes": ["RawDeployment"]},
 			"images": {"vllm": ["registry.prod.internal:5000/vllm/vllm-openai"], "kitchen": ["registry.prod.internal:5000/platform/kitchen"]},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
@@ -521,6 +523,33 @@ test_fail_node_label_changed if {
 
 test_pass_node_selector_narrower if {
 	count(violations({"environment": {"cluster": {"node_selector": {"zone": "a"}}}})) == 0
+}
+
+# The taints the servers tolerate: each toleration one of the floor's, field for field.
+tolerating(tolerations) := violations({"environment": {"cluster": {"tolerations": tolerations}}})
+
+test_pass_tolerations_of_the_floor if {
+	count(tolerating([
+		{"key": "nvidia.com/gpu", "effect": "NoSchedule"}, # Exists where no operator is given
+		{"key": "kitchen.example.com/dedicated", "operator": "Equal", "value": "inference", "effect": "NoSchedule"},
+	])) == 0
+	count(tolerating([])) == 0
+}
+
+test_fail_toleration_of_the_control_plane if {
+	vs := tolerating([
+		{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+		{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+	])
+	only_at(vs, "cluster.tolerations.1")
+	some v in vs
+	contains(v.msg, "tolerate node-role.kubernetes.io/control-plane Exists")
+}
+
+test_fail_toleration_wider_than_the_floor if {
+	# any effect, where the floor allows NoSchedule only; any value of the key
+	only_at(tolerating([{"key": "nvidia.com/gpu", "operator": "Exists"}]), "cluster.tolerations.0")
+	only_at(tolerating([{"key": "kitchen.example.com/dedicated", "operator": "Exists", "effect": "NoSchedule"}]), "cluster.tolerations.0")
 }
 
 # The Prometheus KEDA queries with the querier's token: the floor's, where the environment
