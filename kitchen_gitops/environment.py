@@ -127,8 +127,12 @@ DeploymentMode = Literal["RawDeployment", "Serverless"]
 DEPLOYMENT_MODES: tuple[str, ...] = get_args(DeploymentMode)
 
 
+ServingApi = Literal["InferenceService", "LLMInferenceService"]
+SERVING_APIS: tuple[str, ...] = get_args(ServingApi)
+
+
 class Serving(Strict):
-    api: Literal["InferenceService", "LLMInferenceService"] = Field(
+    api: ServingApi = Field(
         default="InferenceService",
         description="the KServe API each tenant's base is served through: an InferenceService "
         "(serving.kserve.io/v1beta1) with a vLLM ServingRuntime, or an LLMInferenceService "

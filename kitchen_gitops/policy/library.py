@@ -460,7 +460,7 @@ _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "observability": ("monitoring_namespaces", "dashboard_namespaces"),
     "gpu": ("products",),
     "autoscaling": ("prometheus_urls",),
-    "serving": ("deployment_modes",),
+    "serving": ("deployment_modes", "apis"),
     "images": ("vllm", "kitchen"),  # the repositories (no tag, no digest) of the environment's images
 }
 # The lists of names of Kubernetes objects (DNS labels): any other value could never be the
@@ -482,7 +482,7 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
     import ipaddress
 
     from ..catalog_fields import DNS1123_LABEL, DNS1123_SUBDOMAIN
-    from ..environment import DEPLOYMENT_MODES
+    from ..environment import DEPLOYMENT_MODES, SERVING_APIS
     from ..model import S3_BUCKET
 
     if (section, name) == ("storage", "buckets") and not S3_BUCKET.fullmatch(value):
@@ -497,6 +497,8 @@ def _floor_value_problem(section: str, name: str, value: str) -> str:
             return "an image repository, <registry>/<path>, without tag or digest"
     if (section, name) == ("serving", "deployment_modes") and value not in DEPLOYMENT_MODES:
         return f"{' or '.join(DEPLOYMENT_MODES)} (serving.deployment_mode)"
+    if (section, name) == ("serving", "apis") and value not in SERVING_APIS:
+        return f"{' or '.join(SERVING_APIS)} (serving.api)"
     if (section, name) == ("autoscaling", "prometheus_urls"):
         from ..scaling import prometheus_url
 

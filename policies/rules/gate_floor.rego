@@ -34,7 +34,9 @@
 #   every tenant's NetworkPolicy admits to vLLM's port; the platform's own where the
 #   environment names none), the dashboard's and Argo CD's namespaces, the Secret of the
 #   S3 credentials, the ConfigMap of the CA that verifies S3's certificate and KServe's
-#   deployment mode (Serverless admits the mesh's and Knative's namespaces); and so is
+#   deployment mode (Serverless admits the mesh's and Knative's namespaces) and API
+#   (`serving.apis`: an LLMInferenceService runs the llm-d scheduler, from the platform's
+#   KServe configuration, in every tenant's namespace); and so is
 #   the Prometheus that KEDA queries (with the querier's token) where it autoscales
 #   (`autoscaling.prometheus_urls`), and the repository of the vLLM image and of the
 #   conformance Job's image, which holds the evidence signing key (`images`: `vllm`,
@@ -452,6 +454,10 @@ picked := {
 		"what": "renders its dashboard into namespace %v",
 	},
 	"serving.deployment_mode": {"floor": ["serving", "deployment_modes"], "what": "serves in KServe's %v mode"},
+	"serving.api": {
+		"floor": ["serving", "apis"], "got": object.get(data.kitchen.lib.env, ["serving", "api"], "InferenceService"),
+		"what": "serves every tenant through KServe's %v",
+	},
 	"argocd.namespace": {"floor": ["argocd", "namespaces"], "what": "puts its Application in namespace %v"},
 	"storage.s3.secret": {"floor": ["storage", "secrets"], "what": "reads its S3 credentials from Secret %v"},
 	"cluster.gpu.product": {"floor": ["gpu", "products"], "what": "plans for GPU %v"},

@@ -22,7 +22,7 @@ floors := {
 			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"},
 				"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
 					{"key": "kitchen.example.com/dedicated", "operator": "Equal", "value": "inference", "effect": "NoSchedule"}]},
-			"serving": {"min_replicas": 1, "deployment_modes": ["RawDeployment"]},
+			"serving": {"min_replicas": 1, "deployment_modes": ["RawDeployment"], "apis": ["InferenceService"]},
 			"images": {"vllm": ["registry.prod.internal:5000/vllm/vllm-openai"], "kitchen": ["registry.prod.internal:5000/platform/kitchen"]},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
 				"destination_servers": ["https://kubernetes.default.svc"], "namespaces": ["openshift-gitops"]},
@@ -523,6 +523,18 @@ test_fail_node_label_changed if {
 
 test_pass_node_selector_narrower if {
 	count(violations({"environment": {"cluster": {"node_selector": {"zone": "a"}}}})) == 0
+}
+
+# The KServe API every tenant is served through: one of the floor's.
+test_fail_serving_api_not_in_floor if {
+	vs := violations({"environment": {"serving": {"api": "LLMInferenceService"}}})
+	only_at(vs, "serving.api")
+	some v in vs
+	contains(v.msg, "serves every tenant through KServe's LLMInferenceService")
+}
+
+test_pass_serving_api_defaulted if {
+	count(violations({"environment": {"serving": {"api": "InferenceService"}}})) == 0
 }
 
 # The taints the servers tolerate: each toleration one of the floor's, field for field.
