@@ -228,8 +228,19 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
     for k, name in enumerate(env_names):
         prev = env_names[k - 1] if k else None
         (out / f"environments/{name}.yaml").write_text(_environment(k, name, prev, tenants))
+    _approved_bases(data, bases)
     _evidence_baselines(out)
     return out
+
+
+def _approved_bases(data: Path, bases: int) -> None:
+    """The organisation's bases in place of the example's, in every floor that lists the
+    bases security approved."""
+    lines = "".join(f"        base-{i:03d}@1.{i % 3}: pvc://models-base/base/base-{i:03d}/1.{i % 3}/\n"
+                    for i in range(bases))
+    text = re.sub(r"^      approved_bases:.*\n(?: {8}.*\n)*", f"      approved_bases:\n{lines}",
+                  data.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    data.write_text(text, encoding="utf-8")
 
 
 def _own_clusters(data: Path, clusters: dict[str, tuple[str, int, int]]) -> None:

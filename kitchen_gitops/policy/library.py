@@ -472,7 +472,7 @@ _FLOOR_NAME_LISTS = frozenset({("argocd", "namespaces"), ("storage", "secrets"),
 _FLOOR_EMPTY_LISTS = frozenset({("storage", "egress_cidrs")})
 FLOOR_KEYS = tuple(dict.fromkeys(("strictness", *_FLOOR_FLAGS, *_FLOOR_LISTS, "promotes_from", *FLOOR_LIMITS,
                                   *FLOOR_RENDERED, *_FLOOR_SECTION_LISTS, "scheduling",
-                                  "promotion_baseline")))
+                                  "promotion_baseline", "approved_bases")))
 _FLAVOR_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -600,6 +600,32 @@ def _check_baseline_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None:
             raise fail((*path, ref), "the flavor digest the evidence index records (sha256: and 64 hex digits)")
 
 
+def _check_approved_bases(fail: Any, path: tuple[Any, ...], item: Any) -> None:
+    """``approved_bases``: base version (name@version) → the source its weights are read
+    from, what security approved for the environment."""
+    from pydantic import TypeAdapter
+
+    from ..catalog_fields import PvcUri, Ref
+
+    if not isinstance(item, dict):
+        raise fail(path, "a mapping of base version (name@version) to the source of its weights")
+    claims = TypeAdapter(PvcUri)
+    for ref, source in item.items():
+        try:
+            written = str(Ref.model_validate(ref)) if isinstance(ref, str) else None
+        except ValueError:
+            written = None
+        if written != ref:
+            raise fail((*path, ref), "a base version, name@version", at_value=False)
+        try:
+            exact = isinstance(source, str) and claims.validate_python(source) == source
+        except ValueError:
+            exact = False
+        if not exact:
+            raise fail((*path, ref), "the source of the base's weights as its catalog file writes it "
+                       "(pvc://<claim>/<path>/)")
+
+
 def _check_floors(doc: Any, key: str, value: Any) -> None:
     """``gate_floors``: a wrong key or type here would silently drop a floor, so each is an error."""
     def fail(path: tuple[Any, ...], message: str, *, at_value: bool = True) -> PolicyError:
@@ -631,6 +657,8 @@ def _check_floors(doc: Any, key: str, value: Any) -> None:
                 _check_scheduling_floor(fail, path, item)
             if entry == "promotion_baseline":
                 _check_baseline_floor(fail, path, item)
+            if entry == "approved_bases":
+                _check_approved_bases(fail, path, item)
             if entry == "promotes_from" and item is not None and not (isinstance(item, str) and item in floors):
                 raise fail(path, "null or the name of another floor")
     unnamed = value.get("unnamed")

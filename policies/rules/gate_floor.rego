@@ -40,7 +40,10 @@
 #   the Prometheus that KEDA queries (with the querier's token) where it autoscales
 #   (`autoscaling.prometheus_urls`), and the repository of the vLLM image and of the
 #   conformance Job's image, which holds the evidence signing key (`images`: `vllm`,
-#   `kitchen`; the registry alone would admit any image pushed to it). The cluster's GPUs are those of the floor (`gpu`:
+#   `kitchen`; the registry alone would admit any image pushed to it). Every base the
+#   environment serves is one of the floor's `approved_bases` (name@version, read from the
+#   source the floor names with it) where it lists them: a base's own `license.approval`
+#   is written by the pull request that adds the base. The cluster's GPUs are those of the floor (`gpu`:
 #   the product one of `products`; `memory_gib`, `per_node` and `nodes` at most), and
 #   every node label of the floor's `scheduling.node_selector` is in the environment's,
 #   with its value, and every toleration of the environment one of the floor's
@@ -522,6 +525,28 @@ violation contains v if {
 selector_text(key, null) := sprintf("schedules its servers without node label %s", [key])
 
 selector_text(key, got) := sprintf("schedules its servers on node label %s: %v", [key, got]) if got != null
+
+# The bases the environment serves: each one a base version the floor approves, read from
+# the source the floor names with it (approved_bases: name@version → source), where the
+# floor lists them. A base's own license.approval is written by the pull request that adds
+# the base; the floor's list is security's.
+violation contains v if {
+	some name in applies
+	approved := named[name].approved_bases
+	some ref in {s.base | some s in data.kitchen.lib.services}
+	base := input.catalog.bases[ref]
+	object.get(approved, ref, null) != base.source
+	v := {
+		"msg": sprintf("environment %s serves base %s from %v, which the floor %s that policies/ sets for it does not approve", [data.kitchen.lib.env.name, ref, base.source, name]),
+		"at": lib.at(base, "source"),
+		"object": sprintf("Base/%s", [ref]),
+		"expected": approved_text(approved, ref, name),
+	}
+}
+
+approved_text(approved, ref, floor) := sprintf("%s from %v, as gate_floors.environments.%s.approved_bases in policies/data.yaml approves it (security's)", [ref, approved[ref], floor]) if approved[ref]
+
+else := sprintf("a base of gate_floors.environments.%s.approved_bases in policies/data.yaml (security's): %s", [floor, concat(", ", sort(object.keys(approved)))])
 
 # The taints the environment's servers tolerate: each toleration of cluster.tolerations one
 # of the floor's scheduling.tolerations (key, operator, value and effect alike), where the

@@ -23,6 +23,7 @@ floors := {
 				"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
 					{"key": "kitchen.example.com/dedicated", "operator": "Equal", "value": "inference", "effect": "NoSchedule"}]},
 			"serving": {"min_replicas": 1, "deployment_modes": ["RawDeployment"], "apis": ["InferenceService"]},
+			"approved_bases": {"qwen@2.5": "pvc://models/base/qwen/2.5/"},
 			"images": {"vllm": ["registry.prod.internal:5000/vllm/vllm-openai"], "kitchen": ["registry.prod.internal:5000/platform/kitchen"]},
 			"argocd": {"repo_urls": ["https://git.internal/catalog.git"], "target_revisions": ["main"], "projects": ["kitchen"], "manual_sync": true,
 				"destination_servers": ["https://kubernetes.default.svc"], "namespaces": ["openshift-gitops"]},
@@ -365,10 +366,15 @@ test_fail_flavor_from_another_bucket if {
 	contains(v.msg, "from s3 bucket public-models")
 }
 
+# the violations of the storage floor alone (a base from another source is no approved base either)
+storage(vs) := {v | some v in vs; not contains(v.msg, "does not approve")}
+
 test_fail_base_from_another_bucket if {
 	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "s3://public-models/qwen/2.5/"}}}})
-	only_at(vs, "source")
-	some v in vs
+	only_at(storage(vs), "source")
+	some a in vs
+	contains(a.msg, "does not approve") # the floor's approved base is another source too
+	some v in storage(vs)
 	v.object == "Base/qwen@2.5"
 }
 
@@ -394,8 +400,10 @@ test_pass_image_with_a_tag_and_a_digest if {
 # a base's weights from a claim the floor does not list (one a tenant could write to)
 test_fail_base_from_another_claim if {
 	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "pvc://cs-llm-scratch/base/qwen/2.5/"}}}})
-	only_at(vs, "source")
-	some v in vs
+	only_at(storage(vs), "source")
+	some a in vs
+	contains(a.msg, "does not approve") # the floor's approved base is another source too
+	some v in storage(vs)
 	v.object == "Base/qwen@2.5"
 	contains(v.msg, "pvc claim cs-llm-scratch")
 	v.expected == "a claim of models"
@@ -404,7 +412,9 @@ test_fail_base_from_another_claim if {
 # the claim is compared whole: a claim whose name begins with an allowed one is another
 test_fail_base_from_a_claim_named_like_the_floors if {
 	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "pvc://models-copy/base/qwen/2.5/"}}}})
-	only_at(vs, "source")
+	only_at(storage(vs), "source")
+	some a in vs
+	contains(a.msg, "does not approve") # the floor's approved base is another source too
 }
 
 # a floor without claims (dev's) leaves the claim to the environment
@@ -523,6 +533,29 @@ test_fail_node_label_changed if {
 
 test_pass_node_selector_narrower if {
 	count(violations({"environment": {"cluster": {"node_selector": {"zone": "a"}}}})) == 0
+}
+
+# The bases served: each one the floor approves, from the source it names with it.
+test_fail_base_from_another_source if {
+	vs := violations({"catalog": {"bases": {"qwen@2.5": {"source": "pvc://models/base/qwen/2.5-tuned/"}}}})
+	count(vs) > 0
+	every v in vs {
+		v.at.path == "source"
+		contains(v.msg, "serves base qwen@2.5 from pvc://models/base/qwen/2.5-tuned/, which the floor prod")
+		contains(v.expected, "qwen@2.5 from pvc://models/base/qwen/2.5/")
+	}
+}
+
+test_fail_base_not_approved if {
+	patched := fixtures.with_patch({"environment": at_floor.environment, "catalog": {"bases": {"qwen@2.5": {"license": {"approval": {"approved": true, "approver": "me@example.com"}}}}}})
+	vs := gate_floor.violation with input as patched with data.kitchen.params.gate_floors as json.patch(floors, [{"op": "replace", "path": "/environments/prod/approved_bases", "value": {"llama@3.1": "pvc://models/base/llama/3.1/"}}])
+	count(vs) > 0
+	every v in vs {
+		# OPA merges the floors given here into the library's: the list may hold its bases too
+		contains(v.expected, "a base of gate_floors.environments.prod.approved_bases in policies/data.yaml (security's): ")
+		contains(v.expected, "llama@3.1")
+		not contains(v.expected, "qwen@2.5")
+	}
 }
 
 # The KServe API every tenant is served through: one of the floor's.
