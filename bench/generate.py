@@ -215,7 +215,9 @@ def generate_org(out: Path, *, bases: int = 20, flavors: int = 2000, tenants: in
                     .replace("registry.prod.kitchen.internal:5000", "registry.prod.example.internal:5000")
                     .replace("https://git.kitchen.internal/platform/kitchen-catalog.git",
                              "https://git.example.internal/platform/catalog.git")
-                    .replace("projects: [kitchen]", "projects: [default]"),
+                    .replace("projects: [kitchen]", "projects: [default]")
+                    .replace("https://git.kitchen.internal/platform/kitchen-catalog/-/blob/main/docs/operations.md",
+                             "docs/operations.md"),
                     encoding="utf-8")
     env_names = [("dev", "staging", "prod")[k] if envs <= 3 else f"env-{k:02d}" for k in range(envs)]
     _own_clusters(data, {name: _cluster(k, tenants) for k, name in enumerate(env_names)})

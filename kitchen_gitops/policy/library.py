@@ -457,7 +457,7 @@ FLOOR_RENDERED: dict[str, tuple[str, ...]] = {"serving": ("min_replicas",)}
 _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "argocd": ("repo_urls", "target_revisions", "projects", "destination_servers", "namespaces"),
     "storage": ("endpoints", "buckets", "claims", "egress_cidrs", "secrets", "ca_bundle_configmaps"),
-    "observability": ("monitoring_namespaces", "dashboard_namespaces"),
+    "observability": ("monitoring_namespaces", "dashboard_namespaces", "runbook_urls"),
     "gpu": ("products",),
     "autoscaling": ("prometheus_urls",),
     "serving": ("deployment_modes", "apis"),

@@ -32,7 +32,8 @@
 #   it lists none). What the environment names that kitchen writes into or trusts is
 #   one of the floor's lists where it lists them: the monitoring namespace (whose pods
 #   every tenant's NetworkPolicy admits to vLLM's port; the platform's own where the
-#   environment names none), the dashboard's and Argo CD's namespaces, the Secret of the
+#   environment names none), the runbook every alert links to (on-call follows it during
+#   an incident), the dashboard's and Argo CD's namespaces, the Secret of the
 #   S3 credentials, the ConfigMap of the CA that verifies S3's certificate and KServe's
 #   deployment mode (Serverless admits the mesh's and Knative's namespaces) and API
 #   (`serving.apis`: an LLMInferenceService runs the llm-d scheduler, from the platform's
@@ -451,6 +452,10 @@ picked := {
 		"floor": ["observability", "monitoring_namespaces"], "got": data.kitchen.lib.monitoring_namespace,
 		"what": "admits namespace %v to every tenant's vLLM port (its monitoring namespace)",
 		"at": monitoring_at,
+	},
+	"observability.runbook_url": {
+		"floor": ["observability", "runbook_urls"],
+		"what": "links every alert to the runbook at %v",
 	},
 	"observability.dashboard_namespace": {
 		"floor": ["observability", "dashboard_namespaces"],

@@ -15,7 +15,8 @@ floors := {
 			"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
 			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10,
-				"monitoring_namespaces": ["openshift-user-workload-monitoring"], "dashboard_namespaces": ["kitchen-conformance"]},
+				"monitoring_namespaces": ["openshift-user-workload-monitoring"], "dashboard_namespaces": ["kitchen-conformance"],
+				"runbook_urls": ["docs/operations.md"]},
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15},
 			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "memory_gib": 80, "per_node": 8, "nodes": 1},
 			"autoscaling": {"prometheus_urls": ["https://thanos-querier.openshift-monitoring.svc:9092"]},
@@ -47,6 +48,7 @@ at_floor := fixtures.with_patch({
 		"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
 		"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
 		"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10, "dashboard_namespace": "kitchen-conformance",
+			"runbook_url": "docs/operations.md",
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15}},
 		"argocd": {"namespace": "openshift-gitops"},
 		"storage": {"s3": {"secret": "kitchen-s3-credentials", "ca_bundle_configmap": "kitchen-internal-ca"}},
@@ -556,6 +558,14 @@ test_fail_base_not_approved if {
 		contains(v.expected, "llama@3.1")
 		not contains(v.expected, "qwen@2.5")
 	}
+}
+
+# The runbook every alert links to: one of the floor's (on-call follows it in an incident).
+test_fail_runbook_elsewhere if {
+	vs := violations({"environment": {"observability": {"runbook_url": "https://runbooks.example.com/kitchen"}}})
+	only_at(vs, "observability.runbook_url")
+	some v in vs
+	contains(v.msg, "links every alert to the runbook at https://runbooks.example.com/kitchen")
 }
 
 # The KServe API every tenant is served through: one of the floor's.
