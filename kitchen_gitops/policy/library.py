@@ -441,6 +441,9 @@ _FLOOR_LISTS = ("registries", "licenses", "trust_remote_code")
 FLOOR_LIMITS: dict[str, tuple[str, ...]] = {
     "slo": ("ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "min_output_tokens_per_s", "goodput_min_ratio"),
     "conformance": ("requests", "concurrency", "output_tokens", "prompt_tokens", "isolation_max_flip_rate"),
+    # the most load the conformance Job puts on the environment's live servers (conformance)
+    "conformance_max": ("requests", "concurrency", "output_tokens", "prompt_tokens", "readiness_timeout_s",
+                        "active_deadline_s"),
     "observability": ("scrape_interval_s", "slo_for_minutes"),
     "saturation": ("kv_cache_usage_max", "requests_waiting_max", "for_minutes"),  # observability.saturation
     "gpu": ("memory_gib", "per_node", "nodes"),  # cluster.gpu

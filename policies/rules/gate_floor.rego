@@ -10,7 +10,9 @@
 #   says. What the environment asks of its own serving is floored too: its SLOs (latency
 #   objectives at most the floor's, output-token rate and goodput at least), the load of
 #   its conformance job (requests, concurrency, output and prompt tokens at least, the
-#   isolation flip rate at most), its observability (on where the floor says so,
+#   isolation flip rate at most; and, as `conformance_max` says, the load, the readiness
+#   wait and the deadline at most, for the Job runs against the live servers after every
+#   sync), its observability (on where the floor says so,
 #   scraped and alerting at least as often, the saturation alerts' thresholds and
 #   waits at most the floor's) and the replicas every rendered
 #   InferenceService or LLMInferenceService runs (`serving.min_replicas`: a tenant's
@@ -174,16 +176,23 @@ limits := {
 		"requests": "min", "concurrency": "min", "output_tokens": "min", "prompt_tokens": "min",
 		"isolation_max_flip_rate": "max",
 	},
+	"conformance_max": {
+		"requests": "max", "concurrency": "max", "output_tokens": "max", "prompt_tokens": "max",
+		"readiness_timeout_s": "max", "active_deadline_s": "max",
+	},
 	"observability": {"scrape_interval_s": "max", "slo_for_minutes": "max"},
 	"saturation": {"kv_cache_usage_max": "max", "requests_waiting_max": "max", "for_minutes": "max"},
 	"gpu": {"memory_gib": "max", "per_node": "max", "nodes": "max"},
 }
 
 # Where a section of limits is in the environment: its own name, but for the saturation
-# alerts' thresholds (observability.saturation) and the cluster's GPUs (cluster.gpu: more
+# alerts' thresholds (observability.saturation), the cluster's GPUs (cluster.gpu: more
 # memory, GPUs or nodes than the cluster has would plan servers that never start and hide
-# an over-committed quota).
+# an over-committed quota) and the most the conformance Job may load the servers with
+# (conformance: the Job runs against the environment's live servers after every sync).
 section_path(section) := ["observability", "saturation"] if section == "saturation"
+
+else := ["conformance"] if section == "conformance_max"
 
 else := ["cluster", "gpu"] if section == "gpu"
 

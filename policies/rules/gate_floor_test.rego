@@ -14,6 +14,7 @@ floors := {
 			"licenses": ["Apache-2.0"], "trust_remote_code": [], "promotes_from": "staging",
 			"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
 			"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
+			"conformance_max": {"requests": 1024, "concurrency": 64, "output_tokens": 512, "prompt_tokens": 4096, "readiness_timeout_s": 3600, "active_deadline_s": 7200},
 			"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10,
 				"monitoring_namespaces": ["openshift-user-workload-monitoring"], "dashboard_namespaces": ["kitchen-conformance"],
 				"runbook_urls": ["docs/operations.md"]},
@@ -46,7 +47,8 @@ at_floor := fixtures.with_patch({
 		"promotes_from": "staging",
 		"gates": {"strictness": "strict", "fail_on_warn": true, "air_gapped": true, "require_evaluation": true},
 		"slo": {"ttft_p95_ms": 500, "tpot_p95_ms": 40, "e2e_p95_ms": 6000, "min_output_tokens_per_s": 800, "goodput_min_ratio": 0.95},
-		"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25},
+		"conformance": {"requests": 128, "concurrency": 16, "output_tokens": 128, "prompt_tokens": 48, "isolation_max_flip_rate": 0.25,
+			"readiness_timeout_s": 900, "active_deadline_s": 1800},
 		"observability": {"enabled": true, "scrape_interval_s": 30, "slo_for_minutes": 10, "dashboard_namespace": "kitchen-conformance",
 			"runbook_url": "docs/operations.md",
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15}},
@@ -182,7 +184,7 @@ test_fail_alerts_slower if {
 test_fail_sections_missing if {
 	patched := json.remove(at_floor, ["environment/slo", "environment/conformance"])
 	vs := gate_floor.violation with input as patched with data.kitchen.params.gate_floors as floors
-	count(vs) == 10
+	count(vs) == 16 # five objectives, five fields of the least load, six of the most
 }
 
 # a floor without them floors nothing there (dev)
@@ -558,6 +560,15 @@ test_fail_base_not_approved if {
 		contains(v.expected, "llama@3.1")
 		not contains(v.expected, "qwen@2.5")
 	}
+}
+
+# The conformance Job's load on the live servers: at most the floor's.
+test_fail_conformance_load_above_the_floor if {
+	vs := violations({"environment": {"conformance": {"concurrency": 10000, "requests": 128}}})
+	only_at(vs, "conformance.concurrency")
+	some v in vs
+	v.expected == "conformance.concurrency at most 64"
+	only_at(violations({"environment": {"conformance": {"active_deadline_s": 604800}}}), "conformance.active_deadline_s")
 }
 
 # The runbook every alert links to: one of the floor's (on-call follows it in an incident).
