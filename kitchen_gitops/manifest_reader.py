@@ -11,6 +11,8 @@ non-string keys) goes through PyYAML's SafeLoader in full.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, ClassVar
 
 import orjson
@@ -28,8 +30,90 @@ _CACHE_LIMIT = 200_000
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class AmbiguousScalar(yaml.YAMLError):
+    """A plain scalar that YAML 1.1 readers (Kubernetes' own, PyYAML) and YAML 1.2 readers
+    (kustomize's, go-yaml v3) read as different values — ``no`` a boolean or a string,
+    ``010`` eight or ten, ``1e3`` a string or a number, ``<<`` a merge or a key: what the
+    gate read might not be what is applied.  kitchen writes every value it means as JSON."""
+
+
+# YAML 1.2's core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution)
+_CORE_NULL = re.compile(r"~|null|Null|NULL|")
+_CORE_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_CORE_INT = re.compile(r"[-+]?[0-9]+")
+_CORE_OCT = re.compile(r"0o[0-7]+")
+_CORE_HEX = re.compile(r"0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_CORE_INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
+_CORE_NAN = re.compile(r"\.(?:nan|NaN|NAN)")
+
+
+# what YAML 1.1 resolves a plain scalar to and YAML 1.2's core schema has no type for
+_NOT_CORE = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value", "tag:yaml.org,2002:timestamp"})
+
+
+def core_value(text: str) -> Any:
+    """What a YAML 1.2 reader of the core schema makes of the plain scalar ``text``."""
+    if _CORE_NULL.fullmatch(text):
+        return None
+    if text in _CORE_BOOL:
+        return _CORE_BOOL[text]
+    if _CORE_INT.fullmatch(text):
+        return int(text, 10)
+    if _CORE_OCT.fullmatch(text):
+        return int(text[2:], 8)
+    if _CORE_HEX.fullmatch(text):
+        return int(text[2:], 16)
+    if _CORE_FLOAT.fullmatch(text):
+        return float(text)
+    if _CORE_INF.fullmatch(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _CORE_NAN.fullmatch(text):
+        return math.nan
+    return text
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+
+
+def readers_agree(tag: str, text: str) -> bool:
+    """Whether YAML 1.1 (``tag``, as PyYAML resolved it) and YAML 1.2 read the plain scalar
+    ``text`` as the same value."""
+    core = core_value(text)
+    if tag == _STR:
+        return type(core) is str
+    if tag in _NOT_CORE:
+        return False  # a merge key, a value key, a date: strings to YAML 1.2
+    if tag not in _SIMPLE_SCALARS:
+        return True  # an explicit tag of its own (!!binary): no implicit reading to differ
+    try:
+        old = yaml.SafeLoader.yaml_constructors[tag](_constructor, ScalarNode(tag, text))
+    except (ValueError, TypeError, yaml.YAMLError):
+        return False
+    return _same(old, core)
+
+
+def _ambiguous(value: str, mark: Any) -> AmbiguousScalar:
+    line = f" (line {mark.line + 1} of the rendered text)" if mark is not None else ""
+    return AmbiguousScalar(f"the plain scalar {value!r} is read as {_as_read(value)}{line}; "
+                           "expected a value every YAML reader reads alike (quoted, or written as JSON)")
+
+
+def _as_read(value: str) -> str:
+    old = "a merge of mappings" if value == "<<" else repr(yaml.safe_load(value))
+    return f"{old} by YAML 1.1 readers and {core_value(value)!r} by YAML 1.2 readers"
+
+
+_AMBIGUOUS = "ambiguous"  # the cached answer for a plain scalar the readers disagree on
+
+
 class _Loader(_Base):  # type: ignore[misc]
-    """libyaml's composer with the implicit tag of each distinct scalar resolved once."""
+    """libyaml's composer with the implicit tag of each distinct scalar resolved once, and
+    a plain scalar that YAML 1.1 and 1.2 readers read differently refused
+    (:class:`AmbiguousScalar`)."""
 
     _tags: ClassVar[dict[tuple[str, tuple[bool, bool]], str]] = {}
 
@@ -42,9 +126,13 @@ class _Loader(_Base):  # type: ignore[misc]
         tag = self._tags.get(key)
         if tag is None:
             tag = super().resolve(kind, value, implicit)
+            if implicit[0] and not readers_agree(tag, value):
+                tag = _AMBIGUOUS
             if len(self._tags) >= _CACHE_LIMIT:
                 self._tags.clear()
             self._tags[key] = tag
+        if tag is _AMBIGUOUS:
+            raise _ambiguous(value, None)
         return tag
 
     # SafeLoader has no path resolvers: nothing to track while descending
@@ -67,7 +155,9 @@ def _duplicate(key: ScalarNode) -> DuplicateKey:
 
 
 def check_duplicates(node: Node) -> None:
-    """Raise :class:`DuplicateKey` for a mapping of ``node``'s tree that holds a key twice."""
+    """Raise :class:`DuplicateKey` for a mapping of ``node``'s tree that holds a key twice,
+    and :class:`AmbiguousScalar` for a plain scalar that YAML 1.1 and 1.2 readers read
+    differently (a node composed by a loader other than this module's)."""
     stack = [node]
     seen_nodes: set[int] = set()  # an alias reaches a node again, or even one it is inside
     while stack:
@@ -75,6 +165,8 @@ def check_duplicates(node: Node) -> None:
         if id(n) in seen_nodes:
             continue
         seen_nodes.add(id(n))
+        if isinstance(n, ScalarNode) and not n.style and not readers_agree(n.tag, n.value):
+            raise _ambiguous(n.value, n.start_mark)
         if isinstance(n, MappingNode):
             seen: set[str] = set()
             for k, v in n.value:
@@ -125,6 +217,9 @@ def load_manifest(text: str) -> Any:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+    except AmbiguousScalar:
+        _locate_ambiguous(text)
+        raise
     finally:
         loader.dispose()
     if node is None:
@@ -134,6 +229,18 @@ def load_manifest(text: str) -> Any:
     except (_Unsupported, TypeError, RecursionError):
         check_duplicates(node)
         return yaml.load(text, Loader=_Base)
+
+
+def _locate_ambiguous(text: str) -> None:
+    """Raise the :class:`AmbiguousScalar` of ``text`` with its line (the composer that
+    refused it does not say where it was)."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Base))
+    except yaml.YAMLError:
+        return
+    for node in nodes:
+        if node is not None:
+            check_duplicates(node)
 
 
 # Stands for the namespace while a text is read.  No DNS-1123 name holds "~" or "_", and

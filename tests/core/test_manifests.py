@@ -22,8 +22,7 @@ def test_every_committed_manifest_reads_as_safeloader_reads_it() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "a: 1\nb: 2.5\nc: true\nd: null\ne: 2026-12-01\nf: '1'\ng: yes\nh: 0x1f\ni: .inf\n",
-    "base: &b {x: 1, y: [1, 2]}\nother:\n  <<: *b\n  y: 3\n",  # merge keys
+    "a: 1\nb: 2.5\nc: true\nd: null\ne: '2026-12-01'\nf: '1'\ng: 'yes'\nh: 0x1f\ni: .inf\nj: 07\n",
     "s: !!set {a, b}\n",
     "bin: !!binary aGVsbG8=\n",
     "? [a, b]\n: complex key\n",
@@ -41,6 +40,29 @@ def test_special_yaml_reads_the_same(text: str) -> None:
             load_manifest(text)
         return
     assert load_manifest(text) == want
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("a: 1\ng: yes\n", 2),  # a boolean to YAML 1.1, a string to YAML 1.2
+    ("metadata:\n  labels:\n    on: 'x'\n", 3),  # a key as well
+    ("replicas: 010\n", 1),  # eight, or ten
+    ("x: 1e3\n", 1),  # a string, or a thousand
+    ("x: 0o17\n", 1),
+    ("x: 1_000\n", 1),
+    ("x: 1:20\n", 1),  # sexagesimal: eighty
+    ("e: 2026-12-01\n", 1),  # a date, or a string
+    ("base: &b {x: 1, y: [1, 2]}\nother:\n  <<: *b\n  y: 3\n", 3),  # a merge, or a key named <<
+    ("a: [1, 2, off]\n", 1),
+])
+def test_a_scalar_yaml_readers_read_differently_is_refused(text: str, line: int) -> None:
+    """Kubernetes' reader (YAML 1.1) and kustomize's (YAML 1.2) would apply different
+    objects: the gate could pass one while the cluster gets the other."""
+    from kitchen_gitops.closed_world import read_documents
+    from kitchen_gitops.manifest_reader import AmbiguousScalar, ManifestReader
+
+    for read in (load_manifest, read_documents, lambda t: ManifestReader().read(t, "cs-llm", "x.yaml.j2")):
+        with pytest.raises(AmbiguousScalar, match=rf"YAML 1.1 readers .* YAML 1.2 readers \(line {line} of"):
+            read(text)
 
 
 def test_not_one_document_is_an_error() -> None:
@@ -65,6 +87,8 @@ def _ruled(namespace: str, spec: str) -> str:
 ])
 @pytest.mark.parametrize("namespace", ["cs-llm", "123", "yes", "x41", "null"])
 def test_reader_reads_as_the_text_says(spec: str, namespace: str) -> None:
+    """As libyaml reads the text, or refused as it refuses it (a plain ``yes``, which YAML
+    1.2 readers read as a string, refused too)."""
     from kitchen_gitops.manifest_reader import ManifestReader
 
     reader = ManifestReader()
@@ -72,6 +96,8 @@ def test_reader_reads_as_the_text_says(spec: str, namespace: str) -> None:
         text = _ruled(ns, spec.replace("NS", ns))
         try:
             want = yaml.load(text, Loader=yaml.CSafeLoader)
+            if ns == "yes":  # the namespace is a plain scalar in the header
+                raise yaml.YAMLError("read differently by YAML 1.2 readers")
         except yaml.YAMLError:
             with pytest.raises(yaml.YAMLError):
                 reader.read(text, ns)
