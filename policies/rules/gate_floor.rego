@@ -569,7 +569,10 @@ else := sprintf("a base of gate_floors.environments.%s.approved_bases in policie
 violation contains v if {
 	some name in applies
 	allowed := named[name].scheduling.tolerations
-	some i, t in object.get(data.kitchen.lib.env, ["cluster", "tolerations"], [])
+	tolerations := object.get(data.kitchen.lib.env, ["cluster", "tolerations"], [])
+	is_array(tolerations)
+	some i, t in tolerations
+	is_object(t)
 	not tolerated(t, allowed)
 	listed := concat("; ", [toleration_text(a) | some a in allowed])
 	v := floor_violation(sprintf("cluster.tolerations.%d", [i]), sprintf("has its servers tolerate %s", [toleration_text(t)]), name, sprintf("cluster.tolerations each one of: %s", [listed]))
