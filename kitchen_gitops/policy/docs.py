@@ -43,7 +43,8 @@ environment by name and cluster (`gate_floors`), evaluation floors per metric \
 (`evaluation_metrics`), waiver limits; the waivers |
 | `environments/` | platform | cluster facts, images, serving defaults; gates **at or above** their floor |
 | `templates/`, `rendered/` | platform | how manifests are written; the rendered output Argo CD syncs |
-| `catalog/bases/` | platform + security | base models and their license approval |
+| `catalog/bases/` | platform or security | base models and their license approval record; which bases \
+a gated environment may serve is security's (`approved_bases` in its floor) |
 | `catalog/flavors/`, `catalog/tenants/` | AI teams (+ platform for tenants) | adapters, evaluations, \
 quotas, which flavors run where |
 
