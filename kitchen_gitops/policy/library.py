@@ -585,19 +585,23 @@ def _check_toleration(fail: Any, path: tuple[Any, ...], item: Any) -> None:
         raise fail(path, expected)
 
 
+def _is_ref(ref: Any) -> bool:
+    """Whether ``ref`` is a catalog version, name@version, exactly as the catalog writes it."""
+    from ..catalog_fields import Ref
+
+    try:
+        return isinstance(ref, str) and str(Ref.model_validate(ref)) == ref
+    except ValueError:
+        return False
+
+
 def _check_baseline_floor(fail: Any, path: tuple[Any, ...], item: Any) -> None:
     """``promotion_baseline``: flavor version (name@version) → its flavor digest, what
     security accepted as served before the environment required promotion evidence."""
-    from ..catalog_fields import Ref
-
     if not isinstance(item, dict):
         raise fail(path, "a mapping of flavor version (name@version) to its digest (sha256:…)")
     for ref, digest in item.items():
-        try:
-            written = str(Ref.model_validate(ref)) if isinstance(ref, str) else None
-        except ValueError:
-            written = None
-        if written != ref:
+        if not _is_ref(ref):
             raise fail((*path, ref), "a flavor version, name@version", at_value=False)
         if not (isinstance(digest, str) and _FLAVOR_DIGEST.fullmatch(digest)):
             raise fail((*path, ref), "the flavor digest the evidence index records (sha256: and 64 hex digits)")
@@ -608,17 +612,13 @@ def _check_approved_bases(fail: Any, path: tuple[Any, ...], item: Any) -> None:
     from, what security approved for the environment."""
     from pydantic import TypeAdapter
 
-    from ..catalog_fields import PvcUri, Ref
+    from ..catalog_fields import PvcUri
 
     if not isinstance(item, dict):
         raise fail(path, "a mapping of base version (name@version) to the source of its weights")
     claims = TypeAdapter(PvcUri)
     for ref, source in item.items():
-        try:
-            written = str(Ref.model_validate(ref)) if isinstance(ref, str) else None
-        except ValueError:
-            written = None
-        if written != ref:
+        if not _is_ref(ref):
             raise fail((*path, ref), "a base version, name@version", at_value=False)
         try:
             exact = isinstance(source, str) and claims.validate_python(source) == source
