@@ -488,8 +488,9 @@ class _EnvironmentJob:
         read is as it was."""
         found, doc, namespaces = self.render(name)
         answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
+        sources = {ref: f.source for ref, f in self.outcome.catalog.flavors.items()}  # what the slices group by
         evaluation = start_environment(self.library, engine, name, doc, self.outcome.catalog.locate, answers,
-                                       namespaces=namespaces)
+                                       namespaces=namespaces, sources=sources)
         return _Joined(found, evaluation, answers.flush if answers is not None else None)
 
     def render(self, name: str) -> tuple[list[Finding], dict[str, Any], list[str | None]]:

@@ -90,20 +90,26 @@ keeps each answer in its cache, by the bytes of the input it was given):
 - `whole` (the default): the whole input.
 - `environment`: the whole input but the tenants' resources — the catalog, the plan, the
   promotion section and the resources in no tenant's namespace (the conformance Job,
-  cluster-scoped objects). For a rule about the environment, the catalog as a whole or a
-  total over the tenants.
+  cluster-scoped objects). For a rule about the environment or the catalog as a whole.
+- `plan`: the same without the catalog's flavors — the environment, the promotion
+  section, the plan of every tenant, the catalog's bases and tenants, and the resources in
+  no tenant's namespace. For a total over the tenants or the environment's own objects: an
+  edit of a flavor that leaves the plan as it was does not evaluate it again.
 - `tenant`: each slice of the input, never the whole. One slice per share of the tenants
   (32 shares, a tenant's fixed by its name) with the resources in their namespaces (their
   own and their InferenceServices'), the plan with only those tenants, their catalog
   entries and the flavors they list or serve; and one slice of the environment's own
-  resources, without tenants or flavors. Every slice has the environment, the promotion
-  section, every base, and of the plan its `environment`, `vllm_release` and `gpu`. The
-  violations of all the slices, united, are the rule's (one that every slice finds alike,
-  about the environment, is one). For a rule each of whose violations is found from one
-  tenant's own objects, plan and catalog entries.
+  resources, without tenants, with the flavors no tenant of the environment lists or
+  serves. A slice's flavors come with every flavor that loads the same `source` (a rule
+  may compare the flavors that share an adapter). Every slice has the environment, the
+  promotion section, every base, and of the plan its `environment`, `vllm_release` and
+  `gpu`. The violations of all the slices, united, are the rule's (one that every slice
+  finds alike, about the environment or a base, is one). For a rule each of whose
+  violations is found from one tenant's own objects, plan and catalog entries, or from one
+  flavor.
 
-A test holds every rule of the `environment` and `tenant` scopes to finding exactly what
-it finds on the whole input, on every acceptance case and generated input, on both
+A test holds every rule of the `environment`, `plan` and `tenant` scopes to finding exactly
+what it finds on the whole input, on every acceptance case and generated input, on both
 engines; none of the rules below needs the whole input.
 
 ## Rules

@@ -1,7 +1,7 @@
 """Evaluate the policy library over each environment's input, violations → findings.
 
 Each rule is evaluated on the part of the input its scope names — the whole input, the
-input without the tenants' resources, or each slice of it
+input without the tenants' resources (and without the catalog's flavors), or each slice of it
 (:mod:`kitchen_gitops.policy.slices`) — in one batch per environment; an answer found in
 the gate's cache (by the query and the bytes of its input) is not evaluated again.
 ``evaluate_policies`` is the policy stage; ``kitchen check`` assembles it with the other
@@ -21,12 +21,22 @@ from ..limits import Pending
 from ..model import PositionError
 from .engines import Engine, RegorusEngine, Request, start_batch
 from .errors import PolicyError
-from .library import ENVIRONMENT_SCOPE, GATE_PACKAGE, TENANT_SCOPE, WHOLE_SCOPE, Library, Rule, violation_location
-from .slices import environment_part, merge, slices
+from .library import (
+    ENVIRONMENT_SCOPE,
+    GATE_PACKAGE,
+    PLAN_SCOPE,
+    TENANT_SCOPE,
+    WHOLE_SCOPE,
+    Library,
+    Rule,
+    violation_location,
+)
+from .slices import environment_part, merge, plan_part, slices
 
 GATE_QUERY = f"{GATE_PACKAGE}.violations"  # every rule on one input: what the scopes are proven against
 WHOLE_QUERY = f"{GATE_PACKAGE}.whole_violations"  # the rules of the whole input (the default scope)
 ENVIRONMENT_QUERY = f"{GATE_PACKAGE}.environment_violations"  # on the input without the tenants' resources
+PLAN_QUERY = f"{GATE_PACKAGE}.plan_violations"  # on that input without the catalog's flavors
 TENANT_QUERY = f"{GATE_PACKAGE}.tenant_violations"  # on each slice
 
 
@@ -110,20 +120,22 @@ def json_bytes(doc: Any) -> bytes | None:
         return None
 
 
-def requests_of(library: Library, doc: Mapping[str, Any],
-                namespaces: Sequence[str | None] | None = None) -> list[Request]:
+def requests_of(library: Library, doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = None,
+                sources: Mapping[str, Any] | None = None) -> list[Request]:
     """The evaluations of one environment's input, by the scopes of the library's rules:
-    the whole input, the input without the tenants' resources, and each slice
-    (:mod:`kitchen_gitops.policy.slices`; ``namespaces``: each resource's namespace, where
-    the caller knows it)."""
+    the whole input, the input without the tenants' resources, that without the catalog's
+    flavors too, and each slice (:mod:`kitchen_gitops.policy.slices`; ``namespaces``: each
+    resource's namespace, ``sources``: each flavor's source, where the caller knows them)."""
     scopes = {r.scope for r in library.rules.values()}
     out = []
     if WHOLE_SCOPE in scopes:
         out.append(_request(WHOLE_QUERY, doc))
-    if scopes & {ENVIRONMENT_SCOPE, TENANT_SCOPE}:
-        cut = slices(doc, namespaces)
+    if scopes & {ENVIRONMENT_SCOPE, PLAN_SCOPE, TENANT_SCOPE}:
+        cut = slices(doc, namespaces, sources)
         if ENVIRONMENT_SCOPE in scopes:
             out.append(_request(ENVIRONMENT_QUERY, environment_part(doc, cut)))
+        if PLAN_SCOPE in scopes:
+            out.append(_request(PLAN_QUERY, plan_part(doc, cut)))
         if TENANT_SCOPE in scopes:
             out += [_request(TENANT_QUERY, piece) for piece in cut.values()]
     return out
@@ -170,11 +182,12 @@ def united(requests: Sequence[Request], values: Sequence[Any]) -> dict[str, Any]
 
 def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[str, Any],
                       locate: Locate | None = None, answers: Answers | None = None,
-                      namespaces: Sequence[str | None] | None = None) -> Pending[list[Finding]]:
+                      namespaces: Sequence[str | None] | None = None,
+                      sources: Mapping[str, Any] | None = None) -> Pending[list[Finding]]:
     """The findings of one environment's input, started: the answers ``answers`` holds are
     found, the others evaluated in one batch (in a child process where the engine runs in
     one, while the caller goes on) and kept."""
-    requests = requests_of(library, doc, namespaces)
+    requests = requests_of(library, doc, namespaces, sources)
     found: dict[int, Pending[Any]] = {}
     if answers is not None:
         for i, request in enumerate(requests):

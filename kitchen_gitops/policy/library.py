@@ -25,8 +25,9 @@ RULES_PREFIX = "kitchen.rules."
 GATE_PACKAGE = "kitchen.gate"
 WHOLE_SCOPE = "whole"  # the whole input (the default)
 ENVIRONMENT_SCOPE = "environment"  # the input without the tenants' resources
+PLAN_SCOPE = "plan"  # the input without the tenants' resources and the catalog's flavors
 TENANT_SCOPE = "tenant"  # each tenant's slice of the input
-SCOPES = (WHOLE_SCOPE, ENVIRONMENT_SCOPE, TENANT_SCOPE)
+SCOPES = (WHOLE_SCOPE, ENVIRONMENT_SCOPE, PLAN_SCOPE, TENANT_SCOPE)
 DATA_FILE = "data.yaml"
 
 _PACKAGE = re.compile(r"^package\s+([A-Za-z_][\w.]*)\s*$", re.M)
@@ -217,9 +218,10 @@ def _rule_from_metadata(module: Module, line: int, yaml_text: str) -> Rule:
         raise PolicyError(where, f"rule {rule_id}: METADATA needs a title")
     scope = custom.get("scope", WHOLE_SCOPE)
     if scope not in SCOPES:
-        raise PolicyError(where, f"rule {rule_id}: custom.scope must be whole, environment or tenant (the "
-                          f"whole input, the input without the tenants' objects, or each tenant's slice of "
-                          f"it), got {visible(str(scope))[:80]!r}")
+        raise PolicyError(where, f"rule {rule_id}: custom.scope must be whole, environment, plan or tenant "
+                          f"(the whole input, the input without the tenants' objects, that without the "
+                          f"catalog's flavors too, or each tenant's slice of it), got "
+                          f"{visible(str(scope))[:80]!r}")
     return Rule(rule_id, title, str(meta.get("description") or "").strip(), Severity(severity),
                 module.package, where, str(custom.get("remediation") or "").strip(), scope)
 

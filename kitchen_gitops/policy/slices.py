@@ -5,9 +5,14 @@ A rule declares in its METADATA (``custom.scope``) what it is evaluated on:
 
 - ``whole`` (the default): the whole input;
 - ``environment``: the whole input but the tenants' resources (:func:`environment_part`);
+- ``plan``: the whole input but the tenants' resources and the catalog's flavors
+  (:func:`plan_part`): the environment, the promotion section, its plan (every tenant's),
+  the catalog's bases and tenants, and the resources in no tenant's namespace.  An edit of
+  a flavor that leaves the plan as it was leaves this part as it was;
 - ``tenant``: each slice below, never the whole: each of its violations is found from one
   tenant's own part of the input — the rendered objects in its namespaces, its plan, its
-  catalog entry and the flavors it lists or serves.
+  catalog entry and the flavors it lists or serves — or from one flavor the environment's
+  tenants neither list nor serve (in the environment's own slice).
 
 The slices (:func:`slices`), each a complete input document:
 
@@ -16,14 +21,17 @@ The slices (:func:`slices`), each a complete input document:
   the share's tenants (its own, its services'), the plan with only those tenants, the
   catalog's tenants of the share, the flavors they list or serve, every base;
 - **the environment's own**: the resources in no tenant's namespace (the conformance
-  Job, cluster-scoped objects), the plan and the catalog without tenants or flavors.
+  Job, cluster-scoped objects), the plan and the catalog without tenants, and the flavors
+  no tenant of the environment lists or serves.
 
-Every slice has the environment, the promotion section and every base whole, and of the
-plan exactly its ``environment``, ``vllm_release`` and ``gpu`` (the totals over all the
-tenants are no tenant's).  A tenant-scoped rule's answers of all the slices, united (a
-violation two slices find alike is one), are its violations; a test holds each scope's
-violations equal to the rule's on the whole input, on every acceptance folder and on
-generated inputs, on both engines.
+A slice's flavors come with every flavor of the catalog that loads the same ``source`` (a
+rule may compare the flavors that share an adapter); a flavor whose ``source`` is not a
+string comes with every other such flavor.  Every slice has the environment, the promotion
+section and every base whole, and of the plan exactly its ``environment``,
+``vllm_release`` and ``gpu`` (the totals over all the tenants are no tenant's).  A
+tenant-scoped rule's answers of all the slices, united (a violation two slices find alike
+is one), are its violations; a test holds each scope's violations equal to the rule's on
+the whole input, on every acceptance folder and on generated inputs, on both engines.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from ..input_items import namespace_of
 from .errors import PolicyError
@@ -84,10 +94,46 @@ def environment_part(doc: Mapping[str, Any], cut: Mapping[str, Mapping[str, Any]
     return {**doc, "resources": cut[ENVIRONMENT_SLICE]["resources"]}
 
 
-def slices(doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = None) -> dict[str, dict[str, Any]]:
+def plan_part(doc: Mapping[str, Any], cut: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The input of the rules of the plan's scope: the whole input but the tenants'
+    resources and the catalog's flavors."""
+    catalog = doc.get("catalog")
+    kept = {k: v for k, v in catalog.items() if k != "flavors"} if isinstance(catalog, dict) else catalog
+    return {**doc, "catalog": kept, "resources": cut[ENVIRONMENT_SLICE]["resources"]}
+
+
+_OTHER = object()  # the group of the flavors whose source is not a string
+
+
+def _source_groups(flavors: Mapping[str, Any], sources: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Each flavor's group of adapters: its ``source`` where it is a string, else one group
+    for all the others. An item given as JSON (``orjson.Fragment``) is read for it, unless
+    ``sources`` (the catalog's, by reference) names it."""
+    out: dict[str, Any] = {}
+    for ref, item in flavors.items():
+        if type(item) is orjson.Fragment:
+            item = {"source": sources[ref]} if sources is not None and ref in sources \
+                else orjson.loads(orjson.dumps(item))
+        source = item.get("source") if isinstance(item, dict) else None
+        out[ref] = source if isinstance(source, str) else _OTHER
+    return out
+
+
+def _with_partners(refs: Iterable[str], groups: Mapping[str, Any], members: Mapping[Any, list[str]]) -> list[str]:
+    """``refs`` that the catalog holds, and every flavor of the same group, in order."""
+    out = set()
+    for r in refs:
+        if r in groups:
+            out.update(members[groups[r]])
+    return sorted(out)
+
+
+def slices(doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = None,
+           sources: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """The slices of one environment's input, by name (the environment's own first, then the
     shares that hold a tenant, in order); ``namespaces``: each resource's namespace, where
-    the caller read it already (:func:`kitchen_gitops.policy.inputs.resource_namespaces`)."""
+    the caller read it already (:func:`kitchen_gitops.policy.inputs.resource_namespaces`);
+    ``sources``: each flavor's ``source``, where the caller knows it (the catalog's)."""
     plan = _mapping(doc, "plan")
     catalog = _mapping(doc, "catalog")
     plan_tenants = [t for t in plan.get("tenants") or [] if isinstance(t, dict) and isinstance(t.get("tenant"), str)]
@@ -115,6 +161,12 @@ def slices(doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = Non
         tenant = owner.get(namespace or "")
         parts[share_of(tenant) if tenant is not None else ENVIRONMENT_SLICE]["resources"].append(item)
 
+    groups = _source_groups(flavors, sources)
+    members: dict[Any, list[str]] = {}
+    for ref, group in groups.items():
+        members.setdefault(group, []).append(ref)
+    listed = set().union(*(part["refs"] for part in parts.values()))
+    parts[ENVIRONMENT_SLICE]["refs"] = {r for r in flavors if r not in listed}
     common = {k: v for k, v in doc.items() if k not in ("plan", "catalog", "resources")}
     kept_plan = {k: plan[k] for k in PLAN_KEYS if k in plan}
     out = {}
@@ -122,7 +174,7 @@ def slices(doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = Non
         out[name] = {
             **common,
             "catalog": {"bases": catalog.get("bases", {}),
-                        "flavors": {r: flavors[r] for r in sorted(part["refs"]) if r in flavors},
+                        "flavors": {r: flavors[r] for r in _with_partners(part["refs"], groups, members)},
                         "tenants": part["catalog"]},
             "plan": {**kept_plan, "tenants": part["tenants"]},
             "resources": part["resources"],

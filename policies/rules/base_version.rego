@@ -8,7 +8,7 @@
 # custom:
 #   id: policy.base-version
 #   severity: error
-#   scope: environment
+#   scope: tenant
 package kitchen.rules.base_version
 
 import data.kitchen.lib

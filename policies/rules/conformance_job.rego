@@ -12,7 +12,7 @@
 # custom:
 #   id: policy.conformance-job
 #   severity: error
-#   scope: environment
+#   scope: plan
 package kitchen.rules.conformance_job
 
 import data.kitchen.lib

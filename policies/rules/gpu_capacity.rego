@@ -11,7 +11,7 @@
 # custom:
 #   id: policy.gpu-capacity
 #   severity: error
-#   scope: environment
+#   scope: plan
 #   remediation: Lower the tenant's replicas or autoscaling max, raise its quota within the cluster, or serve the base on GPUs with more memory.
 package kitchen.rules.gpu_capacity
 

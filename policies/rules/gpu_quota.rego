@@ -7,7 +7,7 @@
 # custom:
 #   id: policy.gpu-quota
 #   severity: error
-#   scope: environment
+#   scope: plan
 package kitchen.rules.gpu_quota
 
 import data.kitchen.lib

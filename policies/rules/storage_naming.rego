@@ -8,7 +8,7 @@
 # custom:
 #   id: policy.storage-naming
 #   severity: warning
-#   scope: environment
+#   scope: tenant
 package kitchen.rules.storage_naming
 
 import data.kitchen.lib

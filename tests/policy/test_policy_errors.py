@@ -79,8 +79,8 @@ def test_a_scope_other_than_whole_environment_or_tenant_is_a_policy_error(
         f"{HEADER}#   scope: {scope}\npackage kitchen.rules.broken\n\nviolation contains {{\"msg\": \"x\"}} if false\n")
     assert main(["check", "--root", str(root), "--no-render-check"]) == 2
     err = capsys.readouterr().err
-    assert ("policies/rules/broken.rego:1:1: rule policy.broken: custom.scope must be whole, environment "
-            "or tenant") in err
+    assert ("policies/rules/broken.rego:1:1: rule policy.broken: custom.scope must be whole, environment, "
+            "plan or tenant") in err
     assert "Traceback" not in err
 
 

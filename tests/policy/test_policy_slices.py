@@ -1,6 +1,7 @@
 """The rules of the environment's scope, evaluated on the input without the tenants'
-resources, and those of the tenant's scope, on each slice of it (what ``kitchen check``
-does), find exactly what they find on the whole input: on every
+resources, those of the plan's scope, on that input without the catalog's flavors, and
+those of the tenant's scope, on each slice of it (what ``kitchen check`` does), find
+exactly what they find on the whole input: on every
 acceptance folder and the example catalogs, on both engines, every such rule firing
 somewhere.  What a slice holds is exactly the tenants of its share."""
 
@@ -17,15 +18,15 @@ from kitchen_gitops import pipeline
 from kitchen_gitops.policy.engines import Engine
 from kitchen_gitops.policy.gate import GATE_QUERY, requests_of, united
 from kitchen_gitops.policy.inputs import build_inputs
-from kitchen_gitops.policy.library import ENVIRONMENT_SCOPE, TENANT_SCOPE, Library
+from kitchen_gitops.policy.library import ENVIRONMENT_SCOPE, PLAN_SCOPE, TENANT_SCOPE, Library
 from kitchen_gitops.policy.slices import ENVIRONMENT_SLICE, SHARES, merge, share_of, slices
 from tests.policy.test_policy_agreement import _canonical, _fixtures
 
 
 def sliced(engine: Engine, library: Library, doc: dict[str, Any]) -> dict[str, Any]:
     """What the gate evaluates for one environment: each scope's rules on their part of the
-    input (the environment's without the tenants' resources, the tenant's on each slice),
-    united."""
+    input (the environment's without the tenants' resources, the plan's without the
+    catalog's flavors too, the tenant's on each slice), united."""
     requests = requests_of(library, doc)
     return united(requests, [engine.evaluate(r.path, r.doc) for r in requests])
 
@@ -33,17 +34,22 @@ def sliced(engine: Engine, library: Library, doc: dict[str, Any]) -> dict[str, A
 def _with_unserved(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` with a copy of every base, flavor and tenant under a name no service serves
     and no tenant plans: what the catalog holds beyond the environment's services, which a
-    rule of the tenant's scope must not judge (it would find it on the whole input only)."""
+    rule of the tenant's scope judges only in the environment's own slice.  Each flavor's
+    copy loads the same adapter, trained on another base: a served flavor's slice must
+    hold the copy for a rule that compares the flavors that share an adapter."""
     out = copy.deepcopy(doc)
     for kind in ("bases", "flavors", "tenants"):
         for key, item in list(out["catalog"][kind].items()):
-            out["catalog"][kind][f"unserved-{key}"] = {**item, "name": f"unserved-{item.get('name', key)}"}
+            copied = {**item, "name": f"unserved-{item.get('name', key)}"}
+            if kind == "flavors" and isinstance(item.get("base"), dict):
+                copied["base"] = {**item["base"], "version": "unserved"}
+            out["catalog"][kind][f"unserved-{key}"] = copied
     return out
 
 
 def test_slices_find_what_the_whole_input_finds(library: Library, engines: dict[str, Engine],
                                                tmp_path: Path) -> None:
-    tenant_rules = {p for p, r in library.rules.items() if r.scope in (TENANT_SCOPE, ENVIRONMENT_SCOPE)}
+    tenant_rules = {p for p, r in library.rules.items() if r.scope in (TENANT_SCOPE, PLAN_SCOPE, ENVIRONMENT_SCOPE)}
     assert len(tenant_rules) == len(library.rules)  # none of kitchen's rules needs the whole input
     fired: set[str] = set()
     compared = 0
