@@ -406,6 +406,15 @@ class Cache:
             self._packs[(kind, name)] = Pack(self, kind, name)
         return self._packs[(kind, name)]
 
+    def touch_pack(self, kind: str, name: str = "") -> None:
+        """Mark the pack ``name`` of ``kind`` recently used without reading it (the size
+        bound removes the least recently used first)."""
+        if self.folder is None:
+            return
+        outer = f"{kind}-pack"
+        with contextlib.suppress(OSError, NotImplementedError):
+            os.utime(self._path(outer, Digest(outer).text(name).hexdigest()), follow_symlinks=False)
+
     def read(self, kind: str, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
         """What ``decode`` makes of the payload stored for ``key``, or None: a miss, an entry
         that does not prove itself, or a payload ``decode`` refuses (None), which is counted

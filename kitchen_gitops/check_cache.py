@@ -6,9 +6,11 @@ by the digest of what it reads (kitchen's code and libraries are in every key):
   (catalog/, environments/, templates/, the policy folder and policies/, evaluations/,
   evidence/) and, where the committed output is checked, that environment's output folder;
 - **evaluated**: the engine's answer for each part of the environment's input its rules'
-  scopes name (the whole input, the input without the tenants' resources, each slice),
-  under the engine, the modules and data the engine holds, the query and the input's
-  bytes: exactly what it reads; in one pack per environment.  The findings are made from
+  scopes name (the whole input, the input without the tenants' resources, that without
+  the catalog's flavors, each slice), under the engine, the modules and data the engine
+  holds, the query and the digest that names the input's bytes exactly (a found tenant's
+  items by their SHA-256 and place, read only where the answer is not found): exactly
+  what it reads; in one pack per environment.  The findings are made from
   the answers on every run (their positions come from the catalog).
 
 Time-dependent work (waivers, promotion evidence) and the whole-catalog checks after it are
@@ -22,7 +24,6 @@ edit changed.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -168,27 +169,28 @@ class Stages:
 
 class StoredAnswers:
     """The engine's answer for an input, found by the engine, the modules and data it
-    holds, the query and the input's bytes: exactly what it reads (policy/gate.Answers)."""
+    holds, the query and the digest that names the input's bytes exactly
+    (:func:`~kitchen_gitops.input_items.input_digest`): exactly what it reads
+    (policy/gate.Answers)."""
 
     def __init__(self, stages: Stages, engine: str, pack: Pack) -> None:
         self.stages, self.engine, self.pack = stages, engine, pack
 
-    def _key(self, query: str, text: bytes) -> str:
-        return (Digest(EVALUATED).text(self.engine, query)
-                .add(self.stages.library, hashlib.sha256(text).digest()).hexdigest())
+    def _key(self, query: str, digest: bytes) -> str:
+        return Digest(EVALUATED).text(self.engine, query).add(self.stages.library, digest).hexdigest()
 
-    def find(self, query: str, text: bytes) -> Pending[Any] | None:
-        return self.pack.read(self._key(query, text), _answer, "not JSON")
+    def find(self, query: str, digest: bytes) -> Pending[Any] | None:
+        return self.pack.read(self._key(query, digest), _answer, "not JSON")
 
     def flush(self) -> None:
         self.pack.flush()
 
-    def keep(self, query: str, text: bytes, answer: Any) -> None:
+    def keep(self, query: str, digest: bytes, answer: Any) -> None:
         try:
             payload = orjson.dumps(answer)
         except TypeError:  # a value JSON cannot hold exactly: not kept
             return
-        self.pack.put(self._key(query, text), payload)
+        self.pack.put(self._key(query, digest), payload)
 
 
 def _answer(payload: bytes) -> Pending[Any] | None:

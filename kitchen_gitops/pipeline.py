@@ -24,6 +24,7 @@ from .cache import Cache, DigestTooLarge, Stats
 from .conform.objects import CONTRIBUTIONS as CONFORMANCE_OBJECTS
 from .errors import ConfigError, UsageError
 from .findings import Finding, Gates, Location, ResourceRef, Result, Severity, has_errors, sort_findings
+from .input_items import ItemsGone
 from .limits import Pending
 from .load import CATALOG_DIRS
 from .model import Catalog, load_catalog, output_prefix
@@ -480,12 +481,28 @@ class _EnvironmentJob:
     stages: check_cache.Stages | None = None  # where the render and the evaluation are cached
     cache: Cache | None = None  # where rendered objects are cached
     inputs: check_cache.Inputs | None = None
+    lazy: bool = True  # a found tenant's items read only for an input that is evaluated
 
     def start(self, name: str, engine: Any) -> Pending[list[Finding]]:
         """Render ``name`` and start its policy evaluation, which runs in a child process
         (the embedded engine) while the caller goes on; ``result()`` has every finding.
         The tenants' objects and the engine's answers come from the cache where what they
-        read is as it was."""
+        read is as it was; a found tenant's items are read only for an input that is
+        evaluated, and where the cache lost them since, the environment is rendered again
+        with each found tenant's items read at once (a lost one rendered again)."""
+        try:
+            return self._start(name, engine)
+        except ItemsGone as gone:
+            if self.cache is not None:
+                self.cache.stats.ignored.append(f"{gone}: environment {name} rendered again, each found "
+                                                "tenant's items read at once")
+            self.lazy = False
+            try:
+                return self._start(name, engine)
+            finally:
+                self.lazy = True
+
+    def _start(self, name: str, engine: Any) -> Pending[list[Finding]]:
         found, doc, namespaces = self.render(name)
         answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
         sources = {ref: f.source for ref, f in self.outcome.catalog.flavors.items()}  # what the slices group by
@@ -505,6 +522,7 @@ class _EnvironmentJob:
             templates = self.inputs.digest_of(("templates",))
             memo = ObjectMemo(self.cache, name, templates)
             units = TenantMemo(self.cache, name, templates, contributions_id(extra), prefix)
+            units.lazy = self.lazy
             compiled = check_cache.templates_compiled(self.cache, templates)
         files = render_environment(catalog, self.outcome.plans[name], self.templates, extra, memo, units,
                                    compiled)

@@ -35,6 +35,7 @@ from .closed_world import findings as closed_world_findings
 from .errors import ConfigError
 from .escape import visible, yaml_comment
 from .findings import Finding, Location, ResourceRef, Severity
+from .input_items import KeptItem
 from .intended import intended_object
 from .manifest_reader import ManifestReader
 from .model import CONFORMANCE_NAMESPACE as CONFORMANCE_NAMESPACE
@@ -114,7 +115,7 @@ class RenderedObject:
     # where the gate's cache keeps the object's tenant: its item of the policy input as
     # JSON, and the namespace that item is in; ``manifest`` is then None (the unit was
     # rendered as planned, which no check needs to read again)
-    input_json: bytes | None = None
+    input_json: KeptItem | None = None
     input_namespace: str | None = None
 
 
@@ -159,8 +160,8 @@ class FoundFile(RenderedFile):
     def objects(self) -> list[RenderedObject]:
         if self._objects is None:
             self._objects = [RenderedObject(api, kind, name, ns, Location(*where), sources, None,
-                                            input_json=item, input_namespace=input_ns)
-                             for api, kind, name, ns, where, sources, item, input_ns in self.stored]
+                                            input_namespace=input_ns)
+                             for api, kind, name, ns, where, sources, _, input_ns in self.stored]
         return self._objects
 
     @objects.setter

@@ -39,13 +39,14 @@ import pickle
 import re
 import zlib
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 
 from .cache import Cache, Digest, Pack
 from .findings import Location
-from .input_items import namespace_of, resource_item
+from .input_items import ItemsGone, KeptItem, namespace_of, resource_item
 
 KIND = "object"
 DERIVED = "derived"
@@ -157,15 +158,16 @@ def _decode(payload: bytes) -> tuple[str, Any] | None:
 
 
 UNIT = "tenant"
+ITEMS = "tenant-items"  # the units' items, apart: read only where an input that holds them is evaluated
 PART = "tenant-part"
 _SHA256 = re.compile(r"[0-9a-f]{64}")  # a kept file's digest of its text
 
 # one object of a tenant, as rendered: apiVersion, kind, name, namespace, its catalog
 # location (file, line, column), its source files, its manifest
 RenderedEntry = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], Any]
-# as found: the same without the manifest, with the object's item of the policy input as
-# JSON and the namespace that item is in (None: none)
-StoredObject = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], bytes, str | None]
+# as found: the same without the manifest, with the object's item of the policy input
+# (its JSON, read when first needed) and the namespace that item is in (None: none)
+StoredObject = tuple[str, str, str, str, tuple[str, int, int], tuple[str, ...], KeptItem, str | None]
 StoredFile = tuple[str, str, list[StoredObject]]  # path, its text's SHA-256 (hex), objects
 
 
@@ -186,7 +188,9 @@ class TenantMemo:
     compares the committed file with; no run reads a kept text), and each object's item
     of the policy input as JSON (what the input holds: its manifest, file, location,
     sources and vLLM flags), which goes into the input unread; the renderer reads the
-    manifests the checks of the render read.
+    manifests the checks of the render read.  The items are kept apart (``tenant-items``,
+    with their SHA-256 in the unit): a run reads them only for an input whose answer it
+    does not find, which it finds by their digest (:func:`~kitchen_gitops.input_items.input_digest`).
 
     - A catalog object without a digest (loaded without the cache) gives no key: its
       tenant is rendered every time.
@@ -202,7 +206,9 @@ class TenantMemo:
         self.cache, self.environment, self.prefix = cache, environment, prefix
         self._scope = Digest(UNIT).text(environment, contributions, prefix).add(templates).hexdigest()
         self._packs: dict[int, Pack] = {}
+        self._item_packs: dict[int, Pack] = {}
         self._parts: dict[tuple[str, bytes], UnitParts] = {}
+        self.lazy = True  # a found unit's items read when first needed (else at once, and a lost one is a miss)
         # each tenant's files key (its unit's key without the templates), by its name, as
         # the render made it: what the tenant's parts are found by
         self.files: dict[str, str | None] = {}
@@ -226,6 +232,9 @@ class TenantMemo:
     def _pack(self, tenant: str) -> Pack:
         return _share_pack(self.cache, self._packs, UNIT, self._scope, tenant)
 
+    def _items(self, tenant: str) -> Pack:
+        return _share_pack(self.cache, self._item_packs, ITEMS, self._scope, tenant)
+
     def parts(self, what: str, reads: bytes) -> UnitParts:
         """Where an environment-wide object keeps what it takes from each tenant (``what``),
         found by the tenant's files key and ``reads``: what else that part reads."""
@@ -235,13 +244,32 @@ class TenantMemo:
         return self._parts[(what, reads)]
 
     def get(self, key: str, tenant: str) -> list[StoredFile] | None:
-        return self._pack(tenant).read(key, _decode_unit, "not a tenant's rendered files")
+        """The files of the unit ``key``: each file's path and digest and its objects, each
+        object's item of the policy input read from the unit's items when first needed
+        (:attr:`lazy`), else at once (a unit whose items are lost is then a miss)."""
+        items = _UnitItems(self, tenant, key)
+        found = self._pack(tenant).read(key, partial(_decode_unit, items=items), "not a tenant's rendered files")
+        if found is not None and not self.lazy:
+            try:
+                items.data()
+            except ItemsGone:
+                return None
+        return found
+
+    def items_of(self, tenant: str, key: str, digest: str) -> bytes:
+        """The items of the unit ``key`` (their SHA-256: ``digest``), or :class:`ItemsGone`."""
+        found = self._items(tenant).read(key, lambda p: p if hashlib.sha256(p).hexdigest() == digest else None,
+                                         "not the unit's items")
+        if found is None:
+            raise ItemsGone(f"tenant {tenant}'s items in {self.environment} are no longer in the cache")
+        return found
 
     def put(self, key: str, tenant: str,
-            files: list[tuple[str, str, list[RenderedEntry]]]) -> list[list[tuple[bytes, str | None]]] | None:
+            files: list[tuple[str, str, list[RenderedEntry]]]) -> list[list[tuple[KeptItem, str | None]]] | None:
         """Store a tenant's files: each text's SHA-256, and each object's item of the policy
-        input as the input would hold it; returns the items as stored (each one's JSON and
-        namespace, by file and object), or None where the unit is not stored.
+        input as the input would hold it; returns the items as stored (each one as a
+        :class:`KeptItem` of the unit, as a later run finds it, and its namespace, by file
+        and object), or None where the unit is not stored.
 
         The item is written as the input writes it (orjson), and kept where that JSON is
         exact: a manifest is what the manifest reader built from YAML, and what YAML's other
@@ -252,7 +280,9 @@ class TenantMemo:
         mapping) keeps the unit out."""
         header: list[Any] = []
         blob: list[bytes] = []
-        items: list[list[tuple[bytes, str | None]]] = []
+        kept = _UnitItems(self, tenant, key)
+        at = 0
+        items: list[list[tuple[KeptItem, str | None]]] = []
         try:
             for path, text, objects in files:
                 digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -270,17 +300,32 @@ class TenantMemo:
                     entries.append([api_version, kind, name, namespace, *where, list(sources), input_ns,
                                     len(as_json)])
                     blob.append(as_json)
-                    items[-1].append((as_json, input_ns))
+                    items[-1].append((KeptItem(kept, at, at + len(as_json)), input_ns))
+                    at += len(as_json)
                 header.append([path, digest, entries])
-            payload = orjson.dumps(header, option=_STRICT) + b"\n" + b"".join(blob)
+            kept.data_ = b"".join(blob)
+            kept.digest = hashlib.sha256(kept.data_).hexdigest()
+            payload = orjson.dumps([kept.digest, header], option=_STRICT)
         except (TypeError, UnicodeEncodeError):
             return None
         self._pack(tenant).put(key, payload)
+        self._items(tenant).put(key, kept.data_)
         return items
 
     def flush(self) -> None:
+        """Write the packs this run changed.  A unit's items stay as long as its files:
+        a pack of items written keeps every unit whose files this run found, and one not
+        read is marked used with the files' pack, so that the size bound keeps the two
+        alike."""
         for share in sorted(self._packs):
-            self._packs[share].flush()
+            files = self._packs[share]
+            items = self._item_packs.get(share)
+            if items is not None:
+                items.used |= files.used & items.records.keys()
+                items.flush()
+            else:
+                self.cache.touch_pack(ITEMS, f"{self._scope}/{share}")
+            files.flush()
         for parts in self._parts.values():
             parts.flush()
 
@@ -332,17 +377,32 @@ def _strs(*values: Any) -> bool:
     return all(type(v) is str for v in values)
 
 
-def _decode_unit(payload: bytes) -> list[StoredFile] | None:
+class _UnitItems:
+    """The items of one found unit, read from the cache when first needed."""
+
+    __slots__ = ("data_", "digest", "key", "memo", "tenant")
+
+    def __init__(self, memo: TenantMemo, tenant: str, key: str) -> None:
+        self.memo, self.tenant, self.key = memo, tenant, key
+        self.digest = ""  # the items' SHA-256, as the unit's files keep it
+        self.data_: bytes | None = None  # read, or as this run stored them
+
+    def data(self) -> bytes:
+        if self.data_ is None:
+            self.data_ = self.memo.items_of(self.tenant, self.key, self.digest)
+        return self.data_
+
+
+def _decode_unit(payload: bytes, items: _UnitItems) -> list[StoredFile] | None:
     """The files a unit holds, or None where the payload is not a unit's shape (its items
-    are JSON that goes into the policy input unread)."""
-    end = payload.find(b"\n")
-    view = memoryview(payload)
+    are spans of ``items``, which go into the policy input unread)."""
     try:
-        header = orjson.loads(view[:end])
-        if end < 0 or type(header) is not list:
+        items_digest, header = orjson.loads(payload)
+        if type(header) is not list or type(items_digest) is not str or not _SHA256.fullmatch(items_digest):
             return None
+        items.digest = items_digest
         out: list[StoredFile] = []
-        at = end + 1
+        at = 0
         for entry in header:
             path, digest, entries = entry
             if not (type(path) is str and type(digest) is str and _SHA256.fullmatch(digest)
@@ -356,9 +416,9 @@ def _decode_unit(payload: bytes) -> list[StoredFile] | None:
                         and (input_ns is None or type(input_ns) is str) and type(length) is int and length >= 0):
                     return None
                 objects.append((api_version, kind, name, namespace, (file, line, col), tuple(sources),
-                                payload[at:at + length], input_ns))
+                                KeptItem(items, at, at + length), input_ns))
                 at += length
             out.append((path, digest, objects))
-        return out if at == len(payload) else None
+        return out
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None

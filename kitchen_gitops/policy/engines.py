@@ -23,6 +23,7 @@ import orjson
 
 from .. import settings
 from ..findings import Location
+from ..input_items import KeptItem, read_kept
 from ..limits import ChildFailed, Done, Pending, TimeLimitExceeded, start_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
@@ -269,6 +270,7 @@ class Request:
     path: str
     doc: Any
     text: bytes | None = None
+    digest: bytes | None = None  # what names the input's bytes exactly (the gate's cache finds answers by it)
 
 
 def _evaluate(engine: Engine, request: Request) -> Any:
@@ -279,26 +281,26 @@ def _evaluate(engine: Engine, request: Request) -> Any:
 
 def plain(doc: Any) -> Any:
     """``doc`` with each item the gate's cache gave as JSON (``orjson.Fragment``, which only
-    orjson writes: a resource, a base's or a flavor's catalog item) read: for an engine
-    that is handed the document, not its JSON."""
+    orjson writes, or a found tenant's :class:`~kitchen_gitops.input_items.KeptItem`: a
+    resource, a base's or a flavor's catalog item) read: for an engine that is handed the
+    document, not its JSON."""
     if not isinstance(doc, dict):
         return doc
     out = dict(doc)
     resources = doc.get("resources")
-    if isinstance(resources, list) and any(type(item) is orjson.Fragment for item in resources):
-        out["resources"] = [_read(item) for item in resources]
+    if isinstance(resources, list) and any(type(item) in _KEPT for item in resources):
+        out["resources"] = [read_kept(item) for item in resources]
     catalog = doc.get("catalog")
     if isinstance(catalog, dict):
         kinds = {kind: items for kind in ("bases", "flavors") if isinstance(items := catalog.get(kind), dict)
-                 and any(type(item) is orjson.Fragment for item in items.values())}
+                 and any(type(item) in _KEPT for item in items.values())}
         if kinds:
-            out["catalog"] = {**catalog, **{kind: {k: _read(v) for k, v in items.items()}
+            out["catalog"] = {**catalog, **{kind: {k: read_kept(v) for k, v in items.items()}
                                             for kind, items in kinds.items()}}
     return out
 
 
-def _read(item: Any) -> Any:
-    return orjson.loads(orjson.dumps(item)) if type(item) is orjson.Fragment else item
+_KEPT = (orjson.Fragment, KeptItem)
 
 
 class _First(Pending[Any]):

@@ -11,12 +11,12 @@ stages in :mod:`kitchen_gitops.pipeline`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
-
-import orjson
 
 from ..escape import visible
 from ..findings import Finding, Location, ResourceRef, sort_findings
+from ..input_items import input_digest, input_json
 from ..limits import Pending
 from ..model import PositionError
 from .engines import Engine, RegorusEngine, Request, start_batch
@@ -103,21 +103,19 @@ def evaluate_policies(library: Library, engine: Engine, inputs: Mapping[str, Map
 
 class Answers(Protocol):
     """Where the engine's answers for an input are found again and kept (the gate's
-    cache): by the query and the input's bytes, exactly what the engine reads."""
+    cache): by the query and the digest that names the input's bytes exactly
+    (:func:`~kitchen_gitops.input_items.input_digest`), what the engine reads."""
 
-    def find(self, query: str, text: bytes) -> Pending[Any] | None: ...
+    def find(self, query: str, digest: bytes) -> Pending[Any] | None: ...
 
-    def keep(self, query: str, text: bytes, answer: Any) -> None: ...
+    def keep(self, query: str, digest: bytes, answer: Any) -> None: ...
 
 
 def json_bytes(doc: Any) -> bytes | None:
     """An input as the engine reads it (JSON), or None where orjson cannot write it (an
     integer beyond 64 bits): then the engine writes it the slow way, and its answer is
     neither looked up nor kept."""
-    try:
-        return orjson.dumps(doc)
-    except TypeError:
-        return None
+    return input_json(doc)
 
 
 def requests_of(library: Library, doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = None,
@@ -142,7 +140,8 @@ def requests_of(library: Library, doc: Mapping[str, Any], namespaces: Sequence[s
 
 
 def _request(path: str, doc: Mapping[str, Any]) -> Request:
-    return Request(path, doc, json_bytes(doc))
+    """A request named by its input's digest; its JSON is written only where it is evaluated."""
+    return Request(path, doc, digest=input_digest(doc))
 
 
 class _EnvironmentRun(Pending[list[Finding]]):
@@ -161,8 +160,8 @@ class _EnvironmentRun(Pending[list[Finding]]):
                 value = self.found[i].result()
             else:
                 value = next(computed)
-                if self.answers is not None and request.text is not None:
-                    self.answers.keep(request.path, request.text, value)
+                if self.answers is not None and request.digest is not None:
+                    self.answers.keep(request.path, request.digest, value)
             values.append(value)
         answer = united(self.requests, values)
         return violations_to_findings(self.library, self.env, answer, self.fallback, self.locate)
@@ -191,10 +190,12 @@ def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[s
     found: dict[int, Pending[Any]] = {}
     if answers is not None:
         for i, request in enumerate(requests):
-            answer = answers.find(request.path, request.text) if request.text is not None else None
+            answer = answers.find(request.path, request.digest) if request.digest is not None else None
             if answer is not None:
                 found[i] = answer
-    batch = start_batch(engine, [r for i, r in enumerate(requests) if i not in found])
+    # the inputs to evaluate written here, each kept item read (ItemsGone is raised here, not in the engine's child)
+    todo = [replace(r, text=json_bytes(r.doc)) for i, r in enumerate(requests) if i not in found]
+    batch = start_batch(engine, todo)
     return _EnvironmentRun(library, env, doc, locate, requests, found, batch, answers)
 
 

@@ -28,7 +28,7 @@ import orjson
 
 from ..cache import Cache, Pack
 from ..findings import Location
-from ..input_items import loc, namespace_of, resource_item
+from ..input_items import KeptItem, loc, namespace_of, resource_item
 from ..input_items import read_vllm_flags as read_vllm_flags
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
@@ -98,15 +98,17 @@ def resource_items(env: str, files: Sequence[RenderedFile], prefix: str = "rende
     templates' output (what Argo CD applies), with the catalog location that caused each.
 
     An object the gate's cache gave with its item's JSON (``RenderedObject.input_json``)
-    is that JSON as it is (an ``orjson.Fragment``: written into the input unread)."""
+    is that JSON as it is (an ``orjson.Fragment``: written into the input unread); one of a
+    tenant found whole is its :class:`~kitchen_gitops.input_items.KeptItem` (its JSON read
+    only where an input that holds it is evaluated)."""
     out: list[Any] = []
     for f in files:
         if isinstance(f, FoundFile):
-            out += [orjson.Fragment(kept[6]) for kept in f.stored]
+            out += [kept[6] for kept in f.stored]
             continue
         for obj in f.objects:
             if obj.input_json is not None:
-                out.append(orjson.Fragment(obj.input_json))
+                out.append(obj.input_json)
             elif isinstance(obj.manifest, dict) and obj.kind != "Kustomization":
                 out.append(resource_item(obj.manifest, f"{prefix}/{env}/{f.path}", obj.source, obj.sources))
     return out
@@ -120,7 +122,8 @@ def resource_namespaces(files: Sequence[RenderedFile], items: Sequence[Any]) -> 
              for namespace in ([kept[7] for kept in f.stored] if isinstance(f, FoundFile) else
                                [obj.input_namespace for obj in f.objects if obj.input_json is not None])]
     found = iter(given)
-    return [next(found) if type(item) is orjson.Fragment else namespace_of(item) for item in items]
+    return [next(found) if type(item) is orjson.Fragment or type(item) is KeptItem else namespace_of(item)
+            for item in items]
 
 
 def promotion(catalog: Catalog, env_name: str) -> dict[str, Any] | None:

@@ -535,6 +535,40 @@ def test_forged_stage_entries_cannot_hide_findings_once_an_input_changes(
     assert code == 1 and "policy.lora-rank" in out
 
 
+@pytest.mark.parametrize("damage", ["removed", "forged"])
+def test_a_found_tenant_whose_items_the_cache_lost_is_rendered_again(
+        cached: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    """A found tenant's items are read only for an input that is evaluated: where the
+    cache lost them since (removed, or an entry of another length whose pack proves
+    itself), the environment is rendered again, each found tenant's items read at once,
+    and the findings are those of a run without the cache; the next run finds them."""
+    import hashlib
+
+    _run(cached, capsys)
+    victims = _entries(cached, "tenant-items-pack")
+    assert victims
+    for victim in victims:
+        if damage == "removed":
+            victim.unlink()
+            continue
+        records = _records(victim.read_bytes().partition(b"\n")[2])
+        payload = b"".join(b"%s 2 0\n{}" % key.encode() for key in sorted(records))
+        header = victim.read_bytes().partition(b"\n")[0].split(b" ")
+        header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
+        victim.write_bytes(b" ".join(header) + b"\n" + payload)
+    rule = cached / "policies" / "rules" / "lora_rank.rego"
+    rule.write_text(rule.read_text() + "\n# another library: every input evaluated, every item read\n")
+    flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
+    flavor.write_text(flavor.read_text().replace("rank: 32", "rank: 128"))
+    uncached = _run(cached, capsys, "--no-cache")
+    assert uncached[0] == 1 and "policy.lora-rank" in uncached[1]
+    code, out, notes = _run(cached, capsys)
+    assert (code, out) == uncached[:2]
+    assert any("items in" in n and "rendered again" in n for n in notes), notes
+    again = _run(cached, capsys)
+    assert again[:2] == uncached[:2] and not any("rendered again" in n for n in again[2])
+
+
 def test_the_folder_keeps_itself_out_of_commits(cached: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A catalog repository whose .gitignore does not name the cache: ``git add -A`` still
     leaves it out."""
@@ -815,7 +849,7 @@ def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: P
         ((path, digest, ((*meta, item, namespace),)),) = found
         assert (path, digest, tuple(meta), namespace) == ("t/x.yaml", hashlib.sha256(b"kind: X\n").hexdigest(),
                                                           unit(value)[0][2][0][:6], None)
-        assert orjson.loads(item) == {"manifest": {"kind": "X", "value": value}, "file": "rendered/dev/t/x.yaml",
+        assert orjson.loads(item.json()) == {"manifest": {"kind": "X", "value": value}, "file": "rendered/dev/t/x.yaml",
                                       "_source": {"file": "catalog/tenants/t.yaml", "line": 1, "col": 1},
                                       "sources": ["a.yaml"]}
     for i in range(len(kept), len(kept) + len(refused)):
@@ -825,8 +859,10 @@ def test_a_tenant_unit_is_kept_only_where_json_gives_it_back_exactly(tmp_path: P
 
 def _engine_inputs(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, bytes | None]]]:
     """What the engine is handed from now on, one list per environment: each request's
-    query and input text (the requests are made in this process: one worker)."""
+    query and input text, each item a found tenant keeps read from the cache (the requests
+    are made in this process: one worker)."""
     import kitchen_gitops.policy.gate as gate
+    from kitchen_gitops.input_items import input_json
 
     monkeypatch.setenv("KITCHEN_JOBS", "1")
     texts: list[list[tuple[str, bytes | None]]] = []
@@ -834,7 +870,7 @@ def _engine_inputs(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, byte
 
     def spy(*args: object, **kwargs: object) -> object:
         made = requests_of(*args, **kwargs)  # type: ignore[arg-type]
-        texts.append([(r.path, r.text) for r in made])
+        texts.append([(r.path, input_json(r.doc)) for r in made])
         return made
 
     monkeypatch.setattr(gate, "requests_of", spy)
