@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import pickle
 import re
 import zlib
@@ -373,10 +374,6 @@ def _share_pack(cache: Cache, packs: dict[int, Pack], kind: str, scope: str, ten
     return packs[share]
 
 
-def _strs(*values: Any) -> bool:
-    return all(type(v) is str for v in values)
-
-
 class _UnitItems:
     """The items of one found unit, read from the cache when first needed."""
 
@@ -393,32 +390,44 @@ class _UnitItems:
         return self.data_
 
 
+_OBJECT_TYPES = (str, str, str, str, str, int, int, list, (str, type(None)), int)  # a kept object's fields
+
+
 def _decode_unit(payload: bytes, items: _UnitItems) -> list[StoredFile] | None:
     """The files a unit holds, or None where the payload is not a unit's shape (its items
-    are spans of ``items``, which go into the policy input unread)."""
+    are spans of ``items``, which go into the policy input unread).  Each field of every
+    object is checked column by column (the types of a column at once)."""
     try:
         items_digest, header = orjson.loads(payload)
         if type(header) is not list or type(items_digest) is not str or not _SHA256.fullmatch(items_digest):
             return None
-        items.digest = items_digest
-        out: list[StoredFile] = []
-        at = 0
-        for entry in header:
-            path, digest, entries = entry
-            if not (type(path) is str and type(digest) is str and _SHA256.fullmatch(digest)
-                    and type(entries) is list):
+        if not all(type(entry) is list and len(entry) == 3 for entry in header):
+            return None
+        paths, digests, entries = zip(*header, strict=True) if header else ((), (), ())
+        if not (_all_of(paths, str) and _all_of(digests, str) and all(map(_SHA256.fullmatch, digests))
+                and _all_of(entries, list)):
+            return None
+        rows = [row for objects in entries for row in objects]
+        if not all(type(row) is list and len(row) == len(_OBJECT_TYPES) for row in rows):
+            return None
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_OBJECT_TYPES)
+        for column, kinds in zip(columns, _OBJECT_TYPES, strict=True):
+            if not {type(v) for v in column} <= (set(kinds) if isinstance(kinds, tuple) else {kinds}):
                 return None
-            objects: list[StoredObject] = []
-            for api_version, kind, name, namespace, file, line, col, sources, input_ns, length in entries:
-                if not (type(api_version) is str and type(kind) is str and type(name) is str
-                        and type(namespace) is str and type(file) is str and type(line) is int
-                        and type(col) is int and type(sources) is list and _strs(*sources)
-                        and (input_ns is None or type(input_ns) is str) and type(length) is int and length >= 0):
-                    return None
-                objects.append((api_version, kind, name, namespace, (file, line, col), tuple(sources),
-                                KeptItem(items, at, at + length), input_ns))
-                at += length
-            out.append((path, digest, objects))
-        return out
+        lengths = columns[9]
+        if (lengths and min(lengths) < 0) or not {type(s) for sources in columns[7] for s in sources} <= {str}:
+            return None
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
+    items.digest = items_digest
+    ends = list(itertools.accumulate(lengths))
+    made = iter([(api_version, kind, name, namespace, (file, line, col), tuple(sources),
+                  KeptItem(items, stop - length, stop), input_ns)
+                 for (api_version, kind, name, namespace, file, line, col, sources, input_ns, length), stop
+                 in zip(rows, ends, strict=True)])
+    return [(path, digest, list(itertools.islice(made, len(objects))))
+            for path, digest, objects in zip(paths, digests, entries, strict=True)]
+
+
+def _all_of(values: Sequence[Any], kind: type) -> bool:
+    return {type(v) for v in values} <= {kind}
