@@ -255,7 +255,8 @@ def _own_clusters(data: Path, clusters: dict[str, tuple[str, int, int]]) -> None
         if block is None:
             continue
         floor = re.sub(r"^      gpu: \{.*\}$",
-                       f"      gpu: {{products: [{product}], memory_gib: {mem}, per_node: 8, nodes: {nodes}}}",
+                       f"      gpu: {{products: [{product}], resources: [nvidia.com/gpu], memory_gib: {mem}, "
+                       f"per_node: 8, nodes: {nodes}}}",
                        block[0], flags=re.MULTILINE)
         floor = re.sub(r"^      scheduling: \{node_selector: \{[^}]*\}",
                        f"      scheduling: {{node_selector: {{nvidia.com/gpu.product: {product}}}",

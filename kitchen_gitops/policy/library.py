@@ -463,7 +463,7 @@ _FLOOR_SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "argocd": ("repo_urls", "target_revisions", "projects", "destination_servers", "namespaces"),
     "storage": ("endpoints", "buckets", "claims", "egress_cidrs", "secrets", "ca_bundle_configmaps"),
     "observability": ("monitoring_namespaces", "dashboard_namespaces", "runbook_urls"),
-    "gpu": ("products",),
+    "gpu": ("products", "resources"),
     "autoscaling": ("prometheus_urls",),
     "serving": ("deployment_modes", "apis"),
     "images": ("vllm", "kitchen"),  # the repositories (no tag, no digest) of the environment's images

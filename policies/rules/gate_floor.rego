@@ -47,7 +47,9 @@
 #   environment serves is one of the floor's `approved_bases` (name@version, read from the
 #   source the floor names with it) where it lists them: a base's own `license.approval`
 #   is written by the pull request that adds the base. The cluster's GPUs are those of the floor (`gpu`:
-#   the product one of `products`; `memory_gib`, `per_node` and `nodes` at most), and
+#   the product one of `products`; the extended resource the servers request and the
+#   tenants' quotas count, one of `resources`: another name is a resource no device plugin
+#   hands out and no quota of the GPUs counts; `memory_gib`, `per_node` and `nodes` at most), and
 #   every node label of the floor's `scheduling.node_selector` is in the environment's,
 #   with its value, and every toleration of the environment one of the floor's
 #   `scheduling.tolerations` where it lists them. An environment the floors do not name is
@@ -448,7 +450,8 @@ violation contains v if {
 # What the environment file names that kitchen writes into or trusts, by its field: the
 # S3 endpoint, the namespace whose pods every tenant's NetworkPolicy admits to vLLM's port
 # (the monitoring namespace), the namespace of the dashboard, KServe's deployment mode,
-# Argo CD's namespace, the Secret of the S3 credentials, the GPU the plan is made for and
+# Argo CD's namespace, the Secret of the S3 credentials, the GPU the plan is made for, the
+# extended resource its GPUs are requested and quotaed as, and
 # the ConfigMap of the CA that verifies S3's TLS, and the repositories of the images it
 # serves with and runs its conformance Job with. Where the floor lists them (`floor`),
 # the environment's value is one of the list (a field left out of a hand-made input is
@@ -478,6 +481,10 @@ picked := {
 	"argocd.namespace": {"floor": ["argocd", "namespaces"], "what": "puts its Application in namespace %v"},
 	"storage.s3.secret": {"floor": ["storage", "secrets"], "what": "reads its S3 credentials from Secret %v"},
 	"cluster.gpu.product": {"floor": ["gpu", "products"], "what": "plans for GPU %v"},
+	"cluster.gpu.resource": {
+		"floor": ["gpu", "resources"], "got": object.get(data.kitchen.lib.env, ["cluster", "gpu", "resource"], "nvidia.com/gpu"),
+		"what": "requests and limits its GPUs, and quotas them, as the extended resource %v",
+	},
 	"storage.s3.ca_bundle_configmap": {
 		"floor": ["storage", "ca_bundle_configmaps"],
 		"what": "verifies S3's certificate with the CA of ConfigMap %v",

@@ -19,7 +19,7 @@ floors := {
 				"monitoring_namespaces": ["openshift-user-workload-monitoring"], "dashboard_namespaces": ["kitchen-conformance"],
 				"runbook_urls": ["docs/operations.md"]},
 			"saturation": {"kv_cache_usage_max": 0.9, "requests_waiting_max": 16, "for_minutes": 15},
-			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "memory_gib": 80, "per_node": 8, "nodes": 1},
+			"gpu": {"products": ["NVIDIA-H100-80GB-HBM3"], "resources": ["nvidia.com/gpu"], "memory_gib": 80, "per_node": 8, "nodes": 1},
 			"autoscaling": {"prometheus_urls": ["https://thanos-querier.openshift-monitoring.svc:9092"]},
 			"scheduling": {"node_selector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", "kitchen.example.com/pool": "inference"},
 				"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
@@ -519,6 +519,22 @@ test_fail_cluster_gpus_overstated if {
 
 test_pass_cluster_gpus_understated if {
 	count(violations({"environment": {"cluster": {"gpu": {"memory_gib": 40, "per_node": 4}}}})) == 0
+}
+
+# The extended resource the servers request and the quotas count: another name is one no
+# device plugin hands out and no GPU quota counts.
+test_fail_gpus_as_another_resource if {
+	vs := violations({"environment": {"cluster": {"gpu": {"resource": "example.com/free-gpu"}}}})
+	only_at(vs, "cluster.gpu.resource")
+	some v in vs
+	contains(v.msg, "as the extended resource example.com/free-gpu")
+}
+
+# a hand-made input that names none means kitchen's default, nvidia.com/gpu
+test_pass_gpus_as_the_default_resource if {
+	patched := json.remove(at_floor, [["environment", "cluster", "gpu", "resource"]])
+	vs := gate_floor.violation with input as patched with data.kitchen.params.gate_floors as floors
+	count(vs) == 0
 }
 
 # The dedicated nodes: every label of the floor's node selector, with its value.
