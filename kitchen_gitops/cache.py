@@ -411,9 +411,8 @@ class Cache:
         bound removes the least recently used first)."""
         if self.folder is None:
             return
-        outer = f"{kind}-pack"
         with contextlib.suppress(OSError, NotImplementedError):
-            os.utime(self._path(outer, Digest(outer).text(name).hexdigest()), follow_symlinks=False)
+            os.utime(self._path(*_pack_slot(kind, name)), follow_symlinks=False)
 
     def read(self, kind: str, key: str, decode: Callable[[bytes], T | None], refused: str) -> T | None:
         """What ``decode`` makes of the payload stored for ``key``, or None: a miss, an entry
@@ -513,8 +512,7 @@ class Pack:
 
     def __init__(self, cache: Cache, kind: str, name: str = "") -> None:
         self.cache, self.kind = cache, kind
-        self.outer = f"{kind}-pack"
-        self.slot = Digest(self.outer).text(name).hexdigest()
+        self.outer, self.slot = _pack_slot(kind, name)
         self.path = cache._path(self.outer, self.slot) if cache.folder is not None else None
         self.records: dict[str, tuple[bytes, int]] = {}  # key: (payload, writes since last used)
         self.used: set[str] = set()
@@ -560,6 +558,12 @@ class Pack:
                 parts += (b"%s %d %d\n" % (key.encode(), len(payload), age), payload)
         self.cache.put(self.outer, self.slot, b"".join(parts))
         self.changed = False
+
+
+def _pack_slot(kind: str, name: str) -> tuple[str, str]:
+    """The kind and key of the entry that holds the pack ``name`` of ``kind``."""
+    outer = f"{kind}-pack"
+    return outer, Digest(outer).text(name).hexdigest()
 
 
 def _records(payload: bytes, at: int = 0) -> dict[str, tuple[bytes, int]] | None:

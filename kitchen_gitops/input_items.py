@@ -59,6 +59,9 @@ class KeptItem:
         return f"\0kept:{self.items.digest}:{self.start}:{self.stop}"
 
 
+KEPT = (orjson.Fragment, KeptItem)  # the types of an item the cache gave as JSON, unread
+
+
 def _token(value: Any) -> str:
     if type(value) is KeptItem:
         return value.token

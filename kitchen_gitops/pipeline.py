@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import gc
 import multiprocessing
 import os
@@ -505,10 +506,14 @@ class _EnvironmentJob:
     def _start(self, name: str, engine: Any) -> Pending[list[Finding]]:
         found, doc, namespaces = self.render(name)
         answers = self.stages.answers(self.opts.engine, name) if self.stages is not None else None
-        sources = {ref: f.source for ref, f in self.outcome.catalog.flavors.items()}  # what the slices group by
         evaluation = start_environment(self.library, engine, name, doc, self.outcome.catalog.locate, answers,
-                                       namespaces=namespaces, sources=sources)
+                                       namespaces=namespaces, sources=self.sources)
         return _Joined(found, evaluation, answers.flush if answers is not None else None)
+
+    @functools.cached_property
+    def sources(self) -> dict[str, str]:
+        """Each flavor's source, by reference: what the slices group the flavors by."""
+        return {ref: f.source for ref, f in self.outcome.catalog.flavors.items()}
 
     def render(self, name: str) -> tuple[list[Finding], dict[str, Any], list[str | None]]:
         """The render of ``name``: its findings (rendered as planned, the closed world, the

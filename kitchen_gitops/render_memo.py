@@ -257,10 +257,12 @@ class TenantMemo:
                 return None
         return found
 
-    def items_of(self, tenant: str, key: str, digest: str) -> bytes:
-        """The items of the unit ``key`` (their SHA-256: ``digest``), or :class:`ItemsGone`."""
-        found = self._items(tenant).read(key, lambda p: p if hashlib.sha256(p).hexdigest() == digest else None,
-                                         "not the unit's items")
+    def items_of(self, tenant: str, key: str, digest: str, size: int) -> bytes:
+        """The items of the unit ``key`` (``size`` bytes, their SHA-256: ``digest``), or
+        :class:`ItemsGone`."""
+        found = self._items(tenant).read(
+            key, lambda p: p if len(p) == size and hashlib.sha256(p).hexdigest() == digest else None,
+            "not the unit's items")
         if found is None:
             raise ItemsGone(f"tenant {tenant}'s items in {self.environment} are no longer in the cache")
         return found
@@ -305,7 +307,7 @@ class TenantMemo:
                     at += len(as_json)
                 header.append([path, digest, entries])
             kept.data_ = b"".join(blob)
-            kept.digest = hashlib.sha256(kept.data_).hexdigest()
+            kept.digest, kept.size = hashlib.sha256(kept.data_).hexdigest(), at
             payload = orjson.dumps([kept.digest, header], option=_STRICT)
         except (TypeError, UnicodeEncodeError):
             return None
@@ -377,20 +379,22 @@ def _share_pack(cache: Cache, packs: dict[int, Pack], kind: str, scope: str, ten
 class _UnitItems:
     """The items of one found unit, read from the cache when first needed."""
 
-    __slots__ = ("data_", "digest", "key", "memo", "tenant")
+    __slots__ = ("data_", "digest", "key", "memo", "size", "tenant")
 
     def __init__(self, memo: TenantMemo, tenant: str, key: str) -> None:
         self.memo, self.tenant, self.key = memo, tenant, key
-        self.digest = ""  # the items' SHA-256, as the unit's files keep it
+        self.digest, self.size = "", 0  # the items' SHA-256 and length, as the unit's files keep them
         self.data_: bytes | None = None  # read, or as this run stored them
 
     def data(self) -> bytes:
         if self.data_ is None:
-            self.data_ = self.memo.items_of(self.tenant, self.key, self.digest)
+            self.data_ = self.memo.items_of(self.tenant, self.key, self.digest, self.size)
         return self.data_
 
 
-_OBJECT_TYPES = (str, str, str, str, str, int, int, list, (str, type(None)), int)  # a kept object's fields
+# the types each field of a kept object may have
+_OBJECT_TYPES: tuple[set[type], ...] = ({str}, {str}, {str}, {str}, {str}, {int}, {int}, {list},
+                                        {str, type(None)}, {int})
 
 
 def _decode_unit(payload: bytes, items: _UnitItems) -> list[StoredFile] | None:
@@ -411,16 +415,15 @@ def _decode_unit(payload: bytes, items: _UnitItems) -> list[StoredFile] | None:
         if not all(type(row) is list and len(row) == len(_OBJECT_TYPES) for row in rows):
             return None
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(_OBJECT_TYPES)
-        for column, kinds in zip(columns, _OBJECT_TYPES, strict=True):
-            if not {type(v) for v in column} <= (set(kinds) if isinstance(kinds, tuple) else {kinds}):
-                return None
+        if not all({type(v) for v in column} <= kinds for column, kinds in zip(columns, _OBJECT_TYPES, strict=True)):
+            return None
         lengths = columns[9]
         if (lengths and min(lengths) < 0) or not {type(s) for sources in columns[7] for s in sources} <= {str}:
             return None
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
-    items.digest = items_digest
     ends = list(itertools.accumulate(lengths))
+    items.digest, items.size = items_digest, ends[-1] if ends else 0
     made = iter([(api_version, kind, name, namespace, (file, line, col), tuple(sources),
                   KeptItem(items, stop - length, stop), input_ns)
                  for (api_version, kind, name, namespace, file, line, col, sources, input_ns, length), stop

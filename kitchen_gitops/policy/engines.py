@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import orjson
-
 from .. import settings
 from ..findings import Location
-from ..input_items import KeptItem, read_kept
+from ..input_items import KEPT, read_kept
 from ..limits import ChildFailed, Done, Pending, TimeLimitExceeded, start_bounded
 from .errors import EngineUnavailable, PolicyError, policy_error_from
 from .library import Module
@@ -288,19 +286,16 @@ def plain(doc: Any) -> Any:
         return doc
     out = dict(doc)
     resources = doc.get("resources")
-    if isinstance(resources, list) and any(type(item) in _KEPT for item in resources):
+    if isinstance(resources, list) and any(type(item) in KEPT for item in resources):
         out["resources"] = [read_kept(item) for item in resources]
     catalog = doc.get("catalog")
     if isinstance(catalog, dict):
         kinds = {kind: items for kind in ("bases", "flavors") if isinstance(items := catalog.get(kind), dict)
-                 and any(type(item) in _KEPT for item in items.values())}
+                 and any(type(item) in KEPT for item in items.values())}
         if kinds:
             out["catalog"] = {**catalog, **{kind: {k: read_kept(v) for k, v in items.items()}
                                             for kind, items in kinds.items()}}
     return out
-
-
-_KEPT = (orjson.Fragment, KeptItem)
 
 
 class _First(Pending[Any]):

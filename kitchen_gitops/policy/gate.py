@@ -111,13 +111,6 @@ class Answers(Protocol):
     def keep(self, query: str, digest: bytes, answer: Any) -> None: ...
 
 
-def json_bytes(doc: Any) -> bytes | None:
-    """An input as the engine reads it (JSON), or None where orjson cannot write it (an
-    integer beyond 64 bits): then the engine writes it the slow way, and its answer is
-    neither looked up nor kept."""
-    return input_json(doc)
-
-
 def requests_of(library: Library, doc: Mapping[str, Any], namespaces: Sequence[str | None] | None = None,
                 sources: Mapping[str, Any] | None = None) -> list[Request]:
     """The evaluations of one environment's input, by the scopes of the library's rules:
@@ -193,8 +186,9 @@ def start_environment(library: Library, engine: Engine, env: str, doc: Mapping[s
             answer = answers.find(request.path, request.digest) if request.digest is not None else None
             if answer is not None:
                 found[i] = answer
-    # the inputs to evaluate written here, each kept item read (ItemsGone is raised here, not in the engine's child)
-    todo = [replace(r, text=json_bytes(r.doc)) for i, r in enumerate(requests) if i not in found]
+    # the inputs to evaluate written here, each kept item read (ItemsGone is raised here, not in the engine's
+    # child); one orjson cannot write (an integer beyond 64 bits) the engine writes the slow way
+    todo = [replace(r, text=input_json(r.doc)) for i, r in enumerate(requests) if i not in found]
     batch = start_batch(engine, todo)
     return _EnvironmentRun(library, env, doc, locate, requests, found, batch, answers)
 

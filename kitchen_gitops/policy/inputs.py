@@ -28,7 +28,7 @@ import orjson
 
 from ..cache import Cache, Pack
 from ..findings import Location
-from ..input_items import KeptItem, loc, namespace_of, resource_item
+from ..input_items import KEPT, loc, namespace_of, resource_item
 from ..input_items import read_vllm_flags as read_vllm_flags
 from ..model import Catalog, Strict
 from ..plan import EnvironmentPlan
@@ -122,8 +122,7 @@ def resource_namespaces(files: Sequence[RenderedFile], items: Sequence[Any]) -> 
              for namespace in ([kept[7] for kept in f.stored] if isinstance(f, FoundFile) else
                                [obj.input_namespace for obj in f.objects if obj.input_json is not None])]
     found = iter(given)
-    return [next(found) if type(item) is orjson.Fragment or type(item) is KeptItem else namespace_of(item)
-            for item in items]
+    return [next(found) if type(item) in KEPT else namespace_of(item) for item in items]
 
 
 def promotion(catalog: Catalog, env_name: str) -> dict[str, Any] | None:

@@ -11,10 +11,12 @@ import hashlib
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 import pytest
 
 from kitchen_gitops.cache import FOLDER, PACK_AGE, Cache, _records
@@ -535,27 +537,40 @@ def test_forged_stage_entries_cannot_hide_findings_once_an_input_changes(
     assert code == 1 and "policy.lora-rank" in out
 
 
-@pytest.mark.parametrize("damage", ["removed", "forged"])
+def _forge_pack(victim: Path, forge: Callable[[bytes], bytes]) -> None:
+    """Each entry of the pack ``victim`` as ``forge`` makes it, the pack proving itself."""
+    records = _records(victim.read_bytes().partition(b"\n")[2])
+    assert records is not None
+    payload = b"".join(b"%s %d 0\n%s" % (key.encode(), len(made), made)
+                       for key in sorted(records) for made in [forge(records[key][0])])
+    header = victim.read_bytes().partition(b"\n")[0].split(b" ")
+    header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
+    victim.write_bytes(b" ".join(header) + b"\n" + payload)
+
+
+def _one_more_byte(unit: bytes) -> bytes:
+    """A unit whose last object says its item is one byte longer than the items hold."""
+    digest, files = orjson.loads(unit)
+    files[-1][2][-1][-1] += 1
+    return orjson.dumps([digest, files])
+
+
+@pytest.mark.parametrize("damage", ["removed", "forged", "lengths"])
 def test_a_found_tenant_whose_items_the_cache_lost_is_rendered_again(
         cached: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
     """A found tenant's items are read only for an input that is evaluated: where the
-    cache lost them since (removed, or an entry of another length whose pack proves
-    itself), the environment is rendered again, each found tenant's items read at once,
-    and the findings are those of a run without the cache; the next run finds them."""
-    import hashlib
-
+    cache lost them since (removed, an entry of another length whose pack proves itself,
+    or files whose items add up to another length than the items kept), the environment
+    is rendered again, each found tenant's items read at once, and the findings are those
+    of a run without the cache; the next run finds them."""
     _run(cached, capsys)
-    victims = _entries(cached, "tenant-items-pack")
+    victims = _entries(cached, "tenant-pack" if damage == "lengths" else "tenant-items-pack")
     assert victims
     for victim in victims:
         if damage == "removed":
             victim.unlink()
-            continue
-        records = _records(victim.read_bytes().partition(b"\n")[2])
-        payload = b"".join(b"%s 2 0\n{}" % key.encode() for key in sorted(records))
-        header = victim.read_bytes().partition(b"\n")[0].split(b" ")
-        header[3], header[4] = hashlib.sha256(payload).hexdigest().encode(), str(len(payload)).encode()
-        victim.write_bytes(b" ".join(header) + b"\n" + payload)
+        else:
+            _forge_pack(victim, _one_more_byte if damage == "lengths" else lambda _: b"{}")
     rule = cached / "policies" / "rules" / "lora_rank.rego"
     rule.write_text(rule.read_text() + "\n# another library: every input evaluated, every item read\n")
     flavor = cached / "catalog" / "flavors" / "faq-answerer@v3.yaml"
